@@ -1,0 +1,218 @@
+//! The typed model of an annotated trait, built from syn.
+//!
+//! The model records what the user wrote, keeping the original tokens for
+//! error spans; whether it is acceptable is decided in `valid.rs`, and code
+//! is generated from it in `expand.rs`. Everything downstream iterates over
+//! one `Vec<Method>`, never over parallel vectors.
+
+use proc_macro2::TokenStream;
+use quote::format_ident;
+use syn::{
+    FnArg, GenericArgument, Ident, ItemTrait, LitStr, Pat, PathArguments, ReturnType, Signature,
+    TraitItem, TraitItemFn, Type,
+};
+
+use crate::{attr, ctxt::Ctxt, names};
+
+/// An annotated service trait.
+pub struct Service {
+    /// The user's trait, with the `#[ipc]` attributes removed.
+    pub item: ItemTrait,
+    /// `namespace = "..."`, if given.
+    pub namespace: Option<LitStr>,
+    /// The trait's methods, in declaration order.
+    pub methods: Vec<Method>,
+}
+
+/// How a method is carried.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Request/reply (`invoke` / `handle`): the default.
+    Invoke,
+    /// Fire and forget (`send` / `on`): `#[ipc(send)]`.
+    Send,
+}
+
+/// What a method returns.
+#[allow(clippy::large_enum_variant)] // one per method, built once per compile
+pub enum Output {
+    /// Nothing (`()`).
+    Unit,
+    /// A plain value, delivered as is.
+    Value(Type),
+    /// `Result<T, E>`: `E` is delivered to the caller as a typed error.
+    Fallible {
+        /// `T`.
+        ok: Type,
+        /// `E`.
+        err: Type,
+    },
+}
+
+/// One argument of a method.
+pub struct Arg {
+    /// The argument's name (a generated one if the user wrote a pattern).
+    pub ident: Ident,
+    /// Its type, as written.
+    pub ty: Type,
+}
+
+/// One method of a service.
+pub struct Method {
+    /// The trait item, as written (minus `#[ipc]` attributes).
+    pub item: TraitItemFn,
+    /// Request/reply or fire-and-forget.
+    pub kind: Kind,
+    /// `rename = "..."`, if given.
+    pub rename: Option<LitStr>,
+    /// The method part of the channel: the rename, or the kebab-case name.
+    pub channel_part: String,
+    /// The arguments after the receiver.
+    pub args: Vec<Arg>,
+    /// The return type.
+    pub output: Output,
+}
+
+impl Method {
+    /// The method's name.
+    pub fn ident(&self) -> &Ident {
+        &self.item.sig.ident
+    }
+
+    /// The signature as written.
+    pub fn sig(&self) -> &Signature {
+        &self.item.sig
+    }
+
+    /// The tokens to blame for a problem with the channel name.
+    pub fn channel_tokens(&self) -> TokenStream {
+        match &self.rename {
+            Some(lit) => quote::quote!(#lit),
+            None => {
+                let ident = self.ident();
+                quote::quote!(#ident)
+            }
+        }
+    }
+}
+
+impl Service {
+    /// Builds the model of `item`; unreadable parts are reported to `cx`.
+    pub fn from_syn(cx: &mut Ctxt, namespace: Option<LitStr>, mut item: ItemTrait) -> Service {
+        let mut methods = Vec::new();
+        for trait_item in &mut item.items {
+            match trait_item {
+                TraitItem::Fn(f) => {
+                    let attrs = attr::method(cx, &mut f.attrs);
+                    methods.push(Method::from_syn(f.clone(), attrs));
+                }
+                other => cx.error_spanned_by(
+                    other,
+                    "only methods are allowed in an IPC trait: each method is one channel; \
+                     move constants and associated types elsewhere",
+                ),
+            }
+        }
+        Service {
+            item,
+            namespace,
+            methods,
+        }
+    }
+
+    /// The trait's name.
+    pub fn ident(&self) -> &Ident {
+        &self.item.ident
+    }
+
+    /// The namespace string, or an empty one if it is missing (already reported).
+    pub fn namespace_str(&self) -> String {
+        self.namespace
+            .as_ref()
+            .map(LitStr::value)
+            .unwrap_or_default()
+    }
+
+    /// `namespace:part` for `method`.
+    pub fn channel(&self, method: &Method) -> String {
+        format!("{}:{}", self.namespace_str(), method.channel_part)
+    }
+}
+
+impl Method {
+    fn from_syn(item: TraitItemFn, attrs: attr::MethodAttrs) -> Method {
+        let kind = if attrs.send.is_some() {
+            Kind::Send
+        } else {
+            Kind::Invoke
+        };
+        let channel_part = match &attrs.rename {
+            Some(lit) => lit.value(),
+            None => names::kebab_case(&item.sig.ident.to_string()),
+        };
+        let args = item
+            .sig
+            .inputs
+            .iter()
+            .filter_map(|input| match input {
+                FnArg::Typed(pat) => Some(pat),
+                FnArg::Receiver(_) => None,
+            })
+            .enumerate()
+            .map(|(i, pat)| Arg {
+                ident: match &*pat.pat {
+                    Pat::Ident(p) => p.ident.clone(),
+                    _ => format_ident!("arg{}", i),
+                },
+                ty: (*pat.ty).clone(),
+            })
+            .collect();
+        let output = match &item.sig.output {
+            ReturnType::Default => Output::Unit,
+            ReturnType::Type(_, ty) => output_of(ty),
+        };
+        Method {
+            item,
+            kind,
+            rename: attrs.rename,
+            channel_part,
+            args,
+            output,
+        }
+    }
+}
+
+/// Classifies a return type: `()`, `Result<T, E>` or a plain value.
+fn output_of(ty: &Type) -> Output {
+    match ty {
+        Type::Tuple(t) if t.elems.is_empty() => Output::Unit,
+        Type::Paren(p) => output_of(&p.elem),
+        Type::Path(p) if p.qself.is_none() => {
+            let Some(last) = p.path.segments.last() else {
+                return Output::Value(ty.clone());
+            };
+            if last.ident != "Result" {
+                return Output::Value(ty.clone());
+            }
+            let PathArguments::AngleBracketed(args) = &last.arguments else {
+                return Output::Value(ty.clone());
+            };
+            let types: Vec<&Type> = args
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                })
+                .collect();
+            match types.as_slice() {
+                [ok, err] if args.args.len() == 2 => Output::Fallible {
+                    ok: (*ok).clone(),
+                    err: (*err).clone(),
+                },
+                _ => Output::Value(ty.clone()),
+            }
+        }
+        _ => Output::Value(ty.clone()),
+    }
+}

@@ -1,0 +1,34 @@
+//! Procedural macros behind [`ipc-runtime`](https://docs.rs/ipc-runtime).
+//!
+//! Do not depend on this crate directly: `ipc-runtime` re-exports every macro
+//! and pins this crate to the exact version its generated code expects.
+//!
+//! Each macro follows the same pipeline, one file per step:
+//! [`attr`] parses the attributes, [`ast`] builds one typed model of the
+//! user's trait (every node keeps the user's tokens for error spans),
+//! [`valid`] checks the model and collects *all* errors in a [`ctxt::Ctxt`],
+//! and only a model without errors reaches [`expand`]. On error,
+//! [`fallback`] emits the errors beside the user's trait, so that one mistake
+//! shows one error rather than a cascade.
+
+mod ast;
+mod attr;
+mod ctxt;
+mod expand;
+mod fallback;
+mod names;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Turns a trait into a typed IPC service: main-side dispatch, a
+/// renderer-side client and the contract descriptor.
+///
+/// See the `ipc-runtime` crate documentation for the full description and
+/// examples.
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    let args = proc_macro2::TokenStream::from(args);
+    let input = proc_macro2::TokenStream::from(input);
+    expand::service(args, input).into()
+}

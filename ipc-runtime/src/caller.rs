@@ -1,0 +1,77 @@
+//! Who is calling: main's own record of a renderer connection.
+
+use std::{fmt, sync::Arc};
+
+/// A renderer connection's id, assigned by main and unique for the life of
+/// a [`Main`](crate::Main).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RendererId(pub(crate) u64);
+
+impl RendererId {
+    /// The id as a number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for RendererId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "renderer#{}", self.0)
+    }
+}
+
+/// What the operating system says about the process at the other end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's process id, when known.
+    pub pid: Option<i32>,
+    /// The peer's user id, when known (`SO_PEERCRED`).
+    pub uid: Option<u32>,
+}
+
+/// The renderer that made the current call, as main recorded it.
+///
+/// Everything here comes from main's own record of the connection (the id
+/// and label main assigned, the credentials the OS reported), never from
+/// bytes the renderer sent. Inside a handler, get it with
+/// [`Caller::current`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub(crate) id: RendererId,
+    pub(crate) label: Arc<str>,
+    pub(crate) peer: Option<Peer>,
+}
+
+tokio::task_local! {
+    static CALLER: Caller;
+}
+
+impl Caller {
+    /// The caller of the handler being run, or `None` outside a handler
+    /// invoked by main (for example when a test calls the handler directly,
+    /// or in a task the handler spawned: spawned tasks do not inherit it,
+    /// so pass the `Caller` along).
+    pub fn current() -> Option<Caller> {
+        CALLER.try_with(Clone::clone).ok()
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> RendererId {
+        self.id
+    }
+
+    /// The label main gave the connection when it accepted it.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The peer process's credentials, when the transport reports them.
+    pub fn peer(&self) -> Option<Peer> {
+        self.peer
+    }
+
+    /// Runs `fut` with `self` as the current caller.
+    pub(crate) async fn scope<F: std::future::Future>(self, fut: F) -> F::Output {
+        CALLER.scope(self, fut).await
+    }
+}

@@ -1,0 +1,90 @@
+//! The payload codec: serde values to bytes and back, with bincode 2.
+//!
+//! This is the only module that knows the payload encoding, so that bincode
+//! (no longer maintained) can be swapped for another serde format by changing
+//! this file alone.
+//!
+//! Decoding treats its input as hostile. bincode 2 allocates from length
+//! fields it reads inside a payload (`String`, `Vec<u8>`) before checking
+//! that the bytes are there, and its byte limit is a compile-time constant,
+//! so it cannot follow the size of each frame. [`decode`] therefore drives
+//! bincode through a small serde adapter (`guard`) that reads strings and
+//! byte buffers by borrowing them from the frame (so they are copied only
+//! once proven present) and caps every size hint at the frame's length: a
+//! hostile length field never allocates more than the frame holds.
+//!
+//! # Examples
+//!
+//! ```
+//! use ipc_runtime::codec;
+//!
+//! let bytes = codec::encode_to_vec(&(7u64, "seven")).unwrap();
+//! let (n, word): (u64, String) = codec::decode(&bytes).unwrap();
+//! assert_eq!((n, word.as_str()), (7, "seven"));
+//!
+//! // A string whose length field claims 2^40 bytes is refused, not allocated.
+//! let mut hostile = vec![0xfd];
+//! hostile.extend_from_slice(&(1u64 << 40).to_le_bytes());
+//! assert!(codec::decode::<String>(&hostile).is_err());
+//! ```
+
+mod guard;
+
+use bytes::{BufMut, BytesMut};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The bincode configuration used on the wire: little-endian, variable-length
+/// integers (bincode's standard configuration).
+const CONFIG: bincode::config::Configuration = bincode::config::standard();
+
+/// Why a value could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The value could not be serialised (for example a map whose length is
+    /// unknown up front, or a `Serialize` impl that returned an error).
+    #[error("could not encode the value: {0}")]
+    Encode(String),
+    /// The bytes are not a valid encoding of the expected type.
+    #[error("could not decode the value: {0}")]
+    Decode(String),
+    /// The value decoded, but bytes were left over after it: the sender and
+    /// the receiver disagree on the type.
+    #[error("{extra} unexpected bytes after the value (the payload holds {total} bytes)")]
+    TrailingBytes {
+        /// How many bytes were not consumed.
+        extra: usize,
+        /// The size of the whole payload.
+        total: usize,
+    },
+}
+
+/// Encodes `value` and appends its bytes to `dst`.
+///
+/// Writing straight into the frame buffer avoids an intermediate `Vec`.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, dst: &mut BytesMut) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, &mut dst.writer(), CONFIG)
+        .map(|_| ())
+        .map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Encodes `value` into a new vector.
+pub fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decodes a `T` that must fill `bytes` exactly.
+///
+/// No allocation made while decoding is larger than `bytes.len()` plus the
+/// size of the decoded value itself; trailing bytes are an error.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let seed = guard::GuardSeed::<T>::new(bytes.len());
+    let (value, read) = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG)
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(CodecError::TrailingBytes {
+            extra: bytes.len() - read,
+            total: bytes.len(),
+        });
+    }
+    Ok(value)
+}

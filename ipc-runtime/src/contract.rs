@@ -1,0 +1,271 @@
+//! Contract descriptors: what `#[service]` records about a trait, and the
+//! fingerprints compared at connect time.
+
+use serde::{Deserialize, Serialize};
+
+/// How a method is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MethodKind {
+    /// Request/reply (`invoke` / `handle` in Electron).
+    Invoke,
+    /// Fire and forget (`send` / `on` in Electron).
+    Send,
+}
+
+/// One argument of a method, as written in the trait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArgDescriptor {
+    /// The argument's name.
+    pub name: &'static str,
+    /// Its type, as written.
+    pub ty: &'static str,
+}
+
+/// One method of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodDescriptor {
+    /// The method's name in the trait.
+    pub name: &'static str,
+    /// Its channel, `namespace:method`.
+    pub channel: &'static str,
+    /// Request/reply or fire-and-forget.
+    pub kind: MethodKind,
+    /// Its arguments after `&self`.
+    pub args: &'static [ArgDescriptor],
+    /// Its return type (`T` of `Result<T, E>`), as written.
+    pub output: &'static str,
+    /// `E` of `Result<T, E>`, as written, when the method has a typed error.
+    pub error: Option<&'static str>,
+}
+
+/// Everything `#[service]` records about one trait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceDescriptor {
+    /// The trait's name.
+    pub name: &'static str,
+    /// The channel namespace.
+    pub namespace: &'static str,
+    /// The methods, in declaration order.
+    pub methods: &'static [MethodDescriptor],
+}
+
+impl ServiceDescriptor {
+    /// The method on `channel`, with its index in [`Self::methods`].
+    pub fn method(&self, channel: &str) -> Option<(usize, &'static MethodDescriptor)> {
+        self.methods
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.channel == channel)
+    }
+}
+
+/// A service contract, implemented by the `…Contract` type that
+/// `#[service]` generates.
+pub trait Service {
+    /// The contract's descriptor.
+    const DESCRIPTOR: &'static ServiceDescriptor;
+    /// A hash of the descriptor, computed at compile time: equal
+    /// fingerprints mean the same channels with the same kinds and type
+    /// names.
+    const FINGERPRINT: u64;
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+const fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    // A separator, so that ("ab", "c") and ("a", "bc") differ.
+    hash ^= 0xff;
+    hash.wrapping_mul(FNV_PRIME)
+}
+
+/// The fingerprint of one method: its channel, kind, argument types and
+/// result types (not the argument names, which do not reach the wire).
+pub const fn method_fingerprint(method: &MethodDescriptor) -> u64 {
+    let mut h = fnv(FNV_OFFSET, method.channel.as_bytes());
+    h = fnv(
+        h,
+        match method.kind {
+            MethodKind::Invoke => b"invoke",
+            MethodKind::Send => b"send",
+        },
+    );
+    let mut i = 0;
+    while i < method.args.len() {
+        h = fnv(h, method.args[i].ty.as_bytes());
+        i += 1;
+    }
+    h = fnv(h, b"->");
+    h = fnv(h, method.output.as_bytes());
+    match method.error {
+        Some(e) => fnv(h, e.as_bytes()),
+        None => fnv(h, b"!"),
+    }
+}
+
+/// The fingerprint of a service: its name, namespace and every method's
+/// fingerprint, in order. Generated code evaluates it at compile time.
+pub const fn service_fingerprint(service: &ServiceDescriptor) -> u64 {
+    let mut h = fnv(FNV_OFFSET, service.name.as_bytes());
+    h = fnv(h, service.namespace.as_bytes());
+    let mut i = 0;
+    while i < service.methods.len() {
+        h = fnv(h, &method_fingerprint(&service.methods[i]).to_le_bytes());
+        i += 1;
+    }
+    h
+}
+
+/// Combines service fingerprints into one contract fingerprint.
+pub(crate) fn combine(fingerprints: impl IntoIterator<Item = u64>) -> u64 {
+    fingerprints
+        .into_iter()
+        .fold(FNV_OFFSET, |h, fp| fnv(h, &fp.to_le_bytes()))
+}
+
+/// What a renderer sends about one service in its handshake: enough for main
+/// to name the channels that differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ServiceSummary {
+    pub name: String,
+    pub fingerprint: u64,
+    pub methods: Vec<(String, u64)>,
+}
+
+impl ServiceSummary {
+    pub(crate) fn of(d: &ServiceDescriptor) -> Self {
+        ServiceSummary {
+            name: d.name.to_string(),
+            fingerprint: service_fingerprint(d),
+            methods: d
+                .methods
+                .iter()
+                .map(|m| (m.channel.to_string(), method_fingerprint(m)))
+                .collect(),
+        }
+    }
+}
+
+/// Checks a renderer's services against main's. On mismatch, returns both
+/// contract fingerprints and every difference in words.
+pub(crate) fn compare(
+    renderer: &[ServiceSummary],
+    main: &[ServiceSummary],
+) -> Result<(), (u64, u64, Vec<String>)> {
+    let mut differences = Vec::new();
+    let mut main_fps = Vec::with_capacity(renderer.len());
+    for r in renderer {
+        let Some(m) = main.iter().find(|m| m.name == r.name) else {
+            differences.push(format!("service `{}` is not served by main", r.name));
+            main_fps.push(0);
+            continue;
+        };
+        main_fps.push(m.fingerprint);
+        if m.fingerprint == r.fingerprint {
+            continue;
+        }
+        let before = differences.len();
+        for (channel, fp) in &r.methods {
+            match m.methods.iter().find(|(c, _)| c == channel) {
+                None => differences.push(format!(
+                    "service `{}`: channel `{channel}` exists only in the renderer's contract",
+                    r.name
+                )),
+                Some((_, mfp)) if mfp != fp => differences.push(format!(
+                    "service `{}`: channel `{channel}` has a different signature",
+                    r.name
+                )),
+                Some(_) => {}
+            }
+        }
+        for (channel, _) in &m.methods {
+            if !r.methods.iter().any(|(c, _)| c == channel) {
+                differences.push(format!(
+                    "service `{}`: channel `{channel}` exists only in main's contract",
+                    r.name
+                ));
+            }
+        }
+        if differences.len() == before {
+            differences.push(format!(
+                "service `{}` differs (namespace or method order)",
+                r.name
+            ));
+        }
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        let renderer_fp = combine(renderer.iter().map(|r| r.fingerprint));
+        Err((renderer_fp, combine(main_fps), differences))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GET: MethodDescriptor = MethodDescriptor {
+        name: "get",
+        channel: "notes:get",
+        kind: MethodKind::Invoke,
+        args: &[ArgDescriptor {
+            name: "id",
+            ty: "u64",
+        }],
+        output: "Note",
+        error: Some("NotesError"),
+    };
+
+    #[test]
+    fn fingerprint_ignores_arg_names_but_not_types() {
+        let renamed = MethodDescriptor {
+            args: &[ArgDescriptor {
+                name: "key",
+                ty: "u64",
+            }],
+            ..GET
+        };
+        let retyped = MethodDescriptor {
+            args: &[ArgDescriptor {
+                name: "id",
+                ty: "u32",
+            }],
+            ..GET
+        };
+        assert_eq!(method_fingerprint(&GET), method_fingerprint(&renamed));
+        assert_ne!(method_fingerprint(&GET), method_fingerprint(&retyped));
+    }
+
+    #[test]
+    fn compare_names_differing_channels() {
+        let a = ServiceDescriptor {
+            name: "Notes",
+            namespace: "notes",
+            methods: &[GET],
+        };
+        let b = ServiceDescriptor {
+            methods: &[MethodDescriptor {
+                output: "Other",
+                ..GET
+            }],
+            ..a
+        };
+        let (rfp, mfp, diffs) =
+            compare(&[ServiceSummary::of(&a)], &[ServiceSummary::of(&b)]).unwrap_err();
+        assert_ne!(rfp, mfp);
+        assert_eq!(
+            diffs,
+            ["service `Notes`: channel `notes:get` has a different signature"]
+        );
+        assert!(compare(&[ServiceSummary::of(&a)], &[ServiceSummary::of(&a)]).is_ok());
+        let (_, _, diffs) = compare(&[ServiceSummary::of(&a)], &[]).unwrap_err();
+        assert_eq!(diffs, ["service `Notes` is not served by main"]);
+    }
+}

@@ -1,0 +1,277 @@
+//! Error types: [`IpcError`] for everything the runtime can report, and
+//! [`CallError`] for methods that also return a typed error of their own.
+
+use std::{io, sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// A failure of the IPC machinery (as opposed to an error returned by a
+/// handler, which arrives as [`CallError::Handler`]).
+///
+/// Every message says what happened and, where there is one, what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum IpcError {
+    /// No reply arrived in time. Main was told to cancel the call.
+    #[error("call to `{channel}` timed out after {timeout:?}; the handler is slow or stuck (main has been told to cancel it); raise the timeout with `with_timeout` or the connection's `call_timeout` if the work is legitimately long")]
+    Timeout {
+        /// The channel that was called.
+        channel: String,
+        /// How long the caller waited.
+        timeout: Duration,
+    },
+    /// The connection is gone: the peer exited, crashed or closed it.
+    #[error(
+        "disconnected: {reason}; calls on this connection cannot succeed any more, connect again"
+    )]
+    Disconnected {
+        /// What ended the connection, as far as this side knows.
+        reason: String,
+    },
+    /// Main has no handler for this channel.
+    #[error("unknown channel `{channel}`: main serves no method on it; register the service on main with `MainBuilder::service`, and build main and renderer from the same contract")]
+    UnknownChannel {
+        /// The channel named in the frame.
+        channel: String,
+    },
+    /// The payload could not be decoded as the channel's types.
+    #[error("the payload on `{channel}` could not be decoded: {reason}; both sides must be built from the same contract")]
+    BadPayload {
+        /// The channel the payload was for.
+        channel: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// A value could not be encoded before sending.
+    #[error("the value for `{channel}` could not be encoded: {reason}")]
+    Encode {
+        /// The channel the value was for.
+        channel: String,
+        /// What the encoder said.
+        reason: String,
+    },
+    /// A frame was larger than the receiver accepts.
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes; send less data per call (split it, or pass a file path instead) or raise `max_frame_size`")]
+    FrameTooLarge {
+        /// The size of the frame, from its length prefix.
+        size: u64,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The renderer and main were built from different contracts.
+    #[error("handshake mismatch: the renderer's contract has fingerprint {renderer:#018x} but main's has {main:#018x}: {}; rebuild both from the same version of the contract", differences.join("; "))]
+    HandshakeMismatch {
+        /// The fingerprint of the renderer's contract.
+        renderer: u64,
+        /// The fingerprint of main's contract for the same services.
+        main: u64,
+        /// Each service or channel that differs, in words.
+        differences: Vec<String>,
+    },
+    /// The peer speaks another version of the wire protocol.
+    #[error("protocol version mismatch: the renderer speaks version {renderer} and main speaks version {main}; build both with the same ipc-runtime version")]
+    ProtocolMismatch {
+        /// The renderer's protocol version.
+        renderer: u16,
+        /// Main's protocol version.
+        main: u16,
+    },
+    /// The handler panicked. Main caught the panic and keeps serving.
+    #[error("the handler for `{channel}` panicked: {message}; main is still running, but this call failed (this is a bug in the handler)")]
+    HandlerPanicked {
+        /// The channel whose handler panicked.
+        channel: String,
+        /// The panic message, if it was a string.
+        message: String,
+    },
+    /// Main refused the connection's credentials.
+    #[error("not authorised: {reason}")]
+    Unauthorized {
+        /// Why the credentials were refused.
+        reason: String,
+    },
+    /// The peer broke the protocol (an unexpected or malformed frame).
+    #[error("protocol violation: {reason}")]
+    Protocol {
+        /// What was wrong.
+        reason: String,
+    },
+    /// Main was configured inconsistently.
+    #[error("invalid configuration: {reason}")]
+    Config {
+        /// What is inconsistent.
+        reason: String,
+    },
+    /// An operating-system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+}
+
+impl IpcError {
+    /// Wraps an I/O error with what was being done.
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        IpcError::Io {
+            context: context.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    pub(crate) fn disconnected(reason: impl Into<String>) -> Self {
+        IpcError::Disconnected {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn protocol(reason: impl Into<String>) -> Self {
+        IpcError::Protocol {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The error of a method declared as returning `Result<T, E>`.
+///
+/// The handler's own error arrives typed, as [`CallError::Handler`]; a
+/// failure to carry the call arrives as [`CallError::Ipc`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError<E> {
+    /// The handler ran and returned this error.
+    #[error("{0}")]
+    Handler(E),
+    /// The call could not be carried out.
+    #[error(transparent)]
+    Ipc(#[from] IpcError),
+}
+
+impl<E> CallError<E> {
+    /// The handler's error, if that is what this is.
+    pub fn handler(&self) -> Option<&E> {
+        match self {
+            CallError::Handler(e) => Some(e),
+            CallError::Ipc(_) => None,
+        }
+    }
+
+    /// The runtime error, if that is what this is.
+    pub fn ipc(&self) -> Option<&IpcError> {
+        match self {
+            CallError::Handler(_) => None,
+            CallError::Ipc(e) => Some(e),
+        }
+    }
+}
+
+/// The errors that main sends to a renderer, in their wire form.
+///
+/// Kept apart from [`IpcError`] so that the public enum can hold local-only
+/// data (I/O sources) and grow without changing the wire format.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum WireError {
+    UnknownChannel {
+        channel: String,
+    },
+    BadPayload {
+        channel: String,
+        reason: String,
+    },
+    FrameTooLarge {
+        size: u64,
+        limit: u64,
+    },
+    HandshakeMismatch {
+        renderer: u64,
+        main: u64,
+        differences: Vec<String>,
+    },
+    ProtocolMismatch {
+        renderer: u16,
+        main: u16,
+    },
+    HandlerPanicked {
+        channel: String,
+        message: String,
+    },
+    Unauthorized {
+        reason: String,
+    },
+    Protocol {
+        reason: String,
+    },
+    Internal {
+        reason: String,
+    },
+}
+
+impl From<WireError> for IpcError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::UnknownChannel { channel } => IpcError::UnknownChannel { channel },
+            WireError::BadPayload { channel, reason } => IpcError::BadPayload { channel, reason },
+            WireError::FrameTooLarge { size, limit } => IpcError::FrameTooLarge {
+                size,
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            WireError::HandshakeMismatch {
+                renderer,
+                main,
+                differences,
+            } => IpcError::HandshakeMismatch {
+                renderer,
+                main,
+                differences,
+            },
+            WireError::ProtocolMismatch { renderer, main } => {
+                IpcError::ProtocolMismatch { renderer, main }
+            }
+            WireError::HandlerPanicked { channel, message } => {
+                IpcError::HandlerPanicked { channel, message }
+            }
+            WireError::Unauthorized { reason } => IpcError::Unauthorized { reason },
+            WireError::Protocol { reason } => IpcError::Protocol {
+                reason: format!("main reported: {reason}"),
+            },
+            WireError::Internal { reason } => IpcError::Protocol {
+                reason: format!("main failed internally: {reason}"),
+            },
+        }
+    }
+}
+
+impl From<&IpcError> for WireError {
+    fn from(e: &IpcError) -> Self {
+        match e.clone() {
+            IpcError::UnknownChannel { channel } => WireError::UnknownChannel { channel },
+            IpcError::BadPayload { channel, reason } => WireError::BadPayload { channel, reason },
+            IpcError::FrameTooLarge { size, limit } => WireError::FrameTooLarge {
+                size,
+                limit: limit as u64,
+            },
+            IpcError::HandshakeMismatch {
+                renderer,
+                main,
+                differences,
+            } => WireError::HandshakeMismatch {
+                renderer,
+                main,
+                differences,
+            },
+            IpcError::ProtocolMismatch { renderer, main } => {
+                WireError::ProtocolMismatch { renderer, main }
+            }
+            IpcError::HandlerPanicked { channel, message } => {
+                WireError::HandlerPanicked { channel, message }
+            }
+            IpcError::Unauthorized { reason } => WireError::Unauthorized { reason },
+            IpcError::Protocol { reason } => WireError::Protocol { reason },
+            other => WireError::Internal {
+                reason: other.to_string(),
+            },
+        }
+    }
+}

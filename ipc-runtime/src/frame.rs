@@ -1,0 +1,478 @@
+//! The wire format: length-prefixed frames and what is inside them.
+//!
+//! A frame on the wire is a big-endian `u32` length followed by that many
+//! bytes of body. The body starts with one kind byte:
+//!
+//! | kind | frame | direction | fields after the kind byte |
+//! | --- | --- | --- | --- |
+//! | `0x01` | hello | renderer → main | protocol version (`u16` LE), then [`Hello`] |
+//! | `0x02` | welcome | main → renderer | [`Welcome`] |
+//! | `0x03` | rejected | main → renderer | a wire error |
+//! | `0x10` | invoke | renderer → main | call id (`u64` LE), channel (`u8` length + UTF-8), payload |
+//! | `0x11` | send | renderer → main | channel, payload |
+//! | `0x12` | cancel | renderer → main | call id |
+//! | `0x20` | reply ok | main → renderer | call id, payload (the return value) |
+//! | `0x21` | reply error | main → renderer | call id, payload (the handler's typed error) |
+//! | `0x22` | reply failed | main → renderer | call id, a wire error (a runtime failure) |
+//! | `0x23` | notice | main → renderer | a wire error about a frame that had no call id |
+//!
+//! Payloads and structured fields are encoded by [`crate::codec`]. The frame
+//! length is checked against the limit before any buffer for the frame is
+//! allocated ([`FrameCodec`]).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use crate::{codec, contract::ServiceSummary, error::WireError, IpcError};
+
+/// The version of the wire protocol described above.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Bytes of the length prefix.
+const PREFIX: usize = 4;
+
+mod kind {
+    pub const HELLO: u8 = 0x01;
+    pub const WELCOME: u8 = 0x02;
+    pub const REJECTED: u8 = 0x03;
+    pub const INVOKE: u8 = 0x10;
+    pub const SEND: u8 = 0x11;
+    pub const CANCEL: u8 = 0x12;
+    pub const REPLY_OK: u8 = 0x20;
+    pub const REPLY_ERR: u8 = 0x21;
+    pub const REPLY_FAILED: u8 = 0x22;
+    pub const NOTICE: u8 = 0x23;
+}
+
+/// The renderer's side of the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    pub services: Vec<ServiceSummary>,
+    pub token: Option<String>,
+    /// The largest frame the renderer accepts, so that main can refuse an
+    /// oversize reply with an error instead of sending it.
+    pub max_frame_size: u64,
+}
+
+/// Main's acceptance of a renderer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Welcome {
+    pub id: u64,
+    pub label: String,
+    pub max_frame_size: u64,
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone)]
+pub(crate) enum Frame {
+    Hello {
+        version: u16,
+        hello: Hello,
+    },
+    Welcome(Welcome),
+    Rejected(WireError),
+    Invoke {
+        id: u64,
+        channel: String,
+        payload: Bytes,
+    },
+    Send {
+        channel: String,
+        payload: Bytes,
+    },
+    Cancel {
+        id: u64,
+    },
+    ReplyOk {
+        id: u64,
+        payload: Bytes,
+    },
+    ReplyErr {
+        id: u64,
+        payload: Bytes,
+    },
+    ReplyFailed {
+        id: u64,
+        error: WireError,
+    },
+    Notice(WireError),
+}
+
+/// Why a frame body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FrameError {
+    #[error("empty frame")]
+    Empty,
+    #[error("unknown frame kind {0:#04x}")]
+    UnknownKind(u8),
+    #[error("frame kind {kind:#04x} is truncated: {need} more bytes expected")]
+    Truncated { kind: u8, need: usize },
+    #[error("channel name is not UTF-8")]
+    ChannelNotUtf8,
+    #[error("frame kind {kind:#04x} has a malformed body: {reason}")]
+    Body { kind: u8, reason: String },
+}
+
+impl FrameError {
+    /// The call id of an invoke frame whose header was readable, so that an
+    /// error can be sent back for it.
+    pub(crate) fn into_ipc(self) -> IpcError {
+        IpcError::protocol(format!("malformed frame: {self}"))
+    }
+}
+
+/// A cursor over a frame body with typed, bounds-checked reads.
+struct Reader {
+    kind: u8,
+    body: Bytes,
+}
+
+impl Reader {
+    fn need(&self, n: usize) -> Result<(), FrameError> {
+        if self.body.remaining() < n {
+            return Err(FrameError::Truncated {
+                kind: self.kind,
+                need: n - self.body.remaining(),
+            });
+        }
+        Ok(())
+    }
+
+    fn u16(&mut self) -> Result<u16, FrameError> {
+        self.need(2)?;
+        Ok(self.body.get_u16_le())
+    }
+
+    fn u64(&mut self) -> Result<u64, FrameError> {
+        self.need(8)?;
+        Ok(self.body.get_u64_le())
+    }
+
+    fn channel(&mut self) -> Result<String, FrameError> {
+        self.need(1)?;
+        let len = usize::from(self.body.get_u8());
+        self.need(len)?;
+        let raw = self.body.split_to(len);
+        String::from_utf8(raw.to_vec()).map_err(|_| FrameError::ChannelNotUtf8)
+    }
+
+    fn rest(self) -> Bytes {
+        self.body
+    }
+
+    fn value<T: serde::de::DeserializeOwned>(self) -> Result<T, FrameError> {
+        codec::decode(&self.body).map_err(|e| FrameError::Body {
+            kind: self.kind,
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl Frame {
+    /// Parses a frame body (without its length prefix).
+    pub(crate) fn parse(mut body: Bytes) -> Result<Frame, FrameError> {
+        if body.is_empty() {
+            return Err(FrameError::Empty);
+        }
+        let k = body.get_u8();
+        let mut r = Reader { kind: k, body };
+        Ok(match k {
+            kind::HELLO => {
+                let version = r.u16()?;
+                if version != PROTOCOL_VERSION {
+                    // The rest may be laid out differently: do not read it.
+                    Frame::Hello {
+                        version,
+                        hello: Hello {
+                            services: Vec::new(),
+                            token: None,
+                            max_frame_size: 0,
+                        },
+                    }
+                } else {
+                    Frame::Hello {
+                        version,
+                        hello: r.value()?,
+                    }
+                }
+            }
+            kind::WELCOME => Frame::Welcome(r.value()?),
+            kind::REJECTED => Frame::Rejected(r.value()?),
+            kind::INVOKE => {
+                let id = r.u64()?;
+                let channel = r.channel()?;
+                Frame::Invoke {
+                    id,
+                    channel,
+                    payload: r.rest(),
+                }
+            }
+            kind::SEND => {
+                let channel = r.channel()?;
+                Frame::Send {
+                    channel,
+                    payload: r.rest(),
+                }
+            }
+            kind::CANCEL => Frame::Cancel { id: r.u64()? },
+            kind::REPLY_OK => Frame::ReplyOk {
+                id: r.u64()?,
+                payload: r.rest(),
+            },
+            kind::REPLY_ERR => Frame::ReplyErr {
+                id: r.u64()?,
+                payload: r.rest(),
+            },
+            kind::REPLY_FAILED => {
+                let id = r.u64()?;
+                Frame::ReplyFailed {
+                    id,
+                    error: r.value()?,
+                }
+            }
+            kind::NOTICE => Frame::Notice(r.value()?),
+            other => return Err(FrameError::UnknownKind(other)),
+        })
+    }
+
+    /// Appends the frame body (without its length prefix) to `dst`.
+    pub(crate) fn write_body(&self, dst: &mut BytesMut) -> Result<(), codec::CodecError> {
+        match self {
+            Frame::Hello { version, hello } => {
+                dst.put_u8(kind::HELLO);
+                dst.put_u16_le(*version);
+                codec::encode_into(hello, dst)?;
+            }
+            Frame::Welcome(w) => {
+                dst.put_u8(kind::WELCOME);
+                codec::encode_into(w, dst)?;
+            }
+            Frame::Rejected(e) => {
+                dst.put_u8(kind::REJECTED);
+                codec::encode_into(e, dst)?;
+            }
+            Frame::Invoke {
+                id,
+                channel,
+                payload,
+            } => {
+                dst.put_u8(kind::INVOKE);
+                dst.put_u64_le(*id);
+                put_channel(dst, channel);
+                dst.put_slice(payload);
+            }
+            Frame::Send { channel, payload } => {
+                dst.put_u8(kind::SEND);
+                put_channel(dst, channel);
+                dst.put_slice(payload);
+            }
+            Frame::Cancel { id } => {
+                dst.put_u8(kind::CANCEL);
+                dst.put_u64_le(*id);
+            }
+            Frame::ReplyOk { id, payload } => {
+                dst.put_u8(kind::REPLY_OK);
+                dst.put_u64_le(*id);
+                dst.put_slice(payload);
+            }
+            Frame::ReplyErr { id, payload } => {
+                dst.put_u8(kind::REPLY_ERR);
+                dst.put_u64_le(*id);
+                dst.put_slice(payload);
+            }
+            Frame::ReplyFailed { id, error } => {
+                dst.put_u8(kind::REPLY_FAILED);
+                dst.put_u64_le(*id);
+                codec::encode_into(error, dst)?;
+            }
+            Frame::Notice(e) => {
+                dst.put_u8(kind::NOTICE);
+                codec::encode_into(e, dst)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The header bytes an invoke or send frame adds around its payload, at
+    /// most: kind, call id and the channel.
+    pub(crate) fn overhead(channel: &str) -> usize {
+        1 + 8 + 1 + channel.len()
+    }
+}
+
+/// Channels are at most 255 bytes on the wire; the macros allow far less
+/// (two parts of at most 64 bytes), so longer names never reach here from
+/// generated code and are cut only for hand-made frames.
+fn put_channel(dst: &mut BytesMut, channel: &str) {
+    let bytes = &channel.as_bytes()[..channel.len().min(255)];
+    dst.put_u8(bytes.len() as u8);
+    dst.put_slice(bytes);
+}
+
+/// Length-prefixed framing with a size limit checked before any allocation.
+///
+/// Wraps tokio-util's [`LengthDelimitedCodec`], peeking at the length prefix
+/// first so that an oversize frame is reported with its size and the limit.
+#[derive(Debug)]
+pub(crate) struct FrameCodec {
+    inner: LengthDelimitedCodec,
+    limit: usize,
+}
+
+/// Why the byte stream could not be cut into frames.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StreamError {
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: usize },
+    #[error("the peer closed the connection in the middle of a frame ({have} of {expected} bytes received)")]
+    Truncated { have: usize, expected: usize },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StreamError {
+    pub(crate) fn into_ipc(self) -> IpcError {
+        match self {
+            StreamError::TooLarge { size, limit } => IpcError::FrameTooLarge { size, limit },
+            StreamError::Truncated { .. } => IpcError::disconnected(self.to_string()),
+            StreamError::Io(e) => IpcError::disconnected(format!("connection error: {e}")),
+        }
+    }
+}
+
+impl FrameCodec {
+    /// A codec that refuses frames larger than `limit` bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        let inner = LengthDelimitedCodec::builder()
+            .length_field_length(PREFIX)
+            .max_frame_length(limit)
+            .new_codec();
+        FrameCodec { inner, limit }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Bytes;
+    type Error = StreamError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, StreamError> {
+        if src.len() >= PREFIX {
+            let size = u64::from(u32::from_be_bytes([src[0], src[1], src[2], src[3]]));
+            if size > self.limit as u64 {
+                return Err(StreamError::TooLarge {
+                    size,
+                    limit: self.limit,
+                });
+            }
+        }
+        Ok(self.inner.decode(src)?.map(BytesMut::freeze))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, StreamError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => {
+                let expected = if src.len() >= PREFIX {
+                    u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize + PREFIX
+                } else {
+                    PREFIX
+                };
+                Err(StreamError::Truncated {
+                    have: src.len(),
+                    expected,
+                })
+            }
+        }
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = StreamError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), StreamError> {
+        let start = dst.len();
+        dst.put_u32(0);
+        if let Err(e) = frame.write_body(dst) {
+            dst.truncate(start);
+            return Err(StreamError::Io(std::io::Error::other(e)));
+        }
+        let len = dst.len() - start - PREFIX;
+        if len > self.limit {
+            dst.truncate(start);
+            return Err(StreamError::TooLarge {
+                size: len as u64,
+                limit: self.limit,
+            });
+        }
+        dst[start..start + PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(frame: Frame) -> Frame {
+        let mut codec = FrameCodec::new(1 << 20);
+        let mut buf = BytesMut::new();
+        codec.encode(frame, &mut buf).unwrap();
+        let body = codec.decode(&mut buf).unwrap().unwrap();
+        assert!(buf.is_empty());
+        Frame::parse(body).unwrap()
+    }
+
+    #[test]
+    fn invoke_round_trips() {
+        let f = round_trip(Frame::Invoke {
+            id: 42,
+            channel: "notes:get".into(),
+            payload: Bytes::from_static(b"abc"),
+        });
+        match f {
+            Frame::Invoke {
+                id,
+                channel,
+                payload,
+            } => {
+                assert_eq!(
+                    (id, channel.as_str(), &payload[..]),
+                    (42, "notes:get", &b"abc"[..])
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversize_prefix_is_refused_before_allocation() {
+        let mut codec = FrameCodec::new(1024);
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 0][..]);
+        let cap = buf.capacity();
+        match codec.decode(&mut buf) {
+            Err(StreamError::TooLarge { size, limit }) => {
+                assert_eq!((size, limit), (u64::from(u32::MAX), 1024));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(buf.capacity(), cap, "no buffer was grown for the frame");
+    }
+
+    #[test]
+    fn truncated_bodies_are_errors() {
+        for body in [
+            &[kind::INVOKE, 1, 2][..],
+            &[kind::SEND, 9, b'a'],
+            &[kind::CANCEL],
+            &[0x7f],
+            &[],
+        ] {
+            assert!(
+                Frame::parse(Bytes::copy_from_slice(body)).is_err(),
+                "{body:?}"
+            );
+        }
+    }
+}

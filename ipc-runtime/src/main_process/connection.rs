@@ -1,0 +1,418 @@
+//! One renderer connection on the main side: handshake, then the loop that
+//! reads its frames and runs its calls.
+
+use std::{
+    collections::HashMap,
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use tokio::{
+    sync::{mpsc, watch},
+    task::AbortHandle,
+};
+use tokio_util::{
+    codec::{FramedRead, FramedWrite},
+    sync::CancellationToken,
+};
+use tracing::{debug, error, info, warn};
+
+use super::{Auth, Inner, RendererInfo};
+use crate::{
+    caller::{Caller, RendererId},
+    contract,
+    dispatch::{Outcome, Route},
+    error::WireError,
+    frame::{Frame, FrameCodec, StreamError, Welcome, PROTOCOL_VERSION},
+    transport::{write_frames, BoxRead},
+    IpcError, Transport,
+};
+
+/// Frames queued for one renderer's writer before senders wait.
+const OUT_QUEUE: usize = 1024;
+/// `send` messages queued for one renderer's in-order handler loop before
+/// its reader waits (and so stops reading from that renderer).
+const SEND_QUEUE: usize = 256;
+
+/// The calls of one renderer being handled now, by call id.
+#[derive(Default)]
+pub(crate) struct InFlight(Mutex<HashMap<u64, AbortHandle>>);
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, AbortHandle>> {
+        // Critical sections are single map operations: never inconsistent.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn abort_all(&self) {
+        for (_, handle) in self.lock().drain() {
+            handle.abort();
+        }
+    }
+}
+
+/// Runs the handshake on `transport`; on success, serves the renderer in a
+/// background task and returns what main recorded about it.
+pub(crate) async fn accept(
+    main: &Arc<Inner>,
+    transport: Transport,
+    auth: Auth,
+) -> Result<RendererInfo, IpcError> {
+    let (read, write, peer) = transport.into_parts();
+    let mut reader = FramedRead::new(read, FrameCodec::new(main.config.max_frame_size));
+    let mut writer = FramedWrite::new(write, FrameCodec::new(u32::MAX as usize));
+
+    let hello = match read_hello(main, &mut reader, &auth).await {
+        Ok(hello) => hello,
+        Err(e) => {
+            warn!(error = %e, "renderer refused at handshake");
+            let _ = send_now(&mut writer, Frame::Rejected(WireError::from(&e))).await;
+            return Err(e);
+        }
+    };
+    let (label, renderer_limit) = hello;
+    let id = main.next_id();
+    let info = RendererInfo {
+        id,
+        label: label.clone(),
+        peer,
+    };
+    let welcome = Frame::Welcome(Welcome {
+        id: id.0,
+        label,
+        max_frame_size: main.config.max_frame_size as u64,
+    });
+    send_now(&mut writer, welcome)
+        .await
+        .map_err(StreamError::into_ipc)?;
+
+    let (closed_tx, closed_rx) = watch::channel(false);
+    let in_flight = Arc::new(InFlight::default());
+    main.register(info.clone(), closed_rx, Arc::clone(&in_flight));
+    info!(renderer = %id, label = %info.label, peer = ?info.peer, "renderer connected");
+
+    let caller = Caller {
+        id,
+        label: info.label.as_str().into(),
+        peer,
+    };
+    let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+    let stop = CancellationToken::new();
+    tokio::spawn(write_frames(writer, out_rx, stop.clone()));
+    let conn = Arc::new(Conn {
+        caller,
+        out: out_tx,
+        in_flight,
+        renderer_limit,
+    });
+    let main = Arc::clone(main);
+    tokio::spawn(async move {
+        let reason = serve(&main, &conn, reader).await;
+        info!(renderer = %id, label = %conn.caller.label, %reason, "renderer disconnected");
+        conn.in_flight.abort_all();
+        stop.cancel();
+        main.unregister(id);
+        let _ = closed_tx.send(true);
+    });
+    Ok(info)
+}
+
+/// Writes one frame immediately (during the handshake, before the writer
+/// task exists).
+async fn send_now(
+    writer: &mut FramedWrite<crate::transport::BoxWrite, FrameCodec>,
+    frame: Frame,
+) -> Result<(), StreamError> {
+    use futures_util::SinkExt;
+    writer.send(frame).await
+}
+
+/// Reads and checks the renderer's hello: protocol version, credentials and
+/// contract. Returns the connection's label and the renderer's frame limit.
+async fn read_hello(
+    main: &Inner,
+    reader: &mut FramedRead<BoxRead, FrameCodec>,
+    auth: &Auth,
+) -> Result<(String, usize), IpcError> {
+    let timeout = main.config.handshake_timeout;
+    let body = match tokio::time::timeout(timeout, reader.next()).await {
+        Err(_) => {
+            return Err(IpcError::protocol(format!(
+                "no handshake within {timeout:?} of connecting"
+            )))
+        }
+        Ok(None) => {
+            return Err(IpcError::disconnected(
+                "the renderer closed the connection before its handshake",
+            ))
+        }
+        Ok(Some(Err(e))) => return Err(e.into_ipc()),
+        Ok(Some(Ok(body))) => body,
+    };
+    let (version, hello) = match Frame::parse(body) {
+        Ok(Frame::Hello { version, hello }) => (version, hello),
+        Ok(_) => {
+            return Err(IpcError::protocol(
+                "the first frame must be a handshake (hello)",
+            ))
+        }
+        Err(e) => return Err(e.into_ipc()),
+    };
+    if version != PROTOCOL_VERSION {
+        return Err(IpcError::ProtocolMismatch {
+            renderer: version,
+            main: PROTOCOL_VERSION,
+        });
+    }
+    let label = match auth {
+        Auth::Trusted(label) => label.clone(),
+        Auth::Token(tokens) => match &hello.token {
+            None => {
+                return Err(IpcError::Unauthorized {
+                    reason: "this socket requires a token and none was presented; pass the token main issued for this renderer (UnixEndpoint::issue_token)".into(),
+                })
+            }
+            Some(token) => tokens.redeem(token).ok_or_else(|| IpcError::Unauthorized {
+                reason: "the token is unknown or was already used; each token admits one connection, ask main for a new one".into(),
+            })?,
+        },
+    };
+    if let Err((renderer, main_fp, differences)) =
+        contract::compare(&hello.services, &main.summaries)
+    {
+        return Err(IpcError::HandshakeMismatch {
+            renderer,
+            main: main_fp,
+            differences,
+        });
+    }
+    let limit = usize::try_from(hello.max_frame_size).unwrap_or(usize::MAX);
+    Ok((label, limit))
+}
+
+/// Main's state for one accepted renderer.
+struct Conn {
+    caller: Caller,
+    out: mpsc::Sender<Frame>,
+    in_flight: Arc<InFlight>,
+    /// The largest frame the renderer accepts.
+    renderer_limit: usize,
+}
+
+impl Conn {
+    fn id(&self) -> RendererId {
+        self.caller.id
+    }
+
+    /// Tells the renderer about a problem with a frame that had no call id.
+    async fn notice(&self, error: &IpcError) {
+        let _ = self.out.send(Frame::Notice(WireError::from(error))).await;
+    }
+
+    async fn fail(&self, id: u64, error: &IpcError) {
+        let frame = Frame::ReplyFailed {
+            id,
+            error: WireError::from(error),
+        };
+        let _ = self.out.send(frame).await;
+    }
+
+    /// Starts handling an invoke frame in its own task.
+    async fn invoke(self: &Arc<Self>, main: &Inner, id: u64, channel: String, payload: Bytes) {
+        let route = match main.router.get(&channel) {
+            Some(route) if route.kind == contract::MethodKind::Invoke => route.clone(),
+            Some(_) => {
+                let e = IpcError::protocol(format!(
+                    "`{channel}` is a fire-and-forget channel; send to it instead of invoking it"
+                ));
+                warn!(renderer = %self.id(), %channel, "rejected frame: invoke on a send channel");
+                return self.fail(id, &e).await;
+            }
+            None => {
+                warn!(renderer = %self.id(), %channel, "rejected frame: unknown channel");
+                return self.fail(id, &IpcError::UnknownChannel { channel }).await;
+            }
+        };
+        if !self.start(id, route, payload) {
+            warn!(renderer = %self.id(), call = id, "rejected frame: duplicate call id");
+            let e = IpcError::protocol(format!("call id {id} is already in flight"));
+            self.fail(id, &e).await;
+        }
+    }
+
+    /// Spawns the task for call `id`, unless a call with that id is already
+    /// in flight (then returns `false`).
+    fn start(self: &Arc<Self>, id: u64, route: Route, payload: Bytes) -> bool {
+        let mut in_flight = self.in_flight.lock();
+        if in_flight.contains_key(&id) {
+            return false;
+        }
+        let conn = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let frame = conn.run(id, &route, payload).await;
+            conn.in_flight.lock().remove(&id);
+            let _ = conn.out.send(frame).await;
+        });
+        // Inserted while the lock is held, so the task's removal (which
+        // takes the same lock) always comes after.
+        in_flight.insert(id, task.abort_handle());
+        true
+    }
+
+    /// Runs one call and turns its outcome into a reply frame.
+    async fn run(&self, id: u64, route: &Route, payload: Bytes) -> Frame {
+        let error = match call(&self.caller, route, payload).await {
+            Outcome::Ok(payload) => {
+                return self.reply_or_too_large(id, route, Frame::ReplyOk { id, payload })
+            }
+            Outcome::Err(payload) => {
+                return self.reply_or_too_large(id, route, Frame::ReplyErr { id, payload })
+            }
+            Outcome::BadPayload(reason) => {
+                warn!(renderer = %self.id(), channel = route.channel, %reason, "rejected frame: malformed payload");
+                IpcError::BadPayload {
+                    channel: route.channel.to_string(),
+                    reason,
+                }
+            }
+            Outcome::Failed(e) => e,
+        };
+        Frame::ReplyFailed {
+            id,
+            error: WireError::from(&error),
+        }
+    }
+
+    /// `frame`, or a frame-too-large failure if the renderer would refuse it.
+    fn reply_or_too_large(&self, id: u64, route: &Route, frame: Frame) -> Frame {
+        let size = match &frame {
+            Frame::ReplyOk { payload, .. } | Frame::ReplyErr { payload, .. } => payload.len() + 9,
+            _ => 0,
+        };
+        if size <= self.renderer_limit {
+            return frame;
+        }
+        warn!(renderer = %self.id(), channel = route.channel, size, limit = self.renderer_limit, "reply too large for the renderer");
+        Frame::ReplyFailed {
+            id,
+            error: WireError::from(&IpcError::FrameTooLarge {
+                size: size as u64,
+                limit: self.renderer_limit,
+            }),
+        }
+    }
+
+    fn cancel(&self, id: u64) {
+        if let Some(handle) = self.in_flight.lock().remove(&id) {
+            debug!(renderer = %self.id(), call = id, "call cancelled by the renderer");
+            handle.abort();
+        }
+    }
+}
+
+/// Runs a handler with `caller` as the current caller, containing panics.
+async fn call(caller: &Caller, route: &Route, payload: Bytes) -> Outcome {
+    let fut = route.service.call(route.method, payload);
+    match caller
+        .clone()
+        .scope(AssertUnwindSafe(fut).catch_unwind())
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string panic payload".to_string());
+            error!(renderer = %caller.id, channel = route.channel, %message, "handler panicked");
+            Outcome::Failed(IpcError::HandlerPanicked {
+                channel: route.channel.to_string(),
+                message,
+            })
+        }
+    }
+}
+
+/// Handles `send` messages one at a time, in the order they arrived.
+async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<(Route, Bytes)>) {
+    while let Some((route, payload)) = rx.recv().await {
+        let error = match call(&conn.caller, &route, payload).await {
+            Outcome::Ok(_) | Outcome::Err(_) => continue,
+            Outcome::BadPayload(reason) => {
+                warn!(renderer = %conn.id(), channel = route.channel, %reason, "rejected frame: malformed payload");
+                IpcError::BadPayload {
+                    channel: route.channel.to_string(),
+                    reason,
+                }
+            }
+            Outcome::Failed(e) => e,
+        };
+        conn.notice(&error).await;
+    }
+}
+
+/// Reads and dispatches frames until the renderer goes away; returns why.
+async fn serve(
+    main: &Inner,
+    conn: &Arc<Conn>,
+    mut reader: FramedRead<BoxRead, FrameCodec>,
+) -> String {
+    let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
+    tokio::spawn(run_sends(Arc::clone(conn), send_rx));
+    loop {
+        let body = match reader.next().await {
+            None => return "the renderer closed the connection".into(),
+            Some(Ok(body)) => body,
+            Some(Err(StreamError::TooLarge { size, limit })) => {
+                warn!(renderer = %conn.id(), size, limit, "rejected frame: too large");
+                conn.notice(&IpcError::FrameTooLarge { size, limit }).await;
+                return format!("it sent a frame of {size} bytes, over the limit of {limit}");
+            }
+            Some(Err(e)) => return e.to_string(),
+        };
+        match Frame::parse(body) {
+            Ok(Frame::Invoke {
+                id,
+                channel,
+                payload,
+            }) => conn.invoke(main, id, channel, payload).await,
+            Ok(Frame::Send { channel, payload }) => match main.router.get(&channel) {
+                Some(route) if route.kind == contract::MethodKind::Send => {
+                    if send_tx.send((route.clone(), payload)).await.is_err() {
+                        return "its message handler stopped".into();
+                    }
+                }
+                Some(_) => {
+                    warn!(renderer = %conn.id(), %channel, "rejected frame: send on a request/reply channel");
+                    let e = IpcError::protocol(format!(
+                        "`{channel}` is a request/reply channel; invoke it instead of sending to it"
+                    ));
+                    conn.notice(&e).await;
+                }
+                None => {
+                    warn!(renderer = %conn.id(), %channel, "rejected frame: unknown channel");
+                    conn.notice(&IpcError::UnknownChannel { channel }).await;
+                }
+            },
+            Ok(Frame::Cancel { id }) => conn.cancel(id),
+            Ok(other) => {
+                warn!(renderer = %conn.id(), frame = ?other, "rejected frame: not a renderer-to-main frame");
+                conn.notice(&IpcError::protocol(
+                    "that frame kind is not sent by renderers",
+                ))
+                .await;
+            }
+            Err(e) => {
+                warn!(renderer = %conn.id(), error = %e, "rejected frame: malformed");
+                conn.notice(&e.into_ipc()).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! What every generated client is made of.
+
+use std::time::Duration;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::{Connection, Reply};
+use crate::{codec, CallError, IpcError};
+
+/// The part shared by every generated `…Client`: a connection and an
+/// optional timeout override. Generated code calls its methods; you use the
+/// generated client instead.
+#[derive(Clone, Debug)]
+pub struct ClientCore {
+    conn: Connection,
+    timeout: Option<Duration>,
+}
+
+fn bad_reply(channel: &str, e: codec::CodecError) -> IpcError {
+    IpcError::BadPayload {
+        channel: channel.to_string(),
+        reason: format!("the reply could not be decoded: {e}"),
+    }
+}
+
+impl ClientCore {
+    /// A core calling over `conn` with its default timeout.
+    pub fn new(conn: &Connection) -> Self {
+        ClientCore {
+            conn: conn.clone(),
+            timeout: None,
+        }
+    }
+
+    /// The same core with another timeout.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        ClientCore {
+            conn: self.conn.clone(),
+            timeout: Some(timeout),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or_else(|| self.conn.call_timeout())
+    }
+
+    /// Calls a method without a typed error.
+    pub async fn invoke<A: Serialize, T: DeserializeOwned>(
+        &self,
+        channel: &'static str,
+        args: &A,
+    ) -> Result<T, IpcError> {
+        match self.conn.call(channel, args, self.timeout()).await? {
+            Reply::Ok(bytes) => codec::decode(&bytes).map_err(|e| bad_reply(channel, e)),
+            Reply::Err(_) => Err(IpcError::protocol(format!(
+                "main sent a typed error for `{channel}`, which declares none; main and renderer disagree on the contract"
+            ))),
+            Reply::Failed(e) => Err(e),
+        }
+    }
+
+    /// Calls a method returning `Result<T, E>`.
+    pub async fn invoke_fallible<A: Serialize, T: DeserializeOwned, E: DeserializeOwned>(
+        &self,
+        channel: &'static str,
+        args: &A,
+    ) -> Result<T, CallError<E>> {
+        match self.conn.call(channel, args, self.timeout()).await? {
+            Reply::Ok(bytes) => codec::decode(&bytes).map_err(|e| bad_reply(channel, e).into()),
+            Reply::Err(bytes) => match codec::decode(&bytes) {
+                Ok(e) => Err(CallError::Handler(e)),
+                Err(e) => Err(bad_reply(channel, e).into()),
+            },
+            Reply::Failed(e) => Err(e.into()),
+        }
+    }
+
+    /// Sends a fire-and-forget message.
+    pub async fn send<A: Serialize>(
+        &self,
+        channel: &'static str,
+        args: &A,
+    ) -> Result<(), IpcError> {
+        self.conn.send(channel, args).await
+    }
+}

@@ -1,0 +1,481 @@
+//! The renderer side: a connection to main, and the calls made over it.
+//!
+//! A renderer declares the services it will call, connects (to the socket
+//! it inherited from main, a Unix socket with a token, or any
+//! [`Transport`]), and builds the generated `…Client`s from the
+//! [`Connection`].
+
+mod client;
+
+pub use client::ClientCore;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    path::Path,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::{
+    codec::{FramedRead, FramedWrite},
+    sync::{CancellationToken, DropGuard},
+};
+use tracing::{debug, warn};
+
+use crate::{
+    caller::RendererId,
+    codec,
+    contract::{Service, ServiceDescriptor, ServiceSummary},
+    frame::{Frame, FrameCodec, Hello, PROTOCOL_VERSION},
+    transport::{self, write_frames, BoxRead},
+    IpcError, Transport,
+};
+
+/// The default time a call waits for its reply.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default largest frame a renderer accepts from main: 16 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
+/// Frames queued for the writer before callers wait.
+const OUT_QUEUE: usize = 1024;
+
+/// Configures and opens a [`Connection`].
+#[derive(Debug, Clone)]
+pub struct ConnectionBuilder {
+    services: Vec<&'static ServiceDescriptor>,
+    call_timeout: Duration,
+    handshake_timeout: Duration,
+    max_frame_size: usize,
+}
+
+impl ConnectionBuilder {
+    /// Declares that this renderer calls service `S` (the `…Contract` type
+    /// that `#[service]` generated). Main checks every declared service
+    /// against its own at connect time.
+    pub fn service<S: Service>(mut self) -> Self {
+        if !self
+            .services
+            .iter()
+            .any(|d| std::ptr::eq(*d, S::DESCRIPTOR))
+        {
+            self.services.push(S::DESCRIPTOR);
+        }
+        self
+    }
+
+    /// How long a call waits for its reply unless the client overrides it
+    /// (default [`DEFAULT_CALL_TIMEOUT`]).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for main's answer to the handshake (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest frame accepted from main (default
+    /// [`DEFAULT_MAX_FRAME_SIZE`]).
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes.min(u32::MAX as usize);
+        self
+    }
+
+    /// Connects over `transport`, for example one end of
+    /// [`memory_pair`](crate::transport::memory_pair).
+    pub async fn connect(self, transport: Transport) -> Result<Connection, IpcError> {
+        self.handshake(transport, None).await
+    }
+
+    /// Connects to main's Unix socket at `path`, presenting the one-time
+    /// `token` that main issued for this renderer.
+    pub async fn connect_unix(
+        self,
+        path: impl AsRef<Path>,
+        token: &str,
+    ) -> Result<Connection, IpcError> {
+        let transport = transport::unix::connect(path.as_ref()).await?;
+        self.handshake(transport, Some(token.to_string())).await
+    }
+
+    /// Connects over the socket inherited from main, in a process started
+    /// by [`Main::spawn_renderer`](crate::Main::spawn_renderer).
+    pub async fn connect_inherited(self) -> Result<Connection, IpcError> {
+        let transport = transport::child::inherited()?;
+        self.handshake(transport, None).await
+    }
+
+    async fn handshake(
+        self,
+        transport: Transport,
+        token: Option<String>,
+    ) -> Result<Connection, IpcError> {
+        let (read, write, _) = transport.into_parts();
+        let mut reader = FramedRead::new(read, FrameCodec::new(self.max_frame_size));
+        let mut writer = FramedWrite::new(write, FrameCodec::new(u32::MAX as usize));
+        let hello = Frame::Hello {
+            version: PROTOCOL_VERSION,
+            hello: Hello {
+                services: self
+                    .services
+                    .iter()
+                    .map(|d| ServiceSummary::of(d))
+                    .collect(),
+                token,
+                max_frame_size: self.max_frame_size as u64,
+            },
+        };
+        writer.send(hello).await.map_err(|e| e.into_ipc())?;
+        let answer = match tokio::time::timeout(self.handshake_timeout, reader.next()).await {
+            Err(_) => {
+                return Err(IpcError::disconnected(format!(
+                    "main did not answer the handshake within {:?}",
+                    self.handshake_timeout
+                )))
+            }
+            Ok(None) => {
+                return Err(IpcError::disconnected(
+                    "main closed the connection during the handshake",
+                ))
+            }
+            Ok(Some(Err(e))) => return Err(e.into_ipc()),
+            Ok(Some(Ok(body))) => Frame::parse(body).map_err(|e| e.into_ipc())?,
+        };
+        let welcome = match answer {
+            Frame::Welcome(w) => w,
+            Frame::Rejected(e) => return Err(e.into()),
+            _ => {
+                return Err(IpcError::protocol(
+                    "main answered the handshake with an unexpected frame",
+                ))
+            }
+        };
+        let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+        let stop = CancellationToken::new();
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            out: out_tx,
+            state: Mutex::new(State::default()),
+            next_id: AtomicU64::new(1),
+            call_timeout: self.call_timeout,
+            main_max_frame: usize::try_from(welcome.max_frame_size).unwrap_or(usize::MAX),
+            id: RendererId(welcome.id),
+            label: welcome.label,
+            closed: closed_rx,
+        });
+        let writer_stop = stop.clone();
+        let writer_shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            if let Err(e) = write_frames(writer, out_rx, writer_stop).await {
+                writer_shared.close(IpcError::disconnected(format!(
+                    "writing to main failed: {e}"
+                )));
+            }
+        });
+        tokio::spawn(read_replies(
+            Arc::clone(&shared),
+            reader,
+            stop.clone(),
+            closed_tx,
+        ));
+        Ok(Connection {
+            shared,
+            _stop: Arc::new(stop.drop_guard()),
+        })
+    }
+}
+
+/// A renderer's connection to main.
+///
+/// Cheap to clone; the connection closes when the last clone (including
+/// those inside clients) is dropped.
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+    _stop: Arc<DropGuard>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .field("label", &self.shared.label)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// A reply from main, before it is decoded into the method's types.
+pub(crate) enum Reply {
+    Ok(Bytes),
+    Err(Bytes),
+    Failed(IpcError),
+}
+
+struct Shared {
+    out: mpsc::Sender<Frame>,
+    state: Mutex<State>,
+    next_id: AtomicU64,
+    call_timeout: Duration,
+    main_max_frame: usize,
+    id: RendererId,
+    label: String,
+    closed: watch::Receiver<bool>,
+}
+
+#[derive(Default)]
+struct State {
+    pending: HashMap<u64, oneshot::Sender<Reply>>,
+    closed: Option<IpcError>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Critical sections are single map operations: never inconsistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the connection closed and fails every pending call.
+    fn close(&self, reason: IpcError) {
+        let pending = {
+            let mut state = self.state();
+            if state.closed.is_none() {
+                state.closed = Some(reason);
+            }
+            std::mem::take(&mut state.pending)
+        };
+        // Dropping the senders wakes each caller, which reads the reason.
+        drop(pending);
+    }
+
+    fn closed_reason(&self) -> IpcError {
+        self.state()
+            .closed
+            .clone()
+            .unwrap_or_else(|| IpcError::disconnected("the connection to main is closed"))
+    }
+}
+
+impl Connection {
+    /// Starts configuring a connection.
+    pub fn builder() -> ConnectionBuilder {
+        ConnectionBuilder {
+            services: Vec::new(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            handshake_timeout: Duration::from_secs(10),
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+        }
+    }
+
+    /// The id main assigned to this connection.
+    pub fn id(&self) -> RendererId {
+        self.shared.id
+    }
+
+    /// The label main gave this connection.
+    pub fn label(&self) -> &str {
+        &self.shared.label
+    }
+
+    /// Whether the connection to main is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.state().closed.is_some()
+    }
+
+    /// Waits until the connection to main closes (main exited, crashed or
+    /// dropped this renderer) and returns why.
+    pub async fn closed(&self) -> IpcError {
+        let mut rx = self.shared.closed.clone();
+        let _ = rx.wait_for(|closed| *closed).await;
+        self.shared.closed_reason()
+    }
+
+    /// The default call timeout.
+    pub(crate) fn call_timeout(&self) -> Duration {
+        self.shared.call_timeout
+    }
+
+    fn encode_for(
+        &self,
+        channel: &str,
+        args: &(impl Serialize + ?Sized),
+    ) -> Result<Bytes, IpcError> {
+        let mut buf = BytesMut::new();
+        codec::encode_into(args, &mut buf).map_err(|e| IpcError::Encode {
+            channel: channel.to_string(),
+            reason: e.to_string(),
+        })?;
+        let size = buf.len() + Frame::overhead(channel);
+        if size > self.shared.main_max_frame {
+            return Err(IpcError::FrameTooLarge {
+                size: size as u64,
+                limit: self.shared.main_max_frame,
+            });
+        }
+        Ok(buf.freeze())
+    }
+
+    /// Sends an invoke frame and waits for its reply.
+    pub(crate) async fn call(
+        &self,
+        channel: &'static str,
+        args: &(impl Serialize + ?Sized),
+        timeout: Duration,
+    ) -> Result<Reply, IpcError> {
+        let payload = self.encode_for(channel, args)?;
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.shared.state();
+            if let Some(reason) = &state.closed {
+                return Err(reason.clone());
+            }
+            state.pending.insert(id, tx);
+        }
+        let mut guard = PendingCall {
+            shared: &self.shared,
+            id,
+            armed: true,
+        };
+        let frame = Frame::Invoke {
+            id,
+            channel: channel.to_string(),
+            payload,
+        };
+        if self.shared.out.send(frame).await.is_err() {
+            guard.armed = false;
+            self.shared.state().pending.remove(&id);
+            return Err(self.shared.closed_reason());
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => {
+                guard.armed = false;
+                Ok(reply)
+            }
+            Ok(Err(_)) => {
+                guard.armed = false;
+                Err(self.shared.closed_reason())
+            }
+            // The guard sends the cancel as it drops.
+            Err(_) => Err(IpcError::Timeout {
+                channel: channel.to_string(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Sends a fire-and-forget frame.
+    pub(crate) async fn send(
+        &self,
+        channel: &'static str,
+        args: &(impl Serialize + ?Sized),
+    ) -> Result<(), IpcError> {
+        let payload = self.encode_for(channel, args)?;
+        if let Some(reason) = &self.shared.state().closed {
+            return Err(reason.clone());
+        }
+        let frame = Frame::Send {
+            channel: channel.to_string(),
+            payload,
+        };
+        self.shared
+            .out
+            .send(frame)
+            .await
+            .map_err(|_| self.shared.closed_reason())
+    }
+}
+
+/// A call waiting for its reply. If the caller stops waiting (its future is
+/// dropped, or it timed out), main is told to cancel the handler.
+struct PendingCall<'a> {
+    shared: &'a Arc<Shared>,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.shared.state().pending.remove(&self.id).is_none() {
+            return;
+        }
+        let cancel = Frame::Cancel { id: self.id };
+        match self.shared.out.try_send(cancel) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(cancel)) => {
+                // The queue is full: send it from a task rather than block
+                // in a destructor.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let out = self.shared.out.clone();
+                    rt.spawn(async move {
+                        let _ = out.send(cancel).await;
+                    });
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// Reads main's frames and completes the matching calls, until the
+/// connection ends; then fails everything still pending.
+async fn read_replies(
+    shared: Arc<Shared>,
+    mut reader: FramedRead<BoxRead, FrameCodec>,
+    stop: CancellationToken,
+    closed: watch::Sender<bool>,
+) {
+    let reason = loop {
+        let next = tokio::select! {
+            biased;
+            () = stop.cancelled() => break IpcError::disconnected("the connection was dropped by this renderer"),
+            next = reader.next() => next,
+        };
+        let body = match next {
+            None => break IpcError::disconnected("main closed the connection"),
+            Some(Err(e)) => break e.into_ipc(),
+            Some(Ok(body)) => body,
+        };
+        let (id, reply) = match Frame::parse(body) {
+            Ok(Frame::ReplyOk { id, payload }) => (id, Reply::Ok(payload)),
+            Ok(Frame::ReplyErr { id, payload }) => (id, Reply::Err(payload)),
+            Ok(Frame::ReplyFailed { id, error }) => (id, Reply::Failed(error.into())),
+            Ok(Frame::Notice(error)) => {
+                warn!(error = %IpcError::from(error), "main reported a problem with a message from this renderer");
+                continue;
+            }
+            Ok(other) => {
+                warn!(frame = ?other, "ignored an unexpected frame from main");
+                continue;
+            }
+            Err(e) => {
+                warn!(error = %e, "ignored a malformed frame from main");
+                continue;
+            }
+        };
+        let waiter = shared.state().pending.remove(&id);
+        match waiter {
+            // The caller may have gone in the meantime; nothing to do then.
+            Some(tx) => {
+                let _ = tx.send(reply);
+            }
+            None => debug!(call = id, "reply for a call nobody waits for any more"),
+        }
+    };
+    debug!(error = %reason, "connection to main ended");
+    stop.cancel();
+    shared.close(reason);
+    let _ = closed.send(true);
+}

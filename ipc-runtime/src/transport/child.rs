@@ -1,0 +1,176 @@
+//! Renderers as child processes, wired to main by an inherited socket.
+//!
+//! Main creates a connected socket pair and starts the child with one end
+//! inherited at a descriptor number named in the [`FD_ENV`] environment
+//! variable. No path is involved, so no other process can connect in the
+//! renderer's place.
+
+use std::{
+    os::{
+        fd::{AsRawFd, FromRawFd, RawFd},
+        unix::net::UnixStream as StdUnixStream,
+    },
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use crate::{
+    caller::Peer,
+    main_process::{Auth, RendererInfo},
+    IpcError, Main, RendererId, Transport,
+};
+
+/// The environment variable that tells a spawned renderer which descriptor
+/// holds its socket.
+pub const FD_ENV: &str = "IPC_RUNTIME_FD";
+
+/// A renderer running as a child process of main.
+///
+/// The child is killed if this value is dropped while it still runs; call
+/// [`RendererProcess::wait`] to let it finish on its own.
+#[derive(Debug)]
+pub struct RendererProcess {
+    info: RendererInfo,
+    child: tokio::process::Child,
+}
+
+impl RendererProcess {
+    /// The connection's id.
+    pub fn id(&self) -> RendererId {
+        self.info.id
+    }
+
+    /// What main recorded about the renderer.
+    pub fn info(&self) -> &RendererInfo {
+        &self.info
+    }
+
+    /// The child's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the child to exit.
+    pub async fn wait(&mut self) -> Result<std::process::ExitStatus, IpcError> {
+        self.child
+            .wait()
+            .await
+            .map_err(|e| IpcError::io(format!("waiting for renderer {}", self.info.id), e))
+    }
+
+    /// Kills the child (SIGKILL) and waits for it.
+    pub async fn kill(&mut self) -> Result<(), IpcError> {
+        self.child
+            .kill()
+            .await
+            .map_err(|e| IpcError::io(format!("killing renderer {}", self.info.id), e))
+    }
+
+    /// The child process handle, for anything else.
+    pub fn child_mut(&mut self) -> &mut tokio::process::Child {
+        &mut self.child
+    }
+}
+
+impl Main {
+    /// Starts `command` as a renderer process labelled `label`, wired to
+    /// main by an inherited socket, and waits for its handshake.
+    ///
+    /// The child connects with
+    /// [`ConnectionBuilder::connect_inherited`](crate::ConnectionBuilder::connect_inherited).
+    /// Its standard streams are left as `command` set them.
+    pub async fn spawn_renderer(
+        &self,
+        command: std::process::Command,
+        label: &str,
+    ) -> Result<RendererProcess, IpcError> {
+        let (main_end, child_end) =
+            StdUnixStream::pair().map_err(|e| IpcError::io("creating a socket pair", e))?;
+        let fd = child_end.as_raw_fd();
+        let mut command = tokio::process::Command::from(command);
+        command.env(FD_ENV, fd.to_string()).kill_on_drop(true);
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls fcntl, which is async-signal-safe. It clears
+        // close-on-exec on the child's end of the socket pair so that the
+        // renderer inherits it; main's end keeps close-on-exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| IpcError::io(format!("starting renderer `{label}`"), e))?;
+        drop(child_end);
+        main_end
+            .set_nonblocking(true)
+            .map_err(|e| IpcError::io("configuring the renderer socket", e))?;
+        let stream = tokio::net::UnixStream::from_std(main_end)
+            .map_err(|e| IpcError::io("registering the renderer socket", e))?;
+        let peer = Peer {
+            pid: child.id().and_then(|p| i32::try_from(p).ok()),
+            uid: None,
+        };
+        let transport = Transport::from_unix(stream).with_peer(Some(peer));
+        // If the handshake fails, `child` is dropped and so killed.
+        let info = self
+            .accept_with(transport, Auth::Trusted(label.to_string()))
+            .await?;
+        Ok(RendererProcess { info, child })
+    }
+}
+
+/// Set once the inherited socket has been taken, so that it is never
+/// wrapped twice (two owners of one descriptor).
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The socket this process inherited from main.
+pub(crate) fn inherited() -> Result<Transport, IpcError> {
+    let not_spawned = |why: String| IpcError::Config {
+        reason: format!(
+            "{why}; connect_inherited works only in a process started by Main::spawn_renderer"
+        ),
+    };
+    let value = std::env::var(FD_ENV).map_err(|_| not_spawned(format!("{FD_ENV} is not set")))?;
+    let fd: RawFd = value
+        .parse()
+        .ok()
+        .filter(|fd| *fd > 2)
+        .ok_or_else(|| not_spawned(format!("{FD_ENV}={value:?} is not a descriptor number")))?;
+    if !is_socket(fd) {
+        return Err(not_spawned(format!(
+            "descriptor {fd} from {FD_ENV} is not a socket"
+        )));
+    }
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(IpcError::Config {
+            reason: "the inherited socket was already used by an earlier connect_inherited".into(),
+        });
+    }
+    // SAFETY: `fd` is an open socket (checked above) that main handed to
+    // this process for this purpose, and `TAKEN` guarantees that it gets
+    // exactly one owner.
+    let stream = unsafe { StdUnixStream::from_raw_fd(fd) };
+    // SAFETY: fcntl on a descriptor we own; keeps it from leaking into
+    // processes this renderer starts.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+    stream
+        .set_nonblocking(true)
+        .map_err(|e| IpcError::io("configuring the inherited socket", e))?;
+    let stream = tokio::net::UnixStream::from_std(stream)
+        .map_err(|e| IpcError::io("registering the inherited socket", e))?;
+    Ok(Transport::from_unix(stream))
+}
+
+fn is_socket(fd: RawFd) -> bool {
+    // SAFETY: fstat writes into a zeroed stat buffer we own; an invalid
+    // descriptor makes it fail, which we check.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    }
+}

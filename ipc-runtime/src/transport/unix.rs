@@ -1,0 +1,161 @@
+//! Unix domain sockets: a private listening socket on main, with one-time
+//! tokens, and the renderer's connect.
+//!
+//! The socket lives in a fresh directory that only the owner can enter
+//! (mode `0700`), and the socket file itself is `0600`. That keeps other
+//! users out; the one-time token keeps out other processes of the same user
+//! that did not get a token from main.
+
+use std::{
+    collections::HashMap,
+    fs,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use tokio::{net::UnixListener, task::JoinHandle};
+use tracing::warn;
+
+use crate::{main_process::Auth, IpcError, Main, Transport};
+
+/// The one-time tokens main has issued and not yet seen used.
+#[derive(Default)]
+pub(crate) struct Tokens(Mutex<HashMap<String, String>>);
+
+impl Tokens {
+    fn issue(&self, label: &str) -> Result<String, IpcError> {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| {
+            IpcError::io("generating a token", std::io::Error::other(e.to_string()))
+        })?;
+        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        self.lock().insert(token.clone(), label.to_string());
+        Ok(token)
+    }
+
+    /// The label the token was issued for, if it is valid; a token works
+    /// once.
+    pub(crate) fn redeem(&self, token: &str) -> Option<String> {
+        self.lock().remove(token)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        // Critical sections are single map operations: never inconsistent.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Main's listening Unix socket. Renderers connect with
+/// [`ConnectionBuilder::connect_unix`](crate::ConnectionBuilder::connect_unix)
+/// and a token from [`UnixEndpoint::issue_token`].
+///
+/// Dropping the endpoint stops accepting and removes the socket and its
+/// directory; renderers already connected stay connected.
+#[derive(Debug)]
+pub struct UnixEndpoint {
+    path: PathBuf,
+    dir: PathBuf,
+    tokens: Arc<Tokens>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({} outstanding)", self.lock().len())
+    }
+}
+
+impl UnixEndpoint {
+    /// The socket's path, to hand to a renderer.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Issues a one-time token for a renderer that main will label `label`.
+    /// Hand it to that renderer only (for example in its environment); it
+    /// admits exactly one connection.
+    pub fn issue_token(&self, label: &str) -> Result<String, IpcError> {
+        self.tokens.issue(label)
+    }
+}
+
+impl Drop for UnixEndpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = fs::remove_file(&self.path);
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+impl Main {
+    /// Listens on a new Unix socket in a private directory under the system's
+    /// temporary directory. Must be called inside a tokio runtime.
+    pub fn listen_unix(&self) -> Result<UnixEndpoint, IpcError> {
+        self.listen_unix_in(&std::env::temp_dir())
+    }
+
+    /// Like [`Main::listen_unix`], with the private directory created inside
+    /// `parent`.
+    pub fn listen_unix_in(&self, parent: &Path) -> Result<UnixEndpoint, IpcError> {
+        let mut raw = [0u8; 8];
+        getrandom::fill(&mut raw).map_err(|e| {
+            IpcError::io(
+                "naming the socket directory",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let name: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = parent.join(format!("ipc-runtime-{}-{name}", std::process::id()));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                IpcError::io(
+                    format!("creating the socket directory {}", dir.display()),
+                    e,
+                )
+            })?;
+        let path = dir.join("main.sock");
+        let listener = UnixListener::bind(&path)
+            .map_err(|e| IpcError::io(format!("listening on {}", path.display()), e))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| IpcError::io(format!("restricting {}", path.display()), e))?;
+        let tokens = Arc::new(Tokens::default());
+        let task = tokio::spawn(accept_loop(self.clone(), listener, Arc::clone(&tokens)));
+        Ok(UnixEndpoint {
+            path,
+            dir,
+            tokens,
+            task,
+        })
+    }
+}
+
+async fn accept_loop(main: Main, listener: UnixListener, tokens: Arc<Tokens>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let main = main.clone();
+                let auth = Auth::Token(Arc::clone(&tokens));
+                // The handshake runs in its own task so that a slow renderer
+                // does not hold up the next one.
+                tokio::spawn(async move {
+                    let _ = main.accept_with(Transport::from_unix(stream), auth).await;
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "accepting a renderer connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Connects to main's socket at `path`.
+pub(crate) async fn connect(path: &Path) -> Result<Transport, IpcError> {
+    let stream = tokio::net::UnixStream::connect(path)
+        .await
+        .map_err(|e| IpcError::io(format!("connecting to main at {}", path.display()), e))?;
+    Ok(Transport::from_unix(stream))
+}
