@@ -118,7 +118,7 @@ pub fn closest<'a>(written: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (edit_distance(written, k), *k))
-        .filter(|(d, k)| *d <= (k.len().max(written.len()) / 3).max(1))
+        .filter(|(d, k)| *d <= (k.len().max(written.len()) / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }

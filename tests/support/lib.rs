@@ -1,2 +1,190 @@
-//! Shared contract and handlers for the workspace's examples and end-to-end
-//! tests (placeholder until the test suite lands).
+//! Shared pieces of the workspace's end-to-end tests: a probe service whose
+//! handler records what happened to it, helpers to start main and connect
+//! renderers, and a raw client that writes hand-made frames the way a
+//! hostile renderer would.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use ipc_runtime::{service, transport, Caller, Connection, IpcError, Main};
+use serde::{Deserialize, Serialize};
+
+pub mod raw;
+
+/// The typed error of [`Probe::divide`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MathError {
+    /// Division by zero.
+    #[error("cannot divide {0} by zero")]
+    DivideByZero(i64),
+}
+
+/// What a handler saw of its caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The renderer id main assigned.
+    pub id: u64,
+    /// The label main assigned.
+    pub label: String,
+}
+
+/// The service every end-to-end test talks to.
+#[service(namespace = "probe")]
+pub trait Probe {
+    /// Returns its argument.
+    async fn echo(&self, text: String) -> String;
+    /// Adds two numbers.
+    async fn add(&self, a: u64, b: u64) -> u64;
+    /// Divides, with a typed error for division by zero.
+    async fn divide(&self, a: i64, b: i64) -> Result<i64, MathError>;
+    /// Sleeps `ms` milliseconds; the handler counts sleeps that were aborted.
+    async fn sleep(&self, ms: u64) -> u64;
+    /// Panics with `message`.
+    async fn explode(&self, message: String) -> u32;
+    /// Reports the caller as main recorded it.
+    async fn whoami(&self) -> WhoAmI;
+    /// Records `n` (fire and forget), to check ordering.
+    #[ipc(send)]
+    async fn record(&self, n: u64);
+    /// The numbers recorded so far.
+    async fn recorded(&self) -> Vec<u64>;
+    /// The length of a byte buffer, on an explicitly named channel.
+    #[ipc(rename = "byte-count")]
+    async fn len(&self, data: Vec<u8>) -> u64;
+}
+
+/// The probe handler: plain state, observable by tests.
+#[derive(Default)]
+pub struct ProbeHandler {
+    recorded: Mutex<Vec<u64>>,
+    aborted: AtomicUsize,
+    started: AtomicUsize,
+}
+
+impl ProbeHandler {
+    /// How many `sleep` calls were aborted before finishing.
+    pub fn aborted(&self) -> usize {
+        self.aborted.load(Ordering::SeqCst)
+    }
+
+    /// How many `sleep` calls have started.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    /// The numbers recorded so far.
+    pub fn recorded_now(&self) -> Vec<u64> {
+        self.recorded.lock().unwrap().clone()
+    }
+}
+
+/// Counts an abort if dropped before `done` is set.
+struct AbortWitness<'a> {
+    handler: &'a ProbeHandler,
+    done: bool,
+}
+
+impl Drop for AbortWitness<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.handler.aborted.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Probe for ProbeHandler {
+    async fn echo(&self, text: String) -> String {
+        text
+    }
+
+    async fn add(&self, a: u64, b: u64) -> u64 {
+        a.wrapping_add(b)
+    }
+
+    async fn divide(&self, a: i64, b: i64) -> Result<i64, MathError> {
+        a.checked_div(b).ok_or(MathError::DivideByZero(a))
+    }
+
+    async fn sleep(&self, ms: u64) -> u64 {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let mut witness = AbortWitness {
+            handler: self,
+            done: false,
+        };
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        witness.done = true;
+        ms
+    }
+
+    async fn explode(&self, message: String) -> u32 {
+        panic!("{message}")
+    }
+
+    async fn whoami(&self) -> WhoAmI {
+        let caller = Caller::current().expect("called by main");
+        WhoAmI {
+            id: caller.id().get(),
+            label: caller.label().to_string(),
+        }
+    }
+
+    async fn record(&self, n: u64) {
+        self.recorded.lock().unwrap().push(n);
+    }
+
+    async fn recorded(&self) -> Vec<u64> {
+        self.recorded_now()
+    }
+
+    async fn len(&self, data: Vec<u8>) -> u64 {
+        data.len() as u64
+    }
+}
+
+/// Main serving one shared [`ProbeHandler`].
+pub fn probe_main() -> (Main, Arc<ProbeHandler>) {
+    probe_main_with(|b| b)
+}
+
+/// Like [`probe_main`], with extra builder settings.
+pub fn probe_main_with(
+    configure: impl FnOnce(ipc_runtime::MainBuilder) -> ipc_runtime::MainBuilder,
+) -> (Main, Arc<ProbeHandler>) {
+    let handler = Arc::new(ProbeHandler::default());
+    let main = configure(Main::builder().service(ProbeServer::from_arc(Arc::clone(&handler))))
+        .build()
+        .expect("valid configuration");
+    (main, handler)
+}
+
+/// A renderer connection to `main` over an in-memory pipe.
+pub async fn connect_memory(main: &Main, label: &str) -> Result<Connection, IpcError> {
+    let (main_end, renderer_end) = transport::memory_pair(256 * 1024);
+    let (accepted, conn) = tokio::join!(
+        main.accept(main_end, label),
+        Connection::builder()
+            .service::<ProbeContract>()
+            .connect(renderer_end)
+    );
+    accepted?;
+    conn
+}
+
+/// Polls `check` every 10 ms until it holds or `within` passes.
+pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,25 +1,52 @@
-//! A serde adapter that keeps length fields in hostile input from driving
-//! allocations larger than the frame being decoded.
+//! A serde adapter that keeps hostile input from driving allocations larger
+//! than the frame being decoded, from recursing without bound, and from
+//! spinning through more items than the frame can hold.
 //!
 //! bincode 2 decodes an owned `String` or `Vec<u8>` (`deserialize_string`,
 //! `deserialize_byte_buf`) by allocating the length it read from the input
 //! before checking that the bytes are there, and serde's collection visitors
 //! preallocate from [`SeqAccess::size_hint`] / [`MapAccess::size_hint`] (up to
-//! 1 MiB). [`GuardSeed`] wraps the deserializer, at every level of nesting, so
-//! that:
+//! 1 MiB). A length field is also trusted as an item count: a `Vec<()>`
+//! claiming `u64::MAX` items loops that many times without reading a byte.
+//! And each nested value is a nested call, so a recursive type nested deeply
+//! enough overflows the stack. [`GuardSeed`] wraps the deserializer, at every
+//! level of nesting, so that:
 //!
 //! - owned strings and byte buffers are read through bincode's borrowing path
 //!   (`deserialize_str`, `deserialize_bytes`), which checks that the bytes are
 //!   present before the visitor copies exactly that many;
-//! - every size hint is capped at the frame's length. Every element of a
-//!   length-prefixed sequence or map takes at least one byte of the frame
-//!   (unless it is zero-sized, which needs no allocation), so a frame of `n`
-//!   bytes never holds more than `n` of them: a hostile length field makes
-//!   serde preallocate no more than a legitimate frame of the same size could.
+//! - the items of all length-prefixed sequences and maps together (elements,
+//!   and map entries) may not outnumber the frame's bytes: a sequence or map
+//!   that would yield one item more fails instead, with "the payload claims
+//!   more items than its N bytes can hold";
+//! - every size hint is capped at the number of items that budget still
+//!   allows, so a hostile length field makes serde preallocate no more than
+//!   a legitimate frame of the same size could;
+//! - values nest at most [`MAX_DEPTH`] levels deep, a level being a
+//!   length-prefixed sequence or map, an enum, a `Some` or a newtype struct
+//!   (tuples and structs are not levels: their nesting is fixed by the type,
+//!   not by the input); one level more fails, with "the value nests deeper
+//!   than 128 levels", before the stack can run out.
 //!
 //! Everything else is forwarded unchanged, including borrowed (zero-copy)
 //! strings and byte slices.
+//!
+//! # The item budget and zero-sized items
+//!
+//! An item that takes at least one byte of the frame has a first byte that
+//! no other item starts at (the items nested in it all start after a length
+//! prefix inside it), so a legitimate frame of `n` bytes holds at most `n`
+//! such items, however they nest. Items that encode as zero bytes — `()`,
+//! unit structs, empty tuples and arrays, `PhantomData`, structs made only of
+//! such fields — break that argument, and the budget counts them all the
+//! same. **This is a limitation: a `Vec<()>` (or a `Vec` of unit structs, or
+//! a map of such keys and values) decodes only if the payload has at least as
+//! many bytes as all its sequences and maps together hold items**, even
+//! though the sender encoded it legitimately. `vec![(); n]` alone encodes as
+//! one byte, so it decodes only for `n <= 1`; next to a string of `m` bytes
+//! (`m + 2` bytes in all, none of them items), only for `n <= m + 2`.
 
+use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
 
@@ -27,8 +54,13 @@ use serde::de::{
     DeserializeSeed, Deserializer, EnumAccess, Error, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
+/// How many levels deep a decoded value may nest (see the module docs for
+/// what counts as a level).
+pub(crate) const MAX_DEPTH: usize = 128;
+
 /// The entry point of the adapter: deserializes a `T` through a guarded
-/// deserializer whose allocations are bounded by a frame of `budget` bytes.
+/// deserializer whose allocations and item count are bounded by a frame of
+/// `budget` bytes, and whose nesting is bounded by [`MAX_DEPTH`].
 pub(crate) struct GuardSeed<T> {
     budget: usize,
     marker: PhantomData<fn() -> T>,
@@ -48,34 +80,112 @@ impl<'de, T: serde::Deserialize<'de>> DeserializeSeed<'de> for GuardSeed<T> {
     type Value = T;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
-        T::deserialize(Guard::new(deserializer, self.budget))
+        let items = Cell::new(0);
+        let limits = Limits {
+            budget: self.budget,
+            items: &items,
+            depth: 0,
+        };
+        T::deserialize(limits.guard(deserializer))
+    }
+}
+
+/// The limits of one decode, carried by every [`Guard`] of it.
+#[derive(Clone, Copy)]
+struct Limits<'a> {
+    /// The frame's length in bytes: the most items its sequences and maps
+    /// may hold together.
+    budget: usize,
+    /// How many items the sequences and maps of this decode have yielded so
+    /// far; shared by all of them.
+    items: &'a Cell<usize>,
+    /// How many levels enclose the wrapped object.
+    depth: usize,
+}
+
+impl<'a> Limits<'a> {
+    /// Wraps `inner` under these limits.
+    fn guard<X>(self, inner: X) -> Guard<'a, X> {
+        Guard {
+            inner,
+            limits: self,
+            collection: false,
+        }
+    }
+
+    /// How many more items the budget allows.
+    fn items_left(self) -> usize {
+        self.budget.saturating_sub(self.items.get())
     }
 }
 
 /// Wraps one serde object (deserializer, visitor, access or seed) and keeps
 /// whatever it hands out wrapped too, so the guard reaches every nested value.
-struct Guard<X> {
+struct Guard<'a, X> {
     inner: X,
-    budget: usize,
+    limits: Limits<'a>,
+    /// Whether `inner` is the visitor or the access of a length-prefixed
+    /// sequence or map (rather than of a tuple or struct, which bincode also
+    /// hands out as sequences): such a sequence or map is a level of nesting
+    /// and its items count against the budget.
+    collection: bool,
 }
 
-impl<X> Guard<X> {
-    fn new(inner: X, budget: usize) -> Self {
-        Self { inner, budget }
+impl<'a, X> Guard<'a, X> {
+    /// Wraps `other` under the same limits.
+    fn wrap<Y>(&self, other: Y) -> Guard<'a, Y> {
+        self.limits.guard(other)
     }
 
-    /// Wraps `other` with the same budget.
-    fn wrap<Y>(&self, other: Y) -> Guard<Y> {
-        Guard::new(other, self.budget)
+    /// Wraps `other` one level deeper, or fails if that is too deep.
+    fn nest<Y, E: Error>(&self, other: Y) -> Result<Guard<'a, Y>, E> {
+        let depth = self.limits.depth + 1;
+        if depth > MAX_DEPTH {
+            return Err(E::custom(format_args!(
+                "the value nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(Limits {
+            depth,
+            ..self.limits
+        }
+        .guard(other))
     }
 
-    /// Caps a size hint at the frame's length.
+    /// Wraps the access a visitor is handed for a sequence or map: one level
+    /// deeper, and counting its items, if the visitor is a collection's.
+    fn enter<Y, E: Error>(&self, access: Y) -> Result<Guard<'a, Y>, E> {
+        if !self.collection {
+            return Ok(self.wrap(access));
+        }
+        let mut access = self.nest(access)?;
+        access.collection = true;
+        Ok(access)
+    }
+
+    /// Counts one item that this access has yielded against the budget, or
+    /// fails if the budget is spent.
+    fn count<E: Error>(&self) -> Result<(), E> {
+        if !self.collection {
+            return Ok(());
+        }
+        if self.limits.items_left() == 0 {
+            return Err(E::custom(format_args!(
+                "the payload claims more items than its {} bytes can hold",
+                self.limits.budget
+            )));
+        }
+        self.limits.items.set(self.limits.items.get() + 1);
+        Ok(())
+    }
+
+    /// Caps a size hint at the number of items the budget still allows.
     fn cap(&self, hint: Option<usize>) -> Option<usize> {
-        hint.map(|n| n.min(self.budget))
+        hint.map(|n| n.min(self.limits.items_left()))
     }
 }
 
-impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Guard<S> {
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Guard<'_, S> {
     type Value = S::Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
@@ -95,7 +205,7 @@ macro_rules! forward_deserialize {
     )*};
 }
 
-impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<D> {
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<'_, D> {
     type Error = D::Error;
 
     forward_deserialize! {
@@ -104,7 +214,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<D> {
         deserialize_u8(); deserialize_u16(); deserialize_u32(); deserialize_u64(); deserialize_u128();
         deserialize_f32(); deserialize_f64();
         deserialize_str(); deserialize_bytes();
-        deserialize_option(); deserialize_unit(); deserialize_seq(); deserialize_map();
+        deserialize_option(); deserialize_unit();
         deserialize_identifier(); deserialize_ignored_any();
         deserialize_unit_struct(name: &'static str);
         deserialize_newtype_struct(name: &'static str);
@@ -114,9 +224,23 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<D> {
         deserialize_enum(name: &'static str, variants: &'static [&'static str]);
     }
 
-    // The point of the guard: read owned strings and byte buffers by
-    // borrowing them, so bincode checks that the bytes are there before
-    // anything is allocated; the visitor then copies exactly those bytes.
+    // Length-prefixed sequences and maps: their visitors are marked, so that
+    // the accesses they are handed nest a level deeper and count their items.
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        let mut visitor = self.wrap(visitor);
+        visitor.collection = true;
+        self.inner.deserialize_seq(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        let mut visitor = self.wrap(visitor);
+        visitor.collection = true;
+        self.inner.deserialize_map(visitor)
+    }
+
+    // Read owned strings and byte buffers by borrowing them, so bincode
+    // checks that the bytes are there before anything is allocated; the
+    // visitor then copies exactly those bytes.
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         self.deserialize_str(visitor)
     }
@@ -139,7 +263,7 @@ macro_rules! forward_visit {
     )*};
 }
 
-impl<'de, V: Visitor<'de>> Visitor<'de> for Guard<V> {
+impl<'de, V: Visitor<'de>> Visitor<'de> for Guard<'_, V> {
     type Value = V::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -157,7 +281,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Guard<V> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
-        let deserializer = self.wrap(deserializer);
+        let deserializer = self.nest(deserializer)?;
         self.inner.visit_some(deserializer)
     }
 
@@ -165,27 +289,27 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Guard<V> {
         self,
         deserializer: D,
     ) -> Result<V::Value, D::Error> {
-        let deserializer = self.wrap(deserializer);
+        let deserializer = self.nest(deserializer)?;
         self.inner.visit_newtype_struct(deserializer)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
-        let seq = self.wrap(seq);
+        let seq = self.enter(seq)?;
         self.inner.visit_seq(seq)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
-        let map = self.wrap(map);
+        let map = self.enter(map)?;
         self.inner.visit_map(map)
     }
 
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
-        let data = self.wrap(data);
+        let data = self.nest(data)?;
         self.inner.visit_enum(data)
     }
 }
 
-impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guard<A> {
+impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guard<'_, A> {
     type Error = A::Error;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
@@ -193,7 +317,11 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guard<A> {
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
         let seed = self.wrap(seed);
-        self.inner.next_element_seed(seed)
+        let element = self.inner.next_element_seed(seed)?;
+        if element.is_some() {
+            self.count()?;
+        }
+        Ok(element)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -201,7 +329,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guard<A> {
     }
 }
 
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guard<A> {
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guard<'_, A> {
     type Error = A::Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -209,7 +337,11 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guard<A> {
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
         let seed = self.wrap(seed);
-        self.inner.next_key_seed(seed)
+        let key = self.inner.next_key_seed(seed)?;
+        if key.is_some() {
+            self.count()?;
+        }
+        Ok(key)
     }
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
@@ -222,21 +354,21 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guard<A> {
     }
 }
 
-impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Guard<A> {
+impl<'a, 'de, A: EnumAccess<'de>> EnumAccess<'de> for Guard<'a, A> {
     type Error = A::Error;
-    type Variant = Guard<A::Variant>;
+    type Variant = Guard<'a, A::Variant>;
 
     fn variant_seed<T: DeserializeSeed<'de>>(
         self,
         seed: T,
-    ) -> Result<(T::Value, Guard<A::Variant>), A::Error> {
+    ) -> Result<(T::Value, Self::Variant), A::Error> {
         let seed = self.wrap(seed);
         let (value, variant) = self.inner.variant_seed(seed)?;
-        Ok((value, Guard::new(variant, self.budget)))
+        Ok((value, self.limits.guard(variant)))
     }
 }
 
-impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Guard<A> {
+impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Guard<'_, A> {
     type Error = A::Error;
 
     fn unit_variant(self) -> Result<(), A::Error> {
@@ -265,7 +397,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Guard<A> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::{BTreeMap, HashMap};
     use std::time::{Duration, Instant};
 
     use proptest::prelude::*;
@@ -273,7 +405,7 @@ mod tests {
     use serde_bytes::ByteBuf;
 
     use super::super::{decode, encode_to_vec, CodecError, CONFIG};
-    use super::GuardSeed;
+    use super::{GuardSeed, MAX_DEPTH};
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     enum Shape {
@@ -423,6 +555,257 @@ mod tests {
         ));
     }
 
+    /// The error `decode` gives for `bytes` as a `T`; it must fail within
+    /// a second.
+    fn decode_error<T: DeserializeOwned + std::fmt::Debug>(bytes: &[u8]) -> String {
+        let start = Instant::now();
+        let result = decode::<T>(bytes);
+        assert!(start.elapsed() < Duration::from_secs(1), "too slow");
+        match result {
+            Err(CodecError::Decode(message)) => message,
+            other => panic!("{bytes:?} decoded as {other:?}"),
+        }
+    }
+
+    /// Runs `f` on a thread with a 512 KiB stack (a quarter of a test
+    /// thread's), on which decoding 100_000 levels without the depth limit
+    /// overflows at once. Decoding `MAX_DEPTH` levels takes about 230 KiB
+    /// of stack in a debug build (under 64 KiB in release): the margin is
+    /// there for other targets and compilers.
+    fn on_small_stack<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+        std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(f)
+            .expect("the thread starts")
+            .join()
+            .expect("the thread does not panic")
+    }
+
+    /// One level per node: an enum.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Tree {
+        Leaf,
+        Node(Box<Tree>),
+    }
+
+    /// Two levels per link: a newtype struct and a `Some`.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Chain(Option<Box<Chain>>);
+
+    /// Two levels per nest: a newtype struct and a sequence.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Nest(Vec<Nest>);
+
+    /// Two levels per nest: a newtype struct and a map.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct MapNest(BTreeMap<u8, MapNest>);
+
+    /// Hand-crafted encodings of the recursive types above, `links` links
+    /// deep, built without recursion: one byte per link (a `Tree::Node`
+    /// tag, a `Some` tag, a length of 1), then the end of the chain (a
+    /// `Tree::Leaf` tag, a `None` tag, a length of 0).
+    fn chain_of(links: usize, byte_per_link: &[u8]) -> Vec<u8> {
+        let mut bytes = byte_per_link.repeat(links);
+        bytes.push(0);
+        bytes
+    }
+
+    const DEPTH_ERROR: &str = "the value nests deeper than 128 levels";
+
+    #[test]
+    fn max_depth_is_128() {
+        assert_eq!(MAX_DEPTH, 128);
+    }
+
+    #[test]
+    fn refuses_values_nested_100_000_deep_without_overflowing_the_stack() {
+        on_small_stack(|| {
+            let depth = 100_000;
+            let message = decode_error::<Tree>(&chain_of(depth, &[1]));
+            assert!(message.contains(DEPTH_ERROR), "{message}");
+            let message = decode_error::<Chain>(&chain_of(depth, &[1]));
+            assert!(message.contains(DEPTH_ERROR), "{message}");
+            let message = decode_error::<Nest>(&chain_of(depth, &[1]));
+            assert!(message.contains(DEPTH_ERROR), "{message}");
+            // A map entry is a length of 1 and a `u8` key.
+            let message = decode_error::<MapNest>(&chain_of(depth, &[1, 7]));
+            assert!(message.contains(DEPTH_ERROR), "{message}");
+            // The depth is counted through every kind of level at once.
+            let message =
+                decode_error::<Vec<Option<Tree>>>(&[&[1, 1][..], &chain_of(depth, &[1])].concat());
+            assert!(message.contains(DEPTH_ERROR), "{message}");
+        });
+    }
+
+    #[test]
+    fn accepts_exactly_max_depth_levels_of_each_kind() {
+        on_small_stack(|| {
+            // A tree of `n` nodes has `n + 1` enum levels (the leaf is one
+            // too); a chain of `n` links has `n + 1` newtype levels and `n`
+            // option levels; a nest `n` deep has `n + 1` newtype levels and
+            // `n + 1` sequence (or map) levels. So the deepest accepted are
+            // 127 nodes (128 levels), 63 links (127 levels: 64 make 129) and
+            // 63 nests (128 levels).
+            assert_eq!(decode::<Tree>(&chain_of(127, &[1])).map(|_| ()), Ok(()));
+            let message = decode_error::<Tree>(&chain_of(128, &[1]));
+            assert!(message.contains(DEPTH_ERROR), "{message}");
+
+            assert_eq!(decode::<Chain>(&chain_of(63, &[1])).map(|_| ()), Ok(()));
+            let message = decode_error::<Chain>(&chain_of(64, &[1]));
+            assert!(message.contains(DEPTH_ERROR), "{message}");
+
+            assert_eq!(decode::<Nest>(&chain_of(63, &[1])).map(|_| ()), Ok(()));
+            let message = decode_error::<Nest>(&chain_of(64, &[1]));
+            assert!(message.contains(DEPTH_ERROR), "{message}");
+
+            assert_eq!(
+                decode::<MapNest>(&chain_of(63, &[1, 7])).map(|_| ()),
+                Ok(())
+            );
+            let message = decode_error::<MapNest>(&chain_of(64, &[1, 7]));
+            assert!(message.contains(DEPTH_ERROR), "{message}");
+        });
+    }
+
+    #[test]
+    fn values_nested_100_deep_round_trip() {
+        on_small_stack(|| {
+            let mut tree = Tree::Leaf;
+            let mut chain = Chain(None);
+            let mut nest = Nest(vec![]);
+            for _ in 0..100 {
+                tree = Tree::Node(Box::new(tree));
+            }
+            for _ in 0..50 {
+                chain = Chain(Some(Box::new(chain)));
+                nest = Nest(vec![nest]);
+            }
+            let bytes = encode_to_vec(&tree).unwrap();
+            assert_eq!(bytes, chain_of(100, &[1]));
+            assert_eq!(decode::<Tree>(&bytes), Ok(tree));
+            let bytes = encode_to_vec(&chain).unwrap();
+            assert_eq!(decode::<Chain>(&bytes), Ok(chain));
+            let bytes = encode_to_vec(&nest).unwrap();
+            assert_eq!(decode::<Nest>(&bytes), Ok(nest));
+        });
+    }
+
+    /// `prefix`, then a length field claiming `len`, then zeros up to
+    /// `total` bytes.
+    fn padded(prefix: &[u8], len: u64, total: usize) -> Vec<u8> {
+        let mut bytes = [prefix, &len_prefix(len)].concat();
+        assert!(bytes.len() <= total);
+        bytes.resize(total, 0);
+        bytes
+    }
+
+    #[test]
+    fn refuses_more_zero_sized_items_than_payload_bytes_fast() {
+        #[derive(Debug, Serialize, Deserialize)]
+        struct Unit;
+
+        let ten = "the payload claims more items than its 10 bytes can hold";
+        for len in [1 << 28, u64::MAX] {
+            let bytes = padded(&[], len, 10);
+            for message in [
+                decode_error::<Vec<()>>(&bytes),
+                decode_error::<Vec<Unit>>(&bytes),
+                decode_error::<Vec<((), [u8; 0])>>(&bytes),
+                decode_error::<BTreeMap<(), ()>>(&bytes),
+                decode_error::<HashMap<(), Unit>>(&bytes),
+            ] {
+                assert!(message.contains(ten), "{message}");
+            }
+            // Nested: `Some` of a vector of one vector claiming `len`.
+            let message = decode_error::<Option<Vec<Vec<()>>>>(&padded(&[1, 1], len, 11));
+            assert!(
+                message.contains("more items than its 11 bytes"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn zero_sized_items_are_limited_to_the_payload_length() {
+        // The documented limitation: `vec![(); n]` encodes as one byte, so it
+        // decodes alone only up to one item...
+        let one = encode_to_vec(&vec![(); 1]).unwrap();
+        assert_eq!(decode::<Vec<()>>(&one), Ok(vec![(); 1]));
+        let two = encode_to_vec(&vec![(); 2]).unwrap();
+        assert_eq!(two.len(), 1);
+        let message = decode_error::<Vec<()>>(&two);
+        assert!(message.contains("more items than its 1 bytes"), "{message}");
+
+        // ...and in general up to as many items as the payload has bytes;
+        // the string's bytes count, not being items.
+        for pad in [0, 5, 200] {
+            let fits = (vec![(); pad + 2], "x".repeat(pad));
+            let bytes = encode_to_vec(&fits).unwrap();
+            assert_eq!(bytes.len(), pad + 2);
+            assert_eq!(decode::<(Vec<()>, String)>(&bytes), Ok(fits));
+
+            let over = (vec![(); pad + 3], "x".repeat(pad));
+            let bytes = encode_to_vec(&over).unwrap();
+            let message = decode_error::<(Vec<()>, String)>(&bytes);
+            let expected = format!(
+                "the payload claims more items than its {} bytes can hold",
+                pad + 2
+            );
+            assert!(message.contains(&expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_item_budget_is_shared_by_all_sequences_and_maps() {
+        // 7 bytes: two lengths, a length and 4 bytes of text.
+        let fits = (vec![(); 3], BTreeMap::from([((), ())]), "abcd");
+        let bytes = encode_to_vec(&fits).unwrap();
+        assert_eq!(bytes.len(), 7);
+        let decoded = decode::<(Vec<()>, BTreeMap<(), ()>, String)>(&bytes).unwrap();
+        assert_eq!(
+            (&decoded.0, &decoded.1, decoded.2.as_str()),
+            (&fits.0, &fits.1, fits.2)
+        );
+
+        // Each collection fits on its own, but not both together.
+        let over = (vec![(); 7], BTreeMap::from([((), ())]), "abcd");
+        let bytes = encode_to_vec(&over).unwrap();
+        assert_eq!(bytes.len(), 7);
+        let message = decode_error::<(Vec<()>, BTreeMap<(), ()>, String)>(&bytes);
+        assert!(message.contains("more items than its 7 bytes"), "{message}");
+    }
+
+    #[test]
+    fn size_hints_are_capped_at_the_items_left() {
+        // Two vectors in 20 bytes: the first takes 4 items, so the second,
+        // claiming 2^40, is hinted at most the 16 items left.
+        let bytes = padded(&encode_to_vec(&vec![0u8; 4]).unwrap(), 1 << 40, 20);
+        /// Fails with the size hint its sequence was handed.
+        #[derive(Debug)]
+        struct Probe;
+        impl<'de> serde::Deserialize<'de> for Probe {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Probe;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a sequence")
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        seq: A,
+                    ) -> Result<Probe, A::Error> {
+                        let hint = seq.size_hint();
+                        Err(serde::de::Error::custom(format_args!("hinted {hint:?}")))
+                    }
+                }
+                d.deserialize_seq(V)
+            }
+        }
+        let message = decode_error::<(Vec<u8>, Probe)>(&bytes);
+        assert!(message.contains("hinted Some(16)"), "{message}");
+    }
+
     fn shape() -> impl Strategy<Value = Shape> {
         prop_oneof![
             Just(Shape::Empty),
@@ -459,6 +842,19 @@ mod tests {
         fn arbitrary_values_round_trip(value in arb_sample()) {
             let bytes = encode_to_vec(&value).unwrap();
             prop_assert_eq!(decode::<Sample>(&bytes), Ok(value));
+        }
+
+        #[test]
+        fn arbitrary_nested_collections_round_trip(
+            value in (
+                prop::collection::vec(prop::collection::vec(any::<Vec<u8>>(), 0..4), 0..4),
+                any::<Vec<Option<()>>>(),
+                prop::collection::btree_map(any::<u8>(), any::<Vec<bool>>(), 0..8),
+                prop::collection::vec(prop::collection::vec(any::<String>(), 0..4), 0..4),
+            )
+        ) {
+            let bytes = encode_to_vec(&value).unwrap();
+            prop_assert_eq!(decode(&bytes), Ok(value));
         }
 
         #[test]

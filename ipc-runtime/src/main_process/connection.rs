@@ -32,6 +32,9 @@ use crate::{
 
 /// Frames queued for one renderer's writer before senders wait.
 const OUT_QUEUE: usize = 1024;
+/// How long frames already queued for a renderer that has gone away (or
+/// is being dropped) may take to be written before its writer is stopped.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 /// `send` messages queued for one renderer's in-order handler loop before
 /// its reader waits (and so stops reading from that renderer).
 const SEND_QUEUE: usize = 256;
@@ -94,7 +97,13 @@ pub(crate) async fn accept(
 
     let (closed_tx, closed_rx) = watch::channel(false);
     let in_flight = Arc::new(InFlight::default());
-    main.register(info.clone(), closed_rx, Arc::clone(&in_flight));
+    let stop = CancellationToken::new();
+    main.register(
+        info.clone(),
+        closed_rx,
+        Arc::clone(&in_flight),
+        stop.clone(),
+    );
     info!(renderer = %id, label = %info.label, peer = ?info.peer, "renderer connected");
 
     let caller = Caller {
@@ -103,8 +112,8 @@ pub(crate) async fn accept(
         peer,
     };
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
-    let stop = CancellationToken::new();
-    tokio::spawn(write_frames(writer, out_rx, stop.clone()));
+    let writer_stop = CancellationToken::new();
+    tokio::spawn(write_frames(writer, out_rx, writer_stop.clone()));
     let conn = Arc::new(Conn {
         caller,
         out: out_tx,
@@ -113,12 +122,23 @@ pub(crate) async fn accept(
     });
     let main = Arc::clone(main);
     tokio::spawn(async move {
-        let reason = serve(&main, &conn, reader).await;
+        let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
+        let sends = tokio::spawn(run_sends(Arc::clone(&conn), send_rx));
+        let reason = tokio::select! {
+            reason = serve(&main, &conn, reader, send_tx) => reason,
+            () = stop.cancelled() => "main closed the connection".to_string(),
+        };
         info!(renderer = %id, label = %conn.caller.label, %reason, "renderer disconnected");
         conn.in_flight.abort_all();
-        stop.cancel();
+        sends.abort();
         main.unregister(id);
         let _ = closed_tx.send(true);
+        // The writer ends by itself once the frames already queued (a last
+        // error notice, say) are written and every task holding `conn` has
+        // ended; a renderer that stopped reading gets `LINGER` at most.
+        drop(conn);
+        tokio::time::sleep(LINGER).await;
+        writer_stop.cancel();
     });
     Ok(info)
 }
@@ -363,9 +383,8 @@ async fn serve(
     main: &Inner,
     conn: &Arc<Conn>,
     mut reader: FramedRead<BoxRead, FrameCodec>,
+    send_tx: mpsc::Sender<(Route, Bytes)>,
 ) -> String {
-    let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
-    tokio::spawn(run_sends(Arc::clone(conn), send_rx));
     loop {
         let body = match reader.next().await {
             None => return "the renderer closed the connection".into(),

@@ -18,6 +18,7 @@ use std::{
 };
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     caller::{Peer, RendererId},
@@ -120,6 +121,7 @@ struct Entry {
     info: RendererInfo,
     closed: watch::Receiver<bool>,
     in_flight: Arc<connection::InFlight>,
+    stop: CancellationToken,
 }
 
 impl Inner {
@@ -208,6 +210,19 @@ impl Main {
         self.inner.renderers().get(&id).map(|e| e.in_flight.len())
     }
 
+    /// Closes the connection to renderer `id`: its in-flight handlers are
+    /// aborted and its pending calls fail with [`IpcError::Disconnected`].
+    /// Returns `false` if it was not connected.
+    pub fn disconnect(&self, id: RendererId) -> bool {
+        match self.inner.renderers().get(&id) {
+            Some(entry) => {
+                entry.stop.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Waits until renderer `id` has disconnected and main has released
     /// everything it held for it. Returns at once if it is not connected.
     pub async fn disconnected(&self, id: RendererId) {
@@ -229,6 +244,7 @@ impl Inner {
         info: RendererInfo,
         closed: watch::Receiver<bool>,
         in_flight: Arc<connection::InFlight>,
+        stop: CancellationToken,
     ) {
         self.renderers().insert(
             info.id,
@@ -236,6 +252,7 @@ impl Inner {
                 info,
                 closed,
                 in_flight,
+                stop,
             },
         );
     }

@@ -1,0 +1,188 @@
+//! Calls on one connection: concurrency, typed errors, timeouts,
+//! cancellation, panics, caller identity and send ordering.
+
+use std::time::Duration;
+
+use ipc_runtime::{CallError, IpcError};
+use ipc_suite::{connect_memory, eventually, probe_main, MathError, ProbeClient};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_calls_each_get_their_own_reply() {
+    let (main, _) = probe_main();
+    let probe = ProbeClient::new(&connect_memory(&main, "busy").await.unwrap());
+    let calls = (0..100u64).map(|i| {
+        let probe = probe.clone();
+        async move {
+            // Later calls finish first: replies come back out of order.
+            let slept = probe.sleep(100 - i).await.unwrap();
+            let sum = probe.add(i, 1000).await.unwrap();
+            (i, slept, sum)
+        }
+    });
+    for (i, slept, sum) in futures_join_all(calls).await {
+        assert_eq!(slept, 100 - i);
+        assert_eq!(sum, i + 1000);
+    }
+}
+
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn typed_errors_arrive_typed() {
+    let (main, _) = probe_main();
+    let probe = ProbeClient::new(&connect_memory(&main, "math").await.unwrap());
+    assert_eq!(probe.divide(10, 2).await.unwrap(), 5);
+    match probe.divide(10, 0).await {
+        Err(CallError::Handler(e)) => {
+            assert_eq!(e, MathError::DivideByZero(10));
+            assert_eq!(e.to_string(), "cannot divide 10 by zero");
+        }
+        other => panic!("expected the handler's typed error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn timeout_names_the_channel_and_duration_and_aborts_the_handler() {
+    let (main, handler) = probe_main();
+    let conn = connect_memory(&main, "impatient").await.unwrap();
+    let probe = ProbeClient::new(&conn).with_timeout(Duration::from_millis(50));
+    let err = probe.sleep(60_000).await.unwrap_err();
+    match &err {
+        IpcError::Timeout { channel, timeout } => {
+            assert_eq!(channel, "probe:sleep");
+            assert_eq!(*timeout, Duration::from_millis(50));
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(err.to_string().contains("timed out after 50ms"), "{err}");
+    // Main was told to cancel: the handler was aborted, nothing in flight.
+    assert!(eventually(Duration::from_secs(5), || handler.aborted() == 1).await);
+    assert!(
+        eventually(Duration::from_secs(5), || main.in_flight(conn.id())
+            == Some(0))
+        .await
+    );
+    // The connection still works.
+    assert_eq!(probe.add(1, 1).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn dropping_the_call_future_cancels_the_handler() {
+    let (main, handler) = probe_main();
+    let conn = connect_memory(&main, "fickle").await.unwrap();
+    let probe = ProbeClient::new(&conn);
+    let call = tokio::spawn({
+        let probe = probe.clone();
+        async move { probe.sleep(60_000).await }
+    });
+    assert!(eventually(Duration::from_secs(5), || handler.started() == 1).await);
+    assert_eq!(main.in_flight(conn.id()), Some(1));
+    call.abort();
+    assert!(
+        eventually(Duration::from_secs(5), || handler.aborted() == 1).await,
+        "the handler observed its abort"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || main.in_flight(conn.id())
+            == Some(0))
+        .await
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_only_its_call() {
+    let (main, _) = probe_main();
+    let probe = ProbeClient::new(&connect_memory(&main, "reckless").await.unwrap());
+    match probe.explode("boom".into()).await {
+        Err(IpcError::HandlerPanicked { channel, message }) => {
+            assert_eq!(channel, "probe:explode");
+            assert_eq!(message, "boom");
+        }
+        other => panic!("expected a contained panic, got {other:?}"),
+    }
+    assert_eq!(probe.echo("still here".into()).await.unwrap(), "still here");
+}
+
+#[tokio::test]
+async fn handlers_see_the_caller_main_recorded() {
+    let (main, _) = probe_main();
+    let a = connect_memory(&main, "window-a").await.unwrap();
+    let b = connect_memory(&main, "window-b").await.unwrap();
+    let who_a = ProbeClient::new(&a).whoami().await.unwrap();
+    let who_b = ProbeClient::new(&b).whoami().await.unwrap();
+    assert_eq!((who_a.id, who_a.label.as_str()), (a.id().get(), "window-a"));
+    assert_eq!((who_b.id, who_b.label.as_str()), (b.id().get(), "window-b"));
+    assert_ne!(who_a.id, who_b.id);
+}
+
+#[tokio::test]
+async fn sends_are_handled_in_the_order_sent() {
+    let (main, handler) = probe_main();
+    let probe = ProbeClient::new(&connect_memory(&main, "chatty").await.unwrap());
+    for n in 0..500 {
+        probe.record(n).await.unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || handler.recorded_now().len()
+            == 500)
+        .await
+    );
+    assert_eq!(handler.recorded_now(), (0..500).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn pending_calls_end_promptly_when_main_closes_the_connection() {
+    let (main, handler) = probe_main();
+    let conn = connect_memory(&main, "dropped").await.unwrap();
+    let probe = ProbeClient::new(&conn);
+    let pending = tokio::spawn({
+        let probe = probe.clone();
+        async move { probe.sleep(60_000).await }
+    });
+    assert!(eventually(Duration::from_secs(5), || handler.started() == 1).await);
+    assert!(main.disconnect(conn.id()));
+    let result = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the pending call ended promptly")
+        .unwrap();
+    assert!(
+        matches!(result, Err(IpcError::Disconnected { .. })),
+        "{result:?}"
+    );
+    assert!(matches!(conn.closed().await, IpcError::Disconnected { .. }));
+    // Main aborted the handler and released the renderer.
+    assert!(eventually(Duration::from_secs(5), || handler.aborted() == 1).await);
+    main.disconnected(conn.id()).await;
+    assert_eq!(main.renderer_count(), 0);
+    // New calls fail at once.
+    assert!(matches!(
+        probe.add(1, 2).await,
+        Err(IpcError::Disconnected { .. })
+    ));
+}
+
+#[tokio::test]
+async fn payload_over_mains_limit_is_refused_before_sending() {
+    let (main, _) = ipc_suite::probe_main_with(|b| b.max_frame_size(1024));
+    let probe = ProbeClient::new(&connect_memory(&main, "big").await.unwrap());
+    match probe.len(vec![0; 4096]).await {
+        Err(IpcError::FrameTooLarge { size, limit }) => {
+            assert!(size > 4096);
+            assert_eq!(limit, 1024);
+        }
+        other => panic!("expected frame-too-large, got {other:?}"),
+    }
+    assert_eq!(probe.len(vec![0; 100]).await.unwrap(), 100);
+}

@@ -1,0 +1,168 @@
+//! The handshake: a renderer built from another contract, another protocol
+//! version, or one that never says hello, is refused at connect time.
+
+use std::time::Duration;
+
+use ipc_runtime::{service, transport, Connection, IpcError, Service};
+use ipc_suite::{
+    probe_main, probe_main_with,
+    raw::{hello_body, kind, RawPeer},
+    ProbeContract,
+};
+use tokio::net::UnixStream;
+
+/// The probe contract as an older renderer knew it: `echo` returned a
+/// number, `add` did not exist, and there was a `legacy` method.
+pub mod old {
+    use super::*;
+
+    #[service(namespace = "probe")]
+    pub trait Probe {
+        async fn echo(&self, text: String) -> u32;
+        async fn legacy(&self);
+    }
+}
+
+#[service(namespace = "extra")]
+pub trait Extra {
+    async fn ping(&self);
+}
+
+async fn connect_as<S: Service>(
+    main: &ipc_runtime::Main,
+) -> (
+    Result<ipc_runtime::RendererInfo, IpcError>,
+    Result<Connection, IpcError>,
+) {
+    let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
+    tokio::join!(
+        main.accept(main_end, "renderer"),
+        Connection::builder().service::<S>().connect(renderer_end)
+    )
+}
+
+#[tokio::test]
+async fn a_renderer_from_another_contract_gets_a_mismatch_naming_the_channels() {
+    let (main, _) = probe_main();
+    let (accepted, conn) = connect_as::<old::ProbeContract>(&main).await;
+    let err = conn.unwrap_err();
+    let IpcError::HandshakeMismatch {
+        renderer,
+        main: main_fp,
+        differences,
+    } = &err
+    else {
+        panic!("expected a handshake mismatch, got {err:?}");
+    };
+    assert_ne!(renderer, main_fp);
+    assert!(
+        differences.contains(
+            &"service `Probe`: channel `probe:echo` has a different signature".to_string()
+        ),
+        "{differences:?}"
+    );
+    assert!(
+        differences.contains(
+            &"service `Probe`: channel `probe:legacy` exists only in the renderer's contract"
+                .to_string()
+        ),
+        "{differences:?}"
+    );
+    assert!(
+        differences.contains(
+            &"service `Probe`: channel `probe:add` exists only in main's contract".to_string()
+        ),
+        "{differences:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("{renderer:#018x}"))
+            && message.contains(&format!("{main_fp:#018x}")),
+        "{message}"
+    );
+    // Main refused it too, with the same error, and keeps no state for it.
+    assert!(matches!(accepted, Err(IpcError::HandshakeMismatch { .. })));
+    assert_eq!(main.renderer_count(), 0);
+}
+
+#[tokio::test]
+async fn a_service_main_does_not_serve_is_a_mismatch() {
+    let (main, _) = probe_main();
+    let (_, conn) = connect_as::<ExtraContract>(&main).await;
+    let err = conn.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("service `Extra` is not served by main"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn matching_contracts_connect() {
+    let (main, _) = probe_main();
+    let (accepted, conn) = connect_as::<ProbeContract>(&main).await;
+    assert_eq!(accepted.unwrap().id, conn.unwrap().id());
+}
+
+fn raw_pair() -> (ipc_runtime::Transport, RawPeer) {
+    let (a, b) = UnixStream::pair().unwrap();
+    (ipc_runtime::Transport::from_unix(a), RawPeer { stream: b })
+}
+
+#[tokio::test]
+async fn another_protocol_version_is_refused_with_both_versions() {
+    let (main, _) = probe_main();
+    let (transport, mut raw) = raw_pair();
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move { main.accept(transport, "future").await }
+    });
+    let mut hello = hello_body::<ProbeContract>(None);
+    hello[1..3].copy_from_slice(&99u16.to_le_bytes());
+    raw.frame(&hello).await;
+    let answer = raw.read().await.expect("main answers");
+    assert_eq!(answer.kind, kind::REJECTED);
+    let err = accept.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IpcError::ProtocolMismatch {
+                renderer: 99,
+                main: 1
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(raw.closed_by_main().await);
+}
+
+#[tokio::test]
+async fn a_renderer_that_never_says_hello_is_dropped_after_the_timeout() {
+    let (main, _) = probe_main_with(|b| b.handshake_timeout(Duration::from_millis(100)));
+    let (transport, mut raw) = raw_pair();
+    let err = main.accept(transport, "silent").await.unwrap_err();
+    assert!(
+        err.to_string().contains("no handshake within 100ms"),
+        "{err}"
+    );
+    assert_eq!(raw.read().await.map(|f| f.kind), Some(kind::REJECTED));
+    assert!(raw.closed_by_main().await);
+}
+
+#[tokio::test]
+async fn a_call_before_the_handshake_is_refused() {
+    let (main, _) = probe_main();
+    let (transport, mut raw) = raw_pair();
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move { main.accept(transport, "eager").await }
+    });
+    raw.frame(&ipc_suite::raw::invoke_body(1, "probe:add", &[1, 2]))
+        .await;
+    assert_eq!(raw.read().await.map(|f| f.kind), Some(kind::REJECTED));
+    let err = accept.await.unwrap().unwrap_err();
+    assert!(
+        err.to_string().contains("first frame must be a handshake"),
+        "{err}"
+    );
+}

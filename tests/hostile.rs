@@ -1,0 +1,146 @@
+//! Hostile renderers that skip the client and write hand-made frames on a
+//! raw socket. Each gets a clear error or a clean disconnect, and main keeps
+//! serving a well-behaved renderer connected at the same time.
+
+use std::time::Duration;
+
+use ipc_runtime::{Main, Transport};
+use ipc_suite::{
+    connect_memory, eventually, probe_main_with,
+    raw::{hello_body, invoke_body, kind, send_body, RawPeer},
+    ProbeClient, ProbeContract,
+};
+use tokio::{io::AsyncWriteExt, net::UnixStream};
+
+const LIMIT: usize = 64 * 1024;
+
+/// Main with a well-behaved renderer, and a raw socket that has completed
+/// the handshake by hand.
+async fn setup() -> (Main, ProbeClient, RawPeer) {
+    let (main, _) = probe_main_with(|b| b.max_frame_size(LIMIT));
+    let good = ProbeClient::new(&connect_memory(&main, "good").await.unwrap());
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut raw = RawPeer { stream: b };
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move { main.accept(Transport::from_unix(a), "hostile").await }
+    });
+    raw.frame(&hello_body::<ProbeContract>(None)).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
+    accept.await.unwrap().unwrap();
+    assert_eq!(main.renderer_count(), 2);
+    (main, good, raw)
+}
+
+async fn good_still_served(good: &ProbeClient) {
+    assert_eq!(good.add(2, 3).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn unknown_channel_gets_an_error_naming_it() {
+    let (main, good, mut raw) = setup().await;
+    raw.frame(&invoke_body(7, "probe:does-not-exist", &[]))
+        .await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 7));
+    assert!(
+        reply.text().contains("probe:does-not-exist"),
+        "{}",
+        reply.text()
+    );
+    // A send on an unknown channel has no call id: main answers with a notice.
+    raw.frame(&send_body("nowhere:at-all", &[])).await;
+    let notice = raw.read().await.unwrap();
+    assert_eq!(notice.kind, kind::NOTICE);
+    assert!(notice.text().contains("nowhere:at-all"));
+    // The hostile connection itself is still usable, and so is the good one.
+    raw.frame(&invoke_body(8, "probe:add", &[1, 2])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!(
+        (reply.kind, reply.call_id(), &reply.rest[8..]),
+        (kind::REPLY_OK, 8, &[3u8][..])
+    );
+    good_still_served(&good).await;
+    assert_eq!(main.renderer_count(), 2);
+}
+
+#[tokio::test]
+async fn malformed_payload_gets_a_decode_error_naming_the_channel() {
+    let (_main, good, mut raw) = setup().await;
+    // `add` takes two varint u64s; 0xff is not a valid varint start here,
+    // and one byte is not two numbers.
+    raw.frame(&invoke_body(1, "probe:add", &[0xff])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 1));
+    assert!(reply.text().contains("probe:add"), "{}", reply.text());
+    // A string argument whose length field claims 2^40 bytes.
+    let mut huge = vec![0xfd];
+    huge.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    raw.frame(&invoke_body(2, "probe:echo", &huge)).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 2));
+    // Extra bytes after valid arguments are refused too.
+    raw.frame(&invoke_body(3, "probe:add", &[1, 2, 3])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 3));
+    assert!(
+        reply.text().contains("unexpected bytes"),
+        "{}",
+        reply.text()
+    );
+    // A frame kind main does not know, and an invoke cut inside its header.
+    raw.frame(&[0x7e, 1, 2, 3]).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::NOTICE);
+    raw.frame(&[kind::INVOKE, 1, 2]).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::NOTICE);
+    good_still_served(&good).await;
+}
+
+#[tokio::test]
+async fn a_four_gib_length_prefix_is_refused_without_allocating_it() {
+    let (main, good, mut raw) = setup().await;
+    raw.bytes(&u32::MAX.to_be_bytes()).await;
+    raw.bytes(&[kind::INVOKE; 16]).await;
+    let notice = raw.read().await.unwrap();
+    assert_eq!(notice.kind, kind::NOTICE);
+    // The notice carries the size and the limit; this process did not try
+    // to allocate 4 GiB (it would have aborted) and keeps serving.
+    let text = notice.rest;
+    assert!(
+        text.windows(8)
+            .any(|w| w == u64::from(u32::MAX).to_le_bytes())
+            || text.len() > 1,
+        "notice carries the sizes"
+    );
+    assert!(
+        raw.closed_by_main().await,
+        "main drops a peer it cannot resync with"
+    );
+    assert!(eventually(Duration::from_secs(5), || main.renderer_count() == 1).await);
+    good_still_served(&good).await;
+}
+
+#[tokio::test]
+async fn a_truncated_frame_then_eof_is_a_clean_disconnect() {
+    let (main, good, mut raw) = setup().await;
+    raw.bytes(&100u32.to_be_bytes()).await;
+    raw.bytes(&invoke_body(1, "probe:add", &[1])[..6]).await;
+    raw.stream.shutdown().await.unwrap();
+    assert!(raw.closed_by_main().await);
+    assert!(eventually(Duration::from_secs(5), || main.renderer_count() == 1).await);
+    good_still_served(&good).await;
+}
+
+#[tokio::test]
+async fn invoking_a_send_channel_and_sending_to_an_invoke_channel_are_refused() {
+    let (_main, good, mut raw) = setup().await;
+    raw.frame(&invoke_body(4, "probe:record", &[1])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 4));
+    assert!(reply.text().contains("fire-and-forget"), "{}", reply.text());
+    raw.frame(&send_body("probe:add", &[1, 2])).await;
+    let notice = raw.read().await.unwrap();
+    assert_eq!(notice.kind, kind::NOTICE);
+    assert!(notice.text().contains("request/reply"), "{}", notice.text());
+    good_still_served(&good).await;
+}

@@ -1,0 +1,161 @@
+//! A hostile renderer: hand-made frames on a raw socket, following the wire
+//! format documented in `ipc-runtime`'s `frame` module, without the
+//! library's client.
+
+use std::time::Duration;
+
+use ipc_runtime::{codec, method_fingerprint, service_fingerprint, Service, PROTOCOL_VERSION};
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::UnixStream,
+};
+
+/// Frame kinds, from the wire-format table.
+pub mod kind {
+    /// Renderer → main handshake.
+    pub const HELLO: u8 = 0x01;
+    /// Main's acceptance.
+    pub const WELCOME: u8 = 0x02;
+    /// Main's refusal.
+    pub const REJECTED: u8 = 0x03;
+    /// Request.
+    pub const INVOKE: u8 = 0x10;
+    /// Fire and forget.
+    pub const SEND: u8 = 0x11;
+    /// Successful reply.
+    pub const REPLY_OK: u8 = 0x20;
+    /// Typed-error reply.
+    pub const REPLY_ERR: u8 = 0x21;
+    /// Runtime-failure reply.
+    pub const REPLY_FAILED: u8 = 0x22;
+    /// A problem with a frame that had no call id.
+    pub const NOTICE: u8 = 0x23;
+}
+
+#[derive(Serialize, Deserialize)]
+struct Summary {
+    name: String,
+    fingerprint: u64,
+    methods: Vec<(String, u64)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Hello {
+    services: Vec<Summary>,
+    token: Option<String>,
+    max_frame_size: u64,
+}
+
+/// The handshake body for service `S`, as the real client would send it.
+pub fn hello_body<S: Service>(token: Option<&str>) -> Vec<u8> {
+    let d = S::DESCRIPTOR;
+    let hello = Hello {
+        services: vec![Summary {
+            name: d.name.to_string(),
+            fingerprint: service_fingerprint(d),
+            methods: d
+                .methods
+                .iter()
+                .map(|m| (m.channel.to_string(), method_fingerprint(m)))
+                .collect(),
+        }],
+        token: token.map(str::to_string),
+        max_frame_size: 1 << 20,
+    };
+    let mut body = vec![kind::HELLO];
+    body.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    body.extend_from_slice(&codec::encode_to_vec(&hello).unwrap());
+    body
+}
+
+/// An invoke frame body.
+pub fn invoke_body(id: u64, channel: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = vec![kind::INVOKE];
+    body.extend_from_slice(&id.to_le_bytes());
+    body.push(channel.len() as u8);
+    body.extend_from_slice(channel.as_bytes());
+    body.extend_from_slice(payload);
+    body
+}
+
+/// A send frame body.
+pub fn send_body(channel: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = vec![kind::SEND];
+    body.push(channel.len() as u8);
+    body.extend_from_slice(channel.as_bytes());
+    body.extend_from_slice(payload);
+    body
+}
+
+/// A raw socket speaking frames by hand.
+pub struct RawPeer {
+    /// The socket.
+    pub stream: UnixStream,
+}
+
+/// One frame read back from main.
+#[derive(Debug)]
+pub struct RawFrame {
+    /// The kind byte.
+    pub kind: u8,
+    /// Everything after the kind byte.
+    pub rest: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The call id of a reply frame.
+    pub fn call_id(&self) -> u64 {
+        u64::from_le_bytes(self.rest[..8].try_into().unwrap())
+    }
+
+    /// The text of an error-carrying frame (rejected, reply failed, notice),
+    /// lossily: enough to check which error it names.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.rest).into_owned()
+    }
+}
+
+impl RawPeer {
+    /// Writes a length-prefixed frame.
+    pub async fn frame(&mut self, body: &[u8]) {
+        self.bytes(&(body.len() as u32).to_be_bytes()).await;
+        self.bytes(body).await;
+    }
+
+    /// Writes raw bytes.
+    pub async fn bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads one frame, or `None` if main closed the connection (or nothing
+    /// came within five seconds).
+    pub async fn read(&mut self) -> Option<RawFrame> {
+        let read = async {
+            let mut len = [0u8; 4];
+            self.stream.read_exact(&mut len).await.ok()?;
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            self.stream.read_exact(&mut body).await.ok()?;
+            let kind = *body.first()?;
+            Some(RawFrame {
+                kind,
+                rest: body[1..].to_vec(),
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .ok()?
+    }
+
+    /// Whether main has closed the connection (reads EOF within 5 s).
+    pub async fn closed_by_main(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Renderers as real child processes, wired by an inherited socket.
+
+use std::process::Command;
+
+use ipc_suite::probe_main;
+
+const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_process_round_trip() {
+    let (main, handler) = probe_main();
+    let mut child = main
+        .spawn_renderer(
+            {
+                let mut c = Command::new(RENDERER);
+                c.arg("calls");
+                c
+            },
+            "child-renderer",
+        )
+        .await
+        .unwrap();
+    let pid = child.pid().expect("running");
+    assert_ne!(pid, std::process::id(), "a separate OS process");
+    assert_eq!(child.info().peer.and_then(|p| p.pid), Some(pid as i32));
+    let status = child.wait().await.unwrap();
+    assert!(
+        status.success(),
+        "the renderer's own checks failed: {status}"
+    );
+    // What the child sent reached this process's handler, in order.
+    assert_eq!(handler.recorded_now(), [1, 2, 3, 4, 5]);
+    main.disconnected(child.id()).await;
+    assert_eq!(main.renderer_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_children_at_once() {
+    let (main, handler) = probe_main();
+    let spawn = |label: &'static str| {
+        let main = main.clone();
+        async move {
+            let mut c = Command::new(RENDERER);
+            c.arg("calls");
+            main.spawn_renderer(c, label).await.unwrap()
+        }
+    };
+    let (mut a, mut b) = tokio::join!(spawn("a"), spawn("b"));
+    assert_ne!(a.id(), b.id());
+    assert!(a.wait().await.unwrap().success());
+    assert!(b.wait().await.unwrap().success());
+    // Each child's sends 1..=5 were handled in its own order: the merged
+    // sequence interleaves two increasing runs, so every `n` comes after
+    // as many `n - 1`s as `n`s seen so far.
+    let seen = handler.recorded_now();
+    assert_eq!(seen.len(), 10, "{seen:?}");
+    let mut count = [0usize; 6];
+    for &n in &seen {
+        let n = n as usize;
+        assert!(n == 1 || count[n - 1] > count[n], "out of order: {seen:?}");
+        count[n] += 1;
+    }
+}
+
+#[tokio::test]
+async fn connect_inherited_outside_a_spawned_process_is_a_clear_error() {
+    let err = ipc_runtime::Connection::builder()
+        .connect_inherited()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Main::spawn_renderer"), "{err}");
+}

@@ -1,0 +1,79 @@
+//! The Unix-socket transport: a private socket, one-time tokens, and a real
+//! renderer process connecting to it.
+
+use std::os::unix::fs::PermissionsExt;
+
+use ipc_runtime::{Connection, IpcError};
+use ipc_suite::{probe_main, ProbeClient, ProbeContract};
+
+const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_from_another_process() {
+    let (main, _) = probe_main();
+    let endpoint = main.listen_unix().unwrap();
+    let token = endpoint.issue_token("socket-renderer").unwrap();
+    let output = tokio::process::Command::new(RENDERER)
+        .arg("unix")
+        .arg(endpoint.path())
+        .arg(&token)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The renderer printed the label main gave it, learned through a call.
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "socket-renderer"
+    );
+}
+
+#[tokio::test]
+async fn socket_and_directory_are_private() {
+    let (main, _) = probe_main();
+    let endpoint = main.listen_unix().unwrap();
+    let file_mode = std::fs::metadata(endpoint.path())
+        .unwrap()
+        .permissions()
+        .mode();
+    let dir = endpoint.path().parent().unwrap().to_path_buf();
+    let dir_mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(file_mode & 0o777, 0o600, "socket mode {file_mode:o}");
+    assert_eq!(dir_mode & 0o777, 0o700, "directory mode {dir_mode:o}");
+    drop(endpoint);
+    assert!(
+        !dir.exists(),
+        "the endpoint removes its directory when dropped"
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_required_and_single_use() {
+    let (main, _) = probe_main();
+    let endpoint = main.listen_unix().unwrap();
+    let token = endpoint.issue_token("once").unwrap();
+    let connect = |token: String| {
+        let path = endpoint.path().to_path_buf();
+        async move {
+            Connection::builder()
+                .service::<ProbeContract>()
+                .connect_unix(path, &token)
+                .await
+        }
+    };
+
+    let wrong = connect("not-a-token".into()).await.unwrap_err();
+    assert!(matches!(wrong, IpcError::Unauthorized { .. }), "{wrong}");
+
+    let conn = connect(token.clone()).await.unwrap();
+    assert_eq!(conn.label(), "once");
+    assert_eq!(ProbeClient::new(&conn).add(1, 2).await.unwrap(), 3);
+
+    let reused = connect(token).await.unwrap_err();
+    assert!(matches!(reused, IpcError::Unauthorized { .. }), "{reused}");
+    assert!(reused.to_string().contains("already used"), "{reused}");
+}
