@@ -186,3 +186,38 @@ async fn payload_over_mains_limit_is_refused_before_sending() {
     }
     assert_eq!(probe.len(vec![0; 100]).await.unwrap(), 100);
 }
+
+#[tokio::test]
+async fn sends_queued_before_close_reach_main() {
+    let (main, handler) = probe_main();
+    let conn = connect_memory(&main, "leaving").await.unwrap();
+    let probe = ProbeClient::new(&conn);
+    for n in 0..200 {
+        probe.record(n).await.unwrap();
+    }
+    drop(probe);
+    conn.close().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || handler.recorded_now().len()
+            == 200)
+        .await
+    );
+    assert_eq!(handler.recorded_now(), (0..200).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn sends_queued_before_the_last_handle_drops_still_reach_main() {
+    let (main, handler) = probe_main();
+    let conn = connect_memory(&main, "dropping").await.unwrap();
+    let probe = ProbeClient::new(&conn);
+    for n in 0..200 {
+        probe.record(n).await.unwrap();
+    }
+    drop((probe, conn));
+    assert!(
+        eventually(Duration::from_secs(5), || handler.recorded_now().len()
+            == 200)
+        .await
+    );
+    assert!(eventually(Duration::from_secs(5), || main.renderer_count() == 0).await);
+}

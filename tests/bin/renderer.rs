@@ -57,7 +57,7 @@ async fn calls(conn: Connection) -> Result<(), String> {
         conn.label(),
         std::process::id()
     );
-    Ok(())
+    conn.close().await.map_err(e)
 }
 
 async fn run(args: &[String]) -> Result<(), String> {

@@ -26,7 +26,7 @@ use crate::{
     dispatch::{Outcome, Route},
     error::WireError,
     frame::{Frame, FrameCodec, StreamError, Welcome, PROTOCOL_VERSION},
-    transport::{write_frames, BoxRead},
+    transport::{write_frames, BoxRead, Outgoing},
     IpcError, Transport,
 };
 
@@ -113,7 +113,7 @@ pub(crate) async fn accept(
     };
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
     let writer_stop = CancellationToken::new();
-    tokio::spawn(write_frames(writer, out_rx, writer_stop.clone()));
+    tokio::spawn(write_frames(writer, out_rx, writer_stop.clone(), None));
     let conn = Arc::new(Conn {
         caller,
         out: out_tx,
@@ -123,14 +123,15 @@ pub(crate) async fn accept(
     let main = Arc::clone(main);
     tokio::spawn(async move {
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
-        let sends = tokio::spawn(run_sends(Arc::clone(&conn), send_rx));
+        // Messages already received are still handled after a disconnect:
+        // the loop ends once `send_tx` is dropped and its queue is empty.
+        tokio::spawn(run_sends(Arc::clone(&conn), send_rx));
         let reason = tokio::select! {
             reason = serve(&main, &conn, reader, send_tx) => reason,
             () = stop.cancelled() => "main closed the connection".to_string(),
         };
         info!(renderer = %id, label = %conn.caller.label, %reason, "renderer disconnected");
         conn.in_flight.abort_all();
-        sends.abort();
         main.unregister(id);
         let _ = closed_tx.send(true);
         // The writer ends by itself once the frames already queued (a last
@@ -219,7 +220,7 @@ async fn read_hello(
 /// Main's state for one accepted renderer.
 struct Conn {
     caller: Caller,
-    out: mpsc::Sender<Frame>,
+    out: mpsc::Sender<Outgoing>,
     in_flight: Arc<InFlight>,
     /// The largest frame the renderer accepts.
     renderer_limit: usize,
@@ -232,7 +233,10 @@ impl Conn {
 
     /// Tells the renderer about a problem with a frame that had no call id.
     async fn notice(&self, error: &IpcError) {
-        let _ = self.out.send(Frame::Notice(WireError::from(error))).await;
+        let _ = self
+            .out
+            .send(Frame::Notice(WireError::from(error)).into())
+            .await;
     }
 
     async fn fail(&self, id: u64, error: &IpcError) {
@@ -240,7 +244,7 @@ impl Conn {
             id,
             error: WireError::from(error),
         };
-        let _ = self.out.send(frame).await;
+        let _ = self.out.send(frame.into()).await;
     }
 
     /// Starts handling an invoke frame in its own task.
@@ -277,7 +281,7 @@ impl Conn {
         let task = tokio::spawn(async move {
             let frame = conn.run(id, &route, payload).await;
             conn.in_flight.lock().remove(&id);
-            let _ = conn.out.send(frame).await;
+            let _ = conn.out.send(frame.into()).await;
         });
         // Inserted while the lock is held, so the task's removal (which
         // takes the same lock) always comes after.

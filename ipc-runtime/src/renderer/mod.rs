@@ -35,7 +35,7 @@ use crate::{
     codec,
     contract::{Service, ServiceDescriptor, ServiceSummary},
     frame::{Frame, FrameCodec, Hello, PROTOCOL_VERSION},
-    transport::{self, write_frames, BoxRead},
+    transport::{self, write_frames, BoxRead, Outgoing},
     IpcError, Transport,
 };
 
@@ -45,6 +45,9 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 /// Frames queued for the writer before callers wait.
 const OUT_QUEUE: usize = 1024;
+/// How long a dropped connection may spend writing frames it had already
+/// accepted (sends, cancels) before closing.
+const DRAIN_ON_DROP: Duration = Duration::from_secs(1);
 
 /// Configures and opens a [`Connection`].
 #[derive(Debug, Clone)]
@@ -171,11 +174,12 @@ impl ConnectionBuilder {
             id: RendererId(welcome.id),
             label: welcome.label,
             closed: closed_rx,
+            stop: stop.clone(),
         });
         let writer_stop = stop.clone();
         let writer_shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            if let Err(e) = write_frames(writer, out_rx, writer_stop).await {
+            if let Err(e) = write_frames(writer, out_rx, writer_stop, Some(DRAIN_ON_DROP)).await {
                 writer_shared.close(IpcError::disconnected(format!(
                     "writing to main failed: {e}"
                 )));
@@ -222,7 +226,7 @@ pub(crate) enum Reply {
 }
 
 struct Shared {
-    out: mpsc::Sender<Frame>,
+    out: mpsc::Sender<Outgoing>,
     state: Mutex<State>,
     next_id: AtomicU64,
     call_timeout: Duration,
@@ -230,6 +234,8 @@ struct Shared {
     id: RendererId,
     label: String,
     closed: watch::Receiver<bool>,
+    /// Stops the reader and writer tasks.
+    stop: CancellationToken,
 }
 
 #[derive(Default)]
@@ -351,7 +357,7 @@ impl Connection {
             channel: channel.to_string(),
             payload,
         };
-        if self.shared.out.send(frame).await.is_err() {
+        if self.shared.out.send(frame.into()).await.is_err() {
             guard.armed = false;
             self.shared.state().pending.remove(&id);
             return Err(self.shared.closed_reason());
@@ -389,9 +395,33 @@ impl Connection {
         };
         self.shared
             .out
-            .send(frame)
+            .send(frame.into())
             .await
             .map_err(|_| self.shared.closed_reason())
+    }
+
+    /// Waits until every message and call sent so far has been written to
+    /// the connection. A `send` returns once its message is queued; flush
+    /// before exiting the process to be sure queued messages reach main.
+    pub async fn flush(&self) -> Result<(), IpcError> {
+        let (done, flushed) = oneshot::channel();
+        self.shared
+            .out
+            .send(Outgoing::Flush(done))
+            .await
+            .map_err(|_| self.shared.closed_reason())?;
+        flushed.await.map_err(|_| self.shared.closed_reason())
+    }
+
+    /// Flushes everything sent so far, then closes the connection. Other
+    /// clones (and clients built from them) see it closed.
+    pub async fn close(self) -> Result<(), IpcError> {
+        let flushed = self.flush().await;
+        self.shared.close(IpcError::disconnected(
+            "the connection was closed by this renderer",
+        ));
+        self.shared.stop.cancel();
+        flushed
     }
 }
 
@@ -411,7 +441,7 @@ impl Drop for PendingCall<'_> {
         if self.shared.state().pending.remove(&self.id).is_none() {
             return;
         }
-        let cancel = Frame::Cancel { id: self.id };
+        let cancel = Outgoing::Frame(Frame::Cancel { id: self.id });
         match self.shared.out.try_send(cancel) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(cancel)) => {
