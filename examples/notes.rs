@@ -7,11 +7,17 @@
 //! cargo run --example notes
 //! ```
 //!
-//! Main spawns this same executable twice with `--renderer NAME`: the
-//! "editor" renderer creates, lists and reads notes, logs with a
-//! fire-and-forget `send`, and hits the typed "note not found" error; then
-//! the "viewer" renderer reads what the editor wrote. Every process prints
-//! what it does; the demo exits 0 on its own.
+//! Main spawns this same executable twice with `--renderer ROLE`, each
+//! role accepted as its own exposed API (its whitelist):
+//!
+//! - the "viewer" (`ViewerApi`: list, get, log, and the `changed` event)
+//!   subscribes to `notes:changed` and waits;
+//! - the "editor" (`EditorApi`: also create) creates notes, logs with a
+//!   fire-and-forget `send`, and has a bad title refused with a typed error;
+//! - each note the editor creates is pushed by main to the viewer, which
+//!   then reads them and hits the typed "note not found" error.
+//!
+//! Every process prints what it does; the demo exits 0 on its own.
 
 use std::{
     fs,
@@ -20,7 +26,7 @@ use std::{
     sync::Mutex,
 };
 
-use ipc_runtime::{service, CallError, Caller, Connection, Main};
+use ipc_runtime::{events, expose, service, CallError, Caller, Main, Target};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------
@@ -65,13 +71,36 @@ pub trait Notes {
     async fn log(&self, line: String);
 }
 
+/// Pushes from main to renderers.
+#[events(namespace = "notes")]
+pub trait NotesEvents {
+    /// A note was created or changed.
+    fn changed(&self, note: Note);
+}
+
+expose! {
+    /// What the editor window may reach.
+    pub struct EditorApi {
+        notes: Notes { create, list, get, log },
+        events: NotesEvents { changed },
+    }
+
+    /// What the viewer window may reach: no `create`.
+    pub struct ViewerApi {
+        notes: Notes { list, get, log },
+        events: NotesEvents { changed },
+    }
+}
+
 // ---------------------------------------------------------------------------
-// Main side: a plain struct holding its state (a directory).
+// Main side: a plain struct holding its state (a directory), and an
+// emitter to tell every window about changes.
 // ---------------------------------------------------------------------------
 
 struct FileNotes {
     dir: PathBuf,
     next_id: Mutex<u64>,
+    changed: NotesEventsEmitter,
 }
 
 impl FileNotes {
@@ -106,7 +135,10 @@ impl Notes for FileNotes {
             who(),
             self.path(id).display()
         );
-        Ok(Note { id, title, body })
+        let note = Note { id, title, body };
+        let told = self.changed.changed(note.clone());
+        println!("[main] pushed notes:changed for note {id} to {told} listening window(s)");
+        Ok(note)
     }
 
     async fn list(&self) -> Result<Vec<(u64, String)>, NotesError> {
@@ -154,23 +186,48 @@ async fn run_main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::id(),
         dir.path().display()
     );
-    let main = Main::builder()
+    let builder = Main::builder();
+    let changed = NotesEventsEmitter::new(&builder.main(), Target::All);
+    let main = builder
         .service(NotesServer::new(FileNotes {
             dir: dir.path().to_path_buf(),
             next_id: Mutex::new(0),
+            changed,
         }))
+        .events::<NotesEventsContract>()
         .build()?;
 
     let exe = std::env::current_exe()?;
-    for role in ["editor", "viewer"] {
+    let command = |role: &str| {
         let mut command = Command::new(&exe);
         command.args(["--renderer", role]);
-        let mut renderer = main.spawn_renderer(command, role).await?;
-        println!(
-            "[main] spawned renderer {} `{role}` as pid {}",
-            renderer.id(),
-            renderer.pid().unwrap_or_default()
-        );
+        command
+    };
+    let mut viewer = main
+        .spawn_renderer::<ViewerApi>(command("viewer"), "viewer")
+        .await?;
+    println!(
+        "[main] spawned renderer {} `viewer` as pid {} (ViewerApi)",
+        viewer.id(),
+        viewer.pid().unwrap_or_default()
+    );
+    // Wait until the viewer listens, so that it sees every change.
+    while !main.renderer_stats(viewer.id()).is_some_and(|s| {
+        s.subscriptions
+            .iter()
+            .any(|c| c == NotesEventsContract::CHANGED)
+    }) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut editor = main
+        .spawn_renderer::<EditorApi>(command("editor"), "editor")
+        .await?;
+    println!(
+        "[main] spawned renderer {} `editor` as pid {} (EditorApi)",
+        editor.id(),
+        editor.pid().unwrap_or_default()
+    );
+    for (role, renderer) in [("editor", &mut editor), ("viewer", &mut viewer)] {
         let status = renderer.wait().await?;
         main.disconnected(renderer.id()).await;
         println!("[main] renderer `{role}` exited with {status}");
@@ -191,47 +248,65 @@ async fn run_main() -> Result<(), Box<dyn std::error::Error>> {
 // ---------------------------------------------------------------------------
 
 async fn run_renderer(role: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let conn = Connection::builder()
-        .service::<NotesContract>()
-        .connect_inherited()
-        .await?;
     let me = format!("[renderer {role} pid {}]", std::process::id());
-    println!("{me} connected as {} ({})", conn.id(), conn.label());
-    let notes = NotesClient::new(&conn);
-
     match role {
         "editor" => {
-            let a = notes
+            let api = EditorApi::connect_inherited().await?;
+            println!("{me} connected as {} ({})", api.id(), api.label());
+            let a = api
+                .notes
                 .create("Shopping".into(), "eggs, flour".into())
                 .await?;
-            let b = notes.create("Ideas".into(), "typed IPC".into()).await?;
+            let b = api.notes.create("Ideas".into(), "typed IPC".into()).await?;
             println!("{me} created notes {} and {}", a.id, b.id);
-            notes.log(format!("created {} notes", 2)).await?;
-            match notes.create("two\nlines".into(), String::new()).await {
+            api.notes.log("created 2 notes".into()).await?;
+            match api.notes.create("two\nlines".into(), String::new()).await {
                 Err(CallError::Handler(e)) => println!("{me} main refused a bad title: {e}"),
                 other => return Err(format!("expected InvalidTitle, got {other:?}").into()),
             }
-            println!("{me} list: {:?}", notes.list().await?);
+            println!("{me} list: {:?}", api.notes.list().await?);
+            // Sends are queued; close flushes them before the process exits.
+            api.close().await?;
         }
         "viewer" => {
-            let list = notes.list().await?;
+            let api = ViewerApi::connect_inherited().await?;
+            println!("{me} connected as {} ({})", api.id(), api.label());
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let _subscription = api
+                .events
+                .on_changed(move |note| {
+                    let _ = tx.send(note);
+                })
+                .await?;
+            println!("{me} listening to notes:changed");
+            for _ in 0..2 {
+                let wait = std::time::Duration::from_secs(30);
+                let note = tokio::time::timeout(wait, rx.recv())
+                    .await
+                    .map_err(|_| "no change pushed within 30 s")?
+                    .ok_or("main went away")?;
+                println!(
+                    "{me} pushed by main: note {} {:?} changed",
+                    note.id, note.title
+                );
+            }
+            let list = api.notes.list().await?;
             println!("{me} sees {} notes: {list:?}", list.len());
             for (id, _) in &list {
-                let note = notes.get(*id).await?;
+                let note = api.notes.get(*id).await?;
                 println!("{me} note {id}: {:?} / {:?}", note.title, note.body);
             }
-            match notes.get(404).await {
+            match api.notes.get(404).await {
                 Err(CallError::Handler(NotesError::NotFound(id))) => {
                     println!("{me} note {id} does not exist (typed error: NotesError::NotFound)")
                 }
                 other => return Err(format!("expected NotFound, got {other:?}").into()),
             }
-            notes.log("viewer done".into()).await?;
+            api.notes.log("viewer done".into()).await?;
+            api.close().await?;
         }
         other => return Err(format!("unknown role {other}").into()),
     }
-    // Sends are queued; close flushes them before the process exits.
-    conn.close().await?;
     Ok(())
 }
 

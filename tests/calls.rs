@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use ipc_runtime::{CallError, IpcError};
-use ipc_suite::{connect_memory, eventually, probe_main, MathError, ProbeClient};
+use ipc_suite::{connect_memory, eventually, probe_main, MathError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_concurrent_calls_each_get_their_own_reply() {
     let (main, _) = probe_main();
-    let probe = ProbeClient::new(&connect_memory(&main, "busy").await.unwrap());
+    let probe = connect_memory(&main, "busy").await.unwrap().probe;
     let calls = (0..100u64).map(|i| {
         let probe = probe.clone();
         async move {
@@ -42,7 +42,7 @@ where
 #[tokio::test]
 async fn typed_errors_arrive_typed() {
     let (main, _) = probe_main();
-    let probe = ProbeClient::new(&connect_memory(&main, "math").await.unwrap());
+    let probe = connect_memory(&main, "math").await.unwrap().probe;
     assert_eq!(probe.divide(10, 2).await.unwrap(), 5);
     match probe.divide(10, 0).await {
         Err(CallError::Handler(e)) => {
@@ -57,7 +57,7 @@ async fn typed_errors_arrive_typed() {
 async fn timeout_names_the_channel_and_duration_and_aborts_the_handler() {
     let (main, handler) = probe_main();
     let conn = connect_memory(&main, "impatient").await.unwrap();
-    let probe = ProbeClient::new(&conn).with_timeout(Duration::from_millis(50));
+    let probe = conn.probe.clone().with_timeout(Duration::from_millis(50));
     let err = probe.sleep(60_000).await.unwrap_err();
     match &err {
         IpcError::Timeout { channel, timeout } => {
@@ -82,7 +82,7 @@ async fn timeout_names_the_channel_and_duration_and_aborts_the_handler() {
 async fn dropping_the_call_future_cancels_the_handler() {
     let (main, handler) = probe_main();
     let conn = connect_memory(&main, "fickle").await.unwrap();
-    let probe = ProbeClient::new(&conn);
+    let probe = conn.probe.clone();
     let call = tokio::spawn({
         let probe = probe.clone();
         async move { probe.sleep(60_000).await }
@@ -104,7 +104,7 @@ async fn dropping_the_call_future_cancels_the_handler() {
 #[tokio::test]
 async fn a_panicking_handler_fails_only_its_call() {
     let (main, _) = probe_main();
-    let probe = ProbeClient::new(&connect_memory(&main, "reckless").await.unwrap());
+    let probe = connect_memory(&main, "reckless").await.unwrap().probe;
     match probe.explode("boom".into()).await {
         Err(IpcError::HandlerPanicked { channel, message }) => {
             assert_eq!(channel, "probe:explode");
@@ -120,8 +120,8 @@ async fn handlers_see_the_caller_main_recorded() {
     let (main, _) = probe_main();
     let a = connect_memory(&main, "window-a").await.unwrap();
     let b = connect_memory(&main, "window-b").await.unwrap();
-    let who_a = ProbeClient::new(&a).whoami().await.unwrap();
-    let who_b = ProbeClient::new(&b).whoami().await.unwrap();
+    let who_a = a.probe.clone().whoami().await.unwrap();
+    let who_b = b.probe.clone().whoami().await.unwrap();
     assert_eq!((who_a.id, who_a.label.as_str()), (a.id().get(), "window-a"));
     assert_eq!((who_b.id, who_b.label.as_str()), (b.id().get(), "window-b"));
     assert_ne!(who_a.id, who_b.id);
@@ -130,7 +130,7 @@ async fn handlers_see_the_caller_main_recorded() {
 #[tokio::test]
 async fn sends_are_handled_in_the_order_sent() {
     let (main, handler) = probe_main();
-    let probe = ProbeClient::new(&connect_memory(&main, "chatty").await.unwrap());
+    let probe = connect_memory(&main, "chatty").await.unwrap().probe;
     for n in 0..500 {
         probe.record(n).await.unwrap();
     }
@@ -146,7 +146,7 @@ async fn sends_are_handled_in_the_order_sent() {
 async fn pending_calls_end_promptly_when_main_closes_the_connection() {
     let (main, handler) = probe_main();
     let conn = connect_memory(&main, "dropped").await.unwrap();
-    let probe = ProbeClient::new(&conn);
+    let probe = conn.probe.clone();
     let pending = tokio::spawn({
         let probe = probe.clone();
         async move { probe.sleep(60_000).await }
@@ -176,7 +176,7 @@ async fn pending_calls_end_promptly_when_main_closes_the_connection() {
 #[tokio::test]
 async fn payload_over_mains_limit_is_refused_before_sending() {
     let (main, _) = ipc_suite::probe_main_with(|b| b.max_frame_size(1024));
-    let probe = ProbeClient::new(&connect_memory(&main, "big").await.unwrap());
+    let probe = connect_memory(&main, "big").await.unwrap().probe;
     match probe.len(vec![0; 4096]).await {
         Err(IpcError::FrameTooLarge { size, limit }) => {
             assert!(size > 4096);
@@ -191,7 +191,7 @@ async fn payload_over_mains_limit_is_refused_before_sending() {
 async fn sends_queued_before_close_reach_main() {
     let (main, handler) = probe_main();
     let conn = connect_memory(&main, "leaving").await.unwrap();
-    let probe = ProbeClient::new(&conn);
+    let probe = conn.probe.clone();
     for n in 0..200 {
         probe.record(n).await.unwrap();
     }
@@ -209,7 +209,7 @@ async fn sends_queued_before_close_reach_main() {
 async fn sends_queued_before_the_last_handle_drops_still_reach_main() {
     let (main, handler) = probe_main();
     let conn = connect_memory(&main, "dropping").await.unwrap();
-    let probe = ProbeClient::new(&conn);
+    let probe = conn.probe.clone();
     for n in 0..200 {
         probe.record(n).await.unwrap();
     }

@@ -7,7 +7,7 @@ use ipc_runtime::{service, transport, Connection, IpcError, Service};
 use ipc_suite::{
     probe_main, probe_main_with,
     raw::{hello_body, kind, RawPeer},
-    ProbeContract,
+    ProbeApi, ProbeContract,
 };
 use tokio::net::UnixStream;
 
@@ -36,7 +36,7 @@ async fn connect_as<S: Service>(
 ) {
     let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
     tokio::join!(
-        main.accept(main_end, "renderer"),
+        main.accept::<ProbeApi>(main_end, "renderer"),
         Connection::builder().service::<S>().connect(renderer_end)
     )
 }
@@ -115,7 +115,7 @@ async fn another_protocol_version_is_refused_with_both_versions() {
     let (transport, mut raw) = raw_pair();
     let accept = tokio::spawn({
         let main = main.clone();
-        async move { main.accept(transport, "future").await }
+        async move { main.accept::<ProbeApi>(transport, "future").await }
     });
     let mut hello = hello_body::<ProbeContract>(None);
     hello[1..3].copy_from_slice(&99u16.to_le_bytes());
@@ -140,7 +140,10 @@ async fn another_protocol_version_is_refused_with_both_versions() {
 async fn a_renderer_that_never_says_hello_is_dropped_after_the_timeout() {
     let (main, _) = probe_main_with(|b| b.handshake_timeout(Duration::from_millis(100)));
     let (transport, mut raw) = raw_pair();
-    let err = main.accept(transport, "silent").await.unwrap_err();
+    let err = main
+        .accept::<ProbeApi>(transport, "silent")
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("no handshake within 100ms"),
         "{err}"
@@ -155,7 +158,7 @@ async fn a_call_before_the_handshake_is_refused() {
     let (transport, mut raw) = raw_pair();
     let accept = tokio::spawn({
         let main = main.clone();
-        async move { main.accept(transport, "eager").await }
+        async move { main.accept::<ProbeApi>(transport, "eager").await }
     });
     raw.frame(&ipc_suite::raw::invoke_body(1, "probe:add", &[1, 2]))
         .await;

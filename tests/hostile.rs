@@ -8,7 +8,7 @@ use ipc_runtime::{Main, Transport};
 use ipc_suite::{
     connect_memory, eventually, probe_main_with,
     raw::{hello_body, invoke_body, kind, send_body, RawPeer},
-    ProbeClient, ProbeContract,
+    ProbeApi, ProbeClient, ProbeContract,
 };
 use tokio::{io::AsyncWriteExt, net::UnixStream};
 
@@ -16,14 +16,17 @@ const LIMIT: usize = 64 * 1024;
 
 /// Main with a well-behaved renderer, and a raw socket that has completed
 /// the handshake by hand.
-async fn setup() -> (Main, ProbeClient, RawPeer) {
+async fn setup() -> (Main, ProbeClient<ProbeApi>, RawPeer) {
     let (main, _) = probe_main_with(|b| b.max_frame_size(LIMIT));
-    let good = ProbeClient::new(&connect_memory(&main, "good").await.unwrap());
+    let good = connect_memory(&main, "good").await.unwrap().probe;
     let (a, b) = UnixStream::pair().unwrap();
     let mut raw = RawPeer { stream: b };
     let accept = tokio::spawn({
         let main = main.clone();
-        async move { main.accept(Transport::from_unix(a), "hostile").await }
+        async move {
+            main.accept::<ProbeApi>(Transport::from_unix(a), "hostile")
+                .await
+        }
     });
     raw.frame(&hello_body::<ProbeContract>(None)).await;
     assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
@@ -32,7 +35,7 @@ async fn setup() -> (Main, ProbeClient, RawPeer) {
     (main, good, raw)
 }
 
-async fn good_still_served(good: &ProbeClient) {
+async fn good_still_served(good: &ProbeClient<ProbeApi>) {
     assert_eq!(good.add(2, 3).await.unwrap(), 5);
 }
 

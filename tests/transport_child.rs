@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use ipc_suite::probe_main;
+use ipc_suite::{probe_main, ProbeApi};
 
 const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
 
@@ -10,7 +10,7 @@ const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
 async fn child_process_round_trip() {
     let (main, handler) = probe_main();
     let mut child = main
-        .spawn_renderer(
+        .spawn_renderer::<ProbeApi>(
             {
                 let mut c = Command::new(RENDERER);
                 c.arg("calls");
@@ -42,7 +42,7 @@ async fn two_children_at_once() {
         async move {
             let mut c = Command::new(RENDERER);
             c.arg("calls");
-            main.spawn_renderer(c, label).await.unwrap()
+            main.spawn_renderer::<ProbeApi>(c, label).await.unwrap()
         }
     };
     let (mut a, mut b) = tokio::join!(spawn("a"), spawn("b"));

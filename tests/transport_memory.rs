@@ -1,12 +1,12 @@
 //! Round trip over the in-memory transport.
 
-use ipc_suite::{connect_memory, probe_main, ProbeClient};
+use ipc_suite::{connect_memory, probe_main};
 
 #[tokio::test]
 async fn round_trip_in_memory() {
     let (main, _) = probe_main();
     let conn = connect_memory(&main, "in-memory").await.unwrap();
-    let probe = ProbeClient::new(&conn);
+    let probe = &conn.probe;
     assert_eq!(
         probe.echo("over a pipe".into()).await.unwrap(),
         "over a pipe"

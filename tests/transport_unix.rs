@@ -3,8 +3,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use ipc_runtime::{Connection, IpcError};
-use ipc_suite::{probe_main, ProbeClient, ProbeContract};
+use ipc_runtime::IpcError;
+use ipc_suite::{probe_main, ProbeApi};
 
 const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
 
@@ -12,7 +12,7 @@ const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
 async fn round_trip_from_another_process() {
     let (main, _) = probe_main();
     let endpoint = main.listen_unix().unwrap();
-    let token = endpoint.issue_token("socket-renderer").unwrap();
+    let token = endpoint.issue_token::<ProbeApi>("socket-renderer").unwrap();
     let output = tokio::process::Command::new(RENDERER)
         .arg("unix")
         .arg(endpoint.path())
@@ -55,15 +55,10 @@ async fn socket_and_directory_are_private() {
 async fn tokens_are_required_and_single_use() {
     let (main, _) = probe_main();
     let endpoint = main.listen_unix().unwrap();
-    let token = endpoint.issue_token("once").unwrap();
+    let token = endpoint.issue_token::<ProbeApi>("once").unwrap();
     let connect = |token: String| {
         let path = endpoint.path().to_path_buf();
-        async move {
-            Connection::builder()
-                .service::<ProbeContract>()
-                .connect_unix(path, &token)
-                .await
-        }
+        async move { ProbeApi::connect_unix(path, &token).await }
     };
 
     let wrong = connect("not-a-token".into()).await.unwrap_err();
@@ -71,7 +66,7 @@ async fn tokens_are_required_and_single_use() {
 
     let conn = connect(token.clone()).await.unwrap();
     assert_eq!(conn.label(), "once");
-    assert_eq!(ProbeClient::new(&conn).add(1, 2).await.unwrap(), 3);
+    assert_eq!(conn.probe.add(1, 2).await.unwrap(), 3);
 
     let reused = connect(token).await.unwrap_err();
     assert!(matches!(reused, IpcError::Unauthorized { .. }), "{reused}");

@@ -14,12 +14,36 @@ use syn::{
 
 use crate::{attr, ctxt::Ctxt, names};
 
-/// An annotated service trait.
+/// Which macro a trait was annotated with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `#[service]`: methods renderers call on main.
+    Service,
+    /// `#[events]`: events main pushes to renderers.
+    Events,
+}
+
+impl Flavor {
+    /// The attribute's name, for messages.
+    pub fn attr(self) -> &'static str {
+        match self {
+            Flavor::Service => "service",
+            Flavor::Events => "events",
+        }
+    }
+}
+
+/// An annotated service or events trait.
+#[derive(Clone)]
 pub struct Service {
+    /// Which macro was applied.
+    pub flavor: Flavor,
     /// The user's trait, with the `#[ipc]` attributes removed.
     pub item: ItemTrait,
     /// `namespace = "..."`, if given.
     pub namespace: Option<LitStr>,
+    /// Whether the macro's arguments had a mistake, already reported.
+    pub args_had_errors: bool,
     /// The trait's methods, in declaration order.
     pub methods: Vec<Method>,
 }
@@ -31,9 +55,13 @@ pub enum Kind {
     Invoke,
     /// Fire and forget (`send` / `on`): `#[ipc(send)]`.
     Send,
+    /// A push from main (`webContents.send`): every method of an
+    /// `#[events]` trait.
+    Event,
 }
 
 /// What a method returns.
+#[derive(Clone)]
 #[allow(clippy::large_enum_variant)] // one per method, built once per compile
 pub enum Output {
     /// Nothing (`()`).
@@ -50,6 +78,7 @@ pub enum Output {
 }
 
 /// One argument of a method.
+#[derive(Clone)]
 pub struct Arg {
     /// The argument's name (a generated one if the user wrote a pattern).
     pub ident: Ident,
@@ -58,6 +87,7 @@ pub struct Arg {
 }
 
 /// One method of a service.
+#[derive(Clone)]
 pub struct Method {
     /// The trait item, as written (minus `#[ipc]` attributes).
     pub item: TraitItemFn,
@@ -84,6 +114,17 @@ impl Method {
         &self.item.sig
     }
 
+    /// Every type that crosses the wire: the arguments' and the result's
+    /// (both `T` and `E` of `Result<T, E>`).
+    pub fn wire_types(&self) -> Vec<&Type> {
+        let outputs = match &self.output {
+            Output::Unit => vec![],
+            Output::Value(t) => vec![t],
+            Output::Fallible { ok, err } => vec![ok, err],
+        };
+        self.args.iter().map(|a| &a.ty).chain(outputs).collect()
+    }
+
     /// The tokens to blame for a problem with the channel name.
     pub fn channel_tokens(&self) -> TokenStream {
         match &self.rename {
@@ -98,24 +139,32 @@ impl Method {
 
 impl Service {
     /// Builds the model of `item`; unreadable parts are reported to `cx`.
-    pub fn from_syn(cx: &mut Ctxt, namespace: Option<LitStr>, mut item: ItemTrait) -> Service {
+    pub fn from_syn(
+        cx: &mut Ctxt,
+        flavor: Flavor,
+        args: attr::ContainerAttrs,
+        mut item: ItemTrait,
+    ) -> Service {
+        attr::misplaced(cx, &mut item.attrs);
         let mut methods = Vec::new();
         for trait_item in &mut item.items {
-            match trait_item {
-                TraitItem::Fn(f) => {
-                    let attrs = attr::method(cx, &mut f.attrs);
-                    methods.push(Method::from_syn(f.clone(), attrs));
+            // Other items are kept in `item` and refused in `valid.rs`.
+            if let TraitItem::Fn(f) = trait_item {
+                let attrs = attr::method(cx, &mut f.attrs);
+                if let (Flavor::Events, Some(span)) = (flavor, attrs.send) {
+                    cx.syn_error(syn::Error::new(
+                        span,
+                        "`send` does not apply to events: every method of an #[events] trait is a push from main to renderers; remove it",
+                    ));
                 }
-                other => cx.error_spanned_by(
-                    other,
-                    "only methods are allowed in an IPC trait: each method is one channel; \
-                     move constants and associated types elsewhere",
-                ),
+                methods.push(Method::from_syn(f.clone(), flavor, attrs));
             }
         }
         Service {
+            flavor,
             item,
-            namespace,
+            namespace: args.namespace,
+            args_had_errors: args.has_errors,
             methods,
         }
     }
@@ -140,11 +189,11 @@ impl Service {
 }
 
 impl Method {
-    fn from_syn(item: TraitItemFn, attrs: attr::MethodAttrs) -> Method {
-        let kind = if attrs.send.is_some() {
-            Kind::Send
-        } else {
-            Kind::Invoke
+    fn from_syn(item: TraitItemFn, flavor: Flavor, attrs: attr::MethodAttrs) -> Method {
+        let kind = match (flavor, attrs.send) {
+            (Flavor::Events, _) => Kind::Event,
+            (Flavor::Service, Some(_)) => Kind::Send,
+            (Flavor::Service, None) => Kind::Invoke,
         };
         let channel_part = match &attrs.rename {
             Some(lit) => lit.value(),

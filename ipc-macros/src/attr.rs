@@ -1,10 +1,13 @@
 //! Parsing of the macros' attributes: `#[service(...)]` and `#[ipc(...)]`.
 //!
 //! Parsing records what was written, with its span; whether the values are
-//! acceptable is decided in `valid.rs`.
+//! acceptable is decided in `valid.rs`. A mistake in one option is reported
+//! to the [`Ctxt`] and parsing carries on with the next option, so that
+//! every mistake in an attribute is reported in one compile.
 
-use proc_macro2::{Span, TokenStream};
-use syn::{meta::ParseNestedMeta, Attribute, LitStr};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::{meta::ParseNestedMeta, Attribute, Expr, ExprLit, Lit, LitStr, Token};
 
 use crate::ctxt::Ctxt;
 
@@ -17,31 +20,45 @@ const SEND: &str = "send";
 /// `#[ipc(rename = "...")]`.
 const RENAME: &str = "rename";
 
-/// The arguments of `#[service(...)]` or `#[events(...)]`.
+/// The arguments of `#[service(...)]`.
 pub struct ContainerAttrs {
     /// The channel namespace, as written.
     pub namespace: Option<LitStr>,
+    /// Whether a mistake in the arguments was already reported (so that a
+    /// misspelled `namespace` is not also reported as missing).
+    pub has_errors: bool,
 }
 
 /// Parses `namespace = "..."` out of the macro's arguments.
 pub fn container(cx: &mut Ctxt, macro_name: &str, args: TokenStream) -> ContainerAttrs {
     let mut namespace: Option<LitStr> = None;
+    let mut has_errors = false;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident(NAMESPACE) {
-            let value: LitStr = meta.value()?.parse()?;
-            if namespace.is_some() {
-                return Err(meta.error("`namespace` is given twice; keep one"));
+            let value = string_value(cx, &meta, NAMESPACE, "notes")?;
+            match (value, &namespace) {
+                (Some(_), Some(_)) => {
+                    cx.syn_error(meta.error("`namespace` is given twice; keep one"));
+                    has_errors = true;
+                }
+                (Some(value), None) => namespace = Some(value),
+                (None, _) => has_errors = true,
             }
-            namespace = Some(value);
-            Ok(())
         } else {
-            Err(unknown(&meta, macro_name, &[NAMESPACE]))
+            cx.syn_error(unknown(&meta, macro_name, &[NAMESPACE]));
+            has_errors = true;
+            skip_value(&meta)?;
         }
+        Ok(())
     });
     if let Err(e) = syn::parse::Parser::parse2(parser, args) {
         cx.syn_error(e);
+        has_errors = true;
     }
-    ContainerAttrs { namespace }
+    ContainerAttrs {
+        namespace,
+        has_errors,
+    }
 }
 
 /// The `#[ipc(...)]` options of one method.
@@ -61,23 +78,37 @@ pub fn method(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> MethodAttrs {
         if !attr.path().is_ident(IPC) {
             return true;
         }
+        if !matches!(attr.meta, syn::Meta::List(_)) {
+            cx.error_spanned_by(
+                attr,
+                "#[ipc] needs an option: `#[ipc(send)]` or `#[ipc(rename = \"...\")]`",
+            );
+            return false;
+        }
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident(SEND) {
-                if out.send.is_some() {
-                    return Err(meta.error("`send` is given twice; keep one"));
+                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                    skip_value(&meta)?;
+                    cx.syn_error(meta.error("`send` takes no value: write `#[ipc(send)]`"));
+                } else if out.send.is_some() {
+                    cx.syn_error(meta.error("`send` is given twice; keep one"));
+                } else {
+                    out.send = Some(span_of(&meta));
                 }
-                out.send = Some(span_of(&meta));
-                Ok(())
             } else if meta.path.is_ident(RENAME) {
-                let value: LitStr = meta.value()?.parse()?;
-                if out.rename.is_some() {
-                    return Err(meta.error("`rename` is given twice; keep one"));
+                let value = string_value(cx, &meta, RENAME, "get-user")?;
+                if let Some(value) = value {
+                    if out.rename.is_some() {
+                        cx.syn_error(meta.error("`rename` is given twice; keep one"));
+                    } else {
+                        out.rename = Some(value);
+                    }
                 }
-                out.rename = Some(value);
-                Ok(())
             } else {
-                Err(unknown(&meta, IPC, &[SEND, RENAME]))
+                cx.syn_error(unknown(&meta, IPC, &[SEND, RENAME]));
+                skip_value(&meta)?;
             }
+            Ok(())
         });
         if let Err(e) = result {
             cx.syn_error(e);
@@ -85,6 +116,70 @@ pub fn method(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> MethodAttrs {
         false
     });
     out
+}
+
+/// Reports and removes `#[ipc(...)]` attributes on the trait itself: they
+/// belong on its methods, and left in place they would only add "cannot
+/// find attribute `ipc`".
+pub fn misplaced(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) {
+    attrs.retain(|attr| {
+        if !attr.path().is_ident(IPC) {
+            return true;
+        }
+        cx.error_spanned_by(
+            attr,
+            "#[ipc(...)] goes on the trait's methods, not on the trait; \
+             the namespace goes in #[service(namespace = \"...\")]",
+        );
+        false
+    });
+}
+
+/// Parses `= "..."` after an option that takes a string. A missing or
+/// non-string value is reported to `cx` (and `None` returned); only input
+/// that cannot be read at all ends the parsing of the attribute.
+fn string_value(
+    cx: &mut Ctxt,
+    meta: &ParseNestedMeta,
+    name: &str,
+    example: &str,
+) -> syn::Result<Option<LitStr>> {
+    if !meta.input.peek(Token![=]) {
+        skip_value(meta)?;
+        cx.syn_error(meta.error(format!(
+            "`{name}` needs a value: write `{name} = \"{example}\"`"
+        )));
+        return Ok(None);
+    }
+    let expr: Expr = meta.value()?.parse()?;
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(Some(lit)),
+        other => {
+            let written = match &other {
+                Expr::Path(p) => p.path.get_ident().map(ToString::to_string),
+                _ => None,
+            };
+            let example = written.as_deref().unwrap_or(example);
+            cx.error_spanned_by(
+                &other,
+                format!("`{name}` takes a string in quotes: write `{name} = \"{example}\"`"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Skips the value of an option (`= expr` or `(...)`), so that parsing can
+/// carry on with the next option.
+fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        let _: Expr = meta.value()?.parse()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let _: TokenTree = meta.input.parse()?;
+    }
+    Ok(())
 }
 
 fn span_of(meta: &ParseNestedMeta) -> Span {
@@ -99,18 +194,24 @@ fn unknown(meta: &ParseNestedMeta, attr: &str, known: &[&str]) -> syn::Error {
         .path
         .get_ident()
         .map(ToString::to_string)
-        .unwrap_or_else(|| quote::ToTokens::to_token_stream(&meta.path).to_string());
-    let list = known
-        .iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let hint = closest(&written, known)
-        .map(|k| format!("; did you mean `{k}`?"))
-        .unwrap_or_default();
-    meta.error(format!(
-        "unknown option `{written}` in #[{attr}(...)]: expected one of {list}{hint}"
-    ))
+        .unwrap_or_else(|| meta.path.to_token_stream().to_string().replace(' ', ""));
+    let hint = match closest(&written, known) {
+        Some(k) => format!("did you mean `{k}`?"),
+        None => format!("expected {}", one_of(known)),
+    };
+    syn::Error::new_spanned(
+        &meta.path,
+        format!("unknown option `{written}` in #[{attr}(...)]; {hint}"),
+    )
+}
+
+/// "`a`", "`a` or `b`", "`a`, `b` or `c`".
+fn one_of(known: &[&str]) -> String {
+    let quoted: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
 }
 
 /// The known name closest to `written`, if it is close enough to be a typo.
@@ -147,5 +248,12 @@ mod tests {
         assert_eq!(closest("sned", &["send", "rename"]), Some("send"));
         assert_eq!(closest("renam", &["send", "rename"]), Some("rename"));
         assert_eq!(closest("frobnicate", &["send", "rename"]), None);
+    }
+
+    #[test]
+    fn lists() {
+        assert_eq!(one_of(&["a"]), "`a`");
+        assert_eq!(one_of(&["a", "b"]), "`a` or `b`");
+        assert_eq!(one_of(&["a", "b", "c"]), "`a`, `b` or `c`");
     }
 }

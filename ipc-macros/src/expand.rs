@@ -6,10 +6,10 @@
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
-use syn::{spanned::Spanned, Attribute, ItemTrait, ReturnType, Type, TypeParamBound};
+use syn::{spanned::Spanned, Attribute, Item, ReturnType, Type, TypeParamBound};
 
 use crate::{
-    ast::{Kind, Method, Output, Service},
+    ast::{Flavor, Kind, Method, Output, Service},
     attr,
     ctxt::Ctxt,
     fallback, names, valid,
@@ -17,28 +17,91 @@ use crate::{
 
 /// Entry point of `#[service]`.
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
-    let item: ItemTrait = match syn::parse2(input.clone()) {
-        Ok(item) => item,
+    run(Flavor::Service, args, input)
+}
+
+/// Entry point of `#[events]`.
+pub fn events(args: TokenStream, input: TokenStream) -> TokenStream {
+    run(Flavor::Events, args, input)
+}
+
+fn run(flavor: Flavor, args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse2::<Item>(input.clone()) {
+        Ok(Item::Trait(item)) => item,
+        Ok(other) => return fallback::passthrough(not_a_trait(&other), input),
         Err(_) => {
-            let e = syn::Error::new(
-                Span::call_site(),
-                "#[service] goes on a trait: `#[service(namespace = \"notes\")] pub trait Notes { ... }`",
-            );
+            let e = syn::Error::new(Span::call_site(), NOT_A_TRAIT);
             return fallback::passthrough(e, input);
         }
     };
     let mut cx = Ctxt::default();
-    let attrs = attr::container(&mut cx, "service", args);
-    let model = Service::from_syn(&mut cx, attrs.namespace, item);
-    valid::check_service(&mut cx, &model);
-    match cx.check() {
-        Ok(()) => expand_service(&model),
-        Err(e) => fallback::service(e, &model),
+    let attrs = attr::container(&mut cx, flavor.attr(), args);
+    let model = Service::from_syn(&mut cx, flavor, attrs, item);
+    match flavor {
+        Flavor::Service => valid::check_service(&mut cx, &model),
+        Flavor::Events => valid::check_events(&mut cx, &model),
+    }
+    match (cx.check(), flavor) {
+        (Ok(()), Flavor::Service) => expand_service(&model),
+        (Ok(()), Flavor::Events) => expand_events(&model),
+        (Err(e), _) => fallback::service(e, &model),
     }
 }
 
+const NOT_A_TRAIT: &str =
+    "#[service] goes on a trait: `#[service(namespace = \"notes\")] pub trait Notes { async fn get(&self, id: u64) -> Note; }`";
+
+/// The error for `#[service]` on an item that is not a trait, pointing at
+/// the item's keyword and name.
+fn not_a_trait(item: &Item) -> syn::Error {
+    let (what, tokens) = match item {
+        Item::Impl(i) => {
+            let self_ty = &i.self_ty;
+            let trait_name = i
+                .trait_
+                .as_ref()
+                .and_then(|(_, path, _)| path.segments.last())
+                .map(|s| s.ident.to_string());
+            if let Some(name) = trait_name {
+                return syn::Error::new_spanned(
+                    quote!(#self_ty),
+                    format!(
+                        "#[service] goes on the trait, not on its impl: move it to `pub trait {name} {{ ... }}`; \
+                         the impl needs no attribute"
+                    ),
+                );
+            }
+            ("an impl block", quote!(#self_ty))
+        }
+        Item::Struct(i) => ("a struct", {
+            let (struct_token, ident) = (&i.struct_token, &i.ident);
+            quote!(#struct_token #ident)
+        }),
+        Item::Enum(i) => ("an enum", {
+            let (enum_token, ident) = (&i.enum_token, &i.ident);
+            quote!(#enum_token #ident)
+        }),
+        Item::Fn(i) => ("a function", {
+            let (fn_token, ident) = (&i.sig.fn_token, &i.sig.ident);
+            quote!(#fn_token #ident)
+        }),
+        Item::Mod(i) => ("a module", {
+            let (mod_token, ident) = (&i.mod_token, &i.ident);
+            quote!(#mod_token #ident)
+        }),
+        other => ("this item", quote!(#other)),
+    };
+    syn::Error::new_spanned(
+        tokens,
+        format!(
+            "#[service] goes on a trait, not on {what}: declare the channels as a trait, like \
+             `#[service(namespace = \"notes\")] pub trait Notes {{ async fn get(&self, id: u64) -> Note; }}`"
+        ),
+    )
+}
+
 /// The `__private` path that generated code uses for every runtime item.
-fn rt() -> TokenStream {
+pub(crate) fn rt() -> TokenStream {
     quote!(::ipc_runtime::__private)
 }
 
@@ -47,29 +110,104 @@ fn expand_service(service: &Service) -> TokenStream {
     let contract = expand_contract(service);
     let client = expand_client(service);
     let server = expand_server(service);
-    let checks = expand_type_checks(service);
+    let module = expand_methods_module(service);
+    let checks = expand_type_checks(service.methods.iter().flat_map(Method::wire_types));
     quote! {
         #trait_def
         #contract
         #client
         #server
+        #module
         #checks
     }
 }
 
-/// Item names derived from the trait's name.
-struct Names {
-    contract: Ident,
-    client: Ident,
-    server: Ident,
+fn expand_events(service: &Service) -> TokenStream {
+    let trait_def = expand_events_trait(service);
+    let contract = expand_contract(service);
+    let emitter = expand_emitter(service);
+    let listener = expand_listener(service);
+    let module = expand_methods_module(service);
+    let checks = expand_type_checks(service.methods.iter().flat_map(Method::wire_types));
+    quote! {
+        #trait_def
+        #contract
+        #emitter
+        #listener
+        #module
+        #checks
+    }
 }
 
-fn names_of(service: &Service) -> Names {
+/// The module `expose!` reaches the trait's items through (`notes_methods`
+/// for `Notes`): the renderer-side type as `Client<W>`, the descriptor as
+/// `CONTRACT`, and one marker type per method or event carrying its
+/// `CHANNEL`, named after it, for the `Allows<marker>` whitelist bounds.
+pub(crate) fn expand_methods_module(service: &Service) -> TokenStream {
+    let rt = rt();
+    let vis = &service.item.vis;
+    let module = names::methods_module(service.ident());
+    let Names {
+        contract, client, ..
+    } = names_of(service);
+    let trait_name = service.ident().to_string();
+    let markers = service.methods.iter().map(|m| {
+        let ident = m.ident();
+        let channel = service.channel(m);
+        let doc = format!(
+            "Marks [`{trait_name}::{ident}`] (channel `{channel}`) in `expose!` whitelists."
+        );
+        quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone, Copy)]
+            pub struct #ident;
+
+            impl #ident {
+                /// The channel.
+                pub const CHANNEL: &'static str = #channel;
+            }
+        }
+    });
+    let doc = format!(
+        "The items of [`{trait_name}`] that `expose!` uses: the renderer-side type, the descriptor and one marker per method. Generated by `#[{}]`.",
+        service.flavor.attr()
+    );
+    quote! {
+        #[doc = #doc]
+        #[allow(non_camel_case_types, non_snake_case, dead_code)]
+        #vis mod #module {
+            /// The renderer-side type, with whitelist `W`.
+            pub type Client<W> = super::#client<W>;
+
+            /// The contract's descriptor.
+            pub const CONTRACT: &'static #rt::ServiceDescriptor =
+                <super::#contract as #rt::Service>::DESCRIPTOR;
+
+            #(#markers)*
+        }
+    }
+}
+
+/// Item names derived from the trait's name.
+pub(crate) struct Names {
+    pub contract: Ident,
+    /// The renderer-side type: `NotesClient`, or `NotesEventsListener` for
+    /// an events trait.
+    pub client: Ident,
+    /// The main-side type: `NotesServer`, or `NotesEventsEmitter`.
+    pub server: Ident,
+}
+
+pub(crate) fn names_of(service: &Service) -> Names {
     let ident = service.ident();
+    let (client, server) = match service.flavor {
+        Flavor::Service => ("Client", "Server"),
+        Flavor::Events => ("Listener", "Emitter"),
+    };
     Names {
         contract: format_ident!("{}Contract", ident),
-        client: format_ident!("{}Client", ident),
-        server: format_ident!("{}Server", ident),
+        client: format_ident!("{}{}", ident, client),
+        server: format_ident!("{}{}", ident, server),
     }
 }
 
@@ -100,12 +238,15 @@ fn expand_trait(service: &Service) -> TokenStream {
         let syn::TraitItem::Fn(f) = trait_item else {
             continue;
         };
-        let ret = match &f.sig.output {
-            ReturnType::Default => quote!(()),
-            ReturnType::Type(_, ty) => ty.to_token_stream(),
+        // Spanned on the user's return type, so that a handler whose
+        // future is not `Send`, or resolves to another type, is told about
+        // "this bound" on the trait's method rather than on the attribute.
+        let (ret, span) = match &f.sig.output {
+            ReturnType::Default => (quote!(()), f.sig.ident.span()),
+            ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
         };
         f.sig.asyncness = None;
-        f.sig.output = syn::parse_quote!(
+        f.sig.output = syn::parse_quote_spanned!(span=>
             -> impl #rt::Future<Output = #ret> + ::core::marker::Send
         );
         if let Some(body) = f.default.take() {
@@ -115,6 +256,7 @@ fn expand_trait(service: &Service) -> TokenStream {
         let kind = match method.kind {
             Kind::Invoke => "request/reply",
             Kind::Send => "fire-and-forget",
+            Kind::Event => "event pushed by main",
         };
         let note = format!(" IPC channel `{channel}` ({kind}).");
         let has_docs = f.attrs.iter().any(|a| a.path().is_ident("doc"));
@@ -124,6 +266,123 @@ fn expand_trait(service: &Service) -> TokenStream {
         f.attrs.push(syn::parse_quote!(#[doc = #note]));
     }
     item.into_token_stream()
+}
+
+/// An events trait as written (it declares the events; the generated
+/// emitter implements it), with each method's channel in its docs.
+fn expand_events_trait(service: &Service) -> TokenStream {
+    let mut item = service.item.clone();
+    for (trait_item, method) in item.items.iter_mut().zip(&service.methods) {
+        let syn::TraitItem::Fn(f) = trait_item else {
+            continue;
+        };
+        let note = format!(" IPC event `{}` (pushed by main).", service.channel(method));
+        if f.attrs.iter().any(|a| a.path().is_ident("doc")) {
+            f.attrs.push(syn::parse_quote!(#[doc = ""]));
+        }
+        f.attrs.push(syn::parse_quote!(#[doc = #note]));
+    }
+    item.into_token_stream()
+}
+
+/// `NotesEventsEmitter`: pushes events from main to a target. Each event is
+/// an inherent method returning how many renderers it was queued for, and
+/// the emitter implements the trait too, so main-side code can take any
+/// `impl NotesEvents`.
+fn expand_emitter(service: &Service) -> TokenStream {
+    let rt = rt();
+    let vis = &service.item.vis;
+    let Names {
+        contract,
+        server: emitter,
+        ..
+    } = names_of(service);
+    let trait_ident = service.ident();
+    let trait_name = trait_ident.to_string();
+    let methods = service.methods.iter().map(|m| {
+        let ident = m.ident();
+        let docs = doc_attrs(&m.item.attrs);
+        let konst = channel_const(m);
+        let channel = service.channel(m);
+        let arg_idents: Vec<&Ident> = m.args.iter().map(|a| &a.ident).collect();
+        let arg_tys: Vec<&Type> = m.args.iter().map(|a| &a.ty).collect();
+        let what = format!(
+            "Pushes `{channel}` to every renderer of the target that listens to it; returns how many it was queued for."
+        );
+        quote! {
+            #(#docs)*
+            #[doc = ""]
+            #[doc = #what]
+            pub fn #ident(&self, #(#arg_idents: #arg_tys),*) -> usize {
+                #[allow(unused_imports)]
+                use #rt::probe::{Emit as _, EmitInert as _};
+                (&&#rt::probe::Probe::<(#(#arg_tys,)*)>::NEW)
+                    .emit(&self.core, #contract::#konst, (#(#arg_idents,)*))
+            }
+        }
+    });
+    let impls = service.methods.iter().map(|m| {
+        let ident = m.ident();
+        let arg_idents: Vec<&Ident> = m.args.iter().map(|a| &a.ident).collect();
+        let arg_tys: Vec<&Type> = m.args.iter().map(|a| &a.ty).collect();
+        quote! {
+            fn #ident(&self, #(#arg_idents: #arg_tys),*) {
+                #emitter::#ident(self, #(#arg_idents),*);
+            }
+        }
+    });
+    let doc = format!(
+        "Main-side emitter of [`{trait_name}`]: pushes events to one renderer, a group or all \
+         (`Target`), and only to those that listen.\n\nGenerated by `#[events]`."
+    );
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone, Debug)]
+        #vis struct #emitter {
+            core: #rt::EmitterCore,
+        }
+
+        impl #emitter {
+            /// An emitter pushing through `main` to `target`.
+            pub fn new(main: &#rt::Main, target: #rt::Target) -> Self {
+                Self { core: #rt::EmitterCore::new(main, target) }
+            }
+
+            #(#methods)*
+        }
+
+        impl #trait_ident for #emitter {
+            #(#impls)*
+        }
+    }
+}
+
+/// `NotesEventsListener<W>`: one `on_<event>` method per event.
+fn expand_listener(service: &Service) -> TokenStream {
+    let rt = rt();
+    let contract = names_of(service).contract;
+    let methods = service.methods.iter().map(|m| {
+        let on = format_ident!("on_{}", m.ident().to_string().trim_start_matches("r#"));
+        let docs = client_docs(service, m);
+        let konst = channel_const(m);
+        let arg_idents: Vec<&Ident> = m.args.iter().map(|a| &a.ident).collect();
+        let arg_tys: Vec<&Type> = m.args.iter().map(|a| &a.ty).collect();
+        let allows = allows_bound(service, m);
+        quote! {
+            #docs
+            pub async fn #on(
+                &self,
+                mut f: impl ::core::ops::FnMut(#(#arg_tys),*) + ::core::marker::Send + 'static,
+            ) -> ::core::result::Result<#rt::Subscription, #rt::IpcError> #allows {
+                #[allow(unused_imports)]
+                use #rt::probe::{Listen as _, ListenInert as _};
+                (&&#rt::probe::Probe::<(#(#arg_tys,)*)>::NEW)
+                    .on(&self.core, #contract::#konst, move |(#(#arg_idents,)*): (#(#arg_tys,)*)| f(#(#arg_idents),*))
+                    .await
+            }
+        }
+    });
+    client_shell(service, quote!(#(#methods)*))
 }
 
 /// A type name as it appears in the descriptor: the user's tokens with
@@ -151,7 +410,7 @@ fn type_name(ty: &Type) -> String {
 }
 
 /// `NotesContract`: channel constants and the descriptor.
-fn expand_contract(service: &Service) -> TokenStream {
+pub(crate) fn expand_contract(service: &Service) -> TokenStream {
     let rt = rt();
     let vis = &service.item.vis;
     let Names {
@@ -178,6 +437,7 @@ fn expand_contract(service: &Service) -> TokenStream {
         let kind = match m.kind {
             Kind::Invoke => quote!(#rt::MethodKind::Invoke),
             Kind::Send => quote!(#rt::MethodKind::Send),
+            Kind::Event => quote!(#rt::MethodKind::Event),
         };
         let args = m.args.iter().map(|a| {
             let n = a.ident.to_string();
@@ -205,7 +465,8 @@ fn expand_contract(service: &Service) -> TokenStream {
     });
     let doc = format!(
         "Channel names and contract descriptor of [`{trait_name}`] (namespace `{namespace}`).\n\n\
-         Generated by `#[service]`; see also [`{client}`] (renderer side) and [`{server}`] (main side)."
+         Generated by `#[{}]`; see also [`{client}`] (renderer side) and [`{server}`] (main side).",
+        service.flavor.attr()
     );
     quote! {
         #[doc = #doc]
@@ -227,91 +488,205 @@ fn expand_contract(service: &Service) -> TokenStream {
     }
 }
 
-/// `NotesClient`: the renderer-side stub, one typed async method per channel.
-fn expand_client(service: &Service) -> TokenStream {
+/// The client method's return type: the handler's result wrapped with the
+/// runtime's error (`Result<T, IpcError>`, or `Result<T, CallError<E>>`
+/// for a method returning `Result<T, E>`).
+pub(crate) fn client_return_type(method: &Method) -> TokenStream {
     let rt = rt();
-    let vis = &service.item.vis;
-    let Names {
-        contract, client, ..
-    } = names_of(service);
-    let trait_name = service.ident().to_string();
-    let methods = service.methods.iter().map(|m| {
-        let ident = m.ident();
-        let docs = doc_attrs(&m.item.attrs);
-        let konst = channel_const(m);
-        let arg_idents: Vec<&Ident> = m.args.iter().map(|a| &a.ident).collect();
-        let arg_tys: Vec<&Type> = m.args.iter().map(|a| &a.ty).collect();
-        let channel = service.channel(m);
-        let (ret, body) = match (&m.output, m.kind) {
-            (_, Kind::Send) => (
-                quote!(::core::result::Result<(), #rt::IpcError>),
-                quote!(self.core.send(#contract::#konst, &(#(#arg_idents,)*)).await),
-            ),
-            (Output::Unit, Kind::Invoke) => (
-                quote!(::core::result::Result<(), #rt::IpcError>),
-                quote!(self.core.invoke::<_, ()>(#contract::#konst, &(#(#arg_idents,)*)).await),
-            ),
-            (Output::Value(t), Kind::Invoke) => (
-                quote!(::core::result::Result<#t, #rt::IpcError>),
-                quote!(self.core.invoke::<_, #t>(#contract::#konst, &(#(#arg_idents,)*)).await),
-            ),
-            (Output::Fallible { ok, err }, Kind::Invoke) => (
-                quote!(::core::result::Result<#ok, #rt::CallError<#err>>),
-                quote!(self.core.invoke_fallible::<_, #ok, #err>(#contract::#konst, &(#(#arg_idents,)*)).await),
-            ),
-        };
-        let what = match m.kind {
-            Kind::Invoke => format!("Calls `{channel}` and waits for the reply."),
-            Kind::Send => format!(
-                "Sends a message on `{channel}` without waiting for it to be handled; messages from one connection are handled in the order sent."
-            ),
-        };
-        let spacer = if docs.is_empty() { quote!() } else { quote!(#[doc = ""]) };
-        quote! {
-            #(#docs)*
-            #spacer
-            #[doc = #what]
-            pub async fn #ident(&self, #(#arg_idents: #arg_tys),*) -> #ret {
-                #body
-            }
+    match (&method.output, method.kind) {
+        (_, Kind::Send) | (Output::Unit, Kind::Invoke) => {
+            quote!(::core::result::Result<(), #rt::IpcError>)
         }
-    });
-    let doc = format!(
-        "Renderer-side client of [`{trait_name}`]: each method sends a frame to main and returns its typed reply.\n\n\
-         Generated by `#[service]`. Cheap to clone; clones share one connection."
-    );
-    quote! {
-        #[doc = #doc]
-        #[derive(Clone, Debug)]
-        #vis struct #client {
-            core: #rt::ClientCore,
-        }
-
-        impl #client {
-            /// Creates a client that calls over `connection`.
-            pub fn new(connection: &#rt::Connection) -> Self {
-                Self { core: #rt::ClientCore::new(connection) }
-            }
-
-            /// Returns a client whose calls time out after `timeout` instead of
-            /// the connection's default.
-            pub fn with_timeout(&self, timeout: #rt::Duration) -> Self {
-                Self { core: self.core.with_timeout(timeout) }
-            }
-
-            #(#methods)*
+        (_, Kind::Event) => quote!(::core::result::Result<#rt::Subscription, #rt::IpcError>),
+        (Output::Value(t), Kind::Invoke) => quote!(::core::result::Result<#t, #rt::IpcError>),
+        (Output::Fallible { ok, err }, Kind::Invoke) => {
+            quote!(::core::result::Result<#ok, #rt::CallError<#err>>)
         }
     }
 }
 
-/// `NotesServer`: main-side dispatch from a channel to a handler method.
-fn expand_server(service: &Service) -> TokenStream {
+/// The doc lines of a client method: the user's, then what the call does.
+pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
+    let docs = doc_attrs(&method.item.attrs);
+    let channel = service.channel(method);
+    let what = match method.kind {
+        Kind::Invoke => format!("Calls `{channel}` and waits for the reply."),
+        Kind::Send => format!(
+            "Sends a message on `{channel}` without waiting for it to be handled; messages from one connection are handled in the order sent."
+        ),
+        Kind::Event => format!(
+            "Calls `f` with each `{channel}` event, in the order main emitted them, until the returned guard is dropped. \
+             Returns once main has recorded the subscription."
+        ),
+    };
+    let spacer = if docs.is_empty() {
+        quote!()
+    } else {
+        quote!(#[doc = ""])
+    };
+    quote! {
+        #(#docs)*
+        #spacer
+        #[doc = #what]
+    }
+}
+
+/// The `where` clause that makes a renderer-side method callable only
+/// through an API whose whitelist `W` exposes it.
+fn allows_bound(service: &Service, method: &Method) -> TokenStream {
+    let rt = rt();
+    let module = names::methods_module(service.ident());
+    let marker = method.ident();
+    quote!(where W: #rt::Allows<#module::#marker>)
+}
+
+/// The renderer-side type (`NotesClient<W>` or `NotesEventsListener<W>`),
+/// its constructors and its documentation, around `methods`. `W` is the
+/// whitelist: `Everything` for a client built straight from a connection,
+/// or an `expose!` type, whose `Allows` impls decide which methods exist.
+pub(crate) fn client_shell(service: &Service, methods: TokenStream) -> TokenStream {
     let rt = rt();
     let vis = &service.item.vis;
+    let client = names_of(service).client;
+    let trait_name = service.ident().to_string();
+    let (doc, core, extra) = match service.flavor {
+        Flavor::Service => (
+            format!(
+                "Renderer-side client of [`{trait_name}`]: each method sends a frame to main and returns its typed reply.\n\n\
+                 `W` is the whitelist: built with `new`, every method is available; as a field of an `expose!` type, \
+                 only the methods it lists. Generated by `#[service]`. Cheap to clone; clones share one connection."
+            ),
+            quote!(#rt::ClientCore),
+            quote! {
+                /// Returns a client whose calls time out after `timeout` instead of
+                /// the connection's default.
+                pub fn with_timeout(&self, timeout: #rt::Duration) -> Self {
+                    Self { core: self.core.with_timeout(timeout), _whitelist: #rt::PhantomData }
+                }
+            },
+        ),
+        Flavor::Events => (
+            format!(
+                "Renderer-side listener of [`{trait_name}`]: each `on_…` method calls a closure with every event of that kind; \
+                 dropping the returned guard unsubscribes.\n\n\
+                 `W` is the whitelist: built with `new`, every event is available; as a field of an `expose!` type, \
+                 only the events it lists. Generated by `#[events]`."
+            ),
+            quote!(#rt::ListenerCore),
+            quote!(),
+        ),
+    };
+    quote! {
+        #[doc = #doc]
+        #vis struct #client<W = #rt::Everything> {
+            core: #core,
+            _whitelist: #rt::PhantomData<fn() -> W>,
+        }
+
+        impl<W> ::core::clone::Clone for #client<W> {
+            fn clone(&self) -> Self {
+                Self { core: self.core.clone(), _whitelist: #rt::PhantomData }
+            }
+        }
+
+        impl<W> ::core::fmt::Debug for #client<W> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(::core::stringify!(#client)).field("core", &self.core).finish()
+            }
+        }
+
+        impl #client {
+            /// Creates one over `connection`, with every method available.
+            pub fn new(connection: &#rt::Connection) -> Self {
+                Self::__new(connection)
+            }
+        }
+
+        impl<W> #client<W> {
+            /// Creates one with whitelist `W`; used by `expose!`.
+            #[doc(hidden)]
+            pub fn __new(connection: &#rt::Connection) -> Self {
+                Self { core: <#core>::new(connection), _whitelist: #rt::PhantomData }
+            }
+
+            #extra
+
+            #methods
+        }
+    }
+}
+
+/// `NotesClient`: the renderer-side stub, one typed async method per channel.
+///
+/// Each call goes through a `__private::probe::Probe`, so that an argument
+/// or result type without serde's traits is reported once, on the type,
+/// by the checks of [`expand_type_checks`], and not again here.
+fn expand_client(service: &Service) -> TokenStream {
+    let rt = rt();
+    let contract = names_of(service).contract;
+    let methods = service.methods.iter().map(|m| {
+        let ident = m.ident();
+        let docs = client_docs(service, m);
+        let konst = channel_const(m);
+        let arg_idents: Vec<&Ident> = m.args.iter().map(|a| &a.ident).collect();
+        let arg_tys: Vec<&Type> = m.args.iter().map(|a| &a.ty).collect();
+        let args_ty = quote!((#(#arg_tys,)*));
+        let ret = client_return_type(m);
+        let (probe, real, inert, call) = match (&m.output, m.kind) {
+            (_, Kind::Send | Kind::Event) => (
+                quote!(#rt::probe::Probe::<#args_ty>),
+                quote!(SendMessage),
+                quote!(SendMessageInert),
+                quote!(send),
+            ),
+            (Output::Unit, Kind::Invoke) => (
+                quote!(#rt::probe::Probe::<#args_ty, ()>),
+                quote!(Invoke),
+                quote!(InvokeInert),
+                quote!(invoke),
+            ),
+            (Output::Value(t), Kind::Invoke) => (
+                quote!(#rt::probe::Probe::<#args_ty, #t>),
+                quote!(Invoke),
+                quote!(InvokeInert),
+                quote!(invoke),
+            ),
+            (Output::Fallible { ok, err }, Kind::Invoke) => (
+                quote!(#rt::probe::Probe::<#args_ty, #ok, #err>),
+                quote!(InvokeFallible),
+                quote!(InvokeFallibleInert),
+                quote!(invoke_fallible),
+            ),
+        };
+        let allows = allows_bound(service, m);
+        quote! {
+            #docs
+            pub async fn #ident(&self, #(#arg_idents: #arg_tys),*) -> #ret #allows {
+                #[allow(unused_imports)]
+                use #rt::probe::{#real as _, #inert as _};
+                (&&#probe::NEW)
+                    .#call(&self.core, #contract::#konst, (#(#arg_idents,)*))
+                    .await
+            }
+        }
+    });
+    client_shell(service, quote!(#(#methods)*))
+}
+
+/// `NotesServer`: main-side dispatch from a channel to a handler method.
+///
+/// Like the client, each arm goes through a `__private::probe::Probe`.
+fn expand_server(service: &Service) -> TokenStream {
+    let rt = rt();
     let Names {
         contract, server, ..
     } = names_of(service);
-    let trait_ident = service.ident();
+    // The bound on `H` names the trait with the macro's span: spanned on
+    // the user's trait name, an unknown type in a method would also get
+    // rustc's suggestion to add it to the trait's generics, as a second
+    // error beside the real one.
+    let mut trait_ident = service.ident().clone();
+    trait_ident.set_span(Span::call_site());
     let arms = service.methods.iter().enumerate().map(|(index, m)| {
         let ident = m.ident();
         let arg_idents: Vec<Ident> = m
@@ -320,46 +695,41 @@ fn expand_server(service: &Service) -> TokenStream {
             .map(|a| format_ident!("__ipc_arg_{}", a.ident))
             .collect();
         let arg_tys: Vec<&Type> = m.args.iter().map(|a| &a.ty).collect();
-        let call = quote!(__ipc_handler.#ident(#(#arg_idents),*).await);
-        let outcome = match &m.output {
-            Output::Unit => quote!({ #call; #rt::Outcome::unit() }),
-            Output::Value(_) => quote!(#rt::Outcome::from_value(&#call)),
-            Output::Fallible { .. } => quote!(#rt::Outcome::from_result(#call)),
+        let args_ty = quote!((#(#arg_tys,)*));
+        let (probe, real, inert, serve) = match &m.output {
+            Output::Unit => (
+                quote!(#rt::probe::Probe::<#args_ty, ()>),
+                quote!(Serve),
+                quote!(ServeInert),
+                quote!(serve),
+            ),
+            Output::Value(t) => (
+                quote!(#rt::probe::Probe::<#args_ty, #t>),
+                quote!(Serve),
+                quote!(ServeInert),
+                quote!(serve),
+            ),
+            Output::Fallible { ok, err } => (
+                quote!(#rt::probe::Probe::<#args_ty, #ok, #err>),
+                quote!(ServeFallible),
+                quote!(ServeFallibleInert),
+                quote!(serve_fallible),
+            ),
         };
         quote! {
-            #index => #rt::Box::pin(async move {
-                let (#(#arg_idents,)*): (#(#arg_tys,)*) = match #rt::decode_args(&__ipc_payload) {
-                    ::core::result::Result::Ok(args) => args,
-                    ::core::result::Result::Err(outcome) => return outcome,
-                };
-                #outcome
-            }),
+            #index => {
+                #[allow(unused_imports)]
+                use #rt::probe::{#real as _, #inert as _};
+                (&&#probe::NEW).#serve(
+                    __ipc_payload,
+                    move |(#(#arg_idents,)*): #args_ty| async move {
+                        __ipc_handler.#ident(#(#arg_idents),*).await
+                    },
+                )
+            }
         }
     });
-    let trait_name = trait_ident.to_string();
-    let doc = format!(
-        "Main-side adapter that serves [`{trait_name}`] with a handler value: \
-         register it with `MainBuilder::service`.\n\nGenerated by `#[service]`."
-    );
-    quote! {
-        #[doc = #doc]
-        #vis struct #server<H> {
-            handler: #rt::Arc<H>,
-        }
-
-        impl<H: #trait_ident> #server<H> {
-            /// Serves the trait's channels with `handler`.
-            pub fn new(handler: H) -> Self {
-                Self { handler: #rt::Arc::new(handler) }
-            }
-
-            /// Serves the trait's channels with a handler that is shared with
-            /// other code.
-            pub fn from_arc(handler: #rt::Arc<H>) -> Self {
-                Self { handler }
-            }
-        }
-
+    let dispatch = quote! {
         impl<H: #trait_ident> #rt::Dispatch for #server<H> {
             fn descriptor(&self) -> &'static #rt::ServiceDescriptor {
                 <#contract as #rt::Service>::DESCRIPTOR
@@ -377,24 +747,56 @@ fn expand_server(service: &Service) -> TokenStream {
                 }
             }
         }
+    };
+    server_shell(service, quote!(#trait_ident), dispatch)
+}
+
+/// The server's type and constructors (for handlers bounded by `bound`),
+/// followed by `dispatch`.
+pub(crate) fn server_shell(
+    service: &Service,
+    bound: TokenStream,
+    dispatch: TokenStream,
+) -> TokenStream {
+    let rt = rt();
+    let vis = &service.item.vis;
+    let server = names_of(service).server;
+    let trait_name = service.ident().to_string();
+    let doc = format!(
+        "Main-side adapter that serves [`{trait_name}`] with a handler value: \
+         register it with `MainBuilder::service`.\n\nGenerated by `#[service]`."
+    );
+    quote! {
+        #[doc = #doc]
+        #vis struct #server<H> {
+            handler: #rt::Arc<H>,
+        }
+
+        impl<H: #bound> #server<H> {
+            /// Serves the trait's channels with `handler`.
+            pub fn new(handler: H) -> Self {
+                Self { handler: #rt::Arc::new(handler) }
+            }
+
+            /// Serves the trait's channels with a handler that is shared with
+            /// other code.
+            pub fn from_arc(handler: #rt::Arc<H>) -> Self {
+                Self { handler }
+            }
+        }
+
+        #dispatch
     }
 }
 
 /// One check per argument and return type, spanned on the user's type, so
-/// that a type that cannot cross the wire is reported where it was written.
-fn expand_type_checks(service: &Service) -> TokenStream {
+/// that a type that cannot cross the wire is reported where it was written,
+/// with the advice of `WireType`'s `on_unimplemented`.
+pub(crate) fn expand_type_checks<'a>(types: impl IntoIterator<Item = &'a Type>) -> TokenStream {
     let rt = rt();
-    let checks = service.methods.iter().flat_map(|m| {
-        let args = m.args.iter().map(|a| &a.ty);
-        let outs: Vec<&Type> = match &m.output {
-            Output::Unit => vec![],
-            Output::Value(t) => vec![t],
-            Output::Fallible { ok, err } => vec![ok, err],
-        };
-        args.chain(outs)
-            .map(|ty| quote_spanned!(ty.span()=> #rt::assert_wire_type::<#ty>();))
-            .collect::<Vec<_>>()
-    });
+    let checks = types
+        .into_iter()
+        .map(|ty| quote_spanned!(ty.span()=> #rt::assert_wire_type::<#ty>();));
     quote! {
         const _: () = {
             #[allow(dead_code)]

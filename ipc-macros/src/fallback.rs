@@ -1,18 +1,56 @@
 //! What to emit when the user's input has errors.
 //!
-//! The errors, plus the user's trait as written (minus our attributes), so
-//! that code using the trait keeps compiling and the user sees the real
-//! errors, not a cascade of "cannot find trait" ones.
+//! The goal is that each mistake shows as one error, where it was made,
+//! and that nothing else does. So beside the errors we emit:
+//!
+//! - the user's trait as written (minus our attributes), so that the
+//!   handler's `impl Notes for ...` keeps compiling;
+//! - stand-ins for the generated items (`NotesContract`, `NotesClient` with
+//!   one method per trait method, `NotesServer`), so that code using them
+//!   does not add "cannot find type `NotesClient`" or "no method named
+//!   `get`" errors. Rust 1.95 also hides missing-item errors next to a
+//!   `compile_error!`, but older compilers and rust-analyzer do not. The
+//!   stand-ins have the real items' names and signatures, but their bodies
+//!   do nothing: they are never part of a built program, since the errors
+//!   stop the build;
+//! - the serde checks of the argument and result types that are owned and
+//!   concrete (the others are already reported), so that a type without
+//!   `Serialize` is reported in the same compile as the other mistakes
+//!   rather than in the next one.
+
+use std::collections::HashSet;
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
+use quote::{quote, ToTokens};
+use syn::{visit::Visit, GenericParam, Generics, TraitItem, Type, WherePredicate};
 
-use crate::ast::Service;
+use crate::{
+    ast::{Flavor, Method, Service},
+    expand, names, valid,
+};
 
-/// The errors beside the user's trait.
+/// The errors, the user's trait and stand-ins for the generated items.
 pub fn service(errors: syn::Error, model: &Service) -> TokenStream {
+    let service = without_duplicates(model);
     let mut out = errors.to_compile_error();
-    model.item.to_tokens(&mut out);
+    service.item.to_tokens(&mut out);
+    out.extend(expand::expand_contract(&service));
+    match service.flavor {
+        Flavor::Service => {
+            out.extend(stub_client(&service));
+            out.extend(stub_server(&service));
+        }
+        Flavor::Events => out.extend(stub_events(&service)),
+    }
+    out.extend(expand::expand_methods_module(&service));
+    let trait_is_generic = !service.item.generics.params.is_empty();
+    let checkable = service
+        .methods
+        .iter()
+        .filter(|m| !trait_is_generic && m.sig().generics.params.is_empty())
+        .flat_map(Method::wire_types)
+        .filter(|ty| valid::is_owned_type(ty));
+    out.extend(expand::expand_type_checks(checkable));
     out
 }
 
@@ -21,4 +59,241 @@ pub fn passthrough(error: syn::Error, input: TokenStream) -> TokenStream {
     let mut out = error.to_compile_error();
     out.extend(input);
     out
+}
+
+/// The model without the second and later methods of one name (already
+/// reported), so that neither the trait nor the stand-ins repeat a name and
+/// add errors of their own.
+fn without_duplicates(model: &Service) -> Service {
+    let mut service = model.clone();
+    let mut seen = HashSet::new();
+    service
+        .methods
+        .retain(|m| seen.insert(m.ident().to_string()));
+    let mut seen = HashSet::new();
+    service.item.items.retain(|item| match item {
+        TraitItem::Fn(f) => seen.insert(f.sig.ident.to_string()),
+        _ => true,
+    });
+    service
+}
+
+/// `NotesClient` with one do-nothing method per trait method, with the
+/// signature the real one would have. Parts the client cannot express are
+/// replaced: an argument naming `Self` or `_` takes any value, and such a
+/// result (or an `impl Trait` one, which a do-nothing body cannot choose)
+/// becomes `()`. Generic parameters the method mentions, its own or the
+/// trait's, are kept so that their names resolve.
+fn stub_client(service: &Service) -> TokenStream {
+    let methods = service
+        .methods
+        .iter()
+        .filter(|m| !names::CLIENT_RESERVED.contains(&m.ident().to_string().as_str()))
+        .map(|m| {
+            let ident = m.ident();
+            let docs = expand::client_docs(service, m);
+            let generics = method_generics(&service.item.generics, m);
+            let (params, _, where_clause) = generics.split_for_impl();
+            let args = m.args.iter().map(|a| {
+                let ident = &a.ident;
+                let ty = &a.ty;
+                if Unfit::of(ty).in_argument() {
+                    quote!(#ident: impl ::core::marker::Sized)
+                } else {
+                    quote!(#ident: #ty)
+                }
+            });
+            let ret = if m.wire_types().iter().any(|ty| Unfit::of(ty).in_result()) {
+                quote!(())
+            } else {
+                expand::client_return_type(m)
+            };
+            quote! {
+                #docs
+                #[allow(unused_variables)]
+                pub async fn #ident #params(&self, #(#args),*) -> #ret #where_clause {
+                    loop {}
+                }
+            }
+        });
+    expand::client_shell(service, quote!(#(#methods)*))
+}
+
+/// `NotesEventsEmitter` and `NotesEventsListener` without events: enough for
+/// code naming them to resolve.
+fn stub_events(service: &Service) -> TokenStream {
+    let rt = expand::rt();
+    let vis = &service.item.vis;
+    let emitter = expand::names_of(service).server;
+    let listener = expand::client_shell(service, TokenStream::new());
+    quote! {
+        #listener
+
+        /// Stand-in while the events trait has errors.
+        #vis struct #emitter;
+
+        impl #emitter {
+            /// Stand-in while the events trait has errors.
+            pub fn new(_: &#rt::Main, _: #rt::Target) -> Self {
+                #emitter
+            }
+        }
+    }
+}
+
+/// `NotesServer` for any handler, serving nothing. Its constructors accept
+/// any handler: whether the handler implements the trait is checked again
+/// once the errors are fixed.
+fn stub_server(service: &Service) -> TokenStream {
+    let rt = expand::rt();
+    let expand::Names {
+        contract, server, ..
+    } = expand::names_of(service);
+    let dispatch = quote! {
+        impl<H: ::core::marker::Send + ::core::marker::Sync + 'static> #rt::Dispatch for #server<H> {
+            fn descriptor(&self) -> &'static #rt::ServiceDescriptor {
+                <#contract as #rt::Service>::DESCRIPTOR
+            }
+
+            fn call(
+                &self,
+                method: usize,
+                _: #rt::Bytes,
+            ) -> #rt::BoxFuture<'static, #rt::Outcome> {
+                #rt::Box::pin(async move { #rt::Outcome::no_such_method(method) })
+            }
+        }
+    };
+    expand::server_shell(service, quote!(::core::marker::Sized), dispatch)
+}
+
+/// The method's generics, preceded by those of the trait that the
+/// method's signature mentions (lifetimes first, without defaults, which a
+/// method cannot have). Unmentioned trait parameters are left out: on a
+/// client method they could not be inferred at the call.
+fn method_generics(outer: &Generics, method: &Method) -> Generics {
+    let inner = &method.sig().generics;
+    let mut used = Mentions::default();
+    for input in &method.sig().inputs {
+        used.visit_fn_arg(input);
+    }
+    used.visit_return_type(&method.sig().output);
+    used.visit_generics(inner);
+    let trait_params: Vec<&GenericParam> = outer
+        .params
+        .iter()
+        .filter(|p| used.0.contains(&param_name(p)))
+        .collect();
+    let kept: HashSet<String> = trait_params.iter().map(|p| param_name(p)).collect();
+    let excluded: HashSet<String> = outer
+        .params
+        .iter()
+        .map(param_name)
+        .filter(|n| !kept.contains(n))
+        .collect();
+    let mut params: Vec<GenericParam> = trait_params
+        .into_iter()
+        .chain(&inner.params)
+        .cloned()
+        .collect();
+    params.sort_by_key(|p| !matches!(p, GenericParam::Lifetime(_)));
+    for param in &mut params {
+        match param {
+            GenericParam::Type(t) => {
+                t.eq_token = None;
+                t.default = None;
+            }
+            GenericParam::Const(c) => {
+                c.eq_token = None;
+                c.default = None;
+            }
+            GenericParam::Lifetime(_) => {}
+        }
+    }
+    let predicates: Vec<WherePredicate> = outer
+        .where_clause
+        .iter()
+        .flat_map(|w| &w.predicates)
+        .filter(|p| {
+            let mut names = Mentions::default();
+            names.visit_where_predicate(p);
+            names.0.is_disjoint(&excluded)
+        })
+        .chain(inner.where_clause.iter().flat_map(|w| &w.predicates))
+        .cloned()
+        .collect();
+    let mut generics = Generics::default();
+    if !params.is_empty() {
+        generics.lt_token = Some(Default::default());
+        generics.params = params.into_iter().collect();
+        generics.gt_token = Some(Default::default());
+    }
+    if !predicates.is_empty() {
+        generics.make_where_clause().predicates = predicates.into_iter().collect();
+    }
+    generics
+}
+
+/// The name of a generic parameter: `T`, `'a` or `N`.
+fn param_name(param: &GenericParam) -> String {
+    match param {
+        GenericParam::Type(t) => t.ident.to_string(),
+        GenericParam::Lifetime(l) => l.lifetime.to_string(),
+        GenericParam::Const(c) => c.ident.to_string(),
+    }
+}
+
+/// Every identifier and lifetime a syntax tree mentions.
+#[derive(Default)]
+struct Mentions(HashSet<String>);
+
+impl<'ast> Visit<'ast> for Mentions {
+    fn visit_ident(&mut self, ident: &'ast proc_macro2::Ident) {
+        self.0.insert(ident.to_string());
+    }
+
+    fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
+        self.0.insert(lifetime.to_string());
+    }
+}
+
+/// What in a type a do-nothing client method cannot express.
+struct Unfit {
+    self_or_infer: bool,
+    impl_trait: bool,
+}
+
+impl Unfit {
+    fn of(ty: &Type) -> Unfit {
+        let mut unfit = Unfit {
+            self_or_infer: false,
+            impl_trait: false,
+        };
+        unfit.visit_type(ty);
+        unfit
+    }
+
+    /// `Self` would mean the client; `_` is refused in any signature.
+    fn in_argument(&self) -> bool {
+        self.self_or_infer
+    }
+
+    /// A do-nothing body cannot choose the type behind an `impl Trait`.
+    fn in_result(&self) -> bool {
+        self.self_or_infer || self.impl_trait
+    }
+}
+
+impl<'ast> Visit<'ast> for Unfit {
+    fn visit_ident(&mut self, ident: &'ast proc_macro2::Ident) {
+        self.self_or_infer |= ident == "Self";
+    }
+
+    fn visit_type_infer(&mut self, _: &'ast syn::TypeInfer) {
+        self.self_or_infer = true;
+    }
+
+    fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+        self.impl_trait = true;
+    }
 }

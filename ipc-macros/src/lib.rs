@@ -8,13 +8,18 @@
 //! user's trait (every node keeps the user's tokens for error spans),
 //! [`valid`] checks the model and collects *all* errors in a [`ctxt::Ctxt`],
 //! and only a model without errors reaches [`expand`]. On error,
-//! [`fallback`] emits the errors beside the user's trait, so that one mistake
-//! shows one error rather than a cascade.
+//! [`fallback`] emits the errors beside the user's trait and stand-ins for
+//! the generated items, so that one mistake shows one error rather than a
+//! cascade.
+//!
+//! The compile-fail tests in the workspace's `tests/ui/` show every message,
+//! one small case per rule.
 
 mod ast;
 mod attr;
 mod ctxt;
 mod expand;
+mod expose;
 mod fallback;
 mod names;
 mod valid;
@@ -31,4 +36,27 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = proc_macro2::TokenStream::from(args);
     let input = proc_macro2::TokenStream::from(input);
     expand::service(args, input).into()
+}
+
+/// Turns a trait into a typed set of events that main pushes to renderers:
+/// a main-side emitter and a renderer-side listener.
+///
+/// See the `ipc-runtime` crate documentation for the full description and
+/// examples.
+#[proc_macro_attribute]
+pub fn events(args: TokenStream, input: TokenStream) -> TokenStream {
+    let args = proc_macro2::TokenStream::from(args);
+    let input = proc_macro2::TokenStream::from(input);
+    expand::events(args, input).into()
+}
+
+/// Declares renderer API types: each lists, per service and events trait,
+/// exactly the methods and events a renderer accepted as that type may
+/// reach.
+///
+/// See the `ipc-runtime` crate documentation for the full description and
+/// examples.
+#[proc_macro]
+pub fn expose(input: TokenStream) -> TokenStream {
+    expose::expose(proc_macro2::TokenStream::from(input)).into()
 }

@@ -9,6 +9,10 @@ pub const NAME_PATTERN: &str =
 /// the wire format's one-byte length with room to spare.
 pub const MAX_PART_LEN: usize = 64;
 
+/// Names the generated client uses for its own methods, which therefore
+/// cannot name a trait method.
+pub const CLIENT_RESERVED: &[&str] = &["new", "with_timeout"];
+
 /// Why a namespace or channel part is not valid, in words for a user.
 pub fn check_part(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -16,7 +20,7 @@ pub fn check_part(name: &str) -> Result<(), String> {
     }
     if name.contains(':') {
         return Err(
-            "it contains ':', which separates the namespace from the method; give only this part"
+            "it contains ':', which the macro itself puts between the namespace and the method"
                 .into(),
         );
     }
@@ -55,9 +59,33 @@ pub fn kebab_case(ident: &str) -> String {
         .replace('_', "-")
 }
 
+/// `UserSettings` → `user_settings`, for suggesting a namespace.
+pub fn snake_case(ident: &str) -> String {
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in ident.trim_start_matches("r#").chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            out.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 /// `get_user` → `GET_USER`, for the channel constant's name.
 pub fn screaming_snake_case(ident: &str) -> String {
     ident.trim_start_matches("r#").to_ascii_uppercase()
+}
+
+/// The module `#[service]` and `#[events]` generate next to trait `name`,
+/// and that `expose!` reaches: `Notes` → `notes_methods`.
+pub fn methods_module(name: &proc_macro2::Ident) -> proc_macro2::Ident {
+    quote::format_ident!(
+        "{}_methods",
+        snake_case(name.to_string().trim_start_matches("r#")),
+        span = proc_macro2::Span::call_site()
+    )
 }
 
 #[cfg(test)]
@@ -81,5 +109,7 @@ mod tests {
         assert_eq!(kebab_case("get_user"), "get-user");
         assert_eq!(kebab_case("r#type"), "type");
         assert_eq!(screaming_snake_case("get_user"), "GET_USER");
+        assert_eq!(snake_case("UserSettings"), "user_settings");
+        assert_eq!(snake_case("HTTPApi"), "httpapi");
     }
 }

@@ -4,9 +4,9 @@
 //! shows every mistake. Messages name the problem, point at the user's own
 //! tokens and say what to write instead.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use syn::{visit::Visit, FnArg, ReturnType, Type};
+use syn::{visit::Visit, FnArg, GenericParam, Ident, ReturnType, TraitItem, Type};
 
 use crate::{
     ast::{Kind, Method, Service},
@@ -14,27 +14,113 @@ use crate::{
     names,
 };
 
+/// The most arguments a method may take: serde implements its traits for
+/// tuples of up to 16 elements, and the arguments travel as one tuple. The
+/// generated code relies on this limit (see `__private::probe` in the
+/// runtime).
+pub const MAX_ARGS: usize = 16;
+
 /// Runs every rule over `service`.
 pub fn check_service(cx: &mut Ctxt, service: &Service) {
     check_namespace(cx, service);
-    check_trait_shape(cx, service);
+    check_trait_generics(cx, service);
+    check_trait_qualifiers(cx, service);
+    check_only_methods(cx, service);
     for method in &service.methods {
         check_channel_part(cx, method);
-        check_signature(cx, method);
+        check_reserved_name(cx, service, method);
+        check_async(cx, method);
+        check_method_qualifiers(cx, method);
+        check_method_generics(cx, method);
+        check_receiver(cx, method);
+        check_arity(cx, method);
+        check_owned_types(cx, method);
         check_send_returns_nothing(cx, method);
     }
+    check_unique_method_names(cx, service);
     check_unique_channels(cx, service);
 }
 
+/// Runs every rule over an `#[events]` trait.
+pub fn check_events(cx: &mut Ctxt, service: &Service) {
+    check_namespace(cx, service);
+    check_trait_generics(cx, service);
+    check_trait_qualifiers(cx, service);
+    check_only_methods(cx, service);
+    for method in &service.methods {
+        check_channel_part(cx, method);
+        check_reserved_event_name(cx, service, method);
+        check_event_not_async(cx, method);
+        check_method_qualifiers(cx, method);
+        check_method_generics(cx, method);
+        check_receiver(cx, method);
+        check_arity(cx, method);
+        check_owned_types(cx, method);
+        check_event_returns_nothing(cx, method);
+    }
+    check_unique_method_names(cx, service);
+    check_unique_channels(cx, service);
+}
+
+/// The generated emitter has a constructor called `new`; an event with
+/// that name would collide with it.
+fn check_reserved_event_name(cx: &mut Ctxt, service: &Service, method: &Method) {
+    if method.ident() == "new" {
+        cx.error_spanned_by(
+            method.ident(),
+            format!(
+                "an event cannot be called `new`: the generated `{}Emitter` already has a `new` of its own; \
+                 give the event another name, and keep the channel with #[ipc(rename = \"new\")] if needed",
+                service.ident()
+            ),
+        );
+    }
+}
+
+/// An event is a push from main: emitting it only queues it, so its
+/// method is a plain `fn`, not an `async fn`.
+fn check_event_not_async(cx: &mut Ctxt, method: &Method) {
+    if let Some(a) = &method.sig().asyncness {
+        cx.error_spanned_by(
+            a,
+            format!(
+                "an event is declared as a plain `fn`, not `async fn`: emitting `{}` only queues it for the renderers; remove `async`",
+                method.ident()
+            ),
+        );
+    }
+}
+
+/// Nobody answers an event, so it returns nothing.
+fn check_event_returns_nothing(cx: &mut Ctxt, method: &Method) {
+    if let ReturnType::Type(_, ty) = &method.sig().output {
+        let is_unit = matches!(&**ty, Type::Tuple(t) if t.elems.is_empty());
+        if !is_unit {
+            cx.error_spanned_by(
+                ty,
+                format!(
+                    "the event `{}` cannot return a value: events go from main to renderers and nobody answers them; \
+                     remove the return type (for a request with a reply, declare a method in a #[service] trait)",
+                    method.ident()
+                ),
+            );
+        }
+    }
+}
+
 /// The namespace is required and must be a valid channel part: it is the
-/// prefix of every channel of the trait (`notes` in `notes:get`).
+/// prefix of every channel of the trait (`notes` in `notes:get`). A
+/// namespace that was given but could not be read has already been
+/// reported, so it is not reported again as missing.
 fn check_namespace(cx: &mut Ctxt, service: &Service) {
     match &service.namespace {
+        None if service.args_had_errors => {}
         None => cx.error_spanned_by(
             service.ident(),
             format!(
-                "missing namespace: write #[service(namespace = \"{}\")] so that this trait's channels are named `namespace:method`",
-                names::kebab_case(&to_snake(&service.ident().to_string()))
+                "missing namespace: write #[{}(namespace = \"{}\")] so that this trait's channels are named `namespace:method`",
+                service.flavor.attr(),
+                names::kebab_case(&names::snake_case(&service.ident().to_string()))
             ),
         ),
         Some(lit) => {
@@ -52,22 +138,41 @@ fn check_namespace(cx: &mut Ctxt, service: &Service) {
     }
 }
 
-/// Generic traits, lifetimes and supertraits would make the contract depend
-/// on types only known at the use site, which the wire cannot carry.
-fn check_trait_shape(cx: &mut Ctxt, service: &Service) {
-    let item = &service.item;
-    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+/// A generic trait (or one with lifetime parameters or a where clause)
+/// would make the contract depend on types only known at the use site,
+/// which the wire cannot carry.
+fn check_trait_generics(cx: &mut Ctxt, service: &Service) {
+    let generics = &service.item.generics;
+    if !generics.params.is_empty() || generics.where_clause.is_some() {
         cx.error_spanned_by(
-            &item.generics,
+            generics,
             "an IPC trait cannot be generic: its channels must have one concrete type each; \
              use concrete types in the methods instead",
         );
     }
+}
+
+/// `unsafe trait` and `auto trait` have no meaning for a contract.
+fn check_trait_qualifiers(cx: &mut Ctxt, service: &Service) {
+    let item = &service.item;
     if let Some(unsafety) = &item.unsafety {
         cx.error_spanned_by(unsafety, "an IPC trait cannot be `unsafe`");
     }
     if let Some(auto) = &item.auto_token {
         cx.error_spanned_by(auto, "an IPC trait cannot be an auto trait");
+    }
+}
+
+/// Each item of the trait is one channel, so the trait holds only methods.
+fn check_only_methods(cx: &mut Ctxt, service: &Service) {
+    for item in &service.item.items {
+        if !matches!(item, TraitItem::Fn(_)) {
+            cx.error_spanned_by(
+                item,
+                "only methods are allowed in an IPC trait: each method is one channel; \
+                 move constants and associated types elsewhere",
+            );
+        }
     }
 }
 
@@ -79,13 +184,19 @@ fn check_channel_part(cx: &mut Ctxt, method: &Method) {
         return;
     };
     match &method.rename {
-        Some(lit) => cx.error_spanned_by(
-            lit,
-            format!(
-                "invalid channel name {part:?}: {why}; a channel name is {}",
-                names::NAME_PATTERN
-            ),
-        ),
+        Some(lit) => {
+            let hint = match part.rsplit_once(':') {
+                Some((_, last)) => format!("; write only the part after it ({last:?})"),
+                None => String::new(),
+            };
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "invalid channel name {part:?}: {why}{hint}; a channel name is {}",
+                    names::NAME_PATTERN
+                ),
+            );
+        }
         None => cx.error_spanned_by(
             method.ident(),
             format!(
@@ -97,33 +208,26 @@ fn check_channel_part(cx: &mut Ctxt, method: &Method) {
     }
 }
 
-/// Two methods on one channel would make dispatch ambiguous.
-fn check_unique_channels(cx: &mut Ctxt, service: &Service) {
-    let mut seen: HashMap<&str, &Method> = HashMap::new();
-    for method in &service.methods {
-        if let Some(first) = seen.get(method.channel_part.as_str()) {
-            let channel = service.channel(method);
-            cx.error_spanned_by(
-                method.channel_tokens(),
-                format!(
-                    "`{}` and `{}` both map to the channel `{channel}`; give one of them another name with #[ipc(rename = \"...\")]",
-                    first.ident(),
-                    method.ident()
-                ),
-            );
-            cx.error_spanned_by(
-                first.channel_tokens(),
-                format!("`{}` is also mapped to `{channel}` here", first.ident()),
-            );
-        } else {
-            seen.insert(&method.channel_part, method);
-        }
+/// The generated client has constructors of its own (`new`,
+/// `with_timeout`); a method with one of those names would collide with
+/// them.
+fn check_reserved_name(cx: &mut Ctxt, service: &Service, method: &Method) {
+    let name = method.ident().to_string();
+    if names::CLIENT_RESERVED.contains(&name.as_str()) {
+        cx.error_spanned_by(
+            method.ident(),
+            format!(
+                "a method cannot be called `{name}`: the generated `{}Client` already has a `{name}` of its own; \
+                 give the method another name, and keep the channel with #[ipc(rename = \"{}\")] if needed",
+                service.ident(),
+                method.channel_part
+            ),
+        );
     }
 }
 
-/// Methods are `async fn name(&self, arg: OwnedType, ...) -> OwnedType`:
-/// each argument and the result travel between processes by value.
-fn check_signature(cx: &mut Ctxt, method: &Method) {
+/// Every IPC method crosses a process boundary, so it is `async`.
+fn check_async(cx: &mut Ctxt, method: &Method) {
     let sig = method.sig();
     if sig.asyncness.is_none() {
         cx.error_spanned_by(
@@ -134,6 +238,12 @@ fn check_signature(cx: &mut Ctxt, method: &Method) {
             ),
         );
     }
+}
+
+/// `const`, `unsafe`, `extern` and variadic methods have no meaning across
+/// processes.
+fn check_method_qualifiers(cx: &mut Ctxt, method: &Method) {
+    let sig = method.sig();
     if let Some(c) = &sig.constness {
         cx.error_spanned_by(c, "an IPC method cannot be `const`");
     }
@@ -146,30 +256,62 @@ fn check_signature(cx: &mut Ctxt, method: &Method) {
     if let Some(v) = &sig.variadic {
         cx.error_spanned_by(v, "an IPC method cannot be variadic");
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        cx.error_spanned_by(
-            &sig.generics,
-            format!(
-                "`{}` cannot be generic or have lifetime parameters: each channel carries one concrete type; use concrete, owned types",
-                sig.ident
-            ),
-        );
+}
+
+/// Each channel carries one concrete type per argument, so methods have no
+/// type parameters; and since values are owned, no lifetime parameters.
+fn check_method_generics(cx: &mut Ctxt, method: &Method) {
+    let sig = method.sig();
+    let generics = &sig.generics;
+    if generics.params.is_empty() && generics.where_clause.is_none() {
+        return;
     }
+    let only_lifetimes = generics
+        .params
+        .iter()
+        .all(|p| matches!(p, GenericParam::Lifetime(_)));
+    let message = if only_lifetimes && generics.where_clause.is_none() {
+        format!(
+            "`{}` cannot have lifetime parameters: IPC arguments and results are owned values, \
+             decoded afresh in the other process; remove them and use owned types (`String`, not `&str`)",
+            sig.ident
+        )
+    } else {
+        format!(
+            "`{}` cannot be generic: each channel carries one concrete type per argument; \
+             replace the type parameters with concrete types",
+            sig.ident
+        )
+    };
+    cx.error_spanned_by(generics, message);
+}
+
+/// Methods take `&self`: main shares one handler between concurrent calls.
+fn check_receiver(cx: &mut Ctxt, method: &Method) {
+    let sig = method.sig();
     match sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {
-            if let Some((_, Some(lt))) = &r.reference {
-                cx.error_spanned_by(lt, "write `&self` without a lifetime");
+        Some(FnArg::Receiver(r)) if r.colon_token.is_some() => cx.error_spanned_by(
+            r,
+            "IPC methods take plain `&self`: main shares one handler between all calls",
+        ),
+        Some(FnArg::Receiver(r)) => match &r.reference {
+            Some(_) if r.mutability.is_some() => cx.error_spanned_by(
+                r,
+                "IPC methods take `&self`, not `&mut self`: main calls handlers concurrently; \
+                 keep mutable state behind a Mutex or RwLock inside the handler",
+            ),
+            Some((_, Some(lifetime))) => {
+                cx.error_spanned_by(lifetime, "write `&self` without a lifetime");
             }
-        }
-        Some(FnArg::Receiver(r)) if r.mutability.is_some() => cx.error_spanned_by(
-            r,
-            "IPC methods take `&self`, not `&mut self`: main calls handlers concurrently; \
-             keep mutable state behind a Mutex or RwLock inside the handler",
-        ),
-        Some(FnArg::Receiver(r)) => cx.error_spanned_by(
-            r,
-            "IPC methods take `&self`: the handler is shared by every call",
-        ),
+            Some((_, None)) => {}
+            None => cx.error_spanned_by(
+                r,
+                format!(
+                    "`{}` takes `self` by value: IPC methods take `&self`, because main shares one handler between all calls",
+                    sig.ident
+                ),
+            ),
+        },
         _ => cx.error_spanned_by(
             &sig.ident,
             format!(
@@ -178,64 +320,142 @@ fn check_signature(cx: &mut Ctxt, method: &Method) {
             ),
         ),
     }
-    for arg in sig.inputs.iter().filter_map(|a| match a {
-        FnArg::Typed(t) => Some(t),
-        FnArg::Receiver(_) => None,
-    }) {
-        check_owned_type(cx, &arg.ty, "argument");
-    }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        check_owned_type(cx, ty, "return type");
+}
+
+/// The arguments travel as one tuple, and serde supports tuples of at most
+/// [`MAX_ARGS`] elements.
+fn check_arity(cx: &mut Ctxt, method: &Method) {
+    if let Some(extra) = method.args.get(MAX_ARGS) {
+        cx.error_spanned_by(
+            &extra.ident,
+            format!(
+                "`{}` has {} arguments; an IPC method takes at most {MAX_ARGS}: \
+                 group them into a struct that derives Serialize and Deserialize",
+                method.ident(),
+                method.args.len()
+            ),
+        );
     }
 }
 
-/// Arguments and results are decoded from bytes in another process, so they
-/// must be owned (`String`, not `&str`) and concrete (no `impl Trait`).
-fn check_owned_type(cx: &mut Ctxt, ty: &Type, what: &str) {
-    struct Finder<'a> {
-        cx: &'a mut Ctxt,
-        what: &'a str,
-    }
-    impl<'ast> Visit<'ast> for Finder<'_> {
-        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
-            let owned = owned_form(&r.elem);
-            self.cx.error_spanned_by(
-                r,
-                format!(
-                    "borrowed {} type: IPC values are decoded into new memory on the other side, so they cannot borrow; use an owned type such as {owned}",
-                    self.what
-                ),
-            );
+/// Arguments and results are decoded from bytes in another process, so
+/// they must be owned (`String`, not `&str`) and concrete (no `impl Trait`,
+/// no `dyn Trait`, no `Self`).
+fn check_owned_types(cx: &mut Ctxt, method: &Method) {
+    for arg in &method.args {
+        Finder {
+            cx: &mut *cx,
+            what: "argument type",
         }
-        fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
+        .visit_type(&arg.ty);
+    }
+    if let ReturnType::Type(_, ty) = &method.sig().output {
+        Finder {
+            cx: &mut *cx,
+            what: "return type",
+        }
+        .visit_type(ty);
+    }
+}
+
+/// Whether `ty` passes [`check_owned_types`], so that its serde check can
+/// be emitted even when other rules failed.
+pub fn is_owned_type(ty: &Type) -> bool {
+    let mut scratch = Ctxt::default();
+    Finder {
+        cx: &mut scratch,
+        what: "type",
+    }
+    .visit_type(ty);
+    scratch.check().is_ok()
+}
+
+/// Reports every part of a type that cannot cross the wire.
+struct Finder<'a> {
+    cx: &'a mut Ctxt,
+    what: &'static str,
+}
+
+impl<'ast> Visit<'ast> for Finder<'_> {
+    fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+        let owned = owned_form(&r.elem);
+        self.cx.error_spanned_by(
+            r,
+            format!(
+                "borrowed {}: IPC values are decoded into new memory on the other side, so they cannot borrow; use an owned type such as {owned}",
+                self.what
+            ),
+        );
+    }
+
+    fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
+        self.cx.error_spanned_by(
+            t,
+            format!(
+                "`impl Trait` is not allowed in an IPC {}: the other process needs one concrete type to decode; name the type",
+                self.what
+            ),
+        );
+    }
+
+    fn visit_type_trait_object(&mut self, t: &'ast syn::TypeTraitObject) {
+        self.cx.error_spanned_by(
+            t,
+            format!(
+                "a trait object cannot be an IPC {}: the other process needs one concrete type to decode; name the type",
+                self.what
+            ),
+        );
+    }
+
+    fn visit_type_infer(&mut self, t: &'ast syn::TypeInfer) {
+        self.cx.error_spanned_by(
+            t,
+            format!(
+                "write the IPC {} out in full: it is part of the contract",
+                self.what
+            ),
+        );
+    }
+
+    fn visit_type_path(&mut self, t: &'ast syn::TypePath) {
+        let first = match &t.qself {
+            Some(q) => self_ident(&q.ty),
+            None => t.path.segments.first().map(|s| &s.ident),
+        };
+        if first.is_some_and(|i| i == "Self") {
             self.cx.error_spanned_by(
                 t,
                 format!(
-                    "`impl Trait` is not allowed as an IPC {}: the other process needs one concrete type to decode; name the type",
+                    "`Self` cannot appear in an IPC {}: `Self` is the handler type, which the renderer does not have; name the concrete type",
                     self.what
                 ),
             );
+            return;
         }
-        fn visit_type_trait_object(&mut self, t: &'ast syn::TypeTraitObject) {
-            self.cx.error_spanned_by(
-                t,
-                format!(
-                    "a trait object cannot be an IPC {}: name a concrete type",
-                    self.what
-                ),
-            );
-        }
-        fn visit_lifetime(&mut self, lt: &'ast syn::Lifetime) {
-            self.cx.error_spanned_by(
-                lt,
-                format!(
-                    "lifetimes are not allowed in an IPC {}: values cross a process boundary and must be owned",
-                    self.what
-                ),
-            );
-        }
+        syn::visit::visit_type_path(self, t);
     }
-    Finder { cx, what }.visit_type(ty);
+
+    fn visit_lifetime(&mut self, lt: &'ast syn::Lifetime) {
+        if lt.ident == "static" {
+            return;
+        }
+        self.cx.error_spanned_by(
+            lt,
+            format!(
+                "lifetimes are not allowed in an IPC {}: values cross a process boundary and must be owned",
+                self.what
+            ),
+        );
+    }
+}
+
+/// `Self` in `<Self as Trait>::Item`.
+fn self_ident(ty: &Type) -> Option<&Ident> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.first().map(|s| &s.ident),
+        _ => None,
+    }
 }
 
 /// A suggestion for the owned form of a borrowed type.
@@ -272,18 +492,49 @@ fn check_send_returns_nothing(cx: &mut Ctxt, method: &Method) {
     }
 }
 
-/// `NotesService` → `notes_service`, for suggesting a namespace.
-fn to_snake(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
+/// Two methods with one name: Rust refuses the trait, and the generated
+/// client and contract would have two items of one name. Reported here (and
+/// the later method left out of the fallback output) so that the user sees
+/// one error, not three.
+fn check_unique_method_names(cx: &mut Ctxt, service: &Service) {
+    let mut seen = HashSet::new();
+    for method in &service.methods {
+        let name = method.ident().to_string();
+        if !seen.insert(name.clone()) {
+            cx.error_spanned_by(
+                method.ident(),
+                format!("`{name}` is declared twice in this trait; give each method its own name"),
+            );
         }
     }
-    out
+}
+
+/// Two methods on one channel would make dispatch ambiguous. Both are
+/// pointed at: the later one with the explanation, the earlier one with a
+/// note.
+fn check_unique_channels(cx: &mut Ctxt, service: &Service) {
+    let mut seen: HashMap<&str, &Method> = HashMap::new();
+    for method in &service.methods {
+        if let Some(first) = seen.get(method.channel_part.as_str()) {
+            if first.ident() == method.ident() {
+                // The same name twice: reported by `check_unique_method_names`.
+                continue;
+            }
+            let channel = service.channel(method);
+            cx.error_spanned_by(
+                method.channel_tokens(),
+                format!(
+                    "`{}` and `{}` both map to the channel `{channel}`; give one of them another name with #[ipc(rename = \"...\")]",
+                    first.ident(),
+                    method.ident()
+                ),
+            );
+            cx.error_spanned_by(
+                first.channel_tokens(),
+                format!("`{}` is also mapped to `{channel}` here", first.ident()),
+            );
+        } else {
+            seen.insert(&method.channel_part, method);
+        }
+    }
 }

@@ -10,6 +10,9 @@ pub enum MethodKind {
     Invoke,
     /// Fire and forget (`send` / `on` in Electron).
     Send,
+    /// A push from main to renderers (`webContents.send` /
+    /// `ipcRenderer.on` in Electron), declared with `#[events]`.
+    Event,
 }
 
 /// One argument of a method, as written in the trait.
@@ -38,7 +41,7 @@ pub struct MethodDescriptor {
     pub error: Option<&'static str>,
 }
 
-/// Everything `#[service]` records about one trait.
+/// Everything `#[service]` or `#[events]` records about one trait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceDescriptor {
     /// The trait's name.
@@ -59,8 +62,8 @@ impl ServiceDescriptor {
     }
 }
 
-/// A service contract, implemented by the `…Contract` type that
-/// `#[service]` generates.
+/// A contract (a service or an events trait), implemented by the
+/// `…Contract` type that `#[service]` or `#[events]` generates.
 pub trait Service {
     /// The contract's descriptor.
     const DESCRIPTOR: &'static ServiceDescriptor;
@@ -94,6 +97,7 @@ pub const fn method_fingerprint(method: &MethodDescriptor) -> u64 {
         match method.kind {
             MethodKind::Invoke => b"invoke",
             MethodKind::Send => b"send",
+            MethodKind::Event => b"event",
         },
     );
     let mut i = 0;
@@ -120,6 +124,50 @@ pub const fn service_fingerprint(service: &ServiceDescriptor) -> u64 {
         i += 1;
     }
     h
+}
+
+/// A renderer API: the whitelist of channels a renderer may reach, declared
+/// with `expose!`. Main accepts each renderer *as* one `Api` type and checks
+/// every frame from it against [`Api::ALLOWED`]; the renderer builds the
+/// same type from its connection and can call only what it lists.
+pub trait Api: Sized {
+    /// The API type's name, for messages.
+    const NAME: &'static str;
+    /// The contracts (services and events traits) the API draws from.
+    const CONTRACTS: &'static [&'static ServiceDescriptor];
+    /// Every channel the API exposes: methods it may call or send to, and
+    /// events it may listen to.
+    const ALLOWED: &'static [&'static str];
+
+    /// Builds the API over a connection. Used by the generated `connect`
+    /// functions; not meant to be called by hand.
+    #[doc(hidden)]
+    fn __from_connection(conn: crate::Connection) -> Self;
+}
+
+/// What main grants one connection: its API's name and whitelist.
+#[derive(Debug, Clone)]
+pub(crate) struct Grant {
+    pub name: &'static str,
+    pub allowed: std::collections::HashSet<&'static str>,
+}
+
+impl Grant {
+    pub(crate) fn of<A: Api>() -> Self {
+        Grant {
+            name: A::NAME,
+            allowed: A::ALLOWED.iter().copied().collect(),
+        }
+    }
+
+    pub(crate) fn allows(&self, channel: &str) -> bool {
+        self.allowed.contains(channel)
+    }
+}
+
+/// The fingerprint of a string (a channel name).
+pub(crate) fn fnv_str(s: &str) -> u64 {
+    fnv(FNV_OFFSET, s.as_bytes())
 }
 
 /// Combines service fingerprints into one contract fingerprint.

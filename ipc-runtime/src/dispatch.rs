@@ -106,11 +106,14 @@ pub(crate) struct Route {
     pub channel: &'static str,
 }
 
-/// Every channel main serves.
+/// Every channel main serves, and every event channel it may push on.
 #[derive(Default, Clone)]
 pub(crate) struct Router {
     routes: HashMap<&'static str, Route>,
     services: Vec<Arc<dyn Dispatch>>,
+    /// Event channel → the events trait that declares it.
+    events: HashMap<&'static str, &'static ServiceDescriptor>,
+    event_contracts: Vec<&'static ServiceDescriptor>,
 }
 
 impl Router {
@@ -118,26 +121,8 @@ impl Router {
     /// configuration error naming both.
     pub(crate) fn add(&mut self, service: Arc<dyn Dispatch>) -> Result<(), IpcError> {
         let d = service.descriptor();
-        if let Some(existing) = self.services.iter().find(|s| s.descriptor().name == d.name) {
-            return Err(IpcError::Config {
-                reason: format!(
-                    "service `{}` is registered twice (namespace `{}`); register each service once",
-                    d.name,
-                    existing.descriptor().namespace
-                ),
-            });
-        }
+        self.check_new(d)?;
         for (index, m) in d.methods.iter().enumerate() {
-            if let Some(other) = self.routes.get(m.channel) {
-                return Err(IpcError::Config {
-                    reason: format!(
-                        "channel `{}` is defined by both `{}` and `{}`; give one of the services another namespace",
-                        m.channel,
-                        other.service.descriptor().name,
-                        d.name
-                    ),
-                });
-            }
             self.routes.insert(
                 m.channel,
                 Route {
@@ -152,11 +137,60 @@ impl Router {
         Ok(())
     }
 
+    /// Adds an events trait: main may push on its channels, and renderers
+    /// may subscribe to them.
+    pub(crate) fn add_events(&mut self, d: &'static ServiceDescriptor) -> Result<(), IpcError> {
+        self.check_new(d)?;
+        for m in d.methods {
+            self.events.insert(m.channel, d);
+        }
+        self.event_contracts.push(d);
+        Ok(())
+    }
+
+    /// A contract may be added once, and none of its channels may already
+    /// be defined by another contract.
+    fn check_new(&self, d: &'static ServiceDescriptor) -> Result<(), IpcError> {
+        if self.descriptors().any(|e| e.name == d.name) {
+            return Err(IpcError::Config {
+                reason: format!(
+                    "`{}` is registered twice (namespace `{}`); register each contract once",
+                    d.name, d.namespace
+                ),
+            });
+        }
+        for m in d.methods {
+            let other = self
+                .routes
+                .get(m.channel)
+                .map(|r| r.service.descriptor().name)
+                .or_else(|| self.events.get(m.channel).map(|e| e.name));
+            if let Some(other) = other {
+                return Err(IpcError::Config {
+                    reason: format!(
+                        "channel `{}` is defined by both `{other}` and `{}`; give one of them another namespace",
+                        m.channel, d.name
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether main may push events on `channel`.
+    pub(crate) fn is_event(&self, channel: &str) -> bool {
+        self.events.contains_key(channel)
+    }
+
     pub(crate) fn get(&self, channel: &str) -> Option<&Route> {
         self.routes.get(channel)
     }
 
+    /// Every contract main knows: services, then events traits.
     pub(crate) fn descriptors(&self) -> impl Iterator<Item = &'static ServiceDescriptor> + '_ {
-        self.services.iter().map(|s| s.descriptor())
+        self.services
+            .iter()
+            .map(|s| s.descriptor())
+            .chain(self.event_contracts.iter().copied())
     }
 }

@@ -34,6 +34,13 @@ pub enum IpcError {
         /// The channel named in the frame.
         channel: String,
     },
+    /// The channel exists, but the API this renderer was accepted as does
+    /// not expose it.
+    #[error("channel `{channel}` is not allowed for this renderer: the API it was accepted as does not expose it; add it to the `expose!` declaration if this renderer should reach it")]
+    NotAllowed {
+        /// The channel named in the frame.
+        channel: String,
+    },
     /// The payload could not be decoded as the channel's types.
     #[error("the payload on `{channel}` could not be decoded: {reason}; both sides must be built from the same contract")]
     BadPayload {
@@ -176,6 +183,9 @@ pub(crate) enum WireError {
     UnknownChannel {
         channel: String,
     },
+    NotAllowed {
+        channel: String,
+    },
     BadPayload {
         channel: String,
         reason: String,
@@ -212,6 +222,7 @@ impl From<WireError> for IpcError {
     fn from(e: WireError) -> Self {
         match e {
             WireError::UnknownChannel { channel } => IpcError::UnknownChannel { channel },
+            WireError::NotAllowed { channel } => IpcError::NotAllowed { channel },
             WireError::BadPayload { channel, reason } => IpcError::BadPayload { channel, reason },
             WireError::FrameTooLarge { size, limit } => IpcError::FrameTooLarge {
                 size,
@@ -247,6 +258,7 @@ impl From<&IpcError> for WireError {
     fn from(e: &IpcError) -> Self {
         match e.clone() {
             IpcError::UnknownChannel { channel } => WireError::UnknownChannel { channel },
+            IpcError::NotAllowed { channel } => WireError::NotAllowed { channel },
             IpcError::BadPayload { channel, reason } => WireError::BadPayload { channel, reason },
             IpcError::FrameTooLarge { size, limit } => WireError::FrameTooLarge {
                 size,

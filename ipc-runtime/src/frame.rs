@@ -11,18 +11,21 @@
 //! | `0x10` | invoke | renderer → main | call id (`u64` LE), channel (`u8` length + UTF-8), payload |
 //! | `0x11` | send | renderer → main | channel, payload |
 //! | `0x12` | cancel | renderer → main | call id |
+//! | `0x13` | subscribe | renderer → main | call id, channel (answered like an invoke, with an empty reply) |
+//! | `0x14` | unsubscribe | renderer → main | channel |
 //! | `0x20` | reply ok | main → renderer | call id, payload (the return value) |
 //! | `0x21` | reply error | main → renderer | call id, payload (the handler's typed error) |
 //! | `0x22` | reply failed | main → renderer | call id, a wire error (a runtime failure) |
 //! | `0x23` | notice | main → renderer | a wire error about a frame that had no call id |
+//! | `0x24` | event | main → renderer | channel, payload (the event's arguments) |
 //!
 //! Payloads and structured fields are encoded by [`crate::codec`]. The frame
 //! length is checked against the limit before any buffer for the frame is
-//! allocated ([`FrameCodec`]).
+//! allocated (`FrameCodec`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
-use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{codec, contract::ServiceSummary, error::WireError, IpcError};
 
@@ -39,10 +42,13 @@ mod kind {
     pub const INVOKE: u8 = 0x10;
     pub const SEND: u8 = 0x11;
     pub const CANCEL: u8 = 0x12;
+    pub const SUBSCRIBE: u8 = 0x13;
+    pub const UNSUBSCRIBE: u8 = 0x14;
     pub const REPLY_OK: u8 = 0x20;
     pub const REPLY_ERR: u8 = 0x21;
     pub const REPLY_FAILED: u8 = 0x22;
     pub const NOTICE: u8 = 0x23;
+    pub const EVENT: u8 = 0x24;
 }
 
 /// The renderer's side of the handshake.
@@ -53,6 +59,9 @@ pub(crate) struct Hello {
     /// The largest frame the renderer accepts, so that main can refuse an
     /// oversize reply with an error instead of sending it.
     pub max_frame_size: u64,
+    /// The API the renderer was built with (its name and channels), if it
+    /// connected through an `expose!` type.
+    pub api: Option<(String, Vec<String>)>,
 }
 
 /// Main's acceptance of a renderer.
@@ -83,6 +92,17 @@ pub(crate) enum Frame {
     },
     Cancel {
         id: u64,
+    },
+    Subscribe {
+        id: u64,
+        channel: String,
+    },
+    Unsubscribe {
+        channel: String,
+    },
+    Event {
+        channel: String,
+        payload: Bytes,
     },
     ReplyOk {
         id: u64,
@@ -157,6 +177,17 @@ impl Reader {
         String::from_utf8(raw.to_vec()).map_err(|_| FrameError::ChannelNotUtf8)
     }
 
+    /// Fails if bytes are left over.
+    fn end(&self) -> Result<(), FrameError> {
+        if self.body.has_remaining() {
+            return Err(FrameError::Body {
+                kind: self.kind,
+                reason: format!("{} unexpected bytes at the end", self.body.remaining()),
+            });
+        }
+        Ok(())
+    }
+
     fn rest(self) -> Bytes {
         self.body
     }
@@ -188,6 +219,7 @@ impl Frame {
                             services: Vec::new(),
                             token: None,
                             max_frame_size: 0,
+                            api: None,
                         },
                     }
                 } else {
@@ -216,6 +248,24 @@ impl Frame {
                 }
             }
             kind::CANCEL => Frame::Cancel { id: r.u64()? },
+            kind::SUBSCRIBE => {
+                let id = r.u64()?;
+                let channel = r.channel()?;
+                r.end()?;
+                Frame::Subscribe { id, channel }
+            }
+            kind::UNSUBSCRIBE => {
+                let channel = r.channel()?;
+                r.end()?;
+                Frame::Unsubscribe { channel }
+            }
+            kind::EVENT => {
+                let channel = r.channel()?;
+                Frame::Event {
+                    channel,
+                    payload: r.rest(),
+                }
+            }
             kind::REPLY_OK => Frame::ReplyOk {
                 id: r.u64()?,
                 payload: r.rest(),
@@ -271,6 +321,20 @@ impl Frame {
                 dst.put_u8(kind::CANCEL);
                 dst.put_u64_le(*id);
             }
+            Frame::Subscribe { id, channel } => {
+                dst.put_u8(kind::SUBSCRIBE);
+                dst.put_u64_le(*id);
+                put_channel(dst, channel);
+            }
+            Frame::Unsubscribe { channel } => {
+                dst.put_u8(kind::UNSUBSCRIBE);
+                put_channel(dst, channel);
+            }
+            Frame::Event { channel, payload } => {
+                dst.put_u8(kind::EVENT);
+                put_channel(dst, channel);
+                dst.put_slice(payload);
+            }
             Frame::ReplyOk { id, payload } => {
                 dst.put_u8(kind::REPLY_OK);
                 dst.put_u64_le(*id);
@@ -312,11 +376,12 @@ fn put_channel(dst: &mut BytesMut, channel: &str) {
 
 /// Length-prefixed framing with a size limit checked before any allocation.
 ///
-/// Wraps tokio-util's [`LengthDelimitedCodec`], peeking at the length prefix
-/// first so that an oversize frame is reported with its size and the limit.
+/// A frame is a big-endian `u32` length and that many bytes. The length is
+/// read (and checked against the limit) before any space is reserved for
+/// the body, and the prefix stays in the buffer until the whole frame has
+/// arrived, so the codec keeps no state between calls.
 #[derive(Debug)]
 pub(crate) struct FrameCodec {
-    inner: LengthDelimitedCodec,
     limit: usize,
 }
 
@@ -344,11 +409,13 @@ impl StreamError {
 impl FrameCodec {
     /// A codec that refuses frames larger than `limit` bytes.
     pub(crate) fn new(limit: usize) -> Self {
-        let inner = LengthDelimitedCodec::builder()
-            .length_field_length(PREFIX)
-            .max_frame_length(limit)
-            .new_codec();
-        FrameCodec { inner, limit }
+        FrameCodec { limit }
+    }
+
+    /// The size of the frame at the start of `src`, once its prefix is there.
+    fn announced(src: &[u8]) -> Option<usize> {
+        let prefix: [u8; PREFIX] = src.get(..PREFIX)?.try_into().ok()?;
+        Some(u32::from_be_bytes(prefix) as usize)
     }
 }
 
@@ -357,33 +424,33 @@ impl Decoder for FrameCodec {
     type Error = StreamError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, StreamError> {
-        if src.len() >= PREFIX {
-            let size = u64::from(u32::from_be_bytes([src[0], src[1], src[2], src[3]]));
-            if size > self.limit as u64 {
-                return Err(StreamError::TooLarge {
-                    size,
-                    limit: self.limit,
-                });
-            }
+        let Some(size) = Self::announced(src) else {
+            return Ok(None);
+        };
+        if size > self.limit {
+            return Err(StreamError::TooLarge {
+                size: size as u64,
+                limit: self.limit,
+            });
         }
-        Ok(self.inner.decode(src)?.map(BytesMut::freeze))
+        let total = PREFIX + size;
+        if src.len() < total {
+            // Bounded by the limit just checked.
+            src.reserve(total - src.len());
+            return Ok(None);
+        }
+        src.advance(PREFIX);
+        Ok(Some(src.split_to(size).freeze()))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, StreamError> {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
             None if src.is_empty() => Ok(None),
-            None => {
-                let expected = if src.len() >= PREFIX {
-                    u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize + PREFIX
-                } else {
-                    PREFIX
-                };
-                Err(StreamError::Truncated {
-                    have: src.len(),
-                    expected,
-                })
-            }
+            None => Err(StreamError::Truncated {
+                have: src.len(),
+                expected: Self::announced(src).map_or(PREFIX, |n| n + PREFIX),
+            }),
         }
     }
 }
@@ -443,6 +510,42 @@ mod tests {
                 );
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn frames_arriving_in_any_pieces_decode_the_same() {
+        let mut codec = FrameCodec::new(1 << 20);
+        let mut wire = BytesMut::new();
+        let frames: Vec<Frame> = (0..50u64)
+            .map(|id| Frame::Invoke {
+                id,
+                channel: "probe:echo".into(),
+                payload: Bytes::from(vec![id as u8; id as usize * 7]),
+            })
+            .collect();
+        for f in &frames {
+            codec.encode(f.clone(), &mut wire).unwrap();
+        }
+        for chunk in [1, 3, 4, 5, 64, 1000] {
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            for piece in wire.chunks(chunk) {
+                buf.extend_from_slice(piece);
+                while let Some(body) = codec.decode(&mut buf).unwrap() {
+                    got.push(Frame::parse(body).unwrap());
+                }
+            }
+            assert!(buf.is_empty());
+            assert_eq!(got.len(), frames.len(), "chunk {chunk}");
+            for (i, f) in got.iter().enumerate() {
+                match f {
+                    Frame::Invoke { id, payload, .. } => {
+                        assert_eq!((*id, payload.len()), (i as u64, i * 7));
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
         }
     }
 

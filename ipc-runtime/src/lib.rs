@@ -1,28 +1,36 @@
 //! Typed IPC between a privileged **main** process and untrusted
 //! **renderer** processes, in the style of Electron's `ipcMain` /
-//! `ipcRenderer`, with the contract checked by the compiler.
+//! `ipcRenderer` and preload scripts, with the contract checked by the
+//! compiler.
 //!
-//! You write one trait per channel namespace and annotate it with
-//! [`#[service]`](service). The macro generates:
+//! You write one trait per channel namespace:
 //!
-//! - `NotesServer<H>`: main-side dispatch to any handler `H: Notes`, a plain
-//!   struct that holds its own state (a directory, a database handle);
-//! - `NotesClient`: a renderer-side stub with one typed async method per
-//!   channel;
-//! - `NotesContract`: channel-name constants (`NotesContract::GET ==
-//!   "notes:get"`) and the contract descriptor whose fingerprint main and
-//!   renderer compare at connect time.
+//! - [`#[service]`](service) on a trait of `async fn`s renderers call on
+//!   main. It generates `NotesServer<H>` (main-side dispatch to any handler
+//!   `H: Notes`, a plain struct holding its own state), `NotesClient`
+//!   (renderer side: one typed async method per channel) and
+//!   `NotesContract` (channel constants such as `NotesContract::GET ==
+//!   "notes:get"`, and the descriptor whose fingerprint main and renderer
+//!   compare at connect time);
+//! - [`#[events]`](events) on a trait of events main pushes to renderers.
+//!   It generates `NotesEventsEmitter` (main side) and `NotesEventsListener`
+//!   (renderer side, with `on_…` methods returning guards);
+//! - [`expose!`] declares renderer API types: whitelists of the methods and
+//!   events a renderer may reach, enforced by the compiler on the renderer
+//!   side and by main on every frame.
 //!
 //! | Electron | here |
 //! | --- | --- |
-//! | `ipcRenderer.invoke` / `ipcMain.handle` | a method (request/reply), returning `T` or `Result<T, E>` |
+//! | `ipcRenderer.invoke` / `ipcMain.handle` | a `#[service]` method, returning `T` or `Result<T, E>` |
 //! | `ipcRenderer.send` / `ipcMain.on` | a method marked `#[ipc(send)]` (fire and forget, in order) |
-//! | channel strings such as `"notes:get"` | `namespace:method`, derived and checked by the macro |
+//! | `webContents.send` / `ipcRenderer.on` | an `#[events]` method; listeners return guards |
+//! | preload + `contextBridge.exposeInMainWorld` | an `expose!` type, and main accepting the renderer as it |
+//! | channel strings such as `"notes:get"` | `namespace:method`, derived and checked by the macros |
 //!
 //! # Example
 //!
 //! ```
-//! use ipc_runtime::{service, transport, CallError, Connection, Main};
+//! use ipc_runtime::{events, expose, service, transport, CallError, Main, Target};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +51,20 @@
 //!     async fn log(&self, line: String);
 //! }
 //!
+//! #[events(namespace = "notes")]
+//! pub trait NotesEvents {
+//!     /// Pushed by main on `notes:changed`.
+//!     fn changed(&self, note: Note);
+//! }
+//!
+//! expose! {
+//!     /// What a read-only window may reach: no `log`.
+//!     pub struct ViewerApi {
+//!         notes: Notes { get },
+//!         events: NotesEvents { changed },
+//!     }
+//! }
+//!
 //! // Main side: a plain struct holding its state.
 //! struct InMemoryNotes { notes: Vec<Note> }
 //!
@@ -61,39 +83,79 @@
 //!     .service(NotesServer::new(InMemoryNotes {
 //!         notes: vec![Note { id: 1, text: "hello".into() }],
 //!     }))
+//!     .events::<NotesEventsContract>()
 //!     .build()?;
 //!
 //! // Here the renderer is a task on an in-memory pipe; see
 //! // `Main::spawn_renderer` for a child process.
 //! let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
-//! let (accepted, conn) = tokio::join!(
-//!     main.accept(main_end, "editor"),
-//!     Connection::builder().service::<NotesContract>().connect(renderer_end),
+//! let (accepted, api) = tokio::join!(
+//!     main.accept::<ViewerApi>(main_end, "viewer"),
+//!     ViewerApi::connect(renderer_end),
 //! );
 //! accepted?;
-//! let notes = NotesClient::new(&conn?);
+//! let api = api?;
 //!
-//! assert_eq!(notes.get(1).await.unwrap().text, "hello");
+//! assert_eq!(api.notes.get(1).await.unwrap().text, "hello");
 //! // The handler's own error arrives typed, not as a string.
-//! match notes.get(7).await {
+//! match api.notes.get(7).await {
 //!     Err(CallError::Handler(NotesError::NotFound(7))) => {}
 //!     other => panic!("unexpected {other:?}"),
 //! }
-//! notes.log("done".into()).await?;
+//!
+//! // Events: listen (the guard unsubscribes when dropped), then push.
+//! let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+//! let _guard = api.events.on_changed(move |note| { let _ = tx.send(note); }).await?;
+//! NotesEventsEmitter::new(&main, Target::All).changed(Note { id: 2, text: "new".into() });
+//! assert_eq!(rx.recv().await.unwrap().id, 2);
 //! assert_eq!(NotesContract::GET, "notes:get");
 //! # Ok(())
 //! # }
 //! ```
 //!
+//! A method that the API does not expose is not there to call:
+//!
+//! ```compile_fail
+//! # use ipc_runtime::{expose, service};
+//! # #[service(namespace = "notes")]
+//! # pub trait Notes {
+//! #     async fn get(&self, id: u64) -> String;
+//! #     #[ipc(send)]
+//! #     async fn log(&self, line: String);
+//! # }
+//! expose! {
+//!     pub struct ViewerApi {
+//!         notes: Notes { get },
+//!     }
+//! }
+//!
+//! async fn page(api: ViewerApi) {
+//!     // error[E0599]: the method `log` exists for struct `NotesClient<ViewerApi>`,
+//!     // but its trait bounds were not satisfied: `ViewerApi: Allows<notes_methods::log>`
+//!     api.notes.log("not exposed".into()).await;
+//! }
+//! # fn main() {}
+//! ```
+//!
 //! # Processes and transports
 //!
 //! - [`Main::spawn_renderer`] starts a renderer process and hands it its end
-//!   of a socket pair by descriptor inheritance; the child calls
-//!   [`ConnectionBuilder::connect_inherited`].
+//!   of a socket pair by descriptor inheritance; the child connects with
+//!   `MyApi::connect_inherited()`.
 //! - [`Main::listen_unix`] listens on a socket in a private (`0700`)
 //!   directory; each renderer presents a one-time token from
-//!   [`UnixEndpoint::issue_token`](transport::unix::UnixEndpoint::issue_token).
+//!   [`UnixEndpoint::issue_token`](transport::unix::UnixEndpoint::issue_token)
+//!   and connects with `MyApi::connect_unix(path, token)`.
 //! - [`transport::memory_pair`] connects main and a renderer in one process.
+//!
+//! # Security model
+//!
+//! Main is the only trusted party. Each renderer is accepted *as* one
+//! `expose!` type, and every frame from it is checked against that type's
+//! whitelist before its payload is decoded: a frame for a channel outside it
+//! gets [`IpcError::NotAllowed`] and a `tracing` warning with the renderer's
+//! id, whatever bytes the renderer sends. Different renderers may be granted
+//! different APIs (an editor window, a narrower settings window).
 //!
 //! # Calls
 //!
@@ -104,6 +166,16 @@
 //! [`IpcError::HandlerPanicked`]. Handlers learn who called them with
 //! [`Caller::current`]: main's own record of the connection, never
 //! something the renderer claims.
+//!
+//! # Events
+//!
+//! `NotesEventsEmitter::new(&main, target)` pushes to one renderer
+//! ([`Target::Renderer`]), a group ([`Target::Group`], see
+//! [`Main::join_group`]) or all ([`Target::All`]), and only to renderers
+//! that listen: main records subscriptions and sends nothing to the others.
+//! Events to one renderer arrive in the order main emitted them, and its
+//! callbacks run one at a time in that order. Dropping a listener's guard
+//! unsubscribes; when a renderer goes away, main drops its subscriptions.
 //!
 //! # Errors
 //!
@@ -125,14 +197,18 @@ mod renderer;
 
 pub use caller::{Caller, Peer, RendererId};
 pub use contract::{
-    method_fingerprint, service_fingerprint, ArgDescriptor, MethodDescriptor, MethodKind, Service,
-    ServiceDescriptor,
+    method_fingerprint, service_fingerprint, Api, ArgDescriptor, MethodDescriptor, MethodKind,
+    Service, ServiceDescriptor,
 };
 pub use dispatch::{BoxFuture, Dispatch, Outcome};
 pub use error::{CallError, IpcError};
 pub use frame::PROTOCOL_VERSION;
-pub use main_process::{Main, MainBuilder, RendererInfo, DEFAULT_HANDSHAKE_TIMEOUT};
-pub use renderer::{ClientCore, Connection, ConnectionBuilder, DEFAULT_CALL_TIMEOUT};
+pub use main_process::{
+    EmitterCore, Main, MainBuilder, RendererInfo, RendererStats, Target, DEFAULT_HANDSHAKE_TIMEOUT,
+};
+pub use renderer::{
+    ClientCore, Connection, ConnectionBuilder, ListenerCore, Subscription, DEFAULT_CALL_TIMEOUT,
+};
 pub use transport::{child::RendererProcess, unix::UnixEndpoint, Transport};
 
 /// Turns a trait into a typed IPC service.
@@ -153,6 +229,48 @@ pub use transport::{child::RendererProcess, unix::UnixEndpoint, Transport};
 #[doc(inline)]
 pub use ipc_macros::service;
 
+/// Turns a trait into events that main pushes to renderers
+/// (`webContents.send` / `ipcRenderer.on`).
+///
+/// ```text
+/// #[events(namespace = "notes")]
+/// pub trait NotesEvents {
+///     fn changed(&self, note: Note);   // "notes:changed"
+/// }
+/// ```
+///
+/// Generates `NotesEventsEmitter` (main side: `NotesEventsEmitter::new(&main,
+/// Target::All).changed(note)`), `NotesEventsListener` (renderer side:
+/// `listener.on_changed(|note| ..).await?` returns a guard; dropping it
+/// unsubscribes) and `NotesEventsContract`. Register the contract on main
+/// with [`MainBuilder::events`].
+#[doc(inline)]
+pub use ipc_macros::events;
+
+/// Declares renderer API types: the Rust analogue of a preload script's
+/// `contextBridge.exposeInMainWorld`.
+///
+/// ```text
+/// expose! {
+///     /// What an editor window may reach.
+///     pub struct EditorApi {
+///         notes: Notes { get, list, log },
+///         notes_events: NotesEvents { changed },
+///     }
+/// }
+/// ```
+///
+/// Each field is the trait's client (or listener) restricted to the listed
+/// methods (or events): calling anything else does not compile. Main
+/// accepts a renderer *as* one API type (`main.accept::<EditorApi>(..)`,
+/// `spawn_renderer::<EditorApi>`, `issue_token::<EditorApi>`) and refuses
+/// every frame for a channel outside its list, whatever bytes the renderer
+/// sends. The type connects with `EditorApi::connect_inherited()`,
+/// `connect_unix(path, token)` or `connect(transport)`, and gives no access
+/// to the raw connection.
+#[doc(inline)]
+pub use ipc_macros::expose;
+
 /// Default frame-size limits, in bytes.
 pub mod limits {
     pub use crate::main_process::DEFAULT_MAX_FRAME_SIZE as MAIN_MAX_FRAME_SIZE;
@@ -165,25 +283,409 @@ pub mod limits {
 pub mod __private {
     pub use crate::{
         contract::{
-            service_fingerprint, ArgDescriptor, MethodDescriptor, MethodKind, Service,
+            service_fingerprint, Api, ArgDescriptor, MethodDescriptor, MethodKind, Service,
             ServiceDescriptor,
         },
         dispatch::{decode_args, BoxFuture, Dispatch, Outcome},
-        renderer::{ClientCore, Connection},
-        CallError, IpcError,
+        main_process::{EmitterCore, Main, Target},
+        renderer::{ClientCore, Connection, ConnectionBuilder, ListenerCore, Subscription},
+        transport::Transport,
+        CallError, IpcError, RendererId,
     };
     pub use bytes::Bytes;
-    pub use std::{boxed::Box, future::Future, sync::Arc, time::Duration};
+    pub use std::{
+        boxed::Box, future::Future, marker::PhantomData, path::Path, sync::Arc, time::Duration,
+    };
 
     /// Implemented for every type that can cross the wire.
     #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+        message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::Deserialize`",
         label = "used in an IPC method here",
-        note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to the type, and make it own its data (no borrowed fields)"
+        note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]` on the type; for a container such as `Vec<T>` or `Option<T>`, on the type inside",
+        note = "an IPC type must also own its data and be `Send + 'static` (`String`, not `&str`; `Arc`, not `Rc`)"
     )]
     pub trait WireType {}
+    // `do_not_recommend`: report "`Note` cannot be sent over IPC" once,
+    // rather than once per missing serde trait.
+    #[allow(unknown_or_malformed_diagnostic_attributes)] // before Rust 1.85
+    #[diagnostic::do_not_recommend]
     impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> WireType for T {}
 
     /// Compile-time check, spanned on the user's type by the macro.
     pub const fn assert_wire_type<T: WireType + ?Sized>() {}
+
+    /// Runtime calls that add no type errors of their own.
+    ///
+    /// Generated code never calls a serde-bounded runtime function on the
+    /// user's types directly: a type without `Serialize` would then be
+    /// reported once per use, at the macro call, on top of the
+    /// [`assert_wire_type`] error on the type itself. Instead each call is
+    /// written `(&&Probe::<Args, T, E>::NEW).invoke(..)`, and method
+    /// resolution picks the real implementation (on `&Probe`, with the
+    /// runtime's serde bounds) when the types satisfy them, or else the
+    /// inert one (on `Probe`, without bounds), which type-checks silently.
+    ///
+    /// An inert call is therefore chosen only when a type lacks a serde
+    /// trait, and then `assert_wire_type` on that type fails the build: no
+    /// program containing one is ever produced. This holds because every
+    /// bound below is implied by `WireType` on each argument and result
+    /// type, given at most 16 arguments (serde's largest tuple), which the
+    /// macro enforces.
+    pub mod probe {
+        use serde::{de::DeserializeOwned, Serialize};
+        use std::{future::Future, marker::PhantomData};
+
+        use crate::{
+            dispatch::{decode_args, BoxFuture, Outcome},
+            main_process::EmitterCore,
+            renderer::{ClientCore, ListenerCore, Subscription},
+            CallError, IpcError,
+        };
+
+        /// The types of one call: the argument tuple `A`, the result `T`
+        /// and the typed error `E`.
+        #[allow(clippy::type_complexity)] // a marker of three types, never a value
+        pub struct Probe<A, T = (), E = ()>(PhantomData<fn() -> (A, T, E)>);
+
+        impl<A, T, E> Probe<A, T, E> {
+            /// The probe value.
+            pub const NEW: Self = Probe(PhantomData);
+        }
+
+        /// What an inert call returns, should one ever run.
+        fn inert() -> IpcError {
+            IpcError::protocol(
+                "internal error: a call whose types #[service] could not check was compiled; please report this bug",
+            )
+        }
+
+        /// A request/reply call.
+        pub trait Invoke<A, T> {
+            /// Calls `channel` and waits for the reply.
+            fn invoke(
+                &self,
+                core: &ClientCore,
+                channel: &'static str,
+                args: A,
+            ) -> impl Future<Output = Result<T, IpcError>>;
+        }
+
+        impl<A: Serialize, T: DeserializeOwned> Invoke<A, T> for &Probe<A, T> {
+            async fn invoke(
+                &self,
+                core: &ClientCore,
+                channel: &'static str,
+                args: A,
+            ) -> Result<T, IpcError> {
+                core.invoke(channel, &args).await
+            }
+        }
+
+        /// The inert [`Invoke`].
+        pub trait InvokeInert<A, T> {
+            /// Never called in a built program.
+            fn invoke(
+                &self,
+                core: &ClientCore,
+                channel: &'static str,
+                args: A,
+            ) -> impl Future<Output = Result<T, IpcError>>;
+        }
+
+        impl<A, T> InvokeInert<A, T> for Probe<A, T> {
+            async fn invoke(&self, _: &ClientCore, _: &'static str, _: A) -> Result<T, IpcError> {
+                Err(inert())
+            }
+        }
+
+        /// A request/reply call with a typed error.
+        pub trait InvokeFallible<A, T, E> {
+            /// Calls `channel` and waits for the reply or the typed error.
+            fn invoke_fallible(
+                &self,
+                core: &ClientCore,
+                channel: &'static str,
+                args: A,
+            ) -> impl Future<Output = Result<T, CallError<E>>>;
+        }
+
+        impl<A: Serialize, T: DeserializeOwned, E: DeserializeOwned> InvokeFallible<A, T, E>
+            for &Probe<A, T, E>
+        {
+            async fn invoke_fallible(
+                &self,
+                core: &ClientCore,
+                channel: &'static str,
+                args: A,
+            ) -> Result<T, CallError<E>> {
+                core.invoke_fallible(channel, &args).await
+            }
+        }
+
+        /// The inert [`InvokeFallible`].
+        pub trait InvokeFallibleInert<A, T, E> {
+            /// Never called in a built program.
+            fn invoke_fallible(
+                &self,
+                core: &ClientCore,
+                channel: &'static str,
+                args: A,
+            ) -> impl Future<Output = Result<T, CallError<E>>>;
+        }
+
+        impl<A, T, E> InvokeFallibleInert<A, T, E> for Probe<A, T, E> {
+            async fn invoke_fallible(
+                &self,
+                _: &ClientCore,
+                _: &'static str,
+                _: A,
+            ) -> Result<T, CallError<E>> {
+                Err(CallError::Ipc(inert()))
+            }
+        }
+
+        /// A fire-and-forget message.
+        pub trait SendMessage<A> {
+            /// Sends on `channel` without waiting for a handler.
+            fn send(
+                &self,
+                core: &ClientCore,
+                channel: &'static str,
+                args: A,
+            ) -> impl Future<Output = Result<(), IpcError>>;
+        }
+
+        impl<A: Serialize> SendMessage<A> for &Probe<A> {
+            async fn send(
+                &self,
+                core: &ClientCore,
+                channel: &'static str,
+                args: A,
+            ) -> Result<(), IpcError> {
+                core.send(channel, &args).await
+            }
+        }
+
+        /// The inert [`SendMessage`].
+        pub trait SendMessageInert<A> {
+            /// Never called in a built program.
+            fn send(
+                &self,
+                core: &ClientCore,
+                channel: &'static str,
+                args: A,
+            ) -> impl Future<Output = Result<(), IpcError>>;
+        }
+
+        impl<A> SendMessageInert<A> for Probe<A> {
+            async fn send(&self, _: &ClientCore, _: &'static str, _: A) -> Result<(), IpcError> {
+                Err(inert())
+            }
+        }
+
+        /// A push of event arguments `A` from main.
+        pub trait Emit<A> {
+            /// Pushes on `channel`; returns how many renderers it was
+            /// queued for.
+            fn emit(&self, core: &EmitterCore, channel: &'static str, args: A) -> usize;
+        }
+
+        impl<A: Serialize> Emit<A> for &Probe<A> {
+            fn emit(&self, core: &EmitterCore, channel: &'static str, args: A) -> usize {
+                core.emit(channel, &args)
+            }
+        }
+
+        /// The inert [`Emit`].
+        pub trait EmitInert<A> {
+            /// Never called in a built program.
+            fn emit(&self, core: &EmitterCore, channel: &'static str, args: A) -> usize;
+        }
+
+        impl<A> EmitInert<A> for Probe<A> {
+            fn emit(&self, _: &EmitterCore, _: &'static str, _: A) -> usize {
+                0
+            }
+        }
+
+        /// A renderer-side listener of event arguments `A`.
+        pub trait Listen<A> {
+            /// Calls `f` with each event on `channel`.
+            fn on<F: FnMut(A) + Send + 'static>(
+                &self,
+                core: &ListenerCore,
+                channel: &'static str,
+                f: F,
+            ) -> impl Future<Output = Result<Subscription, IpcError>>;
+        }
+
+        impl<A: DeserializeOwned + Send + 'static> Listen<A> for &Probe<A> {
+            async fn on<F: FnMut(A) + Send + 'static>(
+                &self,
+                core: &ListenerCore,
+                channel: &'static str,
+                f: F,
+            ) -> Result<Subscription, IpcError> {
+                core.on::<A, F>(channel, f).await
+            }
+        }
+
+        /// The inert [`Listen`].
+        pub trait ListenInert<A> {
+            /// Never called in a built program.
+            fn on<F: FnMut(A) + Send + 'static>(
+                &self,
+                core: &ListenerCore,
+                channel: &'static str,
+                f: F,
+            ) -> impl Future<Output = Result<Subscription, IpcError>>;
+        }
+
+        impl<A> ListenInert<A> for Probe<A> {
+            async fn on<F: FnMut(A) + Send + 'static>(
+                &self,
+                _: &ListenerCore,
+                _: &'static str,
+                _: F,
+            ) -> Result<Subscription, IpcError> {
+                Err(inert())
+            }
+        }
+
+        /// Main's side of a method returning `T` (or nothing: `T = ()`).
+        pub trait Serve<A, T> {
+            /// Decodes the arguments, runs `handler` on them and encodes
+            /// its result.
+            fn serve<F, Fut>(
+                &self,
+                payload: bytes::Bytes,
+                handler: F,
+            ) -> BoxFuture<'static, Outcome>
+            where
+                F: FnOnce(A) -> Fut + Send + 'static,
+                Fut: Future<Output = T> + Send + 'static;
+        }
+
+        impl<A, T> Serve<A, T> for &Probe<A, T>
+        where
+            A: DeserializeOwned + Send + 'static,
+            T: Serialize + Send + 'static,
+        {
+            fn serve<F, Fut>(
+                &self,
+                payload: bytes::Bytes,
+                handler: F,
+            ) -> BoxFuture<'static, Outcome>
+            where
+                F: FnOnce(A) -> Fut + Send + 'static,
+                Fut: Future<Output = T> + Send + 'static,
+            {
+                Box::pin(async move {
+                    match decode_args::<A>(&payload) {
+                        Ok(args) => Outcome::from_value(&handler(args).await),
+                        Err(outcome) => outcome,
+                    }
+                })
+            }
+        }
+
+        /// The inert [`Serve`].
+        pub trait ServeInert<A, T> {
+            /// Never called in a built program.
+            fn serve<F, Fut>(
+                &self,
+                payload: bytes::Bytes,
+                handler: F,
+            ) -> BoxFuture<'static, Outcome>
+            where
+                F: FnOnce(A) -> Fut + Send + 'static,
+                Fut: Future<Output = T> + Send + 'static;
+        }
+
+        impl<A, T> ServeInert<A, T> for Probe<A, T> {
+            fn serve<F, Fut>(&self, _: bytes::Bytes, _: F) -> BoxFuture<'static, Outcome>
+            where
+                F: FnOnce(A) -> Fut + Send + 'static,
+                Fut: Future<Output = T> + Send + 'static,
+            {
+                Box::pin(async { Outcome::Failed(inert()) })
+            }
+        }
+
+        /// Main's side of a method returning `Result<T, E>`.
+        pub trait ServeFallible<A, T, E> {
+            /// Decodes the arguments, runs `handler` on them and encodes
+            /// its value or its typed error.
+            fn serve_fallible<F, Fut>(
+                &self,
+                payload: bytes::Bytes,
+                handler: F,
+            ) -> BoxFuture<'static, Outcome>
+            where
+                F: FnOnce(A) -> Fut + Send + 'static,
+                Fut: Future<Output = Result<T, E>> + Send + 'static;
+        }
+
+        impl<A, T, E> ServeFallible<A, T, E> for &Probe<A, T, E>
+        where
+            A: DeserializeOwned + Send + 'static,
+            T: Serialize + Send + 'static,
+            E: Serialize + Send + 'static,
+        {
+            fn serve_fallible<F, Fut>(
+                &self,
+                payload: bytes::Bytes,
+                handler: F,
+            ) -> BoxFuture<'static, Outcome>
+            where
+                F: FnOnce(A) -> Fut + Send + 'static,
+                Fut: Future<Output = Result<T, E>> + Send + 'static,
+            {
+                Box::pin(async move {
+                    match decode_args::<A>(&payload) {
+                        Ok(args) => Outcome::from_result(handler(args).await),
+                        Err(outcome) => outcome,
+                    }
+                })
+            }
+        }
+
+        /// The inert [`ServeFallible`].
+        pub trait ServeFallibleInert<A, T, E> {
+            /// Never called in a built program.
+            fn serve_fallible<F, Fut>(
+                &self,
+                payload: bytes::Bytes,
+                handler: F,
+            ) -> BoxFuture<'static, Outcome>
+            where
+                F: FnOnce(A) -> Fut + Send + 'static,
+                Fut: Future<Output = Result<T, E>> + Send + 'static;
+        }
+
+        impl<A, T, E> ServeFallibleInert<A, T, E> for Probe<A, T, E> {
+            fn serve_fallible<F, Fut>(&self, _: bytes::Bytes, _: F) -> BoxFuture<'static, Outcome>
+            where
+                F: FnOnce(A) -> Fut + Send + 'static,
+                Fut: Future<Output = Result<T, E>> + Send + 'static,
+            {
+                Box::pin(async { Outcome::Failed(inert()) })
+            }
+        }
+    }
+
+    /// `W: Allows<M>`: the API `W` exposes method or event `M` (a marker
+    /// type generated next to the trait). `expose!` writes the impls.
+    #[diagnostic::on_unimplemented(
+        message = "`{M}` is not exposed by `{Self}`",
+        label = "not in the `expose!` whitelist of `{Self}`",
+        note = "add it to the `expose!` declaration of `{Self}` if this renderer should reach it"
+    )]
+    pub trait Allows<M> {}
+
+    /// The whitelist of a client built straight from a connection: every
+    /// method of the service.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Everything;
+    impl<M> Allows<M> for Everything {}
 }

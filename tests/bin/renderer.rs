@@ -6,12 +6,16 @@
 //! - `calls`: connect over the inherited socket and exercise every kind of
 //!   call;
 //! - `unix PATH TOKEN`: connect to main's Unix socket with a token;
-//! - `idle`: connect, then wait until main goes away.
+//! - `idle`: connect, then wait until main goes away;
+//! - `listen`: listen to `tick` and `note`; on the note "stop", print the
+//!   ticks received (comma-separated, in arrival order) and exit;
+//! - `busy`: listen to `tick`, start a call that never finishes, print
+//!   "ready" and wait (to be killed).
 
 use std::process::ExitCode;
 
-use ipc_runtime::{CallError, Connection, IpcError};
-use ipc_suite::{MathError, ProbeClient, ProbeContract};
+use ipc_runtime::{CallError, IpcError};
+use ipc_suite::{MathError, ProbeApi};
 
 fn check(ok: bool, what: &str) -> Result<(), String> {
     if ok {
@@ -21,8 +25,8 @@ fn check(ok: bool, what: &str) -> Result<(), String> {
     }
 }
 
-async fn calls(conn: Connection) -> Result<(), String> {
-    let probe = ProbeClient::new(&conn);
+async fn calls(conn: ProbeApi) -> Result<(), String> {
+    let probe = conn.probe.clone();
     let e = |e: IpcError| e.to_string();
     check(probe.echo("hi".into()).await.map_err(e)? == "hi", "echo")?;
     check(probe.add(40, 2).await.map_err(e)? == 42, "add")?;
@@ -61,41 +65,77 @@ async fn calls(conn: Connection) -> Result<(), String> {
 }
 
 async fn run(args: &[String]) -> Result<(), String> {
-    let builder = Connection::builder().service::<ProbeContract>();
     match args.first().map(String::as_str) {
         Some("calls") => {
-            calls(
-                builder
-                    .connect_inherited()
-                    .await
-                    .map_err(|e| e.to_string())?,
-            )
-            .await
+            let api = ProbeApi::connect_inherited()
+                .await
+                .map_err(|e| e.to_string())?;
+            calls(api).await
         }
         Some("unix") => {
             let (path, token) = match args {
                 [_, path, token] => (path, token),
                 _ => return Err("usage: unix PATH TOKEN".into()),
             };
-            let conn = builder
-                .connect_unix(path, token)
+            let conn = ProbeApi::connect_unix(path, token)
                 .await
                 .map_err(|e| e.to_string())?;
-            let probe = ProbeClient::new(&conn);
+            let probe = &conn.probe;
             let me = probe.whoami().await.map_err(|e| e.to_string())?;
             println!("{}", me.label);
             Ok(())
         }
         Some("idle") => {
-            let conn = builder
-                .connect_inherited()
+            let conn = ProbeApi::connect_inherited()
                 .await
                 .map_err(|e| e.to_string())?;
             let reason = conn.closed().await;
             println!("main went away: {reason}");
             Ok(())
         }
-        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|idle".into()),
+        Some("listen") => {
+            let api = ProbeApi::connect_inherited()
+                .await
+                .map_err(|e| e.to_string())?;
+            let ticks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let (stop_tx, mut stop_rx) = tokio::sync::mpsc::channel::<()>(1);
+            let _ticks = api
+                .events
+                .on_tick({
+                    let ticks = ticks.clone();
+                    move |n| ticks.lock().unwrap().push(n.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let _notes = api
+                .events
+                .on_note(move |text| {
+                    if text == "stop" {
+                        let _ = stop_tx.try_send(());
+                    }
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            stop_rx.recv().await;
+            println!("{}", ticks.lock().unwrap().join(","));
+            Ok(())
+        }
+        Some("busy") => {
+            let api = ProbeApi::connect_inherited()
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ticks = api
+                .events
+                .on_tick(|_| {})
+                .await
+                .map_err(|e| e.to_string())?;
+            let probe = api.probe.clone();
+            tokio::spawn(async move { probe.sleep(3_600_000).await });
+            println!("ready");
+            let reason = api.closed().await;
+            Err(format!("main went away: {reason}"))
+        }
+        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|idle|listen|busy".into()),
     }
 }
 

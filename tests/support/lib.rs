@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use ipc_runtime::{service, transport, Caller, Connection, IpcError, Main};
+use ipc_runtime::{events, expose, service, transport, Caller, IpcError, Main};
 use serde::{Deserialize, Serialize};
 
 pub mod raw;
@@ -56,6 +56,29 @@ pub trait Probe {
     /// The length of a byte buffer, on an explicitly named channel.
     #[ipc(rename = "byte-count")]
     async fn len(&self, data: Vec<u8>) -> u64;
+}
+
+/// Events main pushes to probe renderers.
+#[events(namespace = "probe")]
+pub trait ProbeEvents {
+    /// A counter.
+    fn tick(&self, n: u64);
+    /// A line of text.
+    fn note(&self, text: String);
+}
+
+expose! {
+    /// Everything the probe offers.
+    pub struct ProbeApi {
+        probe: Probe { echo, add, divide, sleep, explode, whoami, record, recorded, len },
+        events: ProbeEvents { tick, note },
+    }
+
+    /// A narrow API, like a settings window's: `echo` and `tick` only.
+    pub struct NarrowApi {
+        probe: Probe { echo },
+        events: ProbeEvents { tick },
+    }
 }
 
 /// The probe handler: plain state, observable by tests.
@@ -156,23 +179,33 @@ pub fn probe_main_with(
     configure: impl FnOnce(ipc_runtime::MainBuilder) -> ipc_runtime::MainBuilder,
 ) -> (Main, Arc<ProbeHandler>) {
     let handler = Arc::new(ProbeHandler::default());
-    let main = configure(Main::builder().service(ProbeServer::from_arc(Arc::clone(&handler))))
-        .build()
-        .expect("valid configuration");
+    let main = configure(
+        Main::builder()
+            .service(ProbeServer::from_arc(Arc::clone(&handler)))
+            .events::<ProbeEventsContract>(),
+    )
+    .build()
+    .expect("valid configuration");
     (main, handler)
 }
 
-/// A renderer connection to `main` over an in-memory pipe.
-pub async fn connect_memory(main: &Main, label: &str) -> Result<Connection, IpcError> {
+/// A renderer connected to `main` over an in-memory pipe as [`ProbeApi`].
+pub async fn connect_memory(main: &Main, label: &str) -> Result<ProbeApi, IpcError> {
+    connect_memory_as::<ProbeApi>(main, label).await
+}
+
+/// A renderer connected to `main` over an in-memory pipe as API `A`.
+pub async fn connect_memory_as<A: ipc_runtime::Api>(
+    main: &Main,
+    label: &str,
+) -> Result<A, IpcError> {
     let (main_end, renderer_end) = transport::memory_pair(256 * 1024);
-    let (accepted, conn) = tokio::join!(
-        main.accept(main_end, label),
-        Connection::builder()
-            .service::<ProbeContract>()
-            .connect(renderer_end)
+    let (accepted, api) = tokio::join!(
+        main.accept::<A>(main_end, label),
+        ipc_runtime::Connection::builder().connect_as::<A>(renderer_end)
     );
     accepted?;
-    conn
+    api
 }
 
 /// Polls `check` every 10 ms until it holds or `within` passes.

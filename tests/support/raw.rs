@@ -45,6 +45,7 @@ struct Hello {
     services: Vec<Summary>,
     token: Option<String>,
     max_frame_size: u64,
+    api: Option<(String, Vec<String>)>,
 }
 
 /// The handshake body for service `S`, as the real client would send it.
@@ -62,6 +63,7 @@ pub fn hello_body<S: Service>(token: Option<&str>) -> Vec<u8> {
         }],
         token: token.map(str::to_string),
         max_frame_size: 1 << 20,
+        api: None,
     };
     let mut body = vec![kind::HELLO];
     body.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());

@@ -2,9 +2,12 @@
 //! reads its frames and runs its calls.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     panic::AssertUnwindSafe,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
 };
 
 use bytes::Bytes;
@@ -19,10 +22,10 @@ use tokio_util::{
 };
 use tracing::{debug, error, info, warn};
 
-use super::{Auth, Inner, RendererInfo};
+use super::{Auth, Inner, RendererInfo, Setup};
 use crate::{
     caller::{Caller, RendererId},
-    contract,
+    contract::{self, Grant},
     dispatch::{Outcome, Route},
     error::WireError,
     frame::{Frame, FrameCodec, StreamError, Welcome, PROTOCOL_VERSION},
@@ -45,8 +48,7 @@ pub(crate) struct InFlight(Mutex<HashMap<u64, AbortHandle>>);
 
 impl InFlight {
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, AbortHandle>> {
-        // Critical sections are single map operations: never inconsistent.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.0)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -67,11 +69,12 @@ pub(crate) async fn accept(
     transport: Transport,
     auth: Auth,
 ) -> Result<RendererInfo, IpcError> {
+    let setup = main.setup()?;
     let (read, write, peer) = transport.into_parts();
-    let mut reader = FramedRead::new(read, FrameCodec::new(main.config.max_frame_size));
+    let mut reader = FramedRead::new(read, FrameCodec::new(setup.config.max_frame_size));
     let mut writer = FramedWrite::new(write, FrameCodec::new(u32::MAX as usize));
 
-    let hello = match read_hello(main, &mut reader, &auth).await {
+    let hello = match read_hello(&setup, &mut reader, &auth).await {
         Ok(hello) => hello,
         Err(e) => {
             warn!(error = %e, "renderer refused at handshake");
@@ -79,47 +82,50 @@ pub(crate) async fn accept(
             return Err(e);
         }
     };
-    let (label, renderer_limit) = hello;
+    let Admitted {
+        label,
+        grant,
+        renderer_limit,
+    } = hello;
     let id = main.next_id();
     let info = RendererInfo {
         id,
         label: label.clone(),
         peer,
+        api: grant.name,
     };
     let welcome = Frame::Welcome(Welcome {
         id: id.0,
         label,
-        max_frame_size: main.config.max_frame_size as u64,
+        max_frame_size: setup.config.max_frame_size as u64,
     });
     send_now(&mut writer, welcome)
         .await
         .map_err(StreamError::into_ipc)?;
 
-    let (closed_tx, closed_rx) = watch::channel(false);
-    let in_flight = Arc::new(InFlight::default());
-    let stop = CancellationToken::new();
-    main.register(
-        info.clone(),
-        closed_rx,
-        Arc::clone(&in_flight),
-        stop.clone(),
-    );
-    info!(renderer = %id, label = %info.label, peer = ?info.peer, "renderer connected");
-
-    let caller = Caller {
-        id,
-        label: info.label.as_str().into(),
-        peer,
-    };
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
     let writer_stop = CancellationToken::new();
     tokio::spawn(write_frames(writer, out_rx, writer_stop.clone(), None));
     let conn = Arc::new(Conn {
-        caller,
+        caller: Caller {
+            id,
+            label: info.label.as_str().into(),
+            peer,
+        },
         out: out_tx,
-        in_flight,
+        in_flight: InFlight::default(),
         renderer_limit,
+        grant,
+        subscriptions: Mutex::default(),
+        groups: Mutex::default(),
+        events_sent: AtomicU64::new(0),
+        events_dropped: AtomicU64::new(0),
     });
+    let (closed_tx, closed_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
+    main.register(info.clone(), closed_rx, Arc::clone(&conn), stop.clone());
+    info!(renderer = %id, label = %info.label, api = info.api, peer = ?info.peer, "renderer connected");
+
     let main = Arc::clone(main);
     tokio::spawn(async move {
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
@@ -127,7 +133,7 @@ pub(crate) async fn accept(
         // the loop ends once `send_tx` is dropped and its queue is empty.
         tokio::spawn(run_sends(Arc::clone(&conn), send_rx));
         let reason = tokio::select! {
-            reason = serve(&main, &conn, reader, send_tx) => reason,
+            reason = serve(&setup, &conn, reader, send_tx) => reason,
             () = stop.cancelled() => "main closed the connection".to_string(),
         };
         info!(renderer = %id, label = %conn.caller.label, %reason, "renderer disconnected");
@@ -154,14 +160,21 @@ async fn send_now(
     writer.send(frame).await
 }
 
-/// Reads and checks the renderer's hello: protocol version, credentials and
-/// contract. Returns the connection's label and the renderer's frame limit.
+/// What the handshake established about a renderer.
+struct Admitted {
+    label: String,
+    grant: Arc<Grant>,
+    renderer_limit: usize,
+}
+
+/// Reads and checks the renderer's hello: protocol version, credentials,
+/// contract and API.
 async fn read_hello(
-    main: &Inner,
+    setup: &Setup,
     reader: &mut FramedRead<BoxRead, FrameCodec>,
     auth: &Auth,
-) -> Result<(String, usize), IpcError> {
-    let timeout = main.config.handshake_timeout;
+) -> Result<Admitted, IpcError> {
+    let timeout = setup.config.handshake_timeout;
     let body = match tokio::time::timeout(timeout, reader.next()).await {
         Err(_) => {
             return Err(IpcError::protocol(format!(
@@ -191,8 +204,8 @@ async fn read_hello(
             main: PROTOCOL_VERSION,
         });
     }
-    let label = match auth {
-        Auth::Trusted(label) => label.clone(),
+    let (label, grant) = match auth {
+        Auth::Trusted { label, grant } => (label.clone(), Arc::clone(grant)),
         Auth::Token(tokens) => match &hello.token {
             None => {
                 return Err(IpcError::Unauthorized {
@@ -205,7 +218,7 @@ async fn read_hello(
         },
     };
     if let Err((renderer, main_fp, differences)) =
-        contract::compare(&hello.services, &main.summaries)
+        contract::compare(&hello.services, &setup.summaries)
     {
         return Err(IpcError::HandshakeMismatch {
             renderer,
@@ -213,22 +226,165 @@ async fn read_hello(
             differences,
         });
     }
-    let limit = usize::try_from(hello.max_frame_size).unwrap_or(usize::MAX);
-    Ok((label, limit))
+    if let Some((api, allowed)) = &hello.api {
+        check_api(&grant, api, allowed)?;
+    }
+    Ok(Admitted {
+        label,
+        grant,
+        renderer_limit: usize::try_from(hello.max_frame_size).unwrap_or(usize::MAX),
+    })
+}
+
+/// A renderer built with an API that reaches channels main does not grant
+/// it would fail on each of them later: refuse it now, naming them.
+fn check_api(grant: &Grant, api: &str, allowed: &[String]) -> Result<(), IpcError> {
+    let missing: Vec<String> = allowed
+        .iter()
+        .filter(|c| !grant.allows(c))
+        .map(|c| {
+            format!(
+                "the renderer's API `{api}` reaches `{c}`, which main's grant `{}` does not allow",
+                grant.name
+            )
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let fingerprint = |channels: &mut dyn Iterator<Item = &str>| {
+        let mut sorted: Vec<&str> = channels.collect();
+        sorted.sort_unstable();
+        contract::combine(sorted.iter().map(|c| contract::fnv_str(c)))
+    };
+    Err(IpcError::HandshakeMismatch {
+        renderer: fingerprint(&mut allowed.iter().map(String::as_str)),
+        main: fingerprint(&mut grant.allowed.iter().copied()),
+        differences: missing,
+    })
 }
 
 /// Main's state for one accepted renderer.
-struct Conn {
+pub(crate) struct Conn {
     caller: Caller,
     out: mpsc::Sender<Outgoing>,
-    in_flight: Arc<InFlight>,
+    pub(crate) in_flight: InFlight,
     /// The largest frame the renderer accepts.
     renderer_limit: usize,
+    /// The channels this renderer may reach.
+    grant: Arc<Grant>,
+    /// The event channels it listens to.
+    subscriptions: Mutex<HashSet<String>>,
+    /// The groups main put it in.
+    groups: Mutex<HashSet<String>>,
+    events_sent: AtomicU64,
+    events_dropped: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a single collection operation: a panic
+    // cannot leave the data inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Conn {
     fn id(&self) -> RendererId {
         self.caller.id
+    }
+
+    /// Whether the renderer's API exposes `channel`; if not, logs it.
+    fn allowed(&self, channel: &str) -> bool {
+        if self.grant.allows(channel) {
+            return true;
+        }
+        warn!(renderer = %self.id(), %channel, api = self.grant.name, "rejected frame: channel not allowed for this renderer");
+        false
+    }
+
+    pub(crate) fn groups(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.groups).iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn in_group(&self, group: &str) -> bool {
+        lock(&self.groups).contains(group)
+    }
+
+    pub(crate) fn join(&self, group: &str) -> bool {
+        lock(&self.groups).insert(group.to_string())
+    }
+
+    pub(crate) fn leave(&self, group: &str) -> bool {
+        lock(&self.groups).remove(group)
+    }
+
+    pub(crate) fn subscriptions(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.subscriptions).iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn events_sent(&self) -> u64 {
+        self.events_sent.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn events_dropped(&self) -> u64 {
+        self.events_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queues an event if the renderer listens to `channel`. Never waits:
+    /// a renderer whose queue is full misses the event (and it is counted)
+    /// rather than slowing main or the other renderers down.
+    pub(crate) fn push_event(&self, channel: &'static str, payload: &Bytes) -> bool {
+        if !lock(&self.subscriptions).contains(channel) {
+            return false;
+        }
+        let frame = Frame::Event {
+            channel: channel.to_string(),
+            payload: payload.clone(),
+        };
+        match self.out.try_send(frame.into()) {
+            Ok(()) => {
+                self.events_sent.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.events_dropped.fetch_add(1, Ordering::Relaxed);
+                warn!(renderer = %self.id(), %channel, "event dropped: the renderer's queue is full");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Handles a subscribe frame: answered like a call.
+    async fn subscribe(&self, setup: &Setup, id: u64, channel: String) {
+        if !setup.router.is_event(&channel) {
+            warn!(renderer = %self.id(), %channel, "rejected frame: subscribe to an unknown event");
+            return self.fail(id, &IpcError::UnknownChannel { channel }).await;
+        }
+        if !self.allowed(&channel) {
+            return self.fail(id, &IpcError::NotAllowed { channel }).await;
+        }
+        debug!(renderer = %self.id(), %channel, "subscribed");
+        lock(&self.subscriptions).insert(channel);
+        let _ = self
+            .out
+            .send(
+                Frame::ReplyOk {
+                    id,
+                    payload: Bytes::new(),
+                }
+                .into(),
+            )
+            .await;
+    }
+
+    fn unsubscribe(&self, channel: &str) {
+        if lock(&self.subscriptions).remove(channel) {
+            debug!(renderer = %self.id(), %channel, "unsubscribed");
+        }
     }
 
     /// Tells the renderer about a problem with a frame that had no call id.
@@ -248,8 +404,11 @@ impl Conn {
     }
 
     /// Starts handling an invoke frame in its own task.
-    async fn invoke(self: &Arc<Self>, main: &Inner, id: u64, channel: String, payload: Bytes) {
-        let route = match main.router.get(&channel) {
+    async fn invoke(self: &Arc<Self>, setup: &Setup, id: u64, channel: String, payload: Bytes) {
+        let route = match setup.router.get(&channel) {
+            Some(_) if !self.allowed(&channel) => {
+                return self.fail(id, &IpcError::NotAllowed { channel }).await;
+            }
             Some(route) if route.kind == contract::MethodKind::Invoke => route.clone(),
             Some(_) => {
                 let e = IpcError::protocol(format!(
@@ -384,7 +543,7 @@ async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<(Route, Bytes)>) {
 
 /// Reads and dispatches frames until the renderer goes away; returns why.
 async fn serve(
-    main: &Inner,
+    setup: &Setup,
     conn: &Arc<Conn>,
     mut reader: FramedRead<BoxRead, FrameCodec>,
     send_tx: mpsc::Sender<(Route, Bytes)>,
@@ -405,8 +564,11 @@ async fn serve(
                 id,
                 channel,
                 payload,
-            }) => conn.invoke(main, id, channel, payload).await,
-            Ok(Frame::Send { channel, payload }) => match main.router.get(&channel) {
+            }) => conn.invoke(setup, id, channel, payload).await,
+            Ok(Frame::Send { channel, payload }) => match setup.router.get(&channel) {
+                Some(_) if !conn.allowed(&channel) => {
+                    conn.notice(&IpcError::NotAllowed { channel }).await;
+                }
                 Some(route) if route.kind == contract::MethodKind::Send => {
                     if send_tx.send((route.clone(), payload)).await.is_err() {
                         return "its message handler stopped".into();
@@ -425,6 +587,8 @@ async fn serve(
                 }
             },
             Ok(Frame::Cancel { id }) => conn.cancel(id),
+            Ok(Frame::Subscribe { id, channel }) => conn.subscribe(setup, id, channel).await,
+            Ok(Frame::Unsubscribe { channel }) => conn.unsubscribe(&channel),
             Ok(other) => {
                 warn!(renderer = %conn.id(), frame = ?other, "rejected frame: not a renderer-to-main frame");
                 conn.notice(&IpcError::protocol(

@@ -20,9 +20,12 @@ use std::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use bytes::Bytes;
+use serde::Serialize;
+
 use crate::{
     caller::{Peer, RendererId},
-    contract::ServiceSummary,
+    contract::{Api, Grant, Service, ServiceSummary},
     dispatch::{Dispatch, Router},
     IpcError, Transport,
 };
@@ -37,6 +40,7 @@ pub struct MainBuilder {
     router: Router,
     errors: Vec<IpcError>,
     config: Config,
+    inner: Arc<Inner>,
 }
 
 #[derive(Clone, Debug)]
@@ -57,6 +61,16 @@ impl MainBuilder {
         self
     }
 
+    /// Declares an events trait (the `…Contract` type that `#[events]`
+    /// generated): main may push its events, and renderers whose API
+    /// exposes them may listen.
+    pub fn events<C: Service>(mut self) -> Self {
+        if let Err(e) = self.router.add_events(C::DESCRIPTOR) {
+            self.errors.push(e);
+        }
+        self
+    }
+
     /// The largest frame accepted from a renderer, in bytes (default
     /// [`DEFAULT_MAX_FRAME_SIZE`]). Larger frames are refused from their
     /// length prefix, before any memory is set aside for them.
@@ -72,22 +86,42 @@ impl MainBuilder {
         self
     }
 
-    /// Finishes the configuration. Fails if two services define the same
-    /// channel or a service was registered twice.
+    /// The [`Main`] this builder will finish, available before
+    /// [`Self::build`] so that handlers can hold an events emitter (or
+    /// anything else that needs main) from the start:
+    ///
+    /// ```text
+    /// let builder = Main::builder();
+    /// let changed = NotesEventsEmitter::new(&builder.main(), Target::All);
+    /// let main = builder.service(NotesServer::new(FileNotes { dir, changed })).build()?;
+    /// ```
+    ///
+    /// Until `build` is called it reaches no renderer: accepting one fails
+    /// with a configuration error, and events go nowhere.
+    pub fn main(&self) -> Main {
+        Main {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+
+    /// Finishes the configuration. Fails if two contracts define the same
+    /// channel or a contract was registered twice.
     pub fn build(self) -> Result<Main, IpcError> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
         }
         let summaries = self.router.descriptors().map(ServiceSummary::of).collect();
-        Ok(Main {
-            inner: Arc::new(Inner {
-                router: self.router,
-                summaries,
-                config: self.config,
-                next_id: AtomicU64::new(1),
-                renderers: Mutex::new(HashMap::new()),
-            }),
-        })
+        let setup = Arc::new(Setup {
+            router: self.router,
+            summaries,
+            config: self.config,
+        });
+        if self.inner.setup.set(setup).is_err() {
+            return Err(IpcError::Config {
+                reason: "this main was already built".into(),
+            });
+        }
+        Ok(Main { inner: self.inner })
     }
 }
 
@@ -103,24 +137,33 @@ pub struct Main {
 impl std::fmt::Debug for Main {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Main")
-            .field("services", &self.inner.summaries.len())
+            .field(
+                "contracts",
+                &self.inner.setup.get().map_or(0, |s| s.summaries.len()),
+            )
             .field("renderers", &self.renderer_count())
             .finish()
     }
 }
 
 pub(crate) struct Inner {
+    /// Set once, by `MainBuilder::build`.
+    setup: std::sync::OnceLock<Arc<Setup>>,
+    next_id: AtomicU64,
+    renderers: Mutex<HashMap<RendererId, Entry>>,
+}
+
+/// What main serves and its limits: fixed once built.
+pub(crate) struct Setup {
     pub router: Router,
     pub summaries: Vec<ServiceSummary>,
     pub config: Config,
-    next_id: AtomicU64,
-    renderers: Mutex<HashMap<RendererId, Entry>>,
 }
 
 struct Entry {
     info: RendererInfo,
     closed: watch::Receiver<bool>,
-    in_flight: Arc<connection::InFlight>,
+    conn: Arc<connection::Conn>,
     stop: CancellationToken,
 }
 
@@ -141,21 +184,101 @@ pub struct RendererInfo {
     pub label: String,
     /// The peer process, when the transport reports it.
     pub peer: Option<Peer>,
+    /// The name of the API (`expose!` type) it was accepted as.
+    pub api: &'static str,
 }
 
-/// How a connection proves it may talk to main.
+/// Usage counters of one renderer connection, as main sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RendererStats {
+    /// Calls being handled now.
+    pub in_flight: usize,
+    /// Event channels it listens to.
+    pub subscriptions: Vec<String>,
+    /// Groups main put it in.
+    pub groups: Vec<String>,
+    /// Events queued for it so far.
+    pub events_sent: u64,
+    /// Events it missed because its queue was full.
+    pub events_dropped: u64,
+}
+
+/// The part shared by every generated events emitter: main and a target.
+/// Generated code calls it; use the generated `…Emitter` instead.
+#[derive(Clone, Debug)]
+pub struct EmitterCore {
+    main: Main,
+    target: Target,
+}
+
+impl EmitterCore {
+    /// An emitter pushing to `target` through `main`.
+    pub fn new(main: &Main, target: Target) -> Self {
+        EmitterCore {
+            main: main.clone(),
+            target,
+        }
+    }
+
+    /// Pushes one event to every renderer in the target that listens to
+    /// `channel`; returns how many it was queued for. A value that cannot
+    /// be encoded is logged and reaches nobody.
+    pub fn emit<A: Serialize + ?Sized>(&self, channel: &'static str, args: &A) -> usize {
+        match self.main.emit(&self.target, channel, args) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(%channel, error = %e, "event not sent");
+                0
+            }
+        }
+    }
+}
+
+/// Which renderers an event goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One renderer.
+    Renderer(RendererId),
+    /// Every renderer in a group (see [`Main::join_group`]).
+    Group(String),
+    /// Every connected renderer.
+    All,
+}
+
+impl From<RendererId> for Target {
+    fn from(id: RendererId) -> Self {
+        Target::Renderer(id)
+    }
+}
+
+/// How a connection proves it may talk to main, and what it is granted.
 pub(crate) enum Auth {
     /// The transport itself is the credential (an inherited socket, an
-    /// in-memory pipe); the label is main's.
-    Trusted(String),
-    /// The renderer must present a one-time token from this store.
+    /// in-memory pipe); the label and grant are main's.
+    Trusted { label: String, grant: Arc<Grant> },
+    /// The renderer must present a one-time token from this store; the
+    /// token carries the label and grant.
     Token(Arc<crate::transport::unix::Tokens>),
+}
+
+impl Auth {
+    pub(crate) fn trusted<A: Api>(label: &str) -> Self {
+        Auth::Trusted {
+            label: label.to_string(),
+            grant: Arc::new(Grant::of::<A>()),
+        }
+    }
 }
 
 impl Main {
     /// Starts configuring a main process.
     pub fn builder() -> MainBuilder {
         MainBuilder {
+            inner: Arc::new(Inner {
+                setup: std::sync::OnceLock::new(),
+                next_id: AtomicU64::new(1),
+                renderers: Mutex::new(HashMap::new()),
+            }),
             router: Router::default(),
             errors: Vec::new(),
             config: Config {
@@ -165,18 +288,20 @@ impl Main {
         }
     }
 
-    /// Accepts a renderer on `transport` and labels it `label`: runs the
-    /// handshake, then serves the renderer in a background task.
+    /// Accepts a renderer on `transport` as API `A` (an `expose!` type)
+    /// and labels it `label`: runs the handshake, then serves the renderer
+    /// in a background task. Every frame from it is checked against `A`'s
+    /// whitelist before its payload is decoded.
     ///
     /// The transport is trusted as the renderer's credential, so use this
     /// for in-memory pipes and sockets that only the intended renderer can
     /// hold. Fails if the handshake fails (the renderer is told why).
-    pub async fn accept(
+    pub async fn accept<A: Api>(
         &self,
         transport: Transport,
         label: &str,
     ) -> Result<RendererInfo, IpcError> {
-        connection::accept(&self.inner, transport, Auth::Trusted(label.to_string())).await
+        connection::accept(&self.inner, transport, Auth::trusted::<A>(label)).await
     }
 
     pub(crate) async fn accept_with(
@@ -207,7 +332,72 @@ impl Main {
     /// How many calls from renderer `id` are being handled now, or `None`
     /// if it is not connected.
     pub fn in_flight(&self, id: RendererId) -> Option<usize> {
-        self.inner.renderers().get(&id).map(|e| e.in_flight.len())
+        self.inner
+            .renderers()
+            .get(&id)
+            .map(|e| e.conn.in_flight.len())
+    }
+
+    /// Main's counters for renderer `id`, or `None` if it is not connected.
+    pub fn renderer_stats(&self, id: RendererId) -> Option<RendererStats> {
+        self.inner.renderers().get(&id).map(|e| RendererStats {
+            in_flight: e.conn.in_flight.len(),
+            subscriptions: e.conn.subscriptions(),
+            groups: e.conn.groups(),
+            events_sent: e.conn.events_sent(),
+            events_dropped: e.conn.events_dropped(),
+        })
+    }
+
+    /// Puts renderer `id` in `group` (for example "editor windows"), so that
+    /// events sent to the group reach it. Returns `false` if it is not
+    /// connected or already in the group.
+    pub fn join_group(&self, id: RendererId, group: &str) -> bool {
+        self.inner
+            .renderers()
+            .get(&id)
+            .is_some_and(|e| e.conn.join(group))
+    }
+
+    /// Takes renderer `id` out of `group`. Returns `false` if it was not in it.
+    pub fn leave_group(&self, id: RendererId, group: &str) -> bool {
+        self.inner
+            .renderers()
+            .get(&id)
+            .is_some_and(|e| e.conn.leave(group))
+    }
+
+    /// Pushes an event to the renderers in `target` that listen to
+    /// `channel`; returns how many it was queued for. Used by the generated
+    /// `…Emitter` types.
+    pub(crate) fn emit<A: Serialize + ?Sized>(
+        &self,
+        target: &Target,
+        channel: &'static str,
+        args: &A,
+    ) -> Result<usize, IpcError> {
+        let mut buf = bytes::BytesMut::new();
+        crate::codec::encode_into(args, &mut buf).map_err(|e| IpcError::Encode {
+            channel: channel.to_string(),
+            reason: e.to_string(),
+        })?;
+        let payload: Bytes = buf.freeze();
+        let renderers = self.inner.renderers();
+        let queued = match target {
+            Target::Renderer(id) => renderers
+                .get(id)
+                .map_or(0, |e| usize::from(e.conn.push_event(channel, &payload))),
+            Target::Group(group) => renderers
+                .values()
+                .filter(|e| e.conn.in_group(group))
+                .filter(|e| e.conn.push_event(channel, &payload))
+                .count(),
+            Target::All => renderers
+                .values()
+                .filter(|e| e.conn.push_event(channel, &payload))
+                .count(),
+        };
+        Ok(queued)
     }
 
     /// Closes the connection to renderer `id`: its in-flight handlers are
@@ -235,6 +425,14 @@ impl Main {
 }
 
 impl Inner {
+    /// What main serves, once built.
+    pub(crate) fn setup(&self) -> Result<Arc<Setup>, IpcError> {
+        self.setup.get().cloned().ok_or_else(|| IpcError::Config {
+            reason: "main is not built yet: call MainBuilder::build before accepting renderers"
+                .into(),
+        })
+    }
+
     pub(crate) fn next_id(&self) -> RendererId {
         RendererId(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
@@ -243,7 +441,7 @@ impl Inner {
         &self,
         info: RendererInfo,
         closed: watch::Receiver<bool>,
-        in_flight: Arc<connection::InFlight>,
+        conn: Arc<connection::Conn>,
         stop: CancellationToken,
     ) {
         self.renderers().insert(
@@ -251,7 +449,7 @@ impl Inner {
             Entry {
                 info,
                 closed,
-                in_flight,
+                conn,
                 stop,
             },
         );

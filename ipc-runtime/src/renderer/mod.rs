@@ -6,8 +6,10 @@
 //! [`Connection`].
 
 mod client;
+mod listen;
 
 pub use client::ClientCore;
+pub use listen::{ListenerCore, Subscription};
 
 use std::{
     collections::HashMap,
@@ -33,7 +35,7 @@ use tracing::{debug, warn};
 use crate::{
     caller::RendererId,
     codec,
-    contract::{Service, ServiceDescriptor, ServiceSummary},
+    contract::{Api, Service, ServiceDescriptor, ServiceSummary},
     frame::{Frame, FrameCodec, Hello, PROTOCOL_VERSION},
     transport::{self, write_frames, BoxRead, Outgoing},
     IpcError, Transport,
@@ -53,6 +55,7 @@ const DRAIN_ON_DROP: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct ConnectionBuilder {
     services: Vec<&'static ServiceDescriptor>,
+    api: Option<(&'static str, &'static [&'static str])>,
     call_timeout: Duration,
     handshake_timeout: Duration,
     max_frame_size: usize,
@@ -70,6 +73,20 @@ impl ConnectionBuilder {
         {
             self.services.push(S::DESCRIPTOR);
         }
+        self
+    }
+
+    /// Declares that this renderer uses API `A` (an `expose!` type): its
+    /// contracts are checked at connect time, and main refuses the
+    /// connection if it does not grant every channel `A` exposes. The
+    /// generated `A::connect_*` functions call this for you.
+    pub fn api<A: Api>(mut self) -> Self {
+        for d in A::CONTRACTS {
+            if !self.services.iter().any(|s| std::ptr::eq(*s, *d)) {
+                self.services.push(d);
+            }
+        }
+        self.api = Some((A::NAME, A::ALLOWED));
         self
     }
 
@@ -117,6 +134,31 @@ impl ConnectionBuilder {
         self.handshake(transport, None).await
     }
 
+    /// Connects over `transport` as API `A` (an `expose!` type).
+    pub async fn connect_as<A: Api>(self, transport: Transport) -> Result<A, IpcError> {
+        Ok(A::__from_connection(
+            self.api::<A>().connect(transport).await?,
+        ))
+    }
+
+    /// Connects to main's Unix socket as API `A`, with a one-time token.
+    pub async fn connect_unix_as<A: Api>(
+        self,
+        path: impl AsRef<Path>,
+        token: &str,
+    ) -> Result<A, IpcError> {
+        Ok(A::__from_connection(
+            self.api::<A>().connect_unix(path, token).await?,
+        ))
+    }
+
+    /// Connects over the inherited socket as API `A`.
+    pub async fn connect_inherited_as<A: Api>(self) -> Result<A, IpcError> {
+        Ok(A::__from_connection(
+            self.api::<A>().connect_inherited().await?,
+        ))
+    }
+
     async fn handshake(
         self,
         transport: Transport,
@@ -135,6 +177,12 @@ impl ConnectionBuilder {
                     .collect(),
                 token,
                 max_frame_size: self.max_frame_size as u64,
+                api: self.api.map(|(name, allowed)| {
+                    (
+                        name.to_string(),
+                        allowed.iter().map(|c| c.to_string()).collect(),
+                    )
+                }),
             },
         };
         writer.send(hello).await.map_err(|e| e.into_ipc())?;
@@ -165,6 +213,7 @@ impl ConnectionBuilder {
         let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
         let stop = CancellationToken::new();
         let (closed_tx, closed_rx) = watch::channel(false);
+        let (events_tx, events_rx) = mpsc::channel(listen::EVENT_QUEUE);
         let shared = Arc::new(Shared {
             out: out_tx,
             state: Mutex::new(State::default()),
@@ -175,7 +224,14 @@ impl ConnectionBuilder {
             label: welcome.label,
             closed: closed_rx,
             stop: stop.clone(),
+            listeners: Mutex::default(),
+            events: events_tx,
         });
+        tokio::spawn(listen::dispatch_events(
+            Arc::clone(&shared),
+            events_rx,
+            stop.clone(),
+        ));
         let writer_stop = stop.clone();
         let writer_shared = Arc::clone(&shared);
         tokio::spawn(async move {
@@ -236,6 +292,10 @@ struct Shared {
     closed: watch::Receiver<bool>,
     /// Stops the reader and writer tasks.
     stop: CancellationToken,
+    /// Local listeners by event channel.
+    listeners: Mutex<listen::Listeners>,
+    /// Events on their way to the dispatcher task.
+    events: mpsc::Sender<(String, Bytes)>,
 }
 
 #[derive(Default)]
@@ -259,8 +319,16 @@ impl Shared {
             }
             std::mem::take(&mut state.pending)
         };
-        // Dropping the senders wakes each caller, which reads the reason.
+        // Dropping the senders wakes each caller, which reads the reason;
+        // dropping the listeners' senders ends their tasks.
         drop(pending);
+        let listeners = std::mem::take(&mut *self.listeners());
+        drop(listeners);
+    }
+
+    fn listeners(&self) -> MutexGuard<'_, listen::Listeners> {
+        // Critical sections are single map operations: never inconsistent.
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn closed_reason(&self) -> IpcError {
@@ -276,6 +344,7 @@ impl Connection {
     pub fn builder() -> ConnectionBuilder {
         ConnectionBuilder {
             services: Vec::new(),
+            api: None,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             handshake_timeout: Duration::from_secs(10),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
@@ -338,6 +407,22 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Reply, IpcError> {
         let payload = self.encode_for(channel, args)?;
+        self.request(channel, timeout, |id| Frame::Invoke {
+            id,
+            channel: channel.to_string(),
+            payload,
+        })
+        .await
+    }
+
+    /// Sends the frame that `make` builds for a new call id and waits for
+    /// the reply to that id.
+    async fn request(
+        &self,
+        channel: &'static str,
+        timeout: Duration,
+        make: impl FnOnce(u64) -> Frame,
+    ) -> Result<Reply, IpcError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -352,11 +437,7 @@ impl Connection {
             id,
             armed: true,
         };
-        let frame = Frame::Invoke {
-            id,
-            channel: channel.to_string(),
-            payload,
-        };
+        let frame = make(id);
         if self.shared.out.send(frame.into()).await.is_err() {
             guard.armed = false;
             self.shared.state().pending.remove(&id);
@@ -482,6 +563,14 @@ async fn read_replies(
             Ok(Frame::ReplyOk { id, payload }) => (id, Reply::Ok(payload)),
             Ok(Frame::ReplyErr { id, payload }) => (id, Reply::Err(payload)),
             Ok(Frame::ReplyFailed { id, error }) => (id, Reply::Failed(error.into())),
+            Ok(Frame::Event { channel, payload }) => {
+                if let Err(mpsc::error::TrySendError::Full((channel, _))) =
+                    shared.events.try_send((channel, payload))
+                {
+                    warn!(%channel, "event dropped: the listeners are not keeping up");
+                }
+                continue;
+            }
             Ok(Frame::Notice(error)) => {
                 warn!(error = %IpcError::from(error), "main reported a problem with a message from this renderer");
                 continue;

@@ -16,7 +16,7 @@ use std::{
 use crate::{
     caller::Peer,
     main_process::{Auth, RendererInfo},
-    IpcError, Main, RendererId, Transport,
+    Api, IpcError, Main, RendererId, Transport,
 };
 
 /// The environment variable that tells a spawned renderer which descriptor
@@ -73,12 +73,14 @@ impl RendererProcess {
 
 impl Main {
     /// Starts `command` as a renderer process labelled `label`, wired to
-    /// main by an inherited socket, and waits for its handshake.
+    /// main by an inherited socket, and waits for its handshake. The
+    /// renderer is accepted as API `A` (an `expose!` type): every frame from
+    /// it is checked against `A`'s whitelist.
     ///
     /// The child connects with
     /// [`ConnectionBuilder::connect_inherited`](crate::ConnectionBuilder::connect_inherited).
     /// Its standard streams are left as `command` set them.
-    pub async fn spawn_renderer(
+    pub async fn spawn_renderer<A: Api>(
         &self,
         command: std::process::Command,
         label: &str,
@@ -116,7 +118,7 @@ impl Main {
         let transport = Transport::from_unix(stream).with_peer(Some(peer));
         // If the handshake fails, `child` is dropped and so killed.
         let info = self
-            .accept_with(transport, Auth::Trusted(label.to_string()))
+            .accept_with(transport, Auth::trusted::<A>(label))
             .await?;
         Ok(RendererProcess { info, child })
     }

@@ -17,30 +17,32 @@ use std::{
 use tokio::{net::UnixListener, task::JoinHandle};
 use tracing::warn;
 
-use crate::{main_process::Auth, IpcError, Main, Transport};
+use crate::{contract::Grant, main_process::Auth, Api, IpcError, Main, Transport};
 
-/// The one-time tokens main has issued and not yet seen used.
+/// The one-time tokens main has issued and not yet seen used, with the
+/// label and grant each admits.
 #[derive(Default)]
-pub(crate) struct Tokens(Mutex<HashMap<String, String>>);
+pub(crate) struct Tokens(Mutex<HashMap<String, (String, Arc<Grant>)>>);
 
 impl Tokens {
-    fn issue(&self, label: &str) -> Result<String, IpcError> {
+    fn issue(&self, label: &str, grant: Grant) -> Result<String, IpcError> {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).map_err(|e| {
             IpcError::io("generating a token", std::io::Error::other(e.to_string()))
         })?;
         let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        self.lock().insert(token.clone(), label.to_string());
+        self.lock()
+            .insert(token.clone(), (label.to_string(), Arc::new(grant)));
         Ok(token)
     }
 
-    /// The label the token was issued for, if it is valid; a token works
-    /// once.
-    pub(crate) fn redeem(&self, token: &str) -> Option<String> {
+    /// The label and grant the token was issued for, if it is valid; a
+    /// token works once.
+    pub(crate) fn redeem(&self, token: &str) -> Option<(String, Arc<Grant>)> {
         self.lock().remove(token)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Arc<Grant>)>> {
         // Critical sections are single map operations: never inconsistent.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -72,11 +74,12 @@ impl UnixEndpoint {
         &self.path
     }
 
-    /// Issues a one-time token for a renderer that main will label `label`.
-    /// Hand it to that renderer only (for example in its environment); it
-    /// admits exactly one connection.
-    pub fn issue_token(&self, label: &str) -> Result<String, IpcError> {
-        self.tokens.issue(label)
+    /// Issues a one-time token for a renderer that main will label `label`
+    /// and accept as API `A` (an `expose!` type). Hand it to that renderer
+    /// only (for example in its environment); it admits exactly one
+    /// connection.
+    pub fn issue_token<A: Api>(&self, label: &str) -> Result<String, IpcError> {
+        self.tokens.issue(label, Grant::of::<A>())
     }
 }
 

@@ -1,0 +1,234 @@
+//! Event listeners on the renderer side, and the guards that unsubscribe
+//! them.
+//!
+//! Events from main reach one dispatcher task per connection, which calls
+//! the listeners' callbacks one at a time in the order main emitted the
+//! events, across every kind of event, like callbacks on a page's single
+//! thread. A slow callback delays the events after it, never replies.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    panic::AssertUnwindSafe,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, warn};
+
+use super::{Connection, Reply, Shared};
+use crate::{codec, frame::Frame, transport::Outgoing, IpcError};
+
+/// Events received but not yet dispatched, per connection. Past this, new
+/// events are dropped with a warning rather than letting a stuck callback
+/// grow memory without bound.
+pub(crate) const EVENT_QUEUE: usize = 4096;
+
+type Callback = Box<dyn FnMut(&Bytes) + Send>;
+
+/// One registered callback.
+struct Listener {
+    id: u64,
+    active: AtomicBool,
+    callback: Mutex<Callback>,
+}
+
+/// The local listeners of one connection, by event channel.
+#[derive(Default)]
+pub(crate) struct Listeners {
+    next_id: u64,
+    by_channel: HashMap<&'static str, Vec<Arc<Listener>>>,
+}
+
+impl Listeners {
+    fn of(&self, channel: &str) -> Vec<Arc<Listener>> {
+        self.by_channel.get(channel).cloned().unwrap_or_default()
+    }
+
+    /// Adds a listener; returns it and whether it is the channel's first.
+    fn add(&mut self, channel: &'static str, callback: Callback) -> (Arc<Listener>, bool) {
+        self.next_id += 1;
+        let listener = Arc::new(Listener {
+            id: self.next_id,
+            active: AtomicBool::new(true),
+            callback: Mutex::new(callback),
+        });
+        let list = self.by_channel.entry(channel).or_default();
+        list.push(Arc::clone(&listener));
+        (listener, list.len() == 1)
+    }
+
+    /// Removes a listener; returns whether it was the channel's last.
+    fn remove(&mut self, channel: &'static str, id: u64) -> bool {
+        let Some(list) = self.by_channel.get_mut(channel) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|l| l.id != id);
+        if list.len() == before {
+            return false;
+        }
+        if list.is_empty() {
+            self.by_channel.remove(channel);
+            return true;
+        }
+        false
+    }
+}
+
+/// Calls the listeners of each received event, in arrival order, until the
+/// connection stops; events already received are still dispatched.
+pub(crate) async fn dispatch_events(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<(String, Bytes)>,
+    stop: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            biased;
+            event = rx.recv() => event,
+            () = stop.cancelled() => rx.try_recv().ok(),
+        };
+        let Some((channel, payload)) = event else {
+            return;
+        };
+        let listeners = shared.listeners().of(&channel);
+        for listener in listeners {
+            if !listener.active.load(Ordering::Acquire) {
+                continue;
+            }
+            let mut callback = listener.callback.lock().unwrap_or_else(|e| e.into_inner());
+            let call = std::panic::catch_unwind(AssertUnwindSafe(|| (callback)(&payload)));
+            if call.is_err() {
+                error!(%channel, "an event listener panicked; later events still reach it");
+            }
+        }
+    }
+}
+
+/// A listener's guard: dropping it unsubscribes. When the last listener of
+/// an event on a connection goes, main is told to stop sending that event.
+#[must_use = "dropping the subscription unsubscribes at once"]
+pub struct Subscription {
+    shared: Arc<Shared>,
+    channel: &'static str,
+    listener: Arc<Listener>,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("channel", &self.channel)
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// The event channel this listens to.
+    pub fn channel(&self) -> &'static str {
+        self.channel
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.listener.active.store(false, Ordering::Release);
+        let last = self
+            .shared
+            .listeners()
+            .remove(self.channel, self.listener.id);
+        if !last {
+            return;
+        }
+        let frame = Outgoing::Frame(Frame::Unsubscribe {
+            channel: self.channel.to_string(),
+        });
+        if let Err(mpsc::error::TrySendError::Full(frame)) = self.shared.out.try_send(frame) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let out = self.shared.out.clone();
+                rt.spawn(async move {
+                    let _ = out.send(frame).await;
+                });
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// Registers `callback` for `channel`, subscribing on main if it is the
+    /// channel's first listener. Returns once main has confirmed the
+    /// subscription, so every event main emits afterwards reaches it.
+    async fn subscribe(
+        &self,
+        channel: &'static str,
+        callback: Callback,
+    ) -> Result<Subscription, IpcError> {
+        let (listener, first) = {
+            let closed = self.shared.state().closed.clone();
+            if let Some(reason) = closed {
+                return Err(reason);
+            }
+            self.shared.listeners().add(channel, callback)
+        };
+        // Built first, so that an early return below unregisters it.
+        let subscription = Subscription {
+            shared: Arc::clone(&self.shared),
+            channel,
+            listener,
+        };
+        if first {
+            let reply = self
+                .request(channel, self.call_timeout(), |id| Frame::Subscribe {
+                    id,
+                    channel: channel.to_string(),
+                })
+                .await?;
+            match reply {
+                Reply::Ok(_) => {}
+                Reply::Failed(e) => return Err(e),
+                Reply::Err(_) => {
+                    return Err(IpcError::protocol(
+                        "main answered a subscription with a typed error",
+                    ))
+                }
+            }
+        }
+        Ok(subscription)
+    }
+}
+
+/// The part shared by every generated events listener: subscribes typed
+/// callbacks. Generated code calls it; use the generated listener instead.
+#[derive(Clone, Debug)]
+pub struct ListenerCore {
+    conn: Connection,
+}
+
+impl ListenerCore {
+    /// A core listening on `conn`.
+    pub fn new(conn: &Connection) -> Self {
+        ListenerCore { conn: conn.clone() }
+    }
+
+    /// Calls `f` with each event on `channel`, decoded as `A`, in the order
+    /// main emitted them, until the returned guard is dropped or the
+    /// connection closes.
+    pub async fn on<A, F>(&self, channel: &'static str, mut f: F) -> Result<Subscription, IpcError>
+    where
+        A: DeserializeOwned + Send + 'static,
+        F: FnMut(A) + Send + 'static,
+    {
+        let callback: Callback =
+            Box::new(move |payload: &Bytes| match codec::decode::<A>(payload) {
+                Ok(args) => f(args),
+                Err(e) => warn!(%channel, error = %e, "event could not be decoded"),
+            });
+        self.conn.subscribe(channel, callback).await
+    }
+}

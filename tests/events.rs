@@ -1,0 +1,187 @@
+//! Main → renderer events across real processes: to one renderer, to a
+//! group, to all; ordering; listener guards; cleanup after SIGKILL.
+
+use std::{process::Command, time::Duration};
+
+use ipc_runtime::{Main, RendererId, RendererProcess, Target};
+use ipc_suite::{connect_memory, eventually, probe_main, ProbeApi, ProbeEventsEmitter};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
+
+async fn spawn(main: &Main, mode: &str, label: &str) -> RendererProcess {
+    let mut command = Command::new(RENDERER);
+    command.arg(mode).stdout(std::process::Stdio::piped());
+    main.spawn_renderer::<ProbeApi>(command, label)
+        .await
+        .unwrap()
+}
+
+/// Waits until main records renderer `id` as listening to `channels`.
+async fn listening(main: &Main, id: RendererId, channels: &[&str]) {
+    let ok = eventually(Duration::from_secs(10), || {
+        main.renderer_stats(id).is_some_and(|s| {
+            channels
+                .iter()
+                .all(|c| s.subscriptions.iter().any(|x| x == c))
+        })
+    })
+    .await;
+    assert!(ok, "{id} subscribed to {channels:?}");
+}
+
+async fn output(mut child: RendererProcess) -> String {
+    let mut stdout = child.child_mut().stdout.take().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the renderer exits")
+        .unwrap();
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out)
+        .await
+        .unwrap();
+    assert!(status.success(), "renderer failed: {status}");
+    out.trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_one_renderer_a_group_or_all_in_order() {
+    let (main, _) = probe_main();
+    let a = spawn(&main, "listen", "a").await;
+    let b = spawn(&main, "listen", "b").await;
+    let c = spawn(&main, "listen", "c").await;
+    for r in [&a, &b, &c] {
+        listening(&main, r.id(), &["probe:tick", "probe:note"]).await;
+    }
+    assert!(main.join_group(a.id(), "editors"));
+    assert!(main.join_group(b.id(), "editors"));
+
+    ProbeEventsEmitter::new(&main, Target::Renderer(a.id())).tick(1);
+    ProbeEventsEmitter::new(&main, Target::Group("editors".into())).tick(2);
+    let all = ProbeEventsEmitter::new(&main, Target::All);
+    all.tick(3);
+    // Ordering: a long run to one renderer arrives as emitted.
+    let to_c = ProbeEventsEmitter::new(&main, c.id().into());
+    for n in 100..400 {
+        to_c.tick(n);
+    }
+    all.note("stop".into());
+
+    let expected_c: Vec<String> = std::iter::once("3".to_string())
+        .chain((100..400).map(|n| n.to_string()))
+        .collect();
+    assert_eq!(output(a).await, "1,2,3");
+    assert_eq!(output(b).await, "2,3");
+    assert_eq!(output(c).await, expected_c.join(","));
+}
+
+#[tokio::test]
+async fn a_dropped_guard_stops_deliveries_and_main_stops_sending() {
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "listener").await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let guard = api
+        .events
+        .on_tick(move |n| {
+            let _ = tx.send(n);
+        })
+        .await
+        .unwrap();
+    // Once `on_tick` returns, main has recorded the subscription.
+    let stats = main.renderer_stats(api.id()).unwrap();
+    assert_eq!(stats.subscriptions, ["probe:tick"]);
+    let emitter = ProbeEventsEmitter::new(&main, Target::All);
+    emitter.tick(1);
+    assert_eq!(rx.recv().await, Some(1));
+    let sent_before = main.renderer_stats(api.id()).unwrap().events_sent;
+    assert_eq!(sent_before, 1);
+
+    drop(guard);
+    // Main learns of it and stops sending: observed on main.
+    assert!(
+        eventually(Duration::from_secs(5), || main
+            .renderer_stats(api.id())
+            .is_some_and(|s| s.subscriptions.is_empty()))
+        .await
+    );
+    emitter.tick(2);
+    emitter.tick(3);
+    assert_eq!(
+        main.renderer_stats(api.id()).unwrap().events_sent,
+        sent_before
+    );
+    // And nothing more is delivered locally (the sender side was dropped).
+    assert_eq!(rx.recv().await, None);
+}
+
+#[tokio::test]
+async fn a_renderer_without_listeners_gets_no_event_frames() {
+    let (main, _) = probe_main();
+    let quiet = connect_memory(&main, "quiet").await.unwrap();
+    let loud = connect_memory(&main, "loud").await.unwrap();
+    let _guard = loud.events.on_note(|_| {}).await.unwrap();
+    ProbeEventsEmitter::new(&main, Target::All).note("hello".into());
+    assert_eq!(main.renderer_stats(loud.id()).unwrap().events_sent, 1);
+    assert_eq!(main.renderer_stats(quiet.id()).unwrap().events_sent, 0);
+}
+
+#[tokio::test]
+async fn two_listeners_on_one_event_share_one_subscription() {
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "twice").await.unwrap();
+    let first = api.events.on_tick(|_| {}).await.unwrap();
+    let second = api.events.on_tick(|_| {}).await.unwrap();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        main.renderer_stats(api.id()).unwrap().subscriptions,
+        ["probe:tick"]
+    );
+    drop(second);
+    assert!(
+        eventually(Duration::from_secs(5), || main
+            .renderer_stats(api.id())
+            .is_some_and(|s| s.subscriptions.is_empty()))
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_renderer_releases_everything_and_others_carry_on() {
+    let (main, handler) = probe_main();
+    let other = connect_memory(&main, "survivor").await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _guard = other
+        .events
+        .on_tick(move |n| {
+            let _ = tx.send(n);
+        })
+        .await
+        .unwrap();
+
+    let mut victim = spawn(&main, "busy", "victim").await;
+    let stdout = victim.child_mut().stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
+    let id = victim.id();
+    listening(&main, id, &["probe:tick"]).await;
+    assert!(eventually(Duration::from_secs(5), || main.in_flight(id) == Some(1)).await);
+    assert_eq!(main.renderer_count(), 2);
+
+    victim.kill().await.unwrap();
+
+    tokio::time::timeout(Duration::from_secs(5), main.disconnected(id))
+        .await
+        .expect("main notices the death");
+    assert_eq!(main.renderer_count(), 1);
+    assert_eq!(main.in_flight(id), None);
+    assert!(main.renderer_stats(id).is_none());
+    assert!(
+        eventually(Duration::from_secs(5), || handler.aborted() == 1).await,
+        "its call was aborted"
+    );
+    // Pushes to all skip the dead renderer without error; the survivor is served.
+    ProbeEventsEmitter::new(&main, Target::All).tick(7);
+    assert_eq!(rx.recv().await, Some(7));
+    assert_eq!(other.probe.echo("alive".into()).await.unwrap(), "alive");
+}

@@ -1,0 +1,12 @@
+use ipc_runtime::service;
+
+#[service(namespace = "notes")]
+pub trait Notes {
+    #[ipc(rename = "load")]
+    async fn get(&self, id: u64) -> String;
+    async fn list(&self) -> Vec<String>;
+    #[ipc(rename = "load")]
+    async fn fetch(&self, id: u64) -> String;
+}
+
+fn main() {}

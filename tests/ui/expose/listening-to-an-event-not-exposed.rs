@@ -1,0 +1,21 @@
+use ipc_runtime::{events, expose};
+
+#[events(namespace = "notes")]
+pub trait NotesEvents {
+    fn changed(&self, id: u64);
+    fn deleted(&self, id: u64);
+}
+
+expose! {
+    pub struct ViewerApi {
+        events: NotesEvents { changed },
+    }
+}
+
+async fn page(api: ViewerApi) {
+    let _ = api.events.on_deleted(|_id| {}).await;
+}
+
+fn main() {
+    let _ = page;
+}

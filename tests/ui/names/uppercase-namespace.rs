@@ -1,0 +1,8 @@
+use ipc_runtime::service;
+
+#[service(namespace = "Notes")]
+pub trait Notes {
+    async fn get(&self, id: u64) -> String;
+}
+
+fn main() {}

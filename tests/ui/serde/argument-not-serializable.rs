@@ -1,0 +1,12 @@
+use ipc_runtime::service;
+
+pub struct Note {
+    pub text: String,
+}
+
+#[service(namespace = "notes")]
+pub trait Notes {
+    async fn save(&self, note: Note) -> u64;
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use ipc_runtime::service;
+
+#[service(namespace = "notes")]
+pub trait Notes {
+    async fn title(&self) -> impl std::fmt::Display;
+}
+
+fn main() {}

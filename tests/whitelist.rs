@@ -1,0 +1,108 @@
+//! Exposed APIs as whitelists, enforced by main on every frame.
+
+use ipc_runtime::{IpcError, Target, Transport};
+use ipc_suite::{
+    connect_memory, connect_memory_as, probe_main,
+    raw::{hello_body, invoke_body, kind, send_body, RawPeer},
+    NarrowApi, ProbeApi, ProbeContract, ProbeEventsEmitter,
+};
+use tokio::net::UnixStream;
+
+#[tokio::test]
+async fn renderers_with_different_apis_each_reach_their_own_methods() {
+    let (main, _) = probe_main();
+    let full = connect_memory(&main, "editor").await.unwrap();
+    let narrow = connect_memory_as::<NarrowApi>(&main, "settings")
+        .await
+        .unwrap();
+    assert_eq!(full.probe.add(1, 2).await.unwrap(), 3);
+    assert_eq!(narrow.probe.echo("narrow".into()).await.unwrap(), "narrow");
+    let infos = main.renderers();
+    assert_eq!(infos[0].api, "ProbeApi");
+    assert_eq!(infos[1].api, "NarrowApi");
+    // The narrow API can listen to `tick` but has no way to reach `note`.
+    let _tick = narrow.events.on_tick(|_| {}).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hand_made_frame_outside_the_whitelist_is_not_allowed() {
+    let (main, handler) = probe_main();
+    let good = connect_memory(&main, "editor").await.unwrap();
+
+    // A renderer accepted as `NarrowApi` that skips its client and writes
+    // frames for channels that exist but are not exposed to it.
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut raw = RawPeer { stream: b };
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move {
+            main.accept::<NarrowApi>(Transport::from_unix(a), "settings")
+                .await
+        }
+    });
+    raw.frame(&hello_body::<ProbeContract>(None)).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
+    accept.await.unwrap().unwrap();
+
+    raw.frame(&invoke_body(1, "probe:add", &[1, 2])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 1));
+    assert!(reply.text().contains("probe:add"), "{}", reply.text());
+
+    raw.frame(&send_body("probe:record", &[9])).await;
+    let notice = raw.read().await.unwrap();
+    assert_eq!(notice.kind, kind::NOTICE);
+    assert!(notice.text().contains("probe:record"));
+
+    // Subscribing to an event outside the whitelist is refused too.
+    let mut subscribe = vec![0x13];
+    subscribe.extend_from_slice(&2u64.to_le_bytes());
+    subscribe.push("probe:note".len() as u8);
+    subscribe.extend_from_slice(b"probe:note");
+    raw.frame(&subscribe).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 2));
+    assert!(main
+        .renderer_stats(main.renderers()[1].id)
+        .unwrap()
+        .subscriptions
+        .is_empty());
+
+    // Its exposed method works; nothing it was refused ran.
+    raw.frame(&invoke_body(3, "probe:echo", &[2, b'h', b'i']))
+        .await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 3));
+    assert!(handler.recorded_now().is_empty());
+
+    // The other renderer keeps working, events included.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _g = good
+        .events
+        .on_note(move |t| {
+            let _ = tx.send(t);
+        })
+        .await
+        .unwrap();
+    ProbeEventsEmitter::new(&main, Target::All).note("still here".into());
+    assert_eq!(rx.recv().await.as_deref(), Some("still here"));
+    assert_eq!(good.probe.add(2, 2).await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn a_renderer_built_with_a_wider_api_than_granted_is_refused_at_connect() {
+    let (main, _) = probe_main();
+    let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(64 * 1024);
+    let (accepted, api) = tokio::join!(
+        main.accept::<NarrowApi>(main_end, "settings"),
+        ipc_runtime::Connection::builder().connect_as::<ProbeApi>(renderer_end)
+    );
+    let err = api.expect_err("refused");
+    assert!(matches!(err, IpcError::HandshakeMismatch { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`probe:add`, which main's grant `NarrowApi` does not allow"),
+        "{err}"
+    );
+    assert!(accepted.is_err());
+}
