@@ -41,6 +41,24 @@ pub enum IpcError {
         /// The channel named in the frame.
         channel: String,
     },
+    /// The renderer had as many calls in flight as main allows.
+    #[error("too many calls in flight: main allows {limit} per renderer; wait for replies before sending more (the generated clients do)")]
+    TooManyInFlight {
+        /// The limit (`Limits::max_in_flight`).
+        limit: usize,
+    },
+    /// The renderer listens to as many event channels as main allows.
+    #[error("too many subscriptions: main allows {limit} event channels per renderer; drop listeners you no longer need")]
+    TooManySubscriptions {
+        /// The limit (`Limits::max_subscriptions`).
+        limit: usize,
+    },
+    /// Main has as many renderers connected as it allows.
+    #[error("main is at its limit of {limit} connected renderers; try again when one has closed")]
+    TooManyRenderers {
+        /// The limit (`Limits::max_renderers`).
+        limit: usize,
+    },
     /// The payload could not be decoded as the channel's types.
     #[error("the payload on `{channel}` could not be decoded: {reason}; both sides must be built from the same contract")]
     BadPayload {
@@ -186,6 +204,15 @@ pub(crate) enum WireError {
     NotAllowed {
         channel: String,
     },
+    TooManyInFlight {
+        limit: u64,
+    },
+    TooManySubscriptions {
+        limit: u64,
+    },
+    TooManyRenderers {
+        limit: u64,
+    },
     BadPayload {
         channel: String,
         reason: String,
@@ -223,6 +250,15 @@ impl From<WireError> for IpcError {
         match e {
             WireError::UnknownChannel { channel } => IpcError::UnknownChannel { channel },
             WireError::NotAllowed { channel } => IpcError::NotAllowed { channel },
+            WireError::TooManyInFlight { limit } => IpcError::TooManyInFlight {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            WireError::TooManySubscriptions { limit } => IpcError::TooManySubscriptions {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            WireError::TooManyRenderers { limit } => IpcError::TooManyRenderers {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
             WireError::BadPayload { channel, reason } => IpcError::BadPayload { channel, reason },
             WireError::FrameTooLarge { size, limit } => IpcError::FrameTooLarge {
                 size,
@@ -259,6 +295,15 @@ impl From<&IpcError> for WireError {
         match e.clone() {
             IpcError::UnknownChannel { channel } => WireError::UnknownChannel { channel },
             IpcError::NotAllowed { channel } => WireError::NotAllowed { channel },
+            IpcError::TooManyInFlight { limit } => WireError::TooManyInFlight {
+                limit: limit as u64,
+            },
+            IpcError::TooManySubscriptions { limit } => WireError::TooManySubscriptions {
+                limit: limit as u64,
+            },
+            IpcError::TooManyRenderers { limit } => WireError::TooManyRenderers {
+                limit: limit as u64,
+            },
             IpcError::BadPayload { channel, reason } => WireError::BadPayload { channel, reason },
             IpcError::FrameTooLarge { size, limit } => WireError::FrameTooLarge {
                 size,

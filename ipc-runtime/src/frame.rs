@@ -70,6 +70,8 @@ pub(crate) struct Welcome {
     pub id: u64,
     pub label: String,
     pub max_frame_size: u64,
+    /// Calls the renderer may have in flight; its client waits beyond.
+    pub max_in_flight: u64,
 }
 
 /// One decoded frame.

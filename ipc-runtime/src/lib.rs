@@ -204,7 +204,8 @@ pub use dispatch::{BoxFuture, Dispatch, Outcome};
 pub use error::{CallError, IpcError};
 pub use frame::PROTOCOL_VERSION;
 pub use main_process::{
-    EmitterCore, Main, MainBuilder, RendererInfo, RendererStats, Target, DEFAULT_HANDSHAKE_TIMEOUT,
+    DisconnectReason, Disconnection, EmitterCore, Limits, Main, MainBuilder, RendererInfo,
+    RendererStats, SlowConsumer, Target, DEFAULT_HANDSHAKE_TIMEOUT,
 };
 pub use renderer::{
     ClientCore, Connection, ConnectionBuilder, ListenerCore, Subscription, DEFAULT_CALL_TIMEOUT,

@@ -1,11 +1,12 @@
 //! One renderer connection on the main side: handshake, then the loop that
-//! reads its frames and runs its calls.
+//! reads its frames and runs its calls, within the renderer's [`Limits`].
 
 use std::{
     collections::{HashMap, HashSet},
+    fmt::Display,
     panic::AssertUnwindSafe,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
 };
@@ -22,7 +23,10 @@ use tokio_util::{
 };
 use tracing::{debug, error, info, warn};
 
-use super::{Auth, Inner, RendererInfo, Setup};
+use super::{
+    limits::{DisconnectReason, Disconnection, Limits, SlowConsumer},
+    Auth, Inner, RendererInfo, Setup,
+};
 use crate::{
     caller::{Caller, RendererId},
     contract::{self, Grant},
@@ -33,8 +37,6 @@ use crate::{
     IpcError, Transport,
 };
 
-/// Frames queued for one renderer's writer before senders wait.
-const OUT_QUEUE: usize = 1024;
 /// How long frames already queued for a renderer that has gone away (or
 /// is being dropped) may take to be written before its writer is stopped.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -62,6 +64,12 @@ impl InFlight {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a single collection operation: a panic
+    // cannot leave the data inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs the handshake on `transport`; on success, serves the renderer in a
 /// background task and returns what main recorded about it.
 pub(crate) async fn accept(
@@ -70,12 +78,21 @@ pub(crate) async fn accept(
     auth: Auth,
 ) -> Result<RendererInfo, IpcError> {
     let setup = main.setup()?;
+    let limits = &setup.limits;
     let (read, write, peer) = transport.into_parts();
-    let mut reader = FramedRead::new(read, FrameCodec::new(setup.config.max_frame_size));
+    let mut reader = FramedRead::new(read, FrameCodec::new(limits.max_frame_size));
     let mut writer = FramedWrite::new(write, FrameCodec::new(u32::MAX as usize));
 
-    let hello = match read_hello(&setup, &mut reader, &auth).await {
-        Ok(hello) => hello,
+    let admitted = match setup.slots.clone().try_acquire_owned() {
+        Err(_) => Err(IpcError::TooManyRenderers {
+            limit: limits.max_renderers,
+        }),
+        Ok(slot) => read_hello(&setup, &mut reader, &auth)
+            .await
+            .map(|hello| (hello, slot)),
+    };
+    let (hello, slot) = match admitted {
+        Ok(admitted) => admitted,
         Err(e) => {
             warn!(error = %e, "renderer refused at handshake");
             let _ = send_now(&mut writer, Frame::Rejected(WireError::from(&e))).await;
@@ -97,13 +114,14 @@ pub(crate) async fn accept(
     let welcome = Frame::Welcome(Welcome {
         id: id.0,
         label,
-        max_frame_size: setup.config.max_frame_size as u64,
+        max_frame_size: limits.max_frame_size as u64,
+        max_in_flight: limits.max_in_flight as u64,
     });
     send_now(&mut writer, welcome)
         .await
         .map_err(StreamError::into_ipc)?;
 
-    let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel(limits.max_queued_frames.max(1));
     let writer_stop = CancellationToken::new();
     tokio::spawn(write_frames(writer, out_rx, writer_stop.clone(), None));
     let conn = Arc::new(Conn {
@@ -116,30 +134,46 @@ pub(crate) async fn accept(
         in_flight: InFlight::default(),
         renderer_limit,
         grant,
+        limits: limits.clone(),
         subscriptions: Mutex::default(),
         groups: Mutex::default(),
         events_sent: AtomicU64::new(0),
         events_dropped: AtomicU64::new(0),
+        violations: AtomicU32::new(0),
+        ending: Mutex::new(None),
+        stop: CancellationToken::new(),
     });
-    let (closed_tx, closed_rx) = watch::channel(false);
-    let stop = CancellationToken::new();
-    main.register(info.clone(), closed_rx, Arc::clone(&conn), stop.clone());
+    let (closed_tx, closed_rx) = watch::channel(None);
+    main.register(info.clone(), closed_rx, Arc::clone(&conn));
     info!(renderer = %id, label = %info.label, api = info.api, peer = ?info.peer, "renderer connected");
 
     let main = Arc::clone(main);
+    let renderer = info.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
         // Messages already received are still handled after a disconnect:
         // the loop ends once `send_tx` is dropped and its queue is empty.
         tokio::spawn(run_sends(Arc::clone(&conn), send_rx));
         let reason = tokio::select! {
             reason = serve(&setup, &conn, reader, send_tx) => reason,
-            () = stop.cancelled() => "main closed the connection".to_string(),
+            () = conn.stop.cancelled() => conn.ending().unwrap_or(DisconnectReason::ClosedByMain),
         };
-        info!(renderer = %id, label = %conn.caller.label, %reason, "renderer disconnected");
+        match &reason {
+            DisconnectReason::Misbehaved { .. } => {
+                error!(renderer = %id, label = %conn.caller.label, %reason, "renderer disconnected")
+            }
+            DisconnectReason::Closed | DisconnectReason::ClosedByMain => {
+                info!(renderer = %id, label = %conn.caller.label, %reason, "renderer disconnected")
+            }
+            _ => {
+                warn!(renderer = %id, label = %conn.caller.label, %reason, "renderer disconnected")
+            }
+        }
         conn.in_flight.abort_all();
         main.unregister(id);
-        let _ = closed_tx.send(true);
+        let _ = closed_tx.send(Some(reason.clone()));
+        let _ = main.disconnections.send(Disconnection { renderer, reason });
         // The writer ends by itself once the frames already queued (a last
         // error notice, say) are written and every task holding `conn` has
         // ended; a renderer that stopped reading gets `LINGER` at most.
@@ -174,7 +208,7 @@ async fn read_hello(
     reader: &mut FramedRead<BoxRead, FrameCodec>,
     auth: &Auth,
 ) -> Result<Admitted, IpcError> {
-    let timeout = setup.config.handshake_timeout;
+    let timeout = setup.limits.handshake_timeout;
     let body = match tokio::time::timeout(timeout, reader.next()).await {
         Err(_) => {
             return Err(IpcError::protocol(format!(
@@ -273,18 +307,18 @@ pub(crate) struct Conn {
     renderer_limit: usize,
     /// The channels this renderer may reach.
     grant: Arc<Grant>,
+    limits: Limits,
     /// The event channels it listens to.
     subscriptions: Mutex<HashSet<String>>,
     /// The groups main put it in.
     groups: Mutex<HashSet<String>>,
     events_sent: AtomicU64,
     events_dropped: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section is a single collection operation: a panic
-    // cannot leave the data inconsistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    violations: AtomicU32,
+    /// Why main decided to end the connection, once it has.
+    ending: Mutex<Option<DisconnectReason>>,
+    /// Ends the serve loop.
+    stop: CancellationToken,
 }
 
 impl Conn {
@@ -292,13 +326,43 @@ impl Conn {
         self.caller.id
     }
 
-    /// Whether the renderer's API exposes `channel`; if not, logs it.
-    fn allowed(&self, channel: &str) -> bool {
-        if self.grant.allows(channel) {
-            return true;
+    /// Ends the connection for `reason` (the first reason given wins).
+    pub(crate) fn shut(&self, reason: DisconnectReason) {
+        lock(&self.ending).get_or_insert(reason);
+        self.stop.cancel();
+    }
+
+    fn ending(&self) -> Option<DisconnectReason> {
+        lock(&self.ending).clone()
+    }
+
+    pub(crate) fn violations(&self) -> u32 {
+        self.violations.load(Ordering::Relaxed)
+    }
+
+    /// Records a protocol violation; past the limit, disconnects the
+    /// renderer (Mojo's `ReportBadMessage`).
+    fn violation(&self, what: impl Display) {
+        let n = self.violations.fetch_add(1, Ordering::Relaxed) + 1;
+        warn!(renderer = %self.id(), violations = n, "rejected frame: {what}");
+        if let Some(max) = self.limits.max_violations {
+            if n >= max {
+                self.shut(DisconnectReason::Misbehaved {
+                    violations: n,
+                    last: what.to_string(),
+                });
+            }
         }
-        warn!(renderer = %self.id(), %channel, api = self.grant.name, "rejected frame: channel not allowed for this renderer");
-        false
+    }
+
+    /// Whether the renderer's API exposes `channel`.
+    fn check_allowed(&self, channel: &str) -> Result<(), IpcError> {
+        if self.grant.allows(channel) {
+            return Ok(());
+        }
+        Err(IpcError::NotAllowed {
+            channel: channel.to_string(),
+        })
     }
 
     pub(crate) fn groups(&self) -> Vec<String> {
@@ -335,7 +399,8 @@ impl Conn {
 
     /// Queues an event if the renderer listens to `channel`. Never waits:
     /// a renderer whose queue is full misses the event (and it is counted)
-    /// rather than slowing main or the other renderers down.
+    /// or is disconnected, per [`SlowConsumer`], rather than slowing main
+    /// or the other renderers down.
     pub(crate) fn push_event(&self, channel: &'static str, payload: &Bytes) -> bool {
         if !lock(&self.subscriptions).contains(channel) {
             return false;
@@ -351,39 +416,17 @@ impl Conn {
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.events_dropped.fetch_add(1, Ordering::Relaxed);
-                warn!(renderer = %self.id(), %channel, "event dropped: the renderer's queue is full");
+                match self.limits.slow_consumer {
+                    SlowConsumer::DropEvents => {
+                        debug!(renderer = %self.id(), %channel, "event dropped: the renderer's queue is full");
+                    }
+                    SlowConsumer::Disconnect => self.shut(DisconnectReason::SlowConsumer {
+                        queued: self.limits.max_queued_frames,
+                    }),
+                }
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Handles a subscribe frame: answered like a call.
-    async fn subscribe(&self, setup: &Setup, id: u64, channel: String) {
-        if !setup.router.is_event(&channel) {
-            warn!(renderer = %self.id(), %channel, "rejected frame: subscribe to an unknown event");
-            return self.fail(id, &IpcError::UnknownChannel { channel }).await;
-        }
-        if !self.allowed(&channel) {
-            return self.fail(id, &IpcError::NotAllowed { channel }).await;
-        }
-        debug!(renderer = %self.id(), %channel, "subscribed");
-        lock(&self.subscriptions).insert(channel);
-        let _ = self
-            .out
-            .send(
-                Frame::ReplyOk {
-                    id,
-                    payload: Bytes::new(),
-                }
-                .into(),
-            )
-            .await;
-    }
-
-    fn unsubscribe(&self, channel: &str) {
-        if lock(&self.subscriptions).remove(channel) {
-            debug!(renderer = %self.id(), %channel, "unsubscribed");
         }
     }
 
@@ -403,38 +446,100 @@ impl Conn {
         let _ = self.out.send(frame.into()).await;
     }
 
+    /// Refuses a frame that carried call `id`: a violation, and an error
+    /// reply for that call.
+    async fn refuse_call(&self, id: u64, error: IpcError) {
+        self.violation(&error);
+        self.fail(id, &error).await;
+    }
+
+    /// Refuses a frame without a call id: a violation, and a notice.
+    async fn refuse_frame(&self, error: IpcError) {
+        self.violation(&error);
+        self.notice(&error).await;
+    }
+
+    /// Handles a subscribe frame: answered like a call.
+    async fn subscribe(&self, setup: &Setup, id: u64, channel: String) {
+        if !setup.router.is_event(&channel) {
+            return self
+                .refuse_call(id, IpcError::UnknownChannel { channel })
+                .await;
+        }
+        if let Err(e) = self.check_allowed(&channel) {
+            return self.refuse_call(id, e).await;
+        }
+        let added = {
+            let mut subscriptions = lock(&self.subscriptions);
+            let full = !subscriptions.contains(&channel)
+                && subscriptions.len() >= self.limits.max_subscriptions;
+            if !full {
+                debug!(renderer = %self.id(), %channel, "subscribed");
+                subscriptions.insert(channel);
+            }
+            !full
+        };
+        if !added {
+            let e = IpcError::TooManySubscriptions {
+                limit: self.limits.max_subscriptions,
+            };
+            return self.refuse_call(id, e).await;
+        }
+        let _ = self
+            .out
+            .send(
+                Frame::ReplyOk {
+                    id,
+                    payload: Bytes::new(),
+                }
+                .into(),
+            )
+            .await;
+    }
+
+    fn unsubscribe(&self, channel: &str) {
+        if lock(&self.subscriptions).remove(channel) {
+            debug!(renderer = %self.id(), %channel, "unsubscribed");
+        }
+    }
+
     /// Starts handling an invoke frame in its own task.
     async fn invoke(self: &Arc<Self>, setup: &Setup, id: u64, channel: String, payload: Bytes) {
         let route = match setup.router.get(&channel) {
-            Some(_) if !self.allowed(&channel) => {
-                return self.fail(id, &IpcError::NotAllowed { channel }).await;
-            }
-            Some(route) if route.kind == contract::MethodKind::Invoke => route.clone(),
-            Some(_) => {
-                let e = IpcError::protocol(format!(
-                    "`{channel}` is a fire-and-forget channel; send to it instead of invoking it"
-                ));
-                warn!(renderer = %self.id(), %channel, "rejected frame: invoke on a send channel");
-                return self.fail(id, &e).await;
-            }
             None => {
-                warn!(renderer = %self.id(), %channel, "rejected frame: unknown channel");
-                return self.fail(id, &IpcError::UnknownChannel { channel }).await;
+                return self
+                    .refuse_call(id, IpcError::UnknownChannel { channel })
+                    .await
             }
+            Some(route) => route,
         };
-        if !self.start(id, route, payload) {
-            warn!(renderer = %self.id(), call = id, "rejected frame: duplicate call id");
-            let e = IpcError::protocol(format!("call id {id} is already in flight"));
-            self.fail(id, &e).await;
+        if let Err(e) = self.check_allowed(&channel) {
+            return self.refuse_call(id, e).await;
+        }
+        if route.kind != contract::MethodKind::Invoke {
+            let e = IpcError::protocol(format!(
+                "`{channel}` is a fire-and-forget channel; send to it instead of invoking it"
+            ));
+            return self.refuse_call(id, e).await;
+        }
+        if let Err(e) = self.start(id, route.clone(), payload) {
+            self.refuse_call(id, e).await;
         }
     }
 
     /// Spawns the task for call `id`, unless a call with that id is already
-    /// in flight (then returns `false`).
-    fn start(self: &Arc<Self>, id: u64, route: Route, payload: Bytes) -> bool {
+    /// in flight or the renderer is at its in-flight limit.
+    fn start(self: &Arc<Self>, id: u64, route: Route, payload: Bytes) -> Result<(), IpcError> {
         let mut in_flight = self.in_flight.lock();
         if in_flight.contains_key(&id) {
-            return false;
+            return Err(IpcError::protocol(format!(
+                "call id {id} is already in flight"
+            )));
+        }
+        if in_flight.len() >= self.limits.max_in_flight {
+            return Err(IpcError::TooManyInFlight {
+                limit: self.limits.max_in_flight,
+            });
         }
         let conn = Arc::clone(self);
         let task = tokio::spawn(async move {
@@ -445,7 +550,7 @@ impl Conn {
         // Inserted while the lock is held, so the task's removal (which
         // takes the same lock) always comes after.
         in_flight.insert(id, task.abort_handle());
-        true
+        Ok(())
     }
 
     /// Runs one call and turns its outcome into a reply frame.
@@ -458,11 +563,12 @@ impl Conn {
                 return self.reply_or_too_large(id, route, Frame::ReplyErr { id, payload })
             }
             Outcome::BadPayload(reason) => {
-                warn!(renderer = %self.id(), channel = route.channel, %reason, "rejected frame: malformed payload");
-                IpcError::BadPayload {
+                let e = IpcError::BadPayload {
                     channel: route.channel.to_string(),
                     reason,
-                }
+                };
+                self.violation(&e);
+                e
             }
             Outcome::Failed(e) => e,
         };
@@ -529,11 +635,12 @@ async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<(Route, Bytes)>) {
         let error = match call(&conn.caller, &route, payload).await {
             Outcome::Ok(_) | Outcome::Err(_) => continue,
             Outcome::BadPayload(reason) => {
-                warn!(renderer = %conn.id(), channel = route.channel, %reason, "rejected frame: malformed payload");
-                IpcError::BadPayload {
+                let e = IpcError::BadPayload {
                     channel: route.channel.to_string(),
                     reason,
-                }
+                };
+                conn.violation(&e);
+                e
             }
             Outcome::Failed(e) => e,
         };
@@ -541,23 +648,32 @@ async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<(Route, Bytes)>) {
     }
 }
 
-/// Reads and dispatches frames until the renderer goes away; returns why.
+/// Reads and dispatches frames until the renderer goes away or breaks the
+/// framing; returns why.
 async fn serve(
     setup: &Setup,
     conn: &Arc<Conn>,
     mut reader: FramedRead<BoxRead, FrameCodec>,
     send_tx: mpsc::Sender<(Route, Bytes)>,
-) -> String {
+) -> DisconnectReason {
+    let frame_timeout = conn.limits.frame_timeout;
     loop {
-        let body = match reader.next().await {
-            None => return "the renderer closed the connection".into(),
+        let next = match tokio::time::timeout(frame_timeout, reader.next()).await {
+            // Idle between frames: nothing is owed.
+            Err(_) if reader.read_buffer().is_empty() => continue,
+            Err(_) => return DisconnectReason::FrameTimeout(frame_timeout),
+            Ok(next) => next,
+        };
+        let body = match next {
+            None => return DisconnectReason::Closed,
             Some(Ok(body)) => body,
             Some(Err(StreamError::TooLarge { size, limit })) => {
+                let e = IpcError::FrameTooLarge { size, limit };
                 warn!(renderer = %conn.id(), size, limit, "rejected frame: too large");
-                conn.notice(&IpcError::FrameTooLarge { size, limit }).await;
-                return format!("it sent a frame of {size} bytes, over the limit of {limit}");
+                conn.notice(&e).await;
+                return DisconnectReason::FrameTooLarge { size, limit };
             }
-            Some(Err(e)) => return e.to_string(),
+            Some(Err(e)) => return DisconnectReason::Failed(e.to_string()),
         };
         match Frame::parse(body) {
             Ok(Frame::Invoke {
@@ -565,41 +681,37 @@ async fn serve(
                 channel,
                 payload,
             }) => conn.invoke(setup, id, channel, payload).await,
-            Ok(Frame::Send { channel, payload }) => match setup.router.get(&channel) {
-                Some(_) if !conn.allowed(&channel) => {
-                    conn.notice(&IpcError::NotAllowed { channel }).await;
-                }
-                Some(route) if route.kind == contract::MethodKind::Send => {
-                    if send_tx.send((route.clone(), payload)).await.is_err() {
-                        return "its message handler stopped".into();
+            Ok(Frame::Send { channel, payload }) => {
+                let route = match setup.router.get(&channel) {
+                    None => {
+                        conn.refuse_frame(IpcError::UnknownChannel { channel })
+                            .await;
+                        continue;
                     }
-                }
-                Some(_) => {
-                    warn!(renderer = %conn.id(), %channel, "rejected frame: send on a request/reply channel");
+                    Some(route) => route,
+                };
+                if let Err(e) = conn.check_allowed(&channel) {
+                    conn.refuse_frame(e).await;
+                } else if route.kind != contract::MethodKind::Send {
                     let e = IpcError::protocol(format!(
                         "`{channel}` is a request/reply channel; invoke it instead of sending to it"
                     ));
-                    conn.notice(&e).await;
+                    conn.refuse_frame(e).await;
+                } else if send_tx.send((route.clone(), payload)).await.is_err() {
+                    return DisconnectReason::Failed("its message handler stopped".into());
                 }
-                None => {
-                    warn!(renderer = %conn.id(), %channel, "rejected frame: unknown channel");
-                    conn.notice(&IpcError::UnknownChannel { channel }).await;
-                }
-            },
+            }
             Ok(Frame::Cancel { id }) => conn.cancel(id),
             Ok(Frame::Subscribe { id, channel }) => conn.subscribe(setup, id, channel).await,
             Ok(Frame::Unsubscribe { channel }) => conn.unsubscribe(&channel),
             Ok(other) => {
-                warn!(renderer = %conn.id(), frame = ?other, "rejected frame: not a renderer-to-main frame");
-                conn.notice(&IpcError::protocol(
+                debug!(renderer = %conn.id(), frame = ?other, "unexpected frame");
+                conn.refuse_frame(IpcError::protocol(
                     "that frame kind is not sent by renderers",
                 ))
                 .await;
             }
-            Err(e) => {
-                warn!(renderer = %conn.id(), error = %e, "rejected frame: malformed");
-                conn.notice(&e.into_ipc()).await;
-            }
+            Err(e) => conn.refuse_frame(e.into_ipc()).await,
         }
     }
 }

@@ -7,6 +7,9 @@
 //! ([`Main::listen_unix`]), or over any [`Transport`] ([`Main::accept`]).
 
 mod connection;
+mod limits;
+
+pub use limits::{DisconnectReason, Disconnection, Limits, SlowConsumer};
 
 use std::{
     collections::HashMap,
@@ -17,8 +20,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{broadcast, watch, Semaphore};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -39,14 +41,8 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct MainBuilder {
     router: Router,
     errors: Vec<IpcError>,
-    config: Config,
+    limits: Limits,
     inner: Arc<Inner>,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub max_frame_size: usize,
-    pub handshake_timeout: Duration,
 }
 
 impl MainBuilder {
@@ -75,14 +71,34 @@ impl MainBuilder {
     /// [`DEFAULT_MAX_FRAME_SIZE`]). Larger frames are refused from their
     /// length prefix, before any memory is set aside for them.
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.config.max_frame_size = bytes.min(u32::MAX as usize);
+        self.limits.max_frame_size = bytes.min(u32::MAX as usize);
+        self
+    }
+
+    /// Sets every limit at once (see [`Limits`] for each one's default and
+    /// what happens when it is exceeded):
+    ///
+    /// ```
+    /// use ipc_runtime::{Limits, Main, SlowConsumer};
+    ///
+    /// let mut limits = Limits::default();
+    /// limits.max_in_flight = 16;
+    /// limits.slow_consumer = SlowConsumer::Disconnect;
+    /// let main = Main::builder().limits(limits).build().unwrap();
+    /// # drop(main);
+    /// ```
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Limits {
+            max_frame_size: limits.max_frame_size.min(u32::MAX as usize),
+            ..limits
+        };
         self
     }
 
     /// How long a renderer has to complete the handshake after connecting
     /// (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.config.handshake_timeout = timeout;
+        self.limits.handshake_timeout = timeout;
         self
     }
 
@@ -114,7 +130,8 @@ impl MainBuilder {
         let setup = Arc::new(Setup {
             router: self.router,
             summaries,
-            config: self.config,
+            slots: Arc::new(Semaphore::new(self.limits.max_renderers)),
+            limits: self.limits,
         });
         if self.inner.setup.set(setup).is_err() {
             return Err(IpcError::Config {
@@ -149,6 +166,8 @@ impl std::fmt::Debug for Main {
 pub(crate) struct Inner {
     /// Set once, by `MainBuilder::build`.
     setup: std::sync::OnceLock<Arc<Setup>>,
+    /// Every disconnection, for `Main::disconnections`.
+    pub disconnections: broadcast::Sender<Disconnection>,
     next_id: AtomicU64,
     renderers: Mutex<HashMap<RendererId, Entry>>,
 }
@@ -157,14 +176,15 @@ pub(crate) struct Inner {
 pub(crate) struct Setup {
     pub router: Router,
     pub summaries: Vec<ServiceSummary>,
-    pub config: Config,
+    pub limits: Limits,
+    /// One permit per connection, live or in handshake.
+    pub slots: Arc<Semaphore>,
 }
 
 struct Entry {
     info: RendererInfo,
-    closed: watch::Receiver<bool>,
+    closed: watch::Receiver<Option<DisconnectReason>>,
     conn: Arc<connection::Conn>,
-    stop: CancellationToken,
 }
 
 impl Inner {
@@ -201,6 +221,8 @@ pub struct RendererStats {
     pub events_sent: u64,
     /// Events it missed because its queue was full.
     pub events_dropped: u64,
+    /// Protocol violations it made so far.
+    pub violations: u32,
 }
 
 /// The part shared by every generated events emitter: main and a target.
@@ -276,15 +298,13 @@ impl Main {
         MainBuilder {
             inner: Arc::new(Inner {
                 setup: std::sync::OnceLock::new(),
+                disconnections: broadcast::channel(256).0,
                 next_id: AtomicU64::new(1),
                 renderers: Mutex::new(HashMap::new()),
             }),
             router: Router::default(),
             errors: Vec::new(),
-            config: Config {
-                max_frame_size: DEFAULT_MAX_FRAME_SIZE,
-                handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            },
+            limits: Limits::default(),
         }
     }
 
@@ -341,6 +361,7 @@ impl Main {
     /// Main's counters for renderer `id`, or `None` if it is not connected.
     pub fn renderer_stats(&self, id: RendererId) -> Option<RendererStats> {
         self.inner.renderers().get(&id).map(|e| RendererStats {
+            violations: e.conn.violations(),
             in_flight: e.conn.in_flight.len(),
             subscriptions: e.conn.subscriptions(),
             groups: e.conn.groups(),
@@ -406,7 +427,7 @@ impl Main {
     pub fn disconnect(&self, id: RendererId) -> bool {
         match self.inner.renderers().get(&id) {
             Some(entry) => {
-                entry.stop.cancel();
+                entry.conn.shut(DisconnectReason::ClosedByMain);
                 true
             }
             None => false,
@@ -414,13 +435,19 @@ impl Main {
     }
 
     /// Waits until renderer `id` has disconnected and main has released
-    /// everything it held for it. Returns at once if it is not connected.
-    pub async fn disconnected(&self, id: RendererId) {
-        let rx = self.inner.renderers().get(&id).map(|e| e.closed.clone());
-        if let Some(mut rx) = rx {
-            // An error means the sender is gone, which also means closed.
-            let _ = rx.wait_for(|closed| *closed).await;
-        }
+    /// everything it held for it, and returns why. Returns `None` at once if
+    /// it is not connected (use [`Main::disconnections`] not to miss one).
+    pub async fn disconnected(&self, id: RendererId) -> Option<DisconnectReason> {
+        let mut rx = self.inner.renderers().get(&id).map(|e| e.closed.clone())?;
+        let reason = rx.wait_for(Option::is_some).await.ok()?.clone();
+        reason
+    }
+
+    /// Every later disconnection, with its reason: the renderer closed,
+    /// crashed or was killed, misbehaved, fell behind, or main dropped it.
+    /// A receiver that falls more than 256 behind skips the oldest.
+    pub fn disconnections(&self) -> broadcast::Receiver<Disconnection> {
+        self.inner.disconnections.subscribe()
     }
 }
 
@@ -440,19 +467,11 @@ impl Inner {
     pub(crate) fn register(
         &self,
         info: RendererInfo,
-        closed: watch::Receiver<bool>,
+        closed: watch::Receiver<Option<DisconnectReason>>,
         conn: Arc<connection::Conn>,
-        stop: CancellationToken,
     ) {
-        self.renderers().insert(
-            info.id,
-            Entry {
-                info,
-                closed,
-                conn,
-                stop,
-            },
-        );
+        self.renderers()
+            .insert(info.id, Entry { info, closed, conn });
     }
 
     pub(crate) fn unregister(&self, id: RendererId) {

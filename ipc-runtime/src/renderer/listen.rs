@@ -64,6 +64,22 @@ impl Listeners {
         (listener, list.len() == 1)
     }
 
+    /// Ends every listener: their callbacks (and what they captured) are
+    /// dropped, so code waiting on them sees the end of the events.
+    fn end_all(&mut self) {
+        for list in std::mem::take(&mut self.by_channel).into_values() {
+            for listener in list {
+                listener.active.store(false, Ordering::Release);
+                let noop: Callback = Box::new(|_| {});
+                let old = std::mem::replace(
+                    &mut *listener.callback.lock().unwrap_or_else(|e| e.into_inner()),
+                    noop,
+                );
+                drop(old);
+            }
+        }
+    }
+
     /// Removes a listener; returns whether it was the channel's last.
     fn remove(&mut self, channel: &'static str, id: u64) -> bool {
         let Some(list) = self.by_channel.get_mut(channel) else {
@@ -96,6 +112,7 @@ pub(crate) async fn dispatch_events(
             () = stop.cancelled() => rx.try_recv().ok(),
         };
         let Some((channel, payload)) = event else {
+            shared.listeners().end_all();
             return;
         };
         let listeners = shared.listeners().of(&channel);
@@ -184,7 +201,7 @@ impl Connection {
         };
         if first {
             let reply = self
-                .request(channel, self.call_timeout(), |id| Frame::Subscribe {
+                .request(channel, self.call_timeout(), false, |id| Frame::Subscribe {
                     id,
                     channel: channel.to_string(),
                 })

@@ -226,6 +226,11 @@ impl ConnectionBuilder {
             stop: stop.clone(),
             listeners: Mutex::default(),
             events: events_tx,
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(welcome.max_in_flight)
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
         });
         tokio::spawn(listen::dispatch_events(
             Arc::clone(&shared),
@@ -296,6 +301,9 @@ struct Shared {
     listeners: Mutex<listen::Listeners>,
     /// Events on their way to the dispatcher task.
     events: mpsc::Sender<(String, Bytes)>,
+    /// One permit per call main lets this renderer have in flight: calls
+    /// beyond wait here instead of being refused by main.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Default)]
@@ -319,11 +327,11 @@ impl Shared {
             }
             std::mem::take(&mut state.pending)
         };
-        // Dropping the senders wakes each caller, which reads the reason;
-        // dropping the listeners' senders ends their tasks.
+        // Dropping the senders wakes each caller, which reads the reason.
+        // Waiting callers fail too; listeners end once the dispatcher has
+        // delivered the events already received.
         drop(pending);
-        let listeners = std::mem::take(&mut *self.listeners());
-        drop(listeners);
+        self.slots.close();
     }
 
     fn listeners(&self) -> MutexGuard<'_, listen::Listeners> {
@@ -407,7 +415,7 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Reply, IpcError> {
         let payload = self.encode_for(channel, args)?;
-        self.request(channel, timeout, |id| Frame::Invoke {
+        self.request(channel, timeout, true, |id| Frame::Invoke {
             id,
             channel: channel.to_string(),
             payload,
@@ -417,12 +425,33 @@ impl Connection {
 
     /// Sends the frame that `make` builds for a new call id and waits for
     /// the reply to that id.
+    ///
+    /// A `counted` request is a call that main counts against its in-flight
+    /// limit: it first waits for one of the slots main granted, so that a
+    /// well-behaved renderer never exceeds the limit. The wait counts
+    /// towards `timeout`.
     async fn request(
         &self,
         channel: &'static str,
         timeout: Duration,
+        counted: bool,
         make: impl FnOnce(u64) -> Frame,
     ) -> Result<Reply, IpcError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || IpcError::Timeout {
+            channel: channel.to_string(),
+            timeout,
+        };
+        let permit = if counted {
+            let slots = Arc::clone(&self.shared.slots);
+            match tokio::time::timeout_at(deadline, slots.acquire_owned()).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Err(_)) => return Err(self.shared.closed_reason()),
+                Ok(Ok(permit)) => Some(permit),
+            }
+        } else {
+            None
+        };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -436,6 +465,7 @@ impl Connection {
             shared: &self.shared,
             id,
             armed: true,
+            _slot: permit,
         };
         let frame = make(id);
         if self.shared.out.send(frame.into()).await.is_err() {
@@ -443,7 +473,7 @@ impl Connection {
             self.shared.state().pending.remove(&id);
             return Err(self.shared.closed_reason());
         }
-        match tokio::time::timeout(timeout, rx).await {
+        match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => {
                 guard.armed = false;
                 Ok(reply)
@@ -453,10 +483,7 @@ impl Connection {
                 Err(self.shared.closed_reason())
             }
             // The guard sends the cancel as it drops.
-            Err(_) => Err(IpcError::Timeout {
-                channel: channel.to_string(),
-                timeout,
-            }),
+            Err(_) => Err(timed_out()),
         }
     }
 
@@ -512,6 +539,8 @@ struct PendingCall<'a> {
     shared: &'a Arc<Shared>,
     id: u64,
     armed: bool,
+    /// The in-flight slot, released with the call.
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Drop for PendingCall<'_> {

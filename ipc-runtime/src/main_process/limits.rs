@@ -1,0 +1,142 @@
+//! What one renderer may cost main, and how a connection ends.
+
+use std::time::Duration;
+
+/// Limits that bound what renderers may cost main. Every limit applies per
+/// renderer except [`Limits::max_renderers`]; exceeding one gives the
+/// offender a typed error naming the limit and its value, and a `tracing`
+/// record on main.
+///
+/// | limit | default | when exceeded |
+/// | --- | --- | --- |
+/// | `max_frame_size` | 16 MiB | [`IpcError::FrameTooLarge`](crate::IpcError::FrameTooLarge) from the length prefix, before allocation; main then disconnects (it cannot skip the frame) |
+/// | `max_in_flight` | 64 calls | the generated client waits for a slot; a raw peer gets [`IpcError::TooManyInFlight`](crate::IpcError::TooManyInFlight) for the excess call (a violation) |
+/// | `max_subscriptions` | 256 event channels | [`IpcError::TooManySubscriptions`](crate::IpcError::TooManySubscriptions) (a violation) |
+/// | `max_queued_frames` | 1024 frames | outgoing replies and events wait in this queue; when it is full, events to that renderer are dropped and counted, or it is disconnected ([`SlowConsumer`]) |
+/// | `handshake_timeout` | 10 s | the connection is refused |
+/// | `frame_timeout` | 10 s | a frame that started arriving but did not finish (a peer sending one byte a second) ends the connection, after 1 to 2 times this |
+/// | `max_violations` | 8 | after this many protocol violations (malformed frames, unknown or not-allowed channels, undecodable payloads, excess calls or subscriptions) the renderer is disconnected; `None` never disconnects |
+/// | `max_renderers` | 64 | main-wide: connections (live or in handshake) beyond this are refused with [`IpcError::TooManyRenderers`](crate::IpcError::TooManyRenderers) |
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The largest frame accepted from a renderer, in bytes.
+    pub max_frame_size: usize,
+    /// Calls one renderer may have in flight at once.
+    pub max_in_flight: usize,
+    /// Event channels one renderer may listen to.
+    pub max_subscriptions: usize,
+    /// Outgoing frames (replies and events) queued for one renderer.
+    pub max_queued_frames: usize,
+    /// Time from connecting to a completed handshake.
+    pub handshake_timeout: Duration,
+    /// Time for a frame that has started arriving to finish.
+    pub frame_timeout: Duration,
+    /// Protocol violations before a renderer is disconnected.
+    pub max_violations: Option<u32>,
+    /// What happens to a renderer whose outgoing queue is full.
+    pub slow_consumer: SlowConsumer,
+    /// Connections main accepts at once, live or in handshake.
+    pub max_renderers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_size: 16 * 1024 * 1024,
+            max_in_flight: 64,
+            max_subscriptions: 256,
+            max_queued_frames: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            frame_timeout: Duration::from_secs(10),
+            max_violations: Some(8),
+            slow_consumer: SlowConsumer::DropEvents,
+            max_renderers: 64,
+        }
+    }
+}
+
+/// The policy for a renderer that does not read fast enough, once its
+/// outgoing queue ([`Limits::max_queued_frames`]) is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowConsumer {
+    /// Drop further events for it (counted in
+    /// [`RendererStats::events_dropped`](crate::RendererStats::events_dropped));
+    /// replies wait for room.
+    DropEvents,
+    /// Disconnect it.
+    Disconnect,
+}
+
+/// Why a renderer connection ended, as main saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The renderer closed the connection (or exited, or was killed).
+    Closed,
+    /// Main closed it ([`Main::disconnect`](crate::Main::disconnect)).
+    ClosedByMain,
+    /// It reached [`Limits::max_violations`].
+    Misbehaved {
+        /// How many violations it made.
+        violations: u32,
+        /// The last one, in words.
+        last: String,
+    },
+    /// It sent a frame over [`Limits::max_frame_size`].
+    FrameTooLarge {
+        /// The frame's announced size.
+        size: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// A frame started arriving but did not finish within
+    /// [`Limits::frame_timeout`].
+    FrameTimeout(Duration),
+    /// Its outgoing queue was full under [`SlowConsumer::Disconnect`].
+    SlowConsumer {
+        /// The queue's capacity.
+        queued: usize,
+    },
+    /// The connection failed (an I/O error, or the peer closed it in the
+    /// middle of a frame).
+    Failed(String),
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DisconnectReason::Closed => write!(f, "the renderer closed the connection"),
+            DisconnectReason::ClosedByMain => write!(f, "main closed the connection"),
+            DisconnectReason::Misbehaved { violations, last } => write!(
+                f,
+                "disconnected after {violations} protocol violations; the last: {last}"
+            ),
+            DisconnectReason::FrameTooLarge { size, limit } => write!(
+                f,
+                "it sent a frame of {size} bytes, over the limit of {limit}"
+            ),
+            DisconnectReason::FrameTimeout(t) => {
+                write!(
+                    f,
+                    "a frame started arriving but did not finish within {t:?}"
+                )
+            }
+            DisconnectReason::SlowConsumer { queued } => write!(
+                f,
+                "it did not read its messages: {queued} frames were queued for it"
+            ),
+            DisconnectReason::Failed(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+/// A renderer's disconnection, as broadcast by
+/// [`Main::disconnections`](crate::Main::disconnections).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disconnection {
+    /// The renderer.
+    pub renderer: crate::RendererInfo,
+    /// Why it ended.
+    pub reason: DisconnectReason,
+}
