@@ -10,7 +10,11 @@
 //! - `listen`: listen to `tick` and `note`; on the note "stop", print the
 //!   ticks received (comma-separated, in arrival order) and exit;
 //! - `busy`: listen to `tick`, start a call that never finishes, print
-//!   "ready" and wait (to be killed).
+//!   "ready" and wait (to be killed);
+//! - `flood`, `half-frame`, `half-hello PATH`, `serve-unix`, `soak-main SECS`,
+//!   `soak-good SECS`, `soak-bad`: see `faults.rs`.
+
+mod faults;
 
 use std::process::ExitCode;
 
@@ -135,8 +139,21 @@ async fn run(args: &[String]) -> Result<(), String> {
             let reason = api.closed().await;
             Err(format!("main went away: {reason}"))
         }
-        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|idle|listen|busy".into()),
+        Some("half-frame") => faults::half_frame(),
+        Some("flood") => faults::flood().await,
+        Some("half-hello") => faults::half_hello(args.get(1).map_or("", String::as_str)),
+        Some("serve-unix") => faults::serve_unix().await,
+        Some("soak-main") => faults::soak_main(secs(args)?).await,
+        Some("soak-good") => faults::soak_good(secs(args)?).await,
+        Some("soak-bad") => faults::soak_bad(),
+        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|soak-main SECS|soak-good SECS|soak-bad".into()),
     }
+}
+
+fn secs(args: &[String]) -> Result<u64, String> {
+    args.get(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "expected a number of seconds".to_string())
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -150,7 +150,6 @@ pub(crate) async fn accept(
     let main = Arc::clone(main);
     let renderer = info.clone();
     tokio::spawn(async move {
-        let _slot = slot;
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
         // Messages already received are still handled after a disconnect:
         // the loop ends once `send_tx` is dropped and its queue is empty.
@@ -172,6 +171,7 @@ pub(crate) async fn accept(
         }
         conn.in_flight.abort_all();
         main.unregister(id);
+        drop(slot);
         let _ = closed_tx.send(Some(reason.clone()));
         let _ = main.disconnections.send(Disconnection { renderer, reason });
         // The writer ends by itself once the frames already queued (a last

@@ -1,0 +1,485 @@
+//! Hostile renderers, floods and crashes cost main nothing: limits,
+//! backpressure, slow consumers, fairness, the violation policy, faults
+//! and authentication.
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use ipc_runtime::{
+    DisconnectReason, IpcError, Limits, Main, RendererId, SlowConsumer, Target, Transport,
+};
+use ipc_suite::{
+    connect_memory, eventually, probe_main_with,
+    raw::{hello_body, invoke_body, kind, RawPeer},
+    ProbeApi, ProbeContract, ProbeEventsEmitter,
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::UnixStream,
+};
+
+const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
+
+fn main_with(edit: impl FnOnce(&mut Limits)) -> (Main, std::sync::Arc<ipc_suite::ProbeHandler>) {
+    let mut limits = Limits::default();
+    edit(&mut limits);
+    probe_main_with(|b| b.limits(limits))
+}
+
+/// A raw peer accepted as `ProbeApi`, handshake done by hand.
+async fn raw_peer(main: &Main) -> (RawPeer, RendererId) {
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut raw = RawPeer { stream: b };
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move {
+            main.accept::<ProbeApi>(Transport::from_unix(a), "raw")
+                .await
+        }
+    });
+    raw.frame(&hello_body::<ProbeContract>(None)).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
+    let info = accept.await.unwrap().unwrap();
+    (raw, info.id)
+}
+
+/// `sleep(ms)` arguments, as the client would encode them.
+fn sleep_args(ms: u64) -> Vec<u8> {
+    ipc_runtime::codec::encode_to_vec(&(ms,)).unwrap()
+}
+
+// 1 and 2: in-flight limit; excess refused on a raw socket, in-limit calls answered.
+#[tokio::test]
+async fn a_raw_peer_over_the_in_flight_limit_gets_errors_for_the_excess_only() {
+    let (main, _) = main_with(|l| {
+        l.max_in_flight = 4;
+        l.max_violations = None;
+    });
+    let (mut raw, id) = raw_peer(&main).await;
+    for call in 1..=6 {
+        raw.frame(&invoke_body(call, "probe:sleep", &sleep_args(200)))
+            .await;
+    }
+    let mut failed = Vec::new();
+    let mut answered = Vec::new();
+    for _ in 0..6 {
+        let reply = raw.read().await.expect("every call is answered");
+        match reply.kind {
+            kind::REPLY_FAILED => {
+                assert!(reply.text().contains("TooManyInFlight") || !reply.rest.is_empty());
+                failed.push(reply.call_id());
+            }
+            kind::REPLY_OK => answered.push(reply.call_id()),
+            other => panic!("unexpected frame kind {other:#x}"),
+        }
+    }
+    failed.sort();
+    answered.sort();
+    assert_eq!(failed, [5, 6], "the excess calls are refused at once");
+    assert_eq!(
+        answered,
+        [1, 2, 3, 4],
+        "the calls within the limit are answered"
+    );
+    assert_eq!(main.renderer_stats(id).unwrap().violations, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_client_waits_for_a_slot_instead_of_failing() {
+    let (main, _) = main_with(|l| l.max_in_flight = 4);
+    let api = connect_memory(&main, "patient").await.unwrap();
+    let id = api.id();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watcher = tokio::spawn({
+        let (main, peak) = (main.clone(), peak.clone());
+        async move {
+            loop {
+                let now = main.in_flight(id).unwrap_or(0);
+                peak.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let calls: Vec<_> = (0..40)
+        .map(|i| {
+            let probe = api.probe.clone();
+            tokio::spawn(async move { probe.sleep(10 + i % 3).await })
+        })
+        .collect();
+    for call in calls {
+        call.await
+            .unwrap()
+            .expect("no call fails: they wait for a slot");
+    }
+    watcher.abort();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (1..=4).contains(&peak),
+        "main saw at most 4 in flight, saw {peak}"
+    );
+    assert_eq!(main.renderer_stats(id).unwrap().violations, 0);
+}
+
+// 1: subscriptions.
+#[tokio::test]
+async fn subscriptions_beyond_the_limit_are_refused() {
+    let (main, _) = main_with(|l| l.max_subscriptions = 1);
+    let api = connect_memory(&main, "greedy").await.unwrap();
+    let _tick = api.events.on_tick(|_| {}).await.unwrap();
+    let err = api.events.on_note(|_| {}).await.unwrap_err();
+    assert!(
+        matches!(err, IpcError::TooManySubscriptions { limit: 1 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("1 event channels"), "{err}");
+}
+
+// 1: connected renderers, main-wide.
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused() {
+    let (main, _) = main_with(|l| l.max_renderers = 2);
+    let _a = connect_memory(&main, "a").await.unwrap();
+    let b = connect_memory(&main, "b").await.unwrap();
+    let err = connect_memory(&main, "c").await.unwrap_err();
+    assert!(
+        matches!(err, IpcError::TooManyRenderers { limit: 2 }),
+        "{err}"
+    );
+    // A slot frees up when a renderer leaves.
+    let id = b.id();
+    b.close().await.unwrap();
+    main.disconnected(id).await;
+    connect_memory(&main, "d").await.unwrap();
+}
+
+// 1: a frame that starts but never finishes (one byte at a time).
+#[tokio::test]
+async fn a_peer_dribbling_a_frame_is_dropped_after_the_frame_timeout() {
+    let (main, _) = main_with(|l| l.frame_timeout = Duration::from_millis(200));
+    let good = connect_memory(&main, "good").await.unwrap();
+    let (mut raw, id) = raw_peer(&main).await;
+    let mut gone = main.disconnections();
+    let body = invoke_body(1, "probe:echo", &[5, b'h', b'e', b'l', b'l', b'o']);
+    let mut wire = (body.len() as u32).to_be_bytes().to_vec();
+    wire.extend_from_slice(&body);
+    let started = Instant::now();
+    for byte in wire.iter().take(wire.len() - 1) {
+        if raw.stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        if main.renderer_stats(id).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.renderer.id, id);
+    assert_eq!(
+        ended.reason,
+        DisconnectReason::FrameTimeout(Duration::from_millis(200))
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(good.probe.add(1, 1).await.unwrap(), 2);
+}
+
+// 3: a renderer that stops reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_loses_events_within_its_queue_and_delays_no_one() {
+    let (main, _) = main_with(|l| {
+        l.max_queued_frames = 32;
+        l.slow_consumer = SlowConsumer::DropEvents;
+    });
+    let (mut raw, slow) = raw_peer(&main).await;
+    // Subscribe by hand, then never read again.
+    let mut subscribe = vec![0x13];
+    subscribe.extend_from_slice(&1u64.to_le_bytes());
+    subscribe.push(10);
+    subscribe.extend_from_slice(b"probe:tick");
+    raw.frame(&subscribe).await;
+    assert!(
+        eventually(Duration::from_secs(5), || main
+            .renderer_stats(slow)
+            .is_some_and(|s| !s.subscriptions.is_empty()))
+        .await
+    );
+    let fast = connect_memory(&main, "fast").await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _guard = fast
+        .events
+        .on_tick(move |n| {
+            let _ = tx.send(n);
+        })
+        .await
+        .unwrap();
+    let emitter = ProbeEventsEmitter::new(&main, Target::All);
+    let payload_count = 3000u64;
+    let started = Instant::now();
+    for n in 0..payload_count {
+        emitter.tick(n);
+        // The fast renderer keeps up: each event arrives promptly.
+        let got = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("the fast renderer is not delayed by the slow one");
+        assert_eq!(got, Some(n));
+    }
+    let stats = main.renderer_stats(slow).unwrap();
+    assert!(stats.events_dropped > 0, "{stats:?}");
+    // What main holds for the slow one is bounded by its queue (plus what
+    // the kernel's socket buffer took before it filled).
+    assert!(stats.events_sent < payload_count, "{stats:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    drop(raw);
+}
+
+#[tokio::test]
+async fn under_the_disconnect_policy_a_slow_consumer_is_dropped() {
+    let (main, _) = main_with(|l| {
+        l.max_queued_frames = 8;
+        l.slow_consumer = SlowConsumer::Disconnect;
+    });
+    let (mut raw, slow) = raw_peer(&main).await;
+    let mut subscribe = vec![0x13];
+    subscribe.extend_from_slice(&1u64.to_le_bytes());
+    subscribe.push(10);
+    subscribe.extend_from_slice(b"probe:note");
+    raw.frame(&subscribe).await;
+    assert!(
+        eventually(Duration::from_secs(5), || main
+            .renderer_stats(slow)
+            .is_some_and(|s| !s.subscriptions.is_empty()))
+        .await
+    );
+    let emitter = ProbeEventsEmitter::new(&main, Target::All);
+    let big = "x".repeat(64 * 1024);
+    for _ in 0..200 {
+        emitter.note(big.clone());
+        emitter.tick(1);
+        if main.renderer_stats(slow).is_none() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let reason = tokio::time::timeout(Duration::from_secs(5), main.disconnected(slow))
+        .await
+        .unwrap();
+    assert!(
+        reason.is_none() || matches!(reason, Some(DisconnectReason::SlowConsumer { queued: 8 })),
+        "{reason:?}"
+    );
+    assert!(main.renderer_stats(slow).is_none());
+    drop(raw);
+}
+
+async fn median_echo_latency(api: &ProbeApi, samples: usize) -> Duration {
+    let mut times = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let started = Instant::now();
+        api.probe.echo(format!("ping {i}")).await.unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    times[samples / 2]
+}
+
+// 4: fairness. The flooder is a separate process: 64 calls to a slow
+// handler in flight at all times, and fire-and-forget messages as fast as
+// it can send them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_renderer_does_not_starve_another() {
+    let (main, handler) = main_with(|_| {});
+    let victim = connect_memory(&main, "victim").await.unwrap();
+    let unloaded = median_echo_latency(&victim, 30).await;
+
+    let mut flooder = spawn_raw(&main, "flood").await;
+    ready(&mut flooder).await;
+    let flooding = eventually(Duration::from_secs(10), || {
+        main.in_flight(flooder.id()).unwrap_or(0) >= 32 && handler.recorded_now().len() > 1000
+    })
+    .await;
+    assert!(flooding, "the flood is under way");
+    let loaded = median_echo_latency(&victim, 30).await;
+    flooder.kill().await.unwrap();
+    // Generous for a shared 2-core machine and a debug build: starvation
+    // would be seconds, not milliseconds.
+    let bound = unloaded * 50 + Duration::from_millis(100);
+    assert!(
+        loaded <= bound,
+        "victim median {loaded:?} under flood vs {unloaded:?} unloaded (bound {bound:?})"
+    );
+}
+
+// 5: the violation policy.
+#[tokio::test]
+async fn a_renderer_that_keeps_misbehaving_is_disconnected_with_its_reason() {
+    let (main, _) = main_with(|l| l.max_violations = Some(3));
+    let good = connect_memory(&main, "good").await.unwrap();
+    let mut gone = main.disconnections();
+    let (mut raw, id) = raw_peer(&main).await;
+    raw.frame(&[0x7f]).await;
+    raw.frame(&invoke_body(1, "probe:nope", &[])).await;
+    raw.frame(&invoke_body(2, "probe:add", &[0xff])).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.renderer.id, id);
+    match &ended.reason {
+        DisconnectReason::Misbehaved { violations, last } => {
+            assert_eq!(*violations, 3);
+            assert!(last.contains("probe:add"), "{last}");
+        }
+        other => panic!("expected a misbehaviour disconnect, got {other:?}"),
+    }
+    assert!(raw.closed_by_main().await);
+    assert_eq!(good.probe.add(2, 2).await.unwrap(), 4);
+}
+
+async fn spawn_raw(main: &Main, mode: &str) -> ipc_runtime::RendererProcess {
+    let mut command = Command::new(RENDERER);
+    command.arg(mode).stdout(Stdio::piped());
+    main.spawn_renderer::<ProbeApi>(command, mode)
+        .await
+        .unwrap()
+}
+
+async fn ready(child: &mut ipc_runtime::RendererProcess) {
+    let stdout = child.child_mut().stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
+}
+
+// 6: SIGKILL mid-frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_killed_mid_frame_is_released() {
+    let (main, _) = main_with(|_| {});
+    let good = connect_memory(&main, "good").await.unwrap();
+    let mut gone = main.disconnections();
+    let mut child = spawn_raw(&main, "half-frame").await;
+    ready(&mut child).await;
+    let id = child.id();
+    child.kill().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.renderer.id, id);
+    // The peer vanished in the middle of a frame.
+    assert!(
+        matches!(ended.reason, DisconnectReason::Failed(_)),
+        "{:?}",
+        ended.reason
+    );
+    assert_eq!(main.renderer_count(), 1);
+    assert_eq!(good.probe.add(1, 2).await.unwrap(), 3);
+}
+
+// 6: SIGKILL mid-handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_killed_mid_handshake_leaves_nothing_behind() {
+    let (main, _) = main_with(|l| l.max_renderers = 2);
+    let endpoint = main.listen_unix().unwrap();
+    let good = connect_memory(&main, "good").await.unwrap();
+    let mut child = tokio::process::Command::new(RENDERER)
+        .arg("half-hello")
+        .arg(endpoint.path())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
+    child.kill().await.unwrap();
+    // Its handshake slot comes back: a second renderer fits under the limit.
+    let token = endpoint.issue_token::<ProbeApi>("second").unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ProbeApi::connect_unix(endpoint.path(), &token).await {
+                Err(IpcError::TooManyRenderers { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                other => break other,
+            }
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(main.renderer_count(), 2);
+    assert_eq!(second.probe.add(1, 1).await.unwrap(), 2);
+    assert_eq!(good.probe.add(1, 2).await.unwrap(), 3);
+}
+
+// 6: main killed: pending calls end promptly, listeners end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_main_dies_pending_calls_fail_promptly_and_listeners_end() {
+    let mut main_process = tokio::process::Command::new(RENDERER)
+        .arg("serve-unix")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(main_process.stdout.take().unwrap()).lines();
+    let path = lines.next_line().await.unwrap().unwrap();
+    let token = lines.next_line().await.unwrap().unwrap();
+    let api = ProbeApi::connect_unix(&path, &token).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _guard = api
+        .events
+        .on_tick(move |n| {
+            let _ = tx.send(n);
+        })
+        .await
+        .unwrap();
+    assert!(rx.recv().await.is_some(), "events flow while main lives");
+    let pending = tokio::spawn({
+        let probe = api.probe.clone();
+        async move { probe.sleep(3_600_000).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    main_process.kill().await.unwrap();
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the pending call ends promptly")
+        .unwrap();
+    assert!(
+        matches!(result, Err(IpcError::Disconnected { .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(matches!(api.closed().await, IpcError::Disconnected { .. }));
+    // The listener ended: its callback (and the sender it held) is gone.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while rx.recv().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the listener ended");
+    assert!(matches!(
+        api.probe.add(1, 1).await,
+        Err(IpcError::Disconnected { .. })
+    ));
+}
+
+// 7: a missing token.
+#[tokio::test]
+async fn a_unix_renderer_without_a_token_reaches_nothing() {
+    let (main, handler) = main_with(|_| {});
+    let endpoint = main.listen_unix().unwrap();
+    let stream = UnixStream::connect(endpoint.path()).await.unwrap();
+    let mut raw = RawPeer { stream };
+    raw.frame(&hello_body::<ProbeContract>(None)).await;
+    let answer = raw.read().await.unwrap();
+    assert_eq!(answer.kind, kind::REJECTED);
+    assert!(answer.text().contains("token"), "{}", answer.text());
+    // Anything sent after the refusal goes nowhere.
+    let _ = raw.stream.write_all(&[0, 0, 0, 2, 0x11, 0]).await;
+    assert!(raw.closed_by_main().await);
+    assert_eq!(main.renderer_count(), 0);
+    assert!(handler.recorded_now().is_empty());
+}
