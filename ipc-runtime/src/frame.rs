@@ -565,6 +565,18 @@ mod tests {
         assert_eq!(buf.capacity(), cap, "no buffer was grown for the frame");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_or_fail_without_panicking(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = Frame::parse(Bytes::from(body.clone()));
+            let mut codec = FrameCodec::new(1024);
+            let mut buf = BytesMut::from(&body[..]);
+            while let Ok(Some(frame)) = codec.decode(&mut buf) {
+                let _ = Frame::parse(frame);
+            }
+        }
+    }
+
     #[test]
     fn truncated_bodies_are_errors() {
         for body in [

@@ -232,9 +232,6 @@ pub async fn soak_good(secs: u64) -> Result<(), String> {
         }
         api.probe.record(calls).await.map_err(|e| e.to_string())?;
         calls += 1;
-        if calls % 64 == 0 {
-            tokio::task::yield_now().await;
-        }
     }
     let mut events = 0;
     while rx.try_recv().is_ok() {
