@@ -1,0 +1,357 @@
+//! `notes`: the notes database (SQLite, with an FTS5 index for search).
+//! Every change is pushed to all windows on `notes:changed`, and saves
+//! raise a "note saved" notification.
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{
+    caller,
+    contract::{
+        Note, NoteChange, NoteSummary, Notes, NotesChanged, NotesError, NotesEventsEmitter,
+        WindowRef,
+    },
+    notify::Notifier,
+};
+
+/// The longest title main accepts, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// The largest body main accepts, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest search query, in bytes.
+pub const MAX_QUERY_BYTES: usize = 200;
+/// At most this many search results.
+pub const MAX_RESULTS: usize = 100;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS notes (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    title      TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS notes_fts
+    USING fts5(title, body, content = 'notes', content_rowid = 'id');
+CREATE TRIGGER IF NOT EXISTS notes_fts_insert AFTER INSERT ON notes BEGIN
+    INSERT INTO notes_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
+END;
+CREATE TRIGGER IF NOT EXISTS notes_fts_delete AFTER DELETE ON notes BEGIN
+    INSERT INTO notes_fts(notes_fts, rowid, title, body)
+        VALUES ('delete', old.id, old.title, old.body);
+END;
+CREATE TRIGGER IF NOT EXISTS notes_fts_update AFTER UPDATE ON notes BEGIN
+    INSERT INTO notes_fts(notes_fts, rowid, title, body)
+        VALUES ('delete', old.id, old.title, old.body);
+    INSERT INTO notes_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
+END;
+";
+
+/// The `notes` handler: the database connection, and the emitters it
+/// reports changes with.
+pub struct NotesHandler {
+    db: Arc<Mutex<Connection>>,
+    changed: NotesEventsEmitter,
+    notify: Arc<Notifier>,
+}
+
+fn storage(e: impl std::fmt::Display) -> NotesError {
+    NotesError::Storage(e.to_string())
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> NotesError {
+    NotesError::Invalid {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Main-side validation of a title and body (the window's own checks, if
+/// any, are a convenience; these are the ones that count).
+pub fn check_note(title: &str, body: &str) -> Result<(), NotesError> {
+    if title.trim().is_empty() {
+        return Err(invalid("title", "must not be empty"));
+    }
+    if title.contains(['\n', '\r']) {
+        return Err(invalid("title", "must be a single line"));
+    }
+    let chars = title.chars().count();
+    if chars > MAX_TITLE_CHARS {
+        return Err(invalid(
+            "title",
+            format!("must be at most {MAX_TITLE_CHARS} characters, got {chars}"),
+        ));
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(invalid(
+            "body",
+            format!("must be at most {MAX_BODY_BYTES} bytes, got {}", body.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// An FTS5 query matching notes that contain every word of `query` (as a
+/// prefix). Each word is quoted, so no user input is parsed as FTS syntax.
+pub fn fts_query(query: &str) -> Result<String, NotesError> {
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(invalid(
+            "query",
+            format!("must be at most {MAX_QUERY_BYTES} bytes"),
+        ));
+    }
+    let words: Vec<String> = query
+        .split_whitespace()
+        .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
+        .collect();
+    if words.is_empty() {
+        return Err(invalid("query", "must contain at least one word"));
+    }
+    Ok(words.join(" "))
+}
+
+fn to_u64(id: i64) -> u64 {
+    u64::try_from(id).unwrap_or_default()
+}
+
+fn note_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Note> {
+    Ok(Note {
+        id: to_u64(row.get(0)?),
+        title: row.get(1)?,
+        body: row.get(2)?,
+        updated_at: to_u64(row.get(3)?),
+    })
+}
+
+fn summary_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NoteSummary> {
+    Ok(NoteSummary {
+        id: to_u64(row.get(0)?),
+        title: row.get(1)?,
+        updated_at: to_u64(row.get(2)?),
+    })
+}
+
+fn id_param(id: u64) -> Result<i64, NotesError> {
+    i64::try_from(id).map_err(|_| NotesError::NotFound(id))
+}
+
+impl NotesHandler {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(
+        path: &Path,
+        changed: NotesEventsEmitter,
+        notify: Arc<Notifier>,
+    ) -> Result<Self, NotesError> {
+        let db = Connection::open(path).map_err(storage)?;
+        db.execute_batch(SCHEMA).map_err(storage)?;
+        Ok(NotesHandler {
+            db: Arc::new(Mutex::new(db)),
+            changed,
+            notify,
+        })
+    }
+
+    /// Runs `f` on the connection, off the async workers.
+    async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, NotesError> + Send + 'static,
+    ) -> Result<T, NotesError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock leaves SQLite consistent: every
+            // change below is one statement or one transaction.
+            let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut db)
+        })
+        .await
+        .map_err(storage)?
+    }
+
+    /// How many notes there are.
+    pub async fn count(&self) -> Result<u64, NotesError> {
+        self.with_db(|db| {
+            db.query_row("SELECT COUNT(*) FROM notes", [], |r| r.get::<_, i64>(0))
+                .map(to_u64)
+                .map_err(storage)
+        })
+        .await
+    }
+
+    /// Every note, oldest first (for exports).
+    pub async fn all(&self) -> Result<Vec<Note>, NotesError> {
+        self.with_db(|db| {
+            let mut stmt = db
+                .prepare("SELECT id, title, body, updated_at FROM notes ORDER BY id")
+                .map_err(storage)?;
+            let notes = stmt
+                .query_map([], note_row)
+                .map_err(storage)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(storage)?;
+            Ok(notes)
+        })
+        .await
+    }
+
+    /// Creates a note on behalf of `by`, and tells every window. Used by
+    /// `notes:create` and by imports.
+    pub async fn insert(
+        &self,
+        title: String,
+        body: String,
+        by: Option<WindowRef>,
+    ) -> Result<Note, NotesError> {
+        check_note(&title, &body)?;
+        let updated_at = now();
+        let note = self
+            .with_db(move |db| {
+                db.execute(
+                    "INSERT INTO notes (title, body, updated_at) VALUES (?1, ?2, ?3)",
+                    params![title, body, updated_at as i64],
+                )
+                .map_err(storage)?;
+                Ok(Note {
+                    id: to_u64(db.last_insert_rowid()),
+                    title,
+                    body,
+                    updated_at,
+                })
+            })
+            .await?;
+        self.announce(NoteChange::Created(note.clone()), by);
+        Ok(note)
+    }
+
+    /// Pushes a change to every window, with a notification for saves.
+    fn announce(&self, change: NoteChange, by: Option<WindowRef>) {
+        let saved = match &change {
+            NoteChange::Created(n) | NoteChange::Updated(n) => {
+                Some(format!("#{} {:?}", n.id, n.title))
+            }
+            NoteChange::Deleted { .. } => None,
+        };
+        self.changed.changed(NotesChanged {
+            change,
+            by: by.clone(),
+        });
+        if let Some(what) = saved {
+            self.notify.push("note saved", what, by);
+        }
+    }
+}
+
+impl Notes for NotesHandler {
+    async fn create(&self, title: String, body: String) -> Result<Note, NotesError> {
+        self.insert(title, body, caller()).await
+    }
+
+    async fn update(&self, id: u64, title: String, body: String) -> Result<Note, NotesError> {
+        check_note(&title, &body)?;
+        let key = id_param(id)?;
+        let updated_at = now();
+        let note = self
+            .with_db(move |db| {
+                let changed = db
+                    .execute(
+                        "UPDATE notes SET title = ?1, body = ?2, updated_at = ?3 WHERE id = ?4",
+                        params![title, body, updated_at as i64, key],
+                    )
+                    .map_err(storage)?;
+                if changed == 0 {
+                    return Err(NotesError::NotFound(id));
+                }
+                Ok(Note {
+                    id,
+                    title,
+                    body,
+                    updated_at,
+                })
+            })
+            .await?;
+        self.announce(NoteChange::Updated(note.clone()), caller());
+        Ok(note)
+    }
+
+    async fn delete(&self, id: u64) -> Result<(), NotesError> {
+        let key = id_param(id)?;
+        let title = self
+            .with_db(move |db| {
+                let tx = db.transaction().map_err(storage)?;
+                let title: Option<String> = tx
+                    .query_row("SELECT title FROM notes WHERE id = ?1", [key], |r| r.get(0))
+                    .optional()
+                    .map_err(storage)?;
+                let title = title.ok_or(NotesError::NotFound(id))?;
+                tx.execute("DELETE FROM notes WHERE id = ?1", [key])
+                    .map_err(storage)?;
+                tx.commit().map_err(storage)?;
+                Ok(title)
+            })
+            .await?;
+        self.announce(NoteChange::Deleted { id, title }, caller());
+        Ok(())
+    }
+
+    async fn get(&self, id: u64) -> Result<Note, NotesError> {
+        let key = id_param(id)?;
+        self.with_db(move |db| {
+            db.query_row(
+                "SELECT id, title, body, updated_at FROM notes WHERE id = ?1",
+                [key],
+                note_row,
+            )
+            .optional()
+            .map_err(storage)?
+            .ok_or(NotesError::NotFound(id))
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<NoteSummary>, NotesError> {
+        self.with_db(|db| {
+            let mut stmt = db
+                .prepare(
+                    "SELECT id, title, updated_at FROM notes ORDER BY updated_at DESC, id DESC",
+                )
+                .map_err(storage)?;
+            let notes = stmt
+                .query_map([], summary_row)
+                .map_err(storage)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(storage)?;
+            Ok(notes)
+        })
+        .await
+    }
+
+    async fn search(&self, query: String) -> Result<Vec<NoteSummary>, NotesError> {
+        let fts = fts_query(&query)?;
+        self.with_db(move |db| {
+            let mut stmt = db
+                .prepare(
+                    "SELECT n.id, n.title, n.updated_at
+                     FROM notes_fts JOIN notes n ON n.id = notes_fts.rowid
+                     WHERE notes_fts MATCH ?1
+                     ORDER BY rank LIMIT ?2",
+                )
+                .map_err(storage)?;
+            let notes = stmt
+                .query_map(params![fts, MAX_RESULTS as i64], summary_row)
+                .map_err(storage)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(storage)?;
+            Ok(notes)
+        })
+        .await
+    }
+}

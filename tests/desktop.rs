@@ -1,0 +1,710 @@
+//! End-to-end tests of the desktop example (`examples/desktop`, the
+//! `ipc-desktop` binary): the app runs as a real process with its windows
+//! as real child processes, on a real SQLite file in a temporary directory.
+//! The tests type commands into the first window (its standard input) and
+//! read what every process prints.
+//!
+//! One test instead builds the app's main side in this process (the app's
+//! own `wire`, contract and handlers, included below) to accept a raw
+//! socket as a settings window and write frames by hand.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use ipc_runtime::{codec, Transport};
+use ipc_suite::raw::{hello_body, invoke_body, kind, send_body, RawPeer};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::{Child, ChildStdin, Command},
+    sync::mpsc,
+};
+
+/// The app itself, for the in-process test: its `wire`, contract and
+/// handlers, exactly as the binary uses them.
+#[path = "../examples/desktop/src/main.rs"]
+#[allow(dead_code)]
+mod desktop;
+
+const APP: &str = env!("CARGO_BIN_EXE_ipc-desktop");
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running app: its first window reads our commands.
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Every line so far (stdout, and stderr prefixed), for searching and
+    /// for failure messages.
+    log: Vec<String>,
+    /// `expect` searches from here on: the lines since the last command.
+    mark: usize,
+}
+
+impl Running {
+    /// Starts the app in interactive mode on `data`, with extra arguments.
+    async fn start(data: &Path, extra: &[&str]) -> Running {
+        let mut child = Command::new(APP)
+            .arg("--data-dir")
+            .arg(data)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start ipc-desktop");
+        let (tx, lines) = mpsc::unbounded_channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let out = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = stdout.lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = out.send(line);
+            }
+        });
+        tokio::spawn(async move {
+            let mut lines = stderr.lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = tx.send(format!("stderr: {line}"));
+            }
+        });
+        let mut app = Running {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            log: Vec::new(),
+            mark: 0,
+        };
+        app.expect("[editor#1] window open as pid").await;
+        app
+    }
+
+    /// Types `command` into the first window.
+    async fn run(&mut self, command: &str) {
+        self.mark = self.log.len();
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    /// The first line since the last command that contains `needle`,
+    /// waiting for it if need be.
+    async fn expect(&mut self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut searched = self.mark;
+        loop {
+            if let Some(line) = self.log[searched..].iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            searched = self.log.len();
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => self.log.push(line),
+                Ok(None) | Err(_) => panic!(
+                    "no line containing {needle:?}; the app printed:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// `run`, then `expect` each needle.
+    async fn check(&mut self, command: &str, needles: &[&str]) -> Vec<String> {
+        self.run(command).await;
+        let mut found = Vec::new();
+        for needle in needles {
+            found.push(self.expect(needle).await);
+        }
+        found
+    }
+
+    /// The pids of the open windows, from the `windows` command.
+    async fn window_pids(&mut self, count: usize) -> Vec<u32> {
+        self.check("windows", &[&format!("{count} window(s):")])
+            .await;
+        let mut pids = Vec::new();
+        for id in 1..=count {
+            let line = self.expect(&format!("  #{id} ")).await;
+            let pid = line
+                .split_whitespace()
+                .skip_while(|w| *w != "pid")
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no pid in {line:?}"));
+            pids.push(pid);
+        }
+        pids
+    }
+
+    /// Quits the first window; the app exits. Returns its whole output.
+    async fn quit(mut self) -> Vec<String> {
+        self.run("quit").await;
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("the app exits after its first window quits")
+            .unwrap();
+        while let Ok(Some(line)) = tokio::time::timeout(WAIT, self.lines.recv()).await {
+            self.log.push(line);
+        }
+        assert!(
+            status.success(),
+            "the app failed: {status}\n{}",
+            self.log.join("\n")
+        );
+        self.log
+    }
+}
+
+/// A data directory and a directory outside it, both temporary.
+fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    (tmp, data, outside)
+}
+
+/// Whether `pid` is a live process (a zombie waiting for its reaper
+/// counts as gone: it runs nothing).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next());
+            !matches!(state, Some("Z" | "X" | "x"))
+        }
+    }
+}
+
+async fn all_gone(pids: &[u32]) -> bool {
+    ipc_suite::eventually(Duration::from_secs(10), || {
+        pids.iter().all(|&pid| !running(pid))
+    })
+    .await
+}
+
+fn notes_in(db: &Path) -> Vec<(u64, String, String)> {
+    let db = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = db
+        .prepare("SELECT id, title, body FROM notes ORDER BY id")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_namespace_round_trips() {
+    let (tmp, data, outside) = dirs();
+    let shared = tmp.path().join("shared");
+    let mut app = Running::start(&data, &["--files-dir", shared.to_str().unwrap()]).await;
+    let main_pid = app.child.id().unwrap();
+
+    // system
+    app.check(
+        "system",
+        &["system: host ", &format!("main is pid {main_pid}")],
+    )
+    .await;
+
+    // notes: create, update, get, search, delete, list; events and
+    // notifications reach the window.
+    app.check(
+        "note new Groceries 'eggs and flour'",
+        &[
+            "[editor#1] created note #1 \"Groceries\"",
+            "[editor#1] event notes:changed: note #1 \"Groceries\" created by editor#1",
+            "[editor#1] notification: note saved: #1 \"Groceries\" (by editor#1)",
+        ],
+    )
+    .await;
+    app.check(
+        "note edit 1 Groceries 'eggs, flour and butter'",
+        &[
+            "saved note #1 \"Groceries\"",
+            "note #1 \"Groceries\" updated by editor#1",
+        ],
+    )
+    .await;
+    app.check("note show 1", &["\"eggs, flour and butter\""])
+        .await;
+    app.check("note new Ideas 'typed IPC'", &["created note #2 \"Ideas\""])
+        .await;
+    app.check(
+        "note search butt",
+        &["1 match(es) for \"butt\": #1 \"Groceries\""],
+    )
+    .await;
+    app.check(
+        "note rm 2",
+        &[
+            "deleted note #2",
+            "event notes:changed: note #2 \"Ideas\" deleted by editor#1",
+        ],
+    )
+    .await;
+    app.check(
+        "note show 2",
+        &["main refused: note 2 not found [NotesError::NotFound]"],
+    )
+    .await;
+    app.check(
+        "note new '' body",
+        &["main refused: invalid title: must not be empty [NotesError::Invalid]"],
+    )
+    .await;
+    app.check("notes", &["1 note(s)", "  #1 Groceries"]).await;
+
+    // settings, through a settings window (another process) told by this
+    // one; the change is broadcast and validated on main.
+    app.check("settings", &["settings: theme=system font_size=14"])
+        .await;
+    app.check(
+        "open settings",
+        &[
+            "opened settings#2",
+            "SettingsWindowApi",
+            "notification: window opened: settings#2",
+        ],
+    )
+    .await;
+    app.check(
+        "tell 2 set theme dark font_size 16",
+        &[
+            "[settings#2] saved settings: theme=dark font_size=16",
+            "[editor#1] event settings:changed: theme=dark font_size=16 autosave_secs=30 language=en (by settings#2)",
+            "[editor#1] notification: settings changed: theme system → dark, font_size 14 → 16 (by settings#2)",
+        ],
+    )
+    .await;
+    app.check(
+        "tell 2 set font_size 7",
+        &["[settings#2] error: main refused: invalid `font_size`: must be between 8 and 72 points, got 7 [SettingsError::Invalid]"],
+    )
+    .await;
+    app.check("settings", &["settings: theme=dark font_size=16"])
+        .await;
+    app.check(
+        "tell 2 note new sneaky x",
+        &["[settings#2] error: `note` is not available in a settings window"],
+    )
+    .await;
+
+    // windows: list with ids, roles and APIs; open another editor; close.
+    app.check(
+        "windows",
+        &[
+            "2 window(s):",
+            "  #1 editor ",
+            "EditorApi  (this window)",
+            "  #2 settings ",
+        ],
+    )
+    .await;
+    app.check(
+        "open editor",
+        &["opened editor#3", "[editor#3] window open as pid"],
+    )
+    .await;
+    app.check(
+        "tell 3 note new 'From three' 'another process'",
+        &[
+            "[editor#3] created note #3 \"From three\"",
+            "[editor#1] event notes:changed: note #3 \"From three\" created by editor#3",
+        ],
+    )
+    .await;
+    app.check(
+        "close 1",
+        &["main refused: window 1 is the caller: a window closes itself by quitting [WindowsError::IsCaller]"],
+    )
+    .await;
+    app.check(
+        "close 3",
+        &[
+            "[editor#3] main closed this window",
+            "[editor#1] closed window #3",
+        ],
+    )
+    .await;
+    app.check(
+        "close 9",
+        &["main refused: no open window has id 9 [WindowsError::NotFound]"],
+    )
+    .await;
+
+    // files: export to the data directory and to --files-dir, import back.
+    let roots = app
+        .check("roots", &["files may be read and written in: "])
+        .await;
+    assert!(roots[0].contains(&data.join("files").display().to_string()));
+    assert!(roots[0].contains(&shared.display().to_string()));
+    app.check("export all.json", &["exported 2 note(s) to "])
+        .await;
+    let exported = std::fs::read_to_string(data.join("files/all.json")).unwrap();
+    assert!(exported.contains("eggs, flour and butter"), "{exported}");
+    let in_shared = shared.join("copy.json");
+    app.check(
+        &format!("export {}", in_shared.display()),
+        &["exported 2 note(s) to "],
+    )
+    .await;
+    app.check(
+        &format!("import {}", in_shared.display()),
+        &["imported 2 note(s) from ", "#4, #5"],
+    )
+    .await;
+    app.check(
+        "import missing.json",
+        &["main refused: `missing.json` does not exist [FilesError::NotFound]"],
+    )
+    .await;
+
+    let log = app.quit().await;
+    assert!(
+        log.iter()
+            .any(|l| l.contains("[settings#2] main closed this window")),
+        "main closed the settings window on exit:\n{}",
+        log.join("\n")
+    );
+
+    // What main stored, read straight from the database and the file.
+    let notes = notes_in(&data.join("notes.sqlite3"));
+    let titles: Vec<&str> = notes.iter().map(|n| n.1.as_str()).collect();
+    assert_eq!(
+        titles,
+        ["Groceries", "From three", "Groceries", "From three"]
+    );
+    let settings = std::fs::read_to_string(data.join("settings.json")).unwrap();
+    assert!(settings.contains("\"theme\": \"dark\""), "{settings}");
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_and_settings_survive_a_restart_of_main() {
+    let (_tmp, data, _) = dirs();
+    let mut app = Running::start(&data, &[]).await;
+    app.check(
+        "note new Persistent 'written before the restart'",
+        &["created note #1"],
+    )
+    .await;
+    app.check(
+        "note new Doomed 'deleted before the restart'",
+        &["created note #2"],
+    )
+    .await;
+    app.check("note rm 2", &["deleted note #2"]).await;
+    app.check("open settings", &["opened settings#2"]).await;
+    app.check(
+        "tell 2 set language fr-CA autosave_secs 0",
+        &["[editor#1] event settings:changed: theme=system font_size=14 autosave_secs=0 language=fr-CA"],
+    )
+    .await;
+    app.quit().await;
+
+    let mut app = Running::start(&data, &[]).await;
+    assert!(
+        app.log
+            .iter()
+            .any(|l| l.contains("(1 notes in notes.sqlite3)")),
+        "{:?}",
+        app.log
+    );
+    app.check("notes", &["1 note(s)", "  #1 Persistent"]).await;
+    app.check("note show 1", &["\"written before the restart\""])
+        .await;
+    app.check("note search restart", &["1 match(es)", "#1 \"Persistent\""])
+        .await;
+    app.check(
+        "settings",
+        &["settings: theme=system font_size=14 autosave_secs=0 language=fr-CA"],
+    )
+    .await;
+    // Ids are never reused, across restarts too.
+    app.check("note new After 'the restart'", &["created note #3"])
+        .await;
+    app.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_escapes_are_refused_in_each_form() {
+    let (_tmp, data, outside) = dirs();
+    let files = data.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    // A valid export outside: importing it would create a note.
+    let secret = outside.join("secret.json");
+    std::fs::write(
+        &secret,
+        r#"{"format":"ipc-desktop notes v1","notes":[{"title":"secret","body":"outside"}]}"#,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&outside, files.join("link-out")).unwrap();
+    std::os::unix::fs::symlink(&secret, files.join("link-file.json")).unwrap();
+    std::os::unix::fs::symlink(outside.join("nothing"), files.join("dangling")).unwrap();
+
+    let mut app = Running::start(&data, &[]).await;
+    app.check("note new Kept here", &["created note #1"]).await;
+    let refused = |variant: &str| format!("[FilesError::{variant}]");
+
+    // `..`, even when it would land back inside.
+    for command in [
+        "export ../escape.json",
+        "export sub/../../escape.json",
+        "export sub/../inside.json",
+        "import ../outside/secret.json",
+    ] {
+        app.check(command, &[&refused("ParentDir")]).await;
+    }
+    // An absolute path elsewhere.
+    for command in [
+        format!("export {}", outside.join("escape.json").display()),
+        format!("import {}", secret.display()),
+        "export /etc/ipc-desktop-escape.json".to_string(),
+    ] {
+        app.check(&command, &[&refused("OutsideRoots")]).await;
+    }
+    // A symbolic link that leads out: a directory, a file, a dangling one.
+    for command in [
+        "export link-out/escape.json",
+        "import link-out/secret.json",
+        "export link-file.json",
+        "import link-file.json",
+        "export dangling",
+        "export dangling/escape.json",
+    ] {
+        app.check(command, &[&refused("SymlinkOut")]).await;
+    }
+    // Main logs each refusal with the window that asked.
+    app.run("roots").await;
+    app.expect("roots").await;
+    assert!(
+        app.log.iter().any(
+            |l| l.starts_with("[main] refused export of \"link-out/escape.json\" for editor#1")
+        ),
+        "{}",
+        app.log.join("\n")
+    );
+    // Nothing escaped, nothing was imported, the secret is untouched.
+    app.check("notes", &["1 note(s)"]).await;
+    // And a path that stays inside still works.
+    app.check("export inside/ok.json", &["exported 1 note(s)"])
+        .await;
+    app.quit().await;
+
+    let mut names: Vec<String> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["secret.json"]);
+    assert!(std::fs::read_to_string(&secret)
+        .unwrap()
+        .contains("outside"));
+    assert!(!data.join("escape.json").exists());
+    assert!(!files.join("inside.json").exists());
+    assert!(files.join("inside/ok.json").exists());
+    assert_eq!(notes_in(&data.join("notes.sqlite3")).len(), 1);
+}
+
+/// The settings role's grant, tested where it is enforced: the app's own
+/// main (its `wire`, a real SQLite file) accepts a raw socket as
+/// `SettingsWindowApi`, the API it gives settings windows, and the peer
+/// writes frames by hand for channels that API does not expose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_window_cannot_reach_notes_even_with_hand_made_frames() {
+    use desktop::contract::{EditorApi, NotesContract, Role, SettingsContract, SettingsWindowApi};
+
+    let (_tmp, data, _) = dirs();
+    let app = desktop::wire(&desktop::Config {
+        data_dir: data.clone(),
+        files_dirs: Vec::new(),
+        launcher: desktop::ipc::windows::Launcher {
+            exe: APP.into(),
+            scripted: false,
+        },
+    })
+    .unwrap();
+    let main = app.main.clone();
+
+    let (a, b) = tokio::net::UnixStream::pair().unwrap();
+    let mut raw = RawPeer { stream: b };
+    let accept = tokio::spawn(async move {
+        main.accept::<SettingsWindowApi>(Transport::from_unix(a), "settings")
+            .await
+    });
+    raw.frame(&hello_body::<SettingsContract>(None)).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
+    let info = accept.await.unwrap().unwrap();
+    assert_eq!(info.api, "SettingsWindowApi");
+
+    // What it is granted works.
+    raw.frame(&invoke_body(1, "settings:get", &[])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 1));
+
+    // Notes, files, windows: each refused before its payload is decoded.
+    let create =
+        codec::encode_to_vec(&("pwned".to_string(), "by a settings window".to_string())).unwrap();
+    let export = codec::encode_to_vec(&("stolen.json".to_string(),)).unwrap();
+    let open = codec::encode_to_vec(&(Role::Editor,)).unwrap();
+    let calls: [(u64, &str, &[u8]); 5] = [
+        (2, "notes:list", &[]),
+        (3, "notes:create", &create),
+        (4, "notes:delete", &[1]),
+        (5, "files:export", &export),
+        (6, "windows:open", &open),
+    ];
+    for (id, channel, payload) in calls {
+        raw.frame(&invoke_body(id, channel, payload)).await;
+        let reply = raw.read().await.expect("a reply");
+        assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, id));
+        assert!(
+            reply.text().contains(channel),
+            "{channel}: {}",
+            reply.text()
+        );
+    }
+    raw.frame(&send_body("notes:create", &create)).await;
+    let notice = raw.read().await.unwrap();
+    assert_eq!(notice.kind, kind::NOTICE);
+    assert!(notice.text().contains("notes:create"), "{}", notice.text());
+
+    // Listening to notes changes is refused too.
+    let mut subscribe = vec![0x13];
+    subscribe.extend_from_slice(&7u64.to_le_bytes());
+    subscribe.push("notes:changed".len() as u8);
+    subscribe.extend_from_slice(b"notes:changed");
+    raw.frame(&subscribe).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 7));
+    assert!(app
+        .main
+        .renderer_stats(info.id)
+        .unwrap()
+        .subscriptions
+        .is_empty());
+
+    // Main counted each as a violation by this renderer.
+    assert_eq!(app.main.renderer_stats(info.id).unwrap().violations, 7);
+
+    // Nothing ran: no note, no file, no window.
+    assert_eq!(app.notes.count().await.unwrap(), 0);
+    assert!(!data.join("files/stolen.json").exists());
+    assert!(app.windows.windows().is_empty());
+    // The granted channel still answers.
+    raw.frame(&invoke_body(8, "settings:get", &[])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 8));
+
+    // The same notes frame from a peer accepted as an editor is served:
+    // the refusals above come from the settings grant, not from the frames.
+    let (a, b) = tokio::net::UnixStream::pair().unwrap();
+    let mut editor = RawPeer { stream: b };
+    let main = app.main.clone();
+    let accept = tokio::spawn(async move {
+        main.accept::<EditorApi>(Transport::from_unix(a), "editor")
+            .await
+    });
+    editor.frame(&hello_body::<NotesContract>(None)).await;
+    assert_eq!(editor.read().await.unwrap().kind, kind::WELCOME);
+    accept.await.unwrap().unwrap();
+    editor.frame(&invoke_body(1, "notes:create", &create)).await;
+    let reply = editor.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 1));
+    assert_eq!(app.notes.count().await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_main_quits_every_window_process_exits() {
+    let (_tmp, data, _) = dirs();
+    let mut app = Running::start(&data, &[]).await;
+    app.check("open settings", &["opened settings#2"]).await;
+    app.check("open editor", &["opened editor#3"]).await;
+    // Up to the app's limit of 8 windows, then a typed refusal.
+    for id in 4..=8 {
+        app.check("open settings", &[&format!("opened settings#{id}")])
+            .await;
+    }
+    app.check(
+        "open editor",
+        &["main refused: the app allows at most 8 windows; close one first [WindowsError::TooMany]"],
+    )
+    .await;
+    let pids = app.window_pids(8).await;
+    let main_pid = app.child.id().unwrap();
+    assert!(pids.iter().all(|&pid| running(pid) && pid != main_pid));
+    app.quit().await;
+    assert!(!running(main_pid));
+    assert!(all_gone(&pids).await, "windows left running: {pids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_main_is_killed_every_window_process_exits() {
+    let (_tmp, data, _) = dirs();
+    let mut app = Running::start(&data, &[]).await;
+    app.check("open settings", &["opened settings#2"]).await;
+    app.check("open editor", &["opened editor#3"]).await;
+    let pids = app.window_pids(3).await;
+    // SIGKILL: main runs no cleanup at all. Each window sees its
+    // connection close and exits by itself.
+    app.child.kill().await.unwrap();
+    assert!(all_gone(&pids).await, "windows left running: {pids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scripted_demo_exercises_every_namespace_and_exits_zero() {
+    let (_tmp, data, _) = dirs();
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new(APP)
+            .arg("--scripted")
+            .arg("--data-dir")
+            .arg(&data)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the demo finishes on its own")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for needle in [
+        "[editor#1] system: host ",
+        "[editor#1] event settings:changed: theme=dark font_size=16",
+        "[settings#2] refused, as expected: main refused: invalid `font_size`",
+        "[editor#1] refused, as expected: `set` is not available in an editor window",
+        "[editor#1] 1 match(es) for \"typed compiler\": #2 \"Ideas\"",
+        "[editor#3] command from editor#1: note new",
+        "[editor#1] event notes:changed: note #4 \"From the second editor\" created by editor#3",
+        "[editor#1] imported 3 note(s)",
+        "[FilesError::ParentDir]",
+        "[FilesError::OutsideRoots]",
+        "[FilesError::SymlinkOut]",
+        "[settings#2] error: `notes` is not available in a settings window",
+        "[editor#1] closed window #3",
+        "[editor#1] deleted note #3",
+        "[main] bye: 6 notes",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("error: this should have been refused"));
+}
