@@ -212,12 +212,11 @@ async fn run_main() -> Result<(), Box<dyn std::error::Error>> {
         viewer.pid().unwrap_or_default()
     );
     // Wait until the viewer listens, so that it sees every change.
-    while !main.renderer_stats(viewer.id()).is_some_and(|s| {
-        s.subscriptions
-            .iter()
-            .any(|c| c == NotesEventsContract::CHANGED)
-    }) {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    if !main
+        .subscribed(viewer.id(), NotesEventsContract::CHANGED)
+        .await
+    {
+        return Err("the viewer went away before listening".into());
     }
     let mut editor = main
         .spawn_renderer::<EditorApi>(command("editor"), "editor")

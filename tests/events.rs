@@ -19,15 +19,11 @@ async fn spawn(main: &Main, mode: &str, label: &str) -> RendererProcess {
 
 /// Waits until main records renderer `id` as listening to `channels`.
 async fn listening(main: &Main, id: RendererId, channels: &[&str]) {
-    let ok = eventually(Duration::from_secs(10), || {
-        main.renderer_stats(id).is_some_and(|s| {
-            channels
-                .iter()
-                .all(|c| s.subscriptions.iter().any(|x| x == c))
-        })
-    })
-    .await;
-    assert!(ok, "{id} subscribed to {channels:?}");
+    for channel in channels {
+        let subscribed =
+            tokio::time::timeout(Duration::from_secs(10), main.subscribed(id, channel));
+        assert!(subscribed.await.unwrap(), "{id} subscribed to {channel}");
+    }
 }
 
 async fn output(mut child: RendererProcess) -> String {

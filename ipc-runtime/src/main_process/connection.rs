@@ -136,6 +136,7 @@ pub(crate) async fn accept(
         grant,
         limits: limits.clone(),
         subscriptions: Mutex::default(),
+        subscribed: watch::channel(0).0,
         groups: Mutex::default(),
         events_sent: AtomicU64::new(0),
         events_dropped: AtomicU64::new(0),
@@ -310,6 +311,8 @@ pub(crate) struct Conn {
     limits: Limits,
     /// The event channels it listens to.
     subscriptions: Mutex<HashSet<String>>,
+    /// Bumped whenever `subscriptions` gains a channel.
+    subscribed: watch::Sender<u64>,
     /// The groups main put it in.
     groups: Mutex<HashSet<String>>,
     events_sent: AtomicU64,
@@ -381,6 +384,15 @@ impl Conn {
 
     pub(crate) fn leave(&self, group: &str) -> bool {
         lock(&self.groups).remove(group)
+    }
+
+    pub(crate) fn is_subscribed(&self, channel: &str) -> bool {
+        lock(&self.subscriptions).contains(channel)
+    }
+
+    /// A receiver that changes whenever the renderer subscribes to something.
+    pub(crate) fn subscription_changes(&self) -> watch::Receiver<u64> {
+        self.subscribed.subscribe()
     }
 
     pub(crate) fn subscriptions(&self) -> Vec<String> {
@@ -476,6 +488,7 @@ impl Conn {
             if !full {
                 debug!(renderer = %self.id(), %channel, "subscribed");
                 subscriptions.insert(channel);
+                self.subscribed.send_modify(|n| *n += 1);
             }
             !full
         };

@@ -443,6 +443,31 @@ impl Main {
         reason
     }
 
+    /// Waits until renderer `id` listens to event `channel` (a `…Contract`
+    /// channel constant such as `NotesEventsContract::CHANGED`), so that
+    /// events emitted afterwards reach it. Returns `false` if the renderer
+    /// is not connected or disconnects first.
+    pub async fn subscribed(&self, id: RendererId, channel: &str) -> bool {
+        let Some((conn, mut closed)) = self
+            .inner
+            .renderers()
+            .get(&id)
+            .map(|e| (Arc::clone(&e.conn), e.closed.clone()))
+        else {
+            return false;
+        };
+        let mut changes = conn.subscription_changes();
+        loop {
+            if conn.is_subscribed(channel) {
+                return true;
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return false },
+                _ = closed.wait_for(Option::is_some) => return false,
+            }
+        }
+    }
+
     /// Every later disconnection, with its reason: the renderer closed,
     /// crashed or was killed, misbehaved, fell behind, or main dropped it.
     /// A receiver that falls more than 256 behind skips the oldest.
