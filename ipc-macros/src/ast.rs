@@ -31,6 +31,22 @@ impl Flavor {
             Flavor::Events => "events",
         }
     }
+
+    /// What a trait item is, for messages: "method" or "event".
+    pub fn item(self) -> &'static str {
+        match self {
+            Flavor::Service => "method",
+            Flavor::Events => "event",
+        }
+    }
+
+    /// The same, with its article: "a method" or "an event".
+    pub fn an_item(self) -> &'static str {
+        match self {
+            Flavor::Service => "an IPC method",
+            Flavor::Events => "an event",
+        }
+    }
 }
 
 /// An annotated service or events trait.
@@ -145,18 +161,12 @@ impl Service {
         args: attr::ContainerAttrs,
         mut item: ItemTrait,
     ) -> Service {
-        attr::misplaced(cx, &mut item.attrs);
+        attr::misplaced(cx, flavor, &mut item.attrs);
         let mut methods = Vec::new();
         for trait_item in &mut item.items {
             // Other items are kept in `item` and refused in `valid.rs`.
             if let TraitItem::Fn(f) = trait_item {
-                let attrs = attr::method(cx, &mut f.attrs);
-                if let (Flavor::Events, Some(span)) = (flavor, attrs.send) {
-                    cx.syn_error(syn::Error::new(
-                        span,
-                        "`send` does not apply to events: every method of an #[events] trait is a push from main to renderers; remove it",
-                    ));
-                }
+                let attrs = attr::method(cx, flavor, &mut f.attrs);
                 methods.push(Method::from_syn(f.clone(), flavor, attrs));
             }
         }

@@ -1,4 +1,5 @@
-//! Parsing of the macros' attributes: `#[service(...)]` and `#[ipc(...)]`.
+//! Parsing of the macros' attributes: `#[service(...)]`, `#[events(...)]`
+//! and `#[ipc(...)]`.
 //!
 //! Parsing records what was written, with its span; whether the values are
 //! acceptable is decided in `valid.rs`. A mistake in one option is reported
@@ -9,7 +10,7 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::{meta::ParseNestedMeta, Attribute, Expr, ExprLit, Lit, LitStr, Token};
 
-use crate::ctxt::Ctxt;
+use crate::{ast::Flavor, ctxt::Ctxt};
 
 /// The name of the attribute placed on a service's methods.
 pub const IPC: &str = "ipc";
@@ -71,22 +72,37 @@ pub struct MethodAttrs {
 }
 
 /// Parses and removes the `#[ipc(...)]` attributes of one method, leaving the
-/// others (doc comments, lints) in place.
-pub fn method(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> MethodAttrs {
+/// others (doc comments, lints) in place. An event takes only `rename`: it
+/// is always a push from main, so `send` is refused with its own message.
+pub fn method(cx: &mut Ctxt, flavor: Flavor, attrs: &mut Vec<Attribute>) -> MethodAttrs {
     let mut out = MethodAttrs::default();
+    let known: &[&str] = match flavor {
+        Flavor::Service => &[SEND, RENAME],
+        Flavor::Events => &[RENAME],
+    };
     attrs.retain(|attr| {
         if !attr.path().is_ident(IPC) {
             return true;
         }
         if !matches!(attr.meta, syn::Meta::List(_)) {
-            cx.error_spanned_by(
-                attr,
-                "#[ipc] needs an option: `#[ipc(send)]` or `#[ipc(rename = \"...\")]`",
-            );
+            let message = match flavor {
+                Flavor::Service => {
+                    "#[ipc] needs an option: `#[ipc(send)]` or `#[ipc(rename = \"...\")]`"
+                }
+                Flavor::Events => {
+                    "#[ipc] needs an option: on an event, `#[ipc(rename = \"...\")]`"
+                }
+            };
+            cx.error_spanned_by(attr, message);
             return false;
         }
         let result = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident(SEND) {
+            if meta.path.is_ident(SEND) && flavor == Flavor::Events {
+                skip_value(&meta)?;
+                cx.syn_error(meta.error(
+                    "`send` does not apply to events: every method of an #[events] trait is a push from main to renderers; remove it",
+                ));
+            } else if meta.path.is_ident(SEND) {
                 if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
                     skip_value(&meta)?;
                     cx.syn_error(meta.error("`send` takes no value: write `#[ipc(send)]`"));
@@ -105,7 +121,7 @@ pub fn method(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> MethodAttrs {
                     }
                 }
             } else {
-                cx.syn_error(unknown(&meta, IPC, &[SEND, RENAME]));
+                cx.syn_error(unknown(&meta, IPC, known));
                 skip_value(&meta)?;
             }
             Ok(())
@@ -121,15 +137,19 @@ pub fn method(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> MethodAttrs {
 /// Reports and removes `#[ipc(...)]` attributes on the trait itself: they
 /// belong on its methods, and left in place they would only add "cannot
 /// find attribute `ipc`".
-pub fn misplaced(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) {
+pub fn misplaced(cx: &mut Ctxt, flavor: Flavor, attrs: &mut Vec<Attribute>) {
     attrs.retain(|attr| {
         if !attr.path().is_ident(IPC) {
             return true;
         }
         cx.error_spanned_by(
             attr,
-            "#[ipc(...)] goes on the trait's methods, not on the trait; \
-             the namespace goes in #[service(namespace = \"...\")]",
+            format!(
+                "#[ipc(...)] goes on the trait's {}s, not on the trait; \
+                 the namespace goes in #[{}(namespace = \"...\")]",
+                flavor.item(),
+                flavor.attr()
+            ),
         );
         false
     });

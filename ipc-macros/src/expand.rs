@@ -28,9 +28,12 @@ pub fn events(args: TokenStream, input: TokenStream) -> TokenStream {
 fn run(flavor: Flavor, args: TokenStream, input: TokenStream) -> TokenStream {
     let item = match syn::parse2::<Item>(input.clone()) {
         Ok(Item::Trait(item)) => item,
-        Ok(other) => return fallback::passthrough(not_a_trait(&other), input),
+        Ok(other) => return fallback::passthrough(not_a_trait(flavor, &other), input),
         Err(_) => {
-            let e = syn::Error::new(Span::call_site(), NOT_A_TRAIT);
+            let e = syn::Error::new(
+                Span::call_site(),
+                format!("#[{}] goes on a trait: {}", flavor.attr(), example(flavor)),
+            );
             return fallback::passthrough(e, input);
         }
     };
@@ -48,12 +51,22 @@ fn run(flavor: Flavor, args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
-const NOT_A_TRAIT: &str =
-    "#[service] goes on a trait: `#[service(namespace = \"notes\")] pub trait Notes { async fn get(&self, id: u64) -> Note; }`";
+/// A one-line example of a trait the macro accepts, for messages.
+fn example(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::Service => {
+            "`#[service(namespace = \"notes\")] pub trait Notes { async fn get(&self, id: u64) -> Note; }`"
+        }
+        Flavor::Events => {
+            "`#[events(namespace = \"notes\")] pub trait NotesEvents { fn changed(&self, note: Note); }`"
+        }
+    }
+}
 
-/// The error for `#[service]` on an item that is not a trait, pointing at
-/// the item's keyword and name.
-fn not_a_trait(item: &Item) -> syn::Error {
+/// The error for `#[service]` or `#[events]` on an item that is not a
+/// trait, pointing at the item's keyword and name.
+fn not_a_trait(flavor: Flavor, item: &Item) -> syn::Error {
+    let attr = flavor.attr();
     let (what, tokens) = match item {
         Item::Impl(i) => {
             let self_ty = &i.self_ty;
@@ -66,7 +79,7 @@ fn not_a_trait(item: &Item) -> syn::Error {
                 return syn::Error::new_spanned(
                     quote!(#self_ty),
                     format!(
-                        "#[service] goes on the trait, not on its impl: move it to `pub trait {name} {{ ... }}`; \
+                        "#[{attr}] goes on the trait, not on its impl: move it to `pub trait {name} {{ ... }}`; \
                          the impl needs no attribute"
                     ),
                 );
@@ -91,11 +104,15 @@ fn not_a_trait(item: &Item) -> syn::Error {
         }),
         other => ("this item", quote!(#other)),
     };
+    let channels = match flavor {
+        Flavor::Service => "the channels",
+        Flavor::Events => "the events",
+    };
     syn::Error::new_spanned(
         tokens,
         format!(
-            "#[service] goes on a trait, not on {what}: declare the channels as a trait, like \
-             `#[service(namespace = \"notes\")] pub trait Notes {{ async fn get(&self, id: u64) -> Note; }}`"
+            "#[{attr}] goes on a trait, not on {what}: declare {channels} as a trait, like {}",
+            example(flavor)
         ),
     )
 }
@@ -368,17 +385,25 @@ fn expand_listener(service: &Service) -> TokenStream {
         let arg_idents: Vec<&Ident> = m.args.iter().map(|a| &a.ident).collect();
         let arg_tys: Vec<&Type> = m.args.iter().map(|a| &a.ty).collect();
         let allows = allows_bound(service, m);
+        // The generated locals are hygienic, so that an event argument
+        // called `f` or `core` does not shadow them.
+        let f = Ident::new("__ipc_f", Span::mixed_site());
+        let core = Ident::new("__ipc_core", Span::mixed_site());
         quote! {
             #docs
-            pub async fn #on(
+            pub fn #on(
                 &self,
-                mut f: impl ::core::ops::FnMut(#(#arg_tys),*) + ::core::marker::Send + 'static,
-            ) -> ::core::result::Result<#rt::Subscription, #rt::IpcError> #allows {
-                #[allow(unused_imports)]
-                use #rt::probe::{Listen as _, ListenInert as _};
-                (&&#rt::probe::Probe::<(#(#arg_tys,)*)>::NEW)
-                    .on(&self.core, #contract::#konst, move |(#(#arg_idents,)*): (#(#arg_tys,)*)| f(#(#arg_idents),*))
-                    .await
+                f: impl ::core::ops::FnMut(#(#arg_tys),*) + ::core::marker::Send + 'static,
+            ) -> #rt::BoxFuture<'_, ::core::result::Result<#rt::Subscription, #rt::IpcError>> #allows {
+                let mut #f = f;
+                let #core = &self.core;
+                #rt::Box::pin(async move {
+                    #[allow(unused_imports)]
+                    use #rt::probe::{Listen as _, ListenInert as _};
+                    (&&#rt::probe::Probe::<(#(#arg_tys,)*)>::NEW)
+                        .on(#core, #contract::#konst, move |(#(#arg_idents,)*): (#(#arg_tys,)*)| #f(#(#arg_idents),*))
+                        .await
+                })
             }
         }
     });
@@ -533,6 +558,14 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
 
 /// The `where` clause that makes a renderer-side method callable only
 /// through an API whose whitelist `W` exposes it.
+///
+/// The methods that carry it return a boxed future instead of being
+/// `async fn`s: an `async fn`'s future is an opaque type that inherits the
+/// bound, so a call through an API that does not expose the method would
+/// report the unmet bound three times (on the method's name, on the call
+/// and on its `.await`). With a concrete return type it is reported once,
+/// on the method's name. A call allocates anyway (its frame), so the box
+/// costs little.
 fn allows_bound(service: &Service, method: &Method) -> TokenStream {
     let rt = rt();
     let module = names::methods_module(service.ident());
@@ -659,14 +692,19 @@ fn expand_client(service: &Service) -> TokenStream {
             ),
         };
         let allows = allows_bound(service, m);
+        // Hygienic, so that an argument called `core` does not shadow it.
+        let core = Ident::new("__ipc_core", Span::mixed_site());
         quote! {
             #docs
-            pub async fn #ident(&self, #(#arg_idents: #arg_tys),*) -> #ret #allows {
-                #[allow(unused_imports)]
-                use #rt::probe::{#real as _, #inert as _};
-                (&&#probe::NEW)
-                    .#call(&self.core, #contract::#konst, (#(#arg_idents,)*))
-                    .await
+            pub fn #ident(&self, #(#arg_idents: #arg_tys),*) -> #rt::BoxFuture<'_, #ret> #allows {
+                let #core = &self.core;
+                #rt::Box::pin(async move {
+                    #[allow(unused_imports)]
+                    use #rt::probe::{#real as _, #inert as _};
+                    (&&#probe::NEW)
+                        .#call(#core, #contract::#konst, (#(#arg_idents,)*))
+                        .await
+                })
             }
         }
     });
@@ -796,7 +834,7 @@ pub(crate) fn expand_type_checks<'a>(types: impl IntoIterator<Item = &'a Type>) 
     let rt = rt();
     let checks = types
         .into_iter()
-        .map(|ty| quote_spanned!(ty.span()=> #rt::assert_wire_type::<#ty>();));
+        .map(|ty| quote_spanned!(ty.span()=> let () = <#ty as #rt::WireType>::CHECKED;));
     quote! {
         const _: () = {
             #[allow(dead_code)]

@@ -1,15 +1,20 @@
 //! `expose!`: renderer API types, each a whitelist of methods and events.
 //!
-//! Parsing builds one model per declared struct; checks collect every
-//! error; expansion names the items that `#[service]` and `#[events]`
-//! generated next to each trait, through the trait's methods module
-//! (`notes_methods` for `Notes`): its `Client<W>` alias, its `CONTRACT`
-//! descriptor, and one marker type per method with its `CHANNEL`.
+//! Parsing builds one model per declared struct; one `check_*` function
+//! per rule collects every error; expansion names the items that
+//! `#[service]` and `#[events]` generated next to each trait, through the
+//! trait's methods module (`notes_methods` for `Notes`): its `Client<W>`
+//! alias, its `CONTRACT` descriptor, and one marker type per method.
+//!
+//! Names that only the compiler can check (does the trait exist? the
+//! method? do two traits share a channel?) are checked by the expansion
+//! itself, arranged so that each mistake is one error on the user's token:
+//! see [`Reach`] and [`channel_checks`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use proc_macro2::{Ident, TokenStream};
-use quote::quote;
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
 use syn::{
     braced,
     parse::{Parse, ParseStream},
@@ -33,6 +38,7 @@ struct ApiDecl {
 }
 
 /// `notes: Notes { get, log }`.
+#[derive(Clone)]
 struct Entry {
     field: Ident,
     path: Path,
@@ -72,6 +78,15 @@ impl Parse for Entry {
         let field: Ident = input.parse()?;
         input.parse::<Token![:]>()?;
         let path: Path = input.parse()?;
+        if !input.peek(syn::token::Brace) {
+            let written = quote!(#path).to_string().replace(' ', "");
+            return Err(syn::Error::new_spanned(
+                &path,
+                format!(
+                    "list what `{written}` exposes between braces after it, like `{field}: {written} {{ get, list }}`"
+                ),
+            ));
+        }
         let list;
         braced!(list in input);
         let methods = Punctuated::<Ident, Token![,]>::parse_terminated(&list)?;
@@ -84,18 +99,15 @@ impl Parse for Entry {
 }
 
 impl Entry {
-    /// The path of the trait's methods module: `a::b::Notes` → `a::b::notes_methods`.
-    fn module(&self) -> TokenStream {
-        let mut path = self.path.clone();
-        if let Some(last) = path.segments.last_mut() {
-            // Spanned on the user's trait name, so that a misspelled trait
-            // is reported where it was written.
-            let mut module = methods_module(&last.ident);
-            module.set_span(last.ident.span());
-            last.ident = module;
-            last.arguments = syn::PathArguments::None;
-        }
-        quote!(#path)
+    /// The trait's name as the user wrote it (the path's last segment).
+    fn trait_ident(&self) -> Option<&Ident> {
+        self.path.segments.last().map(|s| &s.ident)
+    }
+
+    /// The path as written, without spaces, for messages and docs.
+    fn path_text(&self) -> String {
+        let path = &self.path;
+        quote!(#path).to_string().replace(' ', "")
     }
 }
 
@@ -110,89 +122,300 @@ pub fn expose(input: TokenStream) -> TokenStream {
         let mut cx = Ctxt::default();
         check(&mut cx, api);
         match cx.check() {
-            Ok(()) => out.extend(expand(api)),
-            Err(e) => out.extend(e.to_compile_error()),
+            Ok(()) => out.extend(expand(api, Checks::All)),
+            // Beside the errors, the API as the user meant it, so that code
+            // using it adds no errors of its own.
+            Err(e) => {
+                out.extend(e.to_compile_error());
+                out.extend(expand(&without_mistakes(api), Checks::NamesOnly));
+            }
         }
     }
     out
 }
 
-/// An API lists each field once, each entry names at least one method, and
-/// no method twice: a whitelist is reviewed in one place, so it must be
-/// unambiguous.
+/// Which of the expansion's own checks to emit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// Names and channels.
+    All,
+    /// Names only: after a mistake in the declaration, a channel clash
+    /// could be a consequence of it (the same trait listed twice).
+    NamesOnly,
+}
+
+/// `api` without what `check` refused: a repeated field or method is left
+/// out (also across entries of one trait, whose `Allows` impls would
+/// otherwise conflict), and generic arguments are dropped.
+fn without_mistakes(api: &ApiDecl) -> ApiDecl {
+    let mut fields = HashSet::new();
+    let mut listed = HashSet::new();
+    let entries = api
+        .entries
+        .iter()
+        .filter(|e| fields.insert(e.field.to_string()))
+        .map(|e| {
+            let mut entry = e.clone();
+            for segment in &mut entry.path.segments {
+                segment.arguments = syn::PathArguments::None;
+            }
+            let path = entry.path_text();
+            entry
+                .methods
+                .retain(|m| listed.insert((path.clone(), m.to_string())));
+            entry
+        })
+        .collect();
+    ApiDecl {
+        attrs: api.attrs.clone(),
+        vis: api.vis.clone(),
+        ident: api.ident.clone(),
+        entries,
+    }
+}
+
+/// Runs every rule over one API declaration.
 fn check(cx: &mut Ctxt, api: &ApiDecl) {
+    check_unique_fields(cx, api);
+    check_unique_traits(cx, api);
+    for entry in &api.entries {
+        check_trait_path(cx, entry);
+        check_not_empty(cx, entry);
+        check_unique_methods(cx, entry);
+    }
+}
+
+/// Each entry becomes a field of the API type, so field names are unique.
+fn check_unique_fields(cx: &mut Ctxt, api: &ApiDecl) {
     let mut fields: HashMap<String, &Ident> = HashMap::new();
     for entry in &api.entries {
         if let Some(first) = fields.insert(entry.field.to_string(), &entry.field) {
             cx.error_spanned_by(
                 &entry.field,
-                format!("the field `{first}` is declared twice in `{}`; give each entry its own field name", api.ident),
+                format!(
+                    "the field `{first}` is declared twice in `{}`; give each entry its own field name",
+                    api.ident
+                ),
             );
-        }
-        if entry.methods.is_empty() {
-            cx.error_spanned_by(
-                &entry.path,
-                "this entry exposes nothing: list the methods or events renderers may reach, like `Notes { get, list }`",
-            );
-        }
-        let mut seen: HashMap<String, &Ident> = HashMap::new();
-        for m in &entry.methods {
-            if seen.insert(m.to_string(), m).is_some() {
-                cx.error_spanned_by(m, format!("`{m}` is listed twice; list it once"));
-            }
         }
     }
 }
 
-fn expand(api: &ApiDecl) -> TokenStream {
-    let rt = quote!(::ipc_runtime::__private);
+/// A whitelist is reviewed in one place, so each trait has one entry that
+/// lists everything the API may reach of it. (A trait reached by two
+/// different paths is caught by the channel check, which compares the
+/// contracts themselves.)
+fn check_unique_traits(cx: &mut Ctxt, api: &ApiDecl) {
+    let mut traits: HashMap<String, &Entry> = HashMap::new();
+    for entry in &api.entries {
+        let text = entry.path_text();
+        if let Some(first) = traits.get(&text) {
+            cx.error_spanned_by(
+                &entry.path,
+                format!(
+                    "`{text}` already has an entry in `{}` (the field `{}`); list all its methods there",
+                    api.ident, first.field
+                ),
+            );
+        } else {
+            traits.insert(text, entry);
+        }
+    }
+}
+
+/// An entry names a trait, not a type: a path without generic arguments
+/// (IPC traits have none).
+fn check_trait_path(cx: &mut Ctxt, entry: &Entry) {
+    for segment in &entry.path.segments {
+        if !segment.arguments.is_none() {
+            cx.error_spanned_by(
+                &segment.arguments,
+                "write the trait's path without generic arguments: an IPC trait has none",
+            );
+        }
+    }
+}
+
+/// An entry that lists nothing grants nothing; it is most likely a
+/// mistake, and the trait would be better left out.
+fn check_not_empty(cx: &mut Ctxt, entry: &Entry) {
+    if entry.methods.is_empty() {
+        cx.error_spanned_by(
+            &entry.path,
+            format!(
+                "this entry exposes nothing: list the methods or events of `{}` that renderers may reach between the braces, or remove the entry",
+                entry.path_text()
+            ),
+        );
+    }
+}
+
+/// Each method is listed once, so that a reviewer reads an unambiguous
+/// list.
+fn check_unique_methods(cx: &mut Ctxt, entry: &Entry) {
+    let mut seen: HashMap<String, &Ident> = HashMap::new();
+    for m in &entry.methods {
+        if seen.insert(m.to_string(), m).is_some() {
+            cx.error_spanned_by(m, format!("`{m}` is listed twice; list it once"));
+        }
+    }
+}
+
+/// How one entry is reached: the trait's path and the items `#[service]`
+/// or `#[events]` generated next to it.
+///
+/// Every name the user wrote is resolved exactly once, by an import, so
+/// that a wrong name is one error on the user's token and not a cascade:
+/// rustc binds the name of a failed import to an error placeholder and
+/// stays silent about every later use of it.
+///
+/// - `use <prefix>::{Notes as _, notes_methods as __ipc_Api_notes};` at
+///   the macro's call site resolves the trait and its methods module. Both
+///   are spanned on the user's trait name, and rustc reports one unresolved
+///   import per span, the first: a misspelled trait is one error,
+///   "unresolved import `self::Note`", with rustc's "a similar name exists"
+///   suggestion. The struct's fields and the `Api` impl reach the module
+///   only through the alias.
+/// - Inside a `const _` block, the alias is renamed back to the module's
+///   own name and each listed method's marker is imported from it, so that
+///   a misspelled method is one error that reads "unresolved import
+///   `notes_methods::gett`", with rustc's suggestion of the nearest method.
+struct Reach<'a> {
+    entry: &'a Entry,
+    /// The module-level alias of the trait's methods module.
+    alias: Ident,
+    /// The methods module's own name (`notes_methods`).
+    module: Ident,
+}
+
+impl<'a> Reach<'a> {
+    fn new(api: &ApiDecl, entry: &'a Entry) -> Option<Reach<'a>> {
+        let trait_ident = entry.trait_ident()?;
+        let module = methods_module(trait_ident);
+        let alias = format_ident!(
+            "__ipc_{}_{}",
+            api.ident,
+            entry.field.to_string().trim_start_matches("r#")
+        );
+        Some(Reach {
+            entry,
+            alias,
+            module,
+        })
+    }
+
+    /// `use <prefix>::{Notes as _, notes_methods as __ipc_Api_notes};`
+    fn import(&self) -> TokenStream {
+        let path = &self.entry.path;
+        let Some(trait_ident) = self.entry.trait_ident() else {
+            return TokenStream::new();
+        };
+        // The prefix keeps the spans it was written with, or the call
+        // site's: a segment with the span of the failed name would cut the
+        // path rustc prints in its message.
+        let mut prefix: Vec<Ident> = path
+            .segments
+            .iter()
+            .take(path.segments.len() - 1)
+            .map(|s| s.ident.clone())
+            .collect();
+        // A single name is looked up in the module of the call, with
+        // `self::`: rustc's message for a misspelled `self::Note` suggests
+        // the nearest name, where for a bare `Note` it reports a missing
+        // crate.
+        if prefix.is_empty() && path.leading_colon.is_none() {
+            prefix.push(Ident::new("self", Span::call_site()));
+        }
+        let leading = &path.leading_colon;
+        // Both imports are spanned on the user's trait name (see above).
+        // When only the module is missing (the trait is not annotated, or
+        // was imported without it), rustc says "no `notes_methods` in the
+        // root" and, if it exists elsewhere, suggests importing it.
+        let span = trait_ident.span();
+        let module = Ident::new(&self.module.to_string(), span);
+        let alias = Ident::new(&self.alias.to_string(), span);
+        let check = quote_spanned!(span=> #trait_ident as _);
+        let reach = quote_spanned!(span=> #module as #alias);
+        quote! {
+            #[allow(unused_imports)]
+            use #leading #(#prefix::)* {#check, #reach};
+        }
+    }
+}
+
+/// The API type: its imports, the struct with one field per entry, the
+/// `Allows` impls of its whitelist, the channel checks, and the `Api` impl
+/// and constructors.
+fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
+    let rt = crate::expand::rt();
     let ApiDecl {
-        attrs,
-        vis,
-        ident,
-        entries,
+        attrs, vis, ident, ..
     } = api;
     let name = ident.to_string();
-    let fields = entries.iter().map(|e| {
-        let field = &e.field;
-        let module = e.module();
-        let path = &e.path;
-        let list = e
+    let reaches: Vec<Reach> = api
+        .entries
+        .iter()
+        .filter_map(|e| Reach::new(api, e))
+        .collect();
+    let imports = reaches.iter().map(Reach::import);
+    let fields = reaches.iter().map(|r| {
+        let field = &r.entry.field;
+        let alias = &r.alias;
+        let list = r
+            .entry
             .methods
             .iter()
             .map(|m| format!("`{m}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        let doc = format!(
-            "[`{}`]: exposes {list}.",
-            quote!(#path).to_string().replace(' ', "")
-        );
+        let doc = format!("[`{}`]: exposes {list}.", r.entry.path_text());
         quote! {
             #[doc = #doc]
-            pub #field: #module::Client<#ident>
+            pub #field: #alias::Client<#ident>
         }
     });
-    let inits = entries.iter().map(|e| {
-        let field = &e.field;
-        let module = e.module();
-        quote!(#field: #module::Client::<#ident>::__new(&conn))
+    let inits = reaches.iter().map(|r| {
+        let field = &r.entry.field;
+        let alias = &r.alias;
+        quote!(#field: #alias::Client::<#ident>::__new(&conn))
     });
-    let allows = entries.iter().flat_map(|e| {
-        let module = e.module();
+    let allows = reaches.iter().map(|r| {
+        let (alias, module) = (&r.alias, &r.module);
+        let markers: Vec<Ident> = (0..r.entry.methods.len())
+            .map(|i| format_ident!("__ipc_marker_{}", i))
+            .collect();
+        let imports = r.entry.methods.iter().zip(&markers).map(|(m, marker)| {
+            let marker = Ident::new(&marker.to_string(), m.span());
+            quote_spanned!(m.span()=> #m as #marker)
+        });
+        quote! {
+            const _: () = {
+                use #alias as #module;
+                #[allow(unused_imports)]
+                use #module::{#(#imports),*};
+                #(impl #rt::Allows<#markers> for #ident {})*
+            };
+        }
+    });
+    let contracts = reaches.iter().map(|r| {
+        let alias = &r.alias;
+        quote!(#alias::CONTRACT)
+    });
+    let channels = reaches.iter().flat_map(|r| {
+        let alias = &r.alias;
         let rt = rt.clone();
-        e.methods
-            .iter()
-            .map(move |m| quote!(impl #rt::Allows<#module::#m> for #ident {}))
+        r.entry.methods.iter().map(move |m| {
+            let m = m.to_string();
+            quote!(#rt::check::channel_of(#alias::CONTRACT, #m))
+        })
     });
-    let contracts = entries.iter().map(|e| {
-        let module = e.module();
-        quote!(#module::CONTRACT)
-    });
-    let channels = entries.iter().flat_map(|e| {
-        let module = e.module();
-        e.methods.iter().map(move |m| quote!(#module::#m::CHANNEL))
-    });
+    let clashes = match checks {
+        Checks::All => channel_checks(api, &reaches),
+        Checks::NamesOnly => Vec::new(),
+    };
     quote! {
+        #(#imports)*
+
         #(#attrs)*
         #vis struct #ident {
             #(#fields,)*
@@ -200,6 +423,8 @@ fn expand(api: &ApiDecl) -> TokenStream {
         }
 
         #(#allows)*
+
+        #(#clashes)*
 
         impl ::core::fmt::Debug for #ident {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
@@ -272,4 +497,47 @@ fn expand(api: &ApiDecl) -> TokenStream {
             }
         }
     }
+}
+
+/// One compile-time check per pair of entries: the two contracts must not
+/// define the same channel, or main could not tell their frames apart and
+/// a renderer granted one would be granted the other.
+///
+/// Channels are strings, which only constant evaluation can compare: each
+/// check is a `const _: () = ...;` that calls
+/// `__private::check::channel_clash` on both descriptors and, on a clash,
+/// panics with the message it returns, naming both methods and the
+/// channel. The `panic!` is spanned on the later entry's trait, so that
+/// rustc reports "evaluation panicked: `Notes::get` and `Archive::get` both
+/// use the channel `notes:get`..." there. Entries naming the same trait
+/// with the same path are already reported by `check_unique_traits`.
+fn channel_checks(api: &ApiDecl, reaches: &[Reach]) -> Vec<TokenStream> {
+    let rt = crate::expand::rt();
+    let name = api.ident.to_string();
+    let mut checks = Vec::new();
+    for (j, later) in reaches.iter().enumerate() {
+        for earlier in &reaches[..j] {
+            if earlier.entry.path_text() == later.entry.path_text() {
+                continue;
+            }
+            let (a, b) = (&earlier.alias, &later.alias);
+            let span = later
+                .entry
+                .path
+                .segments
+                .last()
+                .map_or_else(Span::call_site, |s| s.ident.span());
+            let panic = quote_spanned!(span=> ::core::panic!("{}", clash.as_str()));
+            checks.push(quote! {
+                const _: () = {
+                    if let ::core::option::Option::Some(clash) =
+                        #rt::check::channel_clash(#name, #a::CONTRACT, #b::CONTRACT)
+                    {
+                        #panic
+                    }
+                };
+            });
+        }
+    }
+    checks
 }

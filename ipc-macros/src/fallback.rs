@@ -6,13 +6,15 @@
 //! - the user's trait as written (minus our attributes), so that the
 //!   handler's `impl Notes for ...` keeps compiling;
 //! - stand-ins for the generated items (`NotesContract`, `NotesClient` with
-//!   one method per trait method, `NotesServer`), so that code using them
-//!   does not add "cannot find type `NotesClient`" or "no method named
-//!   `get`" errors. Rust 1.95 also hides missing-item errors next to a
-//!   `compile_error!`, but older compilers and rust-analyzer do not. The
-//!   stand-ins have the real items' names and signatures, but their bodies
-//!   do nothing: they are never part of a built program, since the errors
-//!   stop the build;
+//!   one method per trait method, `NotesServer`; for an events trait,
+//!   `NotesEventsEmitter` and `NotesEventsListener` with one method per
+//!   event; and the `notes_methods` module that `expose!` reaches), so that
+//!   code using them does not add "cannot find type `NotesClient`" or "no
+//!   method named `get`" errors. Rust 1.95 also hides missing-item errors
+//!   next to a `compile_error!`, but older compilers and rust-analyzer do
+//!   not. The stand-ins have the real items' names and signatures, but
+//!   their bodies do nothing: they are never part of a built program, since
+//!   the errors stop the build;
 //! - the serde checks of the argument and result types that are owned and
 //!   concrete (the others are already reported), so that a type without
 //!   `Serialize` is reported in the same compile as the other mistakes
@@ -21,7 +23,7 @@
 use std::collections::HashSet;
 
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::{format_ident, quote, ToTokens};
 use syn::{visit::Visit, GenericParam, Generics, TraitItem, Type, WherePredicate};
 
 use crate::{
@@ -119,13 +121,65 @@ fn stub_client(service: &Service) -> TokenStream {
     expand::client_shell(service, quote!(#(#methods)*))
 }
 
-/// `NotesEventsEmitter` and `NotesEventsListener` without events: enough for
-/// code naming them to resolve.
+/// `NotesEventsEmitter` and `NotesEventsListener` with one do-nothing
+/// method per event, with the signatures the real ones would have, so that
+/// main code that emits and renderer code that listens adds no error of its
+/// own. Argument types the stand-ins cannot express are handled as in
+/// [`stub_client`]; a listener whose closure would take one accepts any
+/// value instead. The emitter does not implement the trait, which may be
+/// the part in error.
 fn stub_events(service: &Service) -> TokenStream {
     let rt = expand::rt();
     let vis = &service.item.vis;
     let emitter = expand::names_of(service).server;
-    let listener = expand::client_shell(service, TokenStream::new());
+    let events: Vec<&Method> = service
+        .methods
+        .iter()
+        .filter(|m| m.ident() != "new")
+        .collect();
+    let emits = events.iter().map(|m| {
+        let ident = m.ident();
+        let generics = method_generics(&service.item.generics, m);
+        let (params, _, where_clause) = generics.split_for_impl();
+        let args = m.args.iter().map(|a| {
+            let ident = &a.ident;
+            let ty = &a.ty;
+            if Unfit::of(ty).in_argument() {
+                quote!(#ident: impl ::core::marker::Sized)
+            } else {
+                quote!(#ident: #ty)
+            }
+        });
+        quote! {
+            /// Stand-in while the events trait has errors.
+            #[allow(unused_variables)]
+            pub fn #ident #params(&self, #(#args),*) -> usize #where_clause {
+                0
+            }
+        }
+    });
+    let listens = events.iter().map(|m| {
+        let on = format_ident!("on_{}", m.ident().to_string().trim_start_matches("r#"));
+        let docs = expand::client_docs(service, m);
+        let generics = method_generics(&service.item.generics, m);
+        let (params, _, where_clause) = generics.split_for_impl();
+        let tys: Vec<&Type> = m.args.iter().map(|a| &a.ty).collect();
+        let f = if tys.iter().any(|ty| Unfit::of(ty).in_result()) {
+            quote!(f: impl ::core::marker::Sized)
+        } else {
+            quote!(f: impl ::core::ops::FnMut(#(#tys),*) + ::core::marker::Send + 'static)
+        };
+        quote! {
+            #docs
+            #[allow(unused_variables)]
+            pub async fn #on #params(&self, #f)
+                -> ::core::result::Result<#rt::Subscription, #rt::IpcError> #where_clause
+            {
+                loop {}
+            }
+        }
+    });
+    let listener = expand::client_shell(service, quote!(#(#listens)*));
     quote! {
         #listener
 
@@ -137,6 +191,8 @@ fn stub_events(service: &Service) -> TokenStream {
             pub fn new(_: &#rt::Main, _: #rt::Target) -> Self {
                 #emitter
             }
+
+            #(#emits)*
         }
     }
 }

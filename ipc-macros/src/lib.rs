@@ -3,14 +3,16 @@
 //! Do not depend on this crate directly: `ipc-runtime` re-exports every macro
 //! and pins this crate to the exact version its generated code expects.
 //!
-//! Each macro follows the same pipeline, one file per step:
-//! [`attr`] parses the attributes, [`ast`] builds one typed model of the
-//! user's trait (every node keeps the user's tokens for error spans),
-//! [`valid`] checks the model and collects *all* errors in a [`ctxt::Ctxt`],
-//! and only a model without errors reaches [`expand`]. On error,
-//! [`fallback`] emits the errors beside the user's trait and stand-ins for
-//! the generated items, so that one mistake shows one error rather than a
-//! cascade.
+//! `#[service]` and `#[events]` follow the same pipeline, one file per
+//! step: `attr.rs` parses the attributes, `ast.rs` builds one typed model
+//! of the user's trait (every node keeps the user's tokens for error
+//! spans), `valid.rs` checks the model and collects *all* errors in a
+//! `ctxt::Ctxt`, and only a model without errors reaches `expand.rs`. On
+//! error, `fallback.rs` emits the errors beside the user's trait and
+//! stand-ins for the generated items, so that one mistake shows one error
+//! rather than a cascade. `expose.rs` does the same for `expose!`: it
+//! checks the declaration, then expands it so that the names only the
+//! compiler can resolve are each resolved once, on the user's tokens.
 //!
 //! The compile-fail tests in the workspace's `tests/ui/` show every message,
 //! one small case per rule.

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use syn::{visit::Visit, FnArg, GenericParam, Ident, ReturnType, TraitItem, Type};
 
 use crate::{
-    ast::{Kind, Method, Service},
+    ast::{Flavor, Kind, Method, Service},
     ctxt::Ctxt,
     names,
 };
@@ -27,14 +27,14 @@ pub fn check_service(cx: &mut Ctxt, service: &Service) {
     check_trait_qualifiers(cx, service);
     check_only_methods(cx, service);
     for method in &service.methods {
-        check_channel_part(cx, method);
+        check_channel_part(cx, service.flavor, method);
         check_reserved_name(cx, service, method);
         check_async(cx, method);
-        check_method_qualifiers(cx, method);
+        check_method_qualifiers(cx, service.flavor, method);
         check_method_generics(cx, method);
-        check_receiver(cx, method);
-        check_arity(cx, method);
-        check_owned_types(cx, method);
+        check_receiver(cx, service.flavor, method);
+        check_arity(cx, service.flavor, method);
+        check_owned_types(cx, service.flavor, method);
         check_send_returns_nothing(cx, method);
     }
     check_unique_method_names(cx, service);
@@ -48,14 +48,14 @@ pub fn check_events(cx: &mut Ctxt, service: &Service) {
     check_trait_qualifiers(cx, service);
     check_only_methods(cx, service);
     for method in &service.methods {
-        check_channel_part(cx, method);
+        check_channel_part(cx, service.flavor, method);
         check_reserved_event_name(cx, service, method);
         check_event_not_async(cx, method);
-        check_method_qualifiers(cx, method);
+        check_method_qualifiers(cx, service.flavor, method);
         check_method_generics(cx, method);
-        check_receiver(cx, method);
-        check_arity(cx, method);
-        check_owned_types(cx, method);
+        check_receiver(cx, service.flavor, method);
+        check_arity(cx, service.flavor, method);
+        check_owned_types(cx, service.flavor, method);
         check_event_returns_nothing(cx, method);
     }
     check_unique_method_names(cx, service);
@@ -118,9 +118,10 @@ fn check_namespace(cx: &mut Ctxt, service: &Service) {
         None => cx.error_spanned_by(
             service.ident(),
             format!(
-                "missing namespace: write #[{}(namespace = \"{}\")] so that this trait's channels are named `namespace:method`",
+                "missing namespace: write #[{}(namespace = \"{}\")] so that this trait's channels are named `namespace:{}`",
                 service.flavor.attr(),
-                names::kebab_case(&names::snake_case(&service.ident().to_string()))
+                names::kebab_case(&names::snake_case(&service.ident().to_string())),
+                service.flavor.item()
             ),
         ),
         Some(lit) => {
@@ -178,7 +179,7 @@ fn check_only_methods(cx: &mut Ctxt, service: &Service) {
 
 /// A method's channel part (its rename, or its name in kebab-case) must
 /// follow the channel name pattern.
-fn check_channel_part(cx: &mut Ctxt, method: &Method) {
+fn check_channel_part(cx: &mut Ctxt, flavor: Flavor, method: &Method) {
     let part = &method.channel_part;
     let Err(why) = names::check_part(part) else {
         return;
@@ -200,9 +201,10 @@ fn check_channel_part(cx: &mut Ctxt, method: &Method) {
         None => cx.error_spanned_by(
             method.ident(),
             format!(
-                "the method name `{}` does not give a valid channel name ({part:?}: {why}); \
-                 name the method in snake_case or give the channel with #[ipc(rename = \"...\")]",
-                method.ident()
+                "the {item} name `{}` does not give a valid channel name ({part:?}: {why}); \
+                 name the {item} in snake_case or give the channel with #[ipc(rename = \"...\")]",
+                method.ident(),
+                item = flavor.item()
             ),
         ),
     }
@@ -242,19 +244,20 @@ fn check_async(cx: &mut Ctxt, method: &Method) {
 
 /// `const`, `unsafe`, `extern` and variadic methods have no meaning across
 /// processes.
-fn check_method_qualifiers(cx: &mut Ctxt, method: &Method) {
+fn check_method_qualifiers(cx: &mut Ctxt, flavor: Flavor, method: &Method) {
     let sig = method.sig();
+    let an_item = flavor.an_item();
     if let Some(c) = &sig.constness {
-        cx.error_spanned_by(c, "an IPC method cannot be `const`");
+        cx.error_spanned_by(c, format!("{an_item} cannot be `const`"));
     }
     if let Some(u) = &sig.unsafety {
-        cx.error_spanned_by(u, "an IPC method cannot be `unsafe`");
+        cx.error_spanned_by(u, format!("{an_item} cannot be `unsafe`"));
     }
     if let Some(abi) = &sig.abi {
-        cx.error_spanned_by(abi, "an IPC method cannot have an `extern` ABI");
+        cx.error_spanned_by(abi, format!("{an_item} cannot have an `extern` ABI"));
     }
     if let Some(v) = &sig.variadic {
-        cx.error_spanned_by(v, "an IPC method cannot be variadic");
+        cx.error_spanned_by(v, format!("{an_item} cannot be variadic"));
     }
 }
 
@@ -287,18 +290,39 @@ fn check_method_generics(cx: &mut Ctxt, method: &Method) {
 }
 
 /// Methods take `&self`: main shares one handler between concurrent calls.
-fn check_receiver(cx: &mut Ctxt, method: &Method) {
+/// Events take `&self` too: the generated emitter implements the trait, and
+/// emitting only queues a frame, so it needs no exclusive access.
+fn check_receiver(cx: &mut Ctxt, flavor: Flavor, method: &Method) {
     let sig = method.sig();
-    match sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.colon_token.is_some() => cx.error_spanned_by(
-            r,
-            "IPC methods take plain `&self`: main shares one handler between all calls",
+    let name = &sig.ident;
+    let (who, why, example) = match flavor {
+        Flavor::Service => (
+            "IPC methods",
+            "main shares one handler between all calls",
+            format!("async fn {name}(&self, ...)"),
         ),
+        Flavor::Events => (
+            "events",
+            "the generated emitter implements this trait, and one emitter is shared by all the code that pushes events",
+            format!("fn {name}(&self, ...)"),
+        ),
+    };
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) if r.colon_token.is_some() => {
+            cx.error_spanned_by(r, format!("{who} take plain `&self`: {why}"));
+        }
         Some(FnArg::Receiver(r)) => match &r.reference {
             Some(_) if r.mutability.is_some() => cx.error_spanned_by(
                 r,
-                "IPC methods take `&self`, not `&mut self`: main calls handlers concurrently; \
-                 keep mutable state behind a Mutex or RwLock inside the handler",
+                match flavor {
+                    Flavor::Service => "IPC methods take `&self`, not `&mut self`: main calls handlers concurrently; \
+                         keep mutable state behind a Mutex or RwLock inside the handler"
+                        .to_string(),
+                    Flavor::Events => format!(
+                        "events take `&self`, not `&mut self`: emitting only queues the event for the renderers, \
+                         through an emitter shared by all the code that pushes; write `{example}`"
+                    ),
+                },
             ),
             Some((_, Some(lifetime))) => {
                 cx.error_spanned_by(lifetime, "write `&self` without a lifetime");
@@ -306,33 +330,28 @@ fn check_receiver(cx: &mut Ctxt, method: &Method) {
             Some((_, None)) => {}
             None => cx.error_spanned_by(
                 r,
-                format!(
-                    "`{}` takes `self` by value: IPC methods take `&self`, because main shares one handler between all calls",
-                    sig.ident
-                ),
+                format!("`{name}` takes `self` by value: {who} take `&self`, because {why}"),
             ),
         },
         _ => cx.error_spanned_by(
-            &sig.ident,
-            format!(
-                "`{}` has no receiver: IPC methods take `&self` as their first argument (`async fn {}(&self, ...)`)",
-                sig.ident, sig.ident
-            ),
+            name,
+            format!("`{name}` has no receiver: {who} take `&self` as their first argument (`{example}`)"),
         ),
     }
 }
 
 /// The arguments travel as one tuple, and serde supports tuples of at most
 /// [`MAX_ARGS`] elements.
-fn check_arity(cx: &mut Ctxt, method: &Method) {
+fn check_arity(cx: &mut Ctxt, flavor: Flavor, method: &Method) {
     if let Some(extra) = method.args.get(MAX_ARGS) {
         cx.error_spanned_by(
             &extra.ident,
             format!(
-                "`{}` has {} arguments; an IPC method takes at most {MAX_ARGS}: \
+                "`{}` has {} arguments; {} takes at most {MAX_ARGS}: \
                  group them into a struct that derives Serialize and Deserialize",
                 method.ident(),
-                method.args.len()
+                method.args.len(),
+                flavor.an_item()
             ),
         );
     }
@@ -341,10 +360,11 @@ fn check_arity(cx: &mut Ctxt, method: &Method) {
 /// Arguments and results are decoded from bytes in another process, so
 /// they must be owned (`String`, not `&str`) and concrete (no `impl Trait`,
 /// no `dyn Trait`, no `Self`).
-fn check_owned_types(cx: &mut Ctxt, method: &Method) {
+fn check_owned_types(cx: &mut Ctxt, flavor: Flavor, method: &Method) {
     for arg in &method.args {
         Finder {
             cx: &mut *cx,
+            flavor,
             what: "argument type",
         }
         .visit_type(&arg.ty);
@@ -352,6 +372,7 @@ fn check_owned_types(cx: &mut Ctxt, method: &Method) {
     if let ReturnType::Type(_, ty) = &method.sig().output {
         Finder {
             cx: &mut *cx,
+            flavor,
             what: "return type",
         }
         .visit_type(ty);
@@ -364,6 +385,7 @@ pub fn is_owned_type(ty: &Type) -> bool {
     let mut scratch = Ctxt::default();
     Finder {
         cx: &mut scratch,
+        flavor: Flavor::Service,
         what: "type",
     }
     .visit_type(ty);
@@ -373,6 +395,7 @@ pub fn is_owned_type(ty: &Type) -> bool {
 /// Reports every part of a type that cannot cross the wire.
 struct Finder<'a> {
     cx: &'a mut Ctxt,
+    flavor: Flavor,
     what: &'static str,
 }
 
@@ -427,8 +450,12 @@ impl<'ast> Visit<'ast> for Finder<'_> {
             self.cx.error_spanned_by(
                 t,
                 format!(
-                    "`Self` cannot appear in an IPC {}: `Self` is the handler type, which the renderer does not have; name the concrete type",
-                    self.what
+                    "`Self` cannot appear in an IPC {}: `Self` is {}; name the concrete type",
+                    self.what,
+                    match self.flavor {
+                        Flavor::Service => "the handler type, which the renderer does not have",
+                        Flavor::Events => "the emitter type, which the renderer does not have",
+                    }
                 ),
             );
             return;
@@ -503,7 +530,10 @@ fn check_unique_method_names(cx: &mut Ctxt, service: &Service) {
         if !seen.insert(name.clone()) {
             cx.error_spanned_by(
                 method.ident(),
-                format!("`{name}` is declared twice in this trait; give each method its own name"),
+                format!(
+                    "`{name}` is declared twice in this trait; give each {} its own name",
+                    service.flavor.item()
+                ),
             );
         }
     }

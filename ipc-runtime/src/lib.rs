@@ -130,8 +130,8 @@
 //! }
 //!
 //! async fn page(api: ViewerApi) {
-//!     // error[E0599]: the method `log` exists for struct `NotesClient<ViewerApi>`,
-//!     // but its trait bounds were not satisfied: `ViewerApi: Allows<notes_methods::log>`
+//!     // error[E0277]: `log` is not exposed by `ViewerApi`
+//!     //   = note: add it to the `expose!` declaration of `ViewerApi` if this renderer should reach it
 //!     api.notes.log("not exposed".into()).await;
 //! }
 //! # fn main() {}
@@ -181,6 +181,46 @@
 //!
 //! Runtime failures are one enum, [`IpcError`]; a method returning
 //! `Result<T, E>` delivers `E` as [`CallError::Handler`].
+//!
+//! # Compile-time guarantees
+//!
+//! The macros check the contract while your code compiles. Each rule below
+//! is a compile error on your own tokens that names the problem and what to
+//! write instead (the workspace's `tests/ui/` shows every message).
+//!
+//! | rule | refused, for example |
+//! | --- | --- |
+//! | namespaces and channel names are lowercase words joined by `-` | `#[service(namespace = "My Notes")]`, `#[ipc(rename = "notes:get")]` |
+//! | every trait has a namespace | `#[events] pub trait NotesEvents { .. }` |
+//! | one channel per method in a trait | `async fn get(..)` beside `#[ipc(rename = "get")] async fn fetch(..)` |
+//! | one channel per method across the traits one `expose!` API lists | `Notes::get` and `Archive::fetch` both on `notes:get` |
+//! | `expose!` names traits, methods and events that exist (nearest name suggested) | `notes: Note { get }`, `notes: Notes { gett }` |
+//! | an `expose!` entry lists something, each method once, each trait and field once | `notes: Notes {}`, `Notes { get, get }` |
+//! | a renderer calls and listens to only what its API exposes | `api.notes.log(..)` when `ViewerApi` lists `Notes { get }` |
+//! | service methods are `async fn`s taking `&self` | `fn get(&self)`, `async fn get(&mut self)`, `async fn get()` |
+//! | events are plain `fn`s taking `&self` and returning nothing | `async fn changed(&self)`, `fn changed(&self) -> bool` |
+//! | a `send` method returns nothing | `#[ipc(send)] async fn log(&self, line: String) -> bool` |
+//! | no type or lifetime parameters, on the trait or its methods | `async fn get<T>(&self, id: T)`, `trait Notes<T>` |
+//! | arguments and results are owned, concrete types | `&str`, `&Note`, `impl ToString`, `dyn Display`, `Self` |
+//! | at most 16 arguments (serde's largest tuple) | `async fn f(&self, a1: u8, /* .. */ a17: u8)` |
+//! | arguments and results implement `Serialize` and `Deserialize`, reported on the type | `async fn get(&self) -> Note` where `Note` derives neither |
+//! | only known options, each given once; `send` only on service methods | `#[ipc(sned)]` ("did you mean `send`?"), `#[ipc(send, send)]`, `#[ipc(send)]` on an event |
+//! | the macros go on traits holding only methods | `#[service] struct Notes`, `type Item;` in a service |
+//! | names the generated types use for themselves stay free | a method `new` or `with_timeout`, an event `new` |
+//!
+//! One mistake is one error: next to the errors, the macros emit stand-ins
+//! for the items they would have generated (clients, servers, emitters,
+//! listeners, API types), so that code using them adds no errors of its
+//! own, and every mistake in a trait or an `expose!` shows in the same
+//! compile.
+//!
+//! `expose!` reaches the items `#[service]` and `#[events]` generate next
+//! to a trait (`notes_methods` for `Notes`) through the trait's path: in
+//! another module, write `api::Notes` in `expose!` (or import
+//! `api::notes_methods` along with `api::Notes`). This is also why an
+//! entry naming a trait without `#[service]` or `#[events]` is reported as
+//! "no `notes_methods`". An IPC trait is declared in a module, not inside a
+//! function body.
 
 #![warn(missing_docs)]
 
@@ -301,37 +341,45 @@ pub mod __private {
     /// Implemented for every type that can cross the wire.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::Deserialize`",
-        label = "used in an IPC method here",
+        label = "sent over IPC here",
         note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]` on the type; for a container such as `Vec<T>` or `Option<T>`, on the type inside",
         note = "an IPC type must also own its data and be `Send + 'static` (`String`, not `&str`; `Arc`, not `Rc`)"
     )]
-    pub trait WireType {}
+    pub trait WireType {
+        /// Named by the macro's check, `<Note as WireType>::CHECKED`,
+        /// spanned on the user's type: an unmet bound is reported there,
+        /// with the advice above and nothing else (a function with a
+        /// `T: WireType` bound would add a note pointing into this crate).
+        const CHECKED: () = ();
+    }
     // `do_not_recommend`: report "`Note` cannot be sent over IPC" once,
     // rather than once per missing serde trait.
     #[allow(unknown_or_malformed_diagnostic_attributes)] // before Rust 1.85
     #[diagnostic::do_not_recommend]
     impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> WireType for T {}
 
-    /// Compile-time check, spanned on the user's type by the macro.
-    pub const fn assert_wire_type<T: WireType + ?Sized>() {}
-
     /// Runtime calls that add no type errors of their own.
     ///
     /// Generated code never calls a serde-bounded runtime function on the
     /// user's types directly: a type without `Serialize` would then be
     /// reported once per use, at the macro call, on top of the
-    /// [`assert_wire_type`] error on the type itself. Instead each call is
+    /// [`WireType`] error on the type itself. Instead each call is
     /// written `(&&Probe::<Args, T, E>::NEW).invoke(..)`, and method
     /// resolution picks the real implementation (on `&Probe`, with the
     /// runtime's serde bounds) when the types satisfy them, or else the
     /// inert one (on `Probe`, without bounds), which type-checks silently.
     ///
     /// An inert call is therefore chosen only when a type lacks a serde
-    /// trait, and then `assert_wire_type` on that type fails the build: no
+    /// trait, and then the `WireType` check of that type fails the build: no
     /// program containing one is ever produced. This holds because every
     /// bound below is implied by `WireType` on each argument and result
     /// type, given at most 16 arguments (serde's largest tuple), which the
     /// macro enforces.
+    ///
+    /// The inert futures hold nothing (their arguments are dropped before
+    /// they are created), so they are `Send` whatever the types: the boxed
+    /// future of a generated client method adds no "cannot be sent between
+    /// threads" error to the one on the type.
     pub mod probe {
         use serde::{de::DeserializeOwned, Serialize};
         use std::{future::Future, marker::PhantomData};
@@ -394,8 +442,15 @@ pub mod __private {
         }
 
         impl<A, T> InvokeInert<A, T> for Probe<A, T> {
-            async fn invoke(&self, _: &ClientCore, _: &'static str, _: A) -> Result<T, IpcError> {
-                Err(inert())
+            // Not an `async fn`, which would hold its arguments (see above).
+            #[allow(clippy::manual_async_fn)]
+            fn invoke(
+                &self,
+                _: &ClientCore,
+                _: &'static str,
+                _: A,
+            ) -> impl Future<Output = Result<T, IpcError>> {
+                async { Err(inert()) }
             }
         }
 
@@ -435,13 +490,15 @@ pub mod __private {
         }
 
         impl<A, T, E> InvokeFallibleInert<A, T, E> for Probe<A, T, E> {
-            async fn invoke_fallible(
+            // Not an `async fn`, which would hold its arguments (see above).
+            #[allow(clippy::manual_async_fn)]
+            fn invoke_fallible(
                 &self,
                 _: &ClientCore,
                 _: &'static str,
                 _: A,
-            ) -> Result<T, CallError<E>> {
-                Err(CallError::Ipc(inert()))
+            ) -> impl Future<Output = Result<T, CallError<E>>> {
+                async { Err(CallError::Ipc(inert())) }
             }
         }
 
@@ -479,8 +536,15 @@ pub mod __private {
         }
 
         impl<A> SendMessageInert<A> for Probe<A> {
-            async fn send(&self, _: &ClientCore, _: &'static str, _: A) -> Result<(), IpcError> {
-                Err(inert())
+            // Not an `async fn`, which would hold its arguments (see above).
+            #[allow(clippy::manual_async_fn)]
+            fn send(
+                &self,
+                _: &ClientCore,
+                _: &'static str,
+                _: A,
+            ) -> impl Future<Output = Result<(), IpcError>> {
+                async { Err(inert()) }
             }
         }
 
@@ -543,13 +607,15 @@ pub mod __private {
         }
 
         impl<A> ListenInert<A> for Probe<A> {
-            async fn on<F: FnMut(A) + Send + 'static>(
+            // Not an `async fn`, which would hold its arguments (see above).
+            #[allow(clippy::manual_async_fn)]
+            fn on<F: FnMut(A) + Send + 'static>(
                 &self,
                 _: &ListenerCore,
                 _: &'static str,
                 _: F,
-            ) -> Result<Subscription, IpcError> {
-                Err(inert())
+            ) -> impl Future<Output = Result<Subscription, IpcError>> {
+                async { Err(inert()) }
             }
         }
 
@@ -672,6 +738,165 @@ pub mod __private {
             {
                 Box::pin(async { Outcome::Failed(inert()) })
             }
+        }
+    }
+
+    /// Compile-time checks that `expose!` runs over the contracts an API
+    /// lists.
+    ///
+    /// Channel names are strings, which the trait system cannot compare, so
+    /// these are `const fn`s evaluated in a `const _: () = { ... };` item
+    /// that `expose!` spans on the user's entry. A clash makes that constant
+    /// `panic!` with a message built here from both descriptors (a `const`
+    /// panic can only print a `&str`, so the message is assembled in a fixed
+    /// buffer rather than with `format!`).
+    pub mod check {
+        use crate::contract::ServiceDescriptor;
+
+        /// A message assembled at compile time, for `panic!("{}", ..)` in a
+        /// constant. Longer messages are cut at [`Message::CAPACITY`] bytes.
+        #[derive(Debug, Clone, Copy)]
+        pub struct Message {
+            buf: [u8; Message::CAPACITY],
+            len: usize,
+        }
+
+        impl Message {
+            /// The most bytes a message holds.
+            pub const CAPACITY: usize = 1024;
+
+            const fn new() -> Self {
+                Message {
+                    buf: [0; Message::CAPACITY],
+                    len: 0,
+                }
+            }
+
+            const fn push(mut self, text: &str) -> Self {
+                let bytes = text.as_bytes();
+                let mut i = 0;
+                while i < bytes.len() && self.len < Message::CAPACITY {
+                    self.buf[self.len] = bytes[i];
+                    self.len += 1;
+                    i += 1;
+                }
+                self
+            }
+
+            /// The message (up to the last whole character, if it was cut).
+            pub const fn as_str(&self) -> &str {
+                let (text, _) = self.buf.split_at(self.len);
+                match core::str::from_utf8(text) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        let (text, _) = text.split_at(e.valid_up_to());
+                        match core::str::from_utf8(text) {
+                            Ok(text) => text,
+                            Err(_) => "",
+                        }
+                    }
+                }
+            }
+        }
+
+        const fn same(a: &str, b: &str) -> bool {
+            let (a, b) = (a.as_bytes(), b.as_bytes());
+            if a.len() != b.len() {
+                return false;
+            }
+            let mut i = 0;
+            while i < a.len() {
+                if a[i] != b[i] {
+                    return false;
+                }
+                i += 1;
+            }
+            true
+        }
+
+        /// Whether `a` and `b` describe one trait (listed twice, by two
+        /// paths): same name, namespace, methods and channels.
+        const fn same_contract(a: &ServiceDescriptor, b: &ServiceDescriptor) -> bool {
+            if !same(a.name, b.name)
+                || !same(a.namespace, b.namespace)
+                || a.methods.len() != b.methods.len()
+            {
+                return false;
+            }
+            let mut i = 0;
+            while i < a.methods.len() {
+                let (x, y) = (&a.methods[i], &b.methods[i]);
+                if !same(x.name, y.name) || !same(x.channel, y.channel) {
+                    return false;
+                }
+                i += 1;
+            }
+            true
+        }
+
+        /// The channel of the method or event called `name` in `contract`,
+        /// or `""` if it has none: `expose!` imports the marker of every
+        /// listed name, so a missing one has already been reported there,
+        /// and an empty channel only stands in while the build fails.
+        pub const fn channel_of(contract: &'static ServiceDescriptor, name: &str) -> &'static str {
+            let mut i = 0;
+            while i < contract.methods.len() {
+                if same(contract.methods[i].name, name) {
+                    return contract.methods[i].channel;
+                }
+                i += 1;
+            }
+            ""
+        }
+
+        /// If contracts `a` and `b`, listed together in the API called
+        /// `api`, define the same channel, the error to report: which
+        /// methods, which channel, and what to do.
+        pub const fn channel_clash(
+            api: &str,
+            a: &ServiceDescriptor,
+            b: &ServiceDescriptor,
+        ) -> Option<Message> {
+            if same_contract(a, b) {
+                return Some(
+                    Message::new()
+                        .push("`")
+                        .push(a.name)
+                        .push("` has two entries in `")
+                        .push(api)
+                        .push("`: list all its methods in one entry"),
+                );
+            }
+            let mut i = 0;
+            while i < a.methods.len() {
+                let mut j = 0;
+                while j < b.methods.len() {
+                    let (x, y) = (&a.methods[i], &b.methods[j]);
+                    if same(x.channel, y.channel) {
+                        return Some(
+                            Message::new()
+                                .push("`")
+                                .push(a.name)
+                                .push("::")
+                                .push(x.name)
+                                .push("` and `")
+                                .push(b.name)
+                                .push("::")
+                                .push(y.name)
+                                .push("` both use the channel `")
+                                .push(x.channel)
+                                .push("`, and `")
+                                .push(api)
+                                .push("` lists both traits; main could not tell their frames apart. \
+                                       Give one trait another namespace, or one method another channel \
+                                       with #[ipc(rename = \"...\")]"),
+                        );
+                    }
+                    j += 1;
+                }
+                i += 1;
+            }
+            None
         }
     }
 

@@ -1,0 +1,8 @@
+use ipc_runtime::events;
+
+#[events(namespace = "notes")]
+pub trait NotesEvents {
+    async fn changed(&self, id: u64);
+}
+
+fn main() {}

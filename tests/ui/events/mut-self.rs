@@ -1,0 +1,8 @@
+use ipc_runtime::events;
+
+#[events(namespace = "notes")]
+pub trait NotesEvents {
+    fn changed(&mut self, id: u64);
+}
+
+fn main() {}
