@@ -192,16 +192,11 @@ impl WindowsHandler {
         ));
         // Every role listens to `windows:command`; once it does, the window
         // is ready to be told things.
-        let deadline = tokio::time::Instant::now() + READY_WAIT;
-        while tokio::time::Instant::now() < deadline
-            && !s.main.renderer_stats(renderer).is_some_and(|st| {
-                st.subscriptions
-                    .iter()
-                    .any(|c| c == WindowsEventsContract::COMMAND)
-            })
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let _ = tokio::time::timeout(
+            READY_WAIT,
+            s.main.subscribed(renderer, WindowsEventsContract::COMMAND),
+        )
+        .await;
         s.events.opened(info.clone());
         s.notify.push(
             "window opened",
