@@ -12,7 +12,7 @@ use ipc_runtime::{
 };
 use ipc_suite::{
     connect_memory, eventually, probe_main_with,
-    raw::{hello_body, invoke_body, kind, RawPeer},
+    raw::{hello_body, invoke_body, kind, subscribe_body, RawPeer},
     ProbeApi, ProbeContract, ProbeEventsEmitter,
 };
 use tokio::{
@@ -196,11 +196,7 @@ async fn a_slow_consumer_loses_events_within_its_queue_and_delays_no_one() {
     });
     let (mut raw, slow) = raw_peer(&main).await;
     // Subscribe by hand, then never read again.
-    let mut subscribe = vec![0x13];
-    subscribe.extend_from_slice(&1u64.to_le_bytes());
-    subscribe.push(10);
-    subscribe.extend_from_slice(b"probe:tick");
-    raw.frame(&subscribe).await;
+    raw.frame(&subscribe_body(1, "probe:tick")).await;
     assert!(
         eventually(Duration::from_secs(5), || main
             .renderer_stats(slow)
@@ -243,11 +239,7 @@ async fn under_the_disconnect_policy_a_slow_consumer_is_dropped() {
         l.slow_consumer = SlowConsumer::Disconnect;
     });
     let (mut raw, slow) = raw_peer(&main).await;
-    let mut subscribe = vec![0x13];
-    subscribe.extend_from_slice(&1u64.to_le_bytes());
-    subscribe.push(10);
-    subscribe.extend_from_slice(b"probe:note");
-    raw.frame(&subscribe).await;
+    raw.frame(&subscribe_body(1, "probe:note")).await;
     assert!(
         eventually(Duration::from_secs(5), || main
             .renderer_stats(slow)

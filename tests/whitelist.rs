@@ -3,7 +3,7 @@
 use ipc_runtime::{IpcError, Target, Transport};
 use ipc_suite::{
     connect_memory, connect_memory_as, probe_main,
-    raw::{hello_body, invoke_body, kind, send_body, RawPeer},
+    raw::{hello_body, invoke_body, kind, send_body, subscribe_body, RawPeer},
     NarrowApi, ProbeApi, ProbeContract, ProbeEventsEmitter,
 };
 use tokio::net::UnixStream;
@@ -55,11 +55,7 @@ async fn a_hand_made_frame_outside_the_whitelist_is_not_allowed() {
     assert!(notice.text().contains("probe:record"));
 
     // Subscribing to an event outside the whitelist is refused too.
-    let mut subscribe = vec![0x13];
-    subscribe.extend_from_slice(&2u64.to_le_bytes());
-    subscribe.push("probe:note".len() as u8);
-    subscribe.extend_from_slice(b"probe:note");
-    raw.frame(&subscribe).await;
+    raw.frame(&subscribe_body(2, "probe:note")).await;
     let reply = raw.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 2));
     assert!(main

@@ -40,10 +40,7 @@ fn run(flavor: Flavor, args: TokenStream, input: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
     let attrs = attr::container(&mut cx, flavor.attr(), args);
     let model = Service::from_syn(&mut cx, flavor, attrs, item);
-    match flavor {
-        Flavor::Service => valid::check_service(&mut cx, &model),
-        Flavor::Events => valid::check_events(&mut cx, &model),
-    }
+    valid::check(&mut cx, &model);
     match (cx.check(), flavor) {
         (Ok(()), Flavor::Service) => expand_service(&model),
         (Ok(()), Flavor::Events) => expand_events(&model),

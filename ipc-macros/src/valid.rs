@@ -20,43 +20,35 @@ use crate::{
 /// runtime).
 pub const MAX_ARGS: usize = 16;
 
-/// Runs every rule over `service`.
-pub fn check_service(cx: &mut Ctxt, service: &Service) {
+/// Runs every rule over a `#[service]` or `#[events]` trait. Most rules are
+/// shared; the flavour decides the reserved names, whether methods are
+/// `async`, and what a method may return.
+pub fn check(cx: &mut Ctxt, service: &Service) {
     check_namespace(cx, service);
     check_trait_generics(cx, service);
     check_trait_qualifiers(cx, service);
     check_only_methods(cx, service);
     for method in &service.methods {
         check_channel_part(cx, service.flavor, method);
-        check_reserved_name(cx, service, method);
-        check_async(cx, method);
+        match service.flavor {
+            Flavor::Service => {
+                check_reserved_name(cx, service, method);
+                check_async(cx, method);
+            }
+            Flavor::Events => {
+                check_reserved_event_name(cx, service, method);
+                check_event_not_async(cx, method);
+            }
+        }
         check_method_qualifiers(cx, service.flavor, method);
         check_method_generics(cx, method);
         check_receiver(cx, service.flavor, method);
         check_arity(cx, service.flavor, method);
         check_owned_types(cx, service.flavor, method);
-        check_send_returns_nothing(cx, method);
-    }
-    check_unique_method_names(cx, service);
-    check_unique_channels(cx, service);
-}
-
-/// Runs every rule over an `#[events]` trait.
-pub fn check_events(cx: &mut Ctxt, service: &Service) {
-    check_namespace(cx, service);
-    check_trait_generics(cx, service);
-    check_trait_qualifiers(cx, service);
-    check_only_methods(cx, service);
-    for method in &service.methods {
-        check_channel_part(cx, service.flavor, method);
-        check_reserved_event_name(cx, service, method);
-        check_event_not_async(cx, method);
-        check_method_qualifiers(cx, service.flavor, method);
-        check_method_generics(cx, method);
-        check_receiver(cx, service.flavor, method);
-        check_arity(cx, service.flavor, method);
-        check_owned_types(cx, service.flavor, method);
-        check_event_returns_nothing(cx, method);
+        match service.flavor {
+            Flavor::Service => check_send_returns_nothing(cx, method),
+            Flavor::Events => check_event_returns_nothing(cx, method),
+        }
     }
     check_unique_method_names(cx, service);
     check_unique_channels(cx, service);

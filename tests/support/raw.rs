@@ -81,6 +81,15 @@ pub fn invoke_body(id: u64, channel: &str, payload: &[u8]) -> Vec<u8> {
     body
 }
 
+/// A subscribe frame body (answered like a call with this id).
+pub fn subscribe_body(id: u64, channel: &str) -> Vec<u8> {
+    let mut body = vec![0x13];
+    body.extend_from_slice(&id.to_le_bytes());
+    body.push(channel.len() as u8);
+    body.extend_from_slice(channel.as_bytes());
+    body
+}
+
 /// A send frame body.
 pub fn send_body(channel: &str, payload: &[u8]) -> Vec<u8> {
     let mut body = vec![kind::SEND];
