@@ -125,6 +125,9 @@ async fn handlers_see_the_caller_main_recorded() {
     assert_eq!((who_a.id, who_a.label.as_str()), (a.id().get(), "window-a"));
     assert_eq!((who_b.id, who_b.label.as_str()), (b.id().get(), "window-b"));
     assert_ne!(who_a.id, who_b.id);
+    // A number that crossed the wire maps back to the renderer main knows.
+    assert_eq!(main.renderer_id(who_b.id), Some(b.id()));
+    assert_eq!(main.renderer_id(u64::MAX), None);
 }
 
 #[tokio::test]

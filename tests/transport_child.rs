@@ -30,8 +30,13 @@ async fn child_process_round_trip() {
     );
     // What the child sent reached this process's handler, in order.
     assert_eq!(handler.recorded_now(), [1, 2, 3, 4, 5]);
-    main.disconnected(child.id()).await;
+    // The reason stays on the process handle after main has let go.
+    assert_eq!(
+        child.disconnected().await,
+        Some(ipc_runtime::DisconnectReason::Closed)
+    );
     assert_eq!(main.renderer_count(), 0);
+    assert_eq!(main.renderer_id(child.id().get()), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

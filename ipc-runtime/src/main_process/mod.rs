@@ -443,6 +443,23 @@ impl Main {
         reason
     }
 
+    /// The id of the connected renderer whose number
+    /// ([`RendererId::get`]) is `number`: for turning a number that crossed
+    /// the wire (from a renderer, a log line) back into an id main accepts.
+    pub fn renderer_id(&self, number: u64) -> Option<RendererId> {
+        let id = RendererId(number);
+        self.inner.renderers().contains_key(&id).then_some(id)
+    }
+
+    /// A receiver of renderer `id`'s disconnect reason (`None` while it is
+    /// connected), or `None` if it is not connected.
+    pub(crate) fn closed_watch(
+        &self,
+        id: RendererId,
+    ) -> Option<watch::Receiver<Option<DisconnectReason>>> {
+        self.inner.renderers().get(&id).map(|e| e.closed.clone())
+    }
+
     /// Waits until renderer `id` listens to event `channel` (a `…Contract`
     /// channel constant such as `NotesEventsContract::CHANGED`), so that
     /// events emitted afterwards reach it. Returns `false` if the renderer

@@ -15,7 +15,7 @@ use std::{
 
 use crate::{
     caller::Peer,
-    main_process::{Auth, RendererInfo},
+    main_process::{Auth, DisconnectReason, RendererInfo},
     Api, IpcError, Main, RendererId, Transport,
 };
 
@@ -31,6 +31,7 @@ pub const FD_ENV: &str = "IPC_RUNTIME_FD";
 pub struct RendererProcess {
     info: RendererInfo,
     child: tokio::process::Child,
+    closed: Option<tokio::sync::watch::Receiver<Option<DisconnectReason>>>,
 }
 
 impl RendererProcess {
@@ -63,6 +64,15 @@ impl RendererProcess {
             .kill()
             .await
             .map_err(|e| IpcError::io(format!("killing renderer {}", self.info.id), e))
+    }
+
+    /// Waits until main has released the renderer's connection, and
+    /// returns why it ended. Unlike [`Main::disconnected`], the reason is
+    /// kept here after the renderer is gone.
+    pub async fn disconnected(&self) -> Option<DisconnectReason> {
+        let mut rx = self.closed.clone()?;
+        let reason = rx.wait_for(Option::is_some).await.ok()?.clone();
+        reason
     }
 
     /// The child process handle, for anything else.
@@ -120,7 +130,12 @@ impl Main {
         let info = self
             .accept_with(transport, Auth::trusted::<A>(label))
             .await?;
-        Ok(RendererProcess { info, child })
+        let closed = self.closed_watch(info.id);
+        Ok(RendererProcess {
+            info,
+            child,
+            closed,
+        })
     }
 }
 
