@@ -176,6 +176,11 @@
 //! Events to one renderer arrive in the order main emitted them, and its
 //! callbacks run one at a time in that order. Dropping a listener's guard
 //! unsubscribes; when a renderer goes away, main drops its subscriptions.
+//! Events and replies travel in order on the wire, but callbacks run on the
+//! connection's event task while a reply wakes the code awaiting it: an
+//! event a handler emits before returning may be seen by a callback before
+//! or after the caller's `.await` resumes. [`Main::subscribed`] waits until
+//! a renderer listens, so that nothing emitted afterwards is missed.
 //!
 //! # Errors
 //!
