@@ -85,18 +85,15 @@ fn check_event_not_async(cx: &mut Ctxt, method: &Method) {
 
 /// Nobody answers an event, so it returns nothing.
 fn check_event_returns_nothing(cx: &mut Ctxt, method: &Method) {
-    if let ReturnType::Type(_, ty) = &method.sig().output {
-        let is_unit = matches!(&**ty, Type::Tuple(t) if t.elems.is_empty());
-        if !is_unit {
-            cx.error_spanned_by(
-                ty,
-                format!(
-                    "the event `{}` cannot return a value: events go from main to renderers and nobody answers them; \
-                     remove the return type (for a request with a reply, declare a method in a #[service] trait)",
-                    method.ident()
-                ),
-            );
-        }
+    if let Some(ty) = returned_value(method) {
+        cx.error_spanned_by(
+            ty,
+            format!(
+                "the event `{}` cannot return a value: events go from main to renderers and nobody answers them; \
+                 remove the return type (for a request with a reply, declare a method in a #[service] trait)",
+                method.ident()
+            ),
+        );
     }
 }
 
@@ -496,18 +493,26 @@ fn check_send_returns_nothing(cx: &mut Ctxt, method: &Method) {
     if method.kind != Kind::Send {
         return;
     }
-    if let ReturnType::Type(_, ty) = &method.sig().output {
-        let is_unit = matches!(&**ty, Type::Tuple(t) if t.elems.is_empty());
-        if !is_unit {
-            cx.error_spanned_by(
-                ty,
-                format!(
-                    "`{}` is #[ipc(send)] (fire and forget), so it cannot return a value: nobody waits for it; \
-                     remove the return type, or remove `send` to make it a request/reply method",
-                    method.ident()
-                ),
-            );
+    if let Some(ty) = returned_value(method) {
+        cx.error_spanned_by(
+            ty,
+            format!(
+                "`{}` is #[ipc(send)] (fire and forget), so it cannot return a value: nobody waits for it; \
+                 remove the return type, or remove `send` to make it a request/reply method",
+                method.ident()
+            ),
+        );
+    }
+}
+
+/// The method's return type, unless it returns nothing (`()`, written or
+/// not).
+fn returned_value(method: &Method) -> Option<&Type> {
+    match &method.sig().output {
+        ReturnType::Type(_, ty) if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) => {
+            Some(ty)
         }
+        _ => None,
     }
 }
 
