@@ -96,15 +96,7 @@ fn stub_client(service: &Service) -> TokenStream {
             let docs = expand::client_docs(service, m);
             let generics = method_generics(&service.item.generics, m);
             let (params, _, where_clause) = generics.split_for_impl();
-            let args = m.args.iter().map(|a| {
-                let ident = &a.ident;
-                let ty = &a.ty;
-                if Unfit::of(ty).in_argument() {
-                    quote!(#ident: impl ::core::marker::Sized)
-                } else {
-                    quote!(#ident: #ty)
-                }
-            });
+            let args = stub_args(m);
             let ret = if m.wire_types().iter().any(|ty| Unfit::of(ty).in_result()) {
                 quote!(())
             } else {
@@ -119,6 +111,20 @@ fn stub_client(service: &Service) -> TokenStream {
             }
         });
     expand::client_shell(service, quote!(#(#methods)*))
+}
+
+/// A stand-in's parameters: each argument with its type, or any value
+/// where the type is one a stand-in cannot express.
+fn stub_args(m: &Method) -> impl Iterator<Item = TokenStream> + '_ {
+    m.args.iter().map(|a| {
+        let ident = &a.ident;
+        let ty = &a.ty;
+        if Unfit::of(ty).in_argument() {
+            quote!(#ident: impl ::core::marker::Sized)
+        } else {
+            quote!(#ident: #ty)
+        }
+    })
 }
 
 /// `NotesEventsEmitter` and `NotesEventsListener` with one do-nothing
@@ -141,15 +147,7 @@ fn stub_events(service: &Service) -> TokenStream {
         let ident = m.ident();
         let generics = method_generics(&service.item.generics, m);
         let (params, _, where_clause) = generics.split_for_impl();
-        let args = m.args.iter().map(|a| {
-            let ident = &a.ident;
-            let ty = &a.ty;
-            if Unfit::of(ty).in_argument() {
-                quote!(#ident: impl ::core::marker::Sized)
-            } else {
-                quote!(#ident: #ty)
-            }
-        });
+        let args = stub_args(m);
         quote! {
             /// Stand-in while the events trait has errors.
             #[allow(unused_variables)]

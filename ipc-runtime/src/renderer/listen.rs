@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use super::{Connection, Reply, Shared};
-use crate::{codec, frame::Frame, transport::Outgoing, IpcError};
+use crate::{codec, frame::Frame, IpcError};
 
 /// Events received but not yet dispatched, per connection. Past this, new
 /// events are dropped with a warning rather than letting a stuck callback
@@ -163,17 +163,9 @@ impl Drop for Subscription {
         if !last {
             return;
         }
-        let frame = Outgoing::Frame(Frame::Unsubscribe {
+        self.shared.send_from_drop(Frame::Unsubscribe {
             channel: self.channel.to_string(),
         });
-        if let Err(mpsc::error::TrySendError::Full(frame)) = self.shared.out.try_send(frame) {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let out = self.shared.out.clone();
-                rt.spawn(async move {
-                    let _ = out.send(frame).await;
-                });
-            }
-        }
     }
 }
 

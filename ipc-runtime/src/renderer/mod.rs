@@ -339,6 +339,20 @@ impl Shared {
         self.listeners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Queues `frame` from a destructor (a cancel, an unsubscribe), which
+    /// cannot wait: if the queue is full, a task sends it; if the
+    /// connection is closed, there is no one to tell.
+    fn send_from_drop(&self, frame: Frame) {
+        if let Err(mpsc::error::TrySendError::Full(frame)) = self.out.try_send(frame.into()) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let out = self.out.clone();
+                rt.spawn(async move {
+                    let _ = out.send(frame).await;
+                });
+            }
+        }
+    }
+
     fn closed_reason(&self) -> IpcError {
         self.state()
             .closed
@@ -551,21 +565,7 @@ impl Drop for PendingCall<'_> {
         if self.shared.state().pending.remove(&self.id).is_none() {
             return;
         }
-        let cancel = Outgoing::Frame(Frame::Cancel { id: self.id });
-        match self.shared.out.try_send(cancel) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(cancel)) => {
-                // The queue is full: send it from a task rather than block
-                // in a destructor.
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    let out = self.shared.out.clone();
-                    rt.spawn(async move {
-                        let _ = out.send(cancel).await;
-                    });
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
+        self.shared.send_from_drop(Frame::Cancel { id: self.id });
     }
 }
 
