@@ -70,6 +70,11 @@ impl Caller {
         self.peer
     }
 
+    /// Runs `f` (one poll of a handler) with `self` as the current caller.
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        CALLER.sync_scope(self.clone(), f)
+    }
+
     /// Runs `fut` with `self` as the current caller.
     pub(crate) async fn scope<F: std::future::Future>(self, fut: F) -> F::Output {
         CALLER.scope(self, fut).await

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
-    codec,
+    codec::{self, CodecError},
     contract::{MethodKind, ServiceDescriptor},
     IpcError,
 };
@@ -30,10 +30,10 @@ pub trait Dispatch: Send + Sync + 'static {
 
 /// What a handler call produced, ready for the wire.
 pub enum Outcome {
-    /// The encoded return value.
-    Ok(Bytes),
-    /// The encoded typed error of a `Result`-returning method.
-    Err(Bytes),
+    /// The return value.
+    Ok(Encoded),
+    /// The typed error of a `Result`-returning method.
+    Err(Encoded),
     /// The arguments could not be decoded (the reason).
     BadPayload(String),
     /// The call failed in the runtime.
@@ -43,45 +43,53 @@ pub enum Outcome {
 impl fmt::Debug for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Ok(b) => write!(f, "Ok({} bytes)", b.len()),
-            Outcome::Err(b) => write!(f, "Err({} bytes)", b.len()),
+            Outcome::Ok(_) => f.write_str("Ok(..)"),
+            Outcome::Err(_) => f.write_str("Err(..)"),
             Outcome::BadPayload(r) => write!(f, "BadPayload({r})"),
             Outcome::Failed(e) => write!(f, "Failed({e})"),
         }
     }
 }
 
-fn encode(value: &(impl Serialize + ?Sized)) -> Result<Bytes, IpcError> {
-    let mut buf = BytesMut::new();
-    codec::encode_into(value, &mut buf).map_err(|e| IpcError::Encode {
-        channel: String::new(),
-        reason: e.to_string(),
-    })?;
-    Ok(buf.freeze())
+/// A handler's value, encoded only when its reply frame is written:
+/// straight into the connection's write buffer, so that a large reply is
+/// never copied through a buffer of its own.
+pub struct Encoded(Box<EncodeFn>);
+
+type EncodeFn = dyn FnOnce(&mut BytesMut) -> Result<(), CodecError> + Send;
+
+impl Encoded {
+    /// Wraps `value` for encoding with the wire codec.
+    pub fn new<T: Serialize + Send + 'static>(value: T) -> Self {
+        Encoded(Box::new(move |dst| codec::encode_into(&value, dst)))
+    }
+
+    /// Appends the value's encoding to `dst`.
+    pub(crate) fn encode_into(self, dst: &mut BytesMut) -> Result<(), CodecError> {
+        (self.0)(dst)
+    }
 }
 
 impl Outcome {
     /// The outcome of a method returning nothing.
     pub fn unit() -> Outcome {
-        Outcome::Ok(Bytes::new())
+        Outcome::Ok(Encoded::new(()))
     }
 
     /// The outcome of a method returning a plain value.
-    pub fn from_value<T: Serialize>(value: &T) -> Outcome {
-        match encode(value) {
-            Ok(b) => Outcome::Ok(b),
-            Err(e) => Outcome::Failed(e),
-        }
+    pub fn from_value<T: Serialize + Send + 'static>(value: T) -> Outcome {
+        Outcome::Ok(Encoded::new(value))
     }
 
     /// The outcome of a method returning `Result<T, E>`.
-    pub fn from_result<T: Serialize, E: Serialize>(result: Result<T, E>) -> Outcome {
+    pub fn from_result<T, E>(result: Result<T, E>) -> Outcome
+    where
+        T: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+    {
         match result {
-            Ok(v) => Outcome::from_value(&v),
-            Err(e) => match encode(&e) {
-                Ok(b) => Outcome::Err(b),
-                Err(e) => Outcome::Failed(e),
-            },
+            Ok(v) => Outcome::Ok(Encoded::new(v)),
+            Err(e) => Outcome::Err(Encoded::new(e)),
         }
     }
 
@@ -104,6 +112,8 @@ pub(crate) struct Route {
     pub method: usize,
     pub kind: MethodKind,
     pub channel: &'static str,
+    /// The route's position among main's routes (see `Router::len`).
+    pub index: usize,
 }
 
 /// Every channel main serves, and every event channel it may push on.
@@ -122,14 +132,16 @@ impl Router {
     pub(crate) fn add(&mut self, service: Arc<dyn Dispatch>) -> Result<(), IpcError> {
         let d = service.descriptor();
         self.check_new(d)?;
-        for (index, m) in d.methods.iter().enumerate() {
+        for (method, m) in d.methods.iter().enumerate() {
+            let index = self.routes.len();
             self.routes.insert(
                 m.channel,
                 Route {
                     service: Arc::clone(&service),
-                    method: index,
+                    method,
                     kind: m.kind,
                     channel: m.channel,
+                    index,
                 },
             );
         }
@@ -184,6 +196,15 @@ impl Router {
 
     pub(crate) fn get(&self, channel: &str) -> Option<&Route> {
         self.routes.get(channel)
+    }
+
+    /// For each route (by [`Route::index`]), whether `grant` allows it.
+    pub(crate) fn allowed_by(&self, grant: &crate::contract::Grant) -> Box<[bool]> {
+        let mut allowed = vec![false; self.routes.len()];
+        for route in self.routes.values() {
+            allowed[route.index] = grant.allows(route.channel);
+        }
+        allowed.into_boxed_slice()
     }
 
     /// Every contract main knows: services, then events traits.

@@ -21,11 +21,10 @@
 //!
 //! Payloads and structured fields are encoded by [`crate::codec`]. The frame
 //! length is checked against the limit before any buffer for the frame is
-//! allocated (`FrameCodec`).
+//! allocated (`transport::reader`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
-use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{codec, contract::ServiceSummary, error::WireError, IpcError};
 
@@ -33,7 +32,7 @@ use crate::{codec, contract::ServiceSummary, error::WireError, IpcError};
 pub const PROTOCOL_VERSION: u16 = 1;
 
 /// Bytes of the length prefix.
-const PREFIX: usize = 4;
+pub(crate) const PREFIX: usize = 4;
 
 mod kind {
     pub const HELLO: u8 = 0x01;
@@ -85,11 +84,11 @@ pub(crate) enum Frame {
     Rejected(WireError),
     Invoke {
         id: u64,
-        channel: String,
+        channel: Channel,
         payload: Bytes,
     },
     Send {
-        channel: String,
+        channel: Channel,
         payload: Bytes,
     },
     Cancel {
@@ -97,13 +96,13 @@ pub(crate) enum Frame {
     },
     Subscribe {
         id: u64,
-        channel: String,
+        channel: Channel,
     },
     Unsubscribe {
-        channel: String,
+        channel: Channel,
     },
     Event {
-        channel: String,
+        channel: Channel,
         payload: Bytes,
     },
     ReplyOk {
@@ -171,12 +170,11 @@ impl Reader {
         Ok(self.body.get_u64_le())
     }
 
-    fn channel(&mut self) -> Result<String, FrameError> {
+    fn channel(&mut self) -> Result<Channel, FrameError> {
         self.need(1)?;
         let len = usize::from(self.body.get_u8());
         self.need(len)?;
-        let raw = self.body.split_to(len);
-        String::from_utf8(raw.to_vec()).map_err(|_| FrameError::ChannelNotUtf8)
+        Channel::parse(self.body.split_to(len))
     }
 
     /// Fails if bytes are left over.
@@ -290,80 +288,88 @@ impl Frame {
 
     /// Appends the frame body (without its length prefix) to `dst`.
     pub(crate) fn write_body(&self, dst: &mut BytesMut) -> Result<(), codec::CodecError> {
-        match self {
+        let (head, payload) = match self {
             Frame::Hello { version, hello } => {
                 dst.put_u8(kind::HELLO);
                 dst.put_u16_le(*version);
-                codec::encode_into(hello, dst)?;
+                return codec::encode_into(hello, dst);
             }
             Frame::Welcome(w) => {
                 dst.put_u8(kind::WELCOME);
-                codec::encode_into(w, dst)?;
+                return codec::encode_into(w, dst);
             }
             Frame::Rejected(e) => {
                 dst.put_u8(kind::REJECTED);
-                codec::encode_into(e, dst)?;
+                return codec::encode_into(e, dst);
+            }
+            Frame::Cancel { id } => {
+                dst.put_u8(kind::CANCEL);
+                dst.put_u64_le(*id);
+                return Ok(());
+            }
+            Frame::Subscribe { id, channel } => {
+                dst.put_u8(kind::SUBSCRIBE);
+                dst.put_u64_le(*id);
+                put_channel(dst, channel.as_str());
+                return Ok(());
+            }
+            Frame::Unsubscribe { channel } => {
+                dst.put_u8(kind::UNSUBSCRIBE);
+                put_channel(dst, channel.as_str());
+                return Ok(());
+            }
+            Frame::ReplyFailed { id, error } => {
+                dst.put_u8(kind::REPLY_FAILED);
+                dst.put_u64_le(*id);
+                return codec::encode_into(error, dst);
+            }
+            Frame::Notice(e) => {
+                dst.put_u8(kind::NOTICE);
+                return codec::encode_into(e, dst);
             }
             Frame::Invoke {
                 id,
                 channel,
                 payload,
-            } => {
-                dst.put_u8(kind::INVOKE);
-                dst.put_u64_le(*id);
-                put_channel(dst, channel);
-                dst.put_slice(payload);
-            }
-            Frame::Send { channel, payload } => {
-                dst.put_u8(kind::SEND);
-                put_channel(dst, channel);
-                dst.put_slice(payload);
-            }
-            Frame::Cancel { id } => {
-                dst.put_u8(kind::CANCEL);
-                dst.put_u64_le(*id);
-            }
-            Frame::Subscribe { id, channel } => {
-                dst.put_u8(kind::SUBSCRIBE);
-                dst.put_u64_le(*id);
-                put_channel(dst, channel);
-            }
-            Frame::Unsubscribe { channel } => {
-                dst.put_u8(kind::UNSUBSCRIBE);
-                put_channel(dst, channel);
-            }
-            Frame::Event { channel, payload } => {
-                dst.put_u8(kind::EVENT);
-                put_channel(dst, channel);
-                dst.put_slice(payload);
-            }
-            Frame::ReplyOk { id, payload } => {
-                dst.put_u8(kind::REPLY_OK);
-                dst.put_u64_le(*id);
-                dst.put_slice(payload);
-            }
-            Frame::ReplyErr { id, payload } => {
-                dst.put_u8(kind::REPLY_ERR);
-                dst.put_u64_le(*id);
-                dst.put_slice(payload);
-            }
-            Frame::ReplyFailed { id, error } => {
-                dst.put_u8(kind::REPLY_FAILED);
-                dst.put_u64_le(*id);
-                codec::encode_into(error, dst)?;
-            }
-            Frame::Notice(e) => {
-                dst.put_u8(kind::NOTICE);
-                codec::encode_into(e, dst)?;
-            }
-        }
+            } => (
+                Head::Invoke {
+                    id: *id,
+                    channel: channel.as_str(),
+                },
+                payload,
+            ),
+            Frame::Send { channel, payload } => (
+                Head::Send {
+                    channel: channel.as_str(),
+                },
+                payload,
+            ),
+            Frame::Event { channel, payload } => (
+                Head::Event {
+                    channel: channel.as_str(),
+                },
+                payload,
+            ),
+            Frame::ReplyOk { id, payload } => (Head::ReplyOk { id: *id }, payload),
+            Frame::ReplyErr { id, payload } => (Head::ReplyErr { id: *id }, payload),
+        };
+        head.write(dst);
+        dst.put_slice(payload);
         Ok(())
     }
 
-    /// The header bytes an invoke or send frame adds around its payload, at
-    /// most: kind, call id and the channel.
-    pub(crate) fn overhead(channel: &str) -> usize {
-        1 + 8 + 1 + channel.len()
+    /// The whole frame, length prefix included (handshake frames and
+    /// tests; the hot path writes through [`Head`]).
+    pub(crate) fn encode(&self, dst: &mut BytesMut) -> Result<(), codec::CodecError> {
+        let start = dst.len();
+        dst.put_u32(0);
+        if let Err(e) = self.write_body(dst) {
+            dst.truncate(start);
+            return Err(e);
+        }
+        let len = (dst.len() - start - PREFIX) as u32;
+        dst[start..start + PREFIX].copy_from_slice(&len.to_be_bytes());
+        Ok(())
     }
 }
 
@@ -376,15 +382,87 @@ fn put_channel(dst: &mut BytesMut, channel: &str) {
     dst.put_slice(bytes);
 }
 
-/// Length-prefixed framing with a size limit checked before any allocation.
-///
-/// A frame is a big-endian `u32` length and that many bytes. The length is
-/// read (and checked against the limit) before any space is reserved for
-/// the body, and the prefix stays in the buffer until the whole frame has
-/// arrived, so the codec keeps no state between calls.
-#[derive(Debug)]
-pub(crate) struct FrameCodec {
-    limit: usize,
+/// The header of a frame that carries a payload, written in front of the
+/// payload's bytes. The payload is encoded straight after it, into the
+/// same buffer (see `transport::writer`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Head<'a> {
+    Invoke { id: u64, channel: &'a str },
+    Send { channel: &'a str },
+    Event { channel: &'a str },
+    ReplyOk { id: u64 },
+    ReplyErr { id: u64 },
+}
+
+impl Head<'_> {
+    /// Appends the kind byte and the fields before the payload.
+    pub(crate) fn write(self, dst: &mut BytesMut) {
+        match self {
+            Head::Invoke { id, channel } => {
+                dst.put_u8(kind::INVOKE);
+                dst.put_u64_le(id);
+                put_channel(dst, channel);
+            }
+            Head::Send { channel } => {
+                dst.put_u8(kind::SEND);
+                put_channel(dst, channel);
+            }
+            Head::Event { channel } => {
+                dst.put_u8(kind::EVENT);
+                put_channel(dst, channel);
+            }
+            Head::ReplyOk { id } => {
+                dst.put_u8(kind::REPLY_OK);
+                dst.put_u64_le(id);
+            }
+            Head::ReplyErr { id } => {
+                dst.put_u8(kind::REPLY_ERR);
+                dst.put_u64_le(id);
+            }
+        }
+    }
+}
+
+/// A channel name received in a frame: a slice of the frame, checked to be
+/// UTF-8 once, so that reading it allocates nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Channel(Bytes);
+
+impl Channel {
+    /// A channel the program names itself.
+    pub(crate) fn from_static(name: &'static str) -> Self {
+        Channel(Bytes::from_static(name.as_bytes()))
+    }
+
+    fn parse(raw: Bytes) -> Result<Self, FrameError> {
+        match std::str::from_utf8(&raw) {
+            Ok(_) => Ok(Channel(raw)),
+            Err(_) => Err(FrameError::ChannelNotUtf8),
+        }
+    }
+
+    /// The name. Checked at parse time, so the fallback is never used.
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Channel> for String {
+    fn from(c: Channel) -> String {
+        c.as_str().to_string()
+    }
 }
 
 /// Why the byte stream could not be cut into frames.
@@ -408,76 +486,11 @@ impl StreamError {
     }
 }
 
-impl FrameCodec {
-    /// A codec that refuses frames larger than `limit` bytes.
-    pub(crate) fn new(limit: usize) -> Self {
-        FrameCodec { limit }
-    }
-
-    /// The size of the frame at the start of `src`, once its prefix is there.
-    fn announced(src: &[u8]) -> Option<usize> {
-        let prefix: [u8; PREFIX] = src.get(..PREFIX)?.try_into().ok()?;
-        Some(u32::from_be_bytes(prefix) as usize)
-    }
-}
-
-impl Decoder for FrameCodec {
-    type Item = Bytes;
-    type Error = StreamError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, StreamError> {
-        let Some(size) = Self::announced(src) else {
-            return Ok(None);
-        };
-        if size > self.limit {
-            return Err(StreamError::TooLarge {
-                size: size as u64,
-                limit: self.limit,
-            });
-        }
-        let total = PREFIX + size;
-        if src.len() < total {
-            // Bounded by the limit just checked.
-            src.reserve(total - src.len());
-            return Ok(None);
-        }
-        src.advance(PREFIX);
-        Ok(Some(src.split_to(size).freeze()))
-    }
-
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, StreamError> {
-        match self.decode(src)? {
-            Some(frame) => Ok(Some(frame)),
-            None if src.is_empty() => Ok(None),
-            None => Err(StreamError::Truncated {
-                have: src.len(),
-                expected: Self::announced(src).map_or(PREFIX, |n| n + PREFIX),
-            }),
-        }
-    }
-}
-
-impl Encoder<Frame> for FrameCodec {
-    type Error = StreamError;
-
-    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), StreamError> {
-        let start = dst.len();
-        dst.put_u32(0);
-        if let Err(e) = frame.write_body(dst) {
-            dst.truncate(start);
-            return Err(StreamError::Io(std::io::Error::other(e)));
-        }
-        let len = dst.len() - start - PREFIX;
-        if len > self.limit {
-            dst.truncate(start);
-            return Err(StreamError::TooLarge {
-                size: len as u64,
-                limit: self.limit,
-            });
-        }
-        dst[start..start + PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
-        Ok(())
-    }
+/// The size of the frame body announced at the start of `src`, once the
+/// whole prefix is there.
+pub(crate) fn announced(src: &[u8]) -> Option<usize> {
+    let prefix: [u8; PREFIX] = src.get(..PREFIX)?.try_into().ok()?;
+    Some(u32::from_be_bytes(prefix) as usize)
 }
 
 #[cfg(test)]
@@ -485,19 +498,18 @@ mod tests {
     use super::*;
 
     fn round_trip(frame: Frame) -> Frame {
-        let mut codec = FrameCodec::new(1 << 20);
         let mut buf = BytesMut::new();
-        codec.encode(frame, &mut buf).unwrap();
-        let body = codec.decode(&mut buf).unwrap().unwrap();
-        assert!(buf.is_empty());
-        Frame::parse(body).unwrap()
+        frame.encode(&mut buf).unwrap();
+        assert_eq!(announced(&buf), Some(buf.len() - PREFIX));
+        buf.advance(PREFIX);
+        Frame::parse(buf.freeze()).unwrap()
     }
 
     #[test]
     fn invoke_round_trips() {
         let f = round_trip(Frame::Invoke {
             id: 42,
-            channel: "notes:get".into(),
+            channel: Channel::from_static("notes:get"),
             payload: Bytes::from_static(b"abc"),
         });
         match f {
@@ -516,64 +528,18 @@ mod tests {
     }
 
     #[test]
-    fn frames_arriving_in_any_pieces_decode_the_same() {
-        let mut codec = FrameCodec::new(1 << 20);
-        let mut wire = BytesMut::new();
-        let frames: Vec<Frame> = (0..50u64)
-            .map(|id| Frame::Invoke {
-                id,
-                channel: "probe:echo".into(),
-                payload: Bytes::from(vec![id as u8; id as usize * 7]),
-            })
-            .collect();
-        for f in &frames {
-            codec.encode(f.clone(), &mut wire).unwrap();
-        }
-        for chunk in [1, 3, 4, 5, 64, 1000] {
-            let mut buf = BytesMut::new();
-            let mut got = Vec::new();
-            for piece in wire.chunks(chunk) {
-                buf.extend_from_slice(piece);
-                while let Some(body) = codec.decode(&mut buf).unwrap() {
-                    got.push(Frame::parse(body).unwrap());
-                }
-            }
-            assert!(buf.is_empty());
-            assert_eq!(got.len(), frames.len(), "chunk {chunk}");
-            for (i, f) in got.iter().enumerate() {
-                match f {
-                    Frame::Invoke { id, payload, .. } => {
-                        assert_eq!((*id, payload.len()), (i as u64, i * 7));
-                    }
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn oversize_prefix_is_refused_before_allocation() {
-        let mut codec = FrameCodec::new(1024);
-        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 0][..]);
-        let cap = buf.capacity();
-        match codec.decode(&mut buf) {
-            Err(StreamError::TooLarge { size, limit }) => {
-                assert_eq!((size, limit), (u64::from(u32::MAX), 1024));
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert_eq!(buf.capacity(), cap, "no buffer was grown for the frame");
+    fn a_channel_that_is_not_utf8_is_an_error() {
+        let body = [kind::SEND, 2, 0xff, 0xfe];
+        assert!(matches!(
+            Frame::parse(Bytes::copy_from_slice(&body)),
+            Err(FrameError::ChannelNotUtf8)
+        ));
     }
 
     proptest::proptest! {
         #[test]
         fn any_bytes_parse_or_fail_without_panicking(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
-            let _ = Frame::parse(Bytes::from(body.clone()));
-            let mut codec = FrameCodec::new(1024);
-            let mut buf = BytesMut::from(&body[..]);
-            while let Ok(Some(frame)) = codec.decode(&mut buf) {
-                let _ = Frame::parse(frame);
-            }
+            let _ = Frame::parse(Bytes::from(body));
         }
     }
 

@@ -653,10 +653,13 @@ pub mod __private {
                 Fut: Future<Output = T> + Send + 'static,
             {
                 Box::pin(async move {
-                    match decode_args::<A>(&payload) {
-                        Ok(args) => Outcome::from_value(&handler(args).await),
-                        Err(outcome) => outcome,
-                    }
+                    let args = match decode_args::<A>(&payload) {
+                        Ok(args) => args,
+                        Err(outcome) => return outcome,
+                    };
+                    // The frame's buffer can be reused while the handler runs.
+                    drop(payload);
+                    Outcome::from_value(handler(args).await)
                 })
             }
         }
@@ -714,10 +717,13 @@ pub mod __private {
                 Fut: Future<Output = Result<T, E>> + Send + 'static,
             {
                 Box::pin(async move {
-                    match decode_args::<A>(&payload) {
-                        Ok(args) => Outcome::from_result(handler(args).await),
-                        Err(outcome) => outcome,
-                    }
+                    let args = match decode_args::<A>(&payload) {
+                        Ok(args) => args,
+                        Err(outcome) => return outcome,
+                    };
+                    // The frame's buffer can be reused while the handler runs.
+                    drop(payload);
+                    Outcome::from_result(handler(args).await)
                 })
             }
         }

@@ -2,25 +2,24 @@
 //! reads its frames and runs its calls, within the renderer's [`Limits`].
 
 use std::{
+    any::Any,
     collections::{HashMap, HashSet},
     fmt::Display,
     panic::AssertUnwindSafe,
     sync::{
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
     },
+    task::Poll,
 };
 
-use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use tokio::{
     sync::{mpsc, watch},
     task::AbortHandle,
 };
-use tokio_util::{
-    codec::{FramedRead, FramedWrite},
-    sync::CancellationToken,
-};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{
@@ -29,11 +28,14 @@ use super::{
 };
 use crate::{
     caller::{Caller, RendererId},
-    contract::{self, Grant},
-    dispatch::{Outcome, Route},
+    contract::{self, Grant, MethodKind},
+    dispatch::{BoxFuture, Outcome, Route},
     error::WireError,
-    frame::{Frame, FrameCodec, StreamError, Welcome, PROTOCOL_VERSION},
-    transport::{write_frames, BoxRead, Outgoing},
+    frame::{Channel, Frame, Head, StreamError, Welcome, PROTOCOL_VERSION},
+    transport::{
+        reader::FrameReader,
+        writer::{run_writer, write_now, Outbox, PushError},
+    },
     IpcError, Transport,
 };
 
@@ -79,9 +81,8 @@ pub(crate) async fn accept(
 ) -> Result<RendererInfo, IpcError> {
     let setup = main.setup()?;
     let limits = &setup.limits;
-    let (read, write, peer) = transport.into_parts();
-    let mut reader = FramedRead::new(read, FrameCodec::new(limits.max_frame_size));
-    let mut writer = FramedWrite::new(write, FrameCodec::new(u32::MAX as usize));
+    let (read, mut writer, peer) = transport.into_parts();
+    let mut reader = FrameReader::new(read, limits.max_frame_size);
 
     let admitted = match setup.slots.clone().try_acquire_owned() {
         Err(_) => Err(IpcError::TooManyRenderers {
@@ -95,7 +96,7 @@ pub(crate) async fn accept(
         Ok(admitted) => admitted,
         Err(e) => {
             warn!(error = %e, "renderer refused at handshake");
-            let _ = send_now(&mut writer, Frame::Rejected(WireError::from(&e))).await;
+            let _ = write_now(&mut writer, Frame::Rejected(WireError::from(&e))).await;
             return Err(e);
         }
     };
@@ -117,22 +118,22 @@ pub(crate) async fn accept(
         max_frame_size: limits.max_frame_size as u64,
         max_in_flight: limits.max_in_flight as u64,
     });
-    send_now(&mut writer, welcome)
+    write_now(&mut writer, welcome)
         .await
         .map_err(StreamError::into_ipc)?;
 
-    let (out_tx, out_rx) = mpsc::channel(limits.max_queued_frames.max(1));
+    let out = Outbox::new(limits.max_queued_frames, renderer_limit);
     let writer_stop = CancellationToken::new();
-    tokio::spawn(write_frames(writer, out_rx, writer_stop.clone(), None));
+    tokio::spawn(run_writer(out.queue(), writer, writer_stop.clone(), None));
     let conn = Arc::new(Conn {
         caller: Caller {
             id,
             label: info.label.as_str().into(),
             peer,
         },
-        out: out_tx,
+        out,
         in_flight: InFlight::default(),
-        renderer_limit,
+        allowed: setup.router.allowed_by(&grant),
         grant,
         limits: limits.clone(),
         subscriptions: Mutex::default(),
@@ -152,11 +153,19 @@ pub(crate) async fn accept(
     let renderer = info.clone();
     tokio::spawn(async move {
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
+        let sends = Sends {
+            tx: send_tx,
+            busy: Arc::new(AtomicUsize::new(0)),
+        };
         // Messages already received are still handled after a disconnect:
         // the loop ends once `send_tx` is dropped and its queue is empty.
-        tokio::spawn(run_sends(Arc::clone(&conn), send_rx));
+        tokio::spawn(run_sends(
+            Arc::clone(&conn),
+            send_rx,
+            Arc::clone(&sends.busy),
+        ));
         let reason = tokio::select! {
-            reason = serve(&setup, &conn, reader, send_tx) => reason,
+            reason = serve(&setup, &conn, reader, sends) => reason,
             () = conn.stop.cancelled() => conn.ending().unwrap_or(DisconnectReason::ClosedByMain),
         };
         match &reason {
@@ -185,16 +194,6 @@ pub(crate) async fn accept(
     Ok(info)
 }
 
-/// Writes one frame immediately (during the handshake, before the writer
-/// task exists).
-async fn send_now(
-    writer: &mut FramedWrite<crate::transport::BoxWrite, FrameCodec>,
-    frame: Frame,
-) -> Result<(), StreamError> {
-    use futures_util::SinkExt;
-    writer.send(frame).await
-}
-
 /// What the handshake established about a renderer.
 struct Admitted {
     label: String,
@@ -206,7 +205,7 @@ struct Admitted {
 /// contract and API.
 async fn read_hello(
     setup: &Setup,
-    reader: &mut FramedRead<BoxRead, FrameCodec>,
+    reader: &mut FrameReader,
     auth: &Auth,
 ) -> Result<Admitted, IpcError> {
     let timeout = setup.limits.handshake_timeout;
@@ -302,12 +301,13 @@ fn check_api(grant: &Grant, api: &str, allowed: &[String]) -> Result<(), IpcErro
 /// Main's state for one accepted renderer.
 pub(crate) struct Conn {
     caller: Caller,
-    out: mpsc::Sender<Outgoing>,
+    /// Frames on their way to the renderer (no larger than it accepts).
+    out: Outbox,
     pub(crate) in_flight: InFlight,
-    /// The largest frame the renderer accepts.
-    renderer_limit: usize,
     /// The channels this renderer may reach.
     grant: Arc<Grant>,
+    /// The same, by route index: one lookup per frame finds both.
+    allowed: Box<[bool]>,
     limits: Limits,
     /// The event channels it listens to.
     subscriptions: Mutex<HashSet<String>>,
@@ -368,6 +368,38 @@ impl Conn {
         })
     }
 
+    /// Where an invoke or send frame for `channel` leads, if main serves
+    /// it, the renderer may reach it and it is of that `kind`.
+    fn route<'s>(
+        &self,
+        setup: &'s Setup,
+        channel: &Channel,
+        kind: MethodKind,
+    ) -> Result<&'s Route, IpcError> {
+        let Some(route) = setup.router.get(channel.as_str()) else {
+            return Err(IpcError::UnknownChannel {
+                channel: channel.as_str().to_string(),
+            });
+        };
+        if !self.allowed.get(route.index).copied().unwrap_or(false) {
+            return Err(IpcError::NotAllowed {
+                channel: route.channel.to_string(),
+            });
+        }
+        if route.kind != kind {
+            let c = route.channel;
+            return Err(IpcError::protocol(match route.kind {
+                MethodKind::Send => {
+                    format!("`{c}` is a fire-and-forget channel; send to it instead of invoking it")
+                }
+                _ => {
+                    format!("`{c}` is a request/reply channel; invoke it instead of sending to it")
+                }
+            }));
+        }
+        Ok(route)
+    }
+
     pub(crate) fn groups(&self) -> Vec<String> {
         let mut v: Vec<String> = lock(&self.groups).iter().cloned().collect();
         v.sort();
@@ -417,16 +449,22 @@ impl Conn {
         if !lock(&self.subscriptions).contains(channel) {
             return false;
         }
-        let frame = Frame::Event {
-            channel: channel.to_string(),
-            payload: payload.clone(),
+        let frame = |buf: &mut BytesMut| {
+            Head::Event { channel }.write(buf);
+            buf.extend_from_slice(payload);
+            Ok(())
         };
-        match self.out.try_send(frame.into()) {
+        match self.out.try_push(frame) {
             Ok(()) => {
                 self.events_sent.fetch_add(1, Ordering::Relaxed);
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(PushError::TooLarge { size, limit }) => {
+                warn!(renderer = %self.id(), %channel, size, limit, "event not sent: larger than the renderer accepts");
+                self.events_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(PushError::Full) => {
                 self.events_dropped.fetch_add(1, Ordering::Relaxed);
                 match self.limits.slow_consumer {
                     SlowConsumer::DropEvents => {
@@ -438,16 +476,19 @@ impl Conn {
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(PushError::Closed | PushError::Encode(_)) => false,
         }
+    }
+
+    /// Queues a frame (waiting while the queue is full); a closed
+    /// connection has no one to tell.
+    async fn push(&self, frame: Frame) {
+        let _ = self.out.push(|buf| frame.write_body(buf), true).await;
     }
 
     /// Tells the renderer about a problem with a frame that had no call id.
     async fn notice(&self, error: &IpcError) {
-        let _ = self
-            .out
-            .send(Frame::Notice(WireError::from(error)).into())
-            .await;
+        self.push(Frame::Notice(WireError::from(error))).await;
     }
 
     async fn fail(&self, id: u64, error: &IpcError) {
@@ -455,7 +496,7 @@ impl Conn {
             id,
             error: WireError::from(error),
         };
-        let _ = self.out.send(frame.into()).await;
+        self.push(frame).await;
     }
 
     /// Refuses a frame that carried call `id`: a violation, and an error
@@ -472,22 +513,24 @@ impl Conn {
     }
 
     /// Handles a subscribe frame: answered like a call.
-    async fn subscribe(&self, setup: &Setup, id: u64, channel: String) {
-        if !setup.router.is_event(&channel) {
-            return self
-                .refuse_call(id, IpcError::UnknownChannel { channel })
-                .await;
+    async fn subscribe(&self, setup: &Setup, id: u64, channel: Channel) {
+        let channel = channel.as_str();
+        if !setup.router.is_event(channel) {
+            let e = IpcError::UnknownChannel {
+                channel: channel.to_string(),
+            };
+            return self.refuse_call(id, e).await;
         }
-        if let Err(e) = self.check_allowed(&channel) {
+        if let Err(e) = self.check_allowed(channel) {
             return self.refuse_call(id, e).await;
         }
         let added = {
             let mut subscriptions = lock(&self.subscriptions);
-            let full = !subscriptions.contains(&channel)
+            let full = !subscriptions.contains(channel)
                 && subscriptions.len() >= self.limits.max_subscriptions;
             if !full {
                 debug!(renderer = %self.id(), %channel, "subscribed");
-                subscriptions.insert(channel);
+                subscriptions.insert(channel.to_string());
                 self.subscribed.send_modify(|n| *n += 1);
             }
             !full
@@ -498,16 +541,11 @@ impl Conn {
             };
             return self.refuse_call(id, e).await;
         }
-        let _ = self
-            .out
-            .send(
-                Frame::ReplyOk {
-                    id,
-                    payload: Bytes::new(),
-                }
-                .into(),
-            )
-            .await;
+        self.push(Frame::ReplyOk {
+            id,
+            payload: Bytes::new(),
+        })
+        .await;
     }
 
     fn unsubscribe(&self, channel: &str) {
@@ -516,68 +554,128 @@ impl Conn {
         }
     }
 
-    /// Starts handling an invoke frame in its own task.
-    async fn invoke(self: &Arc<Self>, setup: &Setup, id: u64, channel: String, payload: Bytes) {
-        let route = match setup.router.get(&channel) {
-            None => {
-                return self
-                    .refuse_call(id, IpcError::UnknownChannel { channel })
-                    .await
-            }
-            Some(route) => route,
+    /// Handles an invoke frame. The handler is polled once right here:
+    /// most finish without waiting, and their reply is queued without a
+    /// task of their own; the others continue in a spawned task, which the
+    /// renderer can cancel.
+    async fn invoke(self: &Arc<Self>, setup: &Setup, id: u64, channel: Channel, payload: Bytes) {
+        let route = match self.route(setup, &channel, MethodKind::Invoke) {
+            Ok(route) => route,
+            Err(e) => return self.refuse_call(id, e).await,
         };
-        if let Err(e) = self.check_allowed(&channel) {
+        let refused = {
+            let in_flight = self.in_flight.lock();
+            if in_flight.contains_key(&id) {
+                Some(IpcError::protocol(format!(
+                    "call id {id} is already in flight"
+                )))
+            } else if in_flight.len() >= self.limits.max_in_flight {
+                Some(IpcError::TooManyInFlight {
+                    limit: self.limits.max_in_flight,
+                })
+            } else {
+                None
+            }
+        };
+        if let Some(e) = refused {
             return self.refuse_call(id, e).await;
         }
-        if route.kind != contract::MethodKind::Invoke {
-            let e = IpcError::protocol(format!(
-                "`{channel}` is a fire-and-forget channel; send to it instead of invoking it"
-            ));
-            return self.refuse_call(id, e).await;
-        }
-        if let Err(e) = self.start(id, route.clone(), payload) {
-            self.refuse_call(id, e).await;
+        let mut handler = route.service.call(route.method, payload);
+        match self.first_poll(&mut handler, route.channel).await {
+            // Queued quietly: `serve` wakes the writer once the frames that
+            // have arrived are handled, so a burst of replies is one write.
+            Some(outcome) => self.reply(id, route.channel, outcome, false).await,
+            None => self.spawn_call(id, route.channel, handler),
         }
     }
 
-    /// Spawns the task for call `id`, unless a call with that id is already
-    /// in flight or the renderer is at its in-flight limit.
-    fn start(self: &Arc<Self>, id: u64, route: Route, payload: Bytes) -> Result<(), IpcError> {
+    /// Polls a handler once, as the current caller, containing a panic;
+    /// `None` if it has to wait.
+    async fn first_poll(
+        &self,
+        handler: &mut BoxFuture<'static, Outcome>,
+        channel: &'static str,
+    ) -> Option<Outcome> {
+        std::future::poll_fn(|cx| {
+            let polled = self
+                .caller
+                .enter(|| std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))));
+            Poll::Ready(match polled {
+                Ok(Poll::Ready(outcome)) => Some(outcome),
+                Ok(Poll::Pending) => None,
+                Err(panic) => Some(panicked(&self.caller, channel, panic)),
+            })
+        })
+        .await
+    }
+
+    /// Finishes call `id` in its own task, registered so that a cancel
+    /// frame (or the disconnect) can abort it.
+    fn spawn_call(
+        self: &Arc<Self>,
+        id: u64,
+        channel: &'static str,
+        handler: BoxFuture<'static, Outcome>,
+    ) {
         let mut in_flight = self.in_flight.lock();
-        if in_flight.contains_key(&id) {
-            return Err(IpcError::protocol(format!(
-                "call id {id} is already in flight"
-            )));
-        }
-        if in_flight.len() >= self.limits.max_in_flight {
-            return Err(IpcError::TooManyInFlight {
-                limit: self.limits.max_in_flight,
-            });
-        }
         let conn = Arc::clone(self);
         let task = tokio::spawn(async move {
-            let frame = conn.run(id, &route, payload).await;
+            let outcome = finish(&conn.caller, channel, handler).await;
             conn.in_flight.lock().remove(&id);
-            let _ = conn.out.send(frame.into()).await;
+            conn.reply(id, channel, outcome, true).await;
         });
         // Inserted while the lock is held, so the task's removal (which
         // takes the same lock) always comes after.
         in_flight.insert(id, task.abort_handle());
-        Ok(())
     }
 
-    /// Runs one call and turns its outcome into a reply frame.
-    async fn run(&self, id: u64, route: &Route, payload: Bytes) -> Frame {
-        let error = match call(&self.caller, route, payload).await {
-            Outcome::Ok(payload) => {
-                return self.reply_or_too_large(id, route, Frame::ReplyOk { id, payload })
-            }
-            Outcome::Err(payload) => {
-                return self.reply_or_too_large(id, route, Frame::ReplyErr { id, payload })
-            }
+    /// Queues the reply to call `id`, encoding the value straight into the
+    /// write buffer; with `wake` false, `serve` wakes the writer later.
+    async fn reply(&self, id: u64, channel: &'static str, outcome: Outcome, wake: bool) {
+        let (head, value) = match outcome {
+            Outcome::Ok(value) => (Head::ReplyOk { id }, value),
+            Outcome::Err(value) => (Head::ReplyErr { id }, value),
             Outcome::BadPayload(reason) => {
                 let e = IpcError::BadPayload {
-                    channel: route.channel.to_string(),
+                    channel: channel.to_string(),
+                    reason,
+                };
+                self.violation(&e);
+                return self.fail(id, &e).await;
+            }
+            Outcome::Failed(e) => return self.fail(id, &e).await,
+        };
+        let frame = |buf: &mut BytesMut| {
+            head.write(buf);
+            value.encode_into(buf)
+        };
+        let error = match self.out.push(frame, wake).await {
+            Ok(()) | Err(PushError::Closed | PushError::Full) => return,
+            Err(PushError::Encode(e)) => {
+                error!(renderer = %self.id(), %channel, error = %e, "the handler's value could not be encoded");
+                IpcError::Encode {
+                    channel: channel.to_string(),
+                    reason: e.to_string(),
+                }
+            }
+            Err(PushError::TooLarge { size, limit }) => {
+                warn!(renderer = %self.id(), %channel, size, limit, "reply too large for the renderer");
+                IpcError::FrameTooLarge {
+                    size: size as u64,
+                    limit,
+                }
+            }
+        };
+        self.fail(id, &error).await;
+    }
+
+    /// Reports what went wrong with a `send` message, if anything.
+    async fn sent(&self, channel: &'static str, outcome: Outcome) {
+        let error = match outcome {
+            Outcome::Ok(_) | Outcome::Err(_) => return,
+            Outcome::BadPayload(reason) => {
+                let e = IpcError::BadPayload {
+                    channel: channel.to_string(),
                     reason,
                 };
                 self.violation(&e);
@@ -585,29 +683,7 @@ impl Conn {
             }
             Outcome::Failed(e) => e,
         };
-        Frame::ReplyFailed {
-            id,
-            error: WireError::from(&error),
-        }
-    }
-
-    /// `frame`, or a frame-too-large failure if the renderer would refuse it.
-    fn reply_or_too_large(&self, id: u64, route: &Route, frame: Frame) -> Frame {
-        let size = match &frame {
-            Frame::ReplyOk { payload, .. } | Frame::ReplyErr { payload, .. } => payload.len() + 9,
-            _ => 0,
-        };
-        if size <= self.renderer_limit {
-            return frame;
-        }
-        warn!(renderer = %self.id(), channel = route.channel, size, limit = self.renderer_limit, "reply too large for the renderer");
-        Frame::ReplyFailed {
-            id,
-            error: WireError::from(&IpcError::FrameTooLarge {
-                size: size as u64,
-                limit: self.renderer_limit,
-            }),
-        }
+        self.notice(&error).await;
     }
 
     fn cancel(&self, id: u64) {
@@ -618,46 +694,78 @@ impl Conn {
     }
 }
 
-/// Runs a handler with `caller` as the current caller, containing panics.
-async fn call(caller: &Caller, route: &Route, payload: Bytes) -> Outcome {
-    let fut = route.service.call(route.method, payload);
+/// Runs a handler to completion with `caller` as the current caller,
+/// containing panics.
+async fn finish(
+    caller: &Caller,
+    channel: &'static str,
+    handler: BoxFuture<'static, Outcome>,
+) -> Outcome {
     match caller
         .clone()
-        .scope(AssertUnwindSafe(fut).catch_unwind())
+        .scope(AssertUnwindSafe(handler).catch_unwind())
         .await
     {
         Ok(outcome) => outcome,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string panic payload".to_string());
-            error!(renderer = %caller.id, channel = route.channel, %message, "handler panicked");
-            Outcome::Failed(IpcError::HandlerPanicked {
-                channel: route.channel.to_string(),
-                message,
-            })
-        }
+        Err(panic) => panicked(caller, channel, panic),
+    }
+}
+
+/// The outcome of a handler that panicked.
+fn panicked(caller: &Caller, channel: &'static str, panic: Box<dyn Any + Send>) -> Outcome {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_string());
+    error!(renderer = %caller.id, %channel, %message, "handler panicked");
+    Outcome::Failed(IpcError::HandlerPanicked {
+        channel: channel.to_string(),
+        message,
+    })
+}
+
+/// A `send` message for the in-order loop: not started yet, or started
+/// in `serve` and waiting.
+enum SendJob {
+    Start(Route, Bytes),
+    Running(&'static str, BoxFuture<'static, Outcome>),
+}
+
+/// `serve`'s end of the in-order `send` loop.
+struct Sends {
+    tx: mpsc::Sender<SendJob>,
+    /// Jobs queued and not finished. At zero, `serve` may run the next
+    /// message itself: every earlier one has been handled.
+    busy: Arc<AtomicUsize>,
+}
+
+impl Sends {
+    fn idle(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0
+    }
+
+    async fn queue(&self, job: SendJob) -> Result<(), DisconnectReason> {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        self.tx
+            .send(job)
+            .await
+            .map_err(|_| DisconnectReason::Failed("its message handler stopped".into()))
     }
 }
 
 /// Handles `send` messages one at a time, in the order they arrived.
-async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<(Route, Bytes)>) {
-    while let Some((route, payload)) = rx.recv().await {
-        let error = match call(&conn.caller, &route, payload).await {
-            Outcome::Ok(_) | Outcome::Err(_) => continue,
-            Outcome::BadPayload(reason) => {
-                let e = IpcError::BadPayload {
-                    channel: route.channel.to_string(),
-                    reason,
-                };
-                conn.violation(&e);
-                e
+async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<SendJob>, busy: Arc<AtomicUsize>) {
+    while let Some(job) = rx.recv().await {
+        let (channel, handler) = match job {
+            SendJob::Start(route, payload) => {
+                (route.channel, route.service.call(route.method, payload))
             }
-            Outcome::Failed(e) => e,
+            SendJob::Running(channel, handler) => (channel, handler),
         };
-        conn.notice(&error).await;
+        let outcome = finish(&conn.caller, channel, handler).await;
+        conn.sent(channel, outcome).await;
+        busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -666,27 +774,48 @@ async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<(Route, Bytes)>) {
 async fn serve(
     setup: &Setup,
     conn: &Arc<Conn>,
-    mut reader: FramedRead<BoxRead, FrameCodec>,
-    send_tx: mpsc::Sender<(Route, Bytes)>,
+    mut reader: FrameReader,
+    sends: Sends,
 ) -> DisconnectReason {
     let frame_timeout = conn.limits.frame_timeout;
+    // When the frame that has started arriving must be complete.
+    let mut deadline = None;
     loop {
-        let next = match tokio::time::timeout(frame_timeout, reader.next()).await {
-            // Idle between frames: nothing is owed.
-            Err(_) if reader.read_buffer().is_empty() => continue,
-            Err(_) => return DisconnectReason::FrameTimeout(frame_timeout),
-            Ok(next) => next,
-        };
-        let body = match next {
-            None => return DisconnectReason::Closed,
-            Some(Ok(body)) => body,
-            Some(Err(StreamError::TooLarge { size, limit })) => {
+        let body = match reader.buffered() {
+            Ok(Some(body)) => {
+                deadline = None;
+                body
+            }
+            Ok(None) => {
+                // Every frame that has arrived is handled: write the replies
+                // queued meanwhile, then read.
+                conn.out.wake();
+                let read = if reader.has_partial() {
+                    let at = *deadline
+                        .get_or_insert_with(|| tokio::time::Instant::now() + frame_timeout);
+                    match tokio::time::timeout_at(at, reader.fill()).await {
+                        Err(_) => return DisconnectReason::FrameTimeout(frame_timeout),
+                        Ok(read) => read,
+                    }
+                } else {
+                    reader.fill().await
+                };
+                match read {
+                    Ok(true) => continue,
+                    Ok(false) => match reader.end() {
+                        None => return DisconnectReason::Closed,
+                        Some(e) => return DisconnectReason::Failed(e.to_string()),
+                    },
+                    Err(e) => return DisconnectReason::Failed(e.to_string()),
+                }
+            }
+            Err(StreamError::TooLarge { size, limit }) => {
                 let e = IpcError::FrameTooLarge { size, limit };
                 warn!(renderer = %conn.id(), size, limit, "rejected frame: too large");
                 conn.notice(&e).await;
                 return DisconnectReason::FrameTooLarge { size, limit };
             }
-            Some(Err(e)) => return DisconnectReason::Failed(e.to_string()),
+            Err(e) => return DisconnectReason::Failed(e.to_string()),
         };
         match Frame::parse(body) {
             Ok(Frame::Invoke {
@@ -695,28 +824,32 @@ async fn serve(
                 payload,
             }) => conn.invoke(setup, id, channel, payload).await,
             Ok(Frame::Send { channel, payload }) => {
-                let route = match setup.router.get(&channel) {
-                    None => {
-                        conn.refuse_frame(IpcError::UnknownChannel { channel })
-                            .await;
+                let route = match conn.route(setup, &channel, MethodKind::Send) {
+                    Ok(route) => route,
+                    Err(e) => {
+                        conn.refuse_frame(e).await;
                         continue;
                     }
-                    Some(route) => route,
                 };
-                if let Err(e) = conn.check_allowed(&channel) {
-                    conn.refuse_frame(e).await;
-                } else if route.kind != contract::MethodKind::Send {
-                    let e = IpcError::protocol(format!(
-                        "`{channel}` is a request/reply channel; invoke it instead of sending to it"
-                    ));
-                    conn.refuse_frame(e).await;
-                } else if send_tx.send((route.clone(), payload)).await.is_err() {
-                    return DisconnectReason::Failed("its message handler stopped".into());
+                let queued = if sends.idle() {
+                    let mut handler = route.service.call(route.method, payload);
+                    match conn.first_poll(&mut handler, route.channel).await {
+                        Some(outcome) => {
+                            conn.sent(route.channel, outcome).await;
+                            Ok(())
+                        }
+                        None => sends.queue(SendJob::Running(route.channel, handler)).await,
+                    }
+                } else {
+                    sends.queue(SendJob::Start(route.clone(), payload)).await
+                };
+                if let Err(reason) = queued {
+                    return reason;
                 }
             }
             Ok(Frame::Cancel { id }) => conn.cancel(id),
             Ok(Frame::Subscribe { id, channel }) => conn.subscribe(setup, id, channel).await,
-            Ok(Frame::Unsubscribe { channel }) => conn.unsubscribe(&channel),
+            Ok(Frame::Unsubscribe { channel }) => conn.unsubscribe(channel.as_str()),
             Ok(other) => {
                 debug!(renderer = %conn.id(), frame = ?other, "unexpected frame");
                 conn.refuse_frame(IpcError::protocol(

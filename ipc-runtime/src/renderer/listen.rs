@@ -23,7 +23,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use super::{Connection, Reply, Shared};
-use crate::{codec, frame::Frame, IpcError};
+use crate::{
+    codec,
+    frame::{Channel, Frame},
+    IpcError,
+};
 
 /// Events received but not yet dispatched, per connection. Past this, new
 /// events are dropped with a warning rather than letting a stuck callback
@@ -102,7 +106,7 @@ impl Listeners {
 /// connection stops; events already received are still dispatched.
 pub(crate) async fn dispatch_events(
     shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<(String, Bytes)>,
+    mut rx: mpsc::Receiver<(Channel, Bytes)>,
     stop: CancellationToken,
 ) {
     loop {
@@ -115,7 +119,7 @@ pub(crate) async fn dispatch_events(
             shared.listeners().end_all();
             return;
         };
-        let listeners = shared.listeners().of(&channel);
+        let listeners = shared.listeners().of(channel.as_str());
         for listener in listeners {
             if !listener.active.load(Ordering::Acquire) {
                 continue;
@@ -164,7 +168,7 @@ impl Drop for Subscription {
             return;
         }
         self.shared.send_from_drop(Frame::Unsubscribe {
-            channel: self.channel.to_string(),
+            channel: Channel::from_static(self.channel),
         });
     }
 }
@@ -193,9 +197,12 @@ impl Connection {
         };
         if first {
             let reply = self
-                .request(channel, self.call_timeout(), false, |id| Frame::Subscribe {
-                    id,
-                    channel: channel.to_string(),
+                .request(channel, self.call_timeout(), false, |id, buf| {
+                    Frame::Subscribe {
+                        id,
+                        channel: Channel::from_static(channel),
+                    }
+                    .write_body(buf)
                 })
                 .await?;
             match reply {

@@ -23,21 +23,21 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::{
-    codec::{FramedRead, FramedWrite},
-    sync::{CancellationToken, DropGuard},
-};
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, warn};
 
 use crate::{
     caller::RendererId,
-    codec,
+    codec::{self, CodecError},
     contract::{Api, Service, ServiceDescriptor, ServiceSummary},
-    frame::{Frame, FrameCodec, Hello, PROTOCOL_VERSION},
-    transport::{self, write_frames, BoxRead, Outgoing},
+    frame::{Channel, Frame, Head, Hello, PROTOCOL_VERSION},
+    transport::{
+        self,
+        reader::FrameReader,
+        writer::{run_writer, write_now, Outbox, PushError},
+    },
     IpcError, Transport,
 };
 
@@ -164,9 +164,8 @@ impl ConnectionBuilder {
         transport: Transport,
         token: Option<String>,
     ) -> Result<Connection, IpcError> {
-        let (read, write, _) = transport.into_parts();
-        let mut reader = FramedRead::new(read, FrameCodec::new(self.max_frame_size));
-        let mut writer = FramedWrite::new(write, FrameCodec::new(u32::MAX as usize));
+        let (read, mut writer, _) = transport.into_parts();
+        let mut reader = FrameReader::new(read, self.max_frame_size);
         let hello = Frame::Hello {
             version: PROTOCOL_VERSION,
             hello: Hello {
@@ -185,7 +184,9 @@ impl ConnectionBuilder {
                 }),
             },
         };
-        writer.send(hello).await.map_err(|e| e.into_ipc())?;
+        write_now(&mut writer, hello)
+            .await
+            .map_err(|e| e.into_ipc())?;
         let answer = match tokio::time::timeout(self.handshake_timeout, reader.next()).await {
             Err(_) => {
                 return Err(IpcError::disconnected(format!(
@@ -210,16 +211,17 @@ impl ConnectionBuilder {
                 ))
             }
         };
-        let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+        let main_max_frame = usize::try_from(welcome.max_frame_size).unwrap_or(usize::MAX);
+        let out = Outbox::new(OUT_QUEUE, main_max_frame);
+        let queue = out.queue();
         let stop = CancellationToken::new();
         let (closed_tx, closed_rx) = watch::channel(false);
         let (events_tx, events_rx) = mpsc::channel(listen::EVENT_QUEUE);
         let shared = Arc::new(Shared {
-            out: out_tx,
+            out,
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             call_timeout: self.call_timeout,
-            main_max_frame: usize::try_from(welcome.max_frame_size).unwrap_or(usize::MAX),
             id: RendererId(welcome.id),
             label: welcome.label,
             closed: closed_rx,
@@ -240,7 +242,7 @@ impl ConnectionBuilder {
         let writer_stop = stop.clone();
         let writer_shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            if let Err(e) = write_frames(writer, out_rx, writer_stop, Some(DRAIN_ON_DROP)).await {
+            if let Err(e) = run_writer(queue, writer, writer_stop, Some(DRAIN_ON_DROP)).await {
                 writer_shared.close(IpcError::disconnected(format!(
                     "writing to main failed: {e}"
                 )));
@@ -287,11 +289,11 @@ pub(crate) enum Reply {
 }
 
 struct Shared {
-    out: mpsc::Sender<Outgoing>,
+    /// Frames on their way to main (no larger than main accepts).
+    out: Outbox,
     state: Mutex<State>,
     next_id: AtomicU64,
     call_timeout: Duration,
-    main_max_frame: usize,
     id: RendererId,
     label: String,
     closed: watch::Receiver<bool>,
@@ -300,7 +302,7 @@ struct Shared {
     /// Local listeners by event channel.
     listeners: Mutex<listen::Listeners>,
     /// Events on their way to the dispatcher task.
-    events: mpsc::Sender<(String, Bytes)>,
+    events: mpsc::Sender<(Channel, Bytes)>,
     /// One permit per call main lets this renderer have in flight: calls
     /// beyond wait here instead of being refused by main.
     slots: Arc<tokio::sync::Semaphore>,
@@ -340,16 +342,24 @@ impl Shared {
     }
 
     /// Queues `frame` from a destructor (a cancel, an unsubscribe), which
-    /// cannot wait: if the queue is full, a task sends it; if the
-    /// connection is closed, there is no one to tell.
+    /// cannot wait: it is queued even if the queue is full (it is a few
+    /// bytes); if the connection is closed, there is no one to tell.
     fn send_from_drop(&self, frame: Frame) {
-        if let Err(mpsc::error::TrySendError::Full(frame)) = self.out.try_send(frame.into()) {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let out = self.out.clone();
-                rt.spawn(async move {
-                    let _ = out.send(frame).await;
-                });
-            }
+        let _ = self.out.push_always(|buf| frame.write_body(buf));
+    }
+
+    /// The error for a frame that could not be queued.
+    fn push_error(&self, channel: &str, e: PushError) -> IpcError {
+        match e {
+            PushError::Encode(e) => IpcError::Encode {
+                channel: channel.to_string(),
+                reason: e.to_string(),
+            },
+            PushError::TooLarge { size, limit } => IpcError::FrameTooLarge {
+                size: size as u64,
+                limit,
+            },
+            PushError::Closed | PushError::Full => self.closed_reason(),
         }
     }
 
@@ -401,26 +411,6 @@ impl Connection {
         self.shared.call_timeout
     }
 
-    fn encode_for(
-        &self,
-        channel: &str,
-        args: &(impl Serialize + ?Sized),
-    ) -> Result<Bytes, IpcError> {
-        let mut buf = BytesMut::new();
-        codec::encode_into(args, &mut buf).map_err(|e| IpcError::Encode {
-            channel: channel.to_string(),
-            reason: e.to_string(),
-        })?;
-        let size = buf.len() + Frame::overhead(channel);
-        if size > self.shared.main_max_frame {
-            return Err(IpcError::FrameTooLarge {
-                size: size as u64,
-                limit: self.shared.main_max_frame,
-            });
-        }
-        Ok(buf.freeze())
-    }
-
     /// Sends an invoke frame and waits for its reply.
     pub(crate) async fn call(
         &self,
@@ -428,17 +418,16 @@ impl Connection {
         args: &(impl Serialize + ?Sized),
         timeout: Duration,
     ) -> Result<Reply, IpcError> {
-        let payload = self.encode_for(channel, args)?;
-        self.request(channel, timeout, true, |id| Frame::Invoke {
-            id,
-            channel: channel.to_string(),
-            payload,
+        self.request(channel, timeout, true, |id, buf| {
+            Head::Invoke { id, channel }.write(buf);
+            codec::encode_into(args, buf)
         })
         .await
     }
 
-    /// Sends the frame that `make` builds for a new call id and waits for
-    /// the reply to that id.
+    /// Queues the frame that `frame` writes for a new call id (encoding the
+    /// arguments straight into the write buffer) and waits for the reply
+    /// to that id.
     ///
     /// A `counted` request is a call that main counts against its in-flight
     /// limit: it first waits for one of the slots main granted, so that a
@@ -449,7 +438,7 @@ impl Connection {
         channel: &'static str,
         timeout: Duration,
         counted: bool,
-        make: impl FnOnce(u64) -> Frame,
+        frame: impl FnOnce(u64, &mut BytesMut) -> Result<(), CodecError>,
     ) -> Result<Reply, IpcError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let timed_out = || IpcError::Timeout {
@@ -481,11 +470,10 @@ impl Connection {
             armed: true,
             _slot: permit,
         };
-        let frame = make(id);
-        if self.shared.out.send(frame.into()).await.is_err() {
+        if let Err(e) = self.shared.out.push(|buf| frame(id, buf), true).await {
             guard.armed = false;
             self.shared.state().pending.remove(&id);
-            return Err(self.shared.closed_reason());
+            return Err(self.shared.push_error(channel, e));
         }
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => {
@@ -507,32 +495,29 @@ impl Connection {
         channel: &'static str,
         args: &(impl Serialize + ?Sized),
     ) -> Result<(), IpcError> {
-        let payload = self.encode_for(channel, args)?;
         if let Some(reason) = &self.shared.state().closed {
             return Err(reason.clone());
         }
-        let frame = Frame::Send {
-            channel: channel.to_string(),
-            payload,
+        let frame = |buf: &mut BytesMut| {
+            Head::Send { channel }.write(buf);
+            codec::encode_into(args, buf)
         };
         self.shared
             .out
-            .send(frame.into())
+            .push(frame, true)
             .await
-            .map_err(|_| self.shared.closed_reason())
+            .map_err(|e| self.shared.push_error(channel, e))
     }
 
     /// Waits until every message and call sent so far has been written to
     /// the connection. A `send` returns once its message is queued; flush
     /// before exiting the process to be sure queued messages reach main.
     pub async fn flush(&self) -> Result<(), IpcError> {
-        let (done, flushed) = oneshot::channel();
-        self.shared
-            .out
-            .send(Outgoing::Flush(done))
-            .await
-            .map_err(|_| self.shared.closed_reason())?;
-        flushed.await.map_err(|_| self.shared.closed_reason())
+        if self.shared.out.flushed().await {
+            Ok(())
+        } else {
+            Err(self.shared.closed_reason())
+        }
     }
 
     /// Flushes everything sent so far, then closes the connection. Other
@@ -573,7 +558,7 @@ impl Drop for PendingCall<'_> {
 /// connection ends; then fails everything still pending.
 async fn read_replies(
     shared: Arc<Shared>,
-    mut reader: FramedRead<BoxRead, FrameCodec>,
+    mut reader: FrameReader,
     stop: CancellationToken,
     closed: watch::Sender<bool>,
 ) {

@@ -7,7 +7,9 @@
 //! sees a `Transport`.
 
 pub mod child;
+pub(crate) mod reader;
 pub mod unix;
+pub(crate) mod writer;
 
 use std::{fmt, pin::Pin};
 
@@ -89,80 +91,4 @@ pub fn memory_pair(buffer: usize) -> (Transport, Transport) {
     let (ar, aw) = tokio::io::split(a);
     let (br, bw) = tokio::io::split(b);
     (Transport::new(ar, aw), Transport::new(br, bw))
-}
-
-/// What a connection's writer task is asked to do.
-#[derive(Debug)]
-pub(crate) enum Outgoing {
-    /// Write this frame.
-    Frame(crate::frame::Frame),
-    /// Flush everything queued before this, then signal.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-impl From<crate::frame::Frame> for Outgoing {
-    fn from(frame: crate::frame::Frame) -> Self {
-        Outgoing::Frame(frame)
-    }
-}
-
-/// Writes frames from `rx` to `sink` until `rx` closes, the write fails or
-/// `stop` is cancelled. Frames that are already queued are written together
-/// and flushed once: one system call for a burst, not one per frame.
-///
-/// With `drain_on_stop`, frames still queued when `stop` fires are written
-/// (for at most that long) before returning, so that a dropped connection
-/// does not lose messages it already accepted.
-pub(crate) async fn write_frames(
-    mut sink: tokio_util::codec::FramedWrite<BoxWrite, crate::frame::FrameCodec>,
-    mut rx: tokio::sync::mpsc::Receiver<Outgoing>,
-    stop: tokio_util::sync::CancellationToken,
-    drain_on_stop: Option<std::time::Duration>,
-) -> Result<(), crate::frame::StreamError> {
-    use futures_util::SinkExt;
-    type Sink = tokio_util::codec::FramedWrite<BoxWrite, crate::frame::FrameCodec>;
-
-    async fn put(sink: &mut Sink, item: Outgoing) -> Result<(), crate::frame::StreamError> {
-        match item {
-            Outgoing::Frame(frame) => sink.feed(frame).await,
-            Outgoing::Flush(done) => {
-                sink.flush().await?;
-                let _ = done.send(());
-                Ok(())
-            }
-        }
-    }
-
-    loop {
-        let item = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => return Ok(()),
-            },
-        };
-        let burst = async {
-            put(&mut sink, item).await?;
-            while let Ok(item) = rx.try_recv() {
-                put(&mut sink, item).await?;
-            }
-            sink.flush().await
-        };
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            result = burst => result?,
-        }
-    }
-    if let Some(limit) = drain_on_stop {
-        let drain = async {
-            while let Ok(item) = rx.try_recv() {
-                put(&mut sink, item).await?;
-            }
-            sink.flush().await
-        };
-        let _ = tokio::time::timeout(limit, drain).await;
-    }
-    Ok(())
 }
