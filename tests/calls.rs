@@ -79,6 +79,33 @@ async fn timeout_names_the_channel_and_duration_and_aborts_the_handler() {
 }
 
 #[tokio::test]
+async fn a_short_timeout_expires_on_time_behind_a_longer_one() {
+    // The renderer keeps one timer per connection, set to the earliest
+    // deadline: a call with a shorter timeout must move it earlier.
+    let (main, handler) = probe_main();
+    let conn = connect_memory(&main, "mixed").await.unwrap();
+    let patient = conn.probe.clone().with_timeout(Duration::from_secs(3600));
+    let hasty = conn.probe.clone().with_timeout(Duration::from_millis(50));
+    let long = tokio::spawn(async move { patient.sleep(60_000).await });
+    assert!(
+        eventually(Duration::from_secs(5), || main.in_flight(conn.id())
+            == Some(1))
+        .await
+    );
+    let started = std::time::Instant::now();
+    let err = hasty.sleep(60_000).await.unwrap_err();
+    assert!(matches!(err, IpcError::Timeout { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(eventually(Duration::from_secs(5), || handler.aborted() == 1).await);
+    assert!(!long.is_finished(), "the longer call still waits");
+    long.abort();
+}
+
+#[tokio::test]
 async fn dropping_the_call_future_cancels_the_handler() {
     let (main, handler) = probe_main();
     let conn = connect_memory(&main, "fickle").await.unwrap();

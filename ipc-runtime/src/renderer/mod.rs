@@ -24,7 +24,10 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::{
+    sync::{mpsc, oneshot, watch, TryAcquireError},
+    time::Instant,
+};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, warn};
 
@@ -233,6 +236,7 @@ impl ConnectionBuilder {
                     .unwrap_or(usize::MAX)
                     .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
             )),
+            sweep: tokio::sync::Notify::new(),
         });
         tokio::spawn(listen::dispatch_events(
             Arc::clone(&shared),
@@ -248,6 +252,7 @@ impl ConnectionBuilder {
                 )));
             }
         });
+        tokio::spawn(sweep_timeouts(Arc::clone(&shared), stop.clone()));
         tokio::spawn(read_replies(
             Arc::clone(&shared),
             reader,
@@ -306,12 +311,25 @@ struct Shared {
     /// One permit per call main lets this renderer have in flight: calls
     /// beyond wait here instead of being refused by main.
     slots: Arc<tokio::sync::Semaphore>,
+    /// Wakes the timeout sweeper when a call's deadline comes before the
+    /// one it sleeps until.
+    sweep: tokio::sync::Notify,
 }
 
 #[derive(Default)]
 struct State {
-    pending: HashMap<u64, oneshot::Sender<Reply>>,
+    pending: HashMap<u64, Pending>,
+    /// When the timeout sweeper wakes next (`None`: when a call starts).
+    next_sweep: Option<Instant>,
     closed: Option<IpcError>,
+}
+
+/// A call waiting for its reply.
+struct Pending {
+    reply: oneshot::Sender<Reply>,
+    deadline: Instant,
+    channel: &'static str,
+    timeout: Duration,
 }
 
 impl Shared {
@@ -440,17 +458,30 @@ impl Connection {
         counted: bool,
         frame: impl FnOnce(u64, &mut BytesMut) -> Result<(), CodecError>,
     ) -> Result<Reply, IpcError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let timed_out = || IpcError::Timeout {
-            channel: channel.to_string(),
-            timeout,
-        };
+        let now = Instant::now();
+        // A timeout too long to represent waits about as long as forever.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let permit = if counted {
-            let slots = Arc::clone(&self.shared.slots);
-            match tokio::time::timeout_at(deadline, slots.acquire_owned()).await {
-                Err(_) => return Err(timed_out()),
-                Ok(Err(_)) => return Err(self.shared.closed_reason()),
-                Ok(Ok(permit)) => Some(permit),
+            let slots = &self.shared.slots;
+            match Arc::clone(slots).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(TryAcquireError::Closed) => return Err(self.shared.closed_reason()),
+                // A timer only when the call has to wait for a slot.
+                Err(TryAcquireError::NoPermits) => {
+                    match tokio::time::timeout_at(deadline, Arc::clone(slots).acquire_owned()).await
+                    {
+                        Err(_) => {
+                            return Err(IpcError::Timeout {
+                                channel: channel.to_string(),
+                                timeout,
+                            })
+                        }
+                        Ok(Err(_)) => return Err(self.shared.closed_reason()),
+                        Ok(Ok(permit)) => Some(permit),
+                    }
+                }
             }
         } else {
             None
@@ -462,7 +493,20 @@ impl Connection {
             if let Some(reason) = &state.closed {
                 return Err(reason.clone());
             }
-            state.pending.insert(id, tx);
+            state.pending.insert(
+                id,
+                Pending {
+                    reply: tx,
+                    deadline,
+                    channel,
+                    timeout,
+                },
+            );
+            // The sweeper sleeps until the earliest deadline it knows of.
+            if state.next_sweep.is_none_or(|at| deadline < at) {
+                state.next_sweep = Some(deadline);
+                self.shared.sweep.notify_one();
+            }
         }
         let mut guard = PendingCall {
             shared: &self.shared,
@@ -475,18 +519,11 @@ impl Connection {
             self.shared.state().pending.remove(&id);
             return Err(self.shared.push_error(channel, e));
         }
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(reply)) => {
-                guard.armed = false;
-                Ok(reply)
-            }
-            Ok(Err(_)) => {
-                guard.armed = false;
-                Err(self.shared.closed_reason())
-            }
-            // The guard sends the cancel as it drops.
-            Err(_) => Err(timed_out()),
-        }
+        // A reply, or the timeout from the sweeper (which has told main
+        // to cancel the call).
+        let reply = rx.await;
+        guard.armed = false;
+        reply.map_err(|_| self.shared.closed_reason())
     }
 
     /// Sends a fire-and-forget frame.
@@ -554,6 +591,49 @@ impl Drop for PendingCall<'_> {
     }
 }
 
+/// Fails the calls whose deadline has passed (and tells main to cancel
+/// them), sleeping until the earliest deadline in between: one timer per
+/// connection instead of one per call.
+async fn sweep_timeouts(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let now = Instant::now();
+        let (expired, next) = {
+            let mut state = shared.state();
+            let ids: Vec<u64> = state
+                .pending
+                .iter()
+                .filter(|(_, p)| p.deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            let expired: Vec<(u64, Pending)> = ids
+                .into_iter()
+                .filter_map(|id| state.pending.remove(&id).map(|p| (id, p)))
+                .collect();
+            let next = state.pending.values().map(|p| p.deadline).min();
+            state.next_sweep = next;
+            (expired, next)
+        };
+        for (id, pending) in expired {
+            shared.send_from_drop(Frame::Cancel { id });
+            let _ = pending.reply.send(Reply::Failed(IpcError::Timeout {
+                channel: pending.channel.to_string(),
+                timeout: pending.timeout,
+            }));
+        }
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = shared.sweep.notified() => {}
+            () = sleep => {}
+        }
+    }
+}
+
 /// Reads main's frames and completes the matching calls, until the
 /// connection ends; then fails everything still pending.
 async fn read_replies(
@@ -601,8 +681,8 @@ async fn read_replies(
         let waiter = shared.state().pending.remove(&id);
         match waiter {
             // The caller may have gone in the meantime; nothing to do then.
-            Some(tx) => {
-                let _ = tx.send(reply);
+            Some(pending) => {
+                let _ = pending.reply.send(reply);
             }
             None => debug!(call = id, "reply for a call nobody waits for any more"),
         }

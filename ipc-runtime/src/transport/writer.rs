@@ -36,6 +36,10 @@ use crate::{
 /// Write buffers larger than this are given back to the allocator after
 /// use instead of being kept for the next batch.
 const RETAIN: usize = 2 * 1024 * 1024;
+/// Producers that can wait ([`WriteQueue::push`]) wait while this many
+/// bytes are queued: a peer that reads slowly slows them down instead of
+/// growing the buffer (one frame may go past it).
+const WAIT_BYTES: usize = 256 * 1024;
 
 /// Why a frame was not queued.
 #[derive(Debug)]
@@ -160,24 +164,30 @@ impl WriteQueue {
         Ok(())
     }
 
-    /// Queues a frame, waiting while the queue is full. With `wake` false
-    /// the writer is not woken: the caller queues more and calls
+    /// Queues a frame, waiting while the queue is full: it holds its
+    /// maximum number of frames, or [`WAIT_BYTES`] bytes. With `wake`
+    /// false the writer is not woken: the caller queues more and calls
     /// [`WriteQueue::wake`] once, so that a burst leaves in one write.
     pub(crate) async fn push(
         &self,
         body: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
         wake: bool,
     ) -> Result<(), PushError> {
+        let mut waiting = false;
         loop {
+            // Registered (which takes the `Notify`'s lock) only once the
+            // queue was found full.
             let room = self.room.notified();
             tokio::pin!(room);
-            room.as_mut().enable();
+            if waiting {
+                room.as_mut().enable();
+            }
             {
                 let mut s = self.state();
                 if s.closed {
                     return Err(PushError::Closed);
                 }
-                if s.frames < self.max_frames {
+                if s.frames < self.max_frames && s.buf.len() < WAIT_BYTES {
                     self.put(&mut s, body)?;
                     drop(s);
                     if wake {
@@ -191,7 +201,10 @@ impl WriteQueue {
             // Full: what is queued must be written before there is room,
             // including frames queued quietly.
             self.wake.notify_one();
-            room.await;
+            if waiting {
+                room.await;
+            }
+            waiting = true;
         }
     }
 
