@@ -72,7 +72,16 @@ const ACK_EVERY: u64 = 128;
 /// Payload of the one-way cases.
 const ONE_WAY_PAYLOAD: usize = 8;
 
+/// How long both sides of the `ipc-spin` system spin before parking (the
+/// low-latency option).
+const SPIN: Duration = Duration::from_micros(50);
+/// Payloads the `ipc-spin` system is measured at (latency only).
+const SPIN_PAYLOADS: [usize; 2] = [8, 1024];
+
 const ROLE_ENV: &str = "IPC_BENCH_ROLE";
+/// Main's socket and the renderer's token for the `ipc-spin` connection.
+const SPIN_SOCKET_ENV: &str = "IPC_BENCH_SPIN_SOCKET";
+const SPIN_TOKEN_ENV: &str = "IPC_BENCH_SPIN_TOKEN";
 const DIR_ENV: &str = "IPC_BENCH_SOCKET_DIR";
 const QUICK_ENV: &str = "IPC_BENCH_QUICK";
 const ROUNDS_ENV: &str = "IPC_BENCH_ROUNDS";
@@ -365,25 +374,34 @@ async fn run_main(quick: bool) -> Result<(), BoxError> {
         }
     });
 
-    let builder = Main::builder();
-    let handler = BenchMain {
-        main: builder.main(),
-        sunk: AtomicU64::new(0),
-        sunk_goal: AtomicU64::new(u64::MAX),
-        sunk_reached: Notify::new(),
-        acked: AtomicU64::new(0),
-        credit: Notify::new(),
+    let bench_main = |builder: ipc_runtime::MainBuilder| {
+        let handler = BenchMain {
+            main: builder.main(),
+            sunk: AtomicU64::new(0),
+            sunk_goal: AtomicU64::new(u64::MAX),
+            sunk_reached: Notify::new(),
+            acked: AtomicU64::new(0),
+            credit: Notify::new(),
+        };
+        builder
+            .service(BenchServer::new(handler))
+            .events::<BenchEventsContract>()
+            .build()
     };
-    let main = builder
-        .service(BenchServer::new(handler))
-        .events::<BenchEventsContract>()
-        .build()?;
+    let main = bench_main(Main::builder())?;
+    // A second main, with the low-latency option, that the renderer
+    // reaches over a Unix socket for the `ipc-spin` system.
+    let spin_main = bench_main(Main::builder().spin_before_parking(SPIN))?;
+    let spin_endpoint = spin_main.listen_unix_in(dir.path())?;
+    let spin_token = spin_endpoint.issue_token::<BenchApi>("bench-spin")?;
 
     let mut command = Command::new(std::env::current_exe()?);
     command
         .env(ROLE_ENV, "renderer")
         .env(DIR_ENV, dir.path())
         .env(QUICK_ENV, if quick { "1" } else { "0" })
+        .env(SPIN_SOCKET_ENV, spin_endpoint.path())
+        .env(SPIN_TOKEN_ENV, &spin_token)
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
     let mut renderer = main.spawn_renderer::<BenchApi>(command, "bench").await?;
@@ -485,6 +503,8 @@ struct Ticks {
 
 struct Renderer {
     api: BenchApi,
+    /// The connection with the low-latency option, to the second main.
+    spin_api: BenchApi,
     config: Config,
     /// Tokio echo connection for one call in flight.
     lat: BufReader<UnixStream>,
@@ -522,6 +542,13 @@ async fn raw_connect(dir: &Path, mode: u8) -> io::Result<UnixStream> {
 impl Renderer {
     async fn connect(config: Config) -> Result<Self, BoxError> {
         let api = BenchApi::connect_inherited().await?;
+        let spin_api = ipc_runtime::Connection::builder()
+            .spin_before_parking(SPIN)
+            .connect_unix_as::<BenchApi>(
+                std::env::var(SPIN_SOCKET_ENV)?,
+                &std::env::var(SPIN_TOKEN_ENV)?,
+            )
+            .await?;
         let dir = PathBuf::from(std::env::var(DIR_ENV)?);
         let std_stream = std::os::unix::net::UnixStream::connect(dir.join("raw-std.sock"))?;
         let std = StdConn {
@@ -559,6 +586,7 @@ impl Renderer {
 
         Ok(Renderer {
             api,
+            spin_api,
             config,
             lat: BufReader::with_capacity(IO_BUF, raw_connect(&dir, b'E').await?),
             pipe: Some(raw_connect(&dir, b'E').await?),
@@ -625,11 +653,16 @@ impl Renderer {
         let skip = 2;
         let mut out = Vec::with_capacity(calls);
         match system {
-            "ipc" => {
+            "ipc" | "ipc-spin" => {
+                let api = if system == "ipc" {
+                    &self.api
+                } else {
+                    &self.spin_api
+                };
                 let mut data = ByteBuf::from(vec![0xa5; payload]);
                 for i in 0..calls + skip {
                     let start = Instant::now();
-                    data = self.api.bench.echo(data).await?;
+                    data = api.bench.echo(data).await?;
                     let elapsed = start.elapsed();
                     assert_eq!(data.len(), payload, "echoed payload");
                     if i >= skip {
@@ -985,7 +1018,10 @@ async fn run_renderer(config: Config) -> Result<ChildReport, BoxError> {
             r.placement = placement;
             let p = placement.name();
             for payload in PAYLOADS {
-                for system in rotated(&["ipc", "raw-tokio", "raw-std"], round) {
+                for system in rotated(&["ipc", "raw-tokio", "raw-std", "ipc-spin"], round) {
+                    if system == "ipc-spin" && !SPIN_PAYLOADS.contains(&payload) {
+                        continue;
+                    }
                     if !wanted("latency", system, payload) {
                         continue;
                     }

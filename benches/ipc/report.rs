@@ -281,6 +281,7 @@ pub fn rows(report: &ChildReport) -> Vec<Row> {
             .unwrap_or(9);
         let system = [
             "ipc",
+            "ipc-spin",
             "raw-tokio",
             "raw-std",
             "ipc-send",
@@ -447,6 +448,20 @@ fn targets() -> Vec<Target> {
             measure: |r, p| {
                 Some(ratio(r, p, "latency", "ipc", 8)? / ratio(r, p, "latency", "raw-std", 8)?)
             },
+        },
+        Target {
+            case: "stretch, low-latency option (50 µs spin): 8 B vs blocking std",
+            le: true,
+            goal: 2.0,
+            measure: |r, p| {
+                Some(ratio(r, p, "latency", "ipc-spin", 8)? / ratio(r, p, "latency", "raw-std", 8)?)
+            },
+        },
+        Target {
+            case: "low-latency option (50 µs spin): 8 B latency vs raw tokio",
+            le: true,
+            goal: 1.1,
+            measure: |r, p| ratio(r, p, "latency", "ipc-spin", 8),
         },
         Target {
             case: "(context) raw tokio 8 B latency vs blocking std",

@@ -239,6 +239,7 @@ mod error;
 mod frame;
 mod main_process;
 mod renderer;
+mod spin;
 
 pub use caller::{Caller, Peer, RendererId};
 pub use contract::{

@@ -32,6 +32,7 @@ use crate::{
     dispatch::{BoxFuture, Outcome, Route},
     error::WireError,
     frame::{Channel, Frame, Head, StreamError, Welcome, PROTOCOL_VERSION},
+    spin::spin_then_wait,
     transport::{
         reader::FrameReader,
         writer::{run_writer, write_now, Outbox, PushError},
@@ -798,7 +799,7 @@ async fn serve(
                         Ok(read) => read,
                     }
                 } else {
-                    reader.fill().await
+                    spin_then_wait(reader.fill(), setup.spin).await
                 };
                 match read {
                     Ok(true) => continue,

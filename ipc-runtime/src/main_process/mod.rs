@@ -42,6 +42,7 @@ pub struct MainBuilder {
     router: Router,
     errors: Vec<IpcError>,
     limits: Limits,
+    spin: Duration,
     inner: Arc<Inner>,
 }
 
@@ -95,6 +96,20 @@ impl MainBuilder {
         self
     }
 
+    /// The low-latency option (off by default): when a renderer's
+    /// connection has nothing to read, keep polling it for up to `spin`
+    /// before parking its task, so that a request arriving within that time
+    /// is picked up without waking a sleeping thread. Trades CPU time (up
+    /// to `spin` per idle moment of each renderer) for latency; it helps
+    /// only when both processes have a core to themselves, and hurts when
+    /// they share one. Pair it with
+    /// [`ConnectionBuilder::spin_before_parking`](crate::ConnectionBuilder::spin_before_parking)
+    /// on the renderer; tens of microseconds is the useful range.
+    pub fn spin_before_parking(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
     /// How long a renderer has to complete the handshake after connecting
     /// (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
@@ -132,6 +147,7 @@ impl MainBuilder {
             summaries,
             slots: Arc::new(Semaphore::new(self.limits.max_renderers)),
             limits: self.limits,
+            spin: self.spin,
         });
         if self.inner.setup.set(setup).is_err() {
             return Err(IpcError::Config {
@@ -179,6 +195,8 @@ pub(crate) struct Setup {
     pub limits: Limits,
     /// One permit per connection, live or in handshake.
     pub slots: Arc<Semaphore>,
+    /// See [`MainBuilder::spin_before_parking`].
+    pub spin: Duration,
 }
 
 struct Entry {
@@ -305,6 +323,7 @@ impl Main {
             router: Router::default(),
             errors: Vec::new(),
             limits: Limits::default(),
+            spin: Duration::ZERO,
         }
     }
 

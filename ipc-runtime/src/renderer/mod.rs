@@ -36,6 +36,7 @@ use crate::{
     codec::{self, CodecError},
     contract::{Api, Service, ServiceDescriptor, ServiceSummary},
     frame::{Channel, Frame, Head, Hello, PROTOCOL_VERSION},
+    spin::spin_then_wait,
     transport::{
         self,
         reader::FrameReader,
@@ -62,6 +63,7 @@ pub struct ConnectionBuilder {
     call_timeout: Duration,
     handshake_timeout: Duration,
     max_frame_size: usize,
+    spin: Duration,
 }
 
 impl ConnectionBuilder {
@@ -110,6 +112,19 @@ impl ConnectionBuilder {
     /// [`DEFAULT_MAX_FRAME_SIZE`]).
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.max_frame_size = bytes.min(u32::MAX as usize);
+        self
+    }
+
+    /// The low-latency option (off by default): a call keeps polling for
+    /// its reply for up to `spin` before parking its task, so that a reply
+    /// arriving within that time is picked up without waking a sleeping
+    /// thread. Trades CPU time (up to `spin` per call) for latency; it
+    /// helps only when the renderer and main each have a core to
+    /// themselves. See
+    /// [`MainBuilder::spin_before_parking`](crate::MainBuilder::spin_before_parking)
+    /// for main's side and `BENCHMARKS.md` for what it gains.
+    pub fn spin_before_parking(mut self, spin: Duration) -> Self {
+        self.spin = spin;
         self
     }
 
@@ -225,6 +240,7 @@ impl ConnectionBuilder {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             call_timeout: self.call_timeout,
+            spin: self.spin,
             id: RendererId(welcome.id),
             label: welcome.label,
             closed: closed_rx,
@@ -299,6 +315,8 @@ struct Shared {
     state: Mutex<State>,
     next_id: AtomicU64,
     call_timeout: Duration,
+    /// See [`ConnectionBuilder::spin_before_parking`].
+    spin: Duration,
     id: RendererId,
     label: String,
     closed: watch::Receiver<bool>,
@@ -398,6 +416,7 @@ impl Connection {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             handshake_timeout: Duration::from_secs(10),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            spin: Duration::ZERO,
         }
     }
 
@@ -521,7 +540,7 @@ impl Connection {
         }
         // A reply, or the timeout from the sweeper (which has told main
         // to cancel the call).
-        let reply = rx.await;
+        let reply = spin_then_wait(rx, self.shared.spin).await;
         guard.armed = false;
         reply.map_err(|_| self.shared.closed_reason())
     }
