@@ -374,7 +374,7 @@ async fn run_main(quick: bool) -> Result<(), BoxError> {
         }
     });
 
-    let bench_main = |builder: ipc_runtime::MainBuilder| {
+    let bench_main = |builder: ipc_runtime::MainBuilder| -> Result<Main, ipc_runtime::IpcError> {
         let handler = BenchMain {
             main: builder.main(),
             sunk: AtomicU64::new(0),

@@ -11,3 +11,14 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*/*.rs");
 }
+
+/// Main's builder checks that no two registered contracts share a channel
+/// when the program is built (the check needs the concrete list of
+/// contracts, so `cargo check` does not run it). A pass case makes trybuild
+/// build these instead of checking them.
+#[test]
+fn main_builder() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui-main/*-build.rs");
+    t.compile_fail("tests/ui-main/same-*.rs");
+}

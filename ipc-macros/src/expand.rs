@@ -795,7 +795,9 @@ pub(crate) fn server_shell(
 ) -> TokenStream {
     let rt = rt();
     let vis = &service.item.vis;
-    let server = names_of(service).server;
+    let Names {
+        server, contract, ..
+    } = names_of(service);
     let trait_name = service.ident().to_string();
     let doc = format!(
         "Main-side adapter that serves [`{trait_name}`] with a handler value: \
@@ -818,6 +820,10 @@ pub(crate) fn server_shell(
             pub fn from_arc(handler: #rt::Arc<H>) -> Self {
                 Self { handler }
             }
+        }
+
+        impl<H: #bound> #rt::Served for #server<H> {
+            type Contract = #contract;
         }
 
         #dispatch

@@ -28,6 +28,15 @@ pub trait Dispatch: Send + Sync + 'static {
     fn call(&self, method: usize, payload: Bytes) -> BoxFuture<'static, Outcome>;
 }
 
+/// Names the contract a `…Server` serves, so that
+/// [`MainBuilder`](crate::MainBuilder) can check at compile time that no
+/// two registered contracts share a channel. `#[service]` implements it
+/// next to [`Dispatch`].
+pub trait Served {
+    /// The `…Contract` type of the served trait.
+    type Contract: crate::Service;
+}
+
 /// What a handler call produced, ready for the wire.
 pub enum Outcome {
     /// The return value.

@@ -199,6 +199,7 @@
 //! | every trait has a namespace | `#[events] pub trait NotesEvents { .. }` |
 //! | one channel per method in a trait | `async fn get(..)` beside `#[ipc(rename = "get")] async fn fetch(..)` |
 //! | one channel per method across the traits one `expose!` API lists | `Notes::get` and `Archive::fetch` both on `notes:get` |
+//! | one channel per method across the services and events traits registered on one main (reported when the program is built: `cargo build` and `cargo test`, not `cargo check`) | `.service(NotesServer::new(h)).service(ArchiveServer::new(h))` with both on `notes:get`; a service registered twice |
 //! | `expose!` names traits, methods and events that exist (nearest name suggested) | `notes: Note { get }`, `notes: Notes { gett }` |
 //! | an `expose!` entry lists something, each method once, each trait and field once | `notes: Notes {}`, `Notes { get, get }` |
 //! | a renderer calls and listens to only what its API exposes | `api.notes.log(..)` when `ViewerApi` lists `Notes { get }` |
@@ -246,7 +247,7 @@ pub use contract::{
     method_fingerprint, service_fingerprint, Api, ArgDescriptor, MethodDescriptor, MethodKind,
     Service, ServiceDescriptor,
 };
-pub use dispatch::{BoxFuture, Dispatch, Outcome};
+pub use dispatch::{BoxFuture, Dispatch, Encoded, Outcome, Served};
 pub use error::{CallError, IpcError};
 pub use frame::PROTOCOL_VERSION;
 pub use main_process::{
@@ -333,7 +334,7 @@ pub mod __private {
             service_fingerprint, Api, ArgDescriptor, MethodDescriptor, MethodKind, Service,
             ServiceDescriptor,
         },
-        dispatch::{decode_args, BoxFuture, Dispatch, Outcome},
+        dispatch::{decode_args, BoxFuture, Dispatch, Outcome, Served},
         main_process::{EmitterCore, Main, Target},
         renderer::{ClientCore, Connection, ConnectionBuilder, ListenerCore, Subscription},
         transport::Transport,
@@ -879,34 +880,121 @@ pub mod __private {
                         .push("`: list all its methods in one entry"),
                 );
             }
+            let Some((i, j)) = shared_channel(a, b) else {
+                return None;
+            };
+            let (x, y) = (&a.methods[i], &b.methods[j]);
+            Some(
+                Message::new()
+                    .push("`")
+                    .push(a.name)
+                    .push("::")
+                    .push(x.name)
+                    .push("` and `")
+                    .push(b.name)
+                    .push("::")
+                    .push(y.name)
+                    .push("` both use the channel `")
+                    .push(x.channel)
+                    .push("`, and `")
+                    .push(api)
+                    .push(
+                        "` lists both traits; main could not tell their frames apart. \
+                           Give one trait another namespace, or one method another channel \
+                           with #[ipc(rename = \"...\")]",
+                    ),
+            )
+        }
+
+        /// The first pair of methods (by index) of `a` and `b` that use the
+        /// same channel.
+        const fn shared_channel(
+            a: &ServiceDescriptor,
+            b: &ServiceDescriptor,
+        ) -> Option<(usize, usize)> {
             let mut i = 0;
             while i < a.methods.len() {
                 let mut j = 0;
                 while j < b.methods.len() {
-                    let (x, y) = (&a.methods[i], &b.methods[j]);
-                    if same(x.channel, y.channel) {
-                        return Some(
-                            Message::new()
-                                .push("`")
-                                .push(a.name)
-                                .push("::")
-                                .push(x.name)
-                                .push("` and `")
-                                .push(b.name)
-                                .push("::")
-                                .push(y.name)
-                                .push("` both use the channel `")
-                                .push(x.channel)
-                                .push("`, and `")
-                                .push(api)
-                                .push("` lists both traits; main could not tell their frames apart. \
-                                       Give one trait another namespace, or one method another channel \
-                                       with #[ipc(rename = \"...\")]"),
-                        );
+                    if same(a.methods[i].channel, b.methods[j].channel) {
+                        return Some((i, j));
                     }
                     j += 1;
                 }
                 i += 1;
+            }
+            None
+        }
+
+        /// The contracts registered on a [`MainBuilder`](crate::MainBuilder),
+        /// as a list built at compile time from its type parameter.
+        #[derive(Debug)]
+        pub enum List {
+            /// No contract.
+            Nil,
+            /// The last contract registered, and the ones before it.
+            Cons(&'static ServiceDescriptor, &'static List),
+        }
+
+        /// A list of contracts as a type: `()`, or `(Last, Earlier)`.
+        /// [`MainBuilder`](crate::MainBuilder) builds one as services and
+        /// events traits are registered.
+        pub trait Contracts {
+            /// The list.
+            const LIST: &'static List;
+            /// Evaluating it fails the build if two contracts in the list
+            /// define the same channel (or one is listed twice).
+            const CHECK: ();
+        }
+
+        impl Contracts for () {
+            const LIST: &'static List = &List::Nil;
+            const CHECK: () = ();
+        }
+
+        impl<C: crate::Service, Earlier: Contracts> Contracts for (C, Earlier) {
+            const LIST: &'static List = &List::Cons(C::DESCRIPTOR, Earlier::LIST);
+            const CHECK: () = {
+                #[allow(clippy::let_unit_value)]
+                let () = Earlier::CHECK;
+                if let Some(message) = registered_clash(C::DESCRIPTOR, Earlier::LIST) {
+                    panic!("{}", message.as_str());
+                }
+            };
+        }
+
+        /// If `contract` defines a channel that a contract in `earlier`
+        /// defines too (or is in `earlier` itself), the error to report.
+        const fn registered_clash(contract: &ServiceDescriptor, earlier: &List) -> Option<Message> {
+            let mut rest = earlier;
+            while let List::Cons(other, tail) = rest {
+                if same_contract(contract, other) {
+                    return Some(
+                        Message::new()
+                            .push("`")
+                            .push(contract.name)
+                            .push("` is registered twice on this main: register each service or events trait once"),
+                    );
+                }
+                if let Some((x, y)) = shared_channel(other, contract) {
+                    return Some(
+                        Message::new()
+                            .push("`")
+                            .push(other.name)
+                            .push("::")
+                            .push(other.methods[x].name)
+                            .push("` and `")
+                            .push(contract.name)
+                            .push("::")
+                            .push(contract.methods[y].name)
+                            .push("` both use the channel `")
+                            .push(other.methods[x].channel)
+                            .push("`, and both traits are registered on this main, which could not tell their frames apart. \
+                                   Give one trait another namespace, or one method another channel \
+                                   with #[ipc(rename = \"...\")]"),
+                    );
+                }
+                rest = tail;
             }
             None
         }

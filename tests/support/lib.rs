@@ -174,9 +174,12 @@ pub fn probe_main() -> (Main, Arc<ProbeHandler>) {
     probe_main_with(|b| b)
 }
 
+/// The builder of [`probe_main`], its contracts registered.
+pub type ProbeBuilder = ipc_runtime::MainBuilder<(ProbeEventsContract, (ProbeContract, ()))>;
+
 /// Like [`probe_main`], with extra builder settings.
 pub fn probe_main_with(
-    configure: impl FnOnce(ipc_runtime::MainBuilder) -> ipc_runtime::MainBuilder,
+    configure: impl FnOnce(ProbeBuilder) -> ProbeBuilder,
 ) -> (Main, Arc<ProbeHandler>) {
     let handler = Arc::new(ProbeHandler::default());
     let main = configure(

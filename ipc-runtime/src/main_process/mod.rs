@@ -13,6 +13,7 @@ pub use limits::{DisconnectReason, Disconnection, Limits, SlowConsumer};
 
 use std::{
     collections::HashMap,
+    marker::PhantomData,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
@@ -26,9 +27,10 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::{
+    __private::check::Contracts,
     caller::{Peer, RendererId},
     contract::{Api, Grant, Service, ServiceSummary},
-    dispatch::{Dispatch, Router},
+    dispatch::{Dispatch, Router, Served},
     IpcError, Transport,
 };
 
@@ -38,34 +40,52 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds a [`Main`]: the services it serves and its limits.
-pub struct MainBuilder {
+///
+/// `C` lists the contracts registered so far, as a type (`()` at first;
+/// each [`service`](Self::service) and [`events`](Self::events) call adds
+/// one), so that [`build`](Self::build) can check at compile time that no
+/// two of them define the same channel.
+pub struct MainBuilder<C = ()> {
     router: Router,
     errors: Vec<IpcError>,
     limits: Limits,
     spin: Duration,
     inner: Arc<Inner>,
+    contracts: PhantomData<fn() -> C>,
 }
 
-impl MainBuilder {
+impl<C> MainBuilder<C> {
+    fn with<D>(self) -> MainBuilder<D> {
+        MainBuilder {
+            router: self.router,
+            errors: self.errors,
+            limits: self.limits,
+            spin: self.spin,
+            inner: self.inner,
+            contracts: PhantomData,
+        }
+    }
+
     /// Serves a service: pass the `…Server` that `#[service]` generated,
     /// wrapping your handler (`NotesServer::new(MyNotes { .. })`).
     ///
-    /// A channel served by two services is reported by [`Self::build`].
-    pub fn service(mut self, service: impl Dispatch) -> Self {
+    /// A channel that another registered service or events trait defines
+    /// too fails the build of [`Self::build`]'s caller (see there).
+    pub fn service<S: Dispatch + Served>(mut self, service: S) -> MainBuilder<(S::Contract, C)> {
         if let Err(e) = self.router.add(Arc::new(service)) {
             self.errors.push(e);
         }
-        self
+        self.with()
     }
 
     /// Declares an events trait (the `…Contract` type that `#[events]`
     /// generated): main may push its events, and renderers whose API
     /// exposes them may listen.
-    pub fn events<C: Service>(mut self) -> Self {
-        if let Err(e) = self.router.add_events(C::DESCRIPTOR) {
+    pub fn events<E: Service>(mut self) -> MainBuilder<(E, C)> {
+        if let Err(e) = self.router.add_events(E::DESCRIPTOR) {
             self.errors.push(e);
         }
-        self
+        self.with()
     }
 
     /// The largest frame accepted from a renderer, in bytes (default
@@ -135,9 +155,20 @@ impl MainBuilder {
         }
     }
 
-    /// Finishes the configuration. Fails if two contracts define the same
-    /// channel or a contract was registered twice.
-    pub fn build(self) -> Result<Main, IpcError> {
+    /// Finishes the configuration.
+    ///
+    /// Two registered contracts that define the same channel, or one
+    /// registered twice, are a compile error here, naming both methods and
+    /// the channel. The check runs when the program is built (`cargo
+    /// build`, `cargo test`), not by `cargo check`, because it needs the
+    /// concrete list of contracts. The same check also runs here at run
+    /// time, as a backstop, and returns an [`IpcError::Config`] error.
+    pub fn build(self) -> Result<Main, IpcError>
+    where
+        C: Contracts,
+    {
+        #[allow(clippy::let_unit_value)]
+        let () = const { C::CHECK };
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
         }
@@ -324,6 +355,7 @@ impl Main {
             errors: Vec::new(),
             limits: Limits::default(),
             spin: Duration::ZERO,
+            contracts: PhantomData,
         }
     }
 
