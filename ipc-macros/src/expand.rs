@@ -832,7 +832,7 @@ pub(crate) fn server_shell(
 
 /// One check per argument and return type, spanned on the user's type, so
 /// that a type that cannot cross the wire is reported where it was written,
-/// with the advice of `WireType`'s `on_unimplemented`.
+/// with the advice of `IpcType`'s `on_unimplemented`.
 pub(crate) fn expand_type_checks<'a>(types: impl IntoIterator<Item = &'a Type>) -> TokenStream {
     let rt = rt();
     let checks = types

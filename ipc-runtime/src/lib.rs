@@ -259,6 +259,30 @@ pub use renderer::{
 };
 pub use transport::{child::RendererProcess, unix::UnixEndpoint, Transport};
 
+/// Implemented for every type that can cross the IPC boundary as an
+/// argument, a result, a typed error or an event argument: owned
+/// `serde::Serialize + serde::Deserialize` types that are `Send + 'static`.
+/// There is nothing to implement; the macros check it on each type a
+/// contract names, so that a missing derive is reported once, on the type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "sent over IPC here",
+    note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]` on the type; for a container such as `Vec<T>` or `Option<T>`, on the type inside",
+    note = "an IPC type must also own its data and be `Send + 'static` (`String`, not `&str`; `Arc`, not `Rc`)"
+)]
+pub trait IpcType {
+    /// Named by the macro's check, `<Note as IpcType>::CHECKED`,
+    /// spanned on the user's type: an unmet bound is reported there,
+    /// with the advice above and nothing else (a function with a
+    /// `T: IpcType` bound would add a note pointing into this crate).
+    const CHECKED: () = ();
+}
+// `do_not_recommend`: report "`Note` cannot be sent over IPC" once,
+// rather than once per missing serde trait.
+#[allow(unknown_or_malformed_diagnostic_attributes)] // before Rust 1.85
+#[diagnostic::do_not_recommend]
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> IpcType for T {}
+
 /// Turns a trait into a typed IPC service.
 ///
 /// ```text
@@ -345,41 +369,23 @@ pub mod __private {
         boxed::Box, future::Future, marker::PhantomData, path::Path, sync::Arc, time::Duration,
     };
 
-    /// Implemented for every type that can cross the wire.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::Deserialize`",
-        label = "sent over IPC here",
-        note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]` on the type; for a container such as `Vec<T>` or `Option<T>`, on the type inside",
-        note = "an IPC type must also own its data and be `Send + 'static` (`String`, not `&str`; `Arc`, not `Rc`)"
-    )]
-    pub trait WireType {
-        /// Named by the macro's check, `<Note as WireType>::CHECKED`,
-        /// spanned on the user's type: an unmet bound is reported there,
-        /// with the advice above and nothing else (a function with a
-        /// `T: WireType` bound would add a note pointing into this crate).
-        const CHECKED: () = ();
-    }
-    // `do_not_recommend`: report "`Note` cannot be sent over IPC" once,
-    // rather than once per missing serde trait.
-    #[allow(unknown_or_malformed_diagnostic_attributes)] // before Rust 1.85
-    #[diagnostic::do_not_recommend]
-    impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> WireType for T {}
+    pub use crate::IpcType as WireType;
 
     /// Runtime calls that add no type errors of their own.
     ///
     /// Generated code never calls a serde-bounded runtime function on the
     /// user's types directly: a type without `Serialize` would then be
     /// reported once per use, at the macro call, on top of the
-    /// [`WireType`] error on the type itself. Instead each call is
+    /// [`IpcType`](crate::IpcType) error on the type itself. Instead each call is
     /// written `(&&Probe::<Args, T, E>::NEW).invoke(..)`, and method
     /// resolution picks the real implementation (on `&Probe`, with the
     /// runtime's serde bounds) when the types satisfy them, or else the
     /// inert one (on `Probe`, without bounds), which type-checks silently.
     ///
     /// An inert call is therefore chosen only when a type lacks a serde
-    /// trait, and then the `WireType` check of that type fails the build: no
+    /// trait, and then the `IpcType` check of that type fails the build: no
     /// program containing one is ever produced. This holds because every
-    /// bound below is implied by `WireType` on each argument and result
+    /// bound below is implied by `IpcType` on each argument and result
     /// type, given at most 16 arguments (serde's largest tuple), which the
     /// macro enforces.
     ///
