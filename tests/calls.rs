@@ -131,7 +131,8 @@ async fn dropping_the_call_future_cancels_the_handler() {
 #[tokio::test]
 async fn a_panicking_handler_fails_only_its_call() {
     let (main, _) = probe_main();
-    let probe = connect_memory(&main, "reckless").await.unwrap().probe;
+    let conn = connect_memory(&main, "reckless").await.unwrap();
+    let probe = conn.probe.clone();
     match probe.explode("boom".into()).await {
         Err(IpcError::HandlerPanicked { channel, message }) => {
             assert_eq!(channel, "probe:explode");
@@ -140,6 +141,12 @@ async fn a_panicking_handler_fails_only_its_call() {
         other => panic!("expected a contained panic, got {other:?}"),
     }
     assert_eq!(probe.echo("still here".into()).await.unwrap(), "still here");
+    // The same when the handler panics after waiting, in its own task.
+    match probe.explode("later: boom".into()).await {
+        Err(IpcError::HandlerPanicked { message, .. }) => assert_eq!(message, "later: boom"),
+        other => panic!("expected a contained panic, got {other:?}"),
+    }
+    assert_eq!(main.in_flight(conn.id()), Some(0));
 }
 
 #[tokio::test]

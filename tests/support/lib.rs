@@ -145,11 +145,22 @@ impl Probe for ProbeHandler {
     }
 
     async fn explode(&self, message: String) -> u32 {
+        // Main polls a handler once inline and finishes it in a task if it
+        // waits: `later:` panics in the task, anything else in that first
+        // poll.
+        if message.starts_with("later:") {
+            tokio::task::yield_now().await;
+        }
         panic!("{message}")
     }
 
     async fn whoami(&self) -> WhoAmI {
         let caller = Caller::current().expect("called by main");
+        // Still the caller once the handler has waited (and main has moved
+        // it from its first, inline poll to a task of its own).
+        tokio::task::yield_now().await;
+        let again = Caller::current().expect("still called by main");
+        assert_eq!((caller.id(), caller.label()), (again.id(), again.label()));
         WhoAmI {
             id: caller.id().get(),
             label: caller.label().to_string(),
@@ -157,6 +168,11 @@ impl Probe for ProbeHandler {
     }
 
     async fn record(&self, n: u64) {
+        // Every third message waits first: later ones, which main would
+        // otherwise run inline, must queue behind it to keep the order.
+        if n % 3 == 1 {
+            tokio::task::yield_now().await;
+        }
         self.recorded.lock().unwrap().push(n);
     }
 
