@@ -75,7 +75,7 @@ const ONE_WAY_PAYLOAD: usize = 8;
 /// How long both sides of the `ipc-spin` system spin before parking (the
 /// low-latency option).
 const SPIN: Duration = Duration::from_micros(50);
-/// Payloads the `ipc-spin` system is measured at (latency only).
+/// Payloads the `ipc-spin` system is measured at.
 const SPIN_PAYLOADS: [usize; 2] = [8, 1024];
 
 const ROLE_ENV: &str = "IPC_BENCH_ROLE";
@@ -730,6 +730,7 @@ impl Renderer {
         let windows = self.config.windows;
         let rates = match system {
             "ipc" => ipc_throughput(&self.api, payload, window, windows).await?,
+            "ipc-spin" => ipc_throughput(&self.spin_api, payload, window, windows).await?,
             "raw-tokio" => {
                 let stream = self.pipe.take().ok_or("pipelined connection in use")?;
                 let (stream, rates) = raw_throughput(stream, payload, window, windows).await?;
@@ -1034,7 +1035,10 @@ async fn run_renderer(config: Config) -> Result<ChildReport, BoxError> {
                     }
                     this_round.push((cell(placement, "latency", system, payload), samples));
                 }
-                for system in rotated(&["ipc", "raw-tokio"], round) {
+                for system in rotated(&["ipc", "raw-tokio", "ipc-spin"], round) {
+                    if system == "ipc-spin" && !SPIN_PAYLOADS.contains(&payload) {
+                        continue;
+                    }
                     if !wanted("throughput", system, payload) {
                         continue;
                     }
