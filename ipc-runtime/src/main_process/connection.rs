@@ -123,9 +123,9 @@ pub(crate) async fn accept(
         .await
         .map_err(StreamError::into_ipc)?;
 
-    let out = Outbox::new(limits.max_queued_frames, renderer_limit);
+    let out = Outbox::new(writer, limits.max_queued_frames, renderer_limit);
     let writer_stop = CancellationToken::new();
-    tokio::spawn(run_writer(out.queue(), writer, writer_stop.clone(), None));
+    tokio::spawn(run_writer(out.queue(), writer_stop.clone(), None));
     let conn = Arc::new(Conn {
         caller: Caller {
             id,
@@ -790,7 +790,7 @@ async fn serve(
             Ok(None) => {
                 // Every frame that has arrived is handled: write the replies
                 // queued meanwhile, then read.
-                conn.out.wake();
+                conn.out.write_through().await;
                 let read = if reader.has_partial() {
                     let at = *deadline
                         .get_or_insert_with(|| tokio::time::Instant::now() + frame_timeout);

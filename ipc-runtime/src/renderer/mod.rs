@@ -230,7 +230,7 @@ impl ConnectionBuilder {
             }
         };
         let main_max_frame = usize::try_from(welcome.max_frame_size).unwrap_or(usize::MAX);
-        let out = Outbox::new(OUT_QUEUE, main_max_frame);
+        let out = Outbox::new(writer, OUT_QUEUE, main_max_frame);
         let queue = out.queue();
         let stop = CancellationToken::new();
         let (closed_tx, closed_rx) = watch::channel(false);
@@ -262,7 +262,7 @@ impl ConnectionBuilder {
         let writer_stop = stop.clone();
         let writer_shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            if let Err(e) = run_writer(queue, writer, writer_stop, Some(DRAIN_ON_DROP)).await {
+            if let Err(e) = run_writer(queue, writer_stop, Some(DRAIN_ON_DROP)).await {
                 writer_shared.close(IpcError::disconnected(format!(
                     "writing to main failed: {e}"
                 )));

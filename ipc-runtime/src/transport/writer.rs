@@ -1,28 +1,34 @@
 //! A connection's outgoing side: frames are encoded straight into one
-//! shared buffer, and a writer task writes whatever has accumulated with
-//! one system call.
+//! shared buffer, and whatever has accumulated leaves with one system call.
 //!
 //! Producers (calls, replies, events) append whole frames to the
 //! [`WriteQueue`]'s buffer under a short lock, encoding their payload in
 //! place: no intermediate buffer, no copy, no allocation once the buffer
-//! has grown. The writer task swaps that buffer for an empty one and writes
-//! it, so a burst of frames leaves in one write, and the two buffers keep
-//! their capacity (up to [`RETAIN`]) from one batch to the next.
+//! has grown. Writing swaps that buffer for an empty one and writes it, so
+//! a burst of frames leaves in one write, and the two buffers keep their
+//! capacity (up to [`RETAIN`]) from one batch to the next.
+//!
+//! Usually the writer task writes. Main's reader, which knows when a burst
+//! of replies ends, writes them itself when the socket takes them at once
+//! ([`WriteQueue::write_through`]), which saves waking another task (on a
+//! busy machine, another thread) for every burst.
 
 use std::{
     future::Future,
     io,
     ops::Deref,
+    pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, MutexGuard,
     },
+    task::{ready, Context, Poll},
     time::Duration,
 };
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use tokio::{
-    io::AsyncWriteExt,
+    io::{AsyncWrite, AsyncWriteExt},
     sync::{watch, Notify},
 };
 use tokio_util::sync::CancellationToken;
@@ -58,6 +64,9 @@ pub(crate) enum PushError {
 /// Frames waiting for the writer task.
 pub(crate) struct WriteQueue {
     state: Mutex<State>,
+    /// The write half and the batch being written: whoever holds this lock
+    /// writes (the writer task, or a producer writing through).
+    io: Mutex<Io>,
     /// Wakes the writer task.
     wake: Notify,
     /// Wakes producers waiting for room.
@@ -79,6 +88,19 @@ struct State {
     /// Frames ever queued: the sequence number of the last one.
     queued: u64,
     closed: bool,
+}
+
+struct Io {
+    /// `None` once the writer task has stopped.
+    io: Option<BoxWrite>,
+    /// The batch being written, advanced as bytes are written.
+    out: BytesMut,
+    /// The sequence number of the batch's last frame.
+    seq: u64,
+    /// Capacity of `out` when it was taken, to decide whether to keep it.
+    capacity: usize,
+    /// `out` has been written but not yet flushed.
+    unflushed: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -167,7 +189,7 @@ impl WriteQueue {
     /// Queues a frame, waiting while the queue is full: it holds its
     /// maximum number of frames, or [`WAIT_BYTES`] bytes. With `wake`
     /// false the writer is not woken: the caller queues more and calls
-    /// [`WriteQueue::wake`] once, so that a burst leaves in one write.
+    /// [`WriteQueue::write_through`] once, so that a burst leaves in one write.
     pub(crate) async fn push(
         &self,
         body: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
@@ -205,13 +227,6 @@ impl WriteQueue {
                 room.await;
             }
             waiting = true;
-        }
-    }
-
-    /// Wakes the writer if frames were queued without waking it.
-    pub(crate) fn wake(&self) {
-        if self.quiet.swap(false, Ordering::AcqRel) {
-            self.wake.notify_one();
         }
     }
 
@@ -254,6 +269,74 @@ impl WriteQueue {
         Some(seq)
     }
 
+    fn io(&self) -> MutexGuard<'_, Io> {
+        // Critical sections never panic halfway (polls of the transport).
+        self.io.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes (and flushes) what is queued until nothing is left or the
+    /// transport would block. Holds the `io` lock only for this poll.
+    fn poll_write_queued(&self, io: &mut Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(stream) = io.io.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        loop {
+            if io.out.is_empty() {
+                if io.unflushed {
+                    ready!(stream.as_mut().poll_flush(cx))?;
+                    io.unflushed = false;
+                    if io.capacity > RETAIN {
+                        io.out = BytesMut::new();
+                    } else {
+                        io.out.clear();
+                    }
+                    let seq = io.seq;
+                    self.written.send_modify(|w| w.upto = seq);
+                }
+                match self.take(&mut io.out) {
+                    None => return Poll::Ready(Ok(())),
+                    Some(seq) => {
+                        io.seq = seq;
+                        io.capacity = io.out.capacity();
+                        io.unflushed = true;
+                    }
+                }
+            }
+            let n = ready!(Pin::new(&mut *stream).poll_write(cx, &io.out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            io.out.advance(n);
+        }
+    }
+
+    /// Writes the frames queued quietly right here, if the writer task is
+    /// not writing and the transport takes them without waiting; otherwise
+    /// wakes the writer task to finish.
+    pub(crate) async fn write_through(&self) {
+        if !self.quiet.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let done = std::future::poll_fn(|cx| {
+            let done = match self.io.try_lock() {
+                // Only when the writer task has no batch under way: it may
+                // be waiting for the socket to take the rest, and a poll
+                // from here would take that wake-up away from it.
+                Ok(mut io) if io.out.is_empty() && !io.unflushed => {
+                    matches!(self.poll_write_queued(&mut io, cx), Poll::Ready(Ok(())))
+                }
+                _ => false,
+            };
+            Poll::Ready(done)
+        })
+        .await;
+        if !done {
+            // Busy, blocked or failed: the writer task takes over (and
+            // reports a failure by ending).
+            self.wake.notify_one();
+        }
+    }
+
     fn is_closed(&self) -> bool {
         self.state().closed
     }
@@ -264,15 +347,23 @@ impl WriteQueue {
 pub(crate) struct Outbox(Arc<WriteQueue>);
 
 impl Outbox {
-    /// A queue of at most `max_frames` frames waiting to be written, none
-    /// larger than `peer_limit` bytes.
-    pub(crate) fn new(max_frames: usize, peer_limit: usize) -> Self {
+    /// A queue writing to `io`, of at most `max_frames` frames waiting to
+    /// be written, none larger than `peer_limit` bytes. Spawn
+    /// [`run_writer`] on [`Outbox::queue`] to write them.
+    pub(crate) fn new(io: BoxWrite, max_frames: usize, peer_limit: usize) -> Self {
         Outbox(Arc::new(WriteQueue {
             state: Mutex::new(State {
                 buf: BytesMut::new(),
                 frames: 0,
                 queued: 0,
                 closed: false,
+            }),
+            io: Mutex::new(Io {
+                io: Some(io),
+                out: BytesMut::new(),
+                seq: 0,
+                capacity: 0,
+                unflushed: false,
             }),
             wake: Notify::new(),
             room: Notify::new(),
@@ -315,50 +406,27 @@ pub(crate) async fn write_now(io: &mut BoxWrite, frame: Frame) -> Result<(), Str
     Ok(())
 }
 
-/// Writes the frames queued in `queue` to `io` until the queue is closed
-/// and empty, a write fails or `stop` is cancelled.
+/// Writes the frames queued in `queue` until the queue is closed and
+/// empty, a write fails or `stop` is cancelled; then drops the write half,
+/// which the peer sees as the end of the stream.
 ///
 /// With `drain_on_stop`, frames still queued when `stop` fires are written
 /// (for at most that long) before returning, so that a dropped connection
 /// does not lose messages it already accepted.
 pub(crate) async fn run_writer(
     queue: Arc<WriteQueue>,
-    mut io: BoxWrite,
     stop: CancellationToken,
     drain_on_stop: Option<Duration>,
 ) -> io::Result<()> {
-    let mut out = BytesMut::new();
-    let result = write_loop(&queue, &mut io, &mut out, &stop).await;
-    if let (Ok(()), Some(limit)) = (&result, drain_on_stop) {
-        // `out` holds what a cancelled write left: finish it first.
-        let drain = async {
-            loop {
-                write_out(&mut io, &mut out).await?;
-                if queue.take(&mut out).is_none() {
-                    return Ok::<_, io::Error>(());
-                }
+    let write = || std::future::poll_fn(|cx| queue.poll_write_queued(&mut queue.io(), cx));
+    let result = async {
+        loop {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return Ok(()),
+                result = write() => result?,
             }
-        };
-        let _ = tokio::time::timeout(limit, drain).await;
-    }
-    queue.state().closed = true;
-    queue.written.send_modify(|w| w.stopped = true);
-    queue.room.notify_waiters();
-    result
-}
-
-async fn write_loop(
-    queue: &WriteQueue,
-    io: &mut BoxWrite,
-    out: &mut BytesMut,
-    stop: &CancellationToken,
-) -> io::Result<()> {
-    loop {
-        let seq = loop {
-            if let Some(seq) = queue.take(out) {
-                break seq;
-            }
-            if queue.is_closed() {
+            if queue.is_closed() && queue.state().buf.is_empty() {
                 return Ok(());
             }
             tokio::select! {
@@ -366,28 +434,21 @@ async fn write_loop(
                 () = stop.cancelled() => return Ok(()),
                 () = queue.wake.notified() => {}
             }
-        };
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => return Ok(()),
-            result = write_out(io, out) => result?,
         }
-        queue.written.send_modify(|w| w.upto = seq);
     }
-}
-
-/// Writes `out` and empties it, keeping its capacity unless it grew past
-/// [`RETAIN`]. Cancel-safe: `out` is advanced past what was written.
-async fn write_out(io: &mut BoxWrite, out: &mut BytesMut) -> io::Result<()> {
-    let capacity = out.capacity();
-    io.write_all_buf(out).await?;
-    io.flush().await?;
-    if capacity > RETAIN {
-        *out = BytesMut::new();
-    } else {
-        out.clear();
+    .await;
+    if let (Ok(()), Some(limit)) = (&result, drain_on_stop) {
+        // Finishes a write that `stop` interrupted, then the rest.
+        let _ = tokio::time::timeout(limit, write()).await;
     }
-    Ok(())
+    queue.state().closed = true;
+    let stream = queue.io().io.take();
+    if let Some(mut stream) = stream {
+        let _ = tokio::time::timeout(Duration::from_millis(100), stream.shutdown()).await;
+    }
+    queue.written.send_modify(|w| w.stopped = true);
+    queue.room.notify_waiters();
+    result
 }
 
 #[cfg(test)]
@@ -405,9 +466,9 @@ mod tests {
     #[tokio::test]
     async fn frames_arrive_in_order_and_flush_waits_for_them() {
         let (a, b) = tokio::io::duplex(64);
-        let outbox = Outbox::new(4, 1024);
+        let outbox = Outbox::new(Box::pin(a), 4, 1024);
         let stop = CancellationToken::new();
-        let writer = tokio::spawn(run_writer(outbox.queue(), Box::pin(a), stop.clone(), None));
+        let writer = tokio::spawn(run_writer(outbox.queue(), stop.clone(), None));
         let mut reader = FrameReader::new(Box::pin(b), 1024);
         let read = tokio::spawn(async move {
             let mut got = Vec::new();
@@ -432,7 +493,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_refuses_try_push_and_oversize_frames_are_refused() {
-        let outbox = Outbox::new(2, 8);
+        let outbox = Outbox::new(Box::pin(tokio::io::sink()), 2, 8);
         outbox.try_push(bytes_frame(b"a")).unwrap();
         outbox.try_push(bytes_frame(b"b")).unwrap();
         assert!(matches!(
@@ -459,11 +520,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn write_through_writes_without_the_writer_task_and_hands_over_when_blocked() {
+        let (a, b) = tokio::io::duplex(16);
+        let outbox = Outbox::new(Box::pin(a), 64, 1024);
+        let mut reader = FrameReader::new(Box::pin(b), 1024);
+        // No writer task: a quiet frame leaves through `write_through`.
+        outbox.push(bytes_frame(b"hi"), false).await.unwrap();
+        outbox.write_through().await;
+        assert_eq!(&reader.next().await.unwrap().unwrap()[..], b"hi");
+        // More than the pipe holds: what is left waits for the writer task.
+        outbox.push(bytes_frame(&[1; 40]), false).await.unwrap();
+        outbox.write_through().await;
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(run_writer(outbox.queue(), stop.clone(), None));
+        assert_eq!(&reader.next().await.unwrap().unwrap()[..], &[1; 40][..]);
+        assert!(outbox.flushed().await);
+        drop(outbox);
+        writer.await.unwrap().unwrap();
+        assert!(reader.next().await.is_none(), "the writer ended the stream");
+    }
+
+    #[tokio::test]
+    async fn write_through_never_takes_the_writers_wake_up() {
+        // The writer task is blocked on a full pipe halfway through a batch;
+        // a write-through meanwhile must leave the socket's wake-up to it.
+        let (a, b) = tokio::io::duplex(16);
+        let outbox = Outbox::new(Box::pin(a), 64, 1024);
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(run_writer(outbox.queue(), stop.clone(), None));
+        outbox.push(bytes_frame(&[2; 40]), true).await.unwrap();
+        while outbox.io().out.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        outbox.push(bytes_frame(b"next"), false).await.unwrap();
+        outbox.write_through().await;
+        let mut reader = FrameReader::new(Box::pin(b), 1024);
+        let read = async {
+            let first = reader.next().await.unwrap().unwrap();
+            let second = reader.next().await.unwrap().unwrap();
+            (first, second)
+        };
+        let (first, second) = tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("every frame arrives");
+        assert_eq!((&first[..], &second[..]), (&[2; 40][..], &b"next"[..]));
+        stop.cancel();
+        writer.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
     async fn flush_reports_a_writer_that_stopped() {
         let (a, b) = tokio::io::duplex(8);
-        let outbox = Outbox::new(4, 1024);
+        let outbox = Outbox::new(Box::pin(a), 4, 1024);
         let stop = CancellationToken::new();
-        let writer = tokio::spawn(run_writer(outbox.queue(), Box::pin(a), stop.clone(), None));
+        let writer = tokio::spawn(run_writer(outbox.queue(), stop.clone(), None));
         outbox.push(bytes_frame(&[0; 64]), true).await.unwrap();
         let flushed = outbox.flushed();
         // Nobody reads: the write cannot finish before the writer stops.
