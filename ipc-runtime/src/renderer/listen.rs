@@ -47,12 +47,14 @@ struct Listener {
 #[derive(Default)]
 pub(crate) struct Listeners {
     next_id: u64,
-    by_channel: HashMap<&'static str, Vec<Arc<Listener>>>,
+    /// Rebuilt when a listener comes or goes (rare), so that dispatching
+    /// an event (frequent) only clones an `Arc`.
+    by_channel: HashMap<&'static str, Arc<[Arc<Listener>]>>,
 }
 
 impl Listeners {
-    fn of(&self, channel: &str) -> Vec<Arc<Listener>> {
-        self.by_channel.get(channel).cloned().unwrap_or_default()
+    fn of(&self, channel: &str) -> Option<Arc<[Arc<Listener>]>> {
+        self.by_channel.get(channel).cloned()
     }
 
     /// Adds a listener; returns it and whether it is the channel's first.
@@ -63,16 +65,24 @@ impl Listeners {
             active: AtomicBool::new(true),
             callback: Mutex::new(callback),
         });
-        let list = self.by_channel.entry(channel).or_default();
-        list.push(Arc::clone(&listener));
-        (listener, list.len() == 1)
+        let list = self
+            .by_channel
+            .entry(channel)
+            .or_insert_with(|| Arc::new([]));
+        let first = list.is_empty();
+        *list = list
+            .iter()
+            .cloned()
+            .chain([Arc::clone(&listener)])
+            .collect();
+        (listener, first)
     }
 
     /// Ends every listener: their callbacks (and what they captured) are
     /// dropped, so code waiting on them sees the end of the events.
     fn end_all(&mut self) {
         for list in std::mem::take(&mut self.by_channel).into_values() {
-            for listener in list {
+            for listener in list.iter() {
                 listener.active.store(false, Ordering::Release);
                 let noop: Callback = Box::new(|_| {});
                 let old = std::mem::replace(
@@ -90,7 +100,7 @@ impl Listeners {
             return false;
         };
         let before = list.len();
-        list.retain(|l| l.id != id);
+        *list = list.iter().filter(|l| l.id != id).cloned().collect();
         if list.len() == before {
             return false;
         }
@@ -119,8 +129,10 @@ pub(crate) async fn dispatch_events(
             shared.listeners().end_all();
             return;
         };
-        let listeners = shared.listeners().of(channel.as_str());
-        for listener in listeners {
+        let Some(listeners) = shared.listeners().of(channel.as_str()) else {
+            continue;
+        };
+        for listener in listeners.iter() {
             if !listener.active.load(Ordering::Acquire) {
                 continue;
             }

@@ -569,6 +569,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn producers_that_can_wait_stop_at_the_byte_threshold() {
+        let (a, b) = tokio::io::duplex(1024);
+        let outbox = Outbox::new(Box::pin(a), 1000, 1 << 20);
+        let big: &'static [u8] = Box::leak(vec![3u8; 100 * 1024].into_boxed_slice());
+        // Nothing writes yet: three frames pass (the third crosses 256 KiB)…
+        for _ in 0..3 {
+            outbox.push(bytes_frame(big), false).await.unwrap();
+        }
+        // …and the fourth waits instead of growing the buffer.
+        let blocked = tokio::time::timeout(
+            Duration::from_millis(50),
+            outbox.push(bytes_frame(big), false),
+        )
+        .await;
+        assert!(blocked.is_err(), "the fourth frame waited for room");
+        // Events never wait, and are refused only by the frame count.
+        outbox.try_push(bytes_frame(b"event")).unwrap();
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(run_writer(outbox.queue(), stop.clone(), None));
+        let mut reader = FrameReader::new(Box::pin(b), 1 << 20);
+        let read = tokio::spawn(async move {
+            let mut sizes = Vec::new();
+            while let Some(frame) = reader.next().await {
+                sizes.push(frame.unwrap().len());
+            }
+            sizes
+        });
+        outbox.push(bytes_frame(big), true).await.unwrap();
+        assert!(outbox.flushed().await);
+        drop(outbox);
+        writer.await.unwrap().unwrap();
+        let n = 100 * 1024;
+        assert_eq!(read.await.unwrap(), vec![n, n, n, 5, n]);
+    }
+
+    #[tokio::test]
     async fn flush_reports_a_writer_that_stopped() {
         let (a, b) = tokio::io::duplex(8);
         let outbox = Outbox::new(Box::pin(a), 4, 1024);
