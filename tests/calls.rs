@@ -258,3 +258,55 @@ async fn sends_queued_before_the_last_handle_drops_still_reach_main() {
     );
     assert!(eventually(Duration::from_secs(5), || main.renderer_count() == 0).await);
 }
+
+#[tokio::test]
+async fn the_timeout_bounds_a_call_stuck_behind_a_main_that_stopped_reading() {
+    use ipc_runtime::{codec, Connection, Transport};
+    use ipc_suite::ProbeClient;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // A "main" that answers the handshake and then never reads again: the
+    // renderer's outgoing queue fills, and later calls wait for room.
+    let (main_end, renderer_end) = tokio::io::duplex(64);
+    let (mut rd, mut wr) = tokio::io::split(main_end);
+    let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
+    let renderer_end = Transport::new(renderer_rd, renderer_wr);
+    let fake_main = tokio::spawn(async move {
+        let len = rd.read_u32().await.unwrap();
+        let mut hello = vec![0; len as usize];
+        rd.read_exact(&mut hello).await.unwrap();
+        // Welcome: kind 0x02, then (id, label, max_frame_size, max_in_flight).
+        let mut body = vec![0x02];
+        body.extend(
+            codec::encode_to_vec(&(1u64, "stuck".to_string(), 1u64 << 20, 100_000u64)).unwrap(),
+        );
+        wr.write_u32(body.len() as u32).await.unwrap();
+        wr.write_all(&body).await.unwrap();
+        // Keep both halves open, unread, until the test ends.
+        std::future::pending::<()>().await;
+        drop((rd, wr));
+    });
+    let conn = Connection::builder()
+        .service::<ipc_suite::ProbeContract>()
+        .connect(renderer_end)
+        .await
+        .unwrap();
+    let probe = ProbeClient::new(&conn).with_timeout(Duration::from_millis(200));
+    let calls = (0..3000u64).map(|i| {
+        let probe = probe.clone();
+        tokio::spawn(async move { probe.add(i, i).await })
+    });
+    let started = std::time::Instant::now();
+    for call in calls.collect::<Vec<_>>() {
+        let result = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("every call ends, even those that never got into the queue")
+            .unwrap();
+        assert!(
+            matches!(result, Err(IpcError::Timeout { .. })),
+            "{result:?}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    fake_main.abort();
+}

@@ -35,7 +35,7 @@ use crate::{
     spin::spin_then_wait,
     transport::{
         reader::FrameReader,
-        writer::{run_writer, write_now, Outbox, PushError},
+        writer::{run_writer, write_now, Outbox, PushError, WriteQueue},
     },
     IpcError, Transport,
 };
@@ -652,21 +652,9 @@ impl Conn {
         };
         let error = match self.out.push(frame, wake).await {
             Ok(()) | Err(PushError::Closed | PushError::Full) => return,
-            Err(PushError::Encode(e)) => {
-                error!(renderer = %self.id(), %channel, error = %e, "the handler's value could not be encoded");
-                IpcError::Encode {
-                    channel: channel.to_string(),
-                    reason: e.to_string(),
-                }
-            }
-            Err(PushError::TooLarge { size, limit }) => {
-                warn!(renderer = %self.id(), %channel, size, limit, "reply too large for the renderer");
-                IpcError::FrameTooLarge {
-                    size: size as u64,
-                    limit,
-                }
-            }
+            Err(e) => e.into_ipc(channel, || IpcError::disconnected("closed")),
         };
+        error!(renderer = %self.id(), %channel, %error, "the reply could not be sent");
         self.fail(id, &error).await;
     }
 
@@ -746,12 +734,18 @@ impl Sends {
         self.busy.load(Ordering::Acquire) == 0
     }
 
-    async fn queue(&self, job: SendJob) -> Result<(), DisconnectReason> {
+    async fn queue(&self, job: SendJob, out: &WriteQueue) -> Result<(), DisconnectReason> {
         self.busy.fetch_add(1, Ordering::AcqRel);
-        self.tx
-            .send(job)
-            .await
-            .map_err(|_| DisconnectReason::Failed("its message handler stopped".into()))
+        let stopped = || DisconnectReason::Failed("its message handler stopped".into());
+        let job = match self.tx.try_send(job) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(stopped()),
+            Err(mpsc::error::TrySendError::Full(job)) => job,
+        };
+        // The reader is about to wait: replies it queued quietly must not
+        // wait with it.
+        out.write_through().await;
+        self.tx.send(job).await.map_err(|_| stopped())
     }
 }
 
@@ -823,7 +817,12 @@ async fn serve(
                 id,
                 channel,
                 payload,
-            }) => conn.invoke(setup, id, channel, payload).await,
+            }) => {
+                // A renderer that does not read its replies gets no more
+                // calls started: main would only hold more replies for it.
+                conn.out.room().await;
+                conn.invoke(setup, id, channel, payload).await;
+            }
             Ok(Frame::Send { channel, payload }) => {
                 let route = match conn.route(setup, &channel, MethodKind::Send) {
                     Ok(route) => route,
@@ -839,10 +838,14 @@ async fn serve(
                             conn.sent(route.channel, outcome).await;
                             Ok(())
                         }
-                        None => sends.queue(SendJob::Running(route.channel, handler)).await,
+                        None => {
+                            let job = SendJob::Running(route.channel, handler);
+                            sends.queue(job, &conn.out).await
+                        }
                     }
                 } else {
-                    sends.queue(SendJob::Start(route.clone(), payload)).await
+                    let job = SendJob::Start(route.clone(), payload);
+                    sends.queue(job, &conn.out).await
                 };
                 if let Err(reason) = queued {
                     return reason;

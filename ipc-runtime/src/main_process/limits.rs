@@ -12,9 +12,9 @@ use std::time::Duration;
 /// | `max_frame_size` | 16 MiB | [`IpcError::FrameTooLarge`](crate::IpcError::FrameTooLarge) from the length prefix, before allocation; main then disconnects (it cannot skip the frame) |
 /// | `max_in_flight` | 64 calls | the generated client waits for a slot; a raw peer gets [`IpcError::TooManyInFlight`](crate::IpcError::TooManyInFlight) for the excess call (a violation) |
 /// | `max_subscriptions` | 256 event channels | [`IpcError::TooManySubscriptions`](crate::IpcError::TooManySubscriptions) (a violation) |
-/// | `max_queued_frames` | 1024 frames | outgoing replies and events wait in this queue; when it is full, events to that renderer are dropped and counted, or it is disconnected ([`SlowConsumer`]) |
+/// | `max_queued_frames` | 1024 frames | outgoing replies and events wait in this queue; when it is full, events to that renderer are dropped and counted, or it is disconnected ([`SlowConsumer`]); replies, and new calls from that renderer, wait (they also wait once 256 KiB are queued) |
 /// | `handshake_timeout` | 10 s | the connection is refused |
-/// | `frame_timeout` | 10 s | a frame that started arriving but did not finish (a peer sending one byte a second) ends the connection, after 1 to 2 times this |
+/// | `frame_timeout` | 10 s | a frame that started arriving but is not complete this long after main first saw part of it (a peer sending one byte a second) ends the connection |
 /// | `max_violations` | 8 | after this many protocol violations (malformed frames, unknown or not-allowed channels, undecodable payloads, excess calls or subscriptions) the renderer is disconnected; `None` never disconnects |
 /// | `max_renderers` | 64 | main-wide: connections (live or in handshake) beyond this are refused with [`IpcError::TooManyRenderers`](crate::IpcError::TooManyRenderers) |
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,7 @@ pub use listen::{ListenerCore, Subscription};
 use std::{
     collections::HashMap,
     fmt,
+    future::Future,
     path::Path,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -384,19 +385,9 @@ impl Shared {
         let _ = self.out.push_always(|buf| frame.write_body(buf));
     }
 
-    /// The error for a frame that could not be queued.
+    /// The error for a frame on `channel` that could not be queued.
     fn push_error(&self, channel: &str, e: PushError) -> IpcError {
-        match e {
-            PushError::Encode(e) => IpcError::Encode {
-                channel: channel.to_string(),
-                reason: e.to_string(),
-            },
-            PushError::TooLarge { size, limit } => IpcError::FrameTooLarge {
-                size: size as u64,
-                limit,
-            },
-            PushError::Closed | PushError::Full => self.closed_reason(),
-        }
+        e.into_ipc(channel, || self.closed_reason())
     }
 
     fn closed_reason(&self) -> IpcError {
@@ -533,10 +524,36 @@ impl Connection {
             armed: true,
             _slot: permit,
         };
-        if let Err(e) = self.shared.out.push(|buf| frame(id, buf), true).await {
+        // Queued at once unless the queue is full (main is not keeping
+        // up); only then is a timer armed, so that the timeout also bounds
+        // the wait for room.
+        let push = self.shared.out.push(|buf| frame(id, buf), true);
+        tokio::pin!(push);
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(push.as_mut().poll(cx))).await;
+        let pushed = match first {
+            std::task::Poll::Ready(pushed) => pushed,
+            std::task::Poll::Pending => match tokio::time::timeout_at(deadline, push).await {
+                Ok(pushed) => pushed,
+                Err(_) => {
+                    // Never queued: nothing to cancel on main.
+                    guard.armed = false;
+                    self.shared.state().pending.remove(&id);
+                    return Err(IpcError::Timeout {
+                        channel: channel.to_string(),
+                        timeout,
+                    });
+                }
+            },
+        };
+        if let Err(e) = pushed {
             guard.armed = false;
             self.shared.state().pending.remove(&id);
             return Err(self.shared.push_error(channel, e));
+        }
+        if !self.shared.state().pending.contains_key(&id) {
+            // The sweeper expired the call while it waited for room, and
+            // its cancel went out before the invoke: cancel again, after.
+            self.shared.send_from_drop(Frame::Cancel { id });
         }
         // A reply, or the timeout from the sweeper (which has told main
         // to cancel the call).

@@ -37,6 +37,7 @@ use super::BoxWrite;
 use crate::{
     codec::CodecError,
     frame::{Frame, StreamError, PREFIX},
+    IpcError,
 };
 
 /// Write buffers larger than this are given back to the allocator after
@@ -59,6 +60,24 @@ pub(crate) enum PushError {
     TooLarge { size: usize, limit: usize },
     /// The payload could not be encoded.
     Encode(CodecError),
+}
+
+impl PushError {
+    /// The error to report for a frame on `channel` that was not queued;
+    /// `closed` gives the reason the connection closed.
+    pub(crate) fn into_ipc(self, channel: &str, closed: impl FnOnce() -> IpcError) -> IpcError {
+        match self {
+            PushError::Encode(e) => IpcError::Encode {
+                channel: channel.to_string(),
+                reason: e.to_string(),
+            },
+            PushError::TooLarge { size, limit } => IpcError::FrameTooLarge {
+                size: size as u64,
+                limit,
+            },
+            PushError::Closed | PushError::Full => closed(),
+        }
+    }
 }
 
 /// Frames waiting for the writer task.
@@ -113,9 +132,8 @@ struct Written {
 
 impl WriteQueue {
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while encoding (a user's `Serialize`) cannot leave a
-        // partial frame: `put` truncates on every error path, and a panic
-        // unwinds through the closure before the length is patched.
+        // A panic while encoding (a user's `Serialize`) is caught in `put`,
+        // which truncates the partial frame: the buffer stays whole frames.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -131,8 +149,22 @@ impl WriteQueue {
             s.buf.truncate(start);
             Err(e)
         };
-        if let Err(e) = body(&mut s.buf) {
-            return fail(s, PushError::Encode(e));
+        // The body runs the user's `Serialize`, which may panic: the frame
+        // is then refused like any encoding error, never left half-written,
+        // and the panic does not unwind into the connection's tasks.
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut s.buf)));
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return fail(s, PushError::Encode(e)),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|m| m.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic payload".into());
+                let e = CodecError::Encode(format!("the value's `Serialize` panicked: {message}"));
+                return fail(s, PushError::Encode(e));
+            }
         }
         let size = s.buf.len() - start - PREFIX;
         if size > self.peer_limit {
@@ -155,18 +187,7 @@ impl WriteQueue {
         &self,
         body: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
     ) -> Result<(), PushError> {
-        {
-            let mut s = self.state();
-            if s.closed {
-                return Err(PushError::Closed);
-            }
-            if s.frames >= self.max_frames {
-                return Err(PushError::Full);
-            }
-            self.put(&mut s, body)?;
-        }
-        self.wake.notify_one();
-        Ok(())
+        self.push_now(body, true)
     }
 
     /// Queues a small control frame even if the queue is full (a cancel or
@@ -175,10 +196,21 @@ impl WriteQueue {
         &self,
         body: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
     ) -> Result<(), PushError> {
+        self.push_now(body, false)
+    }
+
+    fn push_now(
+        &self,
+        body: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+        bounded: bool,
+    ) -> Result<(), PushError> {
         {
             let mut s = self.state();
             if s.closed {
                 return Err(PushError::Closed);
+            }
+            if bounded && s.frames >= self.max_frames {
+                return Err(PushError::Full);
             }
             self.put(&mut s, body)?;
         }
@@ -227,6 +259,26 @@ impl WriteQueue {
                 room.await;
             }
             waiting = true;
+        }
+    }
+
+    /// Waits until a [`WriteQueue::push`] would not wait (or the queue is
+    /// closed). Main's reader calls it before starting a call, so that a
+    /// renderer that does not read its replies cannot make main hold more
+    /// and more of them.
+    pub(crate) async fn room(&self) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let s = self.state();
+                if s.closed || (s.frames < self.max_frames && s.buf.len() < WAIT_BYTES) {
+                    return;
+                }
+            }
+            self.wake.notify_one();
+            room.await;
         }
     }
 
@@ -351,6 +403,8 @@ impl Outbox {
     /// be written, none larger than `peer_limit` bytes. Spawn
     /// [`run_writer`] on [`Outbox::queue`] to write them.
     pub(crate) fn new(io: BoxWrite, max_frames: usize, peer_limit: usize) -> Self {
+        // The length prefix is a `u32`, whatever the peer announced.
+        let peer_limit = peer_limit.min(u32::MAX as usize);
         Outbox(Arc::new(WriteQueue {
             state: Mutex::new(State {
                 buf: BytesMut::new(),
@@ -602,6 +656,25 @@ mod tests {
         writer.await.unwrap().unwrap();
         let n = 100 * 1024;
         assert_eq!(read.await.unwrap(), vec![n, n, n, 5, n]);
+    }
+
+    #[test]
+    fn a_panicking_encoder_leaves_no_partial_frame() {
+        let outbox = Outbox::new(Box::pin(tokio::io::sink()), 8, 1024);
+        outbox.push_always(bytes_frame(b"one")).unwrap();
+        let panicking = |buf: &mut BytesMut| {
+            buf.put_slice(b"partial");
+            panic!("no encoding today")
+        };
+        match outbox.push_always(panicking) {
+            Err(PushError::Encode(e)) => {
+                assert!(e.to_string().contains("no encoding today"), "{e}")
+            }
+            other => panic!("expected an encoding error, got {other:?}"),
+        }
+        outbox.push_always(bytes_frame(b"two")).unwrap();
+        let buf = outbox.state().buf.clone();
+        assert_eq!(&buf[..], b"\0\0\0\x03one\0\0\0\x03two");
     }
 
     #[tokio::test]
