@@ -169,3 +169,28 @@ async fn a_call_before_the_handshake_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn services_registered_unchecked_still_get_the_run_time_channel_check() {
+    use ipc_runtime::Main;
+    use ipc_suite::{ProbeHandler, ProbeServer};
+    // Chosen at run time, so not in the builder's type: the clash is
+    // reported by build() instead of the compiler.
+    let twice = Main::builder()
+        .service_unchecked(ProbeServer::new(ProbeHandler::default()))
+        .service_unchecked(ProbeServer::new(ProbeHandler::default()))
+        .build();
+    match twice {
+        Err(IpcError::Config { reason }) => {
+            assert!(reason.contains("`Probe` is registered twice"), "{reason}")
+        }
+        other => panic!(
+            "expected a configuration error, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    let once = Main::builder()
+        .service_unchecked(ProbeServer::new(ProbeHandler::default()))
+        .build();
+    assert!(once.is_ok());
+}

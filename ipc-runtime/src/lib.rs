@@ -159,13 +159,19 @@
 //!
 //! # Calls
 //!
-//! Many calls can be in flight on one connection; main runs them
-//! concurrently. Each call has a timeout (the connection's default, or
+//! Many calls can be in flight on one connection; main runs those that
+//! wait concurrently (see below). Each call has a timeout (the connection's default, or
 //! `client.with_timeout(..)`); dropping a call's future tells main to abort
 //! the handler. A panicking handler fails only its own call with
 //! [`IpcError::HandlerPanicked`]. Handlers learn who called them with
 //! [`Caller::current`]: main's own record of the connection, never
 //! something the renderer claims.
+//!
+//! Main runs a handler on the renderer's connection until it first waits
+//! (most finish there, with no task of their own), then in a task of its
+//! own. A handler that computes for a long time before its first `.await`
+//! therefore delays that renderer's next frames: move such work to
+//! `tokio::task::spawn_blocking`, as in any async code.
 //!
 //! # Events
 //!
@@ -974,6 +980,14 @@ pub mod __private {
         const fn registered_clash(contract: &ServiceDescriptor, earlier: &List) -> Option<Message> {
             let mut rest = earlier;
             while let List::Cons(other, tail) = rest {
+                if same(contract.name, other.name) && !same_contract(contract, other) {
+                    return Some(
+                        Message::new()
+                            .push("two different traits named `")
+                            .push(contract.name)
+                            .push("` are registered on this main, which tells contracts apart by name: rename one"),
+                    );
+                }
                 if same_contract(contract, other) {
                     return Some(
                         Message::new()

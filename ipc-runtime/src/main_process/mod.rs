@@ -44,7 +44,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `C` lists the contracts registered so far, as a type (`()` at first;
 /// each [`service`](Self::service) and [`events`](Self::events) call adds
 /// one), so that [`build`](Self::build) can check at compile time that no
-/// two of them define the same channel.
+/// two of them define the same channel. Register in one chain; code that
+/// chooses services at run time uses
+/// [`service_unchecked`](Self::service_unchecked).
 pub struct MainBuilder<C = ()> {
     router: Router,
     errors: Vec<IpcError>,
@@ -76,6 +78,19 @@ impl<C> MainBuilder<C> {
             self.errors.push(e);
         }
         self.with()
+    }
+
+    /// Registers a service without adding its contract to the builder's
+    /// type, for code that picks services at run time (in a loop or a
+    /// branch, where each [`service`](Self::service) call would change the
+    /// builder's type). A channel it shares with another contract is then
+    /// only reported by [`build`](Self::build)'s run-time check, as an
+    /// [`IpcError::Config`] error.
+    pub fn service_unchecked(mut self, service: impl Dispatch) -> Self {
+        if let Err(e) = self.router.add(Arc::new(service)) {
+            self.errors.push(e);
+        }
+        self
     }
 
     /// Declares an events trait (the `…Contract` type that `#[events]`
@@ -161,8 +176,10 @@ impl<C> MainBuilder<C> {
     /// registered twice, are a compile error here, naming both methods and
     /// the channel. The check runs when the program is built (`cargo
     /// build`, `cargo test`), not by `cargo check`, because it needs the
-    /// concrete list of contracts. The same check also runs here at run
-    /// time, as a backstop, and returns an [`IpcError::Config`] error.
+    /// concrete list of contracts. A run-time check (two contracts with
+    /// the same name, or a channel defined twice) also runs here, for
+    /// services registered with [`service_unchecked`](Self::service_unchecked),
+    /// and returns an [`IpcError::Config`] error.
     pub fn build(self) -> Result<Main, IpcError>
     where
         C: Contracts,
@@ -454,22 +471,29 @@ impl Main {
             reason: e.to_string(),
         })?;
         let payload: Bytes = buf.freeze();
-        let renderers = self.inner.renderers();
-        let queued = match target {
-            Target::Renderer(id) => renderers
-                .get(id)
-                .map_or(0, |e| usize::from(e.conn.push_event(channel, &payload))),
-            Target::Group(group) => renderers
-                .values()
-                .filter(|e| e.conn.in_group(group))
-                .filter(|e| e.conn.push_event(channel, &payload))
-                .count(),
-            Target::All => renderers
-                .values()
-                .filter(|e| e.conn.push_event(channel, &payload))
-                .count(),
+        // Collected first, so that the registry is not locked while the
+        // events are queued (a connection's queue may be busy encoding a
+        // large reply).
+        let targets: Vec<Arc<connection::Conn>> = {
+            let renderers = self.inner.renderers();
+            match target {
+                Target::Renderer(id) => renderers
+                    .get(id)
+                    .map(|e| Arc::clone(&e.conn))
+                    .into_iter()
+                    .collect(),
+                Target::Group(group) => renderers
+                    .values()
+                    .filter(|e| e.conn.in_group(group))
+                    .map(|e| Arc::clone(&e.conn))
+                    .collect(),
+                Target::All => renderers.values().map(|e| Arc::clone(&e.conn)).collect(),
+            }
         };
-        Ok(queued)
+        Ok(targets
+            .iter()
+            .filter(|conn| conn.push_event(channel, &payload))
+            .count())
     }
 
     /// Closes the connection to renderer `id`: its in-flight handlers are
