@@ -895,27 +895,37 @@ pub mod __private {
             let Some((i, j)) = shared_channel(a, b) else {
                 return None;
             };
-            let (x, y) = (&a.methods[i], &b.methods[j]);
             Some(
-                Message::new()
-                    .push("`")
-                    .push(a.name)
-                    .push("::")
-                    .push(x.name)
-                    .push("` and `")
-                    .push(b.name)
-                    .push("::")
-                    .push(y.name)
-                    .push("` both use the channel `")
-                    .push(x.channel)
+                both_use(a, i, b, j)
                     .push("`, and `")
                     .push(api)
-                    .push(
-                        "` lists both traits; main could not tell their frames apart. \
-                           Give one trait another namespace, or one method another channel \
-                           with #[ipc(rename = \"...\")]",
-                    ),
+                    .push("` lists both traits; main could not tell their frames apart. ")
+                    .push(RENAME_ADVICE),
             )
+        }
+
+        const RENAME_ADVICE: &str =
+            "Give one trait another namespace, or one method another channel \
+                                     with #[ipc(rename = \"...\")]";
+
+        /// "`A::x` and `B::y` both use the channel `c" (the caller goes on).
+        const fn both_use(
+            a: &ServiceDescriptor,
+            i: usize,
+            b: &ServiceDescriptor,
+            j: usize,
+        ) -> Message {
+            Message::new()
+                .push("`")
+                .push(a.name)
+                .push("::")
+                .push(a.methods[i].name)
+                .push("` and `")
+                .push(b.name)
+                .push("::")
+                .push(b.methods[j].name)
+                .push("` both use the channel `")
+                .push(a.methods[i].channel)
         }
 
         /// The first pair of methods (by index) of `a` and `b` that use the
@@ -998,20 +1008,9 @@ pub mod __private {
                 }
                 if let Some((x, y)) = shared_channel(other, contract) {
                     return Some(
-                        Message::new()
-                            .push("`")
-                            .push(other.name)
-                            .push("::")
-                            .push(other.methods[x].name)
-                            .push("` and `")
-                            .push(contract.name)
-                            .push("::")
-                            .push(contract.methods[y].name)
-                            .push("` both use the channel `")
-                            .push(other.methods[x].channel)
-                            .push("`, and both traits are registered on this main, which could not tell their frames apart. \
-                                   Give one trait another namespace, or one method another channel \
-                                   with #[ipc(rename = \"...\")]"),
+                        both_use(other, x, contract, y)
+                            .push("`, and both traits are registered on this main, which could not tell their frames apart. ")
+                            .push(RENAME_ADVICE),
                     );
                 }
                 rest = tail;

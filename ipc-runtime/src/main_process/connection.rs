@@ -637,12 +637,7 @@ impl Conn {
             Outcome::Ok(value) => (Head::ReplyOk { id }, value),
             Outcome::Err(value) => (Head::ReplyErr { id }, value),
             Outcome::BadPayload(reason) => {
-                let e = IpcError::BadPayload {
-                    channel: channel.to_string(),
-                    reason,
-                };
-                self.violation(&e);
-                return self.fail(id, &e).await;
+                return self.fail(id, &self.bad_payload(channel, reason)).await
             }
             Outcome::Failed(e) => return self.fail(id, &e).await,
         };
@@ -658,18 +653,21 @@ impl Conn {
         self.fail(id, &error).await;
     }
 
+    /// Arguments that did not decode: a violation, and the error for it.
+    fn bad_payload(&self, channel: &str, reason: String) -> IpcError {
+        let e = IpcError::BadPayload {
+            channel: channel.to_string(),
+            reason,
+        };
+        self.violation(&e);
+        e
+    }
+
     /// Reports what went wrong with a `send` message, if anything.
     async fn sent(&self, channel: &'static str, outcome: Outcome) {
         let error = match outcome {
             Outcome::Ok(_) | Outcome::Err(_) => return,
-            Outcome::BadPayload(reason) => {
-                let e = IpcError::BadPayload {
-                    channel: channel.to_string(),
-                    reason,
-                };
-                self.violation(&e);
-                e
-            }
+            Outcome::BadPayload(reason) => self.bad_payload(channel, reason),
             Outcome::Failed(e) => e,
         };
         self.notice(&error).await;
