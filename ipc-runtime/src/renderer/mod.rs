@@ -14,7 +14,6 @@ pub use listen::{ListenerCore, Subscription};
 use std::{
     collections::HashMap,
     fmt,
-    future::Future,
     path::Path,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -527,23 +526,28 @@ impl Connection {
         // Queued at once unless the queue is full (main is not keeping
         // up); only then is a timer armed, so that the timeout also bounds
         // the wait for room.
-        let push = self.shared.out.push(|buf| frame(id, buf), true);
-        tokio::pin!(push);
-        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(push.as_mut().poll(cx))).await;
-        let pushed = match first {
-            std::task::Poll::Ready(pushed) => pushed,
-            std::task::Poll::Pending => match tokio::time::timeout_at(deadline, push).await {
-                Ok(pushed) => pushed,
-                Err(_) => {
-                    // Never queued: nothing to cancel on main.
-                    guard.armed = false;
-                    self.shared.state().pending.remove(&id);
-                    return Err(IpcError::Timeout {
-                        channel: channel.to_string(),
-                        timeout,
-                    });
+        let pushed = match self.shared.out.push_if_room(|buf| frame(id, buf)) {
+            Ok(pushed) => pushed,
+            Err(frame) => {
+                // Boxed: this rare wait would otherwise grow every call's
+                // future by a timer's size.
+                let wait = Box::pin(tokio::time::timeout_at(
+                    deadline,
+                    self.shared.out.push(frame, true),
+                ));
+                match wait.await {
+                    Ok(pushed) => pushed,
+                    Err(_) => {
+                        // Never queued: nothing to cancel on main.
+                        guard.armed = false;
+                        self.shared.state().pending.remove(&id);
+                        return Err(IpcError::Timeout {
+                            channel: channel.to_string(),
+                            timeout,
+                        });
+                    }
                 }
-            },
+            }
         };
         if let Err(e) = pushed {
             guard.armed = false;

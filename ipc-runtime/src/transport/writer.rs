@@ -218,6 +218,28 @@ impl WriteQueue {
         Ok(())
     }
 
+    /// Queues a frame if [`WriteQueue::push`] would not wait; otherwise
+    /// gives `body` back, for the caller to wait its own way.
+    pub(crate) fn push_if_room<F>(&self, body: F) -> Result<Result<(), PushError>, F>
+    where
+        F: FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+    {
+        let pushed = {
+            let mut s = self.state();
+            if s.closed {
+                Err(PushError::Closed)
+            } else if s.frames < self.max_frames && s.buf.len() < WAIT_BYTES {
+                self.put(&mut s, body)
+            } else {
+                return Err(body);
+            }
+        };
+        if pushed.is_ok() {
+            self.wake.notify_one();
+        }
+        Ok(pushed)
+    }
+
     /// Queues a frame, waiting while the queue is full: it holds its
     /// maximum number of frames, or [`WAIT_BYTES`] bytes. With `wake`
     /// false the writer is not woken: the caller queues more and calls
@@ -267,15 +289,17 @@ impl WriteQueue {
     /// renderer that does not read its replies cannot make main hold more
     /// and more of them.
     pub(crate) async fn room(&self) {
-        loop {
+        let has_room = || {
+            let s = self.state();
+            s.closed || (s.frames < self.max_frames && s.buf.len() < WAIT_BYTES)
+        };
+        // Registering with the `Notify` takes its lock: only when full.
+        while !has_room() {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            {
-                let s = self.state();
-                if s.closed || (s.frames < self.max_frames && s.buf.len() < WAIT_BYTES) {
-                    return;
-                }
+            if has_room() {
+                return;
             }
             self.wake.notify_one();
             room.await;
