@@ -30,7 +30,7 @@ use crate::{
     caller::{Caller, RendererId},
     contract::{self, Grant, MethodKind},
     dispatch::{BoxFuture, Outcome, Route},
-    error::WireError,
+    error::{panic_message, WireError},
     frame::{Channel, Frame, Head, StreamError, Welcome, PROTOCOL_VERSION},
     spin::spin_then_wait,
     transport::{
@@ -700,11 +700,7 @@ async fn finish(
 
 /// The outcome of a handler that panicked.
 fn panicked(caller: &Caller, channel: &'static str, panic: Box<dyn Any + Send>) -> Outcome {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_string());
+    let message = panic_message(&*panic);
     error!(renderer = %caller.id, %channel, %message, "handler panicked");
     Outcome::Failed(IpcError::HandlerPanicked {
         channel: channel.to_string(),

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use super::BoxWrite;
 use crate::{
     codec::CodecError,
+    error::panic_message,
     frame::{Frame, StreamError, PREFIX},
     IpcError,
 };
@@ -157,11 +158,7 @@ impl WriteQueue {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return fail(s, PushError::Encode(e)),
             Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|m| m.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a non-string panic payload".into());
+                let message = panic_message(&*panic);
                 let e = CodecError::Encode(format!("the value's `Serialize` panicked: {message}"));
                 return fail(s, PushError::Encode(e));
             }
@@ -413,8 +410,10 @@ impl WriteQueue {
         }
     }
 
-    fn is_closed(&self) -> bool {
-        self.state().closed
+    /// Closed, with nothing left to write.
+    fn is_finished(&self) -> bool {
+        let s = self.state();
+        s.closed && s.buf.is_empty()
     }
 }
 
@@ -504,7 +503,7 @@ pub(crate) async fn run_writer(
                 () = stop.cancelled() => return Ok(()),
                 result = write() => result?,
             }
-            if queue.is_closed() && queue.state().buf.is_empty() {
+            if queue.is_finished() {
                 return Ok(());
             }
             tokio::select! {
