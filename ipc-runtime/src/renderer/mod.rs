@@ -554,14 +554,24 @@ impl Connection {
             self.shared.state().pending.remove(&id);
             return Err(self.shared.push_error(channel, e));
         }
-        if !self.shared.state().pending.contains_key(&id) {
-            // The sweeper expired the call while it waited for room, and
-            // its cancel went out before the invoke: cancel again, after.
-            self.shared.send_from_drop(Frame::Cancel { id });
-        }
         // A reply, or the timeout from the sweeper (which has told main
         // to cancel the call).
-        let reply = spin_then_wait(rx, self.shared.spin).await;
+        let mut rx = rx;
+        let reply = match rx.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => {
+                spin_then_wait(rx, self.shared.spin).await.map_err(|_| ())
+            }
+            Ok(reply) => {
+                if matches!(reply, Reply::Failed(IpcError::Timeout { .. })) {
+                    // The sweeper expired the call before its invoke was
+                    // queued, so its cancel may have gone out first:
+                    // cancel again, after (main ignores a second one).
+                    self.shared.send_from_drop(Frame::Cancel { id });
+                }
+                Ok(reply)
+            }
+            Err(oneshot::error::TryRecvError::Closed) => Err(()),
+        };
         guard.armed = false;
         reply.map_err(|_| self.shared.closed_reason())
     }
@@ -676,59 +686,110 @@ async fn sweep_timeouts(shared: Arc<Shared>, stop: CancellationToken) {
 
 /// Reads main's frames and completes the matching calls, until the
 /// connection ends; then fails everything still pending.
+///
+/// Every frame that has arrived is handled before the next read, and the
+/// replies among them complete under one lock: a burst of replies costs
+/// one lock, not one each.
 async fn read_replies(
     shared: Arc<Shared>,
     mut reader: FrameReader,
     stop: CancellationToken,
     closed: watch::Sender<bool>,
 ) {
+    // Created once: a fresh `cancelled()` per read would register with
+    // (and leave) the token's waiter list every time.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    let mut replies = Vec::new();
+    let mut ready = Vec::new();
     let reason = loop {
-        let next = tokio::select! {
-            biased;
-            () = stop.cancelled() => break IpcError::disconnected("the connection was dropped by this renderer"),
-            next = reader.next() => next,
-        };
-        let body = match next {
-            None => break IpcError::disconnected("main closed the connection"),
-            Some(Err(e)) => break e.into_ipc(),
-            Some(Ok(body)) => body,
-        };
-        let (id, reply) = match Frame::parse(body) {
-            Ok(Frame::ReplyOk { id, payload }) => (id, Reply::Ok(payload)),
-            Ok(Frame::ReplyErr { id, payload }) => (id, Reply::Err(payload)),
-            Ok(Frame::ReplyFailed { id, error }) => (id, Reply::Failed(error.into())),
-            Ok(Frame::Event { channel, payload }) => {
-                if let Err(mpsc::error::TrySendError::Full((channel, _))) =
-                    shared.events.try_send((channel, payload))
-                {
-                    warn!(%channel, "event dropped: the listeners are not keeping up");
+        let ended = loop {
+            match reader.buffered() {
+                Ok(Some(body)) => {
+                    if let Some(reply) = route_frame(&shared, body) {
+                        replies.push(reply);
+                    }
                 }
-                continue;
-            }
-            Ok(Frame::Notice(error)) => {
-                warn!(error = %IpcError::from(error), "main reported a problem with a message from this renderer");
-                continue;
-            }
-            Ok(other) => {
-                warn!(frame = ?other, "ignored an unexpected frame from main");
-                continue;
-            }
-            Err(e) => {
-                warn!(error = %e, "ignored a malformed frame from main");
-                continue;
+                Ok(None) => break None,
+                Err(e) => break Some(e.into_ipc()),
             }
         };
-        let waiter = shared.state().pending.remove(&id);
-        match waiter {
-            // The caller may have gone in the meantime; nothing to do then.
-            Some(pending) => {
-                let _ = pending.reply.send(reply);
-            }
-            None => debug!(call = id, "reply for a call nobody waits for any more"),
+        complete(&shared, &mut replies, &mut ready);
+        if let Some(reason) = ended {
+            break reason;
+        }
+        let read = tokio::select! {
+            biased;
+            () = &mut stopped => break IpcError::disconnected("the connection was dropped by this renderer"),
+            read = reader.fill() => read,
+        };
+        match read {
+            Ok(true) => {}
+            Ok(false) => match reader.end() {
+                None => break IpcError::disconnected("main closed the connection"),
+                Some(e) => break e.into_ipc(),
+            },
+            Err(e) => break e.into_ipc(),
         }
     };
     debug!(error = %reason, "connection to main ended");
     stop.cancel();
     shared.close(reason);
     let _ = closed.send(true);
+}
+
+/// Handles one frame from main: a reply is returned for [`complete`],
+/// anything else is dealt with here.
+fn route_frame(shared: &Shared, body: Bytes) -> Option<(u64, Reply)> {
+    match Frame::parse(body) {
+        Ok(Frame::ReplyOk { id, payload }) => Some((id, Reply::Ok(payload))),
+        Ok(Frame::ReplyErr { id, payload }) => Some((id, Reply::Err(payload))),
+        Ok(Frame::ReplyFailed { id, error }) => Some((id, Reply::Failed(error.into()))),
+        Ok(Frame::Event { channel, payload }) => {
+            if let Err(mpsc::error::TrySendError::Full((channel, _))) =
+                shared.events.try_send((channel, payload))
+            {
+                warn!(%channel, "event dropped: the listeners are not keeping up");
+            }
+            None
+        }
+        Ok(Frame::Notice(error)) => {
+            warn!(error = %IpcError::from(error), "main reported a problem with a message from this renderer");
+            None
+        }
+        Ok(other) => {
+            warn!(frame = ?other, "ignored an unexpected frame from main");
+            None
+        }
+        Err(e) => {
+            warn!(error = %e, "ignored a malformed frame from main");
+            None
+        }
+    }
+}
+
+/// Hands `replies` to the calls waiting for them: the pending calls are
+/// looked up under one lock, and woken after it is released. Both vectors
+/// are left empty, keeping their capacity for the next burst.
+fn complete(
+    shared: &Shared,
+    replies: &mut Vec<(u64, Reply)>,
+    ready: &mut Vec<(oneshot::Sender<Reply>, Reply)>,
+) {
+    if replies.is_empty() {
+        return;
+    }
+    {
+        let mut state = shared.state();
+        for (id, reply) in replies.drain(..) {
+            match state.pending.remove(&id) {
+                Some(pending) => ready.push((pending.reply, reply)),
+                // The caller may have gone in the meantime; nothing to do.
+                None => debug!(call = id, "reply for a call nobody waits for any more"),
+            }
+        }
+    }
+    for (tx, reply) in ready.drain(..) {
+        let _ = tx.send(reply);
+    }
 }
