@@ -111,7 +111,7 @@ impl Outcome {
 
 /// Decodes a method's argument tuple; on failure, the outcome to reply with.
 pub fn decode_args<T: DeserializeOwned>(payload: &Bytes) -> Result<T, Outcome> {
-    codec::decode(payload).map_err(|e| Outcome::BadPayload(e.to_string()))
+    codec::decode_shared(payload).map_err(|e| Outcome::BadPayload(e.to_string()))
 }
 
 /// Where one channel leads.

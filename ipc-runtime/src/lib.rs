@@ -173,6 +173,11 @@
 //! therefore delays that renderer's next frames: move such work to
 //! `tokio::task::spawn_blocking`, as in any async code.
 //!
+//! For large byte payloads, use [`Blob`] rather than `Vec<u8>` or
+//! `serde_bytes::ByteBuf`: the same bytes on the wire, but a blob of
+//! [`Blob::SHARE_MIN`] bytes or more is handed over from the buffer its
+//! frame was read into instead of being copied into a fresh allocation.
+//!
 //! # Events
 //!
 //! `NotesEventsEmitter::new(&main, target)` pushes to one renderer
@@ -239,6 +244,7 @@
 pub mod codec;
 pub mod transport;
 
+mod blob;
 mod caller;
 mod contract;
 mod dispatch;
@@ -248,6 +254,7 @@ mod main_process;
 mod renderer;
 mod spin;
 
+pub use blob::Blob;
 pub use caller::{Caller, Peer, RendererId};
 pub use contract::{
     method_fingerprint, service_fingerprint, Api, ArgDescriptor, MethodDescriptor, MethodKind,

@@ -30,7 +30,7 @@
 
 mod guard;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The bincode configuration used on the wire: little-endian, variable-length
@@ -87,4 +87,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
         });
     }
     Ok(value)
+}
+
+/// Decodes a `T` that must fill `frame` exactly, like [`decode`], letting
+/// the large [`Blob`](crate::Blob)s in it share `frame`'s buffer instead of
+/// copying out of it.
+pub fn decode_shared<T: DeserializeOwned>(frame: &Bytes) -> Result<T, CodecError> {
+    if frame.len() < crate::Blob::SHARE_MIN {
+        // No blob in it can be large enough to share.
+        return decode(frame);
+    }
+    let _shared = crate::blob::share_from(frame);
+    decode(frame)
 }

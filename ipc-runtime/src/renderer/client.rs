@@ -51,7 +51,7 @@ impl ClientCore {
         args: &A,
     ) -> Result<T, IpcError> {
         match self.conn.call(channel, args, self.timeout()).await? {
-            Reply::Ok(bytes) => codec::decode(&bytes).map_err(|e| bad_reply(channel, e)),
+            Reply::Ok(bytes) => codec::decode_shared(&bytes).map_err(|e| bad_reply(channel, e)),
             Reply::Err(_) => Err(IpcError::protocol(format!(
                 "main sent a typed error for `{channel}`, which declares none; main and renderer disagree on the contract"
             ))),
@@ -66,8 +66,10 @@ impl ClientCore {
         args: &A,
     ) -> Result<T, CallError<E>> {
         match self.conn.call(channel, args, self.timeout()).await? {
-            Reply::Ok(bytes) => codec::decode(&bytes).map_err(|e| bad_reply(channel, e).into()),
-            Reply::Err(bytes) => match codec::decode(&bytes) {
+            Reply::Ok(bytes) => {
+                codec::decode_shared(&bytes).map_err(|e| bad_reply(channel, e).into())
+            }
+            Reply::Err(bytes) => match codec::decode_shared(&bytes) {
                 Ok(e) => Err(CallError::Handler(e)),
                 Err(e) => Err(bad_reply(channel, e).into()),
             },

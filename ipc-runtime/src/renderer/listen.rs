@@ -253,10 +253,12 @@ impl ListenerCore {
         F: FnMut(A) + Send + 'static,
     {
         let callback: Callback =
-            Box::new(move |payload: &Bytes| match codec::decode::<A>(payload) {
-                Ok(args) => f(args),
-                Err(e) => warn!(%channel, error = %e, "event could not be decoded"),
-            });
+            Box::new(
+                move |payload: &Bytes| match codec::decode_shared::<A>(payload) {
+                    Ok(args) => f(args),
+                    Err(e) => warn!(%channel, error = %e, "event could not be decoded"),
+                },
+            );
         self.conn.subscribe(channel, callback).await
     }
 }
