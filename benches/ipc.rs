@@ -43,9 +43,10 @@ use std::{
 };
 
 use futures_util::{stream::FuturesUnordered, StreamExt};
-use ipc_runtime::{events, expose, service, Caller, Main, Target};
+use ipc_runtime::{events, expose, service, Blob, Caller, Main, Target};
 use report::{Cell, ChildReport, Config, MemSnapshot, MemoryReport, PerCall, RssPoint};
 use serde_bytes::ByteBuf;
+
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter},
     net::UnixStream,
@@ -77,6 +78,9 @@ const ONE_WAY_PAYLOAD: usize = 8;
 const SPIN: Duration = Duration::from_micros(50);
 /// Payloads the `ipc-spin` system is measured at.
 const SPIN_PAYLOADS: [usize; 2] = [8, 1024];
+/// Payloads the `ipc-bytebuf` system is measured at (below
+/// [`Blob::SHARE_MIN`] a `Blob` is copied just the same).
+const BYTEBUF_PAYLOADS: [usize; 2] = [64 * 1024, 1024 * 1024];
 
 const ROLE_ENV: &str = "IPC_BENCH_ROLE";
 /// Main's socket and the renderer's token for the `ipc-spin` connection.
@@ -104,10 +108,13 @@ const FILTER_ENV: &str = "IPC_BENCH_FILTER";
 #[service(namespace = "bench")]
 pub trait Bench {
     /// Returns its argument: the round trip being measured.
-    async fn echo(&self, data: ByteBuf) -> ByteBuf;
+    async fn echo(&self, data: Blob) -> Blob;
+    /// The same with `serde_bytes::ByteBuf`, which is copied out of every
+    /// frame (the `ipc-bytebuf` system).
+    async fn echo_vec(&self, data: ByteBuf) -> ByteBuf;
     /// A one-way message; main counts it.
     #[ipc(send)]
-    async fn sink(&self, data: ByteBuf);
+    async fn sink(&self, data: Blob);
     /// Waits until main has handled `total` `sink` messages in all.
     async fn sunk(&self, total: u64) -> u64;
     /// Pushes `tick` events numbered `first..first + count` of `size`
@@ -126,13 +133,13 @@ pub trait Bench {
 #[events(namespace = "bench")]
 pub trait BenchEvents {
     /// One event of the one-way push case.
-    fn tick(&self, data: ByteBuf);
+    fn tick(&self, data: Blob);
 }
 
 expose! {
     /// The benchmark renderer's API.
     pub struct BenchApi {
-        bench: Bench { echo, sink, sunk, push, ack, memory },
+        bench: Bench { echo, echo_vec, sink, sunk, push, ack, memory },
         events: BenchEvents { tick },
     }
 }
@@ -151,11 +158,15 @@ struct BenchMain {
 }
 
 impl Bench for BenchMain {
-    async fn echo(&self, data: ByteBuf) -> ByteBuf {
+    async fn echo(&self, data: Blob) -> Blob {
         data
     }
 
-    async fn sink(&self, _data: ByteBuf) {
+    async fn echo_vec(&self, data: ByteBuf) -> ByteBuf {
+        data
+    }
+
+    async fn sink(&self, _data: Blob) {
         let n = self.sunk.fetch_add(1, SeqCst) + 1;
         if n >= self.sunk_goal.load(SeqCst) {
             self.sunk_reached.notify_waiters();
@@ -182,7 +193,7 @@ impl Bench for BenchMain {
             return 0;
         };
         let emitter = BenchEventsEmitter::new(&self.main, Target::Renderer(caller.id()));
-        let data = ByteBuf::from(vec![0x5a; size as usize]);
+        let data = Blob::from(vec![0x5a; size as usize]);
         let end = first + count;
         let mut next = first;
         let mut full = 0;
@@ -571,7 +582,7 @@ impl Renderer {
         let subscription = {
             let (received, goal, reached) = (received.clone(), goal.clone(), reached.clone());
             api.events
-                .on_tick(move |data: ByteBuf| {
+                .on_tick(move |data: Blob| {
                     debug_assert_eq!(data.len(), ONE_WAY_PAYLOAD);
                     let n = received.fetch_add(1, SeqCst) + 1;
                     if n % ACK_EVERY == 0 {
@@ -659,10 +670,22 @@ impl Renderer {
                 } else {
                     &self.spin_api
                 };
-                let mut data = ByteBuf::from(vec![0xa5; payload]);
+                let mut data = Blob::from(vec![0xa5; payload]);
                 for i in 0..calls + skip {
                     let start = Instant::now();
                     data = api.bench.echo(data).await?;
+                    let elapsed = start.elapsed();
+                    assert_eq!(data.len(), payload, "echoed payload");
+                    if i >= skip {
+                        out.push(micros(elapsed));
+                    }
+                }
+            }
+            "ipc-bytebuf" => {
+                let mut data = ByteBuf::from(vec![0xa5; payload]);
+                for i in 0..calls + skip {
+                    let start = Instant::now();
+                    data = self.api.bench.echo_vec(data).await?;
                     let elapsed = start.elapsed();
                     assert_eq!(data.len(), payload, "echoed payload");
                     if i >= skip {
@@ -729,8 +752,18 @@ impl Renderer {
         );
         let windows = self.config.windows;
         let rates = match system {
-            "ipc" => ipc_throughput(&self.api, payload, window, windows).await?,
-            "ipc-spin" => ipc_throughput(&self.spin_api, payload, window, windows).await?,
+            "ipc" => {
+                let echo = |data| self.api.bench.echo(data);
+                ipc_throughput(echo, Blob::from, payload, window, windows).await?
+            }
+            "ipc-spin" => {
+                let echo = |data| self.spin_api.bench.echo(data);
+                ipc_throughput(echo, Blob::from, payload, window, windows).await?
+            }
+            "ipc-bytebuf" => {
+                let echo = |data| self.api.bench.echo_vec(data);
+                ipc_throughput(echo, ByteBuf::from, payload, window, windows).await?
+            }
             "raw-tokio" => {
                 let stream = self.pipe.take().ok_or("pipelined connection in use")?;
                 let (stream, rates) = raw_throughput(stream, payload, window, windows).await?;
@@ -763,7 +796,7 @@ impl Renderer {
         match system {
             "ipc-send" => {
                 for _ in 0..n {
-                    let data = ByteBuf::from(vec![0xa5; ONE_WAY_PAYLOAD]);
+                    let data = Blob::from(vec![0xa5; ONE_WAY_PAYLOAD]);
                     self.api.bench.sink(data).await?;
                 }
                 self.sunk_total += n;
@@ -812,25 +845,33 @@ impl Renderer {
     }
 }
 
-async fn ipc_throughput(
-    api: &BenchApi,
+/// Keeps [`IN_FLIGHT`] calls of `echo` in flight, each new one sending the
+/// reply of the last, with payloads `make` builds.
+async fn ipc_throughput<T, F, E>(
+    echo: impl Fn(T) -> F,
+    make: impl Fn(Vec<u8>) -> T,
     payload: usize,
     window: usize,
     windows: usize,
-) -> Result<Vec<f64>, BoxError> {
+) -> Result<Vec<f64>, BoxError>
+where
+    T: AsRef<[u8]>,
+    F: std::future::Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
     let measured = window * (windows + 1);
     let total = measured + IN_FLIGHT;
     let mut calls = FuturesUnordered::new();
     for _ in 0..IN_FLIGHT {
-        calls.push(api.bench.echo(ByteBuf::from(vec![0xa5; payload])));
+        calls.push(echo(make(vec![0xa5; payload])));
     }
     let mut issued = IN_FLIGHT;
     let mut done = 0;
     let mut mark = Instant::now();
     let mut rates = Vec::with_capacity(windows);
     while let Some(reply) = calls.next().await {
-        let data = reply?;
-        assert_eq!(data.len(), payload, "echoed payload");
+        let data = reply.map_err(Into::into)?;
+        assert_eq!(data.as_ref().len(), payload, "echoed payload");
         done += 1;
         if done % window == 0 && done <= measured {
             let now = Instant::now();
@@ -840,7 +881,7 @@ async fn ipc_throughput(
             mark = now;
         }
         if issued < total {
-            calls.push(api.bench.echo(data));
+            calls.push(echo(data));
             issued += 1;
         }
     }
@@ -898,6 +939,15 @@ async fn raw_throughput(
     let wr = writer.await??;
     let stream = r.into_inner().reunite(wr)?;
     Ok((stream, rates))
+}
+
+/// Whether `system` is measured at `payload` bytes.
+fn measured_at(system: &str, payload: usize) -> bool {
+    match system {
+        "ipc-spin" => SPIN_PAYLOADS.contains(&payload),
+        "ipc-bytebuf" => BYTEBUF_PAYLOADS.contains(&payload),
+        _ => true,
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -1019,8 +1069,11 @@ async fn run_renderer(config: Config) -> Result<ChildReport, BoxError> {
             r.placement = placement;
             let p = placement.name();
             for payload in PAYLOADS {
-                for system in rotated(&["ipc", "raw-tokio", "raw-std", "ipc-spin"], round) {
-                    if system == "ipc-spin" && !SPIN_PAYLOADS.contains(&payload) {
+                for system in rotated(
+                    &["ipc", "raw-tokio", "raw-std", "ipc-spin", "ipc-bytebuf"],
+                    round,
+                ) {
+                    if !measured_at(system, payload) {
                         continue;
                     }
                     if !wanted("latency", system, payload) {
@@ -1035,8 +1088,8 @@ async fn run_renderer(config: Config) -> Result<ChildReport, BoxError> {
                     }
                     this_round.push((cell(placement, "latency", system, payload), samples));
                 }
-                for system in rotated(&["ipc", "raw-tokio", "ipc-spin"], round) {
-                    if system == "ipc-spin" && !SPIN_PAYLOADS.contains(&payload) {
+                for system in rotated(&["ipc", "raw-tokio", "ipc-spin", "ipc-bytebuf"], round) {
+                    if !measured_at(system, payload) {
                         continue;
                     }
                     if !wanted("throughput", system, payload) {
@@ -1128,7 +1181,7 @@ async fn run_renderer(config: Config) -> Result<ChildReport, BoxError> {
 /// after round.
 async fn memory_phase(r: &Renderer) -> Result<MemoryReport, BoxError> {
     let bench = &r.api.bench;
-    let mut data = ByteBuf::from(vec![0xa5; 8]);
+    let mut data = Blob::from(vec![0xa5; 8]);
     for _ in 0..1000 {
         data = bench.echo(data).await?;
     }
@@ -1174,7 +1227,8 @@ async fn memory_phase(r: &Renderer) -> Result<MemoryReport, BoxError> {
     let mut calls = 0;
     for _ in 0..r.config.rss_rounds {
         // 256 calls, 64 in flight throughout.
-        ipc_throughput(&r.api, payload, 64, 2).await?;
+        let echo = |data| r.api.bench.echo(data);
+        ipc_throughput(echo, Blob::from, payload, 64, 2).await?;
         calls += 64 * 3 + IN_FLIGHT as u64;
         let main = bench.memory(true, false).await?;
         rss.push(RssPoint {

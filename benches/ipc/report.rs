@@ -282,6 +282,7 @@ pub fn rows(report: &ChildReport) -> Vec<Row> {
         let system = [
             "ipc",
             "ipc-spin",
+            "ipc-bytebuf",
             "raw-tokio",
             "raw-std",
             "ipc-send",
