@@ -128,7 +128,10 @@ pub(crate) struct Route {
 /// Every channel main serves, and every event channel it may push on.
 #[derive(Default, Clone)]
 pub(crate) struct Router {
-    routes: HashMap<&'static str, Route>,
+    /// By the channel's bytes, as they arrive in a frame. The keys are
+    /// main's own, so a fast unkeyed hash is safe: a renderer can only
+    /// look up, never add colliding entries.
+    routes: HashMap<&'static [u8], Route, rustc_hash::FxBuildHasher>,
     services: Vec<Arc<dyn Dispatch>>,
     /// Event channel → the events trait that declares it.
     events: HashMap<&'static str, &'static ServiceDescriptor>,
@@ -144,7 +147,7 @@ impl Router {
         for (method, m) in d.methods.iter().enumerate() {
             let index = self.routes.len();
             self.routes.insert(
-                m.channel,
+                m.channel.as_bytes(),
                 Route {
                     service: Arc::clone(&service),
                     method,
@@ -183,7 +186,7 @@ impl Router {
         for m in d.methods {
             let other = self
                 .routes
-                .get(m.channel)
+                .get(m.channel.as_bytes())
                 .map(|r| r.service.descriptor().name)
                 .or_else(|| self.events.get(m.channel).map(|e| e.name));
             if let Some(other) = other {
@@ -203,7 +206,8 @@ impl Router {
         self.events.contains_key(channel)
     }
 
-    pub(crate) fn get(&self, channel: &str) -> Option<&Route> {
+    /// The route for a channel name as it arrived in a frame.
+    pub(crate) fn get(&self, channel: &[u8]) -> Option<&Route> {
         self.routes.get(channel)
     }
 

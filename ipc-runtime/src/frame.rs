@@ -435,10 +435,17 @@ impl Channel {
     }
 
     fn parse(raw: Bytes) -> Result<Self, FrameError> {
-        match std::str::from_utf8(&raw) {
-            Ok(_) => Ok(Channel(raw)),
-            Err(_) => Err(FrameError::ChannelNotUtf8),
+        // Channel names are ASCII in practice; checking that is cheaper.
+        if raw.is_ascii() || std::str::from_utf8(&raw).is_ok() {
+            Ok(Channel(raw))
+        } else {
+            Err(FrameError::ChannelNotUtf8)
         }
+    }
+
+    /// The name's bytes (UTF-8), for lookups that need no `&str`.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// The name. Checked at parse time, so the fallback is never used.

@@ -377,7 +377,7 @@ impl Conn {
         channel: &Channel,
         kind: MethodKind,
     ) -> Result<&'s Route, IpcError> {
-        let Some(route) = setup.router.get(channel.as_str()) else {
+        let Some(route) = setup.router.get(channel.as_bytes()) else {
             return Err(IpcError::UnknownChannel {
                 channel: channel.as_str().to_string(),
             });

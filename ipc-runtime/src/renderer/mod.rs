@@ -336,7 +336,9 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    pending: HashMap<u64, Pending>,
+    /// By call id. The ids are this connection's own (a counter), so a
+    /// fast unkeyed hash is safe.
+    pending: HashMap<u64, Pending, rustc_hash::FxBuildHasher>,
     /// When the timeout sweeper wakes next (`None`: when a call starts).
     next_sweep: Option<Instant>,
     closed: Option<IpcError>,
