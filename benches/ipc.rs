@@ -670,28 +670,12 @@ impl Renderer {
                 } else {
                     &self.spin_api
                 };
-                let mut data = Blob::from(vec![0xa5; payload]);
-                for i in 0..calls + skip {
-                    let start = Instant::now();
-                    data = api.bench.echo(data).await?;
-                    let elapsed = start.elapsed();
-                    assert_eq!(data.len(), payload, "echoed payload");
-                    if i >= skip {
-                        out.push(micros(elapsed));
-                    }
-                }
+                let echo = |data| api.bench.echo(data);
+                out = ipc_latency(echo, Blob::from(vec![0xa5; payload]), calls, skip).await?;
             }
             "ipc-bytebuf" => {
-                let mut data = ByteBuf::from(vec![0xa5; payload]);
-                for i in 0..calls + skip {
-                    let start = Instant::now();
-                    data = self.api.bench.echo_vec(data).await?;
-                    let elapsed = start.elapsed();
-                    assert_eq!(data.len(), payload, "echoed payload");
-                    if i >= skip {
-                        out.push(micros(elapsed));
-                    }
-                }
+                let echo = |data| self.api.bench.echo_vec(data);
+                out = ipc_latency(echo, ByteBuf::from(vec![0xa5; payload]), calls, skip).await?;
             }
             "raw-tokio" => {
                 let frame = frame_of(payload);
@@ -843,6 +827,33 @@ impl Renderer {
         self.set_pace("one-way", system, ONE_WAY_PAYLOAD, 1.0 / rate);
         Ok(rate)
     }
+}
+
+/// Times `calls` round trips of `echo`, one at a time, after `skip`
+/// untimed ones; each call sends the reply of the last.
+async fn ipc_latency<T, F, E>(
+    echo: impl Fn(T) -> F,
+    mut data: T,
+    calls: usize,
+    skip: usize,
+) -> Result<Vec<f64>, BoxError>
+where
+    T: AsRef<[u8]>,
+    F: std::future::Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    let payload = data.as_ref().len();
+    let mut out = Vec::with_capacity(calls);
+    for i in 0..calls + skip {
+        let start = Instant::now();
+        data = echo(data).await.map_err(Into::into)?;
+        let elapsed = start.elapsed();
+        assert_eq!(data.as_ref().len(), payload, "echoed payload");
+        if i >= skip {
+            out.push(micros(elapsed));
+        }
+    }
+    Ok(out)
 }
 
 /// Keeps [`IN_FLIGHT`] calls of `echo` in flight, each new one sending the

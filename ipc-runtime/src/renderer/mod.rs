@@ -498,7 +498,7 @@ impl Connection {
             None
         };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         {
             let mut state = self.shared.state();
             if let Some(reason) = &state.closed {
@@ -558,7 +558,6 @@ impl Connection {
         }
         // A reply, or the timeout from the sweeper (which has told main
         // to cancel the call).
-        let mut rx = rx;
         let reply = match rx.try_recv() {
             Err(oneshot::error::TryRecvError::Empty) => {
                 spin_then_wait(rx, self.shared.spin).await.map_err(|_| ())
