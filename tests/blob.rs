@@ -1,6 +1,10 @@
 //! `Blob` payloads end to end: every size arrives intact in both
 //! directions and in events, and a large blob that shares its frame's
 //! buffer stays intact while later frames reuse the connection's buffers.
+//!
+//! Each test runs over the in-memory pipe and over a Unix socket: large
+//! blobs leave in vectored writes from their own buffers, and a socket cuts
+//! those writes wherever its buffer fills.
 
 use std::{
     sync::{Arc, Mutex},
@@ -9,6 +13,33 @@ use std::{
 
 use ipc_runtime::{events, expose, service, Blob, Main, Target};
 use ipc_suite::connect_memory_as;
+
+/// How a test's renderer reaches main.
+#[derive(Debug, Clone, Copy)]
+enum Over {
+    Memory,
+    UnixSocket,
+}
+
+/// A renderer connected to `main` as [`StoreApi`]; the socket's endpoint,
+/// if any, must live as long as the test.
+async fn connect(
+    main: &Main,
+    label: &str,
+    over: Over,
+) -> (StoreApi, Option<ipc_runtime::UnixEndpoint>) {
+    match over {
+        Over::Memory => (connect_memory_as(main, label).await.unwrap(), None),
+        Over::UnixSocket => {
+            let endpoint = main.listen_unix().unwrap();
+            let token = endpoint.issue_token::<StoreApi>(label).unwrap();
+            let api = StoreApi::connect_unix(endpoint.path(), &token)
+                .await
+                .unwrap();
+            (api, Some(endpoint))
+        }
+    }
+}
 
 #[service(namespace = "store")]
 pub trait Store {
@@ -81,8 +112,17 @@ fn store_main() -> (Main, Arc<Kept>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blobs_kept_on_both_sides_stay_intact_while_buffers_are_reused() {
+    kept_blobs_stay_intact(Over::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_kept_on_both_sides_stay_intact_over_a_unix_socket() {
+    kept_blobs_stay_intact(Over::UnixSocket).await;
+}
+
+async fn kept_blobs_stay_intact(over: Over) {
     let (main, kept) = store_main();
-    let api = connect_memory_as::<StoreApi>(&main, "blobs").await.unwrap();
+    let (api, _endpoint) = connect(&main, "blobs", over).await;
     let mut echoed = Vec::new();
     for (i, &len) in SIZES.iter().enumerate() {
         let data = pattern(len, i as u8);
@@ -116,10 +156,17 @@ async fn blobs_kept_on_both_sides_stay_intact_while_buffers_are_reused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blob_events_arrive_intact() {
+    blob_events(Over::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_events_arrive_intact_over_a_unix_socket() {
+    blob_events(Over::UnixSocket).await;
+}
+
+async fn blob_events(over: Over) {
     let (main, _) = store_main();
-    let api = connect_memory_as::<StoreApi>(&main, "listener")
-        .await
-        .unwrap();
+    let (api, _endpoint) = connect(&main, "listener", over).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let _listening = api
         .events

@@ -145,7 +145,9 @@ impl fmt::Debug for Blob {
 
 impl Serialize for Blob {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
+        // A large blob encoded into a write queue is written from its own
+        // buffer (see `codec::splice`).
+        crate::codec::splice::offer(&self.0, || serializer.serialize_bytes(&self.0))
     }
 }
 

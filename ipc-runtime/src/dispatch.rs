@@ -3,11 +3,11 @@
 
 use std::{collections::HashMap, fmt, future::Future, pin::Pin, sync::Arc};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
-    codec::{self, CodecError},
+    codec::{self, splice::FrameBuf, CodecError},
     contract::{MethodKind, ServiceDescriptor},
     IpcError,
 };
@@ -65,16 +65,16 @@ impl fmt::Debug for Outcome {
 /// never copied through a buffer of its own.
 pub struct Encoded(Box<EncodeFn>);
 
-type EncodeFn = dyn FnOnce(&mut BytesMut) -> Result<(), CodecError> + Send;
+type EncodeFn = dyn FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError> + Send;
 
 impl Encoded {
     /// Wraps `value` for encoding with the wire codec.
     pub fn new<T: Serialize + Send + 'static>(value: T) -> Self {
-        Encoded(Box::new(move |dst| codec::encode_into(&value, dst)))
+        Encoded(Box::new(move |dst| dst.encode(&value)))
     }
 
     /// Appends the value's encoding to `dst`.
-    pub(crate) fn encode_into(self, dst: &mut BytesMut) -> Result<(), CodecError> {
+    pub(crate) fn encode_into(self, dst: &mut FrameBuf<'_>) -> Result<(), CodecError> {
         (self.0)(dst)
     }
 }

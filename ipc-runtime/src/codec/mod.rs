@@ -29,8 +29,9 @@
 //! ```
 
 mod guard;
+pub(crate) mod splice;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The bincode configuration used on the wire: little-endian, variable-length
@@ -61,9 +62,14 @@ pub enum CodecError {
 /// Encodes `value` and appends its bytes to `dst`.
 ///
 /// Writing straight into the frame buffer avoids an intermediate `Vec`.
+/// (The connections' write queues go further: they write large
+/// [`Blob`](crate::Blob)s from their own buffers, see `splice`.)
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, dst: &mut BytesMut) -> Result<(), CodecError> {
-    bincode::serde::encode_into_std_write(value, &mut dst.writer(), CONFIG)
-        .map(|_| ())
+    let writer = splice::FrameWriter {
+        buf: dst,
+        splices: None,
+    };
+    bincode::serde::encode_into_writer(value, writer, CONFIG)
         .map_err(|e| CodecError::Encode(e.to_string()))
 }
 

@@ -13,7 +13,7 @@ use std::{
     task::Poll,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::{
     sync::{mpsc, watch},
@@ -28,6 +28,7 @@ use super::{
 };
 use crate::{
     caller::{Caller, RendererId},
+    codec::splice::FrameBuf,
     contract::{self, Grant, MethodKind},
     dispatch::{BoxFuture, Outcome, Route},
     error::{panic_message, WireError},
@@ -450,9 +451,11 @@ impl Conn {
         if !lock(&self.subscriptions).contains(channel) {
             return false;
         }
-        let frame = |buf: &mut BytesMut| {
+        let frame = |buf: &mut FrameBuf<'_>| {
             Head::Event { channel }.write(buf);
-            buf.extend_from_slice(payload);
+            // A large payload is written from the one buffer every
+            // renderer's event shares, not copied for each.
+            buf.append(payload);
             Ok(())
         };
         match self.out.try_push(frame) {
@@ -641,7 +644,7 @@ impl Conn {
             }
             Outcome::Failed(e) => return self.fail(id, &e).await,
         };
-        let frame = |buf: &mut BytesMut| {
+        let frame = |buf: &mut FrameBuf<'_>| {
             head.write(buf);
             value.encode_into(buf)
         };

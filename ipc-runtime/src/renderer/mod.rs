@@ -22,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::Serialize;
 use tokio::{
     sync::{mpsc, oneshot, watch, TryAcquireError},
@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use crate::{
     caller::RendererId,
-    codec::{self, CodecError},
+    codec::{splice::FrameBuf, CodecError},
     contract::{Api, Service, ServiceDescriptor, ServiceSummary},
     frame::{Channel, Frame, Head, Hello, PROTOCOL_VERSION},
     spin::spin_then_wait,
@@ -449,7 +449,7 @@ impl Connection {
     ) -> Result<Reply, IpcError> {
         self.request(channel, timeout, true, |id, buf| {
             Head::Invoke { id, channel }.write(buf);
-            codec::encode_into(args, buf)
+            buf.encode(args)
         })
         .await
     }
@@ -467,7 +467,7 @@ impl Connection {
         channel: &'static str,
         timeout: Duration,
         counted: bool,
-        frame: impl FnOnce(u64, &mut BytesMut) -> Result<(), CodecError>,
+        frame: impl FnOnce(u64, &mut FrameBuf<'_>) -> Result<(), CodecError>,
     ) -> Result<Reply, IpcError> {
         let now = Instant::now();
         // A timeout too long to represent waits about as long as forever.
@@ -586,9 +586,9 @@ impl Connection {
         if let Some(reason) = &self.shared.state().closed {
             return Err(reason.clone());
         }
-        let frame = |buf: &mut BytesMut| {
+        let frame = |buf: &mut FrameBuf<'_>| {
             Head::Send { channel }.write(buf);
-            codec::encode_into(args, buf)
+            buf.encode(args)
         };
         self.shared
             .out

@@ -8,6 +8,11 @@
 //! a burst of frames leaves in one write, and the two buffers keep their
 //! capacity (up to [`RETAIN`]) from one batch to the next.
 //!
+//! Large [`Blob`](crate::Blob)s are the exception to "encoded in place":
+//! they stay in their own buffer, the queue keeps a reference to it (a
+//! *splice*, see `codec::splice`) and the batch leaves in one vectored
+//! write, so a megabyte is never copied in user space on its way out.
+//!
 //! Usually the writer task writes. Main's reader, which knows when a burst
 //! of replies ends, writes them itself when the socket takes them at once
 //! ([`WriteQueue::write_through`]), which saves waking another task (on a
@@ -15,9 +20,8 @@
 
 use std::{
     future::Future,
-    io,
+    io::{self, IoSlice},
     ops::Deref,
-    pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, MutexGuard,
@@ -26,16 +30,19 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use tokio::{
-    io::{AsyncWrite, AsyncWriteExt},
+    io::AsyncWriteExt,
     sync::{watch, Notify},
 };
 use tokio_util::sync::CancellationToken;
 
 use super::BoxWrite;
 use crate::{
-    codec::CodecError,
+    codec::{
+        splice::{FrameBuf, Splice},
+        CodecError,
+    },
     error::panic_message,
     frame::{Frame, StreamError, PREFIX},
     IpcError,
@@ -46,8 +53,10 @@ use crate::{
 const RETAIN: usize = 2 * 1024 * 1024;
 /// Producers that can wait ([`WriteQueue::push`]) wait while this many
 /// bytes are queued: a peer that reads slowly slows them down instead of
-/// growing the buffer (one frame may go past it).
+/// growing the buffer (one frame may go past it). Spliced bytes count.
 const WAIT_BYTES: usize = 256 * 1024;
+/// The most buffers handed to one vectored write.
+const MAX_SLICES: usize = 64;
 
 /// Why a frame was not queued.
 #[derive(Debug)]
@@ -103,6 +112,10 @@ pub(crate) struct WriteQueue {
 
 struct State {
     buf: BytesMut,
+    /// Large blobs that belong in `buf`, in order.
+    splices: Vec<Splice>,
+    /// Bytes in `splices`.
+    spliced: usize,
     /// Frames in `buf`.
     frames: usize,
     /// Frames ever queued: the sequence number of the last one.
@@ -113,14 +126,85 @@ struct State {
 struct Io {
     /// `None` once the writer task has stopped.
     io: Option<BoxWrite>,
-    /// The batch being written, advanced as bytes are written.
-    out: BytesMut,
+    /// The batch being written.
+    batch: Batch,
     /// The sequence number of the batch's last frame.
     seq: u64,
     /// Capacity of `out` when it was taken, to decide whether to keep it.
     capacity: usize,
-    /// `out` has been written but not yet flushed.
+    /// The batch has been written but not yet flushed.
     unflushed: bool,
+}
+
+/// Frames on their way out: their bytes, and the blobs spliced into them.
+#[derive(Default)]
+struct Batch {
+    out: BytesMut,
+    splices: Vec<Splice>,
+    /// How far the batch is written: bytes of `out`, splices, and bytes of
+    /// the next splice (while `at` is where it belongs).
+    at: usize,
+    next: usize,
+    into: usize,
+}
+
+impl State {
+    /// Whether a producer that can wait may queue another frame.
+    fn has_room(&self, max_frames: usize) -> bool {
+        self.frames < max_frames && self.buf.len() + self.spliced < WAIT_BYTES
+    }
+}
+
+impl Batch {
+    /// The whole batch is written.
+    fn is_done(&self) -> bool {
+        self.at == self.out.len() && self.next == self.splices.len()
+    }
+
+    /// Where the bytes of `out` stop next: at the next splice, or the end.
+    fn until(&self) -> usize {
+        self.splices.get(self.next).map_or(self.out.len(), |s| s.at)
+    }
+
+    /// The rest of the batch, in order, as buffers for a vectored write.
+    fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+        let (mut at, mut next, mut into) = (self.at, self.next, self.into);
+        let mut n = 0;
+        while n < MAX_SLICES {
+            let until = self.splices.get(next).map_or(self.out.len(), |s| s.at);
+            if at < until {
+                slices[n] = IoSlice::new(&self.out[at..until]);
+                at = until;
+            } else if let Some(s) = self.splices.get(next) {
+                slices[n] = IoSlice::new(&s.bytes[into..]);
+                (next, into) = (next + 1, 0);
+            } else {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Marks `n` more bytes of the batch written.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let until = self.until();
+            if self.at < until {
+                let k = n.min(until - self.at);
+                self.at += k;
+                n -= k;
+            } else {
+                let len = self.splices[self.next].bytes.len();
+                let k = n.min(len - self.into);
+                self.into += k;
+                n -= k;
+                if self.into == len {
+                    (self.next, self.into) = (self.next + 1, 0);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -142,18 +226,23 @@ impl WriteQueue {
     fn put(
         &self,
         s: &mut State,
-        body: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+        body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     ) -> Result<(), PushError> {
         let start = s.buf.len();
+        let first_splice = s.splices.len();
         s.buf.put_u32(0);
         let fail = |s: &mut State, e| {
             s.buf.truncate(start);
+            s.splices.truncate(first_splice);
             Err(e)
         };
         // The body runs the user's `Serialize`, which may panic: the frame
         // is then refused like any encoding error, never left half-written,
         // and the panic does not unwind into the connection's tasks.
-        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut s.buf)));
+        let State { buf, splices, .. } = &mut *s;
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            body(&mut FrameBuf::new(buf, splices))
+        }));
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return fail(s, PushError::Encode(e)),
@@ -163,7 +252,11 @@ impl WriteQueue {
                 return fail(s, PushError::Encode(e));
             }
         }
-        let size = s.buf.len() - start - PREFIX;
+        let spliced: usize = s.splices[first_splice..]
+            .iter()
+            .map(|x| x.bytes.len())
+            .sum();
+        let size = s.buf.len() - start - PREFIX + spliced;
         if size > self.peer_limit {
             return fail(
                 s,
@@ -174,6 +267,7 @@ impl WriteQueue {
             );
         }
         s.buf[start..start + PREFIX].copy_from_slice(&(size as u32).to_be_bytes());
+        s.spliced += spliced;
         s.frames += 1;
         s.queued += 1;
         Ok(())
@@ -182,7 +276,7 @@ impl WriteQueue {
     /// Queues a frame if there is room; never waits.
     pub(crate) fn try_push(
         &self,
-        body: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+        body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     ) -> Result<(), PushError> {
         self.push_now(body, true)
     }
@@ -191,14 +285,14 @@ impl WriteQueue {
     /// an unsubscribe from a destructor, which cannot wait).
     pub(crate) fn push_always(
         &self,
-        body: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+        body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     ) -> Result<(), PushError> {
         self.push_now(body, false)
     }
 
     fn push_now(
         &self,
-        body: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+        body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
         bounded: bool,
     ) -> Result<(), PushError> {
         {
@@ -219,13 +313,13 @@ impl WriteQueue {
     /// gives `body` back, for the caller to wait its own way.
     pub(crate) fn push_if_room<F>(&self, body: F) -> Result<Result<(), PushError>, F>
     where
-        F: FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+        F: FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     {
         let pushed = {
             let mut s = self.state();
             if s.closed {
                 Err(PushError::Closed)
-            } else if s.frames < self.max_frames && s.buf.len() < WAIT_BYTES {
+            } else if s.has_room(self.max_frames) {
                 self.put(&mut s, body)
             } else {
                 return Err(body);
@@ -243,7 +337,7 @@ impl WriteQueue {
     /// [`WriteQueue::write_through`] once, so that a burst leaves in one write.
     pub(crate) async fn push(
         &self,
-        body: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+        body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
         wake: bool,
     ) -> Result<(), PushError> {
         let mut waiting = false;
@@ -260,7 +354,7 @@ impl WriteQueue {
                 if s.closed {
                     return Err(PushError::Closed);
                 }
-                if s.frames < self.max_frames && s.buf.len() < WAIT_BYTES {
+                if s.has_room(self.max_frames) {
                     self.put(&mut s, body)?;
                     drop(s);
                     if wake {
@@ -288,7 +382,7 @@ impl WriteQueue {
     pub(crate) async fn room(&self) {
         let has_room = || {
             let s = self.state();
-            s.closed || (s.frames < self.max_frames && s.buf.len() < WAIT_BYTES)
+            s.closed || s.has_room(self.max_frames)
         };
         // Registering with the `Notify` takes its lock: only when full.
         while !has_room() {
@@ -326,15 +420,19 @@ impl WriteQueue {
         }
     }
 
-    /// Moves the queued frames into `out` (which must be empty) and returns
-    /// the sequence number of the last, or `None` if nothing is queued.
-    fn take(&self, out: &mut BytesMut) -> Option<u64> {
+    /// Moves the queued frames into `io`'s batch (which must be empty) and
+    /// returns the sequence number of the last, or `None` if nothing is
+    /// queued.
+    fn take(&self, batch: &mut Batch) -> Option<u64> {
         let seq = {
             let mut s = self.state();
             if s.buf.is_empty() {
                 return None;
             }
-            std::mem::swap(&mut s.buf, out);
+            std::mem::swap(&mut s.buf, &mut batch.out);
+            std::mem::swap(&mut s.splices, &mut batch.splices);
+            (batch.at, batch.next, batch.into) = (0, 0, 0);
+            s.spliced = 0;
             s.frames = 0;
             s.queued
         };
@@ -350,36 +448,52 @@ impl WriteQueue {
     /// Writes (and flushes) what is queued until nothing is left or the
     /// transport would block. Holds the `io` lock only for this poll.
     fn poll_write_queued(&self, io: &mut Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(stream) = io.io.as_mut() else {
+        let Io {
+            io: stream,
+            batch,
+            seq,
+            capacity,
+            unflushed,
+        } = io;
+        let Some(stream) = stream.as_mut() else {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
         loop {
-            if io.out.is_empty() {
-                if io.unflushed {
+            if batch.is_done() {
+                if *unflushed {
                     ready!(stream.as_mut().poll_flush(cx))?;
-                    io.unflushed = false;
-                    if io.capacity > RETAIN {
-                        io.out = BytesMut::new();
+                    *unflushed = false;
+                    if *capacity > RETAIN {
+                        batch.out = BytesMut::new();
                     } else {
-                        io.out.clear();
+                        batch.out.clear();
                     }
-                    let seq = io.seq;
+                    // Written: the blobs' buffers go back to their owners.
+                    batch.splices.clear();
+                    (batch.at, batch.next, batch.into) = (0, 0, 0);
+                    let seq = *seq;
                     self.written.send_modify(|w| w.upto = seq);
                 }
-                match self.take(&mut io.out) {
+                match self.take(batch) {
                     None => return Poll::Ready(Ok(())),
-                    Some(seq) => {
-                        io.seq = seq;
-                        io.capacity = io.out.capacity();
-                        io.unflushed = true;
+                    Some(last) => {
+                        *seq = last;
+                        *capacity = batch.out.capacity();
+                        *unflushed = true;
                     }
                 }
             }
-            let n = ready!(Pin::new(&mut *stream).poll_write(cx, &io.out))?;
+            let n = if batch.splices.is_empty() {
+                ready!(stream.as_mut().poll_write(cx, &batch.out[batch.at..]))?
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let count = batch.slices(&mut slices);
+                ready!(stream.as_mut().poll_write_vectored(cx, &slices[..count]))?
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            io.out.advance(n);
+            batch.advance(n);
         }
     }
 
@@ -395,7 +509,7 @@ impl WriteQueue {
                 // Only when the writer task has no batch under way: it may
                 // be waiting for the socket to take the rest, and a poll
                 // from here would take that wake-up away from it.
-                Ok(mut io) if io.out.is_empty() && !io.unflushed => {
+                Ok(mut io) if io.batch.is_done() && !io.unflushed => {
                     matches!(self.poll_write_queued(&mut io, cx), Poll::Ready(Ok(())))
                 }
                 _ => false,
@@ -431,13 +545,15 @@ impl Outbox {
         Outbox(Arc::new(WriteQueue {
             state: Mutex::new(State {
                 buf: BytesMut::new(),
+                splices: Vec::new(),
+                spliced: 0,
                 frames: 0,
                 queued: 0,
                 closed: false,
             }),
             io: Mutex::new(Io {
                 io: Some(io),
-                out: BytesMut::new(),
+                batch: Batch::default(),
                 seq: 0,
                 capacity: 0,
                 unflushed: false,
@@ -532,9 +648,12 @@ pub(crate) async fn run_writer(
 mod tests {
     use super::*;
     use crate::transport::reader::FrameReader;
+    use bytes::Bytes;
 
-    fn bytes_frame(data: &'static [u8]) -> impl FnOnce(&mut BytesMut) -> Result<(), CodecError> {
-        move |buf: &mut BytesMut| {
+    fn bytes_frame(
+        data: &'static [u8],
+    ) -> impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError> {
+        move |buf: &mut FrameBuf<'_>| {
             buf.put_slice(data);
             Ok(())
         }
@@ -582,7 +701,7 @@ mod tests {
             outbox.push_always(bytes_frame(b"123456789")),
             Err(PushError::TooLarge { size: 9, limit: 8 })
         ));
-        let failing = |_: &mut BytesMut| Err(CodecError::Encode("no".into()));
+        let failing = |_: &mut FrameBuf<'_>| Err(CodecError::Encode("no".into()));
         assert!(matches!(
             outbox.push_always(failing),
             Err(PushError::Encode(_))
@@ -626,7 +745,7 @@ mod tests {
         let stop = CancellationToken::new();
         let writer = tokio::spawn(run_writer(outbox.queue(), stop.clone(), None));
         outbox.push(bytes_frame(&[2; 40]), true).await.unwrap();
-        while outbox.io().out.is_empty() {
+        while outbox.io().batch.out.is_empty() {
             tokio::task::yield_now().await;
         }
         outbox.push(bytes_frame(b"next"), false).await.unwrap();
@@ -685,7 +804,7 @@ mod tests {
     fn a_panicking_encoder_leaves_no_partial_frame() {
         let outbox = Outbox::new(Box::pin(tokio::io::sink()), 8, 1024);
         outbox.push_always(bytes_frame(b"one")).unwrap();
-        let panicking = |buf: &mut BytesMut| {
+        let panicking = |buf: &mut FrameBuf<'_>| {
             buf.put_slice(b"partial");
             panic!("no encoding today")
         };
@@ -698,6 +817,141 @@ mod tests {
         outbox.push_always(bytes_frame(b"two")).unwrap();
         let buf = outbox.state().buf.clone();
         assert_eq!(&buf[..], b"\0\0\0\x03one\0\0\0\x03two");
+    }
+
+    fn blob_frame(blob: crate::Blob) -> impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError> {
+        move |buf: &mut FrameBuf<'_>| {
+            buf.put_slice(b"<");
+            buf.encode(&blob)?;
+            buf.put_slice(b">");
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn large_blobs_are_spliced_and_arrive_whole_through_partial_writes() {
+        use crate::{codec::splice::SPLICE_MIN, Blob};
+        // A pipe much smaller than a blob: every vectored write is partial,
+        // and some end inside a blob, others inside the bytes around one.
+        let (a, b) = tokio::io::duplex(7_000);
+        let outbox = Outbox::new(Box::pin(a), 64, 1 << 20);
+        let blobs: Vec<Blob> = (0..6u8)
+            .map(|i| Blob::from(vec![i; SPLICE_MIN + 1000 * usize::from(i)]))
+            .collect();
+        for blob in &blobs[..3] {
+            outbox.push(blob_frame(blob.clone()), false).await.unwrap();
+            outbox.push(bytes_frame(b"small"), false).await.unwrap();
+        }
+        {
+            let s = outbox.state();
+            assert_eq!(s.splices.len(), 3, "the blobs were not copied");
+            assert_eq!(s.spliced, blobs[..3].iter().map(|b| b.len()).sum::<usize>());
+            assert!(s.buf.len() < 100, "only the bytes around them were");
+        }
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(run_writer(outbox.queue(), stop.clone(), None));
+        let mut reader = FrameReader::new(Box::pin(b), 1 << 20);
+        let more = async {
+            for blob in &blobs[3..] {
+                outbox.push(blob_frame(blob.clone()), true).await.unwrap();
+                outbox.push(bytes_frame(b"small"), true).await.unwrap();
+            }
+        };
+        let read = async {
+            let mut frames = Vec::new();
+            for _ in 0..2 * blobs.len() {
+                frames.push(reader.next().await.unwrap().unwrap());
+            }
+            frames
+        };
+        let ((), frames) =
+            tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(more, read) })
+                .await
+                .expect("every frame arrives");
+        let mut frames = frames.into_iter();
+        for blob in &blobs {
+            let frame = frames.next().unwrap();
+            assert_eq!(frame[0], b'<');
+            assert_eq!(frame[frame.len() - 1], b'>');
+            let back: Blob = crate::codec::decode(&frame[1..frame.len() - 1]).unwrap();
+            assert_eq!(&back, blob);
+            assert_eq!(&frames.next().unwrap()[..], b"small");
+        }
+        assert!(outbox.flushed().await);
+        assert!(
+            outbox.io().batch.splices.is_empty(),
+            "written blobs are released"
+        );
+        drop(outbox);
+        writer.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn spliced_bytes_count_towards_the_frame_limit_and_the_byte_threshold() {
+        use crate::{codec::splice::SPLICE_MIN, Blob};
+        let outbox = Outbox::new(Box::pin(tokio::io::sink()), 100, SPLICE_MIN + 10);
+        let too_large = Blob::from(vec![1u8; SPLICE_MIN + 10]);
+        match outbox.push(blob_frame(too_large), true).await {
+            Err(PushError::TooLarge { size, .. }) => assert!(size > SPLICE_MIN + 10),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        {
+            let s = outbox.state();
+            assert!(s.splices.is_empty() && s.buf.is_empty() && s.spliced == 0);
+        }
+        // Four blobs reach `WAIT_BYTES`: the fifth waits for room.
+        for _ in 0..WAIT_BYTES / SPLICE_MIN {
+            let blob = Blob::from(vec![2u8; SPLICE_MIN]);
+            outbox.push(blob_frame(blob), false).await.unwrap();
+        }
+        let blob = Blob::from(vec![2u8; SPLICE_MIN]);
+        let blocked = tokio::time::timeout(
+            Duration::from_millis(50),
+            outbox.push(blob_frame(blob), false),
+        )
+        .await;
+        assert!(blocked.is_err(), "spliced bytes fill the queue too");
+    }
+
+    proptest::proptest! {
+        /// However a vectored write is cut short, the batch goes out whole
+        /// and in order: the bytes around the blobs, and the blobs.
+        #[test]
+        fn partial_vectored_writes_resume_where_they_stopped(
+            parts in proptest::collection::vec((0usize..40, 0usize..5), 0..40),
+            cuts in proptest::collection::vec(1usize..300, 1..50),
+        ) {
+            let mut batch = Batch::default();
+            let mut expected = Vec::new();
+            for (i, (plain, blob)) in parts.iter().enumerate() {
+                let plain: Vec<u8> = (0..*plain).map(|k| (i * 7 + k) as u8).collect();
+                batch.out.extend_from_slice(&plain);
+                expected.extend_from_slice(&plain);
+                // Blobs of 0 to 4 bytes stand for large ones; 0 means none.
+                if *blob > 0 {
+                    let bytes = Bytes::from(vec![200 + i as u8; *blob]);
+                    expected.extend_from_slice(&bytes);
+                    batch.splices.push(Splice { at: batch.out.len(), bytes });
+                }
+            }
+            let mut wire = Vec::new();
+            let mut cut = cuts.iter().cycle();
+            while !batch.is_done() {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let count = batch.slices(&mut slices);
+                // A write that takes at most `n` bytes of the slices.
+                let mut n = *cut.next().unwrap();
+                let mut taken = 0;
+                for slice in &slices[..count] {
+                    let k = n.min(slice.len());
+                    wire.extend_from_slice(&slice[..k]);
+                    (n, taken) = (n - k, taken + k);
+                }
+                proptest::prop_assert!(taken > 0, "a batch not done has bytes to write");
+                batch.advance(taken);
+            }
+            proptest::prop_assert_eq!(wire, expected);
+        }
     }
 
     #[tokio::test]
