@@ -18,7 +18,9 @@ use serde::{
 /// receipt: a `ByteBuf` is a fresh allocation the payload is copied into,
 /// while a large `Blob` (see [`Blob::SHARE_MIN`]) points into the buffer
 /// the frame was read into. For a megabyte that saves a copy and, more, the
-/// page faults of a fresh allocation on every call.
+/// page faults of a fresh allocation on every call. Sending works the same
+/// way: a large `Blob` is written to the socket from its own buffer, where
+/// a `ByteBuf` is first copied into the connection's write buffer.
 ///
 /// Cloning is cheap (a reference count). A shared `Blob` keeps the frame's
 /// buffer alive as long as it lives; call [`Blob::to_vec`] for an owned

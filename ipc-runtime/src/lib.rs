@@ -176,7 +176,10 @@
 //! For large byte payloads, use [`Blob`] rather than `Vec<u8>` or
 //! `serde_bytes::ByteBuf`: the same bytes on the wire, but a blob of
 //! [`Blob::SHARE_MIN`] bytes or more is handed over from the buffer its
-//! frame was read into instead of being copied into a fresh allocation.
+//! frame was read into instead of being copied into a fresh allocation,
+//! and is sent from its own buffer instead of being copied into the
+//! connection's write buffer. An echo of a megabyte makes no copy in user
+//! space on either side.
 //!
 //! # Events
 //!
