@@ -47,7 +47,9 @@ thread_local! {
 }
 
 /// Runs `serialize` (which writes `bytes`) with `bytes` offered for
-/// splicing. Small blobs are not offered: they are cheaper to copy.
+/// splicing. Small blobs are not offered: they are cheaper to copy. Nor
+/// are blobs serialized while the thread's locals are being torn down:
+/// they are simply copied.
 pub(crate) fn offer<R>(bytes: &Bytes, serialize: impl FnOnce() -> R) -> R {
     if bytes.len() < SPLICE_MIN {
         return serialize();
@@ -56,10 +58,13 @@ pub(crate) fn offer<R>(bytes: &Bytes, serialize: impl FnOnce() -> R) -> R {
     impl Drop for Withdraw {
         fn drop(&mut self) {
             let previous = self.0.take();
-            OFFERED.with(|o| *o.borrow_mut() = previous);
+            let _ = OFFERED.try_with(|o| *o.borrow_mut() = previous);
         }
     }
-    let _withdraw = Withdraw(OFFERED.with(|o| o.replace(Some(bytes.clone()))));
+    let Ok(previous) = OFFERED.try_with(|o| o.replace(Some(bytes.clone()))) else {
+        return serialize();
+    };
+    let _withdraw = Withdraw(previous);
     serialize()
 }
 
@@ -138,12 +143,15 @@ impl FrameWriter<'_> {
         let Some(splices) = self.splices.as_mut() else {
             return false;
         };
-        let offered = OFFERED.with(|o| {
-            let o = o.borrow();
-            o.as_ref()
-                .filter(|b| b.as_ptr() == bytes.as_ptr() && b.len() == bytes.len())
-                .cloned()
-        });
+        let offered = OFFERED
+            .try_with(|o| {
+                let o = o.borrow();
+                o.as_ref()
+                    .filter(|b| b.as_ptr() == bytes.as_ptr() && b.len() == bytes.len())
+                    .cloned()
+            })
+            .ok()
+            .flatten();
         match offered {
             Some(bytes) => {
                 splices.push(Splice {

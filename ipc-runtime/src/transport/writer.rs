@@ -186,6 +186,22 @@ impl Batch {
         n
     }
 
+    /// Copies the splices into `out`, for a transport that writes one
+    /// buffer at a time (a vectored write to it would send each piece in
+    /// a write of its own).
+    fn flatten(&mut self) {
+        let spliced: usize = self.splices.iter().map(|s| s.bytes.len()).sum();
+        let mut flat = BytesMut::with_capacity(self.out.len() + spliced);
+        let mut at = 0;
+        for s in self.splices.drain(..) {
+            flat.extend_from_slice(&self.out[at..s.at]);
+            flat.extend_from_slice(&s.bytes);
+            at = s.at;
+        }
+        flat.extend_from_slice(&self.out[at..]);
+        self.out = flat;
+    }
+
     /// Marks `n` more bytes of the batch written.
     fn advance(&mut self, mut n: usize) {
         while n > 0 {
@@ -478,8 +494,11 @@ impl WriteQueue {
                     None => return Poll::Ready(Ok(())),
                     Some(last) => {
                         *seq = last;
-                        *capacity = batch.out.capacity();
                         *unflushed = true;
+                        if !batch.splices.is_empty() && !stream.is_write_vectored() {
+                            batch.flatten();
+                        }
+                        *capacity = batch.out.capacity();
                     }
                 }
             }
@@ -830,11 +849,24 @@ mod tests {
 
     #[tokio::test]
     async fn large_blobs_are_spliced_and_arrive_whole_through_partial_writes() {
-        use crate::{codec::splice::SPLICE_MIN, Blob};
-        // A pipe much smaller than a blob: every vectored write is partial,
-        // and some end inside a blob, others inside the bytes around one.
+        // A pipe much smaller than a blob, and without vectored writes: the
+        // batch is flattened, then written in pieces.
         let (a, b) = tokio::io::duplex(7_000);
-        let outbox = Outbox::new(Box::pin(a), 64, 1 << 20);
+        spliced_blobs_arrive_whole(Box::pin(a), Box::pin(b)).await;
+    }
+
+    #[tokio::test]
+    async fn large_blobs_are_spliced_and_arrive_whole_through_a_socket() {
+        // A socket takes vectored writes, and cuts them wherever its buffer
+        // fills: inside a blob or inside the bytes around one.
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        assert!(tokio::io::AsyncWrite::is_write_vectored(&a));
+        spliced_blobs_arrive_whole(Box::pin(a), Box::pin(b)).await;
+    }
+
+    async fn spliced_blobs_arrive_whole(a: BoxWrite, b: super::super::BoxRead) {
+        use crate::{codec::splice::SPLICE_MIN, Blob};
+        let outbox = Outbox::new(a, 64, 1 << 20);
         let blobs: Vec<Blob> = (0..6u8)
             .map(|i| Blob::from(vec![i; SPLICE_MIN + 1000 * usize::from(i)]))
             .collect();
@@ -850,7 +882,7 @@ mod tests {
         }
         let stop = CancellationToken::new();
         let writer = tokio::spawn(run_writer(outbox.queue(), stop.clone(), None));
-        let mut reader = FrameReader::new(Box::pin(b), 1 << 20);
+        let mut reader = FrameReader::new(b, 1 << 20);
         let more = async {
             for blob in &blobs[3..] {
                 outbox.push(blob_frame(blob.clone()), true).await.unwrap();
