@@ -11,7 +11,8 @@
 //! Large [`Blob`](crate::Blob)s are the exception to "encoded in place":
 //! they stay in their own buffer, the queue keeps a reference to it (a
 //! *splice*, see `codec::splice`) and the batch leaves in one vectored
-//! write, so a megabyte is never copied in user space on its way out.
+//! write, so a megabyte is not copied in user space on its way out (unless
+//! the transport cannot write vectored: the splices are then copied in).
 //!
 //! Usually the writer task writes. Main's reader, which knows when a burst
 //! of replies ends, writes them itself when the socket takes them at once
@@ -161,9 +162,10 @@ impl Batch {
         self.at == self.out.len() && self.next == self.splices.len()
     }
 
-    /// Where the bytes of `out` stop next: at the next splice, or the end.
-    fn until(&self) -> usize {
-        self.splices.get(self.next).map_or(self.out.len(), |s| s.at)
+    /// Where the bytes of `out` stop before splice `next`: where that
+    /// splice belongs, or the end.
+    fn until(&self, next: usize) -> usize {
+        self.splices.get(next).map_or(self.out.len(), |s| s.at)
     }
 
     /// The rest of the batch, in order, as buffers for a vectored write.
@@ -171,7 +173,7 @@ impl Batch {
         let (mut at, mut next, mut into) = (self.at, self.next, self.into);
         let mut n = 0;
         while n < MAX_SLICES {
-            let until = self.splices.get(next).map_or(self.out.len(), |s| s.at);
+            let until = self.until(next);
             if at < until {
                 slices[n] = IoSlice::new(&self.out[at..until]);
                 at = until;
@@ -205,7 +207,7 @@ impl Batch {
     /// Marks `n` more bytes of the batch written.
     fn advance(&mut self, mut n: usize) {
         while n > 0 {
-            let until = self.until();
+            let until = self.until(self.next);
             if self.at < until {
                 let k = n.min(until - self.at);
                 self.at += k;
