@@ -119,6 +119,20 @@ impl DerefMut for FrameBuf<'_> {
     }
 }
 
+/// The bytes `buf` and its `splices` stand for on the wire, in one buffer.
+pub(crate) fn joined(buf: &[u8], splices: &[Splice]) -> BytesMut {
+    let spliced: usize = splices.iter().map(|s| s.bytes.len()).sum();
+    let mut out = BytesMut::with_capacity(buf.len() + spliced);
+    let mut at = 0;
+    for s in splices {
+        out.extend_from_slice(&buf[at..s.at]);
+        out.extend_from_slice(&s.bytes);
+        at = s.at;
+    }
+    out.extend_from_slice(&buf[at..]);
+    out
+}
+
 /// The codec's output: a buffer, and where its offered blobs go (if they
 /// may be spliced).
 pub(crate) struct FrameWriter<'a> {
@@ -170,19 +184,6 @@ mod tests {
     use super::*;
     use crate::codec;
 
-    /// The bytes `buf` and `splices` stand for on the wire.
-    fn joined(buf: &[u8], splices: &[Splice]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut at = 0;
-        for s in splices {
-            out.extend_from_slice(&buf[at..s.at]);
-            out.extend_from_slice(&s.bytes);
-            at = s.at;
-        }
-        out.extend_from_slice(&buf[at..]);
-        out
-    }
-
     #[test]
     fn large_blobs_are_spliced_in_place_and_the_stream_is_unchanged() {
         let big = Blob::from(vec![7u8; SPLICE_MIN]);
@@ -200,7 +201,7 @@ mod tests {
         assert!(buf.len() < 1100, "only the small parts were copied");
         let mut expected = b"head".to_vec();
         expected.extend(codec::encode_to_vec(&value).unwrap());
-        assert_eq!(joined(&buf, &splices), expected);
+        assert_eq!(&joined(&buf, &splices)[..], &expected[..]);
     }
 
     #[test]

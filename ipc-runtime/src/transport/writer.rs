@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use super::BoxWrite;
 use crate::{
     codec::{
-        splice::{FrameBuf, Splice},
+        splice::{self, FrameBuf, Splice},
         CodecError,
     },
     error::panic_message,
@@ -192,16 +192,8 @@ impl Batch {
     /// buffer at a time (a vectored write to it would send each piece in
     /// a write of its own).
     fn flatten(&mut self) {
-        let spliced: usize = self.splices.iter().map(|s| s.bytes.len()).sum();
-        let mut flat = BytesMut::with_capacity(self.out.len() + spliced);
-        let mut at = 0;
-        for s in self.splices.drain(..) {
-            flat.extend_from_slice(&self.out[at..s.at]);
-            flat.extend_from_slice(&s.bytes);
-            at = s.at;
-        }
-        flat.extend_from_slice(&self.out[at..]);
-        self.out = flat;
+        self.out = splice::joined(&self.out, &self.splices);
+        self.splices.clear();
     }
 
     /// Marks `n` more bytes of the batch written.
