@@ -122,6 +122,61 @@ async fn the_generated_client_waits_for_a_slot_instead_of_failing() {
     assert_eq!(main.renderer_stats(id).unwrap().violations, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_a_slot_times_out_gives_way_and_fails_on_close() {
+    let (main, handler) = main_with(|l| l.max_in_flight = 1);
+    let api = connect_memory(&main, "queued").await.unwrap();
+    let busy = tokio::spawn({
+        let probe = api.probe.clone();
+        async move { probe.sleep(60_000).await }
+    });
+    assert!(eventually(Duration::from_secs(5), || handler.started() == 1).await);
+    // The only slot is taken: a call waits for it, then times out with the
+    // usual error, and main never saw it.
+    let impatient = api.probe.clone().with_timeout(Duration::from_millis(50));
+    match impatient.add(1, 2).await {
+        Err(IpcError::Timeout { channel, timeout }) => {
+            assert_eq!(channel, "probe:add");
+            assert_eq!(timeout, Duration::from_millis(50));
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // A waiter that is dropped leaves nothing behind: once the slot is
+    // free, the next call takes it.
+    let dropped = tokio::spawn({
+        let probe = api.probe.clone();
+        async move { probe.add(2, 2).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    dropped.abort();
+    busy.abort();
+    assert!(eventually(Duration::from_secs(5), || handler.aborted() == 1).await);
+    assert_eq!(api.probe.add(3, 4).await.unwrap(), 7);
+    // Calls waiting for a slot fail as soon as the connection closes.
+    let busy = tokio::spawn({
+        let probe = api.probe.clone();
+        async move { probe.sleep(60_000).await }
+    });
+    assert!(eventually(Duration::from_secs(5), || handler.started() == 2).await);
+    let waiting = tokio::spawn({
+        let probe = api.probe.clone();
+        async move { probe.add(5, 6).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(main.disconnect(api.id()));
+    for call in [busy, waiting] {
+        let result = tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .expect("ended promptly")
+            .unwrap();
+        assert!(
+            matches!(result, Err(IpcError::Disconnected { .. })),
+            "{result:?}"
+        );
+    }
+    assert_eq!(main.renderer_stats(api.id()).map_or(0, |s| s.violations), 0);
+}
+
 // 1: subscriptions.
 #[tokio::test]
 async fn subscriptions_beyond_the_limit_are_refused() {

@@ -7,30 +7,32 @@
 
 mod client;
 mod listen;
+mod pending;
 
 pub use client::ClientCore;
 pub use listen::{ListenerCore, Subscription};
 
 use std::{
-    collections::HashMap,
     fmt,
     path::Path,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::{
-    sync::{mpsc, oneshot, watch, TryAcquireError},
+    sync::{mpsc, watch, Notify},
     time::Instant,
 };
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, warn};
 
+use self::pending::{Call, Calls};
 use crate::{
     caller::RendererId,
     codec::{splice::FrameBuf, CodecError},
@@ -237,7 +239,11 @@ impl ConnectionBuilder {
         let (events_tx, events_rx) = mpsc::channel(listen::EVENT_QUEUE);
         let shared = Arc::new(Shared {
             out,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                calls: Calls::new(usize::try_from(welcome.max_in_flight).unwrap_or(usize::MAX)),
+                next_sweep: None,
+                closed: None,
+            }),
             next_id: AtomicU64::new(1),
             call_timeout: self.call_timeout,
             spin: self.spin,
@@ -247,12 +253,8 @@ impl ConnectionBuilder {
             stop: stop.clone(),
             listeners: Mutex::default(),
             events: events_tx,
-            slots: Arc::new(tokio::sync::Semaphore::new(
-                usize::try_from(welcome.max_in_flight)
-                    .unwrap_or(usize::MAX)
-                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
-            )),
-            sweep: tokio::sync::Notify::new(),
+            room: Notify::new(),
+            sweep: Notify::new(),
         });
         tokio::spawn(listen::dispatch_events(
             Arc::clone(&shared),
@@ -326,30 +328,20 @@ struct Shared {
     listeners: Mutex<listen::Listeners>,
     /// Events on their way to the dispatcher task.
     events: mpsc::Sender<(Channel, Bytes)>,
-    /// One permit per call main lets this renderer have in flight: calls
-    /// beyond wait here instead of being refused by main.
-    slots: Arc<tokio::sync::Semaphore>,
+    /// Wakes calls waiting for one of the in-flight slots main granted
+    /// (calls beyond the limit wait here instead of being refused by main).
+    room: Notify,
     /// Wakes the timeout sweeper when a call's deadline comes before the
     /// one it sleeps until.
-    sweep: tokio::sync::Notify,
+    sweep: Notify,
 }
 
-#[derive(Default)]
 struct State {
-    /// By call id. The ids are this connection's own (a counter), so a
-    /// fast unkeyed hash is safe.
-    pending: HashMap<u64, Pending, rustc_hash::FxBuildHasher>,
+    /// The calls in flight, and how many of main's slots they hold.
+    calls: Calls,
     /// When the timeout sweeper wakes next (`None`: when a call starts).
     next_sweep: Option<Instant>,
     closed: Option<IpcError>,
-}
-
-/// A call waiting for its reply.
-struct Pending {
-    reply: oneshot::Sender<Reply>,
-    deadline: Instant,
-    channel: &'static str,
-    timeout: Duration,
 }
 
 impl Shared {
@@ -360,18 +352,64 @@ impl Shared {
 
     /// Marks the connection closed and fails every pending call.
     fn close(&self, reason: IpcError) {
-        let pending = {
+        let wakers = {
             let mut state = self.state();
             if state.closed.is_none() {
                 state.closed = Some(reason);
             }
-            std::mem::take(&mut state.pending)
+            state.calls.drain()
         };
-        // Dropping the senders wakes each caller, which reads the reason.
-        // Waiting callers fail too; listeners end once the dispatcher has
-        // delivered the events already received.
-        drop(pending);
-        self.slots.close();
+        // Each caller wakes to find its call gone, and reads the reason.
+        // Calls waiting for a slot fail too; listeners end once the
+        // dispatcher has delivered the events already received.
+        for waker in wakers {
+            waker.wake();
+        }
+        self.room.notify_waiters();
+    }
+
+    /// Adds call `id` unless every in-flight slot is taken (then it is
+    /// handed back), or fails if the connection is closed.
+    fn try_admit(&self, id: u64, call: Call) -> Result<Result<(), Call>, IpcError> {
+        let mut state = self.state();
+        if let Some(reason) = &state.closed {
+            return Err(reason.clone());
+        }
+        let deadline = call.deadline;
+        if let Err(call) = state.calls.admit(id, call) {
+            return Ok(Err(call));
+        }
+        // The sweeper sleeps until the earliest deadline it knows of.
+        if state.next_sweep.is_none_or(|at| deadline < at) {
+            state.next_sweep = Some(deadline);
+            self.sweep.notify_one();
+        }
+        Ok(Ok(()))
+    }
+
+    /// Takes call `id`'s reply if it has come, or registers `cx` to be
+    /// woken when it does; `None` if the connection closed.
+    fn poll_reply(&self, id: u64, cx: &mut Context<'_>) -> Poll<Option<Reply>> {
+        let removed = match self.state().calls.poll_reply(id, cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(Some(removed)) => removed,
+        };
+        if removed.room {
+            self.room.notify_one();
+        }
+        Poll::Ready(removed.reply)
+    }
+
+    /// Forgets call `id`; whether it was still waiting for its reply.
+    fn forget(&self, id: u64) -> bool {
+        let Some(removed) = self.state().calls.remove(id) else {
+            return false;
+        };
+        if removed.room {
+            self.room.notify_one();
+        }
+        removed.reply.is_none()
     }
 
     fn listeners(&self) -> MutexGuard<'_, listen::Listeners> {
@@ -474,56 +512,17 @@ impl Connection {
         let deadline = now
             .checked_add(timeout)
             .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
-        let permit = if counted {
-            let slots = &self.shared.slots;
-            match Arc::clone(slots).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(TryAcquireError::Closed) => return Err(self.shared.closed_reason()),
-                // A timer only when the call has to wait for a slot.
-                Err(TryAcquireError::NoPermits) => {
-                    match tokio::time::timeout_at(deadline, Arc::clone(slots).acquire_owned()).await
-                    {
-                        Err(_) => {
-                            return Err(IpcError::Timeout {
-                                channel: channel.to_string(),
-                                timeout,
-                            })
-                        }
-                        Ok(Err(_)) => return Err(self.shared.closed_reason()),
-                        Ok(Ok(permit)) => Some(permit),
-                    }
-                }
-            }
-        } else {
-            None
-        };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, mut rx) = oneshot::channel();
-        {
-            let mut state = self.shared.state();
-            if let Some(reason) = &state.closed {
-                return Err(reason.clone());
-            }
-            state.pending.insert(
-                id,
-                Pending {
-                    reply: tx,
-                    deadline,
-                    channel,
-                    timeout,
-                },
-            );
-            // The sweeper sleeps until the earliest deadline it knows of.
-            if state.next_sweep.is_none_or(|at| deadline < at) {
-                state.next_sweep = Some(deadline);
-                self.shared.sweep.notify_one();
-            }
+        let call = Call::new(deadline, channel, timeout, counted);
+        if let Err(call) = self.shared.try_admit(id, call)? {
+            // Boxed: this rare wait would otherwise grow every call's
+            // future by a timer's size.
+            Box::pin(self.wait_for_slot(id, call)).await?;
         }
         let mut guard = PendingCall {
             shared: &self.shared,
             id,
             armed: true,
-            _slot: permit,
         };
         // Queued at once unless the queue is full (main is not keeping
         // up); only then is a timer armed, so that the timeout also bounds
@@ -531,8 +530,6 @@ impl Connection {
         let pushed = match self.shared.out.push_if_room(|buf| frame(id, buf)) {
             Ok(pushed) => pushed,
             Err(frame) => {
-                // Boxed: this rare wait would otherwise grow every call's
-                // future by a timer's size.
                 let wait = Box::pin(tokio::time::timeout_at(
                     deadline,
                     self.shared.out.push(frame, true),
@@ -542,7 +539,7 @@ impl Connection {
                     Err(_) => {
                         // Never queued: nothing to cancel on main.
                         guard.armed = false;
-                        self.shared.state().pending.remove(&id);
+                        self.shared.forget(id);
                         return Err(IpcError::Timeout {
                             channel: channel.to_string(),
                             timeout,
@@ -553,28 +550,48 @@ impl Connection {
         };
         if let Err(e) = pushed {
             guard.armed = false;
-            self.shared.state().pending.remove(&id);
+            self.shared.forget(id);
             return Err(self.shared.push_error(channel, e));
         }
         // A reply, or the timeout from the sweeper (which has told main
         // to cancel the call).
-        let reply = match rx.try_recv() {
-            Err(oneshot::error::TryRecvError::Empty) => {
-                spin_then_wait(rx, self.shared.spin).await.map_err(|_| ())
-            }
-            Ok(reply) => {
-                if matches!(reply, Reply::Failed(IpcError::Timeout { .. })) {
+        let mut first = true;
+        let reply = std::future::poll_fn(|cx| {
+            let polled = self.shared.poll_reply(id, cx);
+            if std::mem::take(&mut first) {
+                if let Poll::Ready(Some(Reply::Failed(IpcError::Timeout { .. }))) = &polled {
                     // The sweeper expired the call before its invoke was
                     // queued, so its cancel may have gone out first:
                     // cancel again, after (main ignores a second one).
                     self.shared.send_from_drop(Frame::Cancel { id });
                 }
-                Ok(reply)
             }
-            Err(oneshot::error::TryRecvError::Closed) => Err(()),
-        };
+            polled
+        });
+        let reply = spin_then_wait(reply, self.shared.spin).await;
         guard.armed = false;
-        reply.map_err(|_| self.shared.closed_reason())
+        reply.ok_or_else(|| self.shared.closed_reason())
+    }
+
+    /// Waits until call `id` gets one of main's in-flight slots, at most
+    /// until its deadline.
+    async fn wait_for_slot(&self, id: u64, mut call: Call) -> Result<(), IpcError> {
+        let deadline = call.deadline;
+        let _waiting = WaitingForSlot::new(&self.shared);
+        loop {
+            // Registered before looking, so that neither a slot freed nor
+            // the connection closed in between is missed.
+            let notified = self.shared.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            call = match self.shared.try_admit(id, call)? {
+                Ok(()) => return Ok(()),
+                Err(call) => call,
+            };
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(call.timed_out());
+            }
+        }
     }
 
     /// Sends a fire-and-forget frame.
@@ -626,19 +643,30 @@ struct PendingCall<'a> {
     shared: &'a Arc<Shared>,
     id: u64,
     armed: bool,
-    /// The in-flight slot, released with the call.
-    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Drop for PendingCall<'_> {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed && self.shared.forget(self.id) {
+            self.shared.send_from_drop(Frame::Cancel { id: self.id });
         }
-        if self.shared.state().pending.remove(&self.id).is_none() {
-            return;
-        }
-        self.shared.send_from_drop(Frame::Cancel { id: self.id });
+    }
+}
+
+/// Counts a call among those waiting for an in-flight slot, for as long as
+/// it waits: a freed slot is signalled only when someone waits.
+struct WaitingForSlot<'a>(&'a Shared);
+
+impl<'a> WaitingForSlot<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        shared.state().calls.waiting += 1;
+        WaitingForSlot(shared)
+    }
+}
+
+impl Drop for WaitingForSlot<'_> {
+    fn drop(&mut self) {
+        self.0.state().calls.waiting -= 1;
     }
 }
 
@@ -646,30 +674,19 @@ impl Drop for PendingCall<'_> {
 /// them), sleeping until the earliest deadline in between: one timer per
 /// connection instead of one per call.
 async fn sweep_timeouts(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut expired = Vec::new();
     loop {
-        let now = Instant::now();
-        let (expired, next) = {
+        let next = {
             let mut state = shared.state();
-            let ids: Vec<u64> = state
-                .pending
-                .iter()
-                .filter(|(_, p)| p.deadline <= now)
-                .map(|(id, _)| *id)
-                .collect();
-            let expired: Vec<(u64, Pending)> = ids
-                .into_iter()
-                .filter_map(|id| state.pending.remove(&id).map(|p| (id, p)))
-                .collect();
-            let next = state.pending.values().map(|p| p.deadline).min();
+            let next = state.calls.expire(Instant::now(), &mut expired);
             state.next_sweep = next;
-            (expired, next)
+            next
         };
-        for (id, pending) in expired {
+        for (id, waker) in expired.drain(..) {
             shared.send_from_drop(Frame::Cancel { id });
-            let _ = pending.reply.send(Reply::Failed(IpcError::Timeout {
-                channel: pending.channel.to_string(),
-                timeout: pending.timeout,
-            }));
+            if let Some(waker) = waker {
+                waker.wake();
+            }
         }
         let sleep = async {
             match next {
@@ -702,7 +719,7 @@ async fn read_replies(
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let mut replies = Vec::new();
-    let mut ready = Vec::new();
+    let mut wake = Vec::new();
     let reason = loop {
         let ended = loop {
             match reader.buffered() {
@@ -715,7 +732,7 @@ async fn read_replies(
                 Err(e) => break Some(e.into_ipc()),
             }
         };
-        complete(&shared, &mut replies, &mut ready);
+        complete(&shared, &mut replies, &mut wake);
         if let Some(reason) = ended {
             break reason;
         }
@@ -769,28 +786,24 @@ fn route_frame(shared: &Shared, body: Bytes) -> Option<(u64, Reply)> {
     }
 }
 
-/// Hands `replies` to the calls waiting for them: the pending calls are
-/// looked up under one lock, and woken after it is released. Both vectors
-/// are left empty, keeping their capacity for the next burst.
-fn complete(
-    shared: &Shared,
-    replies: &mut Vec<(u64, Reply)>,
-    ready: &mut Vec<(oneshot::Sender<Reply>, Reply)>,
-) {
+/// Hands `replies` to the calls waiting for them: the calls are completed
+/// under one lock, and woken after it is released. Both vectors are left
+/// empty, keeping their capacity for the next burst.
+fn complete(shared: &Shared, replies: &mut Vec<(u64, Reply)>, wake: &mut Vec<Waker>) {
     if replies.is_empty() {
         return;
     }
     {
         let mut state = shared.state();
         for (id, reply) in replies.drain(..) {
-            match state.pending.remove(&id) {
-                Some(pending) => ready.push((pending.reply, reply)),
+            match state.calls.complete(id, reply) {
+                Some(waker) => wake.extend(waker),
                 // The caller may have gone in the meantime; nothing to do.
                 None => debug!(call = id, "reply for a call nobody waits for any more"),
             }
         }
     }
-    for (tx, reply) in ready.drain(..) {
-        let _ = tx.send(reply);
+    for waker in wake.drain(..) {
+        waker.wake();
     }
 }

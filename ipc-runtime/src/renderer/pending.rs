@@ -1,0 +1,354 @@
+//! The calls waiting for their replies: one table, completed in place.
+//!
+//! Each call has an entry, keyed by its id, that holds either the waker of
+//! the task waiting for it or, once it has come, its reply. The reader
+//! fills an entry and wakes its task; the task takes the reply out. No
+//! channel is allocated per call, and the in-flight count that main
+//! grants is kept in the same table, under the same lock.
+
+use std::{
+    collections::HashMap,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+use super::Reply;
+use crate::IpcError;
+
+/// Every call in flight on a connection. The ids are this connection's own
+/// (a counter), so a fast unkeyed hash is safe.
+pub(super) struct Calls {
+    calls: HashMap<u64, Call, rustc_hash::FxBuildHasher>,
+    /// Calls counted against main's in-flight limit.
+    counted: usize,
+    /// Main's in-flight limit.
+    limit: usize,
+    /// Calls waiting for one of the `limit` slots.
+    pub(super) waiting: usize,
+}
+
+/// One call in flight.
+pub(super) struct Call {
+    state: Slot,
+    /// When the call times out.
+    pub(super) deadline: Instant,
+    /// For the timeout error.
+    channel: &'static str,
+    timeout: Duration,
+    /// Whether the call holds one of main's in-flight slots.
+    counted: bool,
+}
+
+enum Slot {
+    /// No reply yet: the task to wake when it comes.
+    Waiting(Option<Waker>),
+    /// The reply, for the task to take.
+    Done(Reply),
+}
+
+/// What [`Calls::remove`] took out.
+pub(super) struct Removed {
+    /// The call's reply; `None` if it was still waiting for it, so that
+    /// main may still be running it.
+    pub(super) reply: Option<Reply>,
+    /// A slot was freed and another call waits for one.
+    pub(super) room: bool,
+}
+
+impl Call {
+    /// A call that will wait for its reply until `deadline`.
+    pub(super) fn new(
+        deadline: Instant,
+        channel: &'static str,
+        timeout: Duration,
+        counted: bool,
+    ) -> Self {
+        Call {
+            state: Slot::Waiting(None),
+            deadline,
+            channel,
+            timeout,
+            counted,
+        }
+    }
+
+    /// The error of this call timing out.
+    pub(super) fn timed_out(&self) -> IpcError {
+        IpcError::Timeout {
+            channel: self.channel.to_string(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl Calls {
+    /// An empty table for a connection on which main allows `limit` calls
+    /// in flight.
+    pub(super) fn new(limit: usize) -> Self {
+        Calls {
+            calls: HashMap::default(),
+            counted: 0,
+            limit: limit.max(1),
+            waiting: 0,
+        }
+    }
+
+    /// Adds call `id`, unless it is counted and every slot is taken: then
+    /// the call is handed back.
+    pub(super) fn admit(&mut self, id: u64, call: Call) -> Result<(), Call> {
+        if call.counted {
+            if self.counted >= self.limit {
+                return Err(call);
+            }
+            self.counted += 1;
+        }
+        self.calls.insert(id, call);
+        Ok(())
+    }
+
+    /// Takes call `id`'s reply if it has come (the call is then gone), or
+    /// registers `cx`'s waker for it. `None` if the call is not there any
+    /// more: the connection closed.
+    pub(super) fn poll_reply(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Option<Removed>> {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return Poll::Ready(None);
+        };
+        match &mut call.state {
+            Slot::Waiting(waker) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Slot::Done(_) => Poll::Ready(self.remove(id)),
+        }
+    }
+
+    /// Hands `reply` to call `id`; the waker to wake once the lock is
+    /// released. Nothing happens if the call is gone (its caller stopped
+    /// waiting) or already has a reply (it timed out meanwhile):
+    /// `None` if nobody waits for the call any more.
+    pub(super) fn complete(&mut self, id: u64, reply: Reply) -> Option<Option<Waker>> {
+        let call = self.calls.get_mut(&id)?;
+        match &mut call.state {
+            Slot::Waiting(waker) => {
+                let waker = waker.take();
+                call.state = Slot::Done(reply);
+                Some(waker)
+            }
+            Slot::Done(_) => Some(None),
+        }
+    }
+
+    /// Fails the calls whose deadline has passed with a timeout error.
+    /// Returns their ids and wakers, and the earliest deadline left.
+    pub(super) fn expire(
+        &mut self,
+        now: Instant,
+        expired: &mut Vec<(u64, Option<Waker>)>,
+    ) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for (id, call) in &mut self.calls {
+            let Slot::Waiting(waker) = &mut call.state else {
+                continue;
+            };
+            if call.deadline <= now {
+                let waker = waker.take();
+                call.state = Slot::Done(Reply::Failed(call.timed_out()));
+                expired.push((*id, waker));
+            } else if next.is_none_or(|at| call.deadline < at) {
+                next = Some(call.deadline);
+            }
+        }
+        next
+    }
+
+    /// Removes call `id`, freeing its slot.
+    pub(super) fn remove(&mut self, id: u64) -> Option<Removed> {
+        let call = self.calls.remove(&id)?;
+        if call.counted {
+            self.counted -= 1;
+        }
+        Some(Removed {
+            reply: match call.state {
+                Slot::Done(reply) => Some(reply),
+                Slot::Waiting(_) => None,
+            },
+            room: call.counted && self.waiting > 0,
+        })
+    }
+
+    /// Removes every call (the connection closed); their wakers, to wake
+    /// once the lock is released.
+    pub(super) fn drain(&mut self) -> Vec<Waker> {
+        self.counted = 0;
+        self.calls
+            .drain()
+            .filter_map(|(_, call)| match call.state {
+                Slot::Waiting(waker) => waker,
+                Slot::Done(_) => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{
+            atomic::{AtomicUsize, Ordering},
+            Arc,
+        },
+        task::Wake,
+    };
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// A waker that counts its wakes.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Counter>, Waker) {
+        let c = Arc::new(Counter(AtomicUsize::new(0)));
+        (Arc::clone(&c), Waker::from(c))
+    }
+
+    fn call(counted: bool) -> Call {
+        Call::new(
+            Instant::now() + Duration::from_secs(60),
+            "t:m",
+            Duration::from_secs(60),
+            counted,
+        )
+    }
+
+    fn ok(reply: Option<Reply>) -> Bytes {
+        match reply {
+            Some(Reply::Ok(b)) => b,
+            _ => panic!("expected an ok reply"),
+        }
+    }
+
+    #[test]
+    fn a_reply_wakes_the_waiting_task_which_then_takes_it() {
+        let mut calls = Calls::new(4);
+        calls.admit(1, call(true)).ok().unwrap();
+        let (count, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        assert!(calls.poll_reply(1, &mut cx).is_pending());
+        let woken = calls.complete(1, Reply::Ok(Bytes::from_static(b"r")));
+        woken.expect("still there").expect("a waker").wake();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        let Poll::Ready(Some(removed)) = calls.poll_reply(1, &mut cx) else {
+            panic!("the reply is ready")
+        };
+        assert_eq!(ok(removed.reply), "r");
+        assert!(calls.calls.is_empty());
+        assert_eq!(calls.counted, 0);
+    }
+
+    #[test]
+    fn a_reply_before_the_first_poll_is_kept_for_it() {
+        let mut calls = Calls::new(4);
+        calls.admit(7, call(false)).ok().unwrap();
+        assert!(matches!(
+            calls.complete(7, Reply::Ok(Bytes::new())),
+            Some(None)
+        ));
+        let (_, waker) = counter();
+        let polled = calls.poll_reply(7, &mut Context::from_waker(&waker));
+        assert!(matches!(polled, Poll::Ready(Some(_))));
+    }
+
+    #[test]
+    fn replies_for_unknown_or_finished_calls_are_ignored() {
+        let mut calls = Calls::new(4);
+        assert!(calls.complete(3, Reply::Ok(Bytes::new())).is_none());
+        calls.admit(3, call(true)).ok().unwrap();
+        calls.complete(3, Reply::Ok(Bytes::from_static(b"first")));
+        // A second reply with the same id does not replace the first.
+        assert!(matches!(
+            calls.complete(3, Reply::Ok(Bytes::from_static(b"second"))),
+            Some(None)
+        ));
+        assert_eq!(ok(calls.remove(3).unwrap().reply), "first");
+        assert!(calls.complete(3, Reply::Ok(Bytes::new())).is_none());
+    }
+
+    #[test]
+    fn counted_calls_stop_at_the_limit_and_free_their_slot() {
+        let mut calls = Calls::new(2);
+        calls.admit(1, call(true)).ok().unwrap();
+        calls.admit(2, call(true)).ok().unwrap();
+        assert!(calls.admit(3, call(true)).is_err(), "the limit is 2");
+        // Uncounted requests (subscriptions) do not take a slot.
+        calls.admit(4, call(false)).ok().unwrap();
+        calls.waiting = 1;
+        let removed = calls.remove(1).unwrap();
+        assert!(removed.reply.is_none(), "it was still waiting");
+        assert!(removed.room, "someone waits for the freed slot");
+        assert!(!calls.remove(4).unwrap().room, "no slot was freed");
+        calls.admit(3, call(true)).ok().unwrap();
+    }
+
+    #[test]
+    fn expired_calls_fail_with_their_timeout_and_the_next_deadline_is_kept() {
+        let mut calls = Calls::new(4);
+        let now = Instant::now();
+        let soon = now + Duration::from_millis(5);
+        let late = now + Duration::from_secs(5);
+        calls
+            .admit(1, Call::new(soon, "t:soon", Duration::from_millis(5), true))
+            .ok()
+            .unwrap();
+        calls
+            .admit(2, Call::new(late, "t:late", Duration::from_secs(5), true))
+            .ok()
+            .unwrap();
+        let (count, waker) = counter();
+        assert!(calls
+            .poll_reply(1, &mut Context::from_waker(&waker))
+            .is_pending());
+        let mut expired = Vec::new();
+        assert_eq!(calls.expire(soon, &mut expired), Some(late));
+        assert_eq!(expired.len(), 1);
+        let (id, waker) = expired.pop().unwrap();
+        assert_eq!(id, 1);
+        waker.unwrap().wake();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        match calls.remove(1).unwrap().reply {
+            Some(Reply::Failed(IpcError::Timeout { channel, timeout })) => {
+                assert_eq!(channel, "t:soon");
+                assert_eq!(timeout, Duration::from_millis(5));
+            }
+            _ => panic!("expected a timeout"),
+        }
+    }
+
+    #[test]
+    fn draining_wakes_every_waiting_call_and_empties_the_table() {
+        let mut calls = Calls::new(1);
+        calls.admit(1, call(true)).ok().unwrap();
+        calls.admit(2, call(false)).ok().unwrap();
+        let (count, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        assert!(calls.poll_reply(1, &mut cx).is_pending());
+        assert!(calls.poll_reply(2, &mut cx).is_pending());
+        for waker in calls.drain() {
+            waker.wake();
+        }
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(matches!(calls.poll_reply(1, &mut cx), Poll::Ready(None)));
+        calls.admit(3, call(true)).ok().unwrap();
+    }
+}
