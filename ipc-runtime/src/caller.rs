@@ -42,9 +42,9 @@ pub struct Caller {
     pub(crate) peer: Option<Peer>,
 }
 
-tokio::task_local! {
-    static CALLER: Caller;
-}
+// Set while a handler is polled: a pointer to the connection's record, so
+// that entering it costs no clone.
+scoped_tls::scoped_thread_local!(static CALLER: Caller);
 
 impl Caller {
     /// The caller of the handler being run, or `None` outside a handler
@@ -52,7 +52,7 @@ impl Caller {
     /// or in a task the handler spawned: spawned tasks do not inherit it,
     /// so pass the `Caller` along).
     pub fn current() -> Option<Caller> {
-        CALLER.try_with(Clone::clone).ok()
+        CALLER.is_set().then(|| CALLER.with(Clone::clone))
     }
 
     /// The connection's id.
@@ -72,11 +72,12 @@ impl Caller {
 
     /// Runs `f` (one poll of a handler) with `self` as the current caller.
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        CALLER.sync_scope(self.clone(), f)
+        CALLER.set(self, f)
     }
 
-    /// Runs `fut` with `self` as the current caller.
-    pub(crate) async fn scope<F: std::future::Future>(self, fut: F) -> F::Output {
-        CALLER.scope(self, fut).await
+    /// Runs `fut` with `self` as the current caller, entered for each poll.
+    pub(crate) async fn scope<F: std::future::Future>(&self, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| self.enter(|| fut.as_mut().poll(cx))).await
     }
 }

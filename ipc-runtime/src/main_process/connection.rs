@@ -48,23 +48,61 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 /// its reader waits (and so stops reading from that renderer).
 const SEND_QUEUE: usize = 256;
 
-/// The calls of one renderer being handled now, by call id.
+/// The calls of one renderer being handled in tasks of their own, by call
+/// id. (A call answered on its first poll is never in it.)
 #[derive(Default)]
-pub(crate) struct InFlight(Mutex<HashMap<u64, AbortHandle>>);
+pub(crate) struct InFlight {
+    calls: Mutex<HashMap<u64, AbortHandle>>,
+    /// How many `calls` holds, readable without the lock.
+    len: AtomicUsize,
+}
 
 impl InFlight {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, AbortHandle>> {
-        lock(&self.0)
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+    /// Why call `id` may not start now, if it may not: a duplicate id or
+    /// the limit reached. Only the connection's reader adds calls, so when
+    /// it sees none in flight, none can appear meanwhile.
+    fn refuse(&self, id: u64, limit: usize) -> Option<IpcError> {
+        if self.len() == 0 && limit > 0 {
+            return None;
+        }
+        let calls = lock(&self.calls);
+        if calls.contains_key(&id) {
+            Some(IpcError::protocol(format!(
+                "call id {id} is already in flight"
+            )))
+        } else if calls.len() >= limit {
+            Some(IpcError::TooManyInFlight { limit })
+        } else {
+            None
+        }
+    }
+
+    /// Registers call `id`, running as the task that `spawn` starts. The
+    /// lock is held while it starts, so that the task's own removal (which
+    /// takes the same lock) always comes after.
+    fn insert(&self, id: u64, spawn: impl FnOnce() -> AbortHandle) {
+        let mut calls = lock(&self.calls);
+        calls.insert(id, spawn());
+        self.len.store(calls.len(), Ordering::Release);
+    }
+
+    fn remove(&self, id: u64) -> Option<AbortHandle> {
+        let mut calls = lock(&self.calls);
+        let handle = calls.remove(&id);
+        self.len.store(calls.len(), Ordering::Release);
+        handle
     }
 
     fn abort_all(&self) {
-        for (_, handle) in self.lock().drain() {
+        let mut calls = lock(&self.calls);
+        for (_, handle) in calls.drain() {
             handle.abort();
         }
+        self.len.store(0, Ordering::Release);
     }
 }
 
@@ -567,21 +605,7 @@ impl Conn {
             Ok(route) => route,
             Err(e) => return self.refuse_call(id, e).await,
         };
-        let refused = {
-            let in_flight = self.in_flight.lock();
-            if in_flight.contains_key(&id) {
-                Some(IpcError::protocol(format!(
-                    "call id {id} is already in flight"
-                )))
-            } else if in_flight.len() >= self.limits.max_in_flight {
-                Some(IpcError::TooManyInFlight {
-                    limit: self.limits.max_in_flight,
-                })
-            } else {
-                None
-            }
-        };
-        if let Some(e) = refused {
+        if let Some(e) = self.in_flight.refuse(id, self.limits.max_in_flight) {
             return self.refuse_call(id, e).await;
         }
         let mut handler = route.service.call(route.method, payload);
@@ -621,16 +645,15 @@ impl Conn {
         channel: &'static str,
         handler: BoxFuture<'static, Outcome>,
     ) {
-        let mut in_flight = self.in_flight.lock();
         let conn = Arc::clone(self);
-        let task = tokio::spawn(async move {
-            let outcome = finish(&conn.caller, channel, handler).await;
-            conn.in_flight.lock().remove(&id);
-            conn.reply(id, channel, outcome, true).await;
+        self.in_flight.insert(id, || {
+            tokio::spawn(async move {
+                let outcome = finish(&conn.caller, channel, handler).await;
+                conn.in_flight.remove(id);
+                conn.reply(id, channel, outcome, true).await;
+            })
+            .abort_handle()
         });
-        // Inserted while the lock is held, so the task's removal (which
-        // takes the same lock) always comes after.
-        in_flight.insert(id, task.abort_handle());
     }
 
     /// Queues the reply to call `id`, encoding the value straight into the
@@ -677,7 +700,7 @@ impl Conn {
     }
 
     fn cancel(&self, id: u64) {
-        if let Some(handle) = self.in_flight.lock().remove(&id) {
+        if let Some(handle) = self.in_flight.remove(id) {
             debug!(renderer = %self.id(), call = id, "call cancelled by the renderer");
             handle.abort();
         }
@@ -691,11 +714,7 @@ async fn finish(
     channel: &'static str,
     handler: BoxFuture<'static, Outcome>,
 ) -> Outcome {
-    match caller
-        .clone()
-        .scope(AssertUnwindSafe(handler).catch_unwind())
-        .await
-    {
+    match caller.scope(AssertUnwindSafe(handler).catch_unwind()).await {
         Ok(outcome) => outcome,
         Err(panic) => panicked(caller, channel, panic),
     }
