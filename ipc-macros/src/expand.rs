@@ -774,11 +774,11 @@ fn expand_server(service: &Service) -> TokenStream {
                 &self,
                 method: usize,
                 __ipc_payload: #rt::Bytes,
-            ) -> #rt::BoxFuture<'static, #rt::Outcome> {
+            ) -> #rt::Handler {
                 let __ipc_handler = #rt::Arc::clone(&self.handler);
                 match method {
                     #(#arms)*
-                    _ => #rt::Box::pin(async move { #rt::Outcome::no_such_method(method) }),
+                    _ => #rt::Handler::no_such_method(method),
                 }
             }
         }

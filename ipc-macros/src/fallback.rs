@@ -213,8 +213,8 @@ fn stub_server(service: &Service) -> TokenStream {
                 &self,
                 method: usize,
                 _: #rt::Bytes,
-            ) -> #rt::BoxFuture<'static, #rt::Outcome> {
-                #rt::Box::pin(async move { #rt::Outcome::no_such_method(method) })
+            ) -> #rt::Handler {
+                #rt::Handler::no_such_method(method)
             }
         }
     };

@@ -71,13 +71,8 @@ impl Caller {
     }
 
     /// Runs `f` (one poll of a handler) with `self` as the current caller.
+    /// Main enters it around every poll, inline or in the call's task.
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
         CALLER.set(self, f)
-    }
-
-    /// Runs `fut` with `self` as the current caller, entered for each poll.
-    pub(crate) async fn scope<F: std::future::Future>(&self, fut: F) -> F::Output {
-        let mut fut = std::pin::pin!(fut);
-        std::future::poll_fn(|cx| self.enter(|| fut.as_mut().poll(cx))).await
     }
 }

@@ -1,7 +1,14 @@
 //! Main-side dispatch: from a channel to a handler method, and back to
 //! bytes.
 
-use std::{collections::HashMap, fmt, future::Future, pin::Pin, sync::Arc};
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
@@ -12,7 +19,7 @@ use crate::{
     IpcError,
 };
 
-/// A boxed, sendable future, as returned by [`Dispatch::call`].
+/// A boxed, sendable future, as the generated client methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Serves one service's channels: implemented by the `…Server` types that
@@ -23,9 +30,9 @@ pub trait Dispatch: Send + Sync + 'static {
     /// The service's contract.
     fn descriptor(&self) -> &'static ServiceDescriptor;
 
-    /// Runs method number `method` (its index in the descriptor) on the
+    /// Starts method number `method` (its index in the descriptor) on the
     /// encoded arguments `payload`.
-    fn call(&self, method: usize, payload: Bytes) -> BoxFuture<'static, Outcome>;
+    fn call(&self, method: usize, payload: Bytes) -> Handler;
 }
 
 /// Names the contract a `…Server` serves, so that
@@ -37,81 +44,150 @@ pub trait Served {
     type Contract: crate::Service;
 }
 
-/// What a handler call produced, ready for the wire.
-pub enum Outcome {
-    /// The return value.
-    Ok(Encoded),
-    /// The typed error of a `Result`-returning method.
-    Err(Encoded),
+/// A handler call in progress, as [`Dispatch::call`] returns it.
+///
+/// One allocation holds the handler's future and, once it has finished,
+/// its value; main encodes the value straight into the connection's write
+/// buffer, so that a large reply is never copied through a buffer of its
+/// own. The generated `…Server`s build it.
+pub struct Handler(Pin<Box<dyn Run>>);
+
+/// How a handler call ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// It returned a value, which [`Handler::encode_value`] encodes.
+    Ok,
+    /// It returned its typed error, which [`Handler::encode_value`] encodes.
+    Err,
     /// The arguments could not be decoded (the reason).
     BadPayload(String),
     /// The call failed in the runtime.
     Failed(IpcError),
 }
 
-impl fmt::Debug for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Outcome::Ok(_) => f.write_str("Ok(..)"),
-            Outcome::Err(_) => f.write_str("Err(..)"),
-            Outcome::BadPayload(r) => write!(f, "BadPayload({r})"),
-            Outcome::Failed(e) => write!(f, "Failed({e})"),
+/// What a handler's future resolves to: its value or typed error, or the
+/// outcome of a call that could not run.
+type Ret<T, E> = Result<Result<T, E>, Outcome>;
+
+/// A [`Handler`]'s type-erased inside.
+trait Run: Send {
+    fn poll_run(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome>;
+    fn encode_value(self: Pin<&mut Self>, dst: &mut FrameBuf<'_>) -> Result<(), CodecError>;
+}
+
+pin_project_lite::pin_project! {
+    /// A handler's future, then its value.
+    struct Running<F, T, E> {
+        #[pin]
+        future: F,
+        value: Option<Result<T, E>>,
+        finished: bool,
+    }
+}
+
+impl<F, T, E> Run for Running<F, T, E>
+where
+    F: Future<Output = Ret<T, E>> + Send,
+    T: Serialize + Send,
+    E: Serialize + Send,
+{
+    fn poll_run(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.project();
+        if *this.finished {
+            return Poll::Ready(Outcome::Failed(IpcError::protocol(
+                "internal error: a handler was polled after it finished",
+            )));
+        }
+        let ret = std::task::ready!(this.future.poll(cx));
+        *this.finished = true;
+        Poll::Ready(match ret {
+            Ok(Ok(value)) => {
+                *this.value = Some(Ok(value));
+                Outcome::Ok
+            }
+            Ok(Err(error)) => {
+                *this.value = Some(Err(error));
+                Outcome::Err
+            }
+            Err(outcome) => outcome,
+        })
+    }
+
+    fn encode_value(self: Pin<&mut Self>, dst: &mut FrameBuf<'_>) -> Result<(), CodecError> {
+        match self.project().value.take() {
+            Some(Ok(value)) => dst.encode(&value),
+            Some(Err(error)) => dst.encode(&error),
+            None => Err(CodecError::Encode(
+                "internal error: the handler has no value to encode".into(),
+            )),
         }
     }
 }
 
-/// A handler's value, encoded only when its reply frame is written:
-/// straight into the connection's write buffer, so that a large reply is
-/// never copied through a buffer of its own.
-pub struct Encoded(Box<EncodeFn>);
-
-type EncodeFn = dyn FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError> + Send;
-
-impl Encoded {
-    /// Wraps `value` for encoding with the wire codec.
-    pub fn new<T: Serialize + Send + 'static>(value: T) -> Self {
-        Encoded(Box::new(move |dst| dst.encode(&value)))
-    }
-
-    /// Appends the value's encoding to `dst`.
-    pub(crate) fn encode_into(self, dst: &mut FrameBuf<'_>) -> Result<(), CodecError> {
-        (self.0)(dst)
-    }
-}
-
-impl Outcome {
-    /// The outcome of a method returning nothing.
-    pub fn unit() -> Outcome {
-        Outcome::Ok(Encoded::new(()))
-    }
-
-    /// The outcome of a method returning a plain value.
-    pub fn from_value<T: Serialize + Send + 'static>(value: T) -> Outcome {
-        Outcome::Ok(Encoded::new(value))
-    }
-
-    /// The outcome of a method returning `Result<T, E>`.
-    pub fn from_result<T, E>(result: Result<T, E>) -> Outcome
+impl Handler {
+    /// A handler running `future`.
+    pub(crate) fn new<F, T, E>(future: F) -> Handler
     where
+        F: Future<Output = Ret<T, E>> + Send + 'static,
         T: Serialize + Send + 'static,
         E: Serialize + Send + 'static,
     {
-        match result {
-            Ok(v) => Outcome::Ok(Encoded::new(v)),
-            Err(e) => Outcome::Err(Encoded::new(e)),
-        }
+        Handler(Box::pin(Running {
+            future,
+            value: None,
+            finished: false,
+        }))
     }
 
-    /// The outcome for a method index the service does not have (only a bug
-    /// in the router could cause it).
-    pub fn no_such_method(method: usize) -> Outcome {
-        Outcome::Failed(IpcError::protocol(format!("no method with index {method}")))
+    /// A call that fails with `error` without running anything.
+    pub(crate) fn failed(error: IpcError) -> Handler {
+        Handler::new(async move { Ret::<(), ()>::Err(Outcome::Failed(error)) })
+    }
+
+    /// The handler for a method index the service does not have (only a
+    /// bug in the router could cause it).
+    pub fn no_such_method(method: usize) -> Handler {
+        Handler::failed(IpcError::protocol(format!("no method with index {method}")))
+    }
+
+    /// Polls the handler; once it is ready, it must not be polled again.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        self.0.as_mut().poll_run(cx)
+    }
+
+    /// Appends the encoding of the value (or typed error) the handler
+    /// returned to `dst`.
+    pub(crate) fn encode_value(&mut self, dst: &mut FrameBuf<'_>) -> Result<(), CodecError> {
+        self.0.as_mut().encode_value(dst)
+    }
+}
+
+impl fmt::Debug for Handler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Handler")
     }
 }
 
 /// Decodes a method's argument tuple; on failure, the outcome to reply with.
-pub fn decode_args<T: DeserializeOwned>(payload: &Bytes) -> Result<T, Outcome> {
+pub(crate) fn decode_args<T: DeserializeOwned>(payload: &Bytes) -> Result<T, Outcome> {
     codec::decode_shared(payload).map_err(|e| Outcome::BadPayload(e.to_string()))
+}
+
+/// Runs `handler` on the arguments decoded from `payload`.
+pub(crate) fn serve<A, T, E, F, Fut>(payload: Bytes, handler: F) -> Handler
+where
+    A: DeserializeOwned + Send + 'static,
+    T: Serialize + Send + 'static,
+    E: Serialize + Send + 'static,
+    F: FnOnce(A) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+{
+    Handler::new(async move {
+        let args = decode_args::<A>(&payload)?;
+        // The frame's buffer can be reused while the handler runs.
+        drop(payload);
+        Ok(handler(args).await)
+    })
 }
 
 /// Where one channel leads.

@@ -263,7 +263,7 @@ pub use contract::{
     method_fingerprint, service_fingerprint, Api, ArgDescriptor, MethodDescriptor, MethodKind,
     Service, ServiceDescriptor,
 };
-pub use dispatch::{BoxFuture, Dispatch, Encoded, Outcome, Served};
+pub use dispatch::{BoxFuture, Dispatch, Handler, Served};
 pub use error::{CallError, IpcError};
 pub use frame::PROTOCOL_VERSION;
 pub use main_process::{
@@ -374,7 +374,7 @@ pub mod __private {
             service_fingerprint, Api, ArgDescriptor, MethodDescriptor, MethodKind, Service,
             ServiceDescriptor,
         },
-        dispatch::{decode_args, BoxFuture, Dispatch, Outcome, Served},
+        dispatch::{BoxFuture, Dispatch, Handler, Served},
         main_process::{EmitterCore, Main, Target},
         renderer::{ClientCore, Connection, ConnectionBuilder, ListenerCore, Subscription},
         transport::Transport,
@@ -414,7 +414,7 @@ pub mod __private {
         use std::{future::Future, marker::PhantomData};
 
         use crate::{
-            dispatch::{decode_args, BoxFuture, Outcome},
+            dispatch::{serve, Handler},
             main_process::EmitterCore,
             renderer::{ClientCore, ListenerCore, Subscription},
             CallError, IpcError,
@@ -652,11 +652,7 @@ pub mod __private {
         pub trait Serve<A, T> {
             /// Decodes the arguments, runs `handler` on them and encodes
             /// its result.
-            fn serve<F, Fut>(
-                &self,
-                payload: bytes::Bytes,
-                handler: F,
-            ) -> BoxFuture<'static, Outcome>
+            fn serve<F, Fut>(&self, payload: bytes::Bytes, handler: F) -> Handler
             where
                 F: FnOnce(A) -> Fut + Send + 'static,
                 Fut: Future<Output = T> + Send + 'static;
@@ -667,23 +663,13 @@ pub mod __private {
             A: DeserializeOwned + Send + 'static,
             T: Serialize + Send + 'static,
         {
-            fn serve<F, Fut>(
-                &self,
-                payload: bytes::Bytes,
-                handler: F,
-            ) -> BoxFuture<'static, Outcome>
+            fn serve<F, Fut>(&self, payload: bytes::Bytes, handler: F) -> Handler
             where
                 F: FnOnce(A) -> Fut + Send + 'static,
                 Fut: Future<Output = T> + Send + 'static,
             {
-                Box::pin(async move {
-                    let args = match decode_args::<A>(&payload) {
-                        Ok(args) => args,
-                        Err(outcome) => return outcome,
-                    };
-                    // The frame's buffer can be reused while the handler runs.
-                    drop(payload);
-                    Outcome::from_value(handler(args).await)
+                serve(payload, move |args| async move {
+                    Ok::<T, ()>(handler(args).await)
                 })
             }
         }
@@ -691,23 +677,19 @@ pub mod __private {
         /// The inert [`Serve`].
         pub trait ServeInert<A, T> {
             /// Never called in a built program.
-            fn serve<F, Fut>(
-                &self,
-                payload: bytes::Bytes,
-                handler: F,
-            ) -> BoxFuture<'static, Outcome>
+            fn serve<F, Fut>(&self, payload: bytes::Bytes, handler: F) -> Handler
             where
                 F: FnOnce(A) -> Fut + Send + 'static,
                 Fut: Future<Output = T> + Send + 'static;
         }
 
         impl<A, T> ServeInert<A, T> for Probe<A, T> {
-            fn serve<F, Fut>(&self, _: bytes::Bytes, _: F) -> BoxFuture<'static, Outcome>
+            fn serve<F, Fut>(&self, _: bytes::Bytes, _: F) -> Handler
             where
                 F: FnOnce(A) -> Fut + Send + 'static,
                 Fut: Future<Output = T> + Send + 'static,
             {
-                Box::pin(async { Outcome::Failed(inert()) })
+                Handler::failed(inert())
             }
         }
 
@@ -715,11 +697,7 @@ pub mod __private {
         pub trait ServeFallible<A, T, E> {
             /// Decodes the arguments, runs `handler` on them and encodes
             /// its value or its typed error.
-            fn serve_fallible<F, Fut>(
-                &self,
-                payload: bytes::Bytes,
-                handler: F,
-            ) -> BoxFuture<'static, Outcome>
+            fn serve_fallible<F, Fut>(&self, payload: bytes::Bytes, handler: F) -> Handler
             where
                 F: FnOnce(A) -> Fut + Send + 'static,
                 Fut: Future<Output = Result<T, E>> + Send + 'static;
@@ -731,47 +709,31 @@ pub mod __private {
             T: Serialize + Send + 'static,
             E: Serialize + Send + 'static,
         {
-            fn serve_fallible<F, Fut>(
-                &self,
-                payload: bytes::Bytes,
-                handler: F,
-            ) -> BoxFuture<'static, Outcome>
+            fn serve_fallible<F, Fut>(&self, payload: bytes::Bytes, handler: F) -> Handler
             where
                 F: FnOnce(A) -> Fut + Send + 'static,
                 Fut: Future<Output = Result<T, E>> + Send + 'static,
             {
-                Box::pin(async move {
-                    let args = match decode_args::<A>(&payload) {
-                        Ok(args) => args,
-                        Err(outcome) => return outcome,
-                    };
-                    // The frame's buffer can be reused while the handler runs.
-                    drop(payload);
-                    Outcome::from_result(handler(args).await)
-                })
+                serve(payload, handler)
             }
         }
 
         /// The inert [`ServeFallible`].
         pub trait ServeFallibleInert<A, T, E> {
             /// Never called in a built program.
-            fn serve_fallible<F, Fut>(
-                &self,
-                payload: bytes::Bytes,
-                handler: F,
-            ) -> BoxFuture<'static, Outcome>
+            fn serve_fallible<F, Fut>(&self, payload: bytes::Bytes, handler: F) -> Handler
             where
                 F: FnOnce(A) -> Fut + Send + 'static,
                 Fut: Future<Output = Result<T, E>> + Send + 'static;
         }
 
         impl<A, T, E> ServeFallibleInert<A, T, E> for Probe<A, T, E> {
-            fn serve_fallible<F, Fut>(&self, _: bytes::Bytes, _: F) -> BoxFuture<'static, Outcome>
+            fn serve_fallible<F, Fut>(&self, _: bytes::Bytes, _: F) -> Handler
             where
                 F: FnOnce(A) -> Fut + Send + 'static,
                 Fut: Future<Output = Result<T, E>> + Send + 'static,
             {
-                Box::pin(async { Outcome::Failed(inert()) })
+                Handler::failed(inert())
             }
         }
     }

@@ -10,11 +10,10 @@ use std::{
         atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
     },
-    task::Poll,
+    task::{Context, Poll},
 };
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use tokio::{
     sync::{mpsc, watch},
     task::AbortHandle,
@@ -30,7 +29,7 @@ use crate::{
     caller::{Caller, RendererId},
     codec::splice::FrameBuf,
     contract::{self, Grant, MethodKind},
-    dispatch::{BoxFuture, Outcome, Route},
+    dispatch::{Handler, Outcome, Route},
     error::{panic_message, WireError},
     frame::{Channel, Frame, Head, StreamError, Welcome, PROTOCOL_VERSION},
     spin::spin_then_wait,
@@ -612,26 +611,21 @@ impl Conn {
         match self.first_poll(&mut handler, route.channel).await {
             // Queued quietly: `serve` wakes the writer once the frames that
             // have arrived are handled, so a burst of replies is one write.
-            Some(outcome) => self.reply(id, route.channel, outcome, false).await,
+            Some(outcome) => {
+                self.reply(id, route.channel, outcome, &mut handler, false)
+                    .await
+            }
             None => self.spawn_call(id, route.channel, handler),
         }
     }
 
     /// Polls a handler once, as the current caller, containing a panic;
     /// `None` if it has to wait.
-    async fn first_poll(
-        &self,
-        handler: &mut BoxFuture<'static, Outcome>,
-        channel: &'static str,
-    ) -> Option<Outcome> {
+    async fn first_poll(&self, handler: &mut Handler, channel: &'static str) -> Option<Outcome> {
         std::future::poll_fn(|cx| {
-            let polled = self
-                .caller
-                .enter(|| std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))));
-            Poll::Ready(match polled {
-                Ok(Poll::Ready(outcome)) => Some(outcome),
-                Ok(Poll::Pending) => None,
-                Err(panic) => Some(panicked(&self.caller, channel, panic)),
+            Poll::Ready(match poll_handler(&self.caller, channel, handler, cx) {
+                Poll::Ready(outcome) => Some(outcome),
+                Poll::Pending => None,
             })
         })
         .await
@@ -639,29 +633,32 @@ impl Conn {
 
     /// Finishes call `id` in its own task, registered so that a cancel
     /// frame (or the disconnect) can abort it.
-    fn spawn_call(
-        self: &Arc<Self>,
-        id: u64,
-        channel: &'static str,
-        handler: BoxFuture<'static, Outcome>,
-    ) {
+    fn spawn_call(self: &Arc<Self>, id: u64, channel: &'static str, mut handler: Handler) {
         let conn = Arc::clone(self);
         self.in_flight.insert(id, || {
             tokio::spawn(async move {
-                let outcome = finish(&conn.caller, channel, handler).await;
+                let outcome = finish(&conn.caller, channel, &mut handler).await;
                 conn.in_flight.remove(id);
-                conn.reply(id, channel, outcome, true).await;
+                conn.reply(id, channel, outcome, &mut handler, true).await;
             })
             .abort_handle()
         });
     }
 
-    /// Queues the reply to call `id`, encoding the value straight into the
-    /// write buffer; with `wake` false, `serve` wakes the writer later.
-    async fn reply(&self, id: u64, channel: &'static str, outcome: Outcome, wake: bool) {
-        let (head, value) = match outcome {
-            Outcome::Ok(value) => (Head::ReplyOk { id }, value),
-            Outcome::Err(value) => (Head::ReplyErr { id }, value),
+    /// Queues the reply to call `id`, encoding the handler's value straight
+    /// into the write buffer; with `wake` false, `serve` wakes the writer
+    /// later.
+    async fn reply(
+        &self,
+        id: u64,
+        channel: &'static str,
+        outcome: Outcome,
+        handler: &mut Handler,
+        wake: bool,
+    ) {
+        let head = match outcome {
+            Outcome::Ok => Head::ReplyOk { id },
+            Outcome::Err => Head::ReplyErr { id },
             Outcome::BadPayload(reason) => {
                 return self.fail(id, &self.bad_payload(channel, reason)).await
             }
@@ -669,7 +666,7 @@ impl Conn {
         };
         let frame = |buf: &mut FrameBuf<'_>| {
             head.write(buf);
-            value.encode_into(buf)
+            handler.encode_value(buf)
         };
         let error = match self.out.push(frame, wake).await {
             Ok(()) | Err(PushError::Closed | PushError::Full) => return,
@@ -692,7 +689,7 @@ impl Conn {
     /// Reports what went wrong with a `send` message, if anything.
     async fn sent(&self, channel: &'static str, outcome: Outcome) {
         let error = match outcome {
-            Outcome::Ok(_) | Outcome::Err(_) => return,
+            Outcome::Ok | Outcome::Err => return,
             Outcome::BadPayload(reason) => self.bad_payload(channel, reason),
             Outcome::Failed(e) => e,
         };
@@ -707,17 +704,24 @@ impl Conn {
     }
 }
 
-/// Runs a handler to completion with `caller` as the current caller,
-/// containing panics.
-async fn finish(
+/// Polls a handler once with `caller` as the current caller, containing a
+/// panic.
+fn poll_handler(
     caller: &Caller,
     channel: &'static str,
-    handler: BoxFuture<'static, Outcome>,
-) -> Outcome {
-    match caller.scope(AssertUnwindSafe(handler).catch_unwind()).await {
-        Ok(outcome) => outcome,
-        Err(panic) => panicked(caller, channel, panic),
+    handler: &mut Handler,
+    cx: &mut Context<'_>,
+) -> Poll<Outcome> {
+    match caller.enter(|| std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx)))) {
+        Ok(polled) => polled,
+        Err(panic) => Poll::Ready(panicked(caller, channel, panic)),
     }
+}
+
+/// Runs a handler to completion with `caller` as the current caller,
+/// containing panics.
+async fn finish(caller: &Caller, channel: &'static str, handler: &mut Handler) -> Outcome {
+    std::future::poll_fn(|cx| poll_handler(caller, channel, handler, cx)).await
 }
 
 /// The outcome of a handler that panicked.
@@ -734,7 +738,7 @@ fn panicked(caller: &Caller, channel: &'static str, panic: Box<dyn Any + Send>) 
 /// in `serve` and waiting.
 enum SendJob {
     Start(Route, Bytes),
-    Running(&'static str, BoxFuture<'static, Outcome>),
+    Running(&'static str, Handler),
 }
 
 /// `serve`'s end of the in-order `send` loop.
@@ -768,13 +772,13 @@ impl Sends {
 /// Handles `send` messages one at a time, in the order they arrived.
 async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<SendJob>, busy: Arc<AtomicUsize>) {
     while let Some(job) = rx.recv().await {
-        let (channel, handler) = match job {
+        let (channel, mut handler) = match job {
             SendJob::Start(route, payload) => {
                 (route.channel, route.service.call(route.method, payload))
             }
             SendJob::Running(channel, handler) => (channel, handler),
         };
-        let outcome = finish(&conn.caller, channel, handler).await;
+        let outcome = finish(&conn.caller, channel, &mut handler).await;
         conn.sent(channel, outcome).await;
         busy.fetch_sub(1, Ordering::AcqRel);
     }
