@@ -304,3 +304,91 @@ impl Router {
             .chain(self.event_contracts.iter().copied())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use bytes::BytesMut;
+
+    use super::*;
+
+    fn poll(handler: &mut Handler) -> Poll<Outcome> {
+        handler.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// The bytes `encode_value` appends.
+    fn value_of(handler: &mut Handler) -> Result<Vec<u8>, CodecError> {
+        let (mut buf, mut splices) = (BytesMut::new(), Vec::new());
+        handler.encode_value(&mut FrameBuf::new(&mut buf, &mut splices))?;
+        Ok(buf.to_vec())
+    }
+
+    fn args<T: Serialize>(value: &T) -> Bytes {
+        codec::encode_to_vec(value).unwrap().into()
+    }
+
+    #[test]
+    fn a_value_is_kept_until_encoded_and_encoded_once() {
+        let mut handler = serve(args(&(20u64, 22u64)), |(a, b): (u64, u64)| async move {
+            Ok::<u64, ()>(a + b)
+        });
+        assert!(matches!(poll(&mut handler), Poll::Ready(Outcome::Ok)));
+        assert_eq!(
+            value_of(&mut handler).unwrap(),
+            codec::encode_to_vec(&42u64).unwrap()
+        );
+        assert!(
+            matches!(value_of(&mut handler), Err(CodecError::Encode(_))),
+            "a value is encoded once"
+        );
+        assert!(
+            matches!(poll(&mut handler), Poll::Ready(Outcome::Failed(_))),
+            "a finished handler is not polled again"
+        );
+    }
+
+    #[test]
+    fn a_typed_error_is_encoded_as_the_error() {
+        let mut handler = serve(args(&("x",)), |(s,): (String,)| async move {
+            Err::<u64, String>(format!("no {s}"))
+        });
+        assert!(matches!(poll(&mut handler), Poll::Ready(Outcome::Err)));
+        assert_eq!(
+            value_of(&mut handler).unwrap(),
+            codec::encode_to_vec(&"no x").unwrap()
+        );
+    }
+
+    #[test]
+    fn arguments_that_do_not_decode_never_reach_the_handler() {
+        let mut handler = serve(args(&("not a number",)), |(_,): (u64,)| async move {
+            unreachable!("the handler runs only on decoded arguments");
+            #[allow(unreachable_code)]
+            Ok::<(), ()>(())
+        });
+        assert!(matches!(
+            poll(&mut handler),
+            Poll::Ready(Outcome::BadPayload(_))
+        ));
+        assert!(matches!(
+            poll(&mut Handler::no_such_method(9)),
+            Poll::Ready(Outcome::Failed(e)) if e.to_string().contains("no method with index 9")
+        ));
+    }
+
+    #[test]
+    fn a_waiting_handler_is_pending_until_its_future_is_ready() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<u8>();
+        let mut handler = serve(args(&()), move |(): ()| async move {
+            Ok::<u8, ()>(rx.await.unwrap_or(0))
+        });
+        assert!(poll(&mut handler).is_pending());
+        tx.send(5).unwrap();
+        assert!(matches!(poll(&mut handler), Poll::Ready(Outcome::Ok)));
+        assert_eq!(
+            value_of(&mut handler).unwrap(),
+            codec::encode_to_vec(&5u8).unwrap()
+        );
+    }
+}
