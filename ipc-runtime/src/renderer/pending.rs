@@ -7,7 +7,7 @@
 //! grants is kept in the same table, under the same lock.
 
 use std::{
-    collections::HashMap,
+    collections::{hash_map::Entry, HashMap},
     task::{Context, Poll, Waker},
     time::Duration,
 };
@@ -112,19 +112,19 @@ impl Calls {
     /// registers `cx`'s waker for it. `None` if the call is not there any
     /// more: the connection closed.
     pub(super) fn poll_reply(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Option<Removed>> {
-        let Some(call) = self.calls.get_mut(&id) else {
+        // One lookup, whether the call waits or is taken out.
+        let Entry::Occupied(mut entry) = self.calls.entry(id) else {
             return Poll::Ready(None);
         };
-        match &mut call.state {
-            Slot::Waiting(waker) => {
-                match waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
-                Poll::Pending
+        if let Slot::Waiting(waker) = &mut entry.get_mut().state {
+            match waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
             }
-            Slot::Done(_) => Poll::Ready(self.remove(id)),
+            return Poll::Pending;
         }
+        let call = entry.remove();
+        Poll::Ready(Some(self.removed(call)))
     }
 
     /// Hands `reply` to call `id`; the waker to wake once the lock is
@@ -169,16 +169,21 @@ impl Calls {
     /// Removes call `id`, freeing its slot.
     pub(super) fn remove(&mut self, id: u64) -> Option<Removed> {
         let call = self.calls.remove(&id)?;
+        Some(self.removed(call))
+    }
+
+    /// Frees the slot of `call`, just removed.
+    fn removed(&mut self, call: Call) -> Removed {
         if call.counted {
             self.counted -= 1;
         }
-        Some(Removed {
+        Removed {
             reply: match call.state {
                 Slot::Done(reply) => Some(reply),
                 Slot::Waiting(_) => None,
             },
             room: call.counted && self.waiting > 0,
-        })
+        }
     }
 
     /// Removes every call (the connection closed); their wakers, to wake
