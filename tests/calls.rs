@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{CallError, IpcError};
-use ipc_suite::{connect_memory, eventually, probe_main, MathError};
+use ipc_runtime::{CallError, Connection, IpcError, Transport};
+use ipc_suite::{
+    connect_memory, eventually, probe_main,
+    raw::{kind, reply_ok_body, welcome_body, RawPeer},
+    MathError, ProbeApi,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_concurrent_calls_each_get_their_own_reply() {
@@ -120,6 +124,11 @@ async fn dropping_the_call_future_cancels_the_handler() {
     assert!(
         eventually(Duration::from_secs(5), || handler.aborted() == 1).await,
         "the handler observed its abort"
+    );
+    assert_eq!(
+        handler.aborted_as_caller(),
+        1,
+        "its destructors ran with the caller set"
     );
     assert!(
         eventually(Duration::from_secs(5), || main.in_flight(conn.id())
@@ -309,4 +318,29 @@ async fn the_timeout_bounds_a_call_stuck_behind_a_main_that_stopped_reading() {
     }
     assert!(started.elapsed() < Duration::from_secs(10));
     fake_main.abort();
+}
+
+#[tokio::test]
+async fn a_reply_that_arrives_just_before_main_closes_is_not_lost() {
+    // Main played by hand, so that the reply and the end of the stream
+    // arrive together: the renderer reads both before the caller runs.
+    let (renderer_end, main_end) = tokio::net::UnixStream::pair().unwrap();
+    let fake_main = tokio::spawn(async move {
+        let mut main = RawPeer { stream: main_end };
+        assert_eq!(main.read().await.unwrap().kind, kind::HELLO);
+        main.frame(&welcome_body(1, "fake", 1 << 20, 8)).await;
+        let call = main.read().await.unwrap();
+        assert_eq!(call.kind, kind::INVOKE);
+        main.frame(&reply_ok_body(call.call_id(), &5u64)).await;
+    });
+    let api = Connection::builder()
+        .connect_as::<ProbeApi>(Transport::from_unix(renderer_end))
+        .await
+        .unwrap();
+    assert_eq!(api.probe.add(2, 3).await.unwrap(), 5, "the reply that came");
+    fake_main.await.unwrap();
+    assert!(matches!(
+        api.probe.add(1, 1).await,
+        Err(IpcError::Disconnected { .. })
+    ));
 }

@@ -177,6 +177,55 @@ async fn a_call_waiting_for_a_slot_times_out_gives_way_and_fails_on_close() {
     assert_eq!(main.renderer_stats(api.id()).map_or(0, |s| s.violations), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_are_handed_on_under_churn() {
+    // Few slots, many callers, some of which give up or are dropped while
+    // they wait: every remaining call gets a slot long before its timeout
+    // (a slot lost on the way would leave calls waiting 10 s).
+    let (main, _) = main_with(|l| l.max_in_flight = 2);
+    let api = connect_memory(&main, "churn").await.unwrap();
+    let probe = api.probe.clone().with_timeout(Duration::from_secs(10));
+    let mut calls = Vec::new();
+    let mut dropped = Vec::new();
+    for i in 0..120u64 {
+        let probe = probe.clone();
+        let call = tokio::spawn(async move {
+            match i % 4 {
+                0 => probe.sleep(1).await,
+                1 => probe.add(i, 1).await,
+                _ => {
+                    // Gives up after 1–3 ms: a timeout is its expected end.
+                    let impatient = probe.with_timeout(Duration::from_millis(1 + i % 3));
+                    match impatient.sleep(2).await {
+                        Err(IpcError::Timeout { .. }) => Ok(0),
+                        other => other,
+                    }
+                }
+            }
+        });
+        if i % 10 == 9 {
+            dropped.push(call);
+        } else {
+            calls.push(call);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    for call in dropped {
+        call.abort();
+    }
+    let all = async {
+        for call in calls {
+            call.await
+                .unwrap()
+                .expect("no call fails but by its own timeout");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(8), all)
+        .await
+        .expect("every call got a slot in time");
+    assert_eq!(probe.add(20, 22).await.unwrap(), 42);
+}
+
 // 1: subscriptions.
 #[tokio::test]
 async fn subscriptions_beyond_the_limit_are_refused() {

@@ -86,6 +86,7 @@ expose! {
 pub struct ProbeHandler {
     recorded: Mutex<Vec<u64>>,
     aborted: AtomicUsize,
+    aborted_as_caller: AtomicUsize,
     started: AtomicUsize,
 }
 
@@ -93,6 +94,12 @@ impl ProbeHandler {
     /// How many `sleep` calls were aborted before finishing.
     pub fn aborted(&self) -> usize {
         self.aborted.load(Ordering::SeqCst)
+    }
+
+    /// How many of the aborted `sleep` calls saw their caller
+    /// ([`Caller::current`]) while they were dropped.
+    pub fn aborted_as_caller(&self) -> usize {
+        self.aborted_as_caller.load(Ordering::SeqCst)
     }
 
     /// How many `sleep` calls have started.
@@ -115,6 +122,11 @@ struct AbortWitness<'a> {
 impl Drop for AbortWitness<'_> {
     fn drop(&mut self) {
         if !self.done {
+            if Caller::current().is_some() {
+                self.handler
+                    .aborted_as_caller
+                    .fetch_add(1, Ordering::SeqCst);
+            }
             self.handler.aborted.fetch_add(1, Ordering::SeqCst);
         }
     }

@@ -99,6 +99,35 @@ pub fn send_body(channel: &str, payload: &[u8]) -> Vec<u8> {
     body
 }
 
+#[derive(Serialize, Deserialize)]
+struct Welcome {
+    id: u64,
+    label: String,
+    max_frame_size: u64,
+    max_in_flight: u64,
+}
+
+/// Main's handshake answer, for a test playing main by hand.
+pub fn welcome_body(id: u64, label: &str, max_frame_size: u64, max_in_flight: u64) -> Vec<u8> {
+    let welcome = Welcome {
+        id,
+        label: label.to_string(),
+        max_frame_size,
+        max_in_flight,
+    };
+    let mut body = vec![kind::WELCOME];
+    body.extend_from_slice(&codec::encode_to_vec(&welcome).unwrap());
+    body
+}
+
+/// A successful reply to call `id`, carrying the encoded `value`.
+pub fn reply_ok_body<T: Serialize>(id: u64, value: &T) -> Vec<u8> {
+    let mut body = vec![kind::REPLY_OK];
+    body.extend_from_slice(&id.to_le_bytes());
+    body.extend_from_slice(&codec::encode_to_vec(value).unwrap());
+    body
+}
+
 /// A raw socket speaking frames by hand.
 pub struct RawPeer {
     /// The socket.

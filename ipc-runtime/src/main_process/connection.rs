@@ -633,13 +633,18 @@ impl Conn {
 
     /// Finishes call `id` in its own task, registered so that a cancel
     /// frame (or the disconnect) can abort it.
-    fn spawn_call(self: &Arc<Self>, id: u64, channel: &'static str, mut handler: Handler) {
-        let conn = Arc::clone(self);
+    fn spawn_call(self: &Arc<Self>, id: u64, channel: &'static str, handler: Handler) {
+        let mut call = CallTask {
+            conn: Arc::clone(self),
+            handler: Some(handler),
+        };
         self.in_flight.insert(id, || {
             tokio::spawn(async move {
-                let outcome = finish(&conn.caller, channel, &mut handler).await;
+                let CallTask { conn, handler } = &mut call;
+                let Some(handler) = handler else { return };
+                let outcome = finish(&conn.caller, channel, handler).await;
                 conn.in_flight.remove(id);
-                conn.reply(id, channel, outcome, &mut handler, true).await;
+                conn.reply(id, channel, outcome, handler, true).await;
             })
             .abort_handle()
         });
@@ -700,6 +705,22 @@ impl Conn {
         if let Some(handle) = self.in_flight.remove(id) {
             debug!(renderer = %self.id(), call = id, "call cancelled by the renderer");
             handle.abort();
+        }
+    }
+}
+
+/// A call finishing in a task of its own. The handler is dropped with its
+/// caller entered, as it is polled: when the call is cancelled (the task
+/// aborted), its destructors still see [`Caller::current`].
+struct CallTask {
+    conn: Arc<Conn>,
+    handler: Option<Handler>,
+}
+
+impl Drop for CallTask {
+    fn drop(&mut self) {
+        if let Some(handler) = self.handler.take() {
+            self.conn.caller.enter(|| drop(handler));
         }
     }
 }

@@ -350,7 +350,8 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks the connection closed and fails every pending call.
+    /// Marks the connection closed and fails every call still waiting for
+    /// its reply (or for a slot).
     fn close(&self, reason: IpcError) {
         let wakers = {
             let mut state = self.state();
@@ -359,8 +360,9 @@ impl Shared {
             }
             state.calls.drain()
         };
-        // Each caller wakes to find its call gone, and reads the reason.
-        // Calls waiting for a slot fail too; listeners end once the
+        // Each caller still waiting wakes to find its call gone, and reads
+        // the reason; a call whose reply came before the end takes its
+        // reply. Calls waiting for a slot fail too; listeners end once the
         // dispatcher has delivered the events already received.
         for waker in wakers {
             waker.wake();
@@ -368,16 +370,27 @@ impl Shared {
         self.room.notify_waiters();
     }
 
-    /// Adds call `id` unless every in-flight slot is taken (then it is
-    /// handed back), or fails if the connection is closed.
-    fn try_admit(&self, id: u64, call: Call) -> Result<Result<(), Call>, IpcError> {
+    /// Adds call `id` unless every in-flight slot is taken or calls ahead
+    /// of it wait for one (all waiting calls, without a `ticket`): then it
+    /// is handed back. Fails if the connection is closed.
+    fn try_admit(
+        &self,
+        id: u64,
+        call: Call,
+        ticket: Option<u64>,
+    ) -> Result<Result<(), Call>, IpcError> {
         let mut state = self.state();
         if let Some(reason) = &state.closed {
             return Err(reason.clone());
         }
         let deadline = call.deadline;
-        if let Err(call) = state.calls.admit(id, call) {
+        if let Err(call) = state.calls.admit(id, call, ticket) {
             return Ok(Err(call));
+        }
+        if ticket.is_some() && state.calls.room_for_waiters() {
+            // Two slots were freed while this call was first in line: the
+            // next one takes the other.
+            self.room.notify_waiters();
         }
         // The sweeper sleeps until the earliest deadline it knows of.
         if state.next_sweep.is_none_or(|at| deadline < at) {
@@ -396,7 +409,8 @@ impl Shared {
             Poll::Ready(Some(removed)) => removed,
         };
         if removed.room {
-            self.room.notify_one();
+            // Every waiting call looks; the first in line takes the slot.
+            self.room.notify_waiters();
         }
         Poll::Ready(removed.reply)
     }
@@ -407,7 +421,8 @@ impl Shared {
             return false;
         };
         if removed.room {
-            self.room.notify_one();
+            // Every waiting call looks; the first in line takes the slot.
+            self.room.notify_waiters();
         }
         removed.reply.is_none()
     }
@@ -514,7 +529,7 @@ impl Connection {
             .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let call = Call::new(deadline, channel, timeout, counted);
-        if let Err(call) = self.shared.try_admit(id, call)? {
+        if let Err(call) = self.shared.try_admit(id, call, None)? {
             // Boxed: this rare wait would otherwise grow every call's
             // future by a timer's size.
             Box::pin(self.wait_for_slot(id, call)).await?;
@@ -577,14 +592,14 @@ impl Connection {
     /// until its deadline.
     async fn wait_for_slot(&self, id: u64, mut call: Call) -> Result<(), IpcError> {
         let deadline = call.deadline;
-        let _waiting = WaitingForSlot::new(&self.shared);
+        let waiting = WaitingForSlot::new(&self.shared);
         loop {
             // Registered before looking, so that neither a slot freed nor
             // the connection closed in between is missed.
             let notified = self.shared.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            call = match self.shared.try_admit(id, call)? {
+            call = match self.shared.try_admit(id, call, Some(waiting.ticket))? {
                 Ok(()) => return Ok(()),
                 Err(call) => call,
             };
@@ -653,20 +668,25 @@ impl Drop for PendingCall<'_> {
     }
 }
 
-/// Counts a call among those waiting for an in-flight slot, for as long as
-/// it waits: a freed slot is signalled only when someone waits.
-struct WaitingForSlot<'a>(&'a Shared);
+/// A call's place in the queue for an in-flight slot, for as long as it
+/// waits: slots go to the waiting calls in the order they came.
+struct WaitingForSlot<'a> {
+    shared: &'a Shared,
+    ticket: u64,
+}
 
 impl<'a> WaitingForSlot<'a> {
     fn new(shared: &'a Shared) -> Self {
-        shared.state().calls.waiting += 1;
-        WaitingForSlot(shared)
+        let ticket = shared.state().calls.wait();
+        WaitingForSlot { shared, ticket }
     }
 }
 
 impl Drop for WaitingForSlot<'_> {
     fn drop(&mut self) {
-        self.0.state().calls.waiting -= 1;
+        if self.shared.state().calls.stop_waiting(self.ticket) {
+            self.shared.room.notify_waiters();
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! grants is kept in the same table, under the same lock.
 
 use std::{
-    collections::{hash_map::Entry, HashMap},
+    collections::{hash_map::Entry, BTreeSet, HashMap},
     task::{Context, Poll, Waker},
     time::Duration,
 };
@@ -25,8 +25,10 @@ pub(super) struct Calls {
     counted: usize,
     /// Main's in-flight limit.
     limit: usize,
-    /// Calls waiting for one of the `limit` slots.
-    pub(super) waiting: usize,
+    /// The tickets of the calls waiting for one of the `limit` slots,
+    /// served in order.
+    waiting: BTreeSet<u64>,
+    next_ticket: u64,
 }
 
 /// One call in flight.
@@ -91,16 +93,23 @@ impl Calls {
             calls: HashMap::default(),
             counted: 0,
             limit: limit.max(1),
-            waiting: 0,
+            waiting: BTreeSet::new(),
+            next_ticket: 0,
         }
     }
 
-    /// Adds call `id`, unless it is counted and every slot is taken: then
-    /// the call is handed back.
-    pub(super) fn admit(&mut self, id: u64, call: Call) -> Result<(), Call> {
+    /// Adds call `id`, unless it is counted and every slot is taken, or
+    /// calls waiting for a slot come first (all of them for a call without
+    /// a `ticket`, those with earlier tickets otherwise): then the call is
+    /// handed back.
+    pub(super) fn admit(&mut self, id: u64, call: Call, ticket: Option<u64>) -> Result<(), Call> {
         if call.counted {
-            if self.counted >= self.limit {
+            let first = self.waiting.first().copied();
+            if self.counted >= self.limit || first.is_some_and(|t| Some(t) != ticket) {
                 return Err(call);
+            }
+            if let Some(ticket) = ticket {
+                self.waiting.remove(&ticket);
             }
             self.counted += 1;
         }
@@ -182,21 +191,48 @@ impl Calls {
                 Slot::Done(reply) => Some(reply),
                 Slot::Waiting(_) => None,
             },
-            room: call.counted && self.waiting > 0,
+            room: call.counted && !self.waiting.is_empty(),
         }
     }
 
-    /// Removes every call (the connection closed); their wakers, to wake
-    /// once the lock is released.
+    /// A ticket in the queue for a slot, for [`Calls::admit`].
+    pub(super) fn wait(&mut self) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.waiting.insert(ticket);
+        ticket
+    }
+
+    /// Leaves the queue for a slot (the call got one, gave up or was
+    /// dropped); whether the calls left behind must look again, because
+    /// this one was first in line while a slot is free.
+    pub(super) fn stop_waiting(&mut self, ticket: u64) -> bool {
+        let was_first = self.waiting.first() == Some(&ticket);
+        self.waiting.remove(&ticket) && was_first && self.room_for_waiters()
+    }
+
+    /// Whether a slot is free while calls wait for one: they must look
+    /// (the first in line leaving the queue, having taken a slot or not,
+    /// can leave a free slot to the next).
+    pub(super) fn room_for_waiters(&self) -> bool {
+        !self.waiting.is_empty() && self.counted < self.limit
+    }
+
+    /// Removes every call still waiting for its reply (the connection
+    /// closed); their wakers, to wake once the lock is released. Calls
+    /// whose reply (or timeout) has come keep it, for their task to take:
+    /// a reply read just before the connection ended is not lost.
     pub(super) fn drain(&mut self) -> Vec<Waker> {
-        self.counted = 0;
-        self.calls
-            .drain()
-            .filter_map(|(_, call)| match call.state {
-                Slot::Waiting(waker) => waker,
-                Slot::Done(_) => None,
-            })
-            .collect()
+        let mut wakers = Vec::new();
+        self.calls.retain(|_, call| match &mut call.state {
+            Slot::Waiting(waker) => {
+                wakers.extend(waker.take());
+                false
+            }
+            Slot::Done(_) => true,
+        });
+        self.counted = self.calls.values().filter(|c| c.counted).count();
+        wakers
     }
 }
 
@@ -247,7 +283,7 @@ mod tests {
     #[test]
     fn a_reply_wakes_the_waiting_task_which_then_takes_it() {
         let mut calls = Calls::new(4);
-        calls.admit(1, call(true)).ok().unwrap();
+        calls.admit(1, call(true), None).ok().unwrap();
         let (count, waker) = counter();
         let mut cx = Context::from_waker(&waker);
         assert!(calls.poll_reply(1, &mut cx).is_pending());
@@ -265,7 +301,7 @@ mod tests {
     #[test]
     fn a_reply_before_the_first_poll_is_kept_for_it() {
         let mut calls = Calls::new(4);
-        calls.admit(7, call(false)).ok().unwrap();
+        calls.admit(7, call(false), None).ok().unwrap();
         assert!(matches!(
             calls.complete(7, Reply::Ok(Bytes::new())),
             Some(None)
@@ -279,7 +315,7 @@ mod tests {
     fn replies_for_unknown_or_finished_calls_are_ignored() {
         let mut calls = Calls::new(4);
         assert!(calls.complete(3, Reply::Ok(Bytes::new())).is_none());
-        calls.admit(3, call(true)).ok().unwrap();
+        calls.admit(3, call(true), None).ok().unwrap();
         calls.complete(3, Reply::Ok(Bytes::from_static(b"first")));
         // A second reply with the same id does not replace the first.
         assert!(matches!(
@@ -293,17 +329,41 @@ mod tests {
     #[test]
     fn counted_calls_stop_at_the_limit_and_free_their_slot() {
         let mut calls = Calls::new(2);
-        calls.admit(1, call(true)).ok().unwrap();
-        calls.admit(2, call(true)).ok().unwrap();
-        assert!(calls.admit(3, call(true)).is_err(), "the limit is 2");
+        calls.admit(1, call(true), None).ok().unwrap();
+        calls.admit(2, call(true), None).ok().unwrap();
+        assert!(calls.admit(3, call(true), None).is_err(), "the limit is 2");
         // Uncounted requests (subscriptions) do not take a slot.
-        calls.admit(4, call(false)).ok().unwrap();
-        calls.waiting = 1;
+        calls.admit(4, call(false), None).ok().unwrap();
+        let first = calls.wait();
+        let second = calls.wait();
         let removed = calls.remove(1).unwrap();
         assert!(removed.reply.is_none(), "it was still waiting");
         assert!(removed.room, "someone waits for the freed slot");
         assert!(!calls.remove(4).unwrap().room, "no slot was freed");
-        calls.admit(3, call(true)).ok().unwrap();
+        // The freed slot goes to the first call in line: not to a newcomer,
+        // nor to a later ticket.
+        assert!(calls.admit(5, call(true), None).is_err(), "waiters first");
+        assert!(
+            calls.admit(5, call(true), Some(second)).is_err(),
+            "in order"
+        );
+        calls.admit(3, call(true), Some(first)).ok().unwrap();
+        assert!(!calls.stop_waiting(first), "it already left the queue");
+        assert!(
+            !calls.room_for_waiters(),
+            "the slot it took was the only one"
+        );
+        assert!(
+            calls.admit(5, call(true), Some(second)).is_err(),
+            "full again"
+        );
+        // The first in line gives up while a slot is free: the next one
+        // must look again.
+        calls.remove(3).unwrap();
+        let third = calls.wait();
+        assert!(calls.stop_waiting(second), "the next in line must look");
+        calls.admit(6, call(true), Some(third)).ok().unwrap();
+        assert!(calls.waiting.is_empty());
     }
 
     #[test]
@@ -313,11 +373,19 @@ mod tests {
         let soon = now + Duration::from_millis(5);
         let late = now + Duration::from_secs(5);
         calls
-            .admit(1, Call::new(soon, "t:soon", Duration::from_millis(5), true))
+            .admit(
+                1,
+                Call::new(soon, "t:soon", Duration::from_millis(5), true),
+                None,
+            )
             .ok()
             .unwrap();
         calls
-            .admit(2, Call::new(late, "t:late", Duration::from_secs(5), true))
+            .admit(
+                2,
+                Call::new(late, "t:late", Duration::from_secs(5), true),
+                None,
+            )
             .ok()
             .unwrap();
         let (count, waker) = counter();
@@ -341,19 +409,34 @@ mod tests {
     }
 
     #[test]
-    fn draining_wakes_every_waiting_call_and_empties_the_table() {
-        let mut calls = Calls::new(1);
-        calls.admit(1, call(true)).ok().unwrap();
-        calls.admit(2, call(false)).ok().unwrap();
+    fn draining_wakes_every_waiting_call_and_keeps_replies_that_came() {
+        let mut calls = Calls::new(2);
+        calls.admit(1, call(true), None).ok().unwrap();
+        calls.admit(2, call(false), None).ok().unwrap();
+        calls.admit(3, call(true), None).ok().unwrap();
         let (count, waker) = counter();
         let mut cx = Context::from_waker(&waker);
-        assert!(calls.poll_reply(1, &mut cx).is_pending());
-        assert!(calls.poll_reply(2, &mut cx).is_pending());
+        for id in [1, 2, 3] {
+            assert!(calls.poll_reply(id, &mut cx).is_pending());
+        }
+        // Call 3's reply arrived just before the connection ended.
+        calls
+            .complete(3, Reply::Ok(Bytes::from_static(b"last")))
+            .unwrap()
+            .unwrap()
+            .wake();
         for waker in calls.drain() {
             waker.wake();
         }
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(count.0.load(Ordering::SeqCst), 3);
         assert!(matches!(calls.poll_reply(1, &mut cx), Poll::Ready(None)));
-        calls.admit(3, call(true)).ok().unwrap();
+        assert!(matches!(calls.poll_reply(2, &mut cx), Poll::Ready(None)));
+        assert_eq!(calls.counted, 1, "call 3 holds its slot until taken");
+        let Poll::Ready(Some(removed)) = calls.poll_reply(3, &mut cx) else {
+            panic!("the reply that came is kept")
+        };
+        assert_eq!(ok(removed.reply), "last");
+        assert!(calls.calls.is_empty());
+        assert_eq!(calls.counted, 0);
     }
 }

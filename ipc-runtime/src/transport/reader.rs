@@ -126,11 +126,14 @@ impl FrameReader {
                 self.io.read_buf(&mut body.limit(need)).await
             }
             None => {
-                // Frames already handed out share the buffer: when they are
-                // gone, this reuses it (moving a partial frame to its
-                // front); while they live, it takes a new one.
+                // Topped up to a whole chunk, partial frame included, so
+                // that the buffer does not grow past it. Frames already
+                // handed out share the buffer: when they are gone, this
+                // reuses it (moving a partial frame to its front); while
+                // they live, it takes a new one.
                 if self.buf.capacity() - self.buf.len() < MIN_SPARE {
-                    self.buf.reserve(READ_CHUNK);
+                    let want = READ_CHUNK.saturating_sub(self.buf.len());
+                    self.buf.reserve(want.max(MIN_SPARE));
                 }
                 self.io.read_buf(&mut self.buf).await
             }
