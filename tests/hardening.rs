@@ -226,6 +226,40 @@ async fn slots_are_handed_on_under_churn() {
     assert_eq!(probe.add(20, 22).await.unwrap(), 42);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_given_up_never_push_a_renderer_over_mains_limit() {
+    // A call that gives up frees its slot only once main has been told to
+    // cancel it: the call that takes the slot reaches main after the
+    // cancel, so main never counts one call too many.
+    let (main, _) = main_with(|l| {
+        l.max_in_flight = 2;
+        l.max_violations = None;
+    });
+    let api = connect_memory(&main, "impatient").await.unwrap();
+    let id = api.id();
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut tasks = Vec::new();
+    for i in 0..6u64 {
+        let probe = api.probe.clone();
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                if i % 2 == 0 {
+                    // Given up after 300 µs: dropped, or timed out.
+                    let _ = tokio::time::timeout(Duration::from_micros(300), probe.sleep(50)).await;
+                    let short = probe.clone().with_timeout(Duration::from_micros(400));
+                    let _ = short.sleep(50).await;
+                } else {
+                    probe.add(i, 1).await.expect("never refused by main");
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(main.renderer_stats(id).unwrap().violations, 0);
+}
+
 // 1: subscriptions.
 #[tokio::test]
 async fn subscriptions_beyond_the_limit_are_refused() {

@@ -253,7 +253,6 @@ impl ConnectionBuilder {
             stop: stop.clone(),
             listeners: Mutex::default(),
             events: events_tx,
-            room: Notify::new(),
             sweep: Notify::new(),
         });
         tokio::spawn(listen::dispatch_events(
@@ -328,9 +327,6 @@ struct Shared {
     listeners: Mutex<listen::Listeners>,
     /// Events on their way to the dispatcher task.
     events: mpsc::Sender<(Channel, Bytes)>,
-    /// Wakes calls waiting for one of the in-flight slots main granted
-    /// (calls beyond the limit wait here instead of being refused by main).
-    room: Notify,
     /// Wakes the timeout sweeper when a call's deadline comes before the
     /// one it sleeps until.
     sweep: Notify,
@@ -367,64 +363,94 @@ impl Shared {
         for waker in wakers {
             waker.wake();
         }
-        self.room.notify_waiters();
     }
 
     /// Adds call `id` unless every in-flight slot is taken or calls ahead
-    /// of it wait for one (all waiting calls, without a `ticket`): then it
-    /// is handed back. Fails if the connection is closed.
+    /// of it wait for one (all waiting calls, for a call without a place in
+    /// line): then it is handed back, and a call in line (its ticket and
+    /// waker) is woken when its turn comes. Fails if the connection is
+    /// closed.
     fn try_admit(
         &self,
         id: u64,
         call: Call,
-        ticket: Option<u64>,
+        in_line: Option<(u64, &Waker)>,
     ) -> Result<Result<(), Call>, IpcError> {
-        let mut state = self.state();
-        if let Some(reason) = &state.closed {
-            return Err(reason.clone());
-        }
-        let deadline = call.deadline;
-        if let Err(call) = state.calls.admit(id, call, ticket) {
-            return Ok(Err(call));
-        }
-        if ticket.is_some() && state.calls.room_for_waiters() {
-            // Two slots were freed while this call was first in line: the
-            // next one takes the other.
-            self.room.notify_waiters();
-        }
-        // The sweeper sleeps until the earliest deadline it knows of.
-        if state.next_sweep.is_none_or(|at| deadline < at) {
-            state.next_sweep = Some(deadline);
-            self.sweep.notify_one();
+        let next = {
+            let mut state = self.state();
+            if let Some(reason) = &state.closed {
+                return Err(reason.clone());
+            }
+            let deadline = call.deadline;
+            let ticket = in_line.map(|(ticket, _)| ticket);
+            let next = match state.calls.admit(id, call, ticket) {
+                // Leaving the line, this call may leave another free slot
+                // to the next one.
+                Ok(next) => next,
+                Err(call) => {
+                    if let Some((ticket, waker)) = in_line {
+                        state.calls.register(ticket, waker);
+                    }
+                    return Ok(Err(call));
+                }
+            };
+            // The sweeper sleeps until the earliest deadline it knows of.
+            if state.next_sweep.is_none_or(|at| deadline < at) {
+                state.next_sweep = Some(deadline);
+                self.sweep.notify_one();
+            }
+            next
+        };
+        if let Some(next) = next {
+            next.wake();
         }
         Ok(Ok(()))
     }
 
     /// Takes call `id`'s reply if it has come, or registers `cx` to be
     /// woken when it does; `None` if the connection closed.
-    fn poll_reply(&self, id: u64, cx: &mut Context<'_>) -> Poll<Option<Reply>> {
-        let removed = match self.state().calls.poll_reply(id, cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Ready(Some(removed)) => removed,
+    ///
+    /// On the `first` poll, a timeout means the sweeper expired the call
+    /// before its invoke was queued, so that its cancel may have gone out
+    /// first: it is cancelled again, after (main ignores a second one),
+    /// before its slot is freed.
+    fn poll_reply(&self, id: u64, cx: &mut Context<'_>, first: bool) -> Poll<Option<Reply>> {
+        let removed = {
+            let mut state = self.state();
+            let removed = match state.calls.poll_reply(id, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(removed)) => removed,
+            };
+            if first && matches!(removed.reply, Some(Reply::Failed(IpcError::Timeout { .. }))) {
+                self.send_from_drop(Frame::Cancel { id });
+            }
+            removed
         };
-        if removed.room {
-            // Every waiting call looks; the first in line takes the slot.
-            self.room.notify_waiters();
+        if let Some(next) = removed.next {
+            next.wake();
         }
         Poll::Ready(removed.reply)
     }
 
-    /// Forgets call `id`; whether it was still waiting for its reply.
-    fn forget(&self, id: u64) -> bool {
-        let Some(removed) = self.state().calls.remove(id) else {
-            return false;
+    /// Forgets call `id`. If it was still waiting for its reply and
+    /// `cancel` is set, main is told to cancel it: before its slot is
+    /// freed, so that main never sees the call that takes the slot before
+    /// the cancel (it would count one call too many).
+    fn forget(&self, id: u64, cancel: bool) {
+        let next = {
+            let mut state = self.state();
+            let Some(removed) = state.calls.remove(id) else {
+                return;
+            };
+            if cancel && removed.reply.is_none() {
+                self.send_from_drop(Frame::Cancel { id });
+            }
+            removed.next
         };
-        if removed.room {
-            // Every waiting call looks; the first in line takes the slot.
-            self.room.notify_waiters();
+        if let Some(next) = next {
+            next.wake();
         }
-        removed.reply.is_none()
     }
 
     fn listeners(&self) -> MutexGuard<'_, listen::Listeners> {
@@ -554,7 +580,7 @@ impl Connection {
                     Err(_) => {
                         // Never queued: nothing to cancel on main.
                         guard.armed = false;
-                        self.shared.forget(id);
+                        self.shared.forget(id, false);
                         return Err(IpcError::Timeout {
                             channel: channel.to_string(),
                             timeout,
@@ -565,24 +591,14 @@ impl Connection {
         };
         if let Err(e) = pushed {
             guard.armed = false;
-            self.shared.forget(id);
+            self.shared.forget(id, false);
             return Err(self.shared.push_error(channel, e));
         }
         // A reply, or the timeout from the sweeper (which has told main
         // to cancel the call).
         let mut first = true;
-        let reply = std::future::poll_fn(|cx| {
-            let polled = self.shared.poll_reply(id, cx);
-            if std::mem::take(&mut first) {
-                if let Poll::Ready(Some(Reply::Failed(IpcError::Timeout { .. }))) = &polled {
-                    // The sweeper expired the call before its invoke was
-                    // queued, so its cancel may have gone out first:
-                    // cancel again, after (main ignores a second one).
-                    self.shared.send_from_drop(Frame::Cancel { id });
-                }
-            }
-            polled
-        });
+        let reply =
+            std::future::poll_fn(|cx| self.shared.poll_reply(id, cx, std::mem::take(&mut first)));
         let reply = spin_then_wait(reply, self.shared.spin).await;
         guard.armed = false;
         reply.ok_or_else(|| self.shared.closed_reason())
@@ -590,22 +606,37 @@ impl Connection {
 
     /// Waits until call `id` gets one of main's in-flight slots, at most
     /// until its deadline.
-    async fn wait_for_slot(&self, id: u64, mut call: Call) -> Result<(), IpcError> {
+    ///
+    /// Calls wait in line, in the order they came; only the first is woken
+    /// when a slot frees (or the connection closes, which wakes them all).
+    /// A call future that is kept but no longer polled keeps its place, as
+    /// with a fair semaphore.
+    async fn wait_for_slot(&self, id: u64, call: Call) -> Result<(), IpcError> {
         let deadline = call.deadline;
+        let timed_out = call.timed_out();
         let waiting = WaitingForSlot::new(&self.shared);
-        loop {
-            // Registered before looking, so that neither a slot freed nor
-            // the connection closed in between is missed.
-            let notified = self.shared.room.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            call = match self.shared.try_admit(id, call, Some(waiting.ticket))? {
-                Ok(()) => return Ok(()),
-                Err(call) => call,
+        let mut call = Some(call);
+        let admitted = std::future::poll_fn(|cx| {
+            let Some(c) = call.take() else {
+                return Poll::Ready(Ok(()));
             };
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(call.timed_out());
+            // Refused, the call registers its waker under the same lock
+            // as it looks: a slot freed later finds it.
+            match self
+                .shared
+                .try_admit(id, c, Some((waiting.ticket, cx.waker())))
+            {
+                Err(e) => Poll::Ready(Err(e)),
+                Ok(Ok(())) => Poll::Ready(Ok(())),
+                Ok(Err(c)) => {
+                    call = Some(c);
+                    Poll::Pending
+                }
             }
+        });
+        match tokio::time::timeout_at(deadline, admitted).await {
+            Ok(admitted) => admitted,
+            Err(_) => Err(timed_out),
         }
     }
 
@@ -662,8 +693,8 @@ struct PendingCall<'a> {
 
 impl Drop for PendingCall<'_> {
     fn drop(&mut self) {
-        if self.armed && self.shared.forget(self.id) {
-            self.shared.send_from_drop(Frame::Cancel { id: self.id });
+        if self.armed {
+            self.shared.forget(self.id, true);
         }
     }
 }
@@ -684,8 +715,10 @@ impl<'a> WaitingForSlot<'a> {
 
 impl Drop for WaitingForSlot<'_> {
     fn drop(&mut self) {
-        if self.shared.state().calls.stop_waiting(self.ticket) {
-            self.shared.room.notify_waiters();
+        // Nothing if the call got a slot: it left the line then.
+        let next = self.shared.state().calls.stop_waiting(self.ticket);
+        if let Some(next) = next {
+            next.wake();
         }
     }
 }
@@ -700,10 +733,14 @@ async fn sweep_timeouts(shared: Arc<Shared>, stop: CancellationToken) {
             let mut state = shared.state();
             let next = state.calls.expire(Instant::now(), &mut expired);
             state.next_sweep = next;
+            // Queued under the lock: the callers cannot take their timeout
+            // and free their slots before main is told to cancel.
+            for (id, _) in &expired {
+                shared.send_from_drop(Frame::Cancel { id: *id });
+            }
             next
         };
-        for (id, waker) in expired.drain(..) {
-            shared.send_from_drop(Frame::Cancel { id });
+        for (_, waker) in expired.drain(..) {
             if let Some(waker) = waker {
                 waker.wake();
             }

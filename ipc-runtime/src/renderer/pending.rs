@@ -7,7 +7,7 @@
 //! grants is kept in the same table, under the same lock.
 
 use std::{
-    collections::{hash_map::Entry, BTreeSet, HashMap},
+    collections::{hash_map::Entry, BTreeMap, HashMap},
     task::{Context, Poll, Waker},
     time::Duration,
 };
@@ -25,9 +25,10 @@ pub(super) struct Calls {
     counted: usize,
     /// Main's in-flight limit.
     limit: usize,
-    /// The tickets of the calls waiting for one of the `limit` slots,
-    /// served in order.
-    waiting: BTreeSet<u64>,
+    /// The calls waiting for one of the `limit` slots, by ticket (served
+    /// in order), with the waker of each: only the first in line is woken
+    /// when a slot frees.
+    waiting: BTreeMap<u64, Option<Waker>>,
     next_ticket: u64,
 }
 
@@ -55,8 +56,9 @@ pub(super) struct Removed {
     /// The call's reply; `None` if it was still waiting for it, so that
     /// main may still be running it.
     pub(super) reply: Option<Reply>,
-    /// A slot was freed and another call waits for one.
-    pub(super) room: bool,
+    /// The call first in line for a slot, if this freed one: to wake once
+    /// the lock is released.
+    pub(super) next: Option<Waker>,
 }
 
 impl Call {
@@ -93,7 +95,7 @@ impl Calls {
             calls: HashMap::default(),
             counted: 0,
             limit: limit.max(1),
-            waiting: BTreeSet::new(),
+            waiting: BTreeMap::new(),
             next_ticket: 0,
         }
     }
@@ -102,19 +104,30 @@ impl Calls {
     /// calls waiting for a slot come first (all of them for a call without
     /// a `ticket`, those with earlier tickets otherwise): then the call is
     /// handed back.
-    pub(super) fn admit(&mut self, id: u64, call: Call, ticket: Option<u64>) -> Result<(), Call> {
+    ///
+    /// A call admitted with its ticket leaves the line; if another slot is
+    /// free, the next call in line is returned, to wake once the lock is
+    /// released.
+    pub(super) fn admit(
+        &mut self,
+        id: u64,
+        call: Call,
+        ticket: Option<u64>,
+    ) -> Result<Option<Waker>, Call> {
+        let mut next = None;
         if call.counted {
-            let first = self.waiting.first().copied();
+            let first = self.waiting.keys().next().copied();
             if self.counted >= self.limit || first.is_some_and(|t| Some(t) != ticket) {
                 return Err(call);
             }
+            self.counted += 1;
             if let Some(ticket) = ticket {
                 self.waiting.remove(&ticket);
+                next = self.next_in_line();
             }
-            self.counted += 1;
         }
         self.calls.insert(id, call);
-        Ok(())
+        Ok(next)
     }
 
     /// Takes call `id`'s reply if it has come (the call is then gone), or
@@ -191,7 +204,11 @@ impl Calls {
                 Slot::Done(reply) => Some(reply),
                 Slot::Waiting(_) => None,
             },
-            room: call.counted && !self.waiting.is_empty(),
+            next: if call.counted {
+                self.next_in_line()
+            } else {
+                None
+            },
         }
     }
 
@@ -199,31 +216,50 @@ impl Calls {
     pub(super) fn wait(&mut self) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        self.waiting.insert(ticket);
+        self.waiting.insert(ticket, None);
         ticket
     }
 
-    /// Leaves the queue for a slot (the call got one, gave up or was
-    /// dropped); whether the calls left behind must look again, because
-    /// this one was first in line while a slot is free.
-    pub(super) fn stop_waiting(&mut self, ticket: u64) -> bool {
-        let was_first = self.waiting.first() == Some(&ticket);
-        self.waiting.remove(&ticket) && was_first && self.room_for_waiters()
+    /// Registers the waker of the call holding `ticket`, which was refused
+    /// a slot.
+    pub(super) fn register(&mut self, ticket: u64, waker: &Waker) {
+        if let Some(slot) = self.waiting.get_mut(&ticket) {
+            match slot {
+                Some(w) if w.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
     }
 
-    /// Whether a slot is free while calls wait for one: they must look
-    /// (the first in line leaving the queue, having taken a slot or not,
-    /// can leave a free slot to the next).
-    pub(super) fn room_for_waiters(&self) -> bool {
-        !self.waiting.is_empty() && self.counted < self.limit
+    /// Leaves the queue for a slot (the call got one, gave up or was
+    /// dropped); the next call in line, to wake if a slot is free (whether
+    /// or not this one took a slot, another may be free).
+    pub(super) fn stop_waiting(&mut self, ticket: u64) -> Option<Waker> {
+        let was_first = self.waiting.keys().next() == Some(&ticket);
+        self.waiting.remove(&ticket);
+        if was_first {
+            self.next_in_line()
+        } else {
+            None
+        }
+    }
+
+    /// The waker of the first call in line, taken, if a slot is free for
+    /// it. It registers again if it is refused.
+    fn next_in_line(&mut self) -> Option<Waker> {
+        if self.counted >= self.limit {
+            return None;
+        }
+        self.waiting.values_mut().next().and_then(Option::take)
     }
 
     /// Removes every call still waiting for its reply (the connection
-    /// closed); their wakers, to wake once the lock is released. Calls
-    /// whose reply (or timeout) has come keep it, for their task to take:
-    /// a reply read just before the connection ended is not lost.
+    /// closed); their wakers and those of the calls waiting for a slot, to
+    /// wake once the lock is released. Calls whose reply (or timeout) has
+    /// come keep it, for their task to take: a reply read just before the
+    /// connection ended is not lost.
     pub(super) fn drain(&mut self) -> Vec<Waker> {
-        let mut wakers = Vec::new();
+        let mut wakers: Vec<Waker> = self.waiting.values_mut().filter_map(Option::take).collect();
         self.calls.retain(|_, call| match &mut call.state {
             Slot::Waiting(waker) => {
                 wakers.extend(waker.take());
@@ -334,12 +370,15 @@ mod tests {
         assert!(calls.admit(3, call(true), None).is_err(), "the limit is 2");
         // Uncounted requests (subscriptions) do not take a slot.
         calls.admit(4, call(false), None).ok().unwrap();
-        let first = calls.wait();
-        let second = calls.wait();
+        let (first, second) = (calls.wait(), calls.wait());
+        let (woken_first, waker_first) = counter();
+        let (woken_second, waker_second) = counter();
+        calls.register(first, &waker_first);
+        calls.register(second, &waker_second);
         let removed = calls.remove(1).unwrap();
         assert!(removed.reply.is_none(), "it was still waiting");
-        assert!(removed.room, "someone waits for the freed slot");
-        assert!(!calls.remove(4).unwrap().room, "no slot was freed");
+        removed.next.expect("the first in line is woken").wake();
+        assert!(calls.remove(4).unwrap().next.is_none(), "no slot was freed");
         // The freed slot goes to the first call in line: not to a newcomer,
         // nor to a later ticket.
         assert!(calls.admit(5, call(true), None).is_err(), "waiters first");
@@ -348,22 +387,72 @@ mod tests {
             "in order"
         );
         calls.admit(3, call(true), Some(first)).ok().unwrap();
-        assert!(!calls.stop_waiting(first), "it already left the queue");
         assert!(
-            !calls.room_for_waiters(),
-            "the slot it took was the only one"
+            calls.stop_waiting(first).is_none(),
+            "it already left the line"
         );
         assert!(
             calls.admit(5, call(true), Some(second)).is_err(),
             "full again"
         );
-        // The first in line gives up while a slot is free: the next one
-        // must look again.
-        calls.remove(3).unwrap();
+        // The first in line gives up while a slot is free: the next one is
+        // woken, and only it.
+        calls
+            .remove(3)
+            .unwrap()
+            .next
+            .expect("second is next")
+            .wake();
         let third = calls.wait();
-        assert!(calls.stop_waiting(second), "the next in line must look");
+        calls.register(second, &waker_second);
+        assert!(
+            calls.stop_waiting(second).is_none(),
+            "third has no waker yet"
+        );
         calls.admit(6, call(true), Some(third)).ok().unwrap();
         assert!(calls.waiting.is_empty());
+        assert_eq!(woken_first.0.load(Ordering::SeqCst), 1);
+        assert_eq!(woken_second.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn two_slots_freed_at_once_reach_two_calls_in_line() {
+        let mut calls = Calls::new(2);
+        calls.admit(1, call(true), None).ok().unwrap();
+        calls.admit(2, call(true), None).ok().unwrap();
+        let (first, second) = (calls.wait(), calls.wait());
+        let (woken_second, waker_second) = counter();
+        calls.register(second, &waker_second);
+        let (_, waker_first) = counter();
+        calls.register(first, &waker_first);
+        calls.remove(1).unwrap().next.expect("first").wake();
+        // The first's waker was taken: the second slot wakes no one yet…
+        assert!(calls.remove(2).unwrap().next.is_none());
+        // …until the first takes its slot and hands the turn on.
+        let next = calls.admit(3, call(true), Some(first)).ok().unwrap();
+        next.expect("the second in line").wake();
+        assert_eq!(woken_second.0.load(Ordering::SeqCst), 1);
+        calls.admit(4, call(true), Some(second)).ok().unwrap();
+    }
+
+    #[test]
+    fn only_the_first_in_line_is_woken() {
+        let mut calls = Calls::new(1);
+        calls.admit(1, call(true), None).ok().unwrap();
+        let counters: Vec<_> = (0..3)
+            .map(|_| {
+                let (count, waker) = counter();
+                let ticket = calls.wait();
+                calls.register(ticket, &waker);
+                count
+            })
+            .collect();
+        calls.remove(1).unwrap().next.unwrap().wake();
+        let woken: Vec<usize> = counters
+            .iter()
+            .map(|c| c.0.load(Ordering::SeqCst))
+            .collect();
+        assert_eq!(woken, [1, 0, 0]);
     }
 
     #[test]
