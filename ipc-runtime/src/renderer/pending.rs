@@ -34,7 +34,7 @@ pub(super) struct Calls {
 
 /// One call in flight.
 pub(super) struct Call {
-    state: Slot,
+    progress: Progress,
     /// When the call times out.
     pub(super) deadline: Instant,
     /// For the timeout error.
@@ -44,7 +44,8 @@ pub(super) struct Call {
     counted: bool,
 }
 
-enum Slot {
+/// Where a call is: waiting for its reply, or holding it.
+enum Progress {
     /// No reply yet: the task to wake when it comes.
     Waiting(Option<Waker>),
     /// The reply, for the task to take.
@@ -70,7 +71,7 @@ impl Call {
         counted: bool,
     ) -> Self {
         Call {
-            state: Slot::Waiting(None),
+            progress: Progress::Waiting(None),
             deadline,
             channel,
             timeout,
@@ -138,11 +139,8 @@ impl Calls {
         let Entry::Occupied(mut entry) = self.calls.entry(id) else {
             return Poll::Ready(None);
         };
-        if let Slot::Waiting(waker) = &mut entry.get_mut().state {
-            match waker {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => *waker = Some(cx.waker().clone()),
-            }
+        if let Progress::Waiting(waker) = &mut entry.get_mut().progress {
+            set_waker(waker, cx.waker());
             return Poll::Pending;
         }
         let call = entry.remove();
@@ -155,13 +153,13 @@ impl Calls {
     /// `None` if nobody waits for the call any more.
     pub(super) fn complete(&mut self, id: u64, reply: Reply) -> Option<Option<Waker>> {
         let call = self.calls.get_mut(&id)?;
-        match &mut call.state {
-            Slot::Waiting(waker) => {
+        match &mut call.progress {
+            Progress::Waiting(waker) => {
                 let waker = waker.take();
-                call.state = Slot::Done(reply);
+                call.progress = Progress::Done(reply);
                 Some(waker)
             }
-            Slot::Done(_) => Some(None),
+            Progress::Done(_) => Some(None),
         }
     }
 
@@ -174,12 +172,12 @@ impl Calls {
     ) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         for (id, call) in &mut self.calls {
-            let Slot::Waiting(waker) = &mut call.state else {
+            let Progress::Waiting(waker) = &mut call.progress else {
                 continue;
             };
             if call.deadline <= now {
                 let waker = waker.take();
-                call.state = Slot::Done(Reply::Failed(call.timed_out()));
+                call.progress = Progress::Done(Reply::Failed(call.timed_out()));
                 expired.push((*id, waker));
             } else if next.is_none_or(|at| call.deadline < at) {
                 next = Some(call.deadline);
@@ -196,19 +194,18 @@ impl Calls {
 
     /// Frees the slot of `call`, just removed.
     fn removed(&mut self, call: Call) -> Removed {
-        if call.counted {
+        let next = if call.counted {
             self.counted -= 1;
-        }
+            self.next_in_line()
+        } else {
+            None
+        };
         Removed {
-            reply: match call.state {
-                Slot::Done(reply) => Some(reply),
-                Slot::Waiting(_) => None,
+            reply: match call.progress {
+                Progress::Done(reply) => Some(reply),
+                Progress::Waiting(_) => None,
             },
-            next: if call.counted {
-                self.next_in_line()
-            } else {
-                None
-            },
+            next,
         }
     }
 
@@ -224,16 +221,14 @@ impl Calls {
     /// a slot.
     pub(super) fn register(&mut self, ticket: u64, waker: &Waker) {
         if let Some(slot) = self.waiting.get_mut(&ticket) {
-            match slot {
-                Some(w) if w.will_wake(waker) => {}
-                _ => *slot = Some(waker.clone()),
-            }
+            set_waker(slot, waker);
         }
     }
 
-    /// Leaves the queue for a slot (the call got one, gave up or was
-    /// dropped); the next call in line, to wake if a slot is free (whether
-    /// or not this one took a slot, another may be free).
+    /// Leaves the queue for a slot without one (the call gave up, or was
+    /// dropped; a call admitted with its ticket has left already): if it
+    /// was first in line and a slot is free, the next call in line, to
+    /// wake once the lock is released.
     pub(super) fn stop_waiting(&mut self, ticket: u64) -> Option<Waker> {
         let was_first = self.waiting.keys().next() == Some(&ticket);
         self.waiting.remove(&ticket);
@@ -260,15 +255,24 @@ impl Calls {
     /// connection ended is not lost.
     pub(super) fn drain(&mut self) -> Vec<Waker> {
         let mut wakers: Vec<Waker> = self.waiting.values_mut().filter_map(Option::take).collect();
-        self.calls.retain(|_, call| match &mut call.state {
-            Slot::Waiting(waker) => {
+        self.calls.retain(|_, call| match &mut call.progress {
+            Progress::Waiting(waker) => {
                 wakers.extend(waker.take());
                 false
             }
-            Slot::Done(_) => true,
+            Progress::Done(_) => true,
         });
         self.counted = self.calls.values().filter(|c| c.counted).count();
         wakers
+    }
+}
+
+/// Keeps `slot`'s waker if it would wake the same task as `waker`, or
+/// replaces it.
+fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
     }
 }
 
