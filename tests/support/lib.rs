@@ -239,6 +239,21 @@ pub async fn connect_memory_as<A: ipc_runtime::Api>(
     api
 }
 
+/// Waits (at most 5 s) for the call running as `call` to end, and checks
+/// that it failed with `Disconnected`.
+pub async fn ends_disconnected<T: std::fmt::Debug>(
+    call: tokio::task::JoinHandle<Result<T, IpcError>>,
+) {
+    let result = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the call ended promptly")
+        .unwrap();
+    assert!(
+        matches!(result, Err(IpcError::Disconnected { .. })),
+        "{result:?}"
+    );
+}
+
 /// Polls `check` every 10 ms until it holds or `within` passes.
 pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;
