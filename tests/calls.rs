@@ -1,12 +1,18 @@
 //! Calls on one connection: concurrency, typed errors, timeouts,
 //! cancellation, panics, caller identity and send ordering.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
-use ipc_runtime::{CallError, Connection, IpcError, Transport};
+use ipc_runtime::{CallError, Connection, IpcError, Main, Transport};
 use ipc_suite::{
     connect_memory, ends_disconnected, eventually, probe_main,
-    raw::{kind, reply_ok_body, welcome_body, RawPeer},
+    raw::{hello_body, invoke_body, kind, reply_ok_body, welcome_body, RawPeer},
     MathError, ProbeApi,
 };
 
@@ -336,4 +342,92 @@ async fn a_reply_that_arrives_just_before_main_closes_is_not_lost() {
         api.probe.add(1, 1).await,
         Err(IpcError::Disconnected { .. })
     ));
+}
+
+/// A handler that works without awaiting, so that it finishes on its first
+/// poll and main queues its reply at once, as most handlers do.
+#[ipc_runtime::service(namespace = "burst")]
+trait Burst {
+    /// Blocks for `ms` milliseconds; returns how many calls have finished.
+    async fn work(&self, ms: u64) -> u64;
+}
+
+ipc_runtime::expose! {
+    /// Only `work`.
+    struct BurstApi {
+        burst: Burst { work },
+    }
+}
+
+struct Worker(Arc<AtomicU64>);
+
+impl Burst for Worker {
+    async fn work(&self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        self.0.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+/// Sends main (built with `flush_replies_every(flush)`) twelve `work(10)`
+/// calls in one write, and returns how many had finished when the first
+/// reply arrived.
+///
+/// Main runs on a runtime of its own, as in its own process: its handlers
+/// block its only worker, and this test's runtime must go on reading.
+async fn finished_at_the_first_reply(flush: usize) -> u64 {
+    let finished = Arc::new(AtomicU64::new(0));
+    let main = Main::builder()
+        .service(BurstServer::new(Worker(Arc::clone(&finished))))
+        .flush_replies_every(flush)
+        .build()
+        .unwrap();
+    let main_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    let accept = main_runtime.spawn(async move {
+        let a = tokio::net::UnixStream::from_std(a).unwrap();
+        main.accept::<BurstApi>(Transport::from_unix(a), "burst")
+            .await
+    });
+    let mut raw = RawPeer {
+        stream: tokio::net::UnixStream::from_std(b).unwrap(),
+    };
+    raw.frame(&hello_body::<BurstContract>(None)).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
+    accept.await.unwrap().unwrap();
+    let args = ipc_runtime::codec::encode_to_vec(&(10u64,)).unwrap();
+    let mut burst = Vec::new();
+    for id in 1..=12 {
+        let body = invoke_body(id, "burst:work", &args);
+        burst.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        burst.extend_from_slice(&body);
+    }
+    raw.bytes(&burst).await;
+    let first = raw.read().await.expect("a reply");
+    assert_eq!(first.kind, kind::REPLY_OK);
+    let at_first = finished.load(Ordering::SeqCst);
+    for _ in 1..12 {
+        assert_eq!(raw.read().await.expect("a reply").kind, kind::REPLY_OK);
+    }
+    main_runtime.shutdown_background();
+    at_first
+}
+
+#[tokio::test]
+async fn replies_to_a_burst_leave_together_when_asked() {
+    // Written once, when the whole burst is handled.
+    assert_eq!(finished_at_the_first_reply(0).await, 12);
+}
+
+#[tokio::test]
+async fn replies_to_a_long_burst_leave_every_few_frames_when_asked() {
+    // Written after every 4 calls: the first reply arrives while 8 calls
+    // (80 ms of work) are still to be handled.
+    let at_first = finished_at_the_first_reply(4).await;
+    assert!((4..12).contains(&at_first), "{at_first} calls had finished");
 }

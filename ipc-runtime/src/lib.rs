@@ -268,7 +268,7 @@ pub use error::{CallError, IpcError};
 pub use frame::PROTOCOL_VERSION;
 pub use main_process::{
     DisconnectReason, Disconnection, EmitterCore, Limits, Main, MainBuilder, RendererInfo,
-    RendererStats, SlowConsumer, Target, DEFAULT_HANDSHAKE_TIMEOUT,
+    RendererStats, SlowConsumer, Target, DEFAULT_FLUSH_REPLIES_EVERY, DEFAULT_HANDSHAKE_TIMEOUT,
 };
 pub use renderer::{
     ClientCore, Connection, ConnectionBuilder, ListenerCore, Subscription, DEFAULT_CALL_TIMEOUT,

@@ -22,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{
+    cpus,
     limits::{DisconnectReason, Disconnection, Limits, SlowConsumer},
-    Auth, Inner, RendererInfo, Setup,
+    Auth, Inner, RendererInfo, Setup, DEFAULT_FLUSH_REPLIES_EVERY,
 };
 use crate::{
     caller::{Caller, RendererId},
@@ -816,15 +817,33 @@ async fn serve(
     let frame_timeout = conn.limits.frame_timeout;
     // When the frame that has started arriving must be complete.
     let mut deadline = None;
+    // Frames handled since the replies were last written, and how many
+    // may be (`MainBuilder::flush_replies_every`).
+    let mut unflushed = 0;
+    let flush_every = match setup.flush_every {
+        Some(0) => usize::MAX,
+        Some(frames) => frames,
+        None => DEFAULT_FLUSH_REPLIES_EVERY,
+    };
     loop {
         let body = match reader.buffered() {
             Ok(Some(body)) => {
                 deadline = None;
+                // A long burst: the renderer gets the replies so far while
+                // main handles the rest, if it can run meanwhile.
+                if unflushed == flush_every {
+                    unflushed = 0;
+                    if setup.flush_every.is_some() || cpus::more_than_one() {
+                        conn.out.write_through().await;
+                    }
+                }
+                unflushed += 1;
                 body
             }
             Ok(None) => {
                 // Every frame that has arrived is handled: write the replies
                 // queued meanwhile, then read.
+                unflushed = 0;
                 conn.out.write_through().await;
                 let read = if reader.has_partial() {
                     let at = *deadline

@@ -7,6 +7,7 @@
 //! ([`Main::listen_unix`]), or over any [`Transport`] ([`Main::accept`]).
 
 mod connection;
+mod cpus;
 mod limits;
 
 pub use limits::{DisconnectReason, Disconnection, Limits, SlowConsumer};
@@ -38,6 +39,10 @@ use crate::{
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 /// The default time a renderer has to complete its handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often main writes the replies to a long burst of requests by
+/// default, in frames handled, while it may run on more than one CPU (see
+/// [`MainBuilder::flush_replies_every`]).
+pub const DEFAULT_FLUSH_REPLIES_EVERY: usize = 16;
 
 /// Builds a [`Main`]: the services it serves and its limits.
 ///
@@ -52,6 +57,7 @@ pub struct MainBuilder<C = ()> {
     errors: Vec<IpcError>,
     limits: Limits,
     spin: Duration,
+    flush_every: Option<usize>,
     inner: Arc<Inner>,
     contracts: PhantomData<fn() -> C>,
 }
@@ -63,6 +69,7 @@ impl<C> MainBuilder<C> {
             errors: self.errors,
             limits: self.limits,
             spin: self.spin,
+            flush_every: self.flush_every,
             inner: self.inner,
             contracts: PhantomData,
         }
@@ -145,6 +152,32 @@ impl<C> MainBuilder<C> {
         self
     }
 
+    /// While main handles a burst of frames that arrived together from one
+    /// renderer, write the replies queued so far after every `frames` of
+    /// them; `0` writes them once, when the whole burst is handled.
+    ///
+    /// Writing the replies to a burst together saves system calls; writing
+    /// some before the burst is over lets the renderer work on them while
+    /// main handles the rest. That pays when the two processes run on
+    /// different cores (see BENCHMARKS.md: 64 small calls in flight), and
+    /// only adds system calls when they share one. Without this setting
+    /// main decides by itself: every [`DEFAULT_FLUSH_REPLIES_EVERY`] frames
+    /// while this process may run on more than one CPU, otherwise once per
+    /// burst. It checks that at most every 100 ms, as it can change while
+    /// the process runs (`taskset`, cgroups).
+    ///
+    /// ```
+    /// use ipc_runtime::Main;
+    ///
+    /// // Main and its renderers are pinned to one core: one write per burst.
+    /// let main = Main::builder().flush_replies_every(0).build().unwrap();
+    /// # drop(main);
+    /// ```
+    pub fn flush_replies_every(mut self, frames: usize) -> Self {
+        self.flush_every = Some(frames);
+        self
+    }
+
     /// How long a renderer has to complete the handshake after connecting
     /// (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
@@ -196,6 +229,7 @@ impl<C> MainBuilder<C> {
             slots: Arc::new(Semaphore::new(self.limits.max_renderers)),
             limits: self.limits,
             spin: self.spin,
+            flush_every: self.flush_every,
         });
         if self.inner.setup.set(setup).is_err() {
             return Err(IpcError::Config {
@@ -245,6 +279,8 @@ pub(crate) struct Setup {
     pub slots: Arc<Semaphore>,
     /// See [`MainBuilder::spin_before_parking`].
     pub spin: Duration,
+    /// See [`MainBuilder::flush_replies_every`]: `None` decides by itself.
+    pub flush_every: Option<usize>,
 }
 
 struct Entry {
@@ -372,6 +408,7 @@ impl Main {
             errors: Vec::new(),
             limits: Limits::default(),
             spin: Duration::ZERO,
+            flush_every: None,
             contracts: PhantomData,
         }
     }
