@@ -4,7 +4,7 @@
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc,
+        Arc, Condvar, Mutex,
     },
     time::Duration,
 };
@@ -348,7 +348,8 @@ async fn a_reply_that_arrives_just_before_main_closes_is_not_lost() {
 /// poll and main queues its reply at once, as most handlers do.
 #[ipc_runtime::service(namespace = "burst")]
 trait Burst {
-    /// Blocks for `ms` milliseconds; returns how many calls have finished.
+    /// Blocks for `ms` milliseconds, or until the test opens the gate;
+    /// returns how many calls have finished.
     async fn work(&self, ms: u64) -> u64;
 }
 
@@ -359,26 +360,55 @@ ipc_runtime::expose! {
     }
 }
 
-struct Worker(Arc<AtomicU64>);
+/// The `Burst` handler. Once `hold_after` calls have finished, the next
+/// ones wait until the test opens the gate (at most 5 s) before working.
+struct Worker {
+    finished: AtomicU64,
+    hold_after: u64,
+    gate: (Mutex<bool>, Condvar),
+}
 
 impl Burst for Worker {
     async fn work(&self, ms: u64) -> u64 {
+        if self.finished.load(Ordering::SeqCst) >= self.hold_after {
+            let (open, opened) = &self.gate;
+            let open = open.lock().unwrap();
+            let _open = opened
+                .wait_timeout_while(open, Duration::from_secs(5), |open| !*open)
+                .unwrap();
+        }
         std::thread::sleep(Duration::from_millis(ms));
-        self.0.fetch_add(1, Ordering::SeqCst) + 1
+        self.finished.fetch_add(1, Ordering::SeqCst) + 1
     }
 }
 
-/// Sends main (built with `flush_replies_every(flush)`) twelve `work(10)`
-/// calls in one write, and returns how many had finished when the first
-/// reply arrived.
+impl Worker {
+    fn open_gate(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        self.gate.1.notify_all();
+    }
+}
+
+/// Sends `calls` calls of `work(ms)` in one write to a main built with
+/// `configure`, whose handler holds every call after the first
+/// `hold_after` until the first reply has arrived. Returns how many calls
+/// had finished when it arrived.
 ///
 /// Main runs on a runtime of its own, as in its own process: its handlers
 /// block its only worker, and this test's runtime must go on reading.
-async fn finished_at_the_first_reply(flush: usize) -> u64 {
-    let finished = Arc::new(AtomicU64::new(0));
-    let main = Main::builder()
-        .service(BurstServer::new(Worker(Arc::clone(&finished))))
-        .flush_replies_every(flush)
+async fn finished_at_the_first_reply(
+    configure: impl FnOnce(ipc_runtime::MainBuilder) -> ipc_runtime::MainBuilder,
+    calls: u64,
+    ms: u64,
+    hold_after: u64,
+) -> u64 {
+    let worker = Arc::new(Worker {
+        finished: AtomicU64::new(0),
+        hold_after,
+        gate: (Mutex::new(false), Condvar::new()),
+    });
+    let main = configure(Main::builder())
+        .service(BurstServer::from_arc(Arc::clone(&worker)))
         .build()
         .unwrap();
     let main_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -400,18 +430,22 @@ async fn finished_at_the_first_reply(flush: usize) -> u64 {
     raw.frame(&hello_body::<BurstContract>(None)).await;
     assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
     accept.await.unwrap().unwrap();
-    let args = ipc_runtime::codec::encode_to_vec(&(10u64,)).unwrap();
+    let args = ipc_runtime::codec::encode_to_vec(&(ms,)).unwrap();
     let mut burst = Vec::new();
-    for id in 1..=12 {
+    for id in 1..=calls {
         let body = invoke_body(id, "burst:work", &args);
         burst.extend_from_slice(&(body.len() as u32).to_be_bytes());
         burst.extend_from_slice(&body);
     }
     raw.bytes(&burst).await;
-    let first = raw.read().await.expect("a reply");
+    let first = raw
+        .read()
+        .await
+        .expect("a reply while later calls are held");
     assert_eq!(first.kind, kind::REPLY_OK);
-    let at_first = finished.load(Ordering::SeqCst);
-    for _ in 1..12 {
+    let at_first = worker.finished.load(Ordering::SeqCst);
+    worker.open_gate();
+    for _ in 1..calls {
         assert_eq!(raw.read().await.expect("a reply").kind, kind::REPLY_OK);
     }
     main_runtime.shutdown_background();
@@ -420,14 +454,28 @@ async fn finished_at_the_first_reply(flush: usize) -> u64 {
 
 #[tokio::test]
 async fn replies_to_a_burst_leave_together_when_asked() {
-    // Written once, when the whole burst is handled.
-    assert_eq!(finished_at_the_first_reply(0).await, 12);
+    // Written once, when the whole burst is handled: the first reply
+    // comes after the twelfth call (nothing is held).
+    let together = |b: ipc_runtime::MainBuilder| b.flush_replies_every(0);
+    assert_eq!(finished_at_the_first_reply(together, 12, 10, 12).await, 12);
 }
 
 #[tokio::test]
 async fn replies_to_a_long_burst_leave_every_few_frames_when_asked() {
-    // Written after every 4 calls: the first reply arrives while 8 calls
-    // (80 ms of work) are still to be handled.
-    let at_first = finished_at_the_first_reply(4).await;
-    assert!((4..12).contains(&at_first), "{at_first} calls had finished");
+    // Written after every 4 calls: the first 4 replies leave before the
+    // fifth call starts, which waits for them.
+    let every_4 = |b: ipc_runtime::MainBuilder| b.flush_replies_every(4);
+    assert_eq!(finished_at_the_first_reply(every_4, 12, 1, 4).await, 4);
+}
+
+#[tokio::test]
+async fn by_default_replies_leave_every_16_frames_only_with_more_than_one_cpu() {
+    let default = |b: ipc_runtime::MainBuilder| b;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus > 1 {
+        assert_eq!(ipc_runtime::DEFAULT_FLUSH_REPLIES_EVERY, 16);
+        assert_eq!(finished_at_the_first_reply(default, 20, 1, 16).await, 16);
+    } else {
+        assert_eq!(finished_at_the_first_reply(default, 20, 1, 20).await, 20);
+    }
 }

@@ -610,8 +610,9 @@ impl Conn {
         }
         let mut handler = route.service.call(route.method, payload);
         match self.first_poll(&mut handler, route.channel).await {
-            // Queued quietly: `serve` wakes the writer once the frames that
-            // have arrived are handled, so a burst of replies is one write.
+            // Queued quietly: `serve` writes once the frames that have
+            // arrived are handled (or every few frames of a long burst), so
+            // that a burst of replies leaves in few writes.
             Some(outcome) => {
                 self.reply(id, route.channel, outcome, &mut handler, false)
                     .await
@@ -817,8 +818,8 @@ async fn serve(
     let frame_timeout = conn.limits.frame_timeout;
     // When the frame that has started arriving must be complete.
     let mut deadline = None;
-    // Frames handled since the replies were last written, and how many
-    // may be (`MainBuilder::flush_replies_every`).
+    // Frames handled since the last chance to write the replies queued,
+    // and how many may be (`MainBuilder::flush_replies_every`).
     let mut unflushed = 0;
     let flush_every = match setup.flush_every {
         Some(0) => usize::MAX,

@@ -153,17 +153,21 @@ impl<C> MainBuilder<C> {
     }
 
     /// While main handles a burst of frames that arrived together from one
-    /// renderer, write the replies queued so far after every `frames` of
-    /// them; `0` writes them once, when the whole burst is handled.
+    /// renderer (calls, and also sends, cancels and subscriptions), write
+    /// the replies queued so far after every `frames` of them; `0` writes
+    /// them once, when the whole burst is handled.
     ///
     /// Writing the replies to a burst together saves system calls; writing
     /// some before the burst is over lets the renderer work on them while
     /// main handles the rest. That pays when the two processes run on
-    /// different cores (see BENCHMARKS.md: 64 small calls in flight), and
-    /// only adds system calls when they share one. Without this setting
-    /// main decides by itself: every [`DEFAULT_FLUSH_REPLIES_EVERY`] frames
-    /// while this process may run on more than one CPU, otherwise once per
-    /// burst. It checks that at most every 100 ms, as it can change while
+    /// different cores (64 small calls in flight complete about 1.5 times
+    /// as fast on two cores; see `BENCHMARKS.md` in the repository), and
+    /// only adds system calls when they share one.
+    ///
+    /// Without this setting main decides by itself: every
+    /// [`DEFAULT_FLUSH_REPLIES_EVERY`] frames while this process may run on
+    /// more than one CPU, otherwise once per burst. It looks up how many
+    /// CPUs it may use at most every 100 ms, since that can change while
     /// the process runs (`taskset`, cgroups).
     ///
     /// ```

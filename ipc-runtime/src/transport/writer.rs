@@ -15,9 +15,10 @@
 //! the transport cannot write vectored: the splices are then copied in).
 //!
 //! Usually the writer task writes. Main's reader, which knows when a burst
-//! of replies ends, writes them itself when the socket takes them at once
-//! ([`WriteQueue::write_through`]), which saves waking another task (on a
-//! busy machine, another thread) for every burst.
+//! of replies ends (or has gone on long enough, see
+//! `MainBuilder::flush_replies_every`), writes them itself when the socket
+//! takes them at once ([`WriteQueue::write_through`]), which saves waking
+//! another task (on a busy machine, another thread) for every burst.
 
 use std::{
     future::Future,
