@@ -12,7 +12,7 @@ use std::{
 use ipc_runtime::{CallError, Connection, IpcError, Main, Transport};
 use ipc_suite::{
     connect_memory, ends_disconnected, eventually, probe_main,
-    raw::{hello_body, invoke_body, kind, reply_ok_body, welcome_body, RawPeer},
+    raw::{framed, hello_body, invoke_body, kind, reply_ok_body, welcome_body, RawPeer},
     MathError, ProbeApi,
 };
 
@@ -431,12 +431,9 @@ async fn finished_at_the_first_reply(
     assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
     accept.await.unwrap().unwrap();
     let args = ipc_runtime::codec::encode_to_vec(&(ms,)).unwrap();
-    let mut burst = Vec::new();
-    for id in 1..=calls {
-        let body = invoke_body(id, "burst:work", &args);
-        burst.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        burst.extend_from_slice(&body);
-    }
+    let burst: Vec<u8> = (1..=calls)
+        .flat_map(|id| framed(&invoke_body(id, "burst:work", &args)))
+        .collect();
     raw.bytes(&burst).await;
     let first = raw
         .read()

@@ -12,7 +12,7 @@ use ipc_runtime::{
 };
 use ipc_suite::{
     connect_memory, ends_disconnected, eventually, probe_main_with,
-    raw::{hello_body, invoke_body, kind, subscribe_body, RawPeer},
+    raw::{framed, hello_body, invoke_body, kind, subscribe_body, RawPeer},
     ProbeApi, ProbeContract, ProbeEventsEmitter,
 };
 use tokio::{
@@ -293,8 +293,7 @@ async fn a_peer_dribbling_a_frame_is_dropped_after_the_frame_timeout() {
     let (mut raw, id) = raw_peer(&main).await;
     let mut gone = main.disconnections();
     let body = invoke_body(1, "probe:echo", &[5, b'h', b'e', b'l', b'l', b'o']);
-    let mut wire = (body.len() as u32).to_be_bytes().to_vec();
-    wire.extend_from_slice(&body);
+    let wire = framed(&body);
     let started = Instant::now();
     for byte in wire.iter().take(wire.len() - 1) {
         if raw.stream.write_all(&[*byte]).await.is_err() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ipc_runtime::{Limits, Transport};
 use ipc_suite::{
     connect_memory, probe_main_with,
-    raw::{hello_body, kind, RawPeer},
+    raw::{framed, hello_body, kind, RawPeer},
     ProbeApi, ProbeContract,
 };
 use proptest::prelude::*;
@@ -53,9 +53,7 @@ fn against_main(input: Vec<u8>, keep_connection: bool) -> Result<(), TestCaseErr
         echo.push(10);
         echo.extend_from_slice(b"probe:echo");
         echo.extend_from_slice(&[2, b'o', b'k']);
-        let mut framed = (echo.len() as u32).to_be_bytes().to_vec();
-        framed.extend_from_slice(&echo);
-        let _ = raw.stream.write_all(&framed).await;
+        let _ = raw.stream.write_all(&framed(&echo)).await;
         if !keep_connection {
             // The stream may be out of step with the framing: closing our
             // side must still end the exchange (main then aborts the calls
@@ -121,9 +119,7 @@ fn wrong_frame() -> impl Strategy<Value = Vec<u8>> {
                 body.extend_from_slice(channel.as_bytes());
             }
             body.extend_from_slice(&payload);
-            let mut framed = (body.len() as u32).to_be_bytes().to_vec();
-            framed.extend_from_slice(&body);
-            framed
+            framed(&body)
         })
 }
 

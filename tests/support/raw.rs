@@ -71,6 +71,13 @@ pub fn hello_body<S: Service>(token: Option<&str>) -> Vec<u8> {
     body
 }
 
+/// `body` with its length prefix: one frame as it travels on the wire.
+pub fn framed(body: &[u8]) -> Vec<u8> {
+    let mut wire = (body.len() as u32).to_be_bytes().to_vec();
+    wire.extend_from_slice(body);
+    wire
+}
+
 /// An invoke frame body.
 pub fn invoke_body(id: u64, channel: &str, payload: &[u8]) -> Vec<u8> {
     let mut body = vec![kind::INVOKE];
@@ -159,8 +166,7 @@ impl RawFrame {
 impl RawPeer {
     /// Writes a length-prefixed frame.
     pub async fn frame(&mut self, body: &[u8]) {
-        self.bytes(&(body.len() as u32).to_be_bytes()).await;
-        self.bytes(body).await;
+        self.bytes(&framed(body)).await;
     }
 
     /// Writes raw bytes.
