@@ -16,7 +16,7 @@ use std::{
     fmt,
     path::Path,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
     task::{Context, Poll, Waker},
@@ -250,6 +250,7 @@ impl ConnectionBuilder {
             id: RendererId(welcome.id),
             label: welcome.label,
             closed: closed_rx,
+            is_closed: AtomicBool::new(false),
             stop: stop.clone(),
             listeners: Mutex::default(),
             events: events_tx,
@@ -321,6 +322,9 @@ struct Shared {
     id: RendererId,
     label: String,
     closed: watch::Receiver<bool>,
+    /// Set (after `State::closed`) when the connection closes: checked by
+    /// every `send` without taking the state's lock.
+    is_closed: AtomicBool,
     /// Stops the reader and writer tasks.
     stop: CancellationToken,
     /// Local listeners by event channel.
@@ -354,6 +358,7 @@ impl Shared {
             if state.closed.is_none() {
                 state.closed = Some(reason);
             }
+            self.is_closed.store(true, Ordering::Release);
             state.calls.drain()
         };
         // Each caller still waiting wakes to find its call gone, and reads
@@ -503,7 +508,7 @@ impl Connection {
 
     /// Whether the connection to main is closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.state().closed.is_some()
+        self.shared.is_closed.load(Ordering::Acquire)
     }
 
     /// Waits until the connection to main closes (main exited, crashed or
@@ -646,8 +651,8 @@ impl Connection {
         channel: &'static str,
         args: &(impl Serialize + ?Sized),
     ) -> Result<(), IpcError> {
-        if let Some(reason) = &self.shared.state().closed {
-            return Err(reason.clone());
+        if self.shared.is_closed.load(Ordering::Acquire) {
+            return Err(self.shared.closed_reason());
         }
         let frame = |buf: &mut FrameBuf<'_>| {
             Head::Send { channel }.write(buf);

@@ -351,15 +351,7 @@ impl WriteQueue {
         body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
         wake: bool,
     ) -> Result<(), PushError> {
-        let mut waiting = false;
         loop {
-            // Registered (which takes the `Notify`'s lock) only once the
-            // queue was found full.
-            let room = self.room.notified();
-            tokio::pin!(room);
-            if waiting {
-                room.as_mut().enable();
-            }
             {
                 let mut s = self.state();
                 if s.closed {
@@ -376,13 +368,9 @@ impl WriteQueue {
                     return Ok(());
                 }
             }
-            // Full: what is queued must be written before there is room,
-            // including frames queued quietly.
-            self.wake.notify_one();
-            if waiting {
-                room.await;
-            }
-            waiting = true;
+            // Full: `room` wakes the writer, which takes everything queued
+            // (frames queued quietly too), and waits for it to.
+            self.room().await;
         }
     }
 
