@@ -1,6 +1,11 @@
 //! [`Blob`]: a byte payload that large frames hand over without a copy.
 
-use std::{cell::RefCell, fmt, ops::Deref};
+use std::{
+    cell::RefCell,
+    fmt,
+    hash::{Hash, Hasher},
+    ops::Deref,
+};
 
 use bytes::Bytes;
 use serde::{
@@ -22,7 +27,9 @@ use serde::{
 /// way: a large `Blob` is written to the socket from its own buffer, where
 /// a `ByteBuf` is first copied into the connection's write buffer.
 ///
-/// Cloning is cheap (a reference count). A shared `Blob` keeps the frame's
+/// A blob of a few bytes (up to 22) is held inline, without an allocation
+/// of its own, so that small messages cost the allocator nothing. Cloning
+/// is cheap (a reference count, or that small copy). A shared `Blob` keeps the frame's
 /// buffer alive as long as it lives; call [`Blob::to_vec`] for an owned
 /// copy to keep a small part of a large blob for long. Decoded by another
 /// serde format (say JSON), or from a frame not read by this crate, a
@@ -43,8 +50,20 @@ use serde::{
 /// // No copy: the blob points into the frame.
 /// assert!(frame.as_ptr_range().contains(&back.as_ptr()));
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Blob(Bytes);
+#[derive(Clone)]
+pub struct Blob(Repr);
+
+/// Bytes a [`Blob`] holds without an allocation of its own.
+const INLINE: usize = 22;
+
+/// A small blob is held inline: making, cloning, decoding and dropping
+/// it never touches the allocator (for an 8-byte message these were two
+/// of the few allocations left per call).
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Bytes),
+}
 
 impl Blob {
     /// Blobs at least this large share the buffer of the frame they
@@ -56,27 +75,60 @@ impl Blob {
 
     /// An empty blob.
     pub const fn new() -> Self {
-        Blob(Bytes::new())
+        Blob(Repr::Inline {
+            len: 0,
+            bytes: [0; INLINE],
+        })
     }
 
     /// A blob of `bytes`, copied.
     pub fn copy_from_slice(bytes: &[u8]) -> Self {
-        Blob(Bytes::copy_from_slice(bytes))
+        match Self::inline(bytes) {
+            Some(blob) => blob,
+            None => Blob(Repr::Shared(Bytes::copy_from_slice(bytes))),
+        }
+    }
+
+    /// `bytes` held inline, if they are few enough.
+    fn inline(bytes: &[u8]) -> Option<Self> {
+        let mut inline = [0; INLINE];
+        inline.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(Blob(Repr::Inline {
+            len: bytes.len() as u8,
+            bytes: inline,
+        }))
     }
 
     /// A blob of a static slice, without copying.
     pub const fn from_static(bytes: &'static [u8]) -> Self {
-        Blob(Bytes::from_static(bytes))
+        Blob(Repr::Shared(Bytes::from_static(bytes)))
     }
 
-    /// The bytes, as a [`bytes::Bytes`] (no copy).
+    /// The bytes, as a [`bytes::Bytes`] (no copy, except for a blob of a
+    /// few bytes, which is held without an allocation of its own).
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        match self.0 {
+            Repr::Shared(bytes) => bytes,
+            Repr::Inline { .. } => Bytes::copy_from_slice(&self),
+        }
     }
 
     /// An owned copy of the bytes, independent of any frame buffer.
     pub fn to_vec(&self) -> Vec<u8> {
-        self.0.to_vec()
+        self.as_slice().to_vec()
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Shared(b) => b,
+        }
+    }
+}
+
+impl Default for Blob {
+    fn default() -> Self {
+        Blob::new()
     }
 }
 
@@ -84,49 +136,81 @@ impl Deref for Blob {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.0
+        self.as_slice()
     }
 }
 
 impl AsRef<[u8]> for Blob {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.as_slice()
+    }
+}
+
+impl PartialEq for Blob {
+    fn eq(&self, other: &Blob) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Blob {}
+
+impl PartialOrd for Blob {
+    fn partial_cmp(&self, other: &Blob) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Blob {
+    fn cmp(&self, other: &Blob) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for Blob {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
     }
 }
 
 impl From<Vec<u8>> for Blob {
     fn from(v: Vec<u8>) -> Self {
-        Blob(Bytes::from(v))
+        match Self::inline(&v) {
+            Some(blob) => blob,
+            None => Blob(Repr::Shared(Bytes::from(v))),
+        }
     }
 }
 
 impl From<Bytes> for Blob {
     fn from(b: Bytes) -> Self {
-        Blob(b)
+        Blob(Repr::Shared(b))
     }
 }
 
 impl From<&'static [u8]> for Blob {
     fn from(b: &'static [u8]) -> Self {
-        Blob(Bytes::from_static(b))
+        Blob::from_static(b)
     }
 }
 
 impl From<Blob> for Bytes {
     fn from(b: Blob) -> Self {
-        b.0
+        b.into_bytes()
     }
 }
 
 impl From<Blob> for Vec<u8> {
     fn from(b: Blob) -> Self {
-        Vec::from(b.0)
+        match b.0 {
+            Repr::Shared(bytes) => Vec::from(bytes),
+            Repr::Inline { .. } => b.to_vec(),
+        }
     }
 }
 
 impl PartialEq<[u8]> for Blob {
     fn eq(&self, other: &[u8]) -> bool {
-        *self.0 == *other
+        self.as_slice() == other
     }
 }
 
@@ -134,10 +218,11 @@ impl fmt::Debug for Blob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A megabyte of `[1, 2, 3, …]` helps nobody: the size and a prefix.
         const SHOWN: usize = 16;
-        write!(f, "Blob({} bytes", self.0.len())?;
-        if !self.0.is_empty() {
-            write!(f, ": {:02x?}", &self.0[..self.0.len().min(SHOWN)])?;
-            if self.0.len() > SHOWN {
+        let bytes = self.as_slice();
+        write!(f, "Blob({} bytes", bytes.len())?;
+        if !bytes.is_empty() {
+            write!(f, ": {:02x?}", &bytes[..bytes.len().min(SHOWN)])?;
+            if bytes.len() > SHOWN {
                 write!(f, "…")?;
             }
         }
@@ -147,9 +232,14 @@ impl fmt::Debug for Blob {
 
 impl Serialize for Blob {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // A large blob encoded into a write queue is written from its own
-        // buffer (see `codec::splice`).
-        crate::codec::splice::offer(&self.0, || serializer.serialize_bytes(&self.0))
+        match &self.0 {
+            // A large blob encoded into a write queue is written from its
+            // own buffer (see `codec::splice`).
+            Repr::Shared(bytes) => {
+                crate::codec::splice::offer(bytes, || serializer.serialize_bytes(bytes))
+            }
+            Repr::Inline { .. } => serializer.serialize_bytes(self.as_slice()),
+        }
     }
 }
 
@@ -195,7 +285,7 @@ fn borrowed(v: &[u8]) -> Blob {
             (inside && worth_it).then(|| frame.slice_ref(v))
         });
         if let Some(bytes) = shared {
-            return Blob(bytes);
+            return Blob(Repr::Shared(bytes));
         }
     }
     Blob::copy_from_slice(v)
@@ -318,6 +408,46 @@ mod tests {
         let mut hostile = vec![0xfd];
         hostile.extend_from_slice(&(1u64 << 40).to_le_bytes());
         assert!(codec::decode_shared::<Blob>(&Bytes::from(hostile)).is_err());
+    }
+
+    #[test]
+    fn small_blobs_are_inline_and_equal_to_shared_ones_of_the_same_bytes() {
+        use std::collections::hash_map::DefaultHasher;
+        let hash = |b: &Blob| {
+            let mut h = DefaultHasher::new();
+            b.hash(&mut h);
+            h.finish()
+        };
+        for len in [0, 1, 8, INLINE, INLINE + 1, 1000] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let ways = [
+                Blob::copy_from_slice(&data),
+                Blob::from(data.clone()),
+                Blob::from(Bytes::from(data.clone())),
+                codec::decode_shared(&frame_of(&Blob::from(data.clone()))).unwrap(),
+            ];
+            for (i, b) in ways.iter().enumerate() {
+                assert_eq!(&b[..], &data[..], "len {len}, way {i}");
+                let inline = matches!(b.0, Repr::Inline { .. });
+                // Only a blob made from `Bytes` keeps them, whatever its size.
+                assert_eq!(inline, len <= INLINE && i != 2, "len {len}, way {i}");
+                assert_eq!(b, &ways[2], "len {len}, way {i}");
+                assert_eq!(b.cmp(&ways[2]), std::cmp::Ordering::Equal);
+                assert_eq!(hash(b), hash(&ways[2]), "len {len}, way {i}");
+                assert_eq!(b.clone().into_bytes(), Bytes::from(data.clone()));
+                assert_eq!(Vec::from(b.clone()), data);
+                assert_eq!(
+                    codec::encode_to_vec(b).unwrap(),
+                    codec::encode_to_vec(&ways[2]).unwrap()
+                );
+            }
+        }
+        assert!(Blob::copy_from_slice(b"a") < Blob::from(Bytes::from_static(b"b")));
+        assert_eq!(Blob::default(), Blob::from_static(b""));
+        assert_eq!(
+            format!("{:?}", Blob::copy_from_slice(b"\x01")),
+            "Blob(1 bytes: [01])"
+        );
     }
 
     #[test]
