@@ -174,7 +174,7 @@ impl Reader {
         self.need(1)?;
         let len = usize::from(self.body.get_u8());
         self.need(len)?;
-        Channel::parse(self.body.split_to(len))
+        Channel::take(&mut self.body, len)
     }
 
     /// Fails if bytes are left over.
@@ -423,36 +423,72 @@ impl Head<'_> {
     }
 }
 
-/// A channel name received in a frame: a slice of the frame, checked to be
-/// UTF-8 once, so that reading it allocates nothing.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Channel(Bytes);
+/// A channel name received in a frame, checked to be UTF-8 once, so that
+/// reading it allocates nothing: a copy when it is short (as names are),
+/// otherwise a slice of the frame. A copy of a few bytes is cheaper than
+/// the slice, which takes and releases a reference to the frame's buffer
+/// (two atomic operations on every frame).
+#[derive(Clone)]
+pub(crate) struct Channel(ChannelRepr);
+
+/// Channel names up to this long are copied out of the frame.
+const CHANNEL_INLINE: usize = 46;
+
+#[derive(Clone)]
+enum ChannelRepr {
+    Inline {
+        len: u8,
+        bytes: [u8; CHANNEL_INLINE],
+    },
+    Shared(Bytes),
+}
 
 impl Channel {
     /// A channel the program names itself.
     pub(crate) fn from_static(name: &'static str) -> Self {
-        Channel(Bytes::from_static(name.as_bytes()))
+        Channel(ChannelRepr::Shared(Bytes::from_static(name.as_bytes())))
     }
 
-    fn parse(raw: Bytes) -> Result<Self, FrameError> {
+    /// Takes a name of `len` bytes from the front of `body`.
+    fn take(body: &mut Bytes, len: usize) -> Result<Self, FrameError> {
+        let raw = &body[..len];
         // Channel names are ASCII in practice; checking that is cheaper.
-        if raw.is_ascii() || std::str::from_utf8(&raw).is_ok() {
-            Ok(Channel(raw))
-        } else {
-            Err(FrameError::ChannelNotUtf8)
+        if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
+            return Err(FrameError::ChannelNotUtf8);
         }
+        if len > CHANNEL_INLINE {
+            return Ok(Channel(ChannelRepr::Shared(body.split_to(len))));
+        }
+        let mut bytes = [0; CHANNEL_INLINE];
+        bytes[..len].copy_from_slice(raw);
+        body.advance(len);
+        Ok(Channel(ChannelRepr::Inline {
+            len: len as u8,
+            bytes,
+        }))
     }
 
     /// The name's bytes (UTF-8), for lookups that need no `&str`.
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            ChannelRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            ChannelRepr::Shared(b) => b,
+        }
     }
 
     /// The name. Checked at parse time, so the fallback is never used.
     pub(crate) fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("")
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
 }
+
+impl PartialEq for Channel {
+    fn eq(&self, other: &Channel) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Channel {}
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -536,11 +572,40 @@ mod tests {
 
     #[test]
     fn a_channel_that_is_not_utf8_is_an_error() {
-        let body = [kind::SEND, 2, 0xff, 0xfe];
-        assert!(matches!(
-            Frame::parse(Bytes::copy_from_slice(&body)),
-            Err(FrameError::ChannelNotUtf8)
-        ));
+        for len in [2, CHANNEL_INLINE, CHANNEL_INLINE + 1, 255] {
+            let mut body = vec![kind::SEND, len as u8];
+            body.extend(std::iter::repeat_n(0xff, len));
+            assert!(
+                matches!(
+                    Frame::parse(Bytes::from(body)),
+                    Err(FrameError::ChannelNotUtf8)
+                ),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_and_long_channel_names_parse_alike() {
+        for len in [0, 1, CHANNEL_INLINE, CHANNEL_INLINE + 1, 255] {
+            // Not ASCII, but UTF-8: two-byte `é`s, after one `a` if odd.
+            let name = "a".repeat(len % 2) + &"é".repeat(len / 2);
+            let mut body = vec![kind::SEND, len as u8];
+            body.extend_from_slice(name.as_bytes());
+            body.extend_from_slice(b"payload");
+            let Frame::Send { channel, payload } = Frame::parse(Bytes::from(body)).unwrap() else {
+                panic!("not a send frame");
+            };
+            assert_eq!(
+                (channel.as_str(), &payload[..]),
+                (&name[..], &b"payload"[..])
+            );
+            assert_eq!(channel, Channel::from_static(name.clone().leak()));
+            assert_eq!(
+                matches!(channel.0, ChannelRepr::Inline { .. }),
+                len <= CHANNEL_INLINE
+            );
+        }
     }
 
     proptest::proptest! {

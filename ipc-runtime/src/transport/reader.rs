@@ -78,8 +78,10 @@ impl FrameReader {
         }
         let total = PREFIX + size;
         if self.buf.len() >= total {
-            self.buf.advance(PREFIX);
-            return Ok(Some(self.buf.split_to(size).freeze()));
+            // Advancing the frozen body is cheaper than the `BytesMut`.
+            let mut body = self.buf.split_to(total).freeze();
+            body.advance(PREFIX);
+            return Ok(Some(body));
         }
         if size >= LARGE_FRAME {
             // Everything buffered belongs to this frame: move it to the
