@@ -134,6 +134,27 @@ async fn a_truncated_frame_then_eof_is_a_clean_disconnect() {
     good_still_served(&good).await;
 }
 
+/// Main remembers the last channel a renderer used: using it again the
+/// wrong way is still refused.
+#[tokio::test]
+async fn a_channel_just_used_rightly_is_still_refused_when_used_wrongly() {
+    let (_main, good, mut raw) = setup().await;
+    raw.frame(&invoke_body(1, "probe:add", &[2, 3])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 1));
+    raw.frame(&send_body("probe:add", &[2, 3])).await;
+    let notice = raw.read().await.unwrap();
+    assert_eq!(notice.kind, kind::NOTICE);
+    assert!(notice.text().contains("request/reply"), "{}", notice.text());
+
+    raw.frame(&send_body("probe:record", &[1])).await;
+    raw.frame(&invoke_body(2, "probe:record", &[1])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 2));
+    assert!(reply.text().contains("fire-and-forget"), "{}", reply.text());
+    good_still_served(&good).await;
+}
+
 #[tokio::test]
 async fn invoking_a_send_channel_and_sending_to_an_invoke_channel_are_refused() {
     let (_main, good, mut raw) = setup().await;

@@ -409,8 +409,28 @@ impl Conn {
     }
 
     /// Where an invoke or send frame for `channel` leads, if main serves
-    /// it, the renderer may reach it and it is of that `kind`.
+    /// it, the renderer may reach it and it is of that `kind`. `last` is
+    /// the last route found for this connection: a renderer often uses one
+    /// channel many times in a row, and comparing a name is cheaper than
+    /// looking it up.
     fn route<'s>(
+        &self,
+        setup: &'s Setup,
+        last: &mut Option<&'s Route>,
+        channel: &Channel,
+        kind: MethodKind,
+    ) -> Result<&'s Route, IpcError> {
+        if let Some(route) = *last {
+            if route.kind == kind && route.channel.as_bytes() == channel.as_bytes() {
+                return Ok(route);
+            }
+        }
+        let route = self.find_route(setup, channel, kind)?;
+        *last = Some(route);
+        Ok(route)
+    }
+
+    fn find_route<'s>(
         &self,
         setup: &'s Setup,
         channel: &Channel,
@@ -600,8 +620,15 @@ impl Conn {
     /// most finish without waiting, and their reply is queued without a
     /// task of their own; the others continue in a spawned task, which the
     /// renderer can cancel.
-    async fn invoke(self: &Arc<Self>, setup: &Setup, id: u64, channel: Channel, payload: Bytes) {
-        let route = match self.route(setup, &channel, MethodKind::Invoke) {
+    async fn invoke<'s>(
+        self: &Arc<Self>,
+        setup: &'s Setup,
+        last: &mut Option<&'s Route>,
+        id: u64,
+        channel: Channel,
+        payload: Bytes,
+    ) {
+        let route = match self.route(setup, last, &channel, MethodKind::Invoke) {
             Ok(route) => route,
             Err(e) => return self.refuse_call(id, e).await,
         };
@@ -826,6 +853,7 @@ async fn serve(
         Some(frames) => frames,
         None => DEFAULT_FLUSH_REPLIES_EVERY,
     };
+    let mut last_route = None;
     loop {
         let body = match reader.buffered() {
             Ok(Some(body)) => {
@@ -882,10 +910,11 @@ async fn serve(
                 // A renderer that does not read its replies gets no more
                 // calls started: main would only hold more replies for it.
                 conn.out.room().await;
-                conn.invoke(setup, id, channel, payload).await;
+                conn.invoke(setup, &mut last_route, id, channel, payload)
+                    .await;
             }
             Ok(Frame::Send { channel, payload }) => {
-                let route = match conn.route(setup, &channel, MethodKind::Send) {
+                let route = match conn.route(setup, &mut last_route, &channel, MethodKind::Send) {
                     Ok(route) => route,
                     Err(e) => {
                         conn.refuse_frame(e).await;
