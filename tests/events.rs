@@ -181,3 +181,55 @@ async fn a_killed_renderer_releases_everything_and_others_carry_on() {
     assert_eq!(rx.recv().await, Some(7));
     assert_eq!(other.probe.echo("alive".into()).await.unwrap(), "alive");
 }
+
+/// A note whose encoding emits a tick: an event emitted while another is
+/// being encoded (main encodes small events in a buffer of its thread).
+struct NoteThatTicks {
+    main: Main,
+    text: &'static str,
+}
+
+impl serde::Serialize for NoteThatTicks {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ProbeEventsEmitter::new(&self.main, Target::All).tick(7);
+        // The note's arguments: a tuple of one string.
+        serde::Serialize::serialize(&(self.text,), s)
+    }
+}
+
+#[tokio::test]
+async fn an_event_emitted_while_another_is_encoded_reaches_the_renderer_too() {
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "nested").await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let ticks = tx.clone();
+    let _tick = api
+        .events
+        .on_tick(move |n| {
+            let _ = ticks.send(n.to_string());
+        })
+        .await
+        .unwrap();
+    let _note = api
+        .events
+        .on_note(move |text| {
+            let _ = tx.send(text);
+        })
+        .await
+        .unwrap();
+    let note = NoteThatTicks {
+        main: main.clone(),
+        text: "outer",
+    };
+    let core = ipc_runtime::EmitterCore::new(&main, Target::All);
+    assert_eq!(core.emit("probe:note", &note), 1);
+    // Then one more of each, with the thread's buffer free again.
+    assert_eq!(core.emit("probe:note", &("after",)), 1);
+    ProbeEventsEmitter::new(&main, Target::All).tick(8);
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        got.push(next.expect("four events arrive").unwrap());
+    }
+    assert_eq!(got, ["7", "outer", "after", "8"]);
+}

@@ -349,8 +349,9 @@ pub(crate) struct Conn {
     /// The same, by route index: one lookup per frame finds both.
     allowed: Box<[bool]>,
     limits: Limits,
-    /// The event channels it listens to.
-    subscriptions: Mutex<HashSet<String>>,
+    /// The event channels it listens to: only channels main declares
+    /// (checked before one is added), so a fast unkeyed hash is safe.
+    subscriptions: Mutex<HashSet<String, rustc_hash::FxBuildHasher>>,
     /// Bumped whenever `subscriptions` gains a channel.
     subscribed: watch::Sender<u64>,
     /// The groups main put it in.
@@ -505,15 +506,18 @@ impl Conn {
     /// a renderer whose queue is full misses the event (and it is counted)
     /// or is disconnected, per [`SlowConsumer`], rather than slowing main
     /// or the other renderers down.
-    pub(crate) fn push_event(&self, channel: &'static str, payload: &Bytes) -> bool {
+    pub(crate) fn push_event(&self, channel: &'static str, payload: EventPayload<'_>) -> bool {
         if !lock(&self.subscriptions).contains(channel) {
             return false;
         }
         let frame = |buf: &mut FrameBuf<'_>| {
             Head::Event { channel }.write(buf);
-            // A large payload is written from the one buffer every
-            // renderer's event shares, not copied for each.
-            buf.append(payload);
+            match payload {
+                EventPayload::Small(bytes) => buf.extend_from_slice(bytes),
+                // A large payload is written from the one buffer every
+                // renderer's event shares, not copied for each.
+                EventPayload::Shared(bytes) => buf.append(bytes),
+            }
             Ok(())
         };
         match self.out.try_push(frame) {
@@ -782,6 +786,16 @@ fn panicked(caller: &Caller, channel: &'static str, panic: Box<dyn Any + Send>) 
         channel: channel.to_string(),
         message,
     })
+}
+
+/// An event's encoded payload, for [`Conn::push_event`].
+#[derive(Clone, Copy)]
+pub(crate) enum EventPayload<'a> {
+    /// Copied into each renderer's queue.
+    Small(&'a [u8]),
+    /// Spliced into each renderer's queue if large (see `codec::splice`),
+    /// copied if not.
+    Shared(&'a Bytes),
 }
 
 /// A `send` message for the in-order loop: not started yet, or started

@@ -13,6 +13,7 @@ mod limits;
 pub use limits::{DisconnectReason, Disconnection, Limits, SlowConsumer};
 
 use std::{
+    cell::RefCell,
     collections::HashMap,
     marker::PhantomData,
     sync::{
@@ -24,12 +25,14 @@ use std::{
 
 use tokio::sync::{broadcast, watch, Semaphore};
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use serde::Serialize;
 
+use self::connection::EventPayload;
 use crate::{
     __private::check::Contracts,
     caller::{Peer, RendererId},
+    codec::splice::SPLICE_MIN,
     contract::{Api, Grant, Service, ServiceSummary},
     dispatch::{Dispatch, Router, Served},
     IpcError, Transport,
@@ -271,7 +274,8 @@ pub(crate) struct Inner {
     /// Every disconnection, for `Main::disconnections`.
     pub disconnections: broadcast::Sender<Disconnection>,
     next_id: AtomicU64,
-    renderers: Mutex<HashMap<RendererId, Entry>>,
+    /// Ids are main's own, so a fast unkeyed hash is safe.
+    renderers: Mutex<HashMap<RendererId, Entry, rustc_hash::FxBuildHasher>>,
 }
 
 /// What main serves and its limits: fixed once built.
@@ -294,7 +298,7 @@ struct Entry {
 }
 
 impl Inner {
-    fn renderers(&self) -> MutexGuard<'_, HashMap<RendererId, Entry>> {
+    fn renderers(&self) -> MutexGuard<'_, HashMap<RendererId, Entry, rustc_hash::FxBuildHasher>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every critical section is a single insert, remove or read).
         self.renderers.lock().unwrap_or_else(|e| e.into_inner())
@@ -406,7 +410,7 @@ impl Main {
                 setup: std::sync::OnceLock::new(),
                 disconnections: broadcast::channel(256).0,
                 next_id: AtomicU64::new(1),
-                renderers: Mutex::new(HashMap::new()),
+                renderers: Mutex::new(HashMap::default()),
             }),
             router: Router::default(),
             errors: Vec::new(),
@@ -506,35 +510,76 @@ impl Main {
         channel: &'static str,
         args: &A,
     ) -> Result<usize, IpcError> {
-        let mut buf = bytes::BytesMut::new();
-        crate::codec::encode_into(args, &mut buf).map_err(|e| IpcError::Encode {
-            channel: channel.to_string(),
-            reason: e.to_string(),
-        })?;
-        let payload: Bytes = buf.freeze();
-        // Collected first, so that the registry is not locked while the
-        // events are queued (a connection's queue may be busy encoding a
-        // large reply).
-        let targets: Vec<Arc<connection::Conn>> = {
-            let renderers = self.inner.renderers();
+        thread_local! {
+            /// Where small events are encoded, to be copied into each
+            /// renderer's queue: no allocation per event.
+            static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+        }
+        let encode = |buf: &mut BytesMut| {
+            crate::codec::encode_into(args, buf).map_err(|e| IpcError::Encode {
+                channel: channel.to_string(),
+                reason: e.to_string(),
+            })
+        };
+        let deliver = |payload: EventPayload<'_>| -> usize {
+            // Looked up first, so that the registry is not locked while
+            // the events are queued (a connection's queue may be busy
+            // encoding a large reply).
             match target {
-                Target::Renderer(id) => renderers
-                    .get(id)
-                    .map(|e| Arc::clone(&e.conn))
-                    .into_iter()
-                    .collect(),
-                Target::Group(group) => renderers
-                    .values()
-                    .filter(|e| e.conn.in_group(group))
-                    .map(|e| Arc::clone(&e.conn))
-                    .collect(),
-                Target::All => renderers.values().map(|e| Arc::clone(&e.conn)).collect(),
+                Target::Renderer(id) => {
+                    let conn = self.inner.renderers().get(id).map(|e| Arc::clone(&e.conn));
+                    conn.is_some_and(|conn| conn.push_event(channel, payload)) as usize
+                }
+                Target::Group(group) => {
+                    let targets: Vec<Arc<connection::Conn>> = self
+                        .inner
+                        .renderers()
+                        .values()
+                        .filter(|e| e.conn.in_group(group))
+                        .map(|e| Arc::clone(&e.conn))
+                        .collect();
+                    targets
+                        .iter()
+                        .filter(|c| c.push_event(channel, payload))
+                        .count()
+                }
+                Target::All => {
+                    let targets: Vec<Arc<connection::Conn>> = self
+                        .inner
+                        .renderers()
+                        .values()
+                        .map(|e| Arc::clone(&e.conn))
+                        .collect();
+                    targets
+                        .iter()
+                        .filter(|c| c.push_event(channel, payload))
+                        .count()
+                }
             }
         };
-        Ok(targets
-            .iter()
-            .filter(|conn| conn.push_event(channel, &payload))
-            .count())
+        let large = |buf: BytesMut| {
+            // Written from the one buffer every renderer's event shares,
+            // not copied for each.
+            deliver(EventPayload::Shared(&buf.freeze()))
+        };
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                encode(&mut buf)?;
+                Ok(if buf.len() < SPLICE_MIN {
+                    deliver(EventPayload::Small(&buf))
+                } else {
+                    large(buf.split())
+                })
+            }
+            // An event emitted while another is encoded (from a value's
+            // `Serialize`): a buffer of its own.
+            Err(_) => {
+                let mut buf = BytesMut::new();
+                encode(&mut buf)?;
+                Ok(large(buf))
+            }
+        })
     }
 
     /// Closes the connection to renderer `id`: its in-flight handlers are

@@ -49,11 +49,14 @@ pub(crate) struct Listeners {
     next_id: u64,
     /// Rebuilt when a listener comes or goes (rare), so that dispatching
     /// an event (frequent) only clones an `Arc`.
-    by_channel: HashMap<&'static str, Arc<[Arc<Listener>]>>,
+    /// By the channel's bytes, as they arrive in a frame (no UTF-8 check
+    /// on every event); the keys are this program's own channels, so a
+    /// fast unkeyed hash is safe.
+    by_channel: HashMap<&'static [u8], Arc<[Arc<Listener>]>, rustc_hash::FxBuildHasher>,
 }
 
 impl Listeners {
-    fn of(&self, channel: &str) -> Option<Arc<[Arc<Listener>]>> {
+    fn of(&self, channel: &[u8]) -> Option<Arc<[Arc<Listener>]>> {
         self.by_channel.get(channel).cloned()
     }
 
@@ -67,7 +70,7 @@ impl Listeners {
         });
         let list = self
             .by_channel
-            .entry(channel)
+            .entry(channel.as_bytes())
             .or_insert_with(|| Arc::new([]));
         let first = list.is_empty();
         *list = list
@@ -96,7 +99,7 @@ impl Listeners {
 
     /// Removes a listener; returns whether it was the channel's last.
     fn remove(&mut self, channel: &'static str, id: u64) -> bool {
-        let Some(list) = self.by_channel.get_mut(channel) else {
+        let Some(list) = self.by_channel.get_mut(channel.as_bytes()) else {
             return false;
         };
         let before = list.len();
@@ -105,7 +108,7 @@ impl Listeners {
             return false;
         }
         if list.is_empty() {
-            self.by_channel.remove(channel);
+            self.by_channel.remove(channel.as_bytes());
             return true;
         }
         false
@@ -129,7 +132,7 @@ pub(crate) async fn dispatch_events(
             shared.listeners().end_all();
             return;
         };
-        let Some(listeners) = shared.listeners().of(channel.as_str()) else {
+        let Some(listeners) = shared.listeners().of(channel.as_bytes()) else {
             continue;
         };
         for listener in listeners.iter() {
