@@ -7,18 +7,18 @@
 //! thread. A slow callback delays the events after it, never replies.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     fmt,
     panic::AssertUnwindSafe,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard,
     },
 };
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
@@ -29,10 +29,52 @@ use crate::{
     IpcError,
 };
 
-/// Events received but not yet dispatched, per connection. Past this, new
-/// events are dropped with a warning rather than letting a stuck callback
-/// grow memory without bound.
+/// Events received but not yet taken by the dispatcher, per connection.
+/// Past this, new events are dropped with a warning rather than letting a
+/// stuck callback grow memory without bound.
 pub(crate) const EVENT_QUEUE: usize = 4096;
+
+/// Events on their way from the reader task to the dispatcher task.
+///
+/// The dispatcher takes every queued event at once, so that a burst costs
+/// one lock and at most one wake-up per batch rather than per event.
+#[derive(Default)]
+pub(crate) struct EventQueue {
+    queued: Mutex<VecDeque<(Channel, Bytes)>>,
+    /// Set when an event is queued into an empty queue.
+    ready: Notify,
+}
+
+impl EventQueue {
+    fn queued(&self) -> MutexGuard<'_, VecDeque<(Channel, Bytes)>> {
+        // Critical sections are single queue operations: never inconsistent.
+        self.queued.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an event for the dispatcher, or gives its channel back if
+    /// [`EVENT_QUEUE`] events are already waiting.
+    pub(crate) fn push(&self, channel: Channel, payload: Bytes) -> Result<(), Channel> {
+        let first = {
+            let mut queued = self.queued();
+            if queued.len() >= EVENT_QUEUE {
+                return Err(channel);
+            }
+            queued.push_back((channel, payload));
+            queued.len() == 1
+        };
+        // Later events find the dispatcher woken already (or busy with a
+        // batch, after which it looks again).
+        if first {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Moves every queued event into `batch` (which must be empty).
+    fn take(&self, batch: &mut VecDeque<(Channel, Bytes)>) {
+        std::mem::swap(&mut *self.queued(), batch);
+    }
+}
 
 type Callback = Box<dyn FnMut(&Bytes) + Send>;
 
@@ -117,33 +159,43 @@ impl Listeners {
 
 /// Calls the listeners of each received event, in arrival order, until the
 /// connection stops; events already received are still dispatched.
-pub(crate) async fn dispatch_events(
-    shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<(Channel, Bytes)>,
-    stop: CancellationToken,
-) {
+pub(crate) async fn dispatch_events(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut batch = VecDeque::new();
     loop {
-        let event = tokio::select! {
-            biased;
-            event = rx.recv() => event,
-            () = stop.cancelled() => rx.try_recv().ok(),
-        };
-        let Some((channel, payload)) = event else {
-            shared.listeners().end_all();
-            return;
-        };
-        let Some(listeners) = shared.listeners().of(channel.as_bytes()) else {
+        shared.events.take(&mut batch);
+        if batch.is_empty() {
+            // Stopped: what was queued before is dispatched, then no more.
+            if stop.is_cancelled() {
+                shared.listeners().end_all();
+                return;
+            }
+            tokio::select! {
+                () = shared.events.ready.notified() => {}
+                () = stop.cancelled() => {}
+            }
             continue;
-        };
-        for listener in listeners.iter() {
-            if !listener.active.load(Ordering::Acquire) {
-                continue;
-            }
-            let mut callback = listener.callback.lock().unwrap_or_else(|e| e.into_inner());
-            let call = std::panic::catch_unwind(AssertUnwindSafe(|| (callback)(&payload)));
-            if call.is_err() {
-                error!(%channel, "an event listener panicked; later events still reach it");
-            }
+        }
+        for (channel, payload) in batch.drain(..) {
+            dispatch(&shared, &channel, &payload);
+        }
+        // A long burst of events must not keep this task from yielding.
+        tokio::task::consume_budget().await;
+    }
+}
+
+/// Calls the listeners of one event.
+fn dispatch(shared: &Shared, channel: &Channel, payload: &Bytes) {
+    let Some(listeners) = shared.listeners().of(channel.as_bytes()) else {
+        return;
+    };
+    for listener in listeners.iter() {
+        if !listener.active.load(Ordering::Acquire) {
+            continue;
+        }
+        let mut callback = listener.callback.lock().unwrap_or_else(|e| e.into_inner());
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| (callback)(payload)));
+        if call.is_err() {
+            error!(%channel, "an event listener panicked; later events still reach it");
         }
     }
 }
@@ -263,5 +315,49 @@ impl ListenerCore {
                 },
             );
         self.conn.subscribe(channel, callback).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: usize) -> (Channel, Bytes) {
+        (
+            Channel::from_static("test:tick"),
+            Bytes::from(n.to_le_bytes().to_vec()),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_and_hands_over_everything_in_order() {
+        let queue = EventQueue::default();
+        for n in 0..EVENT_QUEUE {
+            let (channel, payload) = event(n);
+            assert!(queue.push(channel, payload).is_ok(), "{n}");
+        }
+        // Full: the next event is refused, and its channel given back.
+        let (channel, payload) = event(EVENT_QUEUE);
+        assert_eq!(
+            queue.push(channel, payload).unwrap_err().as_str(),
+            "test:tick"
+        );
+        // The first push woke the dispatcher (once).
+        queue.ready.notified().await;
+
+        let mut batch = VecDeque::new();
+        queue.take(&mut batch);
+        let got: Vec<usize> = batch
+            .iter()
+            .map(|(_, p)| usize::from_le_bytes(p[..].try_into().unwrap()))
+            .collect();
+        assert_eq!(got, (0..EVENT_QUEUE).collect::<Vec<_>>());
+
+        // Taken: there is room again, and the next event wakes it again.
+        let (channel, payload) = event(0);
+        assert!(queue.push(channel, payload).is_ok());
+        tokio::time::timeout(std::time::Duration::from_secs(5), queue.ready.notified())
+            .await
+            .expect("a push into an empty queue wakes the dispatcher");
     }
 }

@@ -26,7 +26,7 @@ use std::{
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::{
-    sync::{mpsc, watch, Notify},
+    sync::{watch, Notify},
     time::Instant,
 };
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -37,7 +37,7 @@ use crate::{
     caller::RendererId,
     codec::{splice::FrameBuf, CodecError},
     contract::{Api, Service, ServiceDescriptor, ServiceSummary},
-    frame::{Channel, Frame, Head, Hello, PROTOCOL_VERSION},
+    frame::{Frame, Head, Hello, PROTOCOL_VERSION},
     spin::spin_then_wait,
     transport::{
         self,
@@ -236,7 +236,6 @@ impl ConnectionBuilder {
         let queue = out.queue();
         let stop = CancellationToken::new();
         let (closed_tx, closed_rx) = watch::channel(false);
-        let (events_tx, events_rx) = mpsc::channel(listen::EVENT_QUEUE);
         let shared = Arc::new(Shared {
             out,
             state: Mutex::new(State {
@@ -253,14 +252,10 @@ impl ConnectionBuilder {
             is_closed: AtomicBool::new(false),
             stop: stop.clone(),
             listeners: Mutex::default(),
-            events: events_tx,
+            events: listen::EventQueue::default(),
             sweep: Notify::new(),
         });
-        tokio::spawn(listen::dispatch_events(
-            Arc::clone(&shared),
-            events_rx,
-            stop.clone(),
-        ));
+        tokio::spawn(listen::dispatch_events(Arc::clone(&shared), stop.clone()));
         let writer_stop = stop.clone();
         let writer_shared = Arc::clone(&shared);
         tokio::spawn(async move {
@@ -330,7 +325,7 @@ struct Shared {
     /// Local listeners by event channel.
     listeners: Mutex<listen::Listeners>,
     /// Events on their way to the dispatcher task.
-    events: mpsc::Sender<(Channel, Bytes)>,
+    events: listen::EventQueue,
     /// Wakes the timeout sweeper when a call's deadline comes before the
     /// one it sleeps until.
     sweep: Notify,
@@ -826,9 +821,7 @@ fn route_frame(shared: &Shared, body: Bytes) -> Option<(u64, Reply)> {
         Ok(Frame::ReplyErr { id, payload }) => Some((id, Reply::Err(payload))),
         Ok(Frame::ReplyFailed { id, error }) => Some((id, Reply::Failed(error.into()))),
         Ok(Frame::Event { channel, payload }) => {
-            if let Err(mpsc::error::TrySendError::Full((channel, _))) =
-                shared.events.try_send((channel, payload))
-            {
+            if let Err(channel) = shared.events.push(channel, payload) {
                 warn!(%channel, "event dropped: the listeners are not keeping up");
             }
             None
