@@ -569,7 +569,10 @@ impl Main {
                 Ok(if buf.len() < SPLICE_MIN {
                     deliver(EventPayload::Small(&buf))
                 } else {
-                    large(buf.split())
+                    // The whole buffer: a split would leave the rest of
+                    // its capacity here, keeping the large allocation
+                    // alive for the next small event.
+                    large(std::mem::take(&mut *buf))
                 })
             }
             // An event emitted while another is encoded (from a value's
