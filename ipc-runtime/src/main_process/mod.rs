@@ -525,37 +525,25 @@ impl Main {
             // Looked up first, so that the registry is not locked while
             // the events are queued (a connection's queue may be busy
             // encoding a large reply).
-            match target {
+            let group = match target {
                 Target::Renderer(id) => {
                     let conn = self.inner.renderers().get(id).map(|e| Arc::clone(&e.conn));
-                    conn.is_some_and(|conn| conn.push_event(channel, payload)) as usize
+                    return conn.is_some_and(|conn| conn.push_event(channel, payload)) as usize;
                 }
-                Target::Group(group) => {
-                    let targets: Vec<Arc<connection::Conn>> = self
-                        .inner
-                        .renderers()
-                        .values()
-                        .filter(|e| e.conn.in_group(group))
-                        .map(|e| Arc::clone(&e.conn))
-                        .collect();
-                    targets
-                        .iter()
-                        .filter(|c| c.push_event(channel, payload))
-                        .count()
-                }
-                Target::All => {
-                    let targets: Vec<Arc<connection::Conn>> = self
-                        .inner
-                        .renderers()
-                        .values()
-                        .map(|e| Arc::clone(&e.conn))
-                        .collect();
-                    targets
-                        .iter()
-                        .filter(|c| c.push_event(channel, payload))
-                        .count()
-                }
-            }
+                Target::Group(group) => Some(group),
+                Target::All => None,
+            };
+            let targets: Vec<Arc<connection::Conn>> = self
+                .inner
+                .renderers()
+                .values()
+                .filter(|e| group.is_none_or(|g| e.conn.in_group(g)))
+                .map(|e| Arc::clone(&e.conn))
+                .collect();
+            targets
+                .iter()
+                .filter(|c| c.push_event(channel, payload))
+                .count()
         };
         let large = |buf: BytesMut| {
             // Written from the one buffer every renderer's event shares,
