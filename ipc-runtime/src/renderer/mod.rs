@@ -568,7 +568,7 @@ impl Connection {
         // Queued at once unless the queue is full (main is not keeping
         // up); only then is a timer armed, so that the timeout also bounds
         // the wait for room.
-        let pushed = match self.shared.out.push_if_room(|buf| frame(id, buf)) {
+        let pushed = match self.shared.out.push_if_room(|buf| frame(id, buf), true) {
             Ok(pushed) => pushed,
             Err(frame) => {
                 let wait = Box::pin(tokio::time::timeout_at(

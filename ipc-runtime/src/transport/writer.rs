@@ -321,8 +321,9 @@ impl WriteQueue {
     }
 
     /// Queues a frame if [`WriteQueue::push`] would not wait; otherwise
-    /// gives `body` back, for the caller to wait its own way.
-    pub(crate) fn push_if_room<F>(&self, body: F) -> Result<Result<(), PushError>, F>
+    /// gives `body` back, for the caller to wait its own way. With `wake`
+    /// false the writer is not woken (see [`WriteQueue::push`]).
+    pub(crate) fn push_if_room<F>(&self, body: F, wake: bool) -> Result<Result<(), PushError>, F>
     where
         F: FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     {
@@ -337,7 +338,11 @@ impl WriteQueue {
             }
         };
         if pushed.is_ok() {
-            self.wake.notify_one();
+            if wake {
+                self.wake.notify_one();
+            } else {
+                self.quiet.store(true, Ordering::Release);
+            }
         }
         Ok(pushed)
     }
@@ -346,27 +351,14 @@ impl WriteQueue {
     /// maximum number of frames, or [`WAIT_BYTES`] bytes. With `wake`
     /// false the writer is not woken: the caller queues more and calls
     /// [`WriteQueue::write_through`] once, so that a burst leaves in one write.
-    pub(crate) async fn push(
-        &self,
-        body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
-        wake: bool,
-    ) -> Result<(), PushError> {
+    pub(crate) async fn push<F>(&self, mut body: F, wake: bool) -> Result<(), PushError>
+    where
+        F: FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    {
         loop {
-            {
-                let mut s = self.state();
-                if s.closed {
-                    return Err(PushError::Closed);
-                }
-                if s.has_room(self.max_frames) {
-                    self.put(&mut s, body)?;
-                    drop(s);
-                    if wake {
-                        self.wake.notify_one();
-                    } else {
-                        self.quiet.store(true, Ordering::Release);
-                    }
-                    return Ok(());
-                }
+            match self.push_if_room(body, wake) {
+                Ok(pushed) => return pushed,
+                Err(back) => body = back,
             }
             // Full: `room` wakes the writer, which takes everything queued
             // (frames queued quietly too), and waits for it to.
