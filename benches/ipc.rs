@@ -62,7 +62,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 const PAYLOADS: [usize; 4] = [8, 1024, 64 * 1024, 1024 * 1024];
 /// Calls kept in flight for the throughput case.
 const IN_FLIGHT: usize = 64;
-/// Tokio worker threads, in both processes.
+/// Tokio worker threads, in both processes (see [`RENDERER_WORKERS_ENV`]).
 const WORKERS: usize = 2;
 /// Buffer size of the raw baselines' buffered readers and writers.
 const IO_BUF: usize = 64 * 1024;
@@ -83,6 +83,9 @@ const SPIN_PAYLOADS: [usize; 2] = [8, 1024];
 const BYTEBUF_PAYLOADS: [usize; 2] = [64 * 1024, 1024 * 1024];
 
 const ROLE_ENV: &str = "IPC_BENCH_ROLE";
+/// Tokio worker threads of the renderer's runtime, if not [`WORKERS`] (an
+/// experiment knob: the published runs use the default).
+const RENDERER_WORKERS_ENV: &str = "IPC_BENCH_RENDERER_WORKERS";
 /// Main's socket and the renderer's token for the `ipc-spin` connection.
 const SPIN_SOCKET_ENV: &str = "IPC_BENCH_SPIN_SOCKET";
 const SPIN_TOKEN_ENV: &str = "IPC_BENCH_SPIN_TOKEN";
@@ -436,7 +439,7 @@ async fn run_main(quick: bool) -> Result<(), BoxError> {
         .ok_or("the renderer printed no result")?;
     let child: ChildReport = serde_json::from_str(line)?;
 
-    let machine = report::Machine::here(WORKERS, load_before);
+    let machine = report::Machine::here(WORKERS, renderer_workers(), load_before);
     let rows = report::rows(&child);
     println!();
     println!("{}", report::table(&rows));
@@ -460,13 +463,18 @@ async fn run_main(quick: bool) -> Result<(), BoxError> {
         child.discarded_foreign.len(),
         percents(&child.discarded_foreign)
     );
+    let workers = match machine.renderer_tokio_workers {
+        Some(r) if r != machine.tokio_workers => {
+            format!(
+                "{} tokio workers in main, {r} in the renderer",
+                machine.tokio_workers
+            )
+        }
+        _ => format!("{} tokio workers per process", machine.tokio_workers),
+    };
     println!(
-        "{} CPUs, kernel {}, {} tokio workers per process; load average {} before, {} after",
-        machine.cpus,
-        machine.kernel,
-        machine.tokio_workers,
-        machine.loadavg_before,
-        machine.loadavg_after
+        "{} CPUs, kernel {}, {workers}; load average {} before, {} after",
+        machine.cpus, machine.kernel, machine.loadavg_before, machine.loadavg_after
     );
 
     let out = out_dir();
@@ -1333,9 +1341,19 @@ fn place(placement: Placement, all: &libc::cpu_set_t) -> io::Result<()> {
     Ok(())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// The renderer's worker threads: [`WORKERS`] unless
+/// [`RENDERER_WORKERS_ENV`] sets another number.
+fn renderer_workers() -> usize {
+    std::env::var(RENDERER_WORKERS_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(WORKERS)
+}
+
+fn runtime(workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("a tokio runtime")
@@ -1352,7 +1370,7 @@ fn main() -> ExitCode {
             std::env::var(ROUNDS_ENV).ok(),
             std::env::var(MAX_FOREIGN_ENV).ok(),
         );
-        runtime()
+        runtime(renderer_workers())
             .block_on(async { tokio::spawn(run_renderer(config)).await })
             .map_err(BoxError::from)
             .and_then(|r| r)
@@ -1371,7 +1389,7 @@ fn main() -> ExitCode {
         eprintln!("the IPC benchmark runs under `cargo bench --bench ipc` (see BENCHMARKS.md)");
         Ok(())
     } else {
-        runtime()
+        runtime(WORKERS)
             .block_on(async { tokio::spawn(run_main(quick)).await })
             .map_err(BoxError::from)
             .and_then(|r| r)

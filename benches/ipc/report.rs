@@ -151,7 +151,13 @@ pub struct ChildReport {
 pub struct Machine {
     pub cpus: usize,
     pub kernel: String,
+    /// Main's worker threads (and the renderer's, unless the next field
+    /// says otherwise).
     pub tokio_workers: usize,
+    /// The renderer's worker threads (absent in runs made before it was
+    /// recorded).
+    #[serde(default)]
+    pub renderer_tokio_workers: Option<usize>,
     /// `/proc/loadavg` before and after the run: other work on the machine.
     pub loadavg_before: String,
     pub loadavg_after: String,
@@ -164,13 +170,14 @@ pub fn loadavg() -> String {
 }
 
 impl Machine {
-    pub fn here(tokio_workers: usize, loadavg_before: String) -> Self {
+    pub fn here(tokio_workers: usize, renderer_workers: usize, loadavg_before: String) -> Self {
         Machine {
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default(),
             tokio_workers,
+            renderer_tokio_workers: Some(renderer_workers),
             loadavg_before,
             loadavg_after: loadavg(),
         }
