@@ -175,18 +175,47 @@ struct Pool(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl Pool {
     fn buffers(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
-        // One push or pop per critical section: never inconsistent.
+        // One push, pop or swap per critical section: never inconsistent.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An empty buffer with room for `size` bytes.
+    /// An empty buffer with room for `size` bytes: the smallest pooled one
+    /// that fits, else a new one.
     fn take(&self, size: usize) -> Vec<u8> {
         let reused = {
             let mut buffers = self.buffers();
-            let fit = buffers.iter().position(|b| b.capacity() >= size);
+            let fit = (0..buffers.len())
+                .filter(|&i| buffers[i].capacity() >= size)
+                .min_by_key(|&i| buffers[i].capacity());
             fit.map(|i| buffers.swap_remove(i))
         };
         reused.unwrap_or_else(|| Vec::with_capacity(size))
+    }
+
+    /// Keeps `body` for reuse if the pool has room, or in place of a
+    /// smaller buffer: a pool full of buffers too small for the frames now
+    /// arriving would otherwise never take a larger one, and every large
+    /// frame would cost a fresh allocation (a connection that moved from
+    /// 64 KiB frames to 1 MiB ones paid that on every frame).
+    fn give_back(&self, mut body: Vec<u8>) {
+        if body.capacity() > POOLED_MAX {
+            return;
+        }
+        body.clear();
+        let unused = {
+            let mut buffers = self.buffers();
+            if buffers.len() < POOLED_BUFFERS {
+                buffers.push(body);
+                return;
+            }
+            let smallest = (0..buffers.len()).min_by_key(|&i| buffers[i].capacity());
+            match smallest.filter(|&i| buffers[i].capacity() < body.capacity()) {
+                Some(i) => std::mem::replace(&mut buffers[i], body),
+                None => body,
+            }
+        };
+        // Freed outside the lock.
+        drop(unused);
     }
 
     /// `body` as a frame that gives its buffer back when dropped.
@@ -212,15 +241,7 @@ impl AsRef<[u8]> for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let mut body = std::mem::take(&mut self.body);
-        if body.capacity() > POOLED_MAX {
-            return;
-        }
-        let mut buffers = self.pool.buffers();
-        if buffers.len() < POOLED_BUFFERS {
-            body.clear();
-            buffers.push(body);
-        }
+        self.pool.give_back(std::mem::take(&mut self.body));
     }
 }
 
@@ -365,6 +386,53 @@ mod tests {
             address,
             "the first frame's buffer was reused"
         );
+    }
+
+    #[test]
+    fn larger_frames_take_the_place_of_smaller_pooled_buffers() {
+        let (small, large) = (LARGE_FRAME, 16 * LARGE_FRAME);
+        let mut r = reader(1 << 21);
+        // Arriving in two pieces, as large frames do, so that each is read
+        // into a pooled buffer of its own.
+        let mut read = |size: usize| {
+            let wire = wire_of(&[Frame::Send {
+                channel: Channel::from_static("probe:sink"),
+                payload: Bytes::from(vec![7u8; size]),
+            }]);
+            r.absorb(&wire[..PREFIX + 1]);
+            assert!(r.buffered().unwrap().is_none());
+            r.absorb(&wire[PREFIX + 1..]);
+            let body = r.buffered().unwrap().expect("a whole frame");
+            (body, r.pool.clone())
+        };
+        let capacities =
+            |pool: &Pool| -> Vec<usize> { pool.buffers().iter().map(Vec::capacity).collect() };
+        // Two smaller frames alive at once fill the pool when dropped.
+        let (a, pool) = read(small);
+        let (b, _) = read(small);
+        drop((a, b));
+        assert_eq!(capacities(&pool).len(), POOLED_BUFFERS);
+        assert!(capacities(&pool).iter().all(|&c| c < large));
+        // A larger frame needs a buffer of its own, which the pool then
+        // keeps in place of a smaller one, for the next larger frame.
+        let (first, _) = read(large);
+        let address = first.as_ptr();
+        drop(first);
+        let kept = capacities(&pool);
+        assert_eq!(kept.len(), POOLED_BUFFERS);
+        assert!(kept.iter().any(|&c| c >= large), "pool: {kept:?}");
+        let (second, _) = read(large);
+        assert_eq!(second.as_ptr(), address, "the large buffer was reused");
+        // Smaller frames take the smallest buffer that fits, whatever the
+        // order the pool keeps them in, and leave the large one for the
+        // next large frame.
+        drop(second);
+        for _ in 0..2 {
+            let (third, _) = read(small);
+            let (fourth, _) = read(large);
+            assert_eq!(fourth.as_ptr(), address, "the large buffer was kept");
+            drop((fourth, third));
+        }
     }
 
     #[tokio::test]
