@@ -732,44 +732,39 @@ impl Renderer {
     }
 
     /// [`IN_FLIGHT`] calls in flight, replaced as they complete: calls per
-    /// second over each of `windows` windows of `window` completions, in
-    /// the steady state (after one window of warm-up, before the drain).
+    /// second over each of the timed windows (see [`Windows`]), in the
+    /// steady state (after the ramp-up, before the drain).
     async fn throughput(&mut self, system: &str, payload: usize) -> Result<Vec<f64>, BoxError> {
-        let window = self.units(
+        let size = self.units(
             "throughput",
             system,
             payload,
             self.config.window_ms,
             (64, 16, 1 << 22),
         );
-        let windows = self.config.windows;
+        let windows = Windows::new(size, self.config.windows);
         let rates = match system {
             "ipc" => {
                 let echo = |data| self.api.bench.echo(data);
-                ipc_throughput(echo, Blob::from, payload, window, windows).await?
+                ipc_throughput(echo, Blob::from, Next::Clone, payload, windows).await?
             }
             "ipc-spin" => {
                 let echo = |data| self.spin_api.bench.echo(data);
-                ipc_throughput(echo, Blob::from, payload, window, windows).await?
+                ipc_throughput(echo, Blob::from, Next::Clone, payload, windows).await?
             }
             "ipc-bytebuf" => {
                 let echo = |data| self.api.bench.echo_vec(data);
-                ipc_throughput(echo, ByteBuf::from, payload, window, windows).await?
+                ipc_throughput(echo, ByteBuf::from, Next::Reply, payload, windows).await?
             }
             "raw-tokio" => {
                 let stream = self.pipe.take().ok_or("pipelined connection in use")?;
-                let (stream, rates) = raw_throughput(stream, payload, window, windows).await?;
+                let (stream, rates) = raw_throughput(stream, payload, windows).await?;
                 self.pipe = Some(stream);
                 rates
             }
             other => return Err(format!("unknown system {other}").into()),
         };
-        self.count(
-            "throughput",
-            system,
-            payload,
-            window * (windows + 1) + IN_FLIGHT,
-        );
+        self.count("throughput", system, payload, windows.calls());
         self.set_pace("throughput", system, payload, 1.0 / median(&rates));
         Ok(rates)
     }
@@ -866,47 +861,125 @@ where
     Ok(out)
 }
 
-/// Keeps [`IN_FLIGHT`] calls of `echo` in flight, each new one sending the
-/// reply of the last, with payloads `make` builds.
+/// How a block of [`IN_FLIGHT`] calls in flight is timed: `timed` windows
+/// of `size` completions each, after `ramp` windows of ramp-up.
+#[derive(Clone, Copy, Debug)]
+struct Windows {
+    size: usize,
+    ramp: usize,
+    timed: usize,
+}
+
+impl Windows {
+    /// `timed` windows of `size` completions, after enough ramp-up that
+    /// every in-flight slot has completed at least twice. (A window is
+    /// sized by time: at 1 MiB, 15 ms hold about 60 calls, fewer than are
+    /// in flight, so one window of ramp-up started the timing before every
+    /// slot had completed once.)
+    fn new(size: usize, timed: usize) -> Self {
+        Windows {
+            size,
+            ramp: (2 * IN_FLIGHT).div_ceil(size).max(1),
+            timed,
+        }
+    }
+
+    /// Completions until the last timed window closes.
+    fn measured(&self) -> usize {
+        self.size * (self.ramp + self.timed)
+    }
+
+    /// Calls the block makes, the drain included.
+    fn calls(&self) -> usize {
+        self.measured() + IN_FLIGHT
+    }
+}
+
+/// Calls per second over each timed window of a block, fed one
+/// completion at a time.
+struct Rates {
+    windows: Windows,
+    done: usize,
+    mark: Instant,
+    rates: Vec<f64>,
+}
+
+impl Rates {
+    fn new(windows: Windows) -> Self {
+        Rates {
+            windows,
+            done: 0,
+            mark: Instant::now(),
+            rates: Vec::with_capacity(windows.timed),
+        }
+    }
+
+    fn completed(&mut self) {
+        self.done += 1;
+        let w = self.windows;
+        if self.done.is_multiple_of(w.size) && self.done <= w.measured() {
+            let now = Instant::now();
+            if self.done > w.size * w.ramp {
+                let elapsed = (now - self.mark).as_secs_f64();
+                self.rates.push(w.size as f64 / elapsed);
+            }
+            self.mark = now;
+        }
+    }
+}
+
+/// What each new call of a throughput block sends.
+#[derive(Clone, Copy, PartialEq)]
+enum Next {
+    /// A clone of one value made before the block, as the raw writer
+    /// re-sends one frame buffer; for a `Blob` that is a reference count,
+    /// and the reply is dropped once checked.
+    Clone,
+    /// The reply of the call that just completed (for types whose clone
+    /// would copy the payload).
+    Reply,
+}
+
+/// Keeps [`IN_FLIGHT`] calls of `echo` in flight, with payloads `make`
+/// builds, each new call sending what `next` says.
 async fn ipc_throughput<T, F, E>(
     echo: impl Fn(T) -> F,
     make: impl Fn(Vec<u8>) -> T,
+    next: Next,
     payload: usize,
-    window: usize,
-    windows: usize,
+    windows: Windows,
 ) -> Result<Vec<f64>, BoxError>
 where
-    T: AsRef<[u8]>,
+    T: AsRef<[u8]> + Clone,
     F: std::future::Future<Output = Result<T, E>>,
     E: Into<BoxError>,
 {
-    let measured = window * (windows + 1);
-    let total = measured + IN_FLIGHT;
+    let total = windows.calls();
+    let one = (next == Next::Clone).then(|| make(vec![0xa5; payload]));
+    let first = || match &one {
+        Some(one) => one.clone(),
+        None => make(vec![0xa5; payload]),
+    };
     let mut calls = FuturesUnordered::new();
     for _ in 0..IN_FLIGHT {
-        calls.push(echo(make(vec![0xa5; payload])));
+        calls.push(echo(first()));
     }
     let mut issued = IN_FLIGHT;
-    let mut done = 0;
-    let mut mark = Instant::now();
-    let mut rates = Vec::with_capacity(windows);
+    let mut rates = Rates::new(windows);
     while let Some(reply) = calls.next().await {
         let data = reply.map_err(Into::into)?;
         assert_eq!(data.as_ref().len(), payload, "echoed payload");
-        done += 1;
-        if done % window == 0 && done <= measured {
-            let now = Instant::now();
-            if done > window {
-                rates.push(window as f64 / (now - mark).as_secs_f64());
-            }
-            mark = now;
-        }
+        rates.completed();
         if issued < total {
+            let data = match &one {
+                Some(one) => one.clone(),
+                None => data,
+            };
             calls.push(echo(data));
             issued += 1;
         }
     }
-    Ok(rates)
+    Ok(rates.rates)
 }
 
 /// The raw pipelined baseline: a writer task keeps [`IN_FLIGHT`] requests
@@ -915,11 +988,9 @@ where
 async fn raw_throughput(
     stream: UnixStream,
     payload: usize,
-    window: usize,
-    windows: usize,
+    windows: Windows,
 ) -> Result<(UnixStream, Vec<f64>), BoxError> {
-    let measured = window * (windows + 1);
-    let total = measured + IN_FLIGHT;
+    let total = windows.calls();
     let (rd, wr) = stream.into_split();
     let credit = Arc::new(Semaphore::new(IN_FLIGHT));
     let writer = tokio::spawn({
@@ -943,23 +1014,16 @@ async fn raw_throughput(
     });
     let mut r = BufReader::with_capacity(IO_BUF, rd);
     let mut body = Vec::new();
-    let mut mark = Instant::now();
-    let mut rates = Vec::with_capacity(windows);
-    for done in 1..=total {
+    let mut rates = Rates::new(windows);
+    for _ in 0..total {
         let len = read_frame(&mut r, &mut body).await?;
         assert_eq!(len, payload, "echoed payload");
         credit.add_permits(1);
-        if done % window == 0 && done <= measured {
-            let now = Instant::now();
-            if done > window {
-                rates.push(window as f64 / (now - mark).as_secs_f64());
-            }
-            mark = now;
-        }
+        rates.completed();
     }
     let wr = writer.await??;
     let stream = r.into_inner().reunite(wr)?;
-    Ok((stream, rates))
+    Ok((stream, rates.rates))
 }
 
 /// Whether `system` is measured at `payload` bytes.
@@ -1248,9 +1312,14 @@ async fn memory_phase(r: &Renderer) -> Result<MemoryReport, BoxError> {
     let mut calls = 0;
     for _ in 0..r.config.rss_rounds {
         // 256 calls, 64 in flight throughout.
+        let batch = Windows {
+            size: 64,
+            ramp: 1,
+            timed: 2,
+        };
         let echo = |data| r.api.bench.echo(data);
-        ipc_throughput(echo, Blob::from, payload, 64, 2).await?;
-        calls += 64 * 3 + IN_FLIGHT as u64;
+        ipc_throughput(echo, Blob::from, Next::Clone, payload, batch).await?;
+        calls += batch.calls() as u64;
         let main = bench.memory(true, false).await?;
         rss.push(RssPoint {
             calls,
