@@ -100,7 +100,8 @@ pub(crate) struct WriteQueue {
     io: Mutex<Io>,
     /// Wakes the writer task.
     wake: Notify,
-    /// Wakes producers waiting for room.
+    /// Wakes producers waiting for room, one at a time (each passes it
+    /// on; closing wakes them all).
     room: Notify,
     /// How far the writer has got, for [`WriteQueue::flushed`].
     written: watch::Sender<Written>,
@@ -376,15 +377,27 @@ impl WriteQueue {
             s.closed || s.has_room(self.max_frames)
         };
         // Registering with the `Notify` takes its lock: only when full.
-        while !has_room() {
+        if has_room() {
+            return;
+        }
+        loop {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             if has_room() {
+                // Had this waiter been handed the room meanwhile, dropping
+                // `room` passes it on.
                 return;
             }
             self.wake.notify_one();
             room.await;
+            if has_room() {
+                // Room is handed to one waiter at a time: pass it on, in
+                // case there is enough for the next one too (which checks,
+                // and waits again if this producer's frame takes the rest).
+                self.room.notify_one();
+                return;
+            }
         }
     }
 
@@ -427,7 +440,10 @@ impl WriteQueue {
             s.frames = 0;
             s.queued
         };
-        self.room.notify_waiters();
+        // One waiting producer at a time: each one that finds room passes
+        // it on (see `room`). Waking them all made every large frame wake
+        // every waiting caller, to find that one of them had taken the room.
+        self.room.notify_one();
         Some(seq)
     }
 
@@ -792,6 +808,64 @@ mod tests {
         writer.await.unwrap().unwrap();
         let n = 100 * 1024;
         assert_eq!(read.await.unwrap(), vec![n, n, n, 5, n]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn producers_waiting_for_room_all_get_in_even_when_some_give_up() {
+        // Frames that fill the queue on their own, and small frames of
+        // which four fit: room is handed to one waiter at a time and passed
+        // on, and waiters that give up (possibly just after being let in)
+        // must not leave the others waiting.
+        let large: &'static [u8] = Box::leak(vec![4u8; WAIT_BYTES].into_boxed_slice());
+        for (frame, max_frames) in [(large, 1000), (&b"small"[..], 4)] {
+            let (a, b) = tokio::io::duplex(64 * 1024);
+            let outbox = Arc::new(Outbox::new(Box::pin(a), max_frames, 1 << 20));
+            // Nothing writes yet: fill the queue.
+            let mut pushed = 0;
+            while outbox.state().has_room(max_frames) {
+                outbox.try_push(bytes_frame(frame)).unwrap();
+                pushed += 1;
+            }
+            let producers: Vec<_> = (0..32u64)
+                .map(|i| {
+                    let outbox = Arc::clone(&outbox);
+                    tokio::spawn(async move {
+                        let push = outbox.push(bytes_frame(frame), i % 2 == 0);
+                        if i % 4 == 3 {
+                            let patience = Duration::from_millis(i);
+                            tokio::time::timeout(patience, push).await.is_ok()
+                        } else {
+                            push.await.unwrap();
+                            true
+                        }
+                    })
+                })
+                .collect();
+            // Every producer is waiting (or gave up) before anything is
+            // written.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let writer = tokio::spawn(run_writer(outbox.queue(), CancellationToken::new(), None));
+            let mut reader = FrameReader::new(Box::pin(b), 1 << 20);
+            let read = tokio::spawn(async move {
+                let mut n = 0;
+                while let Some(body) = reader.next().await {
+                    assert_eq!(&body.unwrap()[..], frame);
+                    n += 1;
+                }
+                n
+            });
+            for producer in producers {
+                let got_in = tokio::time::timeout(Duration::from_secs(10), producer)
+                    .await
+                    .expect("no producer is left waiting for room")
+                    .unwrap();
+                pushed += usize::from(got_in);
+            }
+            assert!(pushed >= 25, "{pushed}: at least the patient ones");
+            drop(outbox);
+            writer.await.unwrap().unwrap();
+            assert_eq!(read.await.unwrap(), pushed, "every frame let in arrives");
+        }
     }
 
     #[test]
