@@ -258,22 +258,20 @@ impl ConnectionBuilder {
         tokio::spawn(listen::dispatch_events(Arc::clone(&shared), stop.clone()));
         let writer_stop = stop.clone();
         let writer_shared = Arc::clone(&shared);
-        let write = async move {
+        tokio::spawn(async move {
             if let Err(e) = run_writer(queue, writer_stop, Some(DRAIN_ON_DROP)).await {
                 writer_shared.close(IpcError::disconnected(format!(
                     "writing to main failed: {e}"
                 )));
             }
-        };
-        let read = read_replies(Arc::clone(&shared), reader, stop.clone(), closed_tx);
-        tokio::spawn(sweep_timeouts(Arc::clone(&shared), stop.clone()));
-        // The writer and the reply reader share one task: when the socket
-        // becomes readable and writable at once (large frames, both ways),
-        // two tasks woken together let tokio hand one to another worker, a thread
-        // switch on a busy or single CPU.
-        tokio::spawn(async move {
-            tokio::join!(write, read);
         });
+        tokio::spawn(sweep_timeouts(Arc::clone(&shared), stop.clone()));
+        tokio::spawn(read_replies(
+            Arc::clone(&shared),
+            reader,
+            stop.clone(),
+            closed_tx,
+        ));
         Ok(Connection {
             shared,
             _stop: Arc::new(stop.drop_guard()),
