@@ -392,6 +392,7 @@ mod tests {
     fn larger_frames_take_the_place_of_smaller_pooled_buffers() {
         let (small, large) = (LARGE_FRAME, 16 * LARGE_FRAME);
         let mut r = reader(1 << 21);
+        let pool = r.pool.clone();
         // Arriving in two pieces, as large frames do, so that each is read
         // into a pooled buffer of its own.
         let mut read = |size: usize| {
@@ -402,34 +403,33 @@ mod tests {
             r.absorb(&wire[..PREFIX + 1]);
             assert!(r.buffered().unwrap().is_none());
             r.absorb(&wire[PREFIX + 1..]);
-            let body = r.buffered().unwrap().expect("a whole frame");
-            (body, r.pool.clone())
+            r.buffered().unwrap().expect("a whole frame")
         };
         let capacities =
             |pool: &Pool| -> Vec<usize> { pool.buffers().iter().map(Vec::capacity).collect() };
         // Two smaller frames alive at once fill the pool when dropped.
-        let (a, pool) = read(small);
-        let (b, _) = read(small);
+        let a = read(small);
+        let b = read(small);
         drop((a, b));
         assert_eq!(capacities(&pool).len(), POOLED_BUFFERS);
         assert!(capacities(&pool).iter().all(|&c| c < large));
         // A larger frame needs a buffer of its own, which the pool then
         // keeps in place of a smaller one, for the next larger frame.
-        let (first, _) = read(large);
+        let first = read(large);
         let address = first.as_ptr();
         drop(first);
         let kept = capacities(&pool);
         assert_eq!(kept.len(), POOLED_BUFFERS);
         assert!(kept.iter().any(|&c| c >= large), "pool: {kept:?}");
-        let (second, _) = read(large);
+        let second = read(large);
         assert_eq!(second.as_ptr(), address, "the large buffer was reused");
         // Smaller frames take the smallest buffer that fits, whatever the
         // order the pool keeps them in, and leave the large one for the
         // next large frame.
         drop(second);
         for _ in 0..2 {
-            let (third, _) = read(small);
-            let (fourth, _) = read(large);
+            let third = read(small);
+            let fourth = read(large);
             assert_eq!(fourth.as_ptr(), address, "the large buffer was kept");
             drop((fourth, third));
         }
