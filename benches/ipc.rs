@@ -102,6 +102,19 @@ const PLACEMENTS_ENV: &str = "IPC_BENCH_PLACEMENTS";
 /// Comma-separated prefixes of `case/system/payload` (for example
 /// `latency/ipc/1048576`): run only the matching blocks (for profiling).
 const FILTER_ENV: &str = "IPC_BENCH_FILTER";
+/// `1`: the raw baselines' sockets get the send buffer `ipc`'s do
+/// (`ipc_runtime::transport::SEND_BUFFER`) instead of the system default,
+/// to see what of a ratio that setting makes (see BENCHMARKS.md).
+const RAW_SEND_BUFFER_ENV: &str = "IPC_BENCH_RAW_SEND_BUFFER";
+
+/// Gives a raw baseline's socket `ipc`'s send buffer, if
+/// [`RAW_SEND_BUFFER_ENV`] asks for it.
+fn raw_send_buffer(socket: &impl std::os::fd::AsFd) -> io::Result<()> {
+    if std::env::var(RAW_SEND_BUFFER_ENV).is_ok_and(|v| v == "1") {
+        socket2::SockRef::from(socket).set_send_buffer_size(ipc_runtime::transport::SEND_BUFFER)?;
+    }
+    Ok(())
+}
 
 // ---------------------------------------------------------------------------
 // The contract.
@@ -370,6 +383,9 @@ async fn run_main(quick: bool) -> Result<(), BoxError> {
     let tokio_listener = tokio::net::UnixListener::bind(dir.path().join("raw-tokio.sock"))?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = tokio_listener.accept().await {
+            if let Err(e) = raw_send_buffer(&stream) {
+                eprintln!("raw tokio server: {e}");
+            }
             tokio::spawn(async move {
                 if let Err(e) = raw_tokio_serve(stream).await {
                     eprintln!("raw tokio server: {e}");
@@ -380,6 +396,9 @@ async fn run_main(quick: bool) -> Result<(), BoxError> {
     let std_listener = std::os::unix::net::UnixListener::bind(dir.path().join("raw-std.sock"))?;
     std::thread::spawn(move || {
         for stream in std_listener.incoming().flatten() {
+            if let Err(e) = raw_send_buffer(&stream) {
+                eprintln!("raw std server: {e}");
+            }
             std::thread::spawn(move || {
                 if let Err(e) = raw_std_serve(stream) {
                     eprintln!("raw std server: {e}");
@@ -554,6 +573,7 @@ fn micros(d: Duration) -> f64 {
 
 async fn raw_connect(dir: &Path, mode: u8) -> io::Result<UnixStream> {
     let mut stream = UnixStream::connect(dir.join("raw-tokio.sock")).await?;
+    raw_send_buffer(&stream)?;
     stream.write_u8(mode).await?;
     Ok(stream)
 }
@@ -570,6 +590,7 @@ impl Renderer {
             .await?;
         let dir = PathBuf::from(std::env::var(DIR_ENV)?);
         let std_stream = std::os::unix::net::UnixStream::connect(dir.join("raw-std.sock"))?;
+        raw_send_buffer(&std_stream)?;
         let std = StdConn {
             reader: io::BufReader::with_capacity(IO_BUF, std_stream.try_clone()?),
             writer: std_stream,

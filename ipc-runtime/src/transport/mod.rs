@@ -50,11 +50,15 @@ impl Transport {
 
     /// A transport over a connected Unix domain socket. The peer's
     /// credentials (`SO_PEERCRED`) are recorded when the OS reports them.
+    ///
+    /// The socket's send buffer is raised to [`SEND_BUFFER`] bytes (see
+    /// there for why; the kernel may grant less).
     pub fn from_unix(stream: tokio::net::UnixStream) -> Self {
         let peer = stream.peer_cred().ok().map(|cred| Peer {
             pid: cred.pid(),
             uid: Some(cred.uid()),
         });
+        enlarge_send_buffer(&stream);
         let (read, write) = stream.into_split();
         Transport {
             peer,
@@ -78,6 +82,33 @@ impl Transport {
     }
 }
 
+/// The send buffer [`Transport::from_unix`] asks of the kernel for its
+/// socket, in bytes.
+///
+/// A Unix stream socket holds at most its sender's send buffer in flight,
+/// by default 208 KiB (`net.core.wmem_default`): a 1 MiB frame then leaves
+/// in five or more writes, each waiting for the peer to read, and on one CPU
+/// each is a switch between the processes. With this value (which Linux
+/// doubles for its own bookkeeping) a large frame leaves in one or two
+/// writes. The kernel caps it at `net.core.wmem_max` (on many systems also
+/// 208 KiB, which still doubles the default); memory is only used while the
+/// peer has not read. Larger values were slower in the benchmark (the data
+/// in flight no longer fits the caches): see `BENCHMARKS.md`.
+pub const SEND_BUFFER: usize = 512 * 1024;
+
+/// Raises `stream`'s send buffer to [`SEND_BUFFER`]. A failure only costs
+/// speed, so it is logged and otherwise ignored.
+fn enlarge_send_buffer(stream: &tokio::net::UnixStream) {
+    let socket = socket2::SockRef::from(stream);
+    let current = socket.send_buffer_size().unwrap_or(0);
+    if current >= SEND_BUFFER {
+        return;
+    }
+    if let Err(e) = socket.set_send_buffer_size(SEND_BUFFER) {
+        tracing::debug!(error = %e, "could not enlarge the socket's send buffer");
+    }
+}
+
 /// Two connected in-memory transports, for main and a renderer in the same
 /// process (tests, or a renderer that runs as a task). Each direction
 /// buffers up to `buffer` bytes before the writer waits.
@@ -91,4 +122,33 @@ pub fn memory_pair(buffer: usize) -> (Transport, Transport) {
     let (ar, aw) = tokio::io::split(a);
     let (br, bw) = tokio::io::split(b);
     (Transport::new(ar, aw), Transport::new(br, bw))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+
+    use super::*;
+
+    fn send_buffer(fd: BorrowedFd<'_>) -> usize {
+        socket2::SockRef::from(&fd).send_buffer_size().unwrap()
+    }
+
+    #[tokio::test]
+    async fn unix_transports_get_a_larger_send_buffer() {
+        let (a, _b) = tokio::net::UnixStream::pair().unwrap();
+        let before = send_buffer(std::os::fd::AsFd::as_fd(&a));
+        let fd = a.as_raw_fd();
+        let transport = Transport::from_unix(a);
+        // SAFETY: `transport` owns the descriptor and outlives this borrow.
+        let after = send_buffer(unsafe { BorrowedFd::borrow_raw(fd) });
+        drop(transport);
+        // Linux grants twice what is asked, capped by `net.core.wmem_max`
+        // (208 KiB on many systems, so at least 416 KiB granted), against
+        // 208 KiB by default.
+        assert!(
+            after > before,
+            "send buffer {before} bytes before, {after} after from_unix"
+        );
+    }
 }
