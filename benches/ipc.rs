@@ -495,6 +495,12 @@ async fn run_main(quick: bool) -> Result<(), BoxError> {
         "{} CPUs, kernel {}, {workers}; load average {} before, {} after",
         machine.cpus, machine.kernel, machine.loadavg_before, machine.loadavg_after
     );
+    if std::env::var(RAW_SEND_BUFFER_ENV).is_ok_and(|v| v == "1") {
+        println!(
+            "{RAW_SEND_BUFFER_ENV}=1: the raw baselines' sockets asked for ipc's send buffer ({} KiB)",
+            ipc_runtime::transport::SEND_BUFFER / 1024
+        );
+    }
 
     let out = out_dir();
     std::fs::create_dir_all(&out)?;
