@@ -107,10 +107,15 @@ const FILTER_ENV: &str = "IPC_BENCH_FILTER";
 /// to see what of a ratio that setting makes (see BENCHMARKS.md).
 const RAW_SEND_BUFFER_ENV: &str = "IPC_BENCH_RAW_SEND_BUFFER";
 
+/// Whether the switch `name` (one of the `IPC_BENCH_…` knobs) is set to `1`.
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
 /// Gives a raw baseline's socket `ipc`'s send buffer, if
 /// [`RAW_SEND_BUFFER_ENV`] asks for it.
 fn raw_send_buffer(socket: &impl std::os::fd::AsFd) -> io::Result<()> {
-    if std::env::var(RAW_SEND_BUFFER_ENV).is_ok_and(|v| v == "1") {
+    if env_flag(RAW_SEND_BUFFER_ENV) {
         socket2::SockRef::from(socket).set_send_buffer_size(ipc_runtime::transport::SEND_BUFFER)?;
     }
     Ok(())
@@ -495,7 +500,7 @@ async fn run_main(quick: bool) -> Result<(), BoxError> {
         "{} CPUs, kernel {}, {workers}; load average {} before, {} after",
         machine.cpus, machine.kernel, machine.loadavg_before, machine.loadavg_after
     );
-    if std::env::var(RAW_SEND_BUFFER_ENV).is_ok_and(|v| v == "1") {
+    if env_flag(RAW_SEND_BUFFER_ENV) {
         println!(
             "{RAW_SEND_BUFFER_ENV}=1: the raw baselines' sockets asked for ipc's send buffer ({} KiB)",
             ipc_runtime::transport::SEND_BUFFER / 1024
@@ -1135,7 +1140,7 @@ async fn run_renderer(config: Config) -> Result<ChildReport, BoxError> {
         let id = format!("{case}/{system}/{payload}");
         filter.is_empty() || filter.iter().any(|f| id.starts_with(f.as_str()))
     };
-    let verbose = std::env::var(VERBOSE_ENV).is_ok_and(|v| v == "1");
+    let verbose = env_flag(VERBOSE_ENV);
     let placements: Vec<Placement> = match std::env::var(PLACEMENTS_ENV).as_deref() {
         Ok("one-cpu") => vec![Placement::OneCpu],
         Ok("free") => vec![Placement::Free],
