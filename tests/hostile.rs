@@ -168,3 +168,28 @@ async fn invoking_a_send_channel_and_sending_to_an_invoke_channel_are_refused() 
     assert!(notice.text().contains("request/reply"), "{}", notice.text());
     good_still_served(&good).await;
 }
+
+/// Fixed-size frames (cancel, subscribe, unsubscribe) with bytes left over
+/// are malformed: each gets a notice, not silence.
+#[tokio::test]
+async fn a_cancel_frame_with_bytes_left_over_gets_a_notice() {
+    let (_main, good, mut raw) = setup().await;
+    let mut cancel = vec![0x12];
+    cancel.extend_from_slice(&7u64.to_le_bytes());
+    cancel.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    raw.frame(&cancel).await;
+    let notice = raw.read().await.unwrap();
+    assert_eq!(notice.kind, kind::NOTICE);
+    assert!(
+        notice.text().contains("4 unexpected bytes at the end"),
+        "{}",
+        notice.text()
+    );
+    // A well-formed cancel for a call that is not in flight is ignored:
+    // the next frame back is this call's reply.
+    raw.frame(&cancel[..9]).await;
+    raw.frame(&invoke_body(8, "probe:add", &[1, 2])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 8));
+    good_still_served(&good).await;
+}

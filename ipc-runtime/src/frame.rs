@@ -247,7 +247,11 @@ impl Frame {
                     payload: r.rest(),
                 }
             }
-            kind::CANCEL => Frame::Cancel { id: r.u64()? },
+            kind::CANCEL => {
+                let id = r.u64()?;
+                r.end()?;
+                Frame::Cancel { id }
+            }
             kind::SUBSCRIBE => {
                 let id = r.u64()?;
                 let channel = r.channel()?;
@@ -612,6 +616,28 @@ mod tests {
         #[test]
         fn any_bytes_parse_or_fail_without_panicking(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
             let _ = Frame::parse(Bytes::from(body));
+        }
+    }
+
+    #[test]
+    fn fixed_size_bodies_with_bytes_left_over_are_errors() {
+        let mut cancel = vec![kind::CANCEL];
+        cancel.extend_from_slice(&7u64.to_le_bytes());
+        assert!(matches!(
+            Frame::parse(Bytes::from(cancel.clone())),
+            Ok(Frame::Cancel { id: 7 })
+        ));
+        let mut unsubscribe = vec![kind::UNSUBSCRIBE, 1, b'a'];
+        let mut subscribe = vec![kind::SUBSCRIBE];
+        subscribe.extend_from_slice(&7u64.to_le_bytes());
+        subscribe.extend_from_slice(&[1, b'a']);
+        for body in [&mut cancel, &mut subscribe, &mut unsubscribe] {
+            body.extend_from_slice(&[0xde, 0xad]);
+            let e = Frame::parse(Bytes::from(body.clone())).unwrap_err();
+            assert!(
+                e.to_string().contains("2 unexpected bytes at the end"),
+                "{body:?}: {e}"
+            );
         }
     }
 
