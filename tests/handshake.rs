@@ -6,7 +6,7 @@ use std::time::Duration;
 use ipc_runtime::{service, transport, Connection, IpcError, Service};
 use ipc_suite::{
     probe_main, probe_main_with,
-    raw::{hello_body, kind, RawPeer},
+    raw::{framed, hello_body, hello_body_claiming, kind, RawPeer},
     ProbeApi, ProbeContract,
 };
 use tokio::net::UnixStream;
@@ -92,7 +92,7 @@ async fn a_service_main_does_not_serve_is_a_mismatch() {
     let err = conn.unwrap_err();
     assert!(
         err.to_string()
-            .contains("service `Extra` is not served by main"),
+            .contains("`Extra` is not registered on main (register it with `MainBuilder::service`"),
         "{err}"
     );
 }
@@ -168,6 +168,88 @@ async fn a_call_before_the_handshake_is_refused() {
         err.to_string().contains("first frame must be a handshake"),
         "{err}"
     );
+}
+
+/// A hello is the renderer's to write: whatever it claims, main's
+/// rejection stays small (a bounded list of differences, each name cut),
+/// where it once grew with the product of two sizes the renderer chose.
+#[tokio::test]
+async fn a_hostile_hello_gets_a_small_rejection() {
+    let (main, _) = probe_main();
+    let claims = [
+        // An API with a long name reaching thousands of channels.
+        hello_body_claiming(
+            Vec::new(),
+            Some(("A".repeat(32 * 1024), vec![String::new(); 2000])),
+        ),
+        // Thousands of services main has never heard of, with long names.
+        hello_body_claiming(
+            (0..2000)
+                .map(|i| format!("{}{i}", "S".repeat(512)))
+                .collect(),
+            None,
+        ),
+    ];
+    for hello in claims {
+        let (transport, mut raw) = raw_pair();
+        let accept = tokio::spawn({
+            let main = main.clone();
+            async move { main.accept::<ProbeApi>(transport, "hostile").await }
+        });
+        raw.frame(&hello).await;
+        let answer = raw.read().await.expect("main answers");
+        assert_eq!(answer.kind, kind::REJECTED);
+        assert!(answer.rest.len() < 16 * 1024, "{} bytes", answer.rest.len());
+        let err = accept.await.unwrap().unwrap_err();
+        assert!(matches!(err, IpcError::HandshakeMismatch { .. }), "{err:?}");
+        assert!(err.to_string().contains("and 1984 more"), "{err}");
+    }
+    assert_eq!(main.renderer_count(), 0);
+}
+
+/// Nor can a hello be larger than main reads before a renderer is
+/// admitted, whatever `max_frame_size` allows afterwards.
+#[tokio::test]
+async fn a_hello_over_a_megabyte_is_refused_unread() {
+    let (main, _) = probe_main();
+    let (transport, mut raw) = raw_pair();
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move { main.accept::<ProbeApi>(transport, "huge").await }
+    });
+    let hello = hello_body_claiming(vec!["S".repeat(2 << 20)], None);
+    raw.bytes(&framed(&hello)[..4096]).await;
+    let err = accept.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, IpcError::FrameTooLarge { limit, .. } if limit == 1 << 20),
+        "{err:?}"
+    );
+    assert_eq!(raw.read().await.map(|f| f.kind), Some(kind::REJECTED));
+}
+
+/// Main does not wait on a renderer that never reads its rejection: the
+/// write is bounded by the handshake timeout (a small in-memory pipe
+/// stands in for a socket whose buffer is full).
+#[tokio::test]
+async fn a_renderer_that_does_not_read_its_rejection_does_not_hold_up_accept() {
+    use tokio::io::AsyncWriteExt;
+
+    let (main, _) = probe_main_with(|b| b.handshake_timeout(Duration::from_millis(200)));
+    let (main_end, mut renderer_end) = tokio::io::duplex(256);
+    let (read, write) = tokio::io::split(main_end);
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move {
+            main.accept::<ProbeApi>(ipc_runtime::Transport::new(read, write), "deaf")
+                .await
+        }
+    });
+    let hello = hello_body_claiming(Vec::new(), Some(("deaf".into(), vec![String::new(); 100])));
+    renderer_end.write_all(&framed(&hello)).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), accept).await;
+    let err = ended.expect("accept returns").unwrap().unwrap_err();
+    assert!(matches!(err, IpcError::HandshakeMismatch { .. }), "{err:?}");
+    drop(renderer_end);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Contract descriptors: what `#[service]` records about a trait, and the
 //! fingerprints compared at connect time.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 /// How a method is carried.
@@ -200,17 +202,77 @@ impl ServiceSummary {
     }
 }
 
+/// A handshake rejection lists at most this many differences…
+const LISTED_DIFFERENCES: usize = 16;
+/// …and quotes at most this many characters of each name a renderer sent.
+const QUOTED_CHARS: usize = 80;
+
+/// The differences a handshake rejection names. A hello is the renderer's
+/// to write, so the list is bounded whatever it holds: at most
+/// [`LISTED_DIFFERENCES`] lines, each quoting the renderer's names through
+/// [`Quoted`]; the rest are only counted. A hostile hello of a few
+/// kilobytes cannot make main build (and send) a rejection of megabytes.
+#[derive(Debug, Default)]
+pub(crate) struct Differences {
+    listed: Vec<String>,
+    more: usize,
+}
+
+impl Differences {
+    /// Adds a difference; `line` is only called while fewer than
+    /// [`LISTED_DIFFERENCES`] are listed.
+    pub(crate) fn push(&mut self, line: impl FnOnce() -> String) {
+        if self.listed.len() < LISTED_DIFFERENCES {
+            self.listed.push(line());
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// How many differences were pushed, listed or not.
+    pub(crate) fn count(&self) -> usize {
+        self.listed.len() + self.more
+    }
+
+    /// The lines, the last one counting those not listed.
+    pub(crate) fn into_lines(mut self) -> Vec<String> {
+        if self.more > 0 {
+            self.listed.push(format!("and {} more", self.more));
+        }
+        self.listed
+    }
+}
+
+/// A name from a renderer's hello, cut to [`QUOTED_CHARS`] characters
+/// (and an ellipsis) when shown in an error.
+pub(crate) struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(QUOTED_CHARS) {
+            None => f.write_str(self.0),
+            Some((cut, _)) => write!(f, "{}…", &self.0[..cut]),
+        }
+    }
+}
+
 /// Checks a renderer's services against main's. On mismatch, returns both
-/// contract fingerprints and every difference in words.
+/// contract fingerprints and the differences in words (see
+/// [`Differences`] for how many).
 pub(crate) fn compare(
     renderer: &[ServiceSummary],
     main: &[ServiceSummary],
 ) -> Result<(), (u64, u64, Vec<String>)> {
-    let mut differences = Vec::new();
+    let mut differences = Differences::default();
     let mut main_fps = Vec::with_capacity(renderer.len());
     for r in renderer {
+        let name = Quoted(&r.name);
         let Some(m) = main.iter().find(|m| m.name == r.name) else {
-            differences.push(format!("service `{}` is not served by main", r.name));
+            differences.push(|| {
+                format!(
+                    "`{name}` is not registered on main (register it with `MainBuilder::service`, or `MainBuilder::events` for an events trait)"
+                )
+            });
             main_fps.push(0);
             continue;
         };
@@ -218,40 +280,37 @@ pub(crate) fn compare(
         if m.fingerprint == r.fingerprint {
             continue;
         }
-        let before = differences.len();
+        let before = differences.count();
         for (channel, fp) in &r.methods {
             match m.methods.iter().find(|(c, _)| c == channel) {
-                None => differences.push(format!(
-                    "service `{}`: channel `{channel}` exists only in the renderer's contract",
-                    r.name
-                )),
-                Some((_, mfp)) if mfp != fp => differences.push(format!(
-                    "service `{}`: channel `{channel}` has a different signature",
-                    r.name
-                )),
+                None => differences.push(|| {
+                    format!(
+                        "service `{name}`: channel `{}` exists only in the renderer's contract",
+                        Quoted(channel)
+                    )
+                }),
+                Some((_, mfp)) if mfp != fp => differences.push(|| {
+                    format!("service `{name}`: channel `{channel}` has a different signature")
+                }),
                 Some(_) => {}
             }
         }
         for (channel, _) in &m.methods {
             if !r.methods.iter().any(|(c, _)| c == channel) {
-                differences.push(format!(
-                    "service `{}`: channel `{channel}` exists only in main's contract",
-                    r.name
-                ));
+                differences.push(|| {
+                    format!("service `{name}`: channel `{channel}` exists only in main's contract")
+                });
             }
         }
-        if differences.len() == before {
-            differences.push(format!(
-                "service `{}` differs (namespace or method order)",
-                r.name
-            ));
+        if differences.count() == before {
+            differences.push(|| format!("service `{name}` differs (namespace or method order)"));
         }
     }
-    if differences.is_empty() {
+    if differences.count() == 0 {
         Ok(())
     } else {
         let renderer_fp = combine(renderer.iter().map(|r| r.fingerprint));
-        Err((renderer_fp, combine(main_fps), differences))
+        Err((renderer_fp, combine(main_fps), differences.into_lines()))
     }
 }
 
@@ -314,6 +373,53 @@ mod tests {
         );
         assert!(compare(&[ServiceSummary::of(&a)], &[ServiceSummary::of(&a)]).is_ok());
         let (_, _, diffs) = compare(&[ServiceSummary::of(&a)], &[]).unwrap_err();
-        assert_eq!(diffs, ["service `Notes` is not served by main"]);
+        assert_eq!(
+            diffs,
+            ["`Notes` is not registered on main (register it with `MainBuilder::service`, or `MainBuilder::events` for an events trait)"]
+        );
+    }
+
+    #[test]
+    fn a_hostile_hello_gets_a_bounded_list_of_differences() {
+        let long = "x".repeat(1 << 20);
+        let many: Vec<ServiceSummary> = (0..10_000)
+            .map(|i| ServiceSummary {
+                name: format!("{long}{i}"),
+                fingerprint: 0,
+                methods: Vec::new(),
+            })
+            .collect();
+        let (_, _, diffs) = compare(&many, &[]).unwrap_err();
+        assert_eq!(diffs.len(), LISTED_DIFFERENCES + 1);
+        assert_eq!(
+            diffs.last().unwrap(),
+            &format!("and {} more", 10_000 - LISTED_DIFFERENCES)
+        );
+        let quoted = format!("`{}…`", "x".repeat(QUOTED_CHARS));
+        assert!(diffs[0].starts_with(&quoted), "{}", diffs[0]);
+        assert!(diffs.iter().map(String::len).sum::<usize>() < 8 * 1024);
+
+        // Many channels of one known service, none of them main's.
+        let notes = ServiceDescriptor {
+            name: "Notes",
+            namespace: "notes",
+            methods: &[GET],
+        };
+        let mut wide = ServiceSummary::of(&notes);
+        wide.fingerprint ^= 1;
+        wide.methods = (0..10_000).map(|i| (format!("{long}{i}"), 0)).collect();
+        let (_, _, diffs) = compare(&[wide], &[ServiceSummary::of(&notes)]).unwrap_err();
+        assert_eq!(diffs.len(), LISTED_DIFFERENCES + 1);
+        assert_eq!(diffs.last().unwrap(), "and 9985 more");
+        assert!(diffs.iter().map(String::len).sum::<usize>() < 8 * 1024);
+    }
+
+    #[test]
+    fn quoted_names_are_cut_on_a_character_boundary() {
+        assert_eq!(Quoted("notes").to_string(), "notes");
+        let exact = "é".repeat(QUOTED_CHARS);
+        assert_eq!(Quoted(&exact).to_string(), exact);
+        let long = "é".repeat(QUOTED_CHARS + 1);
+        assert_eq!(Quoted(&long).to_string(), format!("{exact}…"));
     }
 }

@@ -84,7 +84,7 @@ pub enum IpcError {
         limit: usize,
     },
     /// The renderer and main were built from different contracts.
-    #[error("handshake mismatch: the renderer's contract has fingerprint {renderer:#018x} but main's has {main:#018x}: {}; rebuild both from the same version of the contract", differences.join("; "))]
+    #[error("handshake mismatch: the renderer's contract has fingerprint {renderer:#018x} but main's has {main:#018x}: {}; main and the renderer must be built from the same version of each contract", differences.join("; "))]
     HandshakeMismatch {
         /// The fingerprint of the renderer's contract.
         renderer: u64,

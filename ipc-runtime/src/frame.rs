@@ -371,7 +371,13 @@ impl Frame {
             dst.truncate(start);
             return Err(e);
         }
-        let len = (dst.len() - start - PREFIX) as u32;
+        let Ok(len) = u32::try_from(dst.len() - start - PREFIX) else {
+            let size = dst.len() - start - PREFIX;
+            dst.truncate(start);
+            return Err(codec::CodecError::Encode(format!(
+                "a frame of {size} bytes does not fit a 32-bit length prefix"
+            )));
+        };
         dst[start..start + PREFIX].copy_from_slice(&len.to_be_bytes());
         Ok(())
     }

@@ -51,20 +51,43 @@ struct Hello {
 /// The handshake body for service `S`, as the real client would send it.
 pub fn hello_body<S: Service>(token: Option<&str>) -> Vec<u8> {
     let d = S::DESCRIPTOR;
-    let hello = Hello {
-        services: vec![Summary {
-            name: d.name.to_string(),
-            fingerprint: service_fingerprint(d),
-            methods: d
-                .methods
-                .iter()
-                .map(|m| (m.channel.to_string(), method_fingerprint(m)))
-                .collect(),
-        }],
+    let services = vec![Summary {
+        name: d.name.to_string(),
+        fingerprint: service_fingerprint(d),
+        methods: d
+            .methods
+            .iter()
+            .map(|m| (m.channel.to_string(), method_fingerprint(m)))
+            .collect(),
+    }];
+    encode_hello(Hello {
+        services,
         token: token.map(str::to_string),
         max_frame_size: 1 << 20,
         api: None,
-    };
+    })
+}
+
+/// A hand-made handshake body: services by name (each with fingerprint 0
+/// and no methods) and the API the renderer claims, by name and channels.
+pub fn hello_body_claiming(services: Vec<String>, api: Option<(String, Vec<String>)>) -> Vec<u8> {
+    let services = services
+        .into_iter()
+        .map(|name| Summary {
+            name,
+            fingerprint: 0,
+            methods: Vec::new(),
+        })
+        .collect();
+    encode_hello(Hello {
+        services,
+        token: None,
+        max_frame_size: 1 << 20,
+        api,
+    })
+}
+
+fn encode_hello(hello: Hello) -> Vec<u8> {
     let mut body = vec![kind::HELLO];
     body.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
     body.extend_from_slice(&codec::encode_to_vec(&hello).unwrap());

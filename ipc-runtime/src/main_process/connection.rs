@@ -29,7 +29,7 @@ use super::{
 use crate::{
     caller::{Caller, RendererId},
     codec::splice::FrameBuf,
-    contract::{self, Grant, MethodKind},
+    contract::{self, Grant, MethodKind, Quoted},
     dispatch::{Handler, Outcome, Route},
     error::{panic_message, WireError},
     frame::{Channel, Frame, Head, StreamError, Welcome, PROTOCOL_VERSION},
@@ -47,6 +47,11 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 /// `send` messages queued for one renderer's in-order handler loop before
 /// its reader waits (and so stops reading from that renderer).
 const SEND_QUEUE: usize = 256;
+/// The largest hello main reads (or `max_frame_size`, if smaller). A hello
+/// lists the renderer's contracts, a few dozen bytes a method: a megabyte
+/// is tens of thousands of methods, and a connection that has not yet
+/// shown it may connect cannot make main buffer more.
+pub(crate) const MAX_HELLO_SIZE: usize = 1024 * 1024;
 
 /// The calls of one renderer being handled in tasks of their own, by call
 /// id. (A call answered on its first poll is never in it.)
@@ -122,7 +127,7 @@ pub(crate) async fn accept(
     let setup = main.setup()?;
     let limits = &setup.limits;
     let (read, mut writer, peer) = transport.into_parts();
-    let mut reader = FrameReader::new(read, limits.max_frame_size);
+    let mut reader = FrameReader::new(read, limits.max_frame_size.min(MAX_HELLO_SIZE));
 
     let admitted = match setup.slots.clone().try_acquire_owned() {
         Err(_) => Err(IpcError::TooManyRenderers {
@@ -136,10 +141,15 @@ pub(crate) async fn accept(
         Ok(admitted) => admitted,
         Err(e) => {
             warn!(error = %e, "renderer refused at handshake");
-            let _ = write_now(&mut writer, Frame::Rejected(WireError::from(&e))).await;
+            let rejected = Frame::Rejected(WireError::from(&e));
+            // A renderer that does not read its rejection is not waited for.
+            let _ =
+                tokio::time::timeout(limits.handshake_timeout, write_now(&mut writer, rejected))
+                    .await;
             return Err(e);
         }
     };
+    reader.set_limit(limits.max_frame_size);
     let Admitted {
         label,
         grant,
@@ -158,9 +168,15 @@ pub(crate) async fn accept(
         max_frame_size: limits.max_frame_size as u64,
         max_in_flight: limits.max_in_flight as u64,
     });
-    write_now(&mut writer, welcome)
-        .await
-        .map_err(StreamError::into_ipc)?;
+    match tokio::time::timeout(limits.handshake_timeout, write_now(&mut writer, welcome)).await {
+        Ok(written) => written.map_err(StreamError::into_ipc)?,
+        Err(_) => {
+            return Err(IpcError::protocol(format!(
+                "the renderer did not read main's welcome within {:?}",
+                limits.handshake_timeout
+            )))
+        }
+    }
 
     let out = Outbox::new(writer, limits.max_queued_frames, renderer_limit);
     let writer_stop = CancellationToken::new();
@@ -313,17 +329,19 @@ async fn read_hello(
 /// A renderer built with an API that reaches channels main does not grant
 /// it would fail on each of them later: refuse it now, naming them.
 fn check_api(grant: &Grant, api: &str, allowed: &[String]) -> Result<(), IpcError> {
-    let missing: Vec<String> = allowed
-        .iter()
-        .filter(|c| !grant.allows(c))
-        .map(|c| {
+    let mut missing = contract::Differences::default();
+    for c in allowed.iter().filter(|c| !grant.allows(c)) {
+        missing.push(|| {
             format!(
-                "the renderer's API `{api}` reaches `{c}`, which main's grant `{}` does not allow",
+                "the renderer's API `{}` reaches `{}`, which main's grant `{}` does not allow (connect the renderer as `{}`, or have main accept it as its API)",
+                Quoted(api),
+                Quoted(c),
+                grant.name,
                 grant.name
             )
-        })
-        .collect();
-    if missing.is_empty() {
+        });
+    }
+    if missing.count() == 0 {
         return Ok(());
     }
     let fingerprint = |channels: &mut dyn Iterator<Item = &str>| {
@@ -334,7 +352,7 @@ fn check_api(grant: &Grant, api: &str, allowed: &[String]) -> Result<(), IpcErro
     Err(IpcError::HandshakeMismatch {
         renderer: fingerprint(&mut allowed.iter().map(String::as_str)),
         main: fingerprint(&mut grant.allowed.iter().copied()),
-        differences: missing,
+        differences: missing.into_lines(),
     })
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// | `max_in_flight` | 64 calls | the generated client waits for a slot (calls wait in line, in the order they came); a raw peer gets [`IpcError::TooManyInFlight`](crate::IpcError::TooManyInFlight) for the excess call (a violation) |
 /// | `max_subscriptions` | 256 event channels | [`IpcError::TooManySubscriptions`](crate::IpcError::TooManySubscriptions) (a violation) |
 /// | `max_queued_frames` | 1024 frames | outgoing replies and events wait in this queue; when it is full, events to that renderer are dropped and counted, or it is disconnected ([`SlowConsumer`]); replies, and new calls from that renderer, wait (they also wait once 256 KiB are queued) |
-/// | `handshake_timeout` | 10 s | the connection is refused |
+/// | `handshake_timeout` | 10 s | the connection is refused; it also bounds how long main waits for a refused renderer to take its rejection (a hello, the first frame, may be at most 1 MiB, or `max_frame_size` if smaller) |
 /// | `frame_timeout` | 10 s | a frame that started arriving but is not complete this long after main first saw part of it (a peer sending one byte a second) ends the connection |
 /// | `max_violations` | 8 | after this many protocol violations (malformed frames, unknown or not-allowed channels, undecodable payloads, excess calls or subscriptions) the renderer is disconnected; `None` never disconnects |
 /// | `max_renderers` | 64 | main-wide: connections (live or in handshake) beyond this are refused with [`IpcError::TooManyRenderers`](crate::IpcError::TooManyRenderers) |

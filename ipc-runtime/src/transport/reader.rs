@@ -59,6 +59,11 @@ impl FrameReader {
         }
     }
 
+    /// Refuses frames larger than `limit` bytes from now on.
+    pub(crate) fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     /// Whether part of a frame has arrived and the rest has not.
     pub(crate) fn has_partial(&self) -> bool {
         !self.buf.is_empty() || self.large.is_some()
