@@ -600,3 +600,116 @@ async fn a_unix_renderer_without_a_token_reaches_nothing() {
     assert_eq!(main.renderer_count(), 0);
     assert!(handler.recorded_now().is_empty());
 }
+
+/// A `send` channel whose handler waits for the test to open a gate, and
+/// records the first byte of each message.
+pub mod gated {
+    use std::sync::{Arc, Mutex};
+
+    use ipc_runtime::{expose, service};
+    use tokio::sync::Semaphore;
+
+    #[service(namespace = "gated")]
+    pub trait Gated {
+        /// Waits for the gate, then records `data[0]`.
+        #[ipc(send)]
+        async fn put(&self, data: Vec<u8>);
+    }
+
+    expose! {
+        pub struct GatedApi {
+            gated: Gated { put },
+        }
+    }
+
+    pub struct Gate {
+        pub open: Arc<Semaphore>,
+        pub seen: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Default for Gate {
+        fn default() -> Self {
+            Gate {
+                open: Arc::new(Semaphore::new(0)),
+                seen: Arc::default(),
+            }
+        }
+    }
+
+    impl Gated for Gate {
+        async fn put(&self, data: Vec<u8>) {
+            self.open.acquire().await.unwrap().forget();
+            self.seen.lock().unwrap().push(data[0]);
+        }
+    }
+}
+
+// `send` messages waiting behind a slow handler are bounded in bytes
+// (`Limits::max_queued_send_bytes`): main stops reading from the sender
+// instead of holding them, and once the handler catches up every message
+// is handled, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_waiting_for_a_slow_handler_are_bounded_in_bytes_and_none_is_lost() {
+    use gated::{Gate, GatedApi, GatedContract, GatedServer};
+
+    const MESSAGE: usize = 1 << 20;
+    const MESSAGES: u8 = 48;
+    let gate = Gate::default();
+    let (open, seen) = (gate.open.clone(), gate.seen.clone());
+    let mut limits = Limits::default();
+    limits.max_queued_send_bytes = 2 * MESSAGE;
+    let main = Main::builder()
+        .service(GatedServer::new(gate))
+        .limits(limits)
+        .build()
+        .unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut raw = RawPeer { stream: b };
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move {
+            main.accept::<GatedApi>(Transport::from_unix(a), "sender")
+                .await
+        }
+    });
+    raw.frame(&hello_body::<GatedContract>(None)).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
+    accept.await.unwrap().unwrap();
+
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = tokio::spawn({
+        let written = written.clone();
+        async move {
+            for i in 0..MESSAGES {
+                let args = ipc_runtime::codec::encode_to_vec(&(vec![i; MESSAGE],)).unwrap();
+                let frame = framed(&ipc_suite::raw::send_body("gated:put", &args));
+                raw.stream.write_all(&frame).await.unwrap();
+                written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            raw
+        }
+    });
+    // With the gate shut, main takes in the message its handler waits on,
+    // two more (the budget), one it holds while it waits for room, and
+    // what the socket buffers hold; never all of them (the queue's 256
+    // messages used to be its only bound).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let taken = written.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        taken < 12,
+        "{taken} messages of 1 MiB written while the handler waited"
+    );
+    assert!(seen.lock().unwrap().is_empty());
+
+    open.add_permits(usize::from(MESSAGES));
+    let _raw = tokio::time::timeout(Duration::from_secs(30), writer)
+        .await
+        .expect("main reads again once the handler catches up")
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || seen.lock().unwrap().len()
+            == usize::from(MESSAGES))
+        .await
+    );
+    assert_eq!(*seen.lock().unwrap(), (0..MESSAGES).collect::<Vec<u8>>());
+}

@@ -15,7 +15,7 @@ use std::{
 
 use bytes::Bytes;
 use tokio::{
-    sync::{mpsc, watch},
+    sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore},
     task::AbortHandle,
 };
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,7 @@ use crate::{
     frame::{Channel, Frame, Head, StreamError, Welcome, PROTOCOL_VERSION},
     spin::spin_then_wait,
     transport::{
-        reader::FrameReader,
+        reader::{FrameReader, LARGE_FRAME},
         writer::{run_writer, write_now, Outbox, PushError, WriteQueue},
     },
     IpcError, Transport,
@@ -209,10 +209,7 @@ pub(crate) async fn accept(
     let renderer = info.clone();
     tokio::spawn(async move {
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
-        let sends = Sends {
-            tx: send_tx,
-            busy: Arc::new(AtomicUsize::new(0)),
-        };
+        let sends = Sends::new(send_tx, conn.limits.max_queued_send_bytes);
         // Messages already received are still handled after a disconnect:
         // the loop ends once `send_tx` is dropped and its queue is empty.
         tokio::spawn(run_sends(
@@ -823,37 +820,84 @@ enum SendJob {
     Running(&'static str, Handler),
 }
 
+/// A queued `send` message and its share of the byte budget
+/// ([`Limits::max_queued_send_bytes`]), given back once it is handled.
+type QueuedSend = (SendJob, OwnedSemaphorePermit);
+
 /// `serve`'s end of the in-order `send` loop.
 struct Sends {
-    tx: mpsc::Sender<SendJob>,
+    tx: mpsc::Sender<QueuedSend>,
     /// Jobs queued and not finished. At zero, `serve` may run the next
     /// message itself: every earlier one has been handled.
     busy: Arc<AtomicUsize>,
+    /// Bytes of queued messages, in permits.
+    budget: Arc<Semaphore>,
+    /// The whole budget: a message larger than it takes all of it.
+    cap: u32,
 }
 
 impl Sends {
+    fn new(tx: mpsc::Sender<QueuedSend>, max_bytes: usize) -> Self {
+        let cap = max_bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Sends {
+            tx,
+            busy: Arc::new(AtomicUsize::new(0)),
+            budget: Arc::new(Semaphore::new(cap)),
+            cap: cap as u32,
+        }
+    }
+
     fn idle(&self) -> bool {
         self.busy.load(Ordering::Acquire) == 0
     }
 
-    async fn queue(&self, job: SendJob, out: &WriteQueue) -> Result<(), DisconnectReason> {
+    /// Queues `job`, a message of `bytes` bytes, for the in-order loop.
+    /// While the queue is full, in messages or in bytes, the reader waits:
+    /// main stops reading from this renderer until its handler catches up.
+    async fn queue(
+        &self,
+        job: SendJob,
+        bytes: usize,
+        out: &WriteQueue,
+    ) -> Result<(), DisconnectReason> {
         self.busy.fetch_add(1, Ordering::AcqRel);
         let stopped = || DisconnectReason::Failed("its message handler stopped".into());
-        let job = match self.tx.try_send(job) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(stopped()),
-            Err(mpsc::error::TrySendError::Full(job)) => job,
+        let share = u32::try_from(bytes).unwrap_or(u32::MAX).min(self.cap);
+        let waiting = match Arc::clone(&self.budget).try_acquire_many_owned(share) {
+            Err(_) => Wait::ForBytes(job),
+            Ok(permit) => match self.tx.try_send((job, permit)) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(stopped()),
+                Err(mpsc::error::TrySendError::Full(queued)) => Wait::ForRoom(queued),
+            },
         };
         // The reader is about to wait: replies it queued quietly must not
         // wait with it.
         out.write_through().await;
-        self.tx.send(job).await.map_err(|_| stopped())
+        let queued = match waiting {
+            Wait::ForRoom(queued) => queued,
+            Wait::ForBytes(job) => {
+                let permit = Arc::clone(&self.budget)
+                    .acquire_many_owned(share)
+                    .await
+                    .map_err(|_| stopped())?;
+                (job, permit)
+            }
+        };
+        self.tx.send(queued).await.map_err(|_| stopped())
     }
 }
 
+/// What [`Sends::queue`] waits for: its share of the byte budget, or
+/// room in the queue (with its share already taken).
+enum Wait {
+    ForBytes(SendJob),
+    ForRoom(QueuedSend),
+}
+
 /// Handles `send` messages one at a time, in the order they arrived.
-async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<SendJob>, busy: Arc<AtomicUsize>) {
-    while let Some(job) = rx.recv().await {
+async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<QueuedSend>, busy: Arc<AtomicUsize>) {
+    while let Some((job, _permit)) = rx.recv().await {
         let (channel, mut handler) = match job {
             SendJob::Start(route, payload) => {
                 (route.channel, route.service.call(route.method, payload))
@@ -953,6 +997,7 @@ async fn serve(
                         continue;
                     }
                 };
+                let bytes = payload.len();
                 let queued = if sends.idle() {
                     let mut handler = route.service.call(route.method, payload);
                     match conn.first_poll(&mut handler, route.channel).await {
@@ -961,13 +1006,22 @@ async fn serve(
                             Ok(())
                         }
                         None => {
+                            // Its arguments, decoded, are about as large.
                             let job = SendJob::Running(route.channel, handler);
-                            sends.queue(job, &conn.out).await
+                            sends.queue(job, bytes, &conn.out).await
                         }
                     }
                 } else {
+                    // A small frame shares its read buffer with the frames
+                    // around it: copied, a queued message holds its own
+                    // bytes only, as the budget counts.
+                    let payload = if bytes < LARGE_FRAME {
+                        Bytes::copy_from_slice(&payload)
+                    } else {
+                        payload
+                    };
                     let job = SendJob::Start(route.clone(), payload);
-                    sends.queue(job, &conn.out).await
+                    sends.queue(job, bytes, &conn.out).await
                 };
                 if let Err(reason) = queued {
                     return reason;
