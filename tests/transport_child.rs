@@ -39,6 +39,27 @@ async fn child_process_round_trip() {
     assert_eq!(main.renderer_id(child.id().get()), None);
 }
 
+/// A renderer gone as soon as it has connected may be unregistered
+/// before `spawn_renderer` returns: its handle still has the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_that_exits_at_once_still_leaves_its_reason() {
+    let (main, _) = probe_main();
+    for _ in 0..8 {
+        let mut command = Command::new(RENDERER);
+        command.arg("connect-and-exit");
+        let mut child = main
+            .spawn_renderer::<ProbeApi>(command, "brief")
+            .await
+            .unwrap();
+        assert!(child.wait().await.unwrap().success());
+        assert_eq!(
+            child.disconnected().await,
+            Some(ipc_runtime::DisconnectReason::Closed)
+        );
+    }
+    assert_eq!(main.renderer_count(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_children_at_once() {
     let (main, handler) = probe_main();

@@ -89,6 +89,12 @@ async fn run(args: &[String]) -> Result<(), String> {
             println!("{}", me.label);
             Ok(())
         }
+        Some("connect-and-exit") => {
+            ProbeApi::connect_inherited()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
         Some("idle") => {
             let conn = ProbeApi::connect_inherited()
                 .await
@@ -146,7 +152,7 @@ async fn run(args: &[String]) -> Result<(), String> {
         Some("soak-main") => faults::soak_main(secs(args)?).await,
         Some("soak-good") => faults::soak_good(secs(args)?).await,
         Some("soak-bad") => faults::soak_bad(),
-        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|soak-main SECS|soak-good SECS|soak-bad".into()),
+        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|connect-and-exit|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|soak-main SECS|soak-good SECS|soak-bad".into()),
     }
 }
 

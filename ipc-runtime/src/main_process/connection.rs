@@ -117,13 +117,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Where the reason a connection ended is published: `None` until it ends.
+pub(crate) type ClosedWatch = watch::Receiver<Option<DisconnectReason>>;
+
 /// Runs the handshake on `transport`; on success, serves the renderer in a
-/// background task and returns what main recorded about it.
+/// background task and returns what main recorded about it, and where the
+/// reason it ends will be published (taken before it can end, however
+/// fast the renderer is gone).
 pub(crate) async fn accept(
     main: &Arc<Inner>,
     transport: Transport,
     auth: Auth,
-) -> Result<RendererInfo, IpcError> {
+) -> Result<(RendererInfo, ClosedWatch), IpcError> {
     let setup = main.setup()?;
     let limits = &setup.limits;
     let (read, mut writer, peer) = transport.into_parts();
@@ -202,7 +207,7 @@ pub(crate) async fn accept(
         stop: CancellationToken::new(),
     });
     let (closed_tx, closed_rx) = watch::channel(None);
-    main.register(info.clone(), closed_rx, Arc::clone(&conn));
+    main.register(info.clone(), closed_rx.clone(), Arc::clone(&conn));
     info!(renderer = %id, label = %info.label, api = info.api, peer = ?info.peer, "renderer connected");
 
     let main = Arc::clone(main);
@@ -244,7 +249,7 @@ pub(crate) async fn accept(
         tokio::time::sleep(LINGER).await;
         writer_stop.cancel();
     });
-    Ok(info)
+    Ok((info, closed_rx))
 }
 
 /// What the handshake established about a renderer.

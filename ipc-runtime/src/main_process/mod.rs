@@ -10,6 +10,7 @@ mod connection;
 mod cpus;
 mod limits;
 
+pub(crate) use connection::ClosedWatch;
 pub use limits::{DisconnectReason, Disconnection, Limits, SlowConsumer};
 
 use std::{
@@ -434,14 +435,19 @@ impl Main {
         transport: Transport,
         label: &str,
     ) -> Result<RendererInfo, IpcError> {
-        connection::accept(&self.inner, transport, Auth::trusted::<A>(label)).await
+        let (info, _) = self
+            .accept_with(transport, Auth::trusted::<A>(label))
+            .await?;
+        Ok(info)
     }
 
+    /// Accepts a renderer authenticated by `auth`; see
+    /// [`connection::accept`].
     pub(crate) async fn accept_with(
         &self,
         transport: Transport,
         auth: Auth,
-    ) -> Result<RendererInfo, IpcError> {
+    ) -> Result<(RendererInfo, connection::ClosedWatch), IpcError> {
         connection::accept(&self.inner, transport, auth).await
     }
 
@@ -601,15 +607,6 @@ impl Main {
     pub fn renderer_id(&self, number: u64) -> Option<RendererId> {
         let id = RendererId(number);
         self.inner.renderers().contains_key(&id).then_some(id)
-    }
-
-    /// A receiver of renderer `id`'s disconnect reason (`None` while it is
-    /// connected), or `None` if it is not connected.
-    pub(crate) fn closed_watch(
-        &self,
-        id: RendererId,
-    ) -> Option<watch::Receiver<Option<DisconnectReason>>> {
-        self.inner.renderers().get(&id).map(|e| e.closed.clone())
     }
 
     /// Waits until renderer `id` listens to event `channel` (a `…Contract`

@@ -15,7 +15,7 @@ use std::{
 
 use crate::{
     caller::Peer,
-    main_process::{Auth, DisconnectReason, RendererInfo},
+    main_process::{Auth, ClosedWatch, DisconnectReason, RendererInfo},
     Api, IpcError, Main, RendererId, Transport,
 };
 
@@ -31,7 +31,7 @@ pub const FD_ENV: &str = "IPC_RUNTIME_FD";
 pub struct RendererProcess {
     info: RendererInfo,
     child: tokio::process::Child,
-    closed: Option<tokio::sync::watch::Receiver<Option<DisconnectReason>>>,
+    closed: ClosedWatch,
 }
 
 impl RendererProcess {
@@ -68,9 +68,10 @@ impl RendererProcess {
 
     /// Waits until main has released the renderer's connection, and
     /// returns why it ended. Unlike [`Main::disconnected`], the reason is
-    /// kept here after the renderer is gone.
+    /// kept here after the renderer is gone, however soon it went: `None`
+    /// only if main's runtime shut down before the connection ended.
     pub async fn disconnected(&self) -> Option<DisconnectReason> {
-        let mut rx = self.closed.clone()?;
+        let mut rx = self.closed.clone();
         let reason = rx.wait_for(Option::is_some).await.ok()?.clone();
         reason
     }
