@@ -23,6 +23,12 @@ async fn child_process_round_trip() {
     let pid = child.pid().expect("running");
     assert_ne!(pid, std::process::id(), "a separate OS process");
     assert_eq!(child.info().peer.and_then(|p| p.pid), Some(pid as i32));
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let uid = std::fs::metadata("/proc/self").unwrap().uid();
+        assert_eq!(child.info().peer.and_then(|p| p.uid), Some(uid));
+    }
     let status = child.wait().await.unwrap();
     assert!(
         status.success(),

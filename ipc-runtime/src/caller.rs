@@ -25,7 +25,8 @@ impl fmt::Display for RendererId {
 pub struct Peer {
     /// The peer's process id, when known.
     pub pid: Option<i32>,
-    /// The peer's user id, when known (`SO_PEERCRED`).
+    /// The peer's user id, when known (`SO_PEERCRED` on a Unix socket; for
+    /// a spawned renderer, its process's owner, on Linux).
     pub uid: Option<u32>,
 }
 

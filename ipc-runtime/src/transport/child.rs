@@ -122,21 +122,40 @@ impl Main {
             .map_err(|e| IpcError::io("configuring the renderer socket", e))?;
         let stream = tokio::net::UnixStream::from_std(main_end)
             .map_err(|e| IpcError::io("registering the renderer socket", e))?;
+        // Not `SO_PEERCRED`: on a socket pair it names the process that
+        // made the pair, main itself.
         let peer = Peer {
             pid: child.id().and_then(|p| i32::try_from(p).ok()),
-            uid: None,
+            uid: child.id().and_then(uid_of),
         };
         let transport = Transport::from_unix(stream).with_peer(Some(peer));
         // If the handshake fails, `child` is dropped and so killed.
-        let info = self
+        let (info, closed) = self
             .accept_with(transport, Auth::trusted::<A>(label))
             .await?;
-        let closed = self.closed_watch(info.id);
         Ok(RendererProcess {
             info,
             child,
             closed,
         })
+    }
+}
+
+/// The user process `pid` runs as, where the OS says: on Linux, the owner
+/// of `/proc/PID` (read once the child has started its program, so after
+/// any change of user made while spawning it).
+fn uid_of(pid: u32) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/{pid}"))
+            .ok()
+            .map(|m| m.uid())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
     }
 }
 
