@@ -241,6 +241,7 @@ fn doc_attrs(attrs: &[Attribute]) -> Vec<&Attribute> {
 fn expand_trait(service: &Service) -> TokenStream {
     let rt = rt();
     let mut item = service.item.clone();
+    allow_unused(&mut item);
     item.colon_token.get_or_insert_with(Default::default);
     let bounds: [TypeParamBound; 3] = [
         syn::parse_quote!(::core::marker::Send),
@@ -286,6 +287,7 @@ fn expand_trait(service: &Service) -> TokenStream {
 /// emitter implements it), with each method's channel in its docs.
 fn expand_events_trait(service: &Service) -> TokenStream {
     let mut item = service.item.clone();
+    allow_unused(&mut item);
     for (trait_item, method) in item.items.iter_mut().zip(&service.methods) {
         let syn::TraitItem::Fn(f) = trait_item else {
             continue;
@@ -297,6 +299,14 @@ fn expand_events_trait(service: &Service) -> TokenStream {
         f.attrs.push(syn::parse_quote!(#[doc = #note]));
     }
     item.into_token_stream()
+}
+
+/// A contract trait is a declaration: a program uses it through the types
+/// generated from it, and a binary that never names the trait itself (a
+/// renderer that only calls, a main that never listens) should not be
+/// told that it is unused.
+fn allow_unused(item: &mut syn::ItemTrait) {
+    item.attrs.push(syn::parse_quote!(#[allow(dead_code)]));
 }
 
 /// `NotesEventsEmitter`: pushes events from main to a target. Each event is
