@@ -102,3 +102,28 @@ async fn connect_inherited_outside_a_spawned_process_is_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("Main::spawn_renderer"), "{err}");
 }
+
+/// A program that exits instead of connecting: the error says how it
+/// exited, not only that the connection closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_that_exits_before_its_handshake_is_reported_with_its_exit_status() {
+    let (main, _) = probe_main();
+    let mut command = Command::new(RENDERER);
+    command
+        .arg("no-such-mode")
+        .stderr(std::process::Stdio::null());
+    let err = main
+        .spawn_renderer::<ProbeApi>(command, "confused")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ipc_runtime::IpcError::Disconnected { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("renderer `confused` exited: exit status: 1"),
+        "{err}"
+    );
+    assert_eq!(main.renderer_count(), 0);
+}

@@ -113,7 +113,7 @@ impl Main {
                 Ok(())
             });
         }
-        let child = command
+        let mut child = command
             .spawn()
             .map_err(|e| IpcError::io(format!("starting renderer `{label}`"), e))?;
         drop(child_end);
@@ -130,9 +130,20 @@ impl Main {
         };
         let transport = Transport::from_unix(stream).with_peer(Some(peer));
         // If the handshake fails, `child` is dropped and so killed.
-        let (info, closed) = self
-            .accept_with(transport, Auth::trusted::<A>(label))
-            .await?;
+        let (info, closed) = match self.accept_with(transport, Auth::trusted::<A>(label)).await {
+            Ok(accepted) => accepted,
+            Err(IpcError::Disconnected { reason }) => {
+                // Most often the program exited (or is not a renderer):
+                // its exit status says more than the closed socket.
+                let exited = tokio::time::timeout(EXIT_GRACE, child.wait()).await;
+                let reason = match exited {
+                    Ok(Ok(status)) => format!("{reason} (renderer `{label}` exited: {status})"),
+                    _ => reason,
+                };
+                return Err(IpcError::Disconnected { reason });
+            }
+            Err(e) => return Err(e),
+        };
         Ok(RendererProcess {
             info,
             child,
@@ -140,6 +151,10 @@ impl Main {
         })
     }
 }
+
+/// How long a renderer whose connection closed during its handshake is
+/// given to exit, so that the error can carry its exit status.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The user process `pid` runs as, where the OS says: on Linux, the owner
 /// of `/proc/PID` (read once the child has started its program, so after
@@ -175,7 +190,11 @@ pub(crate) fn inherited() -> Result<Transport, IpcError> {
         .parse()
         .ok()
         .filter(|fd| *fd > 2)
-        .ok_or_else(|| not_spawned(format!("{FD_ENV}={value:?} is not a descriptor number")))?;
+        .ok_or_else(|| {
+            not_spawned(format!(
+                "{FD_ENV}={value:?} is not the number of a descriptor main passed (one above 2: 0 to 2 are the standard streams)"
+            ))
+        })?;
     if !is_socket(fd) {
         return Err(not_spawned(format!(
             "descriptor {fd} from {FD_ENV} is not a socket"
