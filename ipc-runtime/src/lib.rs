@@ -148,6 +148,55 @@
 //!   and connects with `MyApi::connect_unix(path, token)`.
 //! - [`transport::memory_pair`] connects main and a renderer in one process.
 //!
+//! A common layout is one program with two roles: main starts its own
+//! executable again as the renderer, with an argument that says so
+//! (`std::process::Command`, not tokio's; the child's standard streams
+//! are left as the command sets them):
+//!
+//! ```no_run
+//! use ipc_runtime::{expose, service, Main};
+//!
+//! #[service(namespace = "app")]
+//! pub trait App {
+//!     async fn greet(&self, name: String) -> String;
+//! }
+//!
+//! expose! {
+//!     pub struct WindowApi {
+//!         app: App { greet },
+//!     }
+//! }
+//!
+//! struct Greeter;
+//!
+//! impl App for Greeter {
+//!     async fn greet(&self, name: String) -> String {
+//!         format!("hello, {name}")
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     if std::env::args().nth(1).as_deref() == Some("--renderer") {
+//!         // The child: connect over the socket main handed down.
+//!         let api = WindowApi::connect_inherited().await?;
+//!         println!("{}", api.app.greet("renderer".into()).await?);
+//!         return Ok(());
+//!     }
+//!     let main = Main::builder().service(AppServer::new(Greeter)).build()?;
+//!     let mut command = std::process::Command::new(std::env::current_exe()?);
+//!     command.arg("--renderer");
+//!     let mut window = main.spawn_renderer::<WindowApi>(command, "window").await?;
+//!     window.wait().await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Handlers are `Send + Sync + 'static` and their futures `Send`: main
+//! serves every renderer on the tokio runtime it runs on, from any of its
+//! threads. Keep shared state behind `Arc`, `Mutex` or `tokio::sync`
+//! types, not `Rc` or `RefCell`.
+//!
 //! # Security model
 //!
 //! Main is the only trusted party. Each renderer is accepted *as* one
