@@ -476,3 +476,17 @@ async fn by_default_replies_leave_every_16_frames_only_with_more_than_one_cpu() 
         assert_eq!(finished_at_the_first_reply(default, 20, 1, 20).await, 20);
     }
 }
+
+/// An `expose!` type clones into another handle on the same connection:
+/// one for each task, one connection (one id) for main.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloned_api_shares_its_connection() {
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "window").await.unwrap();
+    let copy = api.clone();
+    let other_task = tokio::spawn(async move { copy.probe.whoami().await.unwrap() });
+    let here = api.probe.whoami().await.unwrap();
+    let there = other_task.await.unwrap();
+    assert_eq!((here.id, here.label.as_str()), (there.id, "window"));
+    assert_eq!(main.renderer_count(), 1);
+}

@@ -426,6 +426,13 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
 
         #(#clashes)*
 
+        /// Another handle on the same connection, for another task.
+        impl ::core::clone::Clone for #ident {
+            fn clone(&self) -> Self {
+                <Self as #rt::Api>::__from_connection(self.__ipc_connection.clone())
+            }
+        }
+
         impl ::core::fmt::Debug for #ident {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(#name)

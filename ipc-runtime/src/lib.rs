@@ -404,7 +404,8 @@ pub use ipc_macros::events;
 /// every frame for a channel outside its list, whatever bytes the renderer
 /// sends. The type connects with `EditorApi::connect_inherited()`,
 /// `connect_unix(path, token)` or `connect(transport)`, and gives no access
-/// to the raw connection.
+/// to the raw connection. It is `Clone`: a clone is another handle on the
+/// same connection, for another task.
 #[doc(inline)]
 pub use ipc_macros::expose;
 
