@@ -218,6 +218,53 @@ async fn pending_calls_end_promptly_when_main_closes_the_connection() {
     ));
 }
 
+/// `Main::close` disconnects every renderer (their pending calls fail,
+/// their handlers are aborted), returns once all are released, and from
+/// then on refuses renderers with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_main_disconnects_everyone_and_refuses_newcomers() {
+    let (main, handler) = probe_main();
+    let mut disconnections = main.disconnections();
+    let first = connect_memory(&main, "first").await.unwrap();
+    let second = connect_memory(&main, "second").await.unwrap();
+    let pending = tokio::spawn({
+        let probe = first.probe.clone();
+        async move { probe.sleep(60_000).await }
+    });
+    assert!(eventually(Duration::from_secs(5), || handler.started() == 1).await);
+    assert!(!main.is_closed());
+
+    tokio::time::timeout(Duration::from_secs(5), main.close())
+        .await
+        .expect("close returns once every renderer is released");
+    assert!(main.is_closed());
+    assert_eq!(main.renderer_count(), 0);
+    ends_disconnected(pending).await;
+    assert!(eventually(Duration::from_secs(5), || handler.aborted() == 1).await);
+    for api in [&first, &second] {
+        assert!(matches!(api.closed().await, IpcError::Disconnected { .. }));
+    }
+    for _ in 0..2 {
+        let gone = disconnections.recv().await.unwrap();
+        assert_eq!(gone.reason, ipc_runtime::DisconnectReason::ClosedByMain);
+    }
+
+    // A newcomer is told why at its handshake, and main refuses it too.
+    let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(64 * 1024);
+    let (accepted, late) = tokio::join!(
+        main.accept::<ProbeApi>(main_end, "late"),
+        Connection::builder().connect_as::<ProbeApi>(renderer_end)
+    );
+    assert!(accepted.is_err());
+    let late = late.unwrap_err();
+    assert!(matches!(late, IpcError::Disconnected { .. }), "{late:?}");
+    assert!(late.to_string().contains("main is closed"), "{late}");
+    // Closing again returns at once.
+    tokio::time::timeout(Duration::from_secs(1), main.close())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn payload_over_mains_limit_is_refused_before_sending() {
     let (main, _) = ipc_suite::probe_main_with(|b| b.max_frame_size(1024));

@@ -250,6 +250,10 @@ pub(crate) enum WireError {
     Internal {
         reason: String,
     },
+    /// Appended last: the variants before keep their wire indices.
+    Disconnected {
+        reason: String,
+    },
 }
 
 impl From<WireError> for IpcError {
@@ -293,6 +297,7 @@ impl From<WireError> for IpcError {
             WireError::Internal { reason } => IpcError::Protocol {
                 reason: format!("main failed internally: {reason}"),
             },
+            WireError::Disconnected { reason } => IpcError::Disconnected { reason },
         }
     }
 }
@@ -333,9 +338,57 @@ impl From<&IpcError> for WireError {
             }
             IpcError::Unauthorized { reason } => WireError::Unauthorized { reason },
             IpcError::Protocol { reason } => WireError::Protocol { reason },
+            IpcError::Disconnected { reason } => WireError::Disconnected { reason },
             other => WireError::Internal {
                 reason: other.to_string(),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_main_sends_arrive_as_the_same_error() {
+        let errors = [
+            IpcError::UnknownChannel {
+                channel: "notes:gte".into(),
+            },
+            IpcError::NotAllowed {
+                channel: "notes:delete".into(),
+            },
+            IpcError::TooManyInFlight { limit: 3 },
+            IpcError::TooManySubscriptions { limit: 4 },
+            IpcError::TooManyRenderers { limit: 5 },
+            IpcError::BadPayload {
+                channel: "notes:get".into(),
+                reason: "not a number".into(),
+            },
+            IpcError::FrameTooLarge { size: 9, limit: 8 },
+            IpcError::HandshakeMismatch {
+                renderer: 1,
+                main: 2,
+                differences: vec!["service `Notes` differs".into()],
+            },
+            IpcError::ProtocolMismatch {
+                renderer: 2,
+                main: 1,
+            },
+            IpcError::HandlerPanicked {
+                channel: "notes:get".into(),
+                message: "oops".into(),
+            },
+            IpcError::Unauthorized {
+                reason: "no token".into(),
+            },
+            IpcError::disconnected("main is closed"),
+        ];
+        for e in errors {
+            let wire = crate::codec::encode_to_vec(&WireError::from(&e)).unwrap();
+            let back: WireError = crate::codec::decode(&wire).unwrap();
+            assert_eq!(IpcError::from(back).to_string(), e.to_string());
         }
     }
 }

@@ -135,6 +135,7 @@ pub(crate) async fn accept(
     let mut reader = FrameReader::new(read, limits.max_frame_size.min(MAX_HELLO_SIZE));
 
     let admitted = match setup.slots.clone().try_acquire_owned() {
+        _ if main.is_closed() => Err(Inner::closed_error()),
         Err(_) => Err(IpcError::TooManyRenderers {
             limit: limits.max_renderers,
         }),
@@ -207,7 +208,12 @@ pub(crate) async fn accept(
         stop: CancellationToken::new(),
     });
     let (closed_tx, closed_rx) = watch::channel(None);
-    main.register(info.clone(), closed_rx.clone(), Arc::clone(&conn));
+    if !main.register(info.clone(), closed_rx.clone(), Arc::clone(&conn)) {
+        // Main closed during the handshake: the renderer sees its
+        // connection end right after the welcome.
+        writer_stop.cancel();
+        return Err(Inner::closed_error());
+    }
     info!(renderer = %id, label = %info.label, api = info.api, peer = ?info.peer, "renderer connected");
 
     let main = Arc::clone(main);

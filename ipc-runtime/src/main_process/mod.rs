@@ -18,7 +18,7 @@ use std::{
     collections::HashMap,
     marker::PhantomData,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
     time::Duration,
@@ -277,6 +277,9 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     /// Ids are main's own, so a fast unkeyed hash is safe.
     renderers: Mutex<HashMap<RendererId, Entry, rustc_hash::FxBuildHasher>>,
+    /// Set by [`Main::close`], under the `renderers` lock: from then on no
+    /// renderer is registered.
+    closed: AtomicBool,
 }
 
 /// What main serves and its limits: fixed once built.
@@ -412,6 +415,7 @@ impl Main {
                 disconnections: broadcast::channel(256).0,
                 next_id: AtomicU64::new(1),
                 renderers: Mutex::new(HashMap::default()),
+                closed: AtomicBool::new(false),
             }),
             router: Router::default(),
             errors: Vec::new(),
@@ -579,6 +583,43 @@ impl Main {
         })
     }
 
+    /// Closes main, as an app quitting closes its windows: from now on
+    /// every renderer that connects is refused, and each connected one is
+    /// disconnected as by [`Main::disconnect`] (its handlers are aborted,
+    /// its pending calls fail with [`IpcError::Disconnected`]). Returns
+    /// once main has released them all. Closing again does nothing.
+    ///
+    /// Dropping every `Main` handle does not do this: each connection is
+    /// served by tasks of its own, which keep what they need alive until
+    /// the renderer goes away or the runtime shuts down.
+    pub async fn close(&self) {
+        let (conns, mut ended): (Vec<_>, Vec<_>) = {
+            let renderers = self.inner.renderers();
+            self.inner.closed.store(true, Ordering::Release);
+            renderers
+                .values()
+                .map(|e| (Arc::clone(&e.conn), e.closed.clone()))
+                .unzip()
+        };
+        if !conns.is_empty() {
+            tracing::info!(
+                renderers = conns.len(),
+                "main closing: disconnecting every renderer"
+            );
+        }
+        for conn in conns {
+            conn.shut(DisconnectReason::ClosedByMain);
+        }
+        for closed in &mut ended {
+            let _ = closed.wait_for(Option::is_some).await;
+        }
+    }
+
+    /// Whether [`Main::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
     /// Closes the connection to renderer `id`: its in-flight handlers are
     /// aborted and its pending calls fail with [`IpcError::Disconnected`].
     /// Returns `false` if it was not connected.
@@ -655,14 +696,29 @@ impl Inner {
         RendererId(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Records a connected renderer; `false` (and nothing recorded) once
+    /// main is closed.
     pub(crate) fn register(
         &self,
         info: RendererInfo,
         closed: watch::Receiver<Option<DisconnectReason>>,
         conn: Arc<connection::Conn>,
-    ) {
-        self.renderers()
-            .insert(info.id, Entry { info, closed, conn });
+    ) -> bool {
+        let mut renderers = self.renderers();
+        if self.is_closed() {
+            return false;
+        }
+        renderers.insert(info.id, Entry { info, closed, conn });
+        true
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The error for a renderer that connects once main is closed.
+    pub(crate) fn closed_error() -> IpcError {
+        IpcError::disconnected("main is closed (Main::close) and accepts no more renderers")
     }
 
     pub(crate) fn unregister(&self, id: RendererId) {

@@ -204,9 +204,19 @@ impl ConnectionBuilder {
                 }),
             },
         };
-        write_now(&mut writer, hello)
-            .await
-            .map_err(|e| e.into_ipc())?;
+        if let Err(e) = write_now(&mut writer, hello).await {
+            // Main may refuse a renderer before reading its hello (too many
+            // renderers, main closed) and close at once: its reason, if it
+            // arrived, says more than the broken pipe.
+            let answer = tokio::time::timeout(self.handshake_timeout, reader.next()).await;
+            return Err(match answer {
+                Ok(Some(Ok(body))) => match Frame::parse(body) {
+                    Ok(Frame::Rejected(reason)) => reason.into(),
+                    _ => e.into_ipc(),
+                },
+                _ => e.into_ipc(),
+            });
+        }
         let answer = match tokio::time::timeout(self.handshake_timeout, reader.next()).await {
             Err(_) => {
                 return Err(IpcError::disconnected(format!(
