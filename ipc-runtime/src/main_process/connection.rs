@@ -134,14 +134,17 @@ pub(crate) async fn accept(
     let (read, mut writer, peer) = transport.into_parts();
     let mut reader = FrameReader::new(read, limits.max_frame_size.min(MAX_HELLO_SIZE));
 
-    let admitted = match setup.slots.clone().try_acquire_owned() {
-        _ if main.is_closed() => Err(Inner::closed_error()),
-        Err(_) => Err(IpcError::TooManyRenderers {
-            limit: limits.max_renderers,
-        }),
-        Ok(slot) => read_hello(&setup, &mut reader, &auth)
-            .await
-            .map(|hello| (hello, slot)),
+    let admitted = if main.is_closed() {
+        Err(Inner::closed_error())
+    } else {
+        match setup.slots.clone().try_acquire_owned() {
+            Err(_) => Err(IpcError::TooManyRenderers {
+                limit: limits.max_renderers,
+            }),
+            Ok(slot) => read_hello(&setup, &mut reader, &auth)
+                .await
+                .map(|hello| (hello, slot)),
+        }
     };
     let (hello, slot) = match admitted {
         Ok(admitted) => admitted,
@@ -341,11 +344,10 @@ fn check_api(grant: &Grant, api: &str, allowed: &[String]) -> Result<(), IpcErro
     for c in allowed.iter().filter(|c| !grant.allows(c)) {
         missing.push(|| {
             format!(
-                "the renderer's API `{}` reaches `{}`, which main's grant `{}` does not allow (connect the renderer as `{}`, or have main accept it as its API)",
-                Quoted(api),
-                Quoted(c),
-                grant.name,
-                grant.name
+                "the renderer's API `{api}` reaches `{channel}`, which main's grant `{grant}` does not allow (connect the renderer as `{grant}`, or have main accept it as its API)",
+                api = Quoted(api),
+                channel = Quoted(c),
+                grant = grant.name,
             )
         });
     }
