@@ -599,7 +599,10 @@ pub(crate) fn client_shell(service: &Service, methods: TokenStream) -> TokenStre
             quote!(#rt::ClientCore),
             quote! {
                 /// Returns a client whose calls time out after `timeout` instead of
-                /// the connection's default.
+                /// the connection's default. It bounds request/reply calls (the
+                /// wait for an in-flight slot, for room to queue, and for the
+                /// reply); a `send` returns once queued and has no timeout.
+                /// `Duration::MAX` waits as long as the connection lives.
                 pub fn with_timeout(&self, timeout: #rt::Duration) -> Self {
                     Self { core: self.core.with_timeout(timeout), _whitelist: #rt::PhantomData }
                 }

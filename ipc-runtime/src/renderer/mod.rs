@@ -98,7 +98,10 @@ impl ConnectionBuilder {
     }
 
     /// How long a call waits for its reply unless the client overrides it
-    /// (default [`DEFAULT_CALL_TIMEOUT`]).
+    /// (default [`DEFAULT_CALL_TIMEOUT`]; `Duration::MAX` waits as long as
+    /// the connection lives). Set it for an `expose!` type with
+    /// `Connection::builder().call_timeout(t).connect_inherited_as::<MyApi>()`
+    /// (or `connect_unix_as`, `connect_as`).
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self
