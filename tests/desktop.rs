@@ -708,3 +708,132 @@ async fn the_scripted_demo_exercises_every_namespace_and_exits_zero() {
     }
     assert!(!stdout.contains("error: this should have been refused"));
 }
+
+/// The app's main side in this process, with data in `data`.
+fn wired(data: &Path) -> desktop::App {
+    desktop::wire(&desktop::Config {
+        data_dir: data.to_path_buf(),
+        files_dirs: Vec::new(),
+        launcher: desktop::ipc::windows::Launcher {
+            exe: APP.into(),
+            scripted: false,
+        },
+    })
+    .unwrap()
+}
+
+/// A window connected to `app`'s main as an editor, over a socket pair.
+async fn editor_of(app: &desktop::App) -> desktop::contract::EditorApi {
+    use desktop::contract::EditorApi;
+    let (a, b) = tokio::net::UnixStream::pair().unwrap();
+    let (accepted, api) = tokio::join!(
+        app.main
+            .accept::<EditorApi>(Transport::from_unix(a), "editor"),
+        EditorApi::connect(Transport::from_unix(b))
+    );
+    accepted.unwrap();
+    api.unwrap()
+}
+
+#[test]
+fn a_title_with_control_characters_is_refused_and_printed_escaped() {
+    use desktop::{ipc::notes::check_note, window::printable};
+    for title in ["a\u{1b}]0;pwned\u{7}b", "tab\there", "line1\u{2028}line2"] {
+        let e = check_note(title, "").expect_err(title);
+        assert!(e.to_string().contains("without control characters"), "{e}");
+    }
+    assert!(check_note("Shopping: eggs, flour", "any\nbody").is_ok());
+    assert_eq!(printable("#1 plain"), "#1 plain");
+    assert_eq!(
+        printable("\u{1b}[2J\u{1b}]0;pwned\u{7}Title"),
+        "\\u{1b}[2J\\u{1b}]0;pwned\\u{7}Title"
+    );
+}
+
+/// An export main could not import back is refused before it is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_too_large_to_import_back_is_refused() {
+    use desktop::ipc::{files::MAX_IMPORT_BYTES, notes::MAX_BODY_BYTES};
+    let (_tmp, data, _) = dirs();
+    let app = wired(&data);
+    let api = editor_of(&app).await;
+    let body = "x".repeat(MAX_BODY_BYTES);
+    let notes = MAX_IMPORT_BYTES as usize / MAX_BODY_BYTES + 1;
+    for i in 0..notes {
+        api.notes
+            .create(format!("note {i}"), body.clone())
+            .await
+            .unwrap();
+    }
+    match api.files.export("backup.json".into()).await {
+        Err(ipc_runtime::CallError::Handler(desktop::contract::FilesError::TooLarge {
+            size,
+            limit,
+            ..
+        })) => assert!(size > limit && limit == MAX_IMPORT_BYTES),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(!data.join("files/backup.json").exists());
+    // Two notes fewer (the JSON around the bodies takes room too) fit, and
+    // come back.
+    for n in &api.notes.list().await.unwrap()[..2] {
+        api.notes.delete(n.id).await.unwrap();
+    }
+    api.files.export("backup.json".into()).await.unwrap();
+    let back = api.files.import("backup.json".into()).await.unwrap();
+    assert_eq!(back.notes.len(), notes - 2);
+}
+
+/// Windows see a note's changes in the order main made them, even when two
+/// windows change the same note at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_events_arrive_in_the_order_of_the_changes() {
+    use desktop::contract::NoteChange;
+    // In memory where the system has it: a database change then takes
+    // microseconds (no disk flush), which is when the two changes race.
+    let tmp = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let app = wired(&tmp.path().join("data"));
+    let (watcher, a, b) = (
+        editor_of(&app).await,
+        editor_of(&app).await,
+        editor_of(&app).await,
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _listening = watcher
+        .notes_events
+        .on_changed(move |e| {
+            let _ = tx.send(e.change);
+        })
+        .await
+        .unwrap();
+    let mut misordered = 0;
+    for i in 0..1000 {
+        let note = a
+            .notes
+            .create(format!("n{i}"), String::new())
+            .await
+            .unwrap();
+        let (updated, deleted) = tokio::join!(
+            a.notes.update(note.id, "edited".into(), String::new()),
+            b.notes.delete(note.id)
+        );
+        deleted.unwrap();
+        // Created, Updated if the update came first, then Deleted.
+        let expected = if updated.is_ok() { 3 } else { 2 };
+        let mut seen = Vec::new();
+        while seen.len() < expected {
+            seen.push(
+                tokio::time::timeout(WAIT, rx.recv())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        if !matches!(seen.last(), Some(NoteChange::Deleted { .. })) {
+            misordered += 1;
+        }
+    }
+    assert_eq!(misordered, 0, "a window saw `Deleted` before `Updated`");
+}

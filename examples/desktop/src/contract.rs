@@ -380,7 +380,8 @@ pub enum FilesError {
         /// The path as given.
         path: String,
     },
-    /// The file to import is larger than main reads.
+    /// The file to import (or an export, which must be importable back)
+    /// is larger than main reads.
     #[error("`{path}` is {size} bytes; main imports at most {limit}")]
     TooLarge {
         /// The path as given.

@@ -198,6 +198,14 @@ impl Files for FilesHandler {
                 .collect(),
         })
         .map_err(|e| io_error(&path, e))?;
+        // A backup that could not be imported back is no backup.
+        if json.len() as u64 > MAX_IMPORT_BYTES {
+            return Err(FilesError::TooLarge {
+                path,
+                size: json.len() as u64,
+                limit: MAX_IMPORT_BYTES,
+            });
+        }
         let target = file.clone();
         let shown = path.clone();
         tokio::task::spawn_blocking(move || {

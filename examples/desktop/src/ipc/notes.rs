@@ -55,6 +55,11 @@ END;
 /// reports changes with.
 pub struct NotesHandler {
     db: Arc<Mutex<Connection>>,
+    announcer: Arc<Announcer>,
+}
+
+/// Tells every window about changes.
+struct Announcer {
     changed: NotesEventsEmitter,
     notify: Arc<Notifier>,
 }
@@ -82,8 +87,16 @@ pub fn check_note(title: &str, body: &str) -> Result<(), NotesError> {
     if title.trim().is_empty() {
         return Err(invalid("title", "must not be empty"));
     }
-    if title.contains(['\n', '\r']) {
-        return Err(invalid("title", "must be a single line"));
+    // A title is shown on one line of a terminal: no line breaks, and no
+    // control characters that a terminal would act on (escape sequences).
+    if title
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return Err(invalid(
+            "title",
+            "must be a single line without control characters",
+        ));
     }
     let chars = title.chars().count();
     if chars > MAX_TITLE_CHARS {
@@ -156,8 +169,7 @@ impl NotesHandler {
         db.execute_batch(SCHEMA).map_err(storage)?;
         Ok(NotesHandler {
             db: Arc::new(Mutex::new(db)),
-            changed,
-            notify,
+            announcer: Arc::new(Announcer { changed, notify }),
         })
     }
 
@@ -213,26 +225,45 @@ impl NotesHandler {
     ) -> Result<Note, NotesError> {
         check_note(&title, &body)?;
         let updated_at = now();
-        let note = self
-            .with_db(move |db| {
-                db.execute(
-                    "INSERT INTO notes (title, body, updated_at) VALUES (?1, ?2, ?3)",
-                    params![title, body, updated_at as i64],
-                )
-                .map_err(storage)?;
-                Ok(Note {
-                    id: to_u64(db.last_insert_rowid()),
-                    title,
-                    body,
-                    updated_at,
-                })
-            })
-            .await?;
-        self.announce(NoteChange::Created(note.clone()), by);
-        Ok(note)
+        self.change(by, move |db| {
+            db.execute(
+                "INSERT INTO notes (title, body, updated_at) VALUES (?1, ?2, ?3)",
+                params![title, body, updated_at as i64],
+            )
+            .map_err(storage)?;
+            let note = Note {
+                id: to_u64(db.last_insert_rowid()),
+                title,
+                body,
+                updated_at,
+            };
+            Ok((note.clone(), NoteChange::Created(note)))
+        })
+        .await
     }
 
+    /// Makes a change with `f` and announces it (`f` returns the change
+    /// with its result) while still holding the connection: windows see
+    /// changes in the order they were made, so a note's `Deleted` can never
+    /// arrive before an `Updated` made just before it.
+    async fn change<T: Send + 'static>(
+        &self,
+        by: Option<WindowRef>,
+        f: impl FnOnce(&mut Connection) -> Result<(T, NoteChange), NotesError> + Send + 'static,
+    ) -> Result<T, NotesError> {
+        let announcer = Arc::clone(&self.announcer);
+        self.with_db(move |db| {
+            let (value, change) = f(db)?;
+            announcer.announce(change, by);
+            Ok(value)
+        })
+        .await
+    }
+}
+
+impl Announcer {
     /// Pushes a change to every window, with a notification for saves.
+    /// Emitting only queues the frames: it never waits.
     fn announce(&self, change: NoteChange, by: Option<WindowRef>) {
         let saved = match &change {
             NoteChange::Created(n) | NoteChange::Updated(n) => {
@@ -259,47 +290,42 @@ impl Notes for NotesHandler {
         check_note(&title, &body)?;
         let key = id_param(id)?;
         let updated_at = now();
-        let note = self
-            .with_db(move |db| {
-                let changed = db
-                    .execute(
-                        "UPDATE notes SET title = ?1, body = ?2, updated_at = ?3 WHERE id = ?4",
-                        params![title, body, updated_at as i64, key],
-                    )
-                    .map_err(storage)?;
-                if changed == 0 {
-                    return Err(NotesError::NotFound(id));
-                }
-                Ok(Note {
-                    id,
-                    title,
-                    body,
-                    updated_at,
-                })
-            })
-            .await?;
-        self.announce(NoteChange::Updated(note.clone()), caller());
-        Ok(note)
+        self.change(caller(), move |db| {
+            let changed = db
+                .execute(
+                    "UPDATE notes SET title = ?1, body = ?2, updated_at = ?3 WHERE id = ?4",
+                    params![title, body, updated_at as i64, key],
+                )
+                .map_err(storage)?;
+            if changed == 0 {
+                return Err(NotesError::NotFound(id));
+            }
+            let note = Note {
+                id,
+                title,
+                body,
+                updated_at,
+            };
+            Ok((note.clone(), NoteChange::Updated(note)))
+        })
+        .await
     }
 
     async fn delete(&self, id: u64) -> Result<(), NotesError> {
         let key = id_param(id)?;
-        let title = self
-            .with_db(move |db| {
-                let tx = db.transaction().map_err(storage)?;
-                let title: Option<String> = tx
-                    .query_row("SELECT title FROM notes WHERE id = ?1", [key], |r| r.get(0))
-                    .optional()
-                    .map_err(storage)?;
-                let title = title.ok_or(NotesError::NotFound(id))?;
-                tx.execute("DELETE FROM notes WHERE id = ?1", [key])
-                    .map_err(storage)?;
-                tx.commit().map_err(storage)?;
-                Ok(title)
-            })
-            .await?;
-        self.announce(NoteChange::Deleted { id, title }, caller());
-        Ok(())
+        self.change(caller(), move |db| {
+            let tx = db.transaction().map_err(storage)?;
+            let title: Option<String> = tx
+                .query_row("SELECT title FROM notes WHERE id = ?1", [key], |r| r.get(0))
+                .optional()
+                .map_err(storage)?;
+            let title = title.ok_or(NotesError::NotFound(id))?;
+            tx.execute("DELETE FROM notes WHERE id = ?1", [key])
+                .map_err(storage)?;
+            tx.commit().map_err(storage)?;
+            Ok(((), NoteChange::Deleted { id, title }))
+        })
+        .await
     }
 
     async fn get(&self, id: u64) -> Result<Note, NotesError> {

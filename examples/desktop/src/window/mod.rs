@@ -92,6 +92,26 @@ impl RoleApi {
     }
 }
 
+/// `text` with its control characters (but line breaks) and the Unicode
+/// line and paragraph separators escaped, as `\u{1b}`.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| (c.is_control() && c != '\n') || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.chars().any(unsafe_char) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Where a window writes: standard output (shared with main and the other
 /// windows), each line tagged with the window's name. At an interactive
 /// prompt, lines that arrive while the user is typing are printed above the
@@ -113,8 +133,12 @@ impl Out {
         }
     }
 
-    /// A line of this window's output.
+    /// A line of this window's output. What it shows comes from main and
+    /// other windows, so control characters in it (escape sequences that
+    /// would drive the terminal) are written escaped.
     pub fn say(&self, text: impl fmt::Display) {
+        let text = text.to_string();
+        let text = printable(&text);
         let mut out = std::io::stdout().lock();
         match &self.prompt {
             Some(prompt) if self.at_prompt.load(Ordering::SeqCst) => {
