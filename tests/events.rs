@@ -233,3 +233,113 @@ async fn an_event_emitted_while_another_is_encoded_reaches_the_renderer_too() {
     }
     assert_eq!(got, ["7", "outer", "after", "8"]);
 }
+
+/// Polls `fut` once; `None` if it is still pending.
+async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut *fut).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
+/// A listener that joins a channel while its first listener's
+/// subscription is still on its way to main returns only once main has
+/// it: an event emitted right after reaches it.
+#[tokio::test]
+async fn a_second_listener_returns_only_once_main_has_subscribed() {
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "second").await.unwrap();
+    let mut first = Box::pin(api.events.on_tick(|_| {}));
+    assert!(poll_once(&mut first).await.is_none(), "subscription queued");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _second = api
+        .events
+        .on_tick(move |n| {
+            let _ = tx.send(n);
+        })
+        .await
+        .unwrap();
+    let recorded = main.renderer_stats(api.id()).unwrap().subscriptions;
+    assert_eq!(recorded, ["probe:tick"]);
+    ProbeEventsEmitter::new(&main, Target::All).tick(1);
+    let _first = first.await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert!(matches!(got, Ok(Some(1))), "{got:?}");
+}
+
+/// A listener is never handed a subscription main refused: one that joins
+/// while the first listener's subscription is pending fails as main
+/// refuses it, and once main has room a later listener subscribes.
+#[tokio::test]
+async fn a_listener_is_never_given_a_subscription_main_refused() {
+    let mut limits = ipc_runtime::Limits::default();
+    limits.max_subscriptions = 1;
+    let (main, _) = ipc_suite::probe_main_with(|b| b.limits(limits));
+    let api = connect_memory(&main, "refused").await.unwrap();
+    let note = api.events.on_note(|_| {}).await.unwrap(); // main's one slot
+    let mut first = Box::pin(api.events.on_tick(|_| {}));
+    assert!(poll_once(&mut first).await.is_none(), "subscription queued");
+    let second = api.events.on_tick(|_| {}).await;
+    assert!(
+        matches!(
+            second,
+            Err(ipc_runtime::IpcError::TooManySubscriptions { limit: 1 })
+        ),
+        "{second:?}"
+    );
+    assert!(first.await.is_err());
+    // With room again, a new listener gets main's subscription.
+    drop(note);
+    assert!(
+        eventually(Duration::from_secs(5), || main
+            .renderer_stats(api.id())
+            .is_some_and(|s| s.subscriptions.is_empty()))
+        .await
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _third = api
+        .events
+        .on_tick(move |n| {
+            let _ = tx.send(n);
+        })
+        .await
+        .unwrap();
+    ProbeEventsEmitter::new(&main, Target::All).tick(9);
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert!(matches!(got, Ok(Some(9))), "{got:?}");
+}
+
+/// A callback may own another listener's guard: when the connection
+/// closes, ending the listeners drops it without deadlocking the renderer
+/// (on a current-thread runtime, that would freeze everything).
+#[test]
+fn a_listener_owning_another_guard_is_ended_on_close_without_freezing() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (main, _) = probe_main();
+            let api = connect_memory(&main, "nested").await.unwrap();
+            let tick = api.events.on_tick(|_| {}).await.unwrap();
+            let _note = api
+                .events
+                .on_note(move |_| {
+                    let _keep = &tick;
+                })
+                .await
+                .unwrap();
+            assert!(main.disconnect(api.id()));
+            api.closed().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.send(()).unwrap();
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the renderer's runtime kept running after the connection closed");
+}

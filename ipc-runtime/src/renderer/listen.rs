@@ -95,6 +95,23 @@ pub(crate) struct Listeners {
     /// on every event); the keys are this program's own channels, so a
     /// fast unkeyed hash is safe.
     by_channel: HashMap<&'static [u8], Arc<[Arc<Listener>]>, rustc_hash::FxBuildHasher>,
+    /// Per channel with listeners: set once main has confirmed a
+    /// subscription to it. A new map entry (a new flag) each time a
+    /// channel gets its first listener, so that a late answer to an
+    /// earlier subscription sets only its own flag.
+    confirmed: HashMap<&'static str, Arc<AtomicBool>, rustc_hash::FxBuildHasher>,
+}
+
+/// How a new listener joins its channel.
+enum Joined {
+    /// Main already sends this channel's events here.
+    Confirmed,
+    /// Main has not confirmed a subscription yet (the channel is new, or
+    /// another listener's subscription is on its way): the listener asks
+    /// main itself, and sets the flag once main has answered yes. Main
+    /// takes a repeated subscription as one, so each listener returns on
+    /// main's answer to its own request, whoever else is waiting.
+    Subscribe(Arc<AtomicBool>),
 }
 
 impl Listeners {
@@ -102,8 +119,8 @@ impl Listeners {
         self.by_channel.get(channel).cloned()
     }
 
-    /// Adds a listener; returns it and whether it is the channel's first.
-    fn add(&mut self, channel: &'static str, callback: Callback) -> (Arc<Listener>, bool) {
+    /// Adds a listener; returns it and how it joins its channel.
+    fn add(&mut self, channel: &'static str, callback: Callback) -> (Arc<Listener>, Joined) {
         self.next_id += 1;
         let listener = Arc::new(Listener {
             id: self.next_id,
@@ -120,23 +137,38 @@ impl Listeners {
             .cloned()
             .chain([Arc::clone(&listener)])
             .collect();
-        (listener, first)
+        if first {
+            self.confirmed.insert(channel, Arc::default());
+        }
+        let flag = Arc::clone(self.confirmed.entry(channel).or_default());
+        let joined = if flag.load(Ordering::Acquire) {
+            Joined::Confirmed
+        } else {
+            Joined::Subscribe(flag)
+        };
+        (listener, joined)
     }
 
-    /// Ends every listener: their callbacks (and what they captured) are
-    /// dropped, so code waiting on them sees the end of the events.
-    fn end_all(&mut self) {
+    /// Ends every listener and returns their callbacks, for the caller to
+    /// drop once it has released the lock on these listeners: a callback
+    /// may own another listener's guard, whose drop takes that lock.
+    /// Dropped, the callbacks (and what they captured) let code waiting on
+    /// them see the end of the events.
+    #[must_use = "the callbacks are to be dropped after the lock is released"]
+    fn end_all(&mut self) -> Vec<Callback> {
+        let mut ended = Vec::new();
         for list in std::mem::take(&mut self.by_channel).into_values() {
             for listener in list.iter() {
                 listener.active.store(false, Ordering::Release);
                 let noop: Callback = Box::new(|_| {});
-                let old = std::mem::replace(
+                ended.push(std::mem::replace(
                     &mut *listener.callback.lock().unwrap_or_else(|e| e.into_inner()),
                     noop,
-                );
-                drop(old);
+                ));
             }
         }
+        self.confirmed.clear();
+        ended
     }
 
     /// Removes a listener; returns whether it was the channel's last.
@@ -151,6 +183,7 @@ impl Listeners {
         }
         if list.is_empty() {
             self.by_channel.remove(channel.as_bytes());
+            self.confirmed.remove(channel);
             return true;
         }
         false
@@ -166,7 +199,8 @@ pub(crate) async fn dispatch_events(shared: Arc<Shared>, stop: CancellationToken
         if batch.is_empty() {
             // Stopped: what was queued before is dispatched, then no more.
             if stop.is_cancelled() {
-                shared.listeners().end_all();
+                let ended = shared.listeners().end_all();
+                drop(ended);
                 return;
             }
             tokio::select! {
@@ -227,29 +261,29 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.listener.active.store(false, Ordering::Release);
-        let last = self
-            .shared
-            .listeners()
-            .remove(self.channel, self.listener.id);
-        if !last {
-            return;
+        let mut listeners = self.shared.listeners();
+        if listeners.remove(self.channel, self.listener.id) {
+            // Queued under the lock: a new first listener of the channel
+            // queues its subscription after this, never before it.
+            self.shared.send_from_drop(Frame::Unsubscribe {
+                channel: Channel::from_static(self.channel),
+            });
         }
-        self.shared.send_from_drop(Frame::Unsubscribe {
-            channel: Channel::from_static(self.channel),
-        });
     }
 }
 
 impl Connection {
-    /// Registers `callback` for `channel`, subscribing on main if it is the
-    /// channel's first listener. Returns once main has confirmed the
-    /// subscription, so every event main emits afterwards reaches it.
+    /// Registers `callback` for `channel`, subscribing on main unless main
+    /// has already confirmed a subscription to it. Returns once main has,
+    /// so every event main emits afterwards reaches it; a listener that
+    /// joins while another's subscription is on its way asks main too, and
+    /// fails if main refuses it.
     async fn subscribe(
         &self,
         channel: &'static str,
         callback: Callback,
     ) -> Result<Subscription, IpcError> {
-        let (listener, first) = {
+        let (listener, joined) = {
             let closed = self.shared.state().closed.clone();
             if let Some(reason) = closed {
                 return Err(reason);
@@ -262,27 +296,31 @@ impl Connection {
             channel,
             listener,
         };
-        if first {
-            let reply = self
-                .request(channel, self.call_timeout(), false, |id, buf| {
-                    Frame::Subscribe {
-                        id,
-                        channel: Channel::from_static(channel),
-                    }
-                    .write_body(buf)
-                })
-                .await?;
-            match reply {
-                Reply::Ok(_) => {}
-                Reply::Failed(e) => return Err(e),
-                Reply::Err(_) => {
-                    return Err(IpcError::protocol(
-                        "main answered a subscription with a typed error",
-                    ))
-                }
-            }
+        if let Joined::Subscribe(confirmed) = joined {
+            self.subscribe_on_main(channel).await?;
+            confirmed.store(true, Ordering::Release);
         }
         Ok(subscription)
+    }
+
+    /// Asks main to send the events on `channel` to this renderer.
+    async fn subscribe_on_main(&self, channel: &'static str) -> Result<(), IpcError> {
+        let reply = self
+            .request(channel, self.call_timeout(), false, |id, buf| {
+                Frame::Subscribe {
+                    id,
+                    channel: Channel::from_static(channel),
+                }
+                .write_body(buf)
+            })
+            .await?;
+        match reply {
+            Reply::Ok(_) => Ok(()),
+            Reply::Failed(e) => Err(e),
+            Reply::Err(_) => Err(IpcError::protocol(
+                "main answered a subscription with a typed error",
+            )),
+        }
     }
 }
 
