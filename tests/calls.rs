@@ -537,3 +537,95 @@ async fn a_cloned_api_shares_its_connection() {
     assert_eq!((here.id, here.label.as_str()), (there.id, "window"));
     assert_eq!(main.renderer_count(), 1);
 }
+
+/// A "main" that answers the handshake, then never reads. Sending on the
+/// returned channel ends its side of the stream (the renderer reads EOF).
+fn main_that_stops_reading() -> (
+    Transport,
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (main_end, renderer_end) = tokio::io::duplex(64);
+    let (mut rd, mut wr) = tokio::io::split(main_end);
+    let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
+    let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+    let fake = tokio::spawn(async move {
+        let len = rd.read_u32().await.unwrap();
+        let mut hello = vec![0; len as usize];
+        rd.read_exact(&mut hello).await.unwrap();
+        wr.write_all(&framed(&welcome_body(1, "stuck", 1 << 20, 100_000)))
+            .await
+            .unwrap();
+        if end_rx.await.is_ok() {
+            wr.shutdown().await.unwrap();
+        }
+        std::future::pending::<()>().await;
+        drop(rd);
+    });
+    (Transport::new(renderer_rd, renderer_wr), fake, end_tx)
+}
+
+/// Calls (without a timeout) that main never reads, for `transport`.
+async fn calls_main_never_reads(
+    transport: Transport,
+) -> (
+    Connection,
+    Vec<tokio::task::JoinHandle<Result<u64, IpcError>>>,
+) {
+    let conn = Connection::builder()
+        .service::<ipc_suite::ProbeContract>()
+        .call_timeout(Duration::MAX)
+        .connect(transport)
+        .await
+        .unwrap();
+    let probe = ipc_suite::ProbeClient::new(&conn);
+    let calls = (0..3000u64)
+        .map(|i| {
+            let probe = probe.clone();
+            tokio::spawn(async move { probe.add(i, i).await })
+        })
+        .collect();
+    // Enough that the writer blocks and later calls wait for room.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (conn, calls)
+}
+
+/// `Connection::close` ends even when main has stopped reading: it fails
+/// the pending calls and gives the writer a second, not forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_connection_main_stopped_reading_ends_and_fails_every_call() {
+    let (transport, fake, _end) = main_that_stops_reading();
+    let (conn, calls) = calls_main_never_reads(transport).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.close())
+        .await
+        .expect("close returns");
+    let closed = closed.unwrap_err();
+    assert!(
+        closed.to_string().contains("did not take what was sent"),
+        "{closed}"
+    );
+    for call in calls {
+        ends_disconnected(call).await;
+    }
+    fake.abort();
+}
+
+/// When main's side of the stream ends, calls waiting for room in the
+/// write queue fail at once, not when the writer gives up draining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_waiting_for_room_end_promptly_when_the_connection_ends() {
+    let (transport, fake, end) = main_that_stops_reading();
+    let (_conn, calls) = calls_main_never_reads(transport).await;
+    end.send(()).unwrap();
+    let started = std::time::Instant::now();
+    for call in calls {
+        ends_disconnected(call).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "the last call ended after {took:?}"
+    );
+    fake.abort();
+}

@@ -369,6 +369,10 @@ impl Shared {
             self.is_closed.store(true, Ordering::Release);
             state.calls.drain()
         };
+        // Nothing more is queued; what is queued is still written. Calls
+        // waiting for room in the queue fail now, not when the writer
+        // stops.
+        self.out.close();
         // Each caller still waiting wakes to find its call gone, and reads
         // the reason; a call whose reply came before the end takes its
         // reply. Calls waiting for a slot fail too; listeners end once the
@@ -684,15 +688,30 @@ impl Connection {
         }
     }
 
-    /// Flushes everything sent so far, then closes the connection. Other
-    /// clones (and clients built from them) see it closed.
+    /// Closes the connection: calls still waiting for their replies fail
+    /// with [`IpcError::Disconnected`], and what was sent so far is
+    /// written, for at most a second (as when the last handle is
+    /// dropped). An error says that main did not take all of it in that
+    /// time; call [`Connection::flush`] first to wait as long as it takes.
+    /// Other clones (and clients built from them) see the connection
+    /// closed.
     pub async fn close(self) -> Result<(), IpcError> {
-        let flushed = self.flush().await;
+        // Everything sent so far, taken before the queue closes.
+        let flushed = self.shared.out.flushed();
         self.shared.close(IpcError::disconnected(
             "the connection was closed by this renderer",
         ));
+        let written = tokio::time::timeout(DRAIN_ON_DROP, flushed).await;
         self.shared.stop.cancel();
-        flushed
+        match written {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(IpcError::disconnected(
+                "the connection ended before everything sent was written",
+            )),
+            Err(_) => Err(IpcError::disconnected(format!(
+                "main did not take what was sent within {DRAIN_ON_DROP:?}; the connection was closed anyway"
+            ))),
+        }
     }
 }
 
