@@ -629,3 +629,46 @@ async fn calls_waiting_for_room_end_promptly_when_the_connection_ends() {
     );
     fake.abort();
 }
+
+/// A transport whose write half fails while its read half stays open (two
+/// separate pipes): the connection closes as a whole, with the write
+/// error as its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_cannot_write_any_more_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (renderer_write, mut main_read) = tokio::io::duplex(1 << 16);
+    let (mut main_write, renderer_read) = tokio::io::duplex(1 << 16);
+    let handshake = async move {
+        let len = main_read.read_u32().await.unwrap();
+        let mut hello = vec![0; len as usize];
+        main_read.read_exact(&mut hello).await.unwrap();
+        main_write
+            .write_all(&framed(&welcome_body(1, "half", 1 << 20, 8)))
+            .await
+            .unwrap();
+        // Main's reading end goes; its writing end stays open.
+        drop(main_read);
+        main_write
+    };
+    let (main_write, conn) = tokio::join!(
+        handshake,
+        Connection::builder()
+            .service::<ipc_suite::ProbeContract>()
+            .connect(Transport::new(renderer_read, renderer_write))
+    );
+    let conn = conn.unwrap();
+    let probe = ipc_suite::ProbeClient::new(&conn);
+    let call = probe.add(1, 2).await;
+    assert!(
+        matches!(call, Err(IpcError::Disconnected { .. })),
+        "{call:?}"
+    );
+    let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .expect("the connection is closed");
+    assert!(
+        reason.to_string().contains("writing to main failed"),
+        "{reason}"
+    );
+    drop(main_write);
+}

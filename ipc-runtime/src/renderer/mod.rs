@@ -272,10 +272,14 @@ impl ConnectionBuilder {
         let writer_stop = stop.clone();
         let writer_shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            if let Err(e) = run_writer(queue, writer_stop, Some(DRAIN_ON_DROP)).await {
+            if let Err(e) = run_writer(queue, writer_stop.clone(), Some(DRAIN_ON_DROP)).await {
                 writer_shared.close(IpcError::disconnected(format!(
                     "writing to main failed: {e}"
                 )));
+                // A connection that cannot write is over, even if reading
+                // still works (a transport of two separate pipes): the
+                // reader stops too, and `closed` resolves.
+                writer_stop.cancel();
             }
         });
         tokio::spawn(sweep_timeouts(Arc::clone(&shared), stop.clone()));
