@@ -837,3 +837,152 @@ async fn change_events_arrive_in_the_order_of_the_changes() {
     }
     assert_eq!(misordered, 0, "a window saw `Deleted` before `Updated`");
 }
+
+/// Exchanges two directory entries atomically (`renameat2`).
+fn exchange(a: &Path, b: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes()).unwrap();
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes()).unwrap();
+    // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
+    unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        ) == 0
+    }
+}
+
+fn export_json(notes: &[(&str, &str)]) -> Vec<u8> {
+    let notes: Vec<_> = notes
+        .iter()
+        .map(|(t, b)| serde_json::json!({ "title": t, "body": b }))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"format": "ipc-desktop notes v1", "notes": notes}))
+        .unwrap()
+}
+
+/// A directory swapped for a link leading out, between main's checks of a
+/// path and its use, is never followed: a hostile local user racing main
+/// can neither make an export land outside nor an import read from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_swapped_for_a_link_after_the_checks_is_not_followed() {
+    use desktop::{contract::Files, ipc::files::FilesHandler};
+    use std::sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    };
+    let (_tmp, data, outside) = dirs();
+    let app = wired(&data);
+    app.notes
+        .insert("kept".into(), "here".into(), None)
+        .await
+        .unwrap();
+    let files = data.join("files");
+    let handler = FilesHandler::new(std::slice::from_ref(&files), Arc::clone(&app.notes)).unwrap();
+    std::fs::write(
+        outside.join("secret.json"),
+        export_json(&[("secret", "outside")]),
+    )
+    .unwrap();
+    std::fs::create_dir(files.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&outside, files.join("sub.alt")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (stop, a, b) = (Arc::clone(&stop), files.join("sub"), files.join("sub.alt"));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                assert!(exchange(&a, &b));
+            }
+        })
+    };
+    let (mut exported_out, mut imported_out) = (false, false);
+    for _ in 0..5000 {
+        if Files::export(&handler, "sub/escaped.json".into())
+            .await
+            .is_ok()
+        {
+            exported_out |= outside.join("escaped.json").exists();
+        }
+        if let Ok(t) = Files::import(&handler, "sub/secret.json".into()).await {
+            imported_out |= !t.notes.is_empty();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(
+        !exported_out && !imported_out,
+        "wrote outside: {exported_out}, imported from outside: {imported_out}"
+    );
+}
+
+/// An export never writes through an existing file: not through a hard
+/// link to a file outside, and not into a FIFO (which would block a
+/// thread of main until someone read it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_replaces_a_hard_link_or_a_fifo_instead_of_writing_through_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let (_tmp, data, outside) = dirs();
+    let app = wired(&data);
+    let api = editor_of(&app).await;
+    api.notes.create("n".into(), "b".into()).await.unwrap();
+    let files = data.join("files");
+    let victim = outside.join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::hard_link(&victim, files.join("report.json")).unwrap();
+    let fifo = files.join("pipe.json");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+
+    api.files.export("report.json".into()).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let exported =
+        tokio::time::timeout(Duration::from_secs(5), api.files.export("pipe.json".into()))
+            .await
+            .expect("an export onto a FIFO does not block");
+    exported.unwrap();
+    // Both are now regular files of this export, which imports back.
+    for name in ["report.json", "pipe.json"] {
+        assert!(std::fs::symlink_metadata(files.join(name))
+            .unwrap()
+            .is_file());
+        assert_eq!(api.files.import(name.into()).await.unwrap().notes.len(), 1);
+    }
+}
+
+/// An import reads only a regular file with no other hard link, checked
+/// on the file it opened (a FIFO is refused without blocking).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_reads_only_a_regular_file_with_one_link() {
+    use desktop::contract::FilesError;
+    use std::os::unix::ffi::OsStrExt;
+    let (_tmp, data, outside) = dirs();
+    let app = wired(&data);
+    let api = editor_of(&app).await;
+    let files = data.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let elsewhere = outside.join("notes.json");
+    std::fs::write(&elsewhere, export_json(&[("linked", "in")])).unwrap();
+    std::fs::hard_link(&elsewhere, files.join("linked.json")).unwrap();
+    let fifo = files.join("pipe.json");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for (name, why) in [
+        ("linked.json", "other hard links"),
+        ("pipe.json", "not a regular file"),
+    ] {
+        let refused = tokio::time::timeout(Duration::from_secs(5), api.files.import(name.into()))
+            .await
+            .expect("an import does not block");
+        match refused {
+            Err(ipc_runtime::CallError::Handler(FilesError::InvalidPath { reason, .. })) => {
+                assert!(reason.contains(why), "{reason}")
+            }
+            other => panic!("{name}: expected a refusal, got {other:?}"),
+        }
+    }
+}

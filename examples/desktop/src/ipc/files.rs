@@ -4,15 +4,29 @@
 //! are accepted; a path with `..`, an absolute path elsewhere, or a path
 //! that goes through a symbolic link leading out is refused with a typed
 //! [`FilesError`] before anything is opened.
+//!
+//! Those checks read the path as it is when they run; whoever can write in
+//! an allowed directory could change it before the file is opened (swap a
+//! directory for a link, say). So every file is then opened through a
+//! handle on its allowed directory (`cap_std::fs::Dir`), which resolves
+//! each component of the path beneath that directory at the moment of use
+//! and refuses to leave it. An export is written to a new file and renamed
+//! into place, never through an existing one (a hard link to a file
+//! elsewhere, a FIFO); an import reads only a regular file with one link,
+//! checked on the opened file.
 
 use std::{
-    fs::{self, OpenOptions},
+    fs,
     io::{Read, Write},
-    os::unix::fs::OpenOptionsExt,
+    os::unix::fs::MetadataExt,
     path::{Component, Path, PathBuf},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
 };
 
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -40,11 +54,22 @@ struct ExportedNote {
     body: String,
 }
 
-/// An allowed directory: as configured, and with its symbolic links
-/// resolved (what paths are compared with).
+/// An allowed directory: as configured, with its symbolic links resolved
+/// (what paths are compared with), and open (what files are opened
+/// through).
 struct Root {
     given: PathBuf,
     real: PathBuf,
+    dir: Arc<Dir>,
+}
+
+/// A checked path: in which allowed directory, and where in it.
+pub struct Resolved {
+    root: usize,
+    /// Relative to the allowed directory.
+    inside: PathBuf,
+    /// In full, for messages and the transfer report.
+    pub full: PathBuf,
 }
 
 /// The `files` handler: the allowed directories, and the notes it reads
@@ -70,7 +95,8 @@ impl FilesHandler {
             fs::create_dir_all(given)?;
             let given = std::path::absolute(given)?;
             let real = fs::canonicalize(&given)?;
-            resolved.push(Root { given, real });
+            let dir = Arc::new(Dir::open_ambient_dir(&real, cap_std::ambient_authority())?);
+            resolved.push(Root { given, real, dir });
         }
         assert!(!resolved.is_empty(), "at least one allowed directory");
         Ok(FilesHandler {
@@ -94,7 +120,7 @@ impl FilesHandler {
     /// resolved with its symbolic links, and the result must still be
     /// inside the same directory. A dangling link is refused too (where it
     /// leads cannot be checked).
-    pub fn resolve(&self, requested: &str) -> Result<PathBuf, FilesError> {
+    pub fn resolve(&self, requested: &str) -> Result<Resolved, FilesError> {
         let invalid = |reason: &str| FilesError::InvalidPath {
             path: requested.to_string(),
             reason: reason.to_string(),
@@ -108,15 +134,16 @@ impl FilesHandler {
                 path: requested.to_string(),
             });
         }
-        let (root, full) = if path.is_absolute() {
+        let (index, full) = if path.is_absolute() {
             self.roots
                 .iter()
-                .find_map(|r| {
+                .enumerate()
+                .find_map(|(i, r)| {
                     if path.starts_with(&r.real) {
-                        Some((r, path.to_path_buf()))
+                        Some((i, path.to_path_buf()))
                     } else {
                         let rest = path.strip_prefix(&r.given).ok()?;
-                        Some((r, r.real.join(rest)))
+                        Some((i, r.real.join(rest)))
                     }
                 })
                 .ok_or_else(|| FilesError::OutsideRoots {
@@ -124,9 +151,9 @@ impl FilesHandler {
                     roots: self.root_names(),
                 })?
         } else {
-            let root = &self.roots[0];
-            (root, root.real.join(path))
+            (0, self.roots[0].real.join(path))
         };
+        let root = &self.roots[index];
         if full == root.real {
             return Err(invalid("is an allowed directory itself, not a file in it"));
         }
@@ -158,17 +185,21 @@ impl FilesHandler {
             }
         };
         let real = missing.iter().rev().fold(real, |p, c| p.join(c));
-        if !real.starts_with(&root.real) {
+        let Ok(inside) = real.strip_prefix(&root.real) else {
             return Err(FilesError::SymlinkOut {
                 path: requested.to_string(),
                 target: real.display().to_string(),
             });
-        }
-        Ok(real)
+        };
+        Ok(Resolved {
+            root: index,
+            inside: inside.to_path_buf(),
+            full: real.clone(),
+        })
     }
 
     /// `resolve`, with refusals logged by main (who asked, and why).
-    fn checked(&self, op: &str, requested: &str) -> Result<PathBuf, FilesError> {
+    fn checked(&self, op: &str, requested: &str) -> Result<Resolved, FilesError> {
         self.resolve(requested).inspect_err(|e| {
             log(format_args!(
                 "refused {op} of {requested:?} for {}: {e}",
@@ -206,27 +237,15 @@ impl Files for FilesHandler {
                 limit: MAX_IMPORT_BYTES,
             });
         }
-        let target = file.clone();
+        let dir = Arc::clone(&self.roots[file.root].dir);
+        let inside = file.inside.clone();
         let shown = path.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Some(dir) = target.parent() {
-                fs::create_dir_all(dir).map_err(|e| io_error(&shown, e))?;
-            }
-            // O_NOFOLLOW: never write through a link planted at the last
-            // component after the checks.
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&target)
-                .and_then(|mut f| f.write_all(&json))
-                .map_err(|e| io_error(&shown, e))
-        })
-        .await
-        .map_err(|e| io_error(&path, e))??;
+        tokio::task::spawn_blocking(move || write_new(&dir, &inside, &json))
+            .await
+            .map_err(|e| io_error(&path, e))?
+            .map_err(|e| fs_error(&shown, e))?;
         let transfer = Transfer {
-            file: file.display().to_string(),
+            file: file.full.display().to_string(),
             notes: ids,
         };
         log(format_args!(
@@ -240,40 +259,12 @@ impl Files for FilesHandler {
 
     async fn import(&self, path: String) -> Result<Transfer, FilesError> {
         let file = self.checked("import", &path)?;
-        let source = file.clone();
+        let dir = Arc::clone(&self.roots[file.root].dir);
+        let inside = file.inside.clone();
         let shown = path.clone();
-        let bytes = tokio::task::spawn_blocking(move || {
-            let meta = match fs::symlink_metadata(&source) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(FilesError::NotFound { path: shown })
-                }
-                Err(e) => return Err(io_error(&shown, e)),
-            };
-            if !meta.is_file() {
-                return Err(FilesError::InvalidPath {
-                    path: shown,
-                    reason: "not a regular file".into(),
-                });
-            }
-            if meta.len() > MAX_IMPORT_BYTES {
-                return Err(FilesError::TooLarge {
-                    path: shown,
-                    size: meta.len(),
-                    limit: MAX_IMPORT_BYTES,
-                });
-            }
-            let mut bytes = Vec::new();
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&source)
-                .and_then(|f| f.take(MAX_IMPORT_BYTES).read_to_end(&mut bytes))
-                .map_err(|e| io_error(&shown, e))?;
-            Ok(bytes)
-        })
-        .await
-        .map_err(|e| io_error(&path, e))??;
+        let bytes = tokio::task::spawn_blocking(move || read_regular(&dir, &inside, &shown))
+            .await
+            .map_err(|e| io_error(&path, e))??;
         let bad = |reason: String| FilesError::BadFormat {
             path: path.clone(),
             reason,
@@ -300,7 +291,7 @@ impl Files for FilesHandler {
             );
         }
         let transfer = Transfer {
-            file: file.display().to_string(),
+            file: file.full.display().to_string(),
             notes: ids,
         };
         log(format_args!(
@@ -311,4 +302,90 @@ impl Files for FilesHandler {
         ));
         Ok(transfer)
     }
+}
+
+/// An I/O error on `path`; an attempt to leave the allowed directory while
+/// opening it (the path changed after it was checked) says so.
+fn fs_error(path: &str, e: std::io::Error) -> FilesError {
+    if e.kind() == std::io::ErrorKind::PermissionDenied
+        && e.to_string().contains("outside of the filesystem")
+    {
+        return FilesError::SymlinkOut {
+            path: path.to_string(),
+            target: "a place outside the allowed directories (the path changed while in use)"
+                .into(),
+        };
+    }
+    io_error(path, e)
+}
+
+/// Suffixes of the temporary files exports are written to.
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `inside` (beneath `dir`) as a new file: written to a
+/// new temporary file beside it, then renamed over whatever is there, so
+/// that nothing is ever written through an existing file.
+fn write_new(dir: &Dir, inside: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let parent = inside.parent().unwrap_or(Path::new(""));
+    if !parent.as_os_str().is_empty() {
+        dir.create_dir_all(parent)?;
+    }
+    let name = inside.file_name().unwrap_or_default().to_string_lossy();
+    let temp = parent.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true).mode(0o644);
+    let written = dir
+        .open_with(&temp, &options)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|()| dir.rename(&temp, dir, inside));
+    if written.is_err() {
+        let _ = dir.remove_file(&temp);
+    }
+    written
+}
+
+/// Reads `inside` (beneath `dir`): a regular file with no other hard link,
+/// of at most [`MAX_IMPORT_BYTES`], as checked on the opened file.
+fn read_regular(dir: &Dir, inside: &Path, shown: &str) -> Result<Vec<u8>, FilesError> {
+    let mut options = OpenOptions::new();
+    // Non-blocking: opening a FIFO must not wait for a writer.
+    options.read(true).custom_flags(libc::O_NONBLOCK);
+    let file = match dir.open_with(inside, &options) {
+        Ok(file) => file.into_std(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(FilesError::NotFound {
+                path: shown.to_string(),
+            })
+        }
+        Err(e) => return Err(fs_error(shown, e)),
+    };
+    let meta = file.metadata().map_err(|e| io_error(shown, e))?;
+    let refuse = |reason: &str| FilesError::InvalidPath {
+        path: shown.to_string(),
+        reason: reason.into(),
+    };
+    if !meta.is_file() {
+        return Err(refuse("not a regular file"));
+    }
+    if meta.nlink() > 1 {
+        return Err(refuse(
+            "has other hard links, which may be outside the allowed directories",
+        ));
+    }
+    if meta.len() > MAX_IMPORT_BYTES {
+        return Err(FilesError::TooLarge {
+            path: shown.to_string(),
+            size: meta.len(),
+            limit: MAX_IMPORT_BYTES,
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_IMPORT_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(shown, e))?;
+    Ok(bytes)
 }
