@@ -986,3 +986,34 @@ async fn an_import_reads_only_a_regular_file_with_one_link() {
         }
     }
 }
+
+/// A relayed command runs with the target window's API, so an editor
+/// cannot have a settings window change the settings for it (its own
+/// whitelist has no `settings:update`); only the first window, which
+/// stands for the user, relays to any window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_cannot_borrow_a_settings_windows_api_through_tell() {
+    use desktop::contract::{EditorApi, Role, WindowsError};
+    use ipc_runtime::Api;
+    let (_tmp, data, _) = dirs();
+    let app = wired(&data);
+    let hostile = editor_of(&app).await;
+    assert!(!EditorApi::ALLOWED.contains(&"settings:update"));
+    let before = hostile.settings.get().await.unwrap();
+    let settings = hostile.windows.open(Role::Settings).await.unwrap();
+    let told = hostile
+        .windows
+        .tell(settings.id, "set font_size 72".into())
+        .await;
+    match told {
+        Err(ipc_runtime::CallError::Handler(WindowsError::WiderThanCaller {
+            id, target, ..
+        })) => {
+            assert_eq!((id, target), (settings.id, Role::Settings))
+        }
+        other => panic!("expected the relay to be refused, got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hostile.settings.get().await.unwrap(), before);
+    app.windows.close_all().await;
+}

@@ -244,6 +244,22 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every channel the role's API reaches (its whitelist).
+    pub fn channels(self) -> &'static [&'static str] {
+        use ipc_runtime::Api;
+        match self {
+            Role::Editor => EditorApi::ALLOWED,
+            Role::Settings => SettingsWindowApi::ALLOWED,
+        }
+    }
+
+    /// Whether a window of this role may do everything one of `other`
+    /// may: its API reaches every channel that one does.
+    pub fn covers(self, other: Role) -> bool {
+        let mine = self.channels();
+        other.channels().iter().all(|c| mine.contains(c))
+    }
+
     /// The role's name on command lines and in labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -304,6 +320,17 @@ pub enum WindowsError {
     /// A command line was refused.
     #[error("invalid command: {0}")]
     InvalidCommand(String),
+    /// The target window may do what the asking window may not: it does
+    /// not run commands for it (they would run with the target's API).
+    #[error("window {id} is a {target} window, whose API reaches channels {by}'s does not: it does not run commands for it")]
+    WiderThanCaller {
+        /// The window asked to run the command.
+        id: u64,
+        /// Its role.
+        target: Role,
+        /// The window that asked.
+        by: String,
+    },
     /// The renderer process could not be started.
     #[error("could not start the window: {0}")]
     Spawn(String),
@@ -319,7 +346,11 @@ pub trait Windows {
     /// The open windows, by id.
     async fn list(&self) -> Vec<WindowInfo>;
     /// Asks window `id` to run a command line as if typed into it, with its
-    /// own API: the way one terminal prompt drives the other windows.
+    /// own API: the way one terminal prompt drives the other windows. The
+    /// command runs with the target's API, so only a window whose API
+    /// covers the target's may ask (an editor cannot make a settings
+    /// window change settings for it), or the first window, which main
+    /// opened itself and which stands for the user (it reads the terminal).
     async fn tell(&self, id: u64, command: String) -> Result<(), WindowsError>;
 }
 

@@ -93,6 +93,10 @@ struct Open {
     info: WindowInfo,
     renderer: RendererId,
     gone: Gone,
+    /// Opened by main itself, not at a window's request: the first
+    /// window, which stands for the user (it reads the terminal, or runs
+    /// the demo's script in the user's place).
+    console: bool,
 }
 
 struct Shared {
@@ -174,6 +178,7 @@ impl WindowsHandler {
                 info: info.clone(),
                 renderer,
                 gone: gone.clone(),
+                console: caller().is_none(),
             },
         );
         tokio::spawn(watch_window(
@@ -331,12 +336,27 @@ impl Windows for WindowsHandler {
                 "a command is one line of at most {MAX_COMMAND_BYTES} bytes"
             )));
         }
-        let renderer = self
-            .shared
-            .open()
-            .get(&id)
-            .map(|w| w.renderer)
-            .ok_or(WindowsError::NotFound(id))?;
+        let renderer = {
+            let open = self.shared.open();
+            let target = open.get(&id).ok_or(WindowsError::NotFound(id))?;
+            // A relayed command runs with the target's API: the window
+            // asking must be allowed everything that API allows, or the
+            // relay would lend it powers its own whitelist denies. The
+            // console (the user) and main itself may relay anything.
+            if let Some(asking) = caller() {
+                let allowed = open
+                    .get(&asking.id)
+                    .is_some_and(|w| w.console || w.info.role.covers(target.info.role));
+                if !allowed {
+                    return Err(WindowsError::WiderThanCaller {
+                        id,
+                        target: target.info.role,
+                        by: asking.to_string(),
+                    });
+                }
+            }
+            target.renderer
+        };
         let told = WindowsEventsEmitter::new(&self.shared.main, Target::Renderer(renderer))
             .command(caller(), command);
         if told == 0 {
