@@ -1017,3 +1017,41 @@ async fn an_editor_cannot_borrow_a_settings_windows_api_through_tell() {
     assert_eq!(hostile.settings.get().await.unwrap(), before);
     app.windows.close_all().await;
 }
+
+/// The app holds at most `MAX_NOTES` notes, so `notes:list` (all of them
+/// in one reply) always fits in a frame, even with the longest titles; an
+/// import that would go past the limit creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notes_stop_at_a_limit_and_their_list_always_fits_a_frame() {
+    use desktop::{
+        contract::{FilesError, NotesError},
+        ipc::{files::MAX_IMPORT_BYTES, notes::MAX_NOTES},
+    };
+    use ipc_runtime::CallError;
+    let tmp = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let data = tmp.path().join("data");
+    let app = wired(&data);
+    let api = editor_of(&app).await;
+    // 200 characters of 4 bytes each: the largest summary there is.
+    let title = "\u{1D11E}".repeat(200);
+    let half = (MAX_NOTES / 2) as usize;
+    let json = export_json(&vec![(title.as_str(), ""); half]);
+    assert!(json.len() as u64 <= MAX_IMPORT_BYTES);
+    std::fs::write(data.join("files/half.json"), &json).unwrap();
+    for _ in 0..2 {
+        api.files.import("half.json".into()).await.unwrap();
+    }
+    let full = |r: &dyn std::fmt::Debug| format!("{r:?}").contains("Full { limit: 10000 }");
+    let third = api.files.import("half.json".into()).await;
+    assert!(
+        matches!(third, Err(CallError::Handler(FilesError::Notes(NotesError::Full { limit })) ) if limit == MAX_NOTES),
+        "{third:?}"
+    );
+    let one_more = api.notes.create("one more".into(), String::new()).await;
+    assert!(full(&one_more), "{one_more:?}");
+    assert_eq!(app.notes.count().await.unwrap(), MAX_NOTES);
+    let listed = api.notes.list().await.unwrap();
+    assert_eq!(listed.len() as u64, MAX_NOTES);
+}

@@ -82,6 +82,12 @@ pub enum NotesError {
     /// The database failed.
     #[error("database error: {0}")]
     Storage(String),
+    /// The app holds at most this many notes.
+    #[error("there are {limit} notes already, as many as the app holds; delete some first")]
+    Full {
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// A change to the notes, pushed to every window that listens.

@@ -31,9 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     caller,
-    contract::{by_whom, Files, FilesError, Transfer},
+    contract::{by_whom, Files, FilesError, NotesError, Transfer},
     log,
-    notes::{check_note, NotesHandler},
+    notes::{check_note, NotesHandler, MAX_NOTES},
 };
 
 /// The largest file main imports, in bytes.
@@ -216,6 +216,16 @@ impl Files for FilesHandler {
 
     async fn export(&self, path: String) -> Result<Transfer, FilesError> {
         let file = self.checked("export", &path)?;
+        // Refused before the notes are loaded when their text alone is
+        // already more than an export may be.
+        let (_, text) = self.notes.size().await?;
+        if text > MAX_IMPORT_BYTES {
+            return Err(FilesError::TooLarge {
+                path,
+                size: text,
+                limit: MAX_IMPORT_BYTES,
+            });
+        }
         let notes = self.notes.all().await?;
         let ids = notes.iter().map(|n| n.id).collect();
         let json = serde_json::to_vec_pretty(&ExportFile {
@@ -279,6 +289,10 @@ impl Files for FilesHandler {
         // Validate everything before creating anything.
         for (i, note) in export.notes.iter().enumerate() {
             check_note(&note.title, &note.body).map_err(|e| bad(format!("note {i}: {e}")))?;
+        }
+        let (held, _) = self.notes.size().await?;
+        if held + export.notes.len() as u64 > MAX_NOTES {
+            return Err(NotesError::Full { limit: MAX_NOTES }.into());
         }
         let by = caller();
         let mut ids = Vec::new();

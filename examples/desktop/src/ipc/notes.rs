@@ -25,6 +25,10 @@ pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The longest search query, in bytes.
 pub const MAX_QUERY_BYTES: usize = 200;
+/// The most notes the app holds: `notes:list` returns them all in one
+/// frame, which stays well under main's 16 MiB limit (a summary is at
+/// most about 820 bytes).
+pub const MAX_NOTES: u64 = 10_000;
 /// At most this many search results.
 pub const MAX_RESULTS: usize = 100;
 
@@ -154,6 +158,12 @@ fn summary_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NoteSummary> {
     })
 }
 
+fn count(db: &Connection) -> Result<u64, NotesError> {
+    db.query_row("SELECT COUNT(*) FROM notes", [], |r| r.get::<_, i64>(0))
+        .map(to_u64)
+        .map_err(storage)
+}
+
 fn id_param(id: u64) -> Result<i64, NotesError> {
     i64::try_from(id).map_err(|_| NotesError::NotFound(id))
 }
@@ -191,10 +201,18 @@ impl NotesHandler {
 
     /// How many notes there are.
     pub async fn count(&self) -> Result<u64, NotesError> {
+        self.with_db(|db| count(db)).await
+    }
+
+    /// How many notes there are, and the bytes of their titles and bodies.
+    pub async fn size(&self) -> Result<(u64, u64), NotesError> {
         self.with_db(|db| {
-            db.query_row("SELECT COUNT(*) FROM notes", [], |r| r.get::<_, i64>(0))
-                .map(to_u64)
-                .map_err(storage)
+            db.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(title AS BLOB)) + LENGTH(CAST(body AS BLOB))), 0) FROM notes",
+                [],
+                |r| Ok((to_u64(r.get(0)?), to_u64(r.get(1)?))),
+            )
+            .map_err(storage)
         })
         .await
     }
@@ -226,6 +244,9 @@ impl NotesHandler {
         check_note(&title, &body)?;
         let updated_at = now();
         self.change(by, move |db| {
+            if count(db)? >= MAX_NOTES {
+                return Err(NotesError::Full { limit: MAX_NOTES });
+            }
             db.execute(
                 "INSERT INTO notes (title, body, updated_at) VALUES (?1, ?2, ?3)",
                 params![title, body, updated_at as i64],
