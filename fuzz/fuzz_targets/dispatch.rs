@@ -8,7 +8,10 @@
 
 #![no_main]
 
-use std::{sync::OnceLock, time::Duration};
+#[path = "common.rs"]
+mod common;
+
+use std::time::Duration;
 
 use ipc_runtime::{codec, expose, method_fingerprint, service, service_fingerprint, Main, Service, Transport};
 use libfuzzer_sys::fuzz_target;
@@ -89,22 +92,9 @@ fn hello() -> Vec<u8> {
     frame
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        std::panic::set_hook(Box::new(|info| {
-            eprintln!("panic in main: {info}");
-            std::process::abort();
-        }));
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
-    runtime().block_on(async {
+    common::runtime().block_on(async {
         let main = Main::builder()
             .service(FuzzedServer::new(Handler))
             .max_frame_size(64 * 1024)

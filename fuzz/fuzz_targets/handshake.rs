@@ -9,7 +9,10 @@
 
 #![no_main]
 
-use std::{sync::OnceLock, time::Duration};
+#[path = "common.rs"]
+mod common;
+
+use std::time::Duration;
 
 use ipc_runtime::{expose, service, Main, Transport, PROTOCOL_VERSION};
 use libfuzzer_sys::fuzz_target;
@@ -37,25 +40,12 @@ impl Fuzzed for Handler {
     async fn note(&self, _line: String) {}
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        std::panic::set_hook(Box::new(|info| {
-            eprintln!("panic in main: {info}");
-            std::process::abort();
-        }));
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-}
 
 /// The largest answer main may give a hello.
 const MAX_ANSWER: usize = 64 * 1024;
 
 fuzz_target!(|data: &[u8]| {
-    runtime().block_on(async {
+    common::runtime().block_on(async {
         let main = Main::builder()
             .service(FuzzedServer::new(Handler))
             .handshake_timeout(Duration::from_millis(500))
