@@ -102,6 +102,18 @@ impl InFlight {
         handle
     }
 
+    /// Removes call `id` as its task `task` finishes, unless the id is now
+    /// another task's: a renderer may reuse the id of a call it cancelled
+    /// while that call's task was finishing, and the new call must stay
+    /// counted (and cancellable).
+    fn finished(&self, id: u64, task: tokio::task::Id) {
+        let mut calls = lock(&self.calls);
+        if calls.get(&id).is_some_and(|handle| handle.id() == task) {
+            calls.remove(&id);
+        }
+        self.len.store(calls.len(), Ordering::Release);
+    }
+
     fn abort_all(&self) {
         let mut calls = lock(&self.calls);
         for (_, handle) in calls.drain() {
@@ -704,7 +716,7 @@ impl Conn {
                 let CallTask { conn, handler } = &mut call;
                 let Some(handler) = handler else { return };
                 let outcome = finish(&conn.caller, channel, handler).await;
-                conn.in_flight.remove(id);
+                conn.in_flight.finished(id, tokio::task::id());
                 conn.reply(id, channel, outcome, handler, true).await;
             })
             .abort_handle()
@@ -1052,5 +1064,34 @@ async fn serve(
             }
             Err(e) => conn.refuse_frame(e.into_ipc()).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cancelled call's task that finishes after its id was reused does
+    /// not remove the new call: it stays counted against the limit.
+    #[tokio::test]
+    async fn a_finishing_task_leaves_a_reused_id_to_its_new_call() {
+        let in_flight = InFlight::default();
+        let old = tokio::spawn(std::future::pending::<()>());
+        let new = tokio::spawn(std::future::pending::<()>());
+        let old_id = old.id();
+        in_flight.insert(5, || old.abort_handle());
+        // Cancelled: gone from the table, its task still finishing.
+        assert!(in_flight.remove(5).is_some());
+        in_flight.insert(5, || new.abort_handle());
+        in_flight.finished(5, old_id);
+        assert_eq!(in_flight.len(), 1);
+        assert_eq!(
+            in_flight.refuse(6, 1).map(|e| e.to_string()),
+            Some(IpcError::TooManyInFlight { limit: 1 }.to_string())
+        );
+        in_flight.finished(5, new.id());
+        assert_eq!(in_flight.len(), 0);
+        old.abort();
+        new.abort();
     }
 }
