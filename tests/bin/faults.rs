@@ -16,8 +16,12 @@ use ipc_suite::{
 
 /// The socket inherited from main, taken raw (no client library).
 fn inherited_raw() -> Result<UnixStream, String> {
+    // `FD:DEVICE:INODE`; this raw peer trusts the number.
     let fd: i32 = std::env::var(ipc_runtime::transport::child::FD_ENV)
         .map_err(|e| e.to_string())?
+        .split(':')
+        .next()
+        .unwrap_or_default()
         .parse()
         .map_err(|e: std::num::ParseIntError| e.to_string())?;
     // SAFETY: main handed this descriptor to this process for this purpose,

@@ -2,8 +2,11 @@
 //!
 //! Main creates a connected socket pair and starts the child with one end
 //! inherited at a descriptor number named in the [`FD_ENV`] environment
-//! variable. No path is involved, so no other process can connect in the
-//! renderer's place.
+//! variable, with the socket's identity (device and inode). No path is
+//! involved, so no other process can connect in the renderer's place; and
+//! a process that inherits the variable but not the socket (a renderer's
+//! own child, say, where that number is now another file) is refused
+//! instead of taking over whatever the number names.
 
 use std::{
     os::{
@@ -20,8 +23,22 @@ use crate::{
 };
 
 /// The environment variable that tells a spawned renderer which descriptor
-/// holds its socket.
+/// holds its socket, as `FD:DEVICE:INODE` (the socket's identity, checked
+/// before the descriptor is used).
 pub const FD_ENV: &str = "IPC_RUNTIME_FD";
+
+/// A descriptor's identity: its device and inode numbers, if it is open.
+fn identity(fd: RawFd) -> Option<(u64, u64, bool)> {
+    // SAFETY: fstat writes into a zeroed stat buffer we own; an invalid
+    // descriptor makes it fail, which we check.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then(|| {
+            let socket = (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK;
+            (st.st_dev as u64, st.st_ino as u64, socket)
+        })
+    }
+}
 
 /// A renderer running as a child process of main.
 ///
@@ -100,7 +117,15 @@ impl Main {
             StdUnixStream::pair().map_err(|e| IpcError::io("creating a socket pair", e))?;
         let fd = child_end.as_raw_fd();
         let mut command = tokio::process::Command::from(command);
-        command.env(FD_ENV, fd.to_string()).kill_on_drop(true);
+        let (device, inode, _) = identity(fd).ok_or_else(|| {
+            IpcError::io(
+                "reading the renderer socket",
+                std::io::Error::last_os_error(),
+            )
+        })?;
+        command
+            .env(FD_ENV, format!("{fd}:{device}:{inode}"))
+            .kill_on_drop(true);
         // SAFETY: the closure runs in the child between fork and exec and
         // only calls fcntl, which is async-signal-safe. It clears
         // close-on-exec on the child's end of the socket pair so that the
@@ -186,28 +211,43 @@ pub(crate) fn inherited() -> Result<Transport, IpcError> {
         ),
     };
     let value = std::env::var(FD_ENV).map_err(|_| not_spawned(format!("{FD_ENV} is not set")))?;
-    let fd: RawFd = value
-        .parse()
+    let mut parts = value.split(':').map(str::parse::<u64>);
+    let (Some(Ok(fd)), Some(Ok(device)), Some(Ok(inode)), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(not_spawned(format!(
+            "{FD_ENV}={value:?} is not what main passes (FD:DEVICE:INODE)"
+        )));
+    };
+    let fd = RawFd::try_from(fd)
         .ok()
         .filter(|fd| *fd > 2)
         .ok_or_else(|| {
             not_spawned(format!(
-                "{FD_ENV}={value:?} is not the number of a descriptor main passed (one above 2: 0 to 2 are the standard streams)"
+                "{FD_ENV}={value:?} does not name a descriptor main passed (one above 2: 0 to 2 are the standard streams)"
             ))
         })?;
-    if !is_socket(fd) {
-        return Err(not_spawned(format!(
-            "descriptor {fd} from {FD_ENV} is not a socket"
-        )));
+    match identity(fd) {
+        Some((_, _, false)) => {
+            return Err(not_spawned(format!(
+                "descriptor {fd} from {FD_ENV} is not a socket"
+            )))
+        }
+        Some((d, i, true)) if (d, i) == (device, inode) => {}
+        _ => {
+            return Err(not_spawned(format!(
+                "descriptor {fd} is not the socket main handed over (this process inherited {FD_ENV} but not that socket)"
+            )))
+        }
     }
     if TAKEN.swap(true, Ordering::SeqCst) {
         return Err(IpcError::Config {
             reason: "the inherited socket was already used by an earlier connect_inherited".into(),
         });
     }
-    // SAFETY: `fd` is an open socket (checked above) that main handed to
-    // this process for this purpose, and `TAKEN` guarantees that it gets
-    // exactly one owner.
+    // SAFETY: `fd` is the socket main handed to this process for this
+    // purpose (its identity checked above), and `TAKEN` guarantees that it
+    // gets exactly one owner.
     let stream = unsafe { StdUnixStream::from_raw_fd(fd) };
     // SAFETY: fcntl on a descriptor we own; keeps it from leaking into
     // processes this renderer starts.
@@ -222,11 +262,40 @@ pub(crate) fn inherited() -> Result<Transport, IpcError> {
     Ok(Transport::from_unix(stream))
 }
 
-fn is_socket(fd: RawFd) -> bool {
-    // SAFETY: fstat writes into a zeroed stat buffer we own; an invalid
-    // descriptor makes it fail, which we check.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    /// The only test in this crate that sets `FD_ENV` (the environment is
+    /// the process's).
+    #[tokio::test]
+    async fn only_the_socket_main_named_is_taken_over() {
+        let (mine, _peer) = StdUnixStream::pair().unwrap();
+        let fd = mine.as_raw_fd();
+        let (device, inode, _) = identity(fd).unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let cases = [
+            (format!("{fd}"), "FD:DEVICE:INODE"),
+            (
+                format!("{fd}:{device}:{}", inode + 1),
+                "not the socket main handed over",
+            ),
+            (format!("{}:0:0", file.as_raw_fd()), "is not a socket"),
+            ("2:0:0".to_string(), "one above 2"),
+        ];
+        for (value, expected) in cases {
+            std::env::set_var(FD_ENV, &value);
+            let err = inherited().unwrap_err();
+            assert!(err.to_string().contains(expected), "{value}: {err}");
+            // Refused before anything was taken: still open, still ours.
+            assert!(identity(fd).is_some());
+            assert!(!TAKEN.load(Ordering::SeqCst));
+        }
+        std::env::set_var(FD_ENV, format!("{fd}:{device}:{inode}"));
+        let taken = inherited();
+        std::mem::forget(mine); // `taken` owns the descriptor now
+        assert!(taken.is_ok(), "{taken:?}");
     }
 }
