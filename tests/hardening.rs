@@ -403,6 +403,38 @@ async fn under_the_disconnect_policy_a_slow_consumer_is_dropped() {
     drop(raw);
 }
 
+/// Events held for a renderer that reads nothing are bounded in bytes
+/// (`Limits::max_queued_bytes`), counting those the writer took but could
+/// not write: past it they are dropped and counted, and others are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_held_for_a_renderer_that_reads_nothing_are_bounded_in_bytes() {
+    const EVENT: usize = 60_000;
+    let (main, _) = main_with(|l| l.max_queued_bytes = 1 << 20);
+    let good = connect_memory(&main, "good").await.unwrap();
+    let (mut raw, slow) = raw_peer(&main).await;
+    raw.frame(&subscribe_body(1, "probe:note")).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::REPLY_OK);
+    let emitter = ProbeEventsEmitter::new(&main, Target::Renderer(slow));
+    let note = "x".repeat(EVENT);
+    for _ in 0..1000 {
+        emitter.note(note.clone());
+        tokio::task::yield_now().await;
+    }
+    let stats = main.renderer_stats(slow).unwrap();
+    // The budget, one event over it, and what the kernel's socket buffers
+    // took before they filled (about a megabyte here).
+    let held = stats.events_sent as usize * EVENT;
+    assert!(
+        held <= 4 << 20 && stats.events_dropped > 0,
+        "{} events ({} KiB) held for a renderer that reads nothing, {} dropped",
+        stats.events_sent,
+        held >> 10,
+        stats.events_dropped
+    );
+    assert_eq!(good.probe.add(1, 2).await.unwrap(), 3);
+    drop(raw);
+}
+
 async fn median_echo_latency(api: &ProbeApi, samples: usize) -> Duration {
     let mut times = Vec::with_capacity(samples);
     for i in 0..samples {

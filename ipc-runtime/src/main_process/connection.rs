@@ -199,7 +199,12 @@ pub(crate) async fn accept(
         }
     }
 
-    let out = Outbox::new(writer, limits.max_queued_frames, renderer_limit);
+    let out = Outbox::bounded(
+        writer,
+        limits.max_queued_frames,
+        limits.max_queued_bytes,
+        renderer_limit,
+    );
     let writer_stop = CancellationToken::new();
     tokio::spawn(run_writer(out.queue(), writer_stop.clone(), None));
     let conn = Arc::new(Conn {

@@ -13,6 +13,7 @@ use std::time::Duration;
 /// | `max_in_flight` | 64 calls | the generated client waits for a slot (calls wait in line, in the order they came); a raw peer gets [`IpcError::TooManyInFlight`](crate::IpcError::TooManyInFlight) for the excess call (a violation) |
 /// | `max_subscriptions` | 256 event channels | [`IpcError::TooManySubscriptions`](crate::IpcError::TooManySubscriptions) (a violation) |
 /// | `max_queued_frames` | 1024 frames | outgoing replies and events wait in this queue; when it is full, events to that renderer are dropped and counted, or it is disconnected ([`SlowConsumer`]); replies, and new calls from that renderer, wait (they also wait once 256 KiB are queued) |
+/// | `max_queued_bytes` | 16 MiB | the same for the bytes of the events and replies held for a renderer (queued, or being written to a renderer that does not read them): past it, events are dropped or the renderer disconnected ([`SlowConsumer`]). An event larger than this still goes when nothing else is held |
 /// | `max_queued_send_bytes` | 4 MiB | `send` messages wait for their handler in order (one whose handler has not finished holds back those after it); once the waiting ones hold this many bytes (or number 256), main stops reading from that renderer until its handler catches up. A single larger message takes the whole budget |
 /// | `handshake_timeout` | 10 s | the connection is refused; it also bounds how long main waits for a refused renderer to take its rejection (a hello, the first frame, may be at most 1 MiB, or `max_frame_size` if smaller) |
 /// | `frame_timeout` | 10 s | a frame that started arriving but is not complete this long after main first saw part of it (a peer sending one byte a second) ends the connection |
@@ -29,6 +30,9 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// Outgoing frames (replies and events) queued for one renderer.
     pub max_queued_frames: usize,
+    /// Bytes of outgoing frames held for one renderer past which events
+    /// to it are dropped (or it is disconnected).
+    pub max_queued_bytes: usize,
     /// Bytes of `send` messages one renderer may have waiting for their
     /// handler.
     pub max_queued_send_bytes: usize,
@@ -51,6 +55,7 @@ impl Default for Limits {
             max_in_flight: 64,
             max_subscriptions: 256,
             max_queued_frames: 1024,
+            max_queued_bytes: 16 * 1024 * 1024,
             max_queued_send_bytes: 4 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             frame_timeout: Duration::from_secs(10),
@@ -129,7 +134,7 @@ impl std::fmt::Display for DisconnectReason {
             }
             DisconnectReason::SlowConsumer { queued } => write!(
                 f,
-                "it did not read its messages: {queued} frames were queued for it"
+                "it did not read its messages: its outgoing queue reached its limit ({queued} frames, or `max_queued_bytes`)"
             ),
             DisconnectReason::Failed(why) => write!(f, "{why}"),
         }

@@ -107,6 +107,9 @@ pub(crate) struct WriteQueue {
     written: watch::Sender<Written>,
     /// Frames that may wait in the buffer before producers wait.
     max_frames: usize,
+    /// Bytes queued, counting the batch being written, past which
+    /// [`WriteQueue::try_push`] refuses frames.
+    max_bytes: usize,
     /// The largest frame body the peer accepts.
     peer_limit: usize,
     /// A frame was queued without waking the writer.
@@ -124,6 +127,12 @@ struct State {
     /// Frames ever queued: the sequence number of the last one.
     queued: u64,
     closed: bool,
+    /// Frames and bytes of the batch the writer took and is writing: still
+    /// held here until written, so they count towards the limits of
+    /// [`WriteQueue::try_push`] (a peer that does not read leaves them
+    /// there).
+    taken_frames: usize,
+    taken_bytes: usize,
 }
 
 struct Io {
@@ -155,6 +164,14 @@ impl State {
     /// Whether a producer that can wait may queue another frame.
     fn has_room(&self, max_frames: usize) -> bool {
         self.frames < max_frames && self.buf.len() + self.spliced < WAIT_BYTES
+    }
+
+    /// Whether a frame that cannot wait (an event) is refused: the frames
+    /// held, queued or being written, reach `max_frames`, or their bytes
+    /// reach `max_bytes` (a frame larger than that still goes alone).
+    fn is_full(&self, max_frames: usize, max_bytes: usize) -> bool {
+        let bytes = self.buf.len() + self.spliced + self.taken_bytes;
+        self.frames + self.taken_frames >= max_frames || (bytes > 0 && bytes >= max_bytes)
     }
 }
 
@@ -285,7 +302,9 @@ impl WriteQueue {
         Ok(())
     }
 
-    /// Queues a frame if there is room; never waits.
+    /// Queues a frame unless the frames held (queued, or taken by the
+    /// writer and not yet written) reach the frame limit, or their bytes
+    /// the byte limit; never waits.
     pub(crate) fn try_push(
         &self,
         body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
@@ -312,7 +331,7 @@ impl WriteQueue {
             if s.closed {
                 return Err(PushError::Closed);
             }
-            if bounded && s.frames >= self.max_frames {
+            if bounded && s.is_full(self.max_frames, self.max_bytes) {
                 return Err(PushError::Full);
             }
             self.put(&mut s, body)?;
@@ -430,9 +449,13 @@ impl WriteQueue {
     fn take(&self, batch: &mut Batch) -> Option<u64> {
         let seq = {
             let mut s = self.state();
+            // The previous batch is written (the writer takes the next one
+            // only then).
             if s.buf.is_empty() {
+                (s.taken_frames, s.taken_bytes) = (0, 0);
                 return None;
             }
+            (s.taken_frames, s.taken_bytes) = (s.frames, s.buf.len() + s.spliced);
             std::mem::swap(&mut s.buf, &mut batch.out);
             std::mem::swap(&mut s.splices, &mut batch.splices);
             (batch.at, batch.next, batch.into) = (0, 0, 0);
@@ -550,6 +573,17 @@ impl Outbox {
     /// be written, none larger than `peer_limit` bytes. Spawn
     /// [`run_writer`] on [`Outbox::queue`] to write them.
     pub(crate) fn new(io: BoxWrite, max_frames: usize, peer_limit: usize) -> Self {
+        Self::bounded(io, max_frames, usize::MAX, peer_limit)
+    }
+
+    /// [`Outbox::new`], where frames that cannot wait are also refused
+    /// once `max_bytes` are held (see [`WriteQueue::try_push`]).
+    pub(crate) fn bounded(
+        io: BoxWrite,
+        max_frames: usize,
+        max_bytes: usize,
+        peer_limit: usize,
+    ) -> Self {
         // The length prefix is a `u32`, whatever the peer announced.
         let peer_limit = peer_limit.min(u32::MAX as usize);
         Outbox(Arc::new(WriteQueue {
@@ -560,6 +594,8 @@ impl Outbox {
                 frames: 0,
                 queued: 0,
                 closed: false,
+                taken_frames: 0,
+                taken_bytes: 0,
             }),
             io: Mutex::new(Io {
                 io: Some(io),
@@ -572,6 +608,7 @@ impl Outbox {
             room: Notify::new(),
             written: watch::channel(Written::default()).0,
             max_frames: max_frames.max(1),
+            max_bytes,
             peer_limit,
             quiet: AtomicBool::new(false),
         }))
@@ -694,6 +731,37 @@ mod tests {
         assert_eq!(got.len(), 100);
         for (i, frame) in got.iter().enumerate() {
             assert_eq!(&frame[..], &vec![i as u8; i][..]);
+        }
+    }
+
+    /// Frames the writer took but cannot write (the peer does not read)
+    /// still count: `try_push` refuses once the frames held, or their
+    /// bytes, reach the limits, however the writer has batched them.
+    #[tokio::test]
+    async fn frames_stuck_in_a_batch_count_towards_try_push_limits() {
+        for (max_frames, max_bytes) in [(8, usize::MAX), (1000, 4096)] {
+            // 64 bytes of pipe, never read: the first batch stays stuck.
+            let (a, _unread) = tokio::io::duplex(64);
+            let outbox = Outbox::bounded(Box::pin(a), max_frames, max_bytes, 1 << 20);
+            let stop = CancellationToken::new();
+            let writer = tokio::spawn(run_writer(outbox.queue(), stop.clone(), None));
+            let data: &'static [u8] = &[7; 100];
+            let mut accepted = 0;
+            for _ in 0..200 {
+                if outbox.try_push(bytes_frame(data)).is_ok() {
+                    accepted += 1;
+                }
+                // Let the writer take what is queued into its batch.
+                tokio::task::yield_now().await;
+            }
+            let held_bytes = accepted * (data.len() + PREFIX);
+            assert!(
+                accepted <= max_frames && held_bytes <= max_bytes.saturating_add(data.len() + PREFIX),
+                "accepted {accepted} frames ({held_bytes} bytes) with limits {max_frames} frames, {max_bytes} bytes"
+            );
+            assert!(accepted > 0);
+            stop.cancel();
+            writer.await.unwrap().unwrap();
         }
     }
 
