@@ -343,3 +343,90 @@ fn a_listener_owning_another_guard_is_ended_on_close_without_freezing() {
     rx.recv_timeout(Duration::from_secs(10))
         .expect("the renderer's runtime kept running after the connection closed");
 }
+
+/// A reply value whose `Serialize` emits an event to the renderer it
+/// answers: main encodes replies into the renderer's queue under its lock,
+/// so that event is refused (counted as dropped), and main goes on; it
+/// used to wait for itself forever.
+pub mod reentry {
+    use std::sync::OnceLock;
+
+    use ipc_runtime::{events, expose, service, Main, Target};
+    use serde::{Deserialize, Serialize};
+
+    pub static MAIN: OnceLock<Main> = OnceLock::new();
+
+    #[derive(Debug, Deserialize)]
+    pub struct Loud(pub u64);
+
+    impl Serialize for Loud {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if let Some(main) = MAIN.get() {
+                ReentryEventsEmitter::new(main, Target::All).served(self.0);
+            }
+            s.serialize_newtype_struct("Loud", &self.0)
+        }
+    }
+
+    #[service(namespace = "reentry")]
+    pub trait Reentry {
+        async fn poke(&self, n: u64) -> Loud;
+    }
+
+    #[events(namespace = "reentry")]
+    pub trait ReentryEvents {
+        fn served(&self, n: u64);
+    }
+
+    expose! {
+        pub struct ReentryApi {
+            svc: Reentry { poke },
+            events: ReentryEvents { served },
+        }
+    }
+
+    pub struct Handler;
+
+    impl Reentry for Handler {
+        async fn poke(&self, n: u64) -> Loud {
+            Loud(n)
+        }
+    }
+}
+
+#[test]
+fn an_event_emitted_while_its_renderers_reply_is_encoded_does_not_freeze_main() {
+    use reentry::{Handler, ReentryApi, ReentryEventsContract, ReentryServer, MAIN};
+    let (tx, rx) = std::sync::mpsc::channel();
+    // A runtime of its own on a thread of its own: a frozen worker would
+    // otherwise hang the test binary.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let main = Main::builder()
+                .service(ReentryServer::new(Handler))
+                .events::<ReentryEventsContract>()
+                .build()
+                .unwrap();
+            MAIN.set(main.clone()).ok().unwrap();
+            let api = ipc_suite::connect_memory_as::<ReentryApi>(&main, "r")
+                .await
+                .unwrap();
+            let _listening = api.events.on_served(|_| {}).await.unwrap();
+            let reply = api.svc.poke(7).await.map(|loud| loud.0);
+            let dropped = main.renderer_stats(api.id()).unwrap().events_dropped;
+            tx.send((reply, dropped)).unwrap();
+        });
+    });
+    let (reply, dropped) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("main answered instead of freezing");
+    assert_eq!(reply.unwrap(), 7);
+    assert_eq!(
+        dropped, 1,
+        "the event emitted from the reply's encoding is counted"
+    );
+}

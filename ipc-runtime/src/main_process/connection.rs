@@ -587,6 +587,11 @@ impl Conn {
                 }
                 false
             }
+            Err(PushError::Reentrant) => {
+                warn!(renderer = %self.id(), %channel, "event not sent: emitted from inside the encoding of a reply to the same renderer");
+                self.events_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
             Err(PushError::Closed | PushError::Encode(_)) => false,
         }
     }

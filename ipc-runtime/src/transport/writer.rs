@@ -72,6 +72,11 @@ pub(crate) enum PushError {
     TooLarge { size: usize, limit: usize },
     /// The payload could not be encoded.
     Encode(CodecError),
+    /// The frame was queued from inside the encoding of another frame for
+    /// the same queue (a reply's `Serialize` emitting an event to the
+    /// renderer it answers), which holds the queue's lock: refused rather
+    /// than waiting for itself.
+    Reentrant,
 }
 
 impl PushError {
@@ -87,9 +92,21 @@ impl PushError {
                 size: size as u64,
                 limit,
             },
+            PushError::Reentrant => IpcError::Encode {
+                channel: channel.to_string(),
+                reason:
+                    "queued from inside the `Serialize` of another frame for the same connection"
+                        .into(),
+            },
             PushError::Closed | PushError::Full => closed(),
         }
     }
+}
+
+thread_local! {
+    /// The queue whose lock this thread holds while it runs a frame's
+    /// encoding (user code), as an address; 0 for none.
+    static ENCODING_INTO: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Frames waiting for the writer task.
@@ -269,9 +286,13 @@ impl WriteQueue {
         // is then refused like any encoding error, never left half-written,
         // and the panic does not unwind into the connection's tasks.
         let State { buf, splices, .. } = &mut *s;
+        // While the body runs, this thread holds the queue's lock: a frame
+        // it queues meanwhile on the same queue is refused (`Reentrant`).
+        let outer = ENCODING_INTO.replace(self.address());
         let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             body(&mut FrameBuf::new(buf, splices))
         }));
+        ENCODING_INTO.set(outer);
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return fail(s, PushError::Encode(e)),
@@ -326,6 +347,9 @@ impl WriteQueue {
         body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
         bounded: bool,
     ) -> Result<(), PushError> {
+        if self.reentered() {
+            return Err(PushError::Reentrant);
+        }
         {
             let mut s = self.state();
             if s.closed {
@@ -347,6 +371,9 @@ impl WriteQueue {
     where
         F: FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     {
+        if self.reentered() {
+            return Ok(Err(PushError::Reentrant));
+        }
         let pushed = {
             let mut s = self.state();
             if s.closed {
@@ -555,6 +582,16 @@ impl WriteQueue {
             // reports a failure by ending).
             self.wake.notify_one();
         }
+    }
+
+    fn address(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// Whether this thread is running the encoding of a frame for this
+    /// queue, under its lock.
+    fn reentered(&self) -> bool {
+        ENCODING_INTO.get() == self.address()
     }
 
     /// Closed, with nothing left to write.
