@@ -19,14 +19,24 @@
 //!   and map entries) may not outnumber the frame's bytes: a sequence or map
 //!   that would yield one item more fails instead, with "the payload claims
 //!   more items than its N bytes can hold";
-//! - every size hint is capped at the number of items that budget still
-//!   allows, so a hostile length field makes serde preallocate no more than
-//!   a legitimate frame of the same size could;
+//! - size hints draw on that budget too: a hint is capped at the items the
+//!   budget still allows minus those already promised to the hints of the
+//!   sequences and maps being decoded around it (each promise is given back
+//!   item by item as they arrive, the rest when the collection ends). So the
+//!   hints of nested collections together never exceed the frame's bytes,
+//!   and a hostile length field at every level makes serde preallocate no
+//!   more than a legitimate frame of the same size could (a hint that only
+//!   looked at the items decoded so far gave each of 128 nested levels the
+//!   whole budget: about 1 MiB each);
 //! - values nest at most [`MAX_DEPTH`] levels deep, a level being a
 //!   length-prefixed sequence or map, an enum, a `Some` or a newtype struct
 //!   (tuples and structs are not levels: their nesting is fixed by the type,
 //!   not by the input); one level more fails, with "the value nests deeper
-//!   than 128 levels", before the stack can run out.
+//!   than 128 levels". A level of a type that holds a lot inline (arrays of
+//!   arrays, say) takes more stack than a small one, so each level also
+//!   checks the stack that is left: under [`STACK_RESERVE`] it fails too,
+//!   with "the value nests too deep for the stack left", before the stack
+//!   can run out.
 //!
 //! Everything else is forwarded unchanged, including borrowed (zero-copy)
 //! strings and byte slices.
@@ -58,6 +68,9 @@ use serde::de::{
 /// what counts as a level).
 pub(crate) const MAX_DEPTH: usize = 128;
 
+/// The stack a level of nesting must leave free to go one level deeper.
+pub(crate) const STACK_RESERVE: usize = 128 * 1024;
+
 /// The entry point of the adapter: deserializes a `T` through a guarded
 /// deserializer whose allocations and item count are bounded by a frame of
 /// `budget` bytes, and whose nesting is bounded by [`MAX_DEPTH`].
@@ -80,10 +93,11 @@ impl<'de, T: serde::Deserialize<'de>> DeserializeSeed<'de> for GuardSeed<T> {
     type Value = T;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
-        let items = Cell::new(0);
+        let (items, promised) = (Cell::new(0), Cell::new(0));
         let limits = Limits {
             budget: self.budget,
             items: &items,
+            promised: &promised,
             depth: 0,
         };
         T::deserialize(limits.guard(deserializer))
@@ -99,6 +113,8 @@ struct Limits<'a> {
     /// How many items the sequences and maps of this decode have yielded so
     /// far; shared by all of them.
     items: &'a Cell<usize>,
+    /// How many items size hints have promised and not yet yielded; shared.
+    promised: &'a Cell<usize>,
     /// How many levels enclose the wrapped object.
     depth: usize,
 }
@@ -110,12 +126,18 @@ impl<'a> Limits<'a> {
             inner,
             limits: self,
             collection: false,
+            hinted: Cell::new(0),
         }
     }
 
     /// How many more items the budget allows.
     fn items_left(self) -> usize {
         self.budget.saturating_sub(self.items.get())
+    }
+
+    /// How many more items a size hint may promise.
+    fn hints_left(self) -> usize {
+        self.items_left().saturating_sub(self.promised.get())
     }
 }
 
@@ -129,6 +151,9 @@ struct Guard<'a, X> {
     /// hands out as sequences): such a sequence or map is a level of nesting
     /// and its items count against the budget.
     collection: bool,
+    /// Of the items this access's size hint promised, those not yet
+    /// yielded.
+    hinted: Cell<usize>,
 }
 
 impl<'a, X> Guard<'a, X> {
@@ -143,6 +168,11 @@ impl<'a, X> Guard<'a, X> {
         if depth > MAX_DEPTH {
             return Err(E::custom(format_args!(
                 "the value nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        if stacker::remaining_stack().is_some_and(|left| left < STACK_RESERVE) {
+            return Err(E::custom(format_args!(
+                "the value nests too deep for the stack left (at level {depth})"
             )));
         }
         Ok(Limits {
@@ -169,6 +199,10 @@ impl<'a, X> Guard<'a, X> {
         if !self.collection {
             return Ok(());
         }
+        if self.hinted.get() > 0 {
+            self.hinted.set(self.hinted.get() - 1);
+            self.limits.promised.set(self.limits.promised.get() - 1);
+        }
         if self.limits.items_left() == 0 {
             return Err(E::custom(format_args!(
                 "the payload claims more items than its {} bytes can hold",
@@ -179,9 +213,23 @@ impl<'a, X> Guard<'a, X> {
         Ok(())
     }
 
-    /// Caps a size hint at the number of items the budget still allows.
+    /// Caps a size hint at the number of items the budget still allows,
+    /// less those promised to other hints, and promises them.
     fn cap(&self, hint: Option<usize>) -> Option<usize> {
-        hint.map(|n| n.min(self.limits.items_left()))
+        self.release();
+        let granted = hint?.min(self.limits.hints_left());
+        self.hinted.set(granted);
+        self.limits
+            .promised
+            .set(self.limits.promised.get() + granted);
+        Some(granted)
+    }
+
+    /// Gives back what this access's size hint promised and did not yield
+    /// (the collection ended).
+    fn release(&self) {
+        let left = self.hinted.replace(0);
+        self.limits.promised.set(self.limits.promised.get() - left);
     }
 }
 
@@ -320,6 +368,8 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guard<'_, A> {
         let element = self.inner.next_element_seed(seed)?;
         if element.is_some() {
             self.count()?;
+        } else {
+            self.release();
         }
         Ok(element)
     }
@@ -340,6 +390,8 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guard<'_, A> {
         let key = self.inner.next_key_seed(seed)?;
         if key.is_some() {
             self.count()?;
+        } else {
+            self.release();
         }
         Ok(key)
     }
@@ -581,6 +633,34 @@ mod tests {
             .expect("the thread does not panic")
     }
 
+    /// A level that holds 4 KiB inline: 128 of them would take more stack
+    /// than a tokio worker thread has (2 MiB) in a debug build.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Page {
+        samples: [[u64; 32]; 16],
+        next: Option<Box<Page>>,
+    }
+
+    #[test]
+    fn a_deep_value_of_large_levels_fails_before_the_stack_runs_out() {
+        // 200 pages: 512 zero bytes of samples, then `Some`.
+        let mut link = vec![0u8; 512];
+        link.push(1);
+        let mut bytes = link.repeat(200);
+        bytes.push(0);
+        let message = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || decode_error::<Page>(&bytes))
+            .expect("the thread starts")
+            .join()
+            .expect("the thread does not panic");
+        assert!(
+            message.contains("too deep for the stack left")
+                || message.contains("deeper than 128 levels"),
+            "{message}"
+        );
+    }
+
     /// One level per node: an enum.
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     enum Tree {
@@ -804,6 +884,48 @@ mod tests {
         }
         let message = decode_error::<(Vec<u8>, Probe)>(&bytes);
         assert!(message.contains("hinted Some(16)"), "{message}");
+    }
+
+    #[test]
+    fn the_size_hints_of_nested_sequences_together_stay_within_the_budget() {
+        thread_local! {
+            static HINTS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        /// A sequence of itself: records its hint, then decodes one element.
+        #[derive(Debug)]
+        struct Nest;
+        impl<'de> serde::Deserialize<'de> for Nest {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Nest;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a sequence")
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Nest, A::Error> {
+                        HINTS.with(|h| h.borrow_mut().push(seq.size_hint().unwrap_or(0)));
+                        seq.next_element::<Nest>()?;
+                        Ok(Nest)
+                    }
+                }
+                d.deserialize_seq(V)
+            }
+        }
+        // 100 levels each claiming 2^32 items, padded to 10 000 bytes.
+        let mut bytes = len_prefix(1 << 32).repeat(100);
+        bytes.resize(10_000, 0);
+        let _ = decode::<Nest>(&bytes);
+        let hints = HINTS.with(|h| h.take());
+        assert!(hints.len() > 50, "{} levels", hints.len());
+        let total: usize = hints.iter().sum();
+        assert!(
+            total <= 10_000,
+            "the hints of {} nested sequences add up to {total} items for 10 000 bytes",
+            hints.len()
+        );
     }
 
     fn shape() -> impl Strategy<Value = Shape> {
