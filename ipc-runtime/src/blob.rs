@@ -67,10 +67,11 @@ enum Repr {
 
 impl Blob {
     /// Blobs at least this large share the buffer of the frame they
-    /// arrived in, if they are also at least a quarter of its payload;
-    /// other blobs are copied out of it. A copy is cheap for a small blob,
-    /// and the quarter rule bounds what a kept blob keeps alive: at most
-    /// about four times its own size.
+    /// arrived in, if they are also at least half of its payload; other
+    /// blobs are copied out of it. A copy is cheap for a small blob, and the
+    /// half rule (with frames read into buffers at most twice their size)
+    /// bounds what a kept blob keeps alive: at most about four times its
+    /// own size.
     pub const SHARE_MIN: usize = 64 * 1024;
 
     /// An empty blob.
@@ -281,7 +282,7 @@ fn borrowed(v: &[u8]) -> Blob {
             let frame = source.as_ref()?;
             let range = frame.as_ptr_range();
             let inside = range.start <= v.as_ptr() && v.as_ptr_range().end <= range.end;
-            let worth_it = v.len() >= frame.len() / 4;
+            let worth_it = v.len() >= frame.len() / 2;
             (inside && worth_it).then(|| frame.slice_ref(v))
         });
         if let Some(bytes) = shared {
@@ -361,10 +362,10 @@ mod tests {
     #[test]
     fn a_blob_that_is_a_small_part_of_its_frame_is_copied() {
         let small = Blob::from(vec![1u8; Blob::SHARE_MIN]);
-        let large = Blob::from(vec![2u8; 4 * Blob::SHARE_MIN + 100]);
+        let large = Blob::from(vec![2u8; 2 * Blob::SHARE_MIN + 100]);
         let frame = frame_of(&(small, large));
         let (small, large): (Blob, Blob) = codec::decode_shared(&frame).unwrap();
-        assert!(!shares(&frame, &small), "under a quarter of the frame");
+        assert!(!shares(&frame, &small), "under half of the frame");
         assert!(shares(&frame, &large));
     }
 

@@ -191,12 +191,15 @@ impl Pool {
     }
 
     /// An empty buffer with room for `size` bytes: the smallest pooled one
-    /// that fits, else a new one.
+    /// that fits and is at most twice that, else a new one. (A frame's
+    /// buffer lives as long as any `Blob` shared from it: a small frame in
+    /// a much larger pooled buffer would let a kept blob hold far more than
+    /// the "about four times its size" that `Blob` promises.)
     fn take(&self, size: usize) -> Vec<u8> {
         let reused = {
             let mut buffers = self.buffers();
             let fit = (0..buffers.len())
-                .filter(|&i| buffers[i].capacity() >= size)
+                .filter(|&i| (size..=size.saturating_mul(2)).contains(&buffers[i].capacity()))
                 .min_by_key(|&i| buffers[i].capacity());
             fit.map(|i| buffers.swap_remove(i))
         };
@@ -401,6 +404,41 @@ mod tests {
 
     /// A large frame of `size` payload bytes, arriving in two pieces (as
     /// large frames do), so that it is read into a pooled buffer of its own.
+    /// A shared blob keeps at most about four times its size alive: a
+    /// frame is not read into a pooled buffer much larger than itself.
+    #[test]
+    fn a_shared_blob_keeps_at_most_four_times_its_size_alive() {
+        use crate::{codec, Blob};
+        let mut r = reader(4 << 20);
+        let pool = r.pool.clone();
+        // A 2 MiB frame leaves a 2 MiB buffer in the pool.
+        drop(read_large(&mut r, POOLED_MAX - 64));
+        assert_eq!(pool.buffers().len(), 1);
+        let blob = Blob::from(vec![9u8; 70_000]);
+        let wire = wire_of(&[Frame::Send {
+            channel: Channel::from_static("probe:keep"),
+            payload: Bytes::from(codec::encode_to_vec(&(blob.clone(),)).unwrap()),
+        }]);
+        r.absorb(&wire[..PREFIX + 1]);
+        assert!(r.buffered().unwrap().is_none());
+        r.absorb(&wire[PREFIX + 1..]);
+        let body = r.buffered().unwrap().expect("a whole frame");
+        let Frame::Send { payload, .. } = Frame::parse(body).unwrap() else {
+            panic!("a send frame")
+        };
+        let (kept,): (Blob,) = codec::decode_shared(&payload).unwrap();
+        assert!(payload.as_ptr_range().contains(&kept.as_ptr()), "shared");
+        drop(payload);
+        // What the kept blob holds goes back to the pool when it is dropped.
+        drop(kept);
+        let pinned = pool.buffers().iter().map(Vec::capacity).min().unwrap();
+        assert!(
+            pinned <= 4 * blob.len(),
+            "a {} byte blob kept a {pinned} byte buffer alive",
+            blob.len()
+        );
+    }
+
     fn read_large(r: &mut FrameReader, size: usize) -> Bytes {
         let wire = wire_of(&[Frame::Send {
             channel: Channel::from_static("probe:sink"),
