@@ -72,3 +72,35 @@ async fn tokens_are_required_and_single_use() {
     assert!(matches!(reused, IpcError::Unauthorized { .. }), "{reused}");
     assert!(reused.to_string().contains("already used"), "{reused}");
 }
+
+/// Connections to the socket that show no token wait on places of their
+/// own: however many a process of the same user opens, renderers main
+/// spawns or accepts itself still get in, and once those connections time
+/// out a renderer with a token does too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_without_a_token_cannot_take_the_renderers_places() {
+    use std::time::Duration;
+    let mut limits = ipc_runtime::Limits::default();
+    limits.max_renderers = 2;
+    limits.handshake_timeout = Duration::from_millis(300);
+    let (main, _) = ipc_suite::probe_main_with(|b| b.limits(limits));
+    let endpoint = main.listen_unix().unwrap();
+    let squatters = [
+        tokio::net::UnixStream::connect(endpoint.path())
+            .await
+            .unwrap(),
+        tokio::net::UnixStream::connect(endpoint.path())
+            .await
+            .unwrap(),
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let trusted = ipc_suite::connect_memory(&main, "trusted").await;
+    assert!(trusted.is_ok(), "{:?}", trusted.err());
+    // The squatters' handshake time runs out; a token renderer gets in.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let token = endpoint.issue_token::<ProbeApi>("with-token").unwrap();
+    let with_token = ProbeApi::connect_unix(endpoint.path(), &token).await;
+    assert!(with_token.is_ok(), "{:?}", with_token.err());
+    assert_eq!(main.renderer_count(), 2);
+    drop(squatters);
+}

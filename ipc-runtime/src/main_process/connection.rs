@@ -146,13 +146,28 @@ pub(crate) async fn accept(
     let (read, mut writer, peer) = transport.into_parts();
     let mut reader = FrameReader::new(read, limits.max_frame_size.min(MAX_HELLO_SIZE));
 
+    let too_many = || IpcError::TooManyRenderers {
+        limit: limits.max_renderers,
+    };
     let admitted = if main.is_closed() {
         Err(Inner::closed_error())
+    } else if let Auth::Token(_) = auth {
+        // A socket anyone of this user could connect to: its hello (and
+        // token) is read on a permit of its own, and only a renderer that
+        // showed a valid token takes a renderer slot.
+        match setup.unproven.clone().try_acquire_owned() {
+            Err(_) => Err(too_many()),
+            Ok(_unproven) => match read_hello(&setup, &mut reader, &auth).await {
+                Err(e) => Err(e),
+                Ok(hello) => match setup.slots.clone().try_acquire_owned() {
+                    Err(_) => Err(too_many()),
+                    Ok(slot) => Ok((hello, slot)),
+                },
+            },
+        }
     } else {
         match setup.slots.clone().try_acquire_owned() {
-            Err(_) => Err(IpcError::TooManyRenderers {
-                limit: limits.max_renderers,
-            }),
+            Err(_) => Err(too_many()),
             Ok(slot) => read_hello(&setup, &mut reader, &auth)
                 .await
                 .map(|hello| (hello, slot)),

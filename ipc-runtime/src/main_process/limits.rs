@@ -18,7 +18,7 @@ use std::time::Duration;
 /// | `handshake_timeout` | 10 s | the connection is refused; it also bounds how long main waits for a refused renderer to take its rejection (a hello, the first frame, may be at most 1 MiB, or `max_frame_size` if smaller) |
 /// | `frame_timeout` | 10 s | a frame that started arriving but is not complete this long after main first saw part of it (a peer sending one byte a second) ends the connection |
 /// | `max_violations` | 8 | after this many protocol violations (malformed frames, unknown or not-allowed channels, undecodable payloads, excess calls or subscriptions) the renderer is disconnected; `None` never disconnects |
-/// | `max_renderers` | 64 | main-wide: connections (live or in handshake) beyond this are refused with [`IpcError::TooManyRenderers`](crate::IpcError::TooManyRenderers) |
+/// | `max_renderers` | 64 | main-wide: connections (live or in handshake) beyond this are refused with [`IpcError::TooManyRenderers`](crate::IpcError::TooManyRenderers). Connections to the Unix socket wait for their token on as many places of their own, so that processes connecting without one never take the places of renderers main spawns, accepts or has admitted; they can, while they last (`handshake_timeout`), keep other token renderers out |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {

@@ -235,6 +235,7 @@ impl<C> MainBuilder<C> {
             router: self.router,
             summaries,
             slots: Arc::new(Semaphore::new(self.limits.max_renderers)),
+            unproven: Arc::new(Semaphore::new(self.limits.max_renderers)),
             limits: self.limits,
             spin: self.spin,
             flush_every: self.flush_every,
@@ -289,6 +290,10 @@ pub(crate) struct Setup {
     pub limits: Limits,
     /// One permit per connection, live or in handshake.
     pub slots: Arc<Semaphore>,
+    /// One permit per connection still to show its token (Unix listener):
+    /// apart from `slots`, so that processes that connect without one can
+    /// never take the places of renderers main accepts or has admitted.
+    pub unproven: Arc<Semaphore>,
     /// See [`MainBuilder::spin_before_parking`].
     pub spin: Duration,
     /// See [`MainBuilder::flush_replies_every`]: `None` decides by itself.
