@@ -104,3 +104,42 @@ async fn connections_without_a_token_cannot_take_the_renderers_places() {
     assert_eq!(main.renderer_count(), 2);
     drop(squatters);
 }
+
+/// A listen that fails (here: a socket path longer than the system takes)
+/// leaves no directory behind.
+#[tokio::test]
+async fn a_failed_listen_leaves_nothing_behind() {
+    let (main, _) = probe_main();
+    let parent = tempfile::tempdir().unwrap();
+    let long = parent.path().join("p".repeat(100));
+    std::fs::create_dir(&long).unwrap();
+    let err = main.listen_unix_in(&long).unwrap_err();
+    assert!(err.to_string().contains("listening on"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&long)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left {left:?} behind");
+}
+
+/// A token admits a renderer only within its lifetime: one given to a
+/// renderer that never connected stops being a way in.
+#[tokio::test]
+async fn a_token_expires() {
+    use std::time::Duration;
+    let (main, _) = probe_main();
+    let endpoint = main.listen_unix().unwrap();
+    endpoint.set_token_lifetime(Duration::from_millis(200));
+    let late = endpoint.issue_token::<ProbeApi>("late").unwrap();
+    let prompt = endpoint.issue_token::<ProbeApi>("prompt").unwrap();
+    assert!(ProbeApi::connect_unix(endpoint.path(), &prompt)
+        .await
+        .is_ok());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    match ProbeApi::connect_unix(endpoint.path(), &late).await {
+        Err(IpcError::Unauthorized { reason }) => {
+            assert!(reason.contains("expired"), "{reason}")
+        }
+        other => panic!("an expired token admitted a renderer: {other:?}"),
+    }
+}

@@ -346,7 +346,7 @@ async fn read_hello(
                 })
             }
             Some(token) => tokens.redeem(token).ok_or_else(|| IpcError::Unauthorized {
-                reason: "the token is unknown or was already used; each token admits one connection, ask main for a new one".into(),
+                reason: "the token is unknown, was already used or has expired; each token admits one connection within its lifetime, ask main for a new one".into(),
             })?,
         },
     };

@@ -12,6 +12,7 @@ use std::{
     os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use tokio::{net::UnixListener, task::JoinHandle};
@@ -19,10 +20,31 @@ use tracing::warn;
 
 use crate::{contract::Grant, main_process::Auth, Api, IpcError, Main, Transport};
 
-/// The one-time tokens main has issued and not yet seen used, with the
-/// label and grant each admits.
-#[derive(Default)]
-pub(crate) struct Tokens(Mutex<HashMap<String, (String, Arc<Grant>)>>);
+/// How long a token admits a renderer unless the endpoint says otherwise
+/// ([`UnixEndpoint::set_token_lifetime`]).
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// A token main issued: what it admits, and until when.
+struct Issued {
+    label: String,
+    grant: Arc<Grant>,
+    expires: Instant,
+}
+
+/// The one-time tokens main has issued and not yet seen used or expire.
+pub(crate) struct Tokens {
+    issued: Mutex<HashMap<String, Issued>>,
+    lifetime: Mutex<Duration>,
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            issued: Mutex::default(),
+            lifetime: Mutex::new(DEFAULT_TOKEN_LIFETIME),
+        }
+    }
+}
 
 impl Tokens {
     fn issue(&self, label: &str, grant: Grant) -> Result<String, IpcError> {
@@ -31,20 +53,33 @@ impl Tokens {
             IpcError::io("generating a token", std::io::Error::other(e.to_string()))
         })?;
         let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        self.lock()
-            .insert(token.clone(), (label.to_string(), Arc::new(grant)));
+        let now = Instant::now();
+        let lifetime = *self.lifetime.lock().unwrap_or_else(|e| e.into_inner());
+        let mut issued = self.lock();
+        // Tokens never used are forgotten once expired: what the map holds
+        // is bounded by how many are issued in one lifetime.
+        issued.retain(|_, t| t.expires > now);
+        issued.insert(
+            token.clone(),
+            Issued {
+                label: label.to_string(),
+                grant: Arc::new(grant),
+                expires: now + lifetime,
+            },
+        );
         Ok(token)
     }
 
-    /// The label and grant the token was issued for, if it is valid; a
-    /// token works once.
+    /// The label and grant the token was issued for, if it is valid (not
+    /// used yet, not expired); a token works once.
     pub(crate) fn redeem(&self, token: &str) -> Option<(String, Arc<Grant>)> {
-        self.lock().remove(token)
+        let issued = self.lock().remove(token)?;
+        (issued.expires > Instant::now()).then_some((issued.label, issued.grant))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Arc<Grant>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Issued>> {
         // Critical sections are single map operations: never inconsistent.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.issued.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -77,9 +112,21 @@ impl UnixEndpoint {
     /// Issues a one-time token for a renderer that main will label `label`
     /// and accept as API `A` (an `expose!` type). Hand it to that renderer
     /// only (for example in its environment); it admits exactly one
-    /// connection.
+    /// connection, made within the token lifetime (60 s unless
+    /// [`UnixEndpoint::set_token_lifetime`] says otherwise).
     pub fn issue_token<A: Api>(&self, label: &str) -> Result<String, IpcError> {
         self.tokens.issue(label, Grant::of::<A>())
+    }
+
+    /// How long tokens issued from now on admit a renderer (default
+    /// [`DEFAULT_TOKEN_LIFETIME`]). A token given to a renderer that never
+    /// connected (it crashed, say) stops being a way in.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        *self
+            .tokens
+            .lifetime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = lifetime;
     }
 }
 
@@ -120,12 +167,29 @@ impl Main {
                 )
             })?;
         let path = dir.join("main.sock");
-        let listener = UnixListener::bind(&path)
-            .map_err(|e| IpcError::io(format!("listening on {}", path.display()), e))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
-            .map_err(|e| IpcError::io(format!("restricting {}", path.display()), e))?;
+        let listening = tokio::runtime::Handle::try_current()
+            .map_err(|_| IpcError::Config {
+                reason: "listen_unix must be called inside a tokio runtime".into(),
+            })
+            .and_then(|runtime| {
+                let _entered = runtime.enter();
+                let listener = UnixListener::bind(&path)
+                    .map_err(|e| IpcError::io(format!("listening on {}", path.display()), e))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                    .map_err(|e| IpcError::io(format!("restricting {}", path.display()), e))?;
+                Ok((runtime, listener))
+            });
+        let (runtime, listener) = match listening {
+            Ok(listening) => listening,
+            Err(e) => {
+                // Nothing is left behind by a listen that failed.
+                let _ = fs::remove_file(&path);
+                let _ = fs::remove_dir(&dir);
+                return Err(e);
+            }
+        };
         let tokens = Arc::new(Tokens::default());
-        let task = tokio::spawn(accept_loop(self.clone(), listener, Arc::clone(&tokens)));
+        let task = runtime.spawn(accept_loop(self.clone(), listener, Arc::clone(&tokens)));
         Ok(UnixEndpoint {
             path,
             dir,
