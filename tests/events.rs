@@ -315,15 +315,30 @@ async fn a_listener_is_never_given_a_subscription_main_refused() {
 /// A callback may own another listener's guard: when the connection
 /// closes, ending the listeners drops it without deadlocking the renderer
 /// (on a current-thread runtime, that would freeze everything).
-#[test]
-fn a_listener_owning_another_guard_is_ended_on_close_without_freezing() {
+/// Runs the future `scenario` makes on a current-thread runtime of its
+/// own, on a thread of its own, and returns its output; panics with
+/// `expect` if none comes within 10 s. A frozen runtime then fails the
+/// test instead of hanging the test binary.
+fn on_own_runtime<T, F>(scenario: impl FnOnce() -> F + Send + 'static, expect: &str) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async {
+        let _ = tx.send(rt.block_on(scenario()));
+    });
+    rx.recv_timeout(Duration::from_secs(10)).expect(expect)
+}
+
+#[test]
+fn a_listener_owning_another_guard_is_ended_on_close_without_freezing() {
+    on_own_runtime(
+        || async {
             let (main, _) = probe_main();
             let api = connect_memory(&main, "nested").await.unwrap();
             let tick = api.events.on_tick(|_| {}).await.unwrap();
@@ -337,11 +352,9 @@ fn a_listener_owning_another_guard_is_ended_on_close_without_freezing() {
             assert!(main.disconnect(api.id()));
             api.closed().await;
             tokio::time::sleep(Duration::from_millis(100)).await;
-            tx.send(()).unwrap();
-        });
-    });
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("the renderer's runtime kept running after the connection closed");
+        },
+        "the renderer's runtime kept running after the connection closed",
+    );
 }
 
 /// A reply value whose `Serialize` emits an event to the renderer it
@@ -397,15 +410,8 @@ pub mod reentry {
 #[test]
 fn an_event_emitted_while_its_renderers_reply_is_encoded_does_not_freeze_main() {
     use reentry::{Handler, ReentryApi, ReentryEventsContract, ReentryServer, MAIN};
-    let (tx, rx) = std::sync::mpsc::channel();
-    // A runtime of its own on a thread of its own: a frozen worker would
-    // otherwise hang the test binary.
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+    let (reply, dropped) = on_own_runtime(
+        || async {
             let main = Main::builder()
                 .service(ReentryServer::new(Handler))
                 .events::<ReentryEventsContract>()
@@ -418,12 +424,10 @@ fn an_event_emitted_while_its_renderers_reply_is_encoded_does_not_freeze_main() 
             let _listening = api.events.on_served(|_| {}).await.unwrap();
             let reply = api.svc.poke(7).await.map(|loud| loud.0);
             let dropped = main.renderer_stats(api.id()).unwrap().events_dropped;
-            tx.send((reply, dropped)).unwrap();
-        });
-    });
-    let (reply, dropped) = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("main answered instead of freezing");
+            (reply, dropped)
+        },
+        "main answered instead of freezing",
+    );
     assert_eq!(reply.unwrap(), 7);
     assert_eq!(
         dropped, 1,
