@@ -3,6 +3,9 @@
 
 use std::sync::OnceLock;
 
+use ipc_runtime::{Api, IpcError, Main, RendererInfo, Transport};
+use tokio::{io::DuplexStream, task::JoinHandle};
+
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
@@ -15,4 +18,14 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .unwrap()
     })
+}
+
+/// `main` accepting a renderer as `A` on an in-memory pipe, in a task of
+/// its own; the other end of the pipe, for the fuzz input.
+pub fn accepting<A: Api>(main: &Main) -> (DuplexStream, JoinHandle<Result<RendererInfo, IpcError>>) {
+    let (main_end, peer) = tokio::io::duplex(1 << 20);
+    let (r, w) = tokio::io::split(main_end);
+    let main = main.clone();
+    let accept = tokio::spawn(async move { main.accept::<A>(Transport::new(r, w), "fuzz").await });
+    (peer, accept)
 }

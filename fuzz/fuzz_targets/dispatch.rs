@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use ipc_runtime::{codec, expose, method_fingerprint, service, service_fingerprint, Main, Service, Transport};
+use ipc_runtime::{codec, expose, method_fingerprint, service, service_fingerprint, Main, Service};
 use libfuzzer_sys::fuzz_target;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -100,12 +100,7 @@ fuzz_target!(|data: &[u8]| {
             .max_frame_size(64 * 1024)
             .build()
             .unwrap();
-        let (main_end, mut peer) = tokio::io::duplex(1 << 20);
-        let (r, w) = tokio::io::split(main_end);
-        let accept = tokio::spawn({
-            let main = main.clone();
-            async move { main.accept::<FuzzApi>(Transport::new(r, w), "fuzz").await }
-        });
+        let (mut peer, accept) = common::accepting::<FuzzApi>(&main);
         peer.write_all(&hello()).await.unwrap();
         let exchange = async {
             let _ = peer.write_all(data).await;

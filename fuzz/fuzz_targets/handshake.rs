@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Duration;
 
-use ipc_runtime::{expose, service, Main, Transport, PROTOCOL_VERSION};
+use ipc_runtime::{expose, service, Main, PROTOCOL_VERSION};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -51,12 +51,7 @@ fuzz_target!(|data: &[u8]| {
             .handshake_timeout(Duration::from_millis(500))
             .build()
             .unwrap();
-        let (main_end, mut peer) = tokio::io::duplex(1 << 20);
-        let (r, w) = tokio::io::split(main_end);
-        let accept = tokio::spawn({
-            let main = main.clone();
-            async move { main.accept::<NarrowApi>(Transport::new(r, w), "fuzz").await }
-        });
+        let (mut peer, accept) = common::accepting::<NarrowApi>(&main);
         let mut body = vec![0x01];
         body.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
         body.extend_from_slice(data);
