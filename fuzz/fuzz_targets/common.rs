@@ -22,7 +22,9 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// `main` accepting a renderer as `A` on an in-memory pipe, in a task of
 /// its own; the other end of the pipe, for the fuzz input.
-pub fn accepting<A: Api>(main: &Main) -> (DuplexStream, JoinHandle<Result<RendererInfo, IpcError>>) {
+pub fn accepting<A: Api>(
+    main: &Main,
+) -> (DuplexStream, JoinHandle<Result<RendererInfo, IpcError>>) {
     let (main_end, peer) = tokio::io::duplex(1 << 20);
     let (r, w) = tokio::io::split(main_end);
     let main = main.clone();

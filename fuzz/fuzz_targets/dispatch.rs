@@ -78,7 +78,11 @@ fn hello() -> Vec<u8> {
         services: vec![Summary {
             name: d.name.into(),
             fingerprint: service_fingerprint(d),
-            methods: d.methods.iter().map(|m| (m.channel.into(), method_fingerprint(m))).collect(),
+            methods: d
+                .methods
+                .iter()
+                .map(|m| (m.channel.into(), method_fingerprint(m)))
+                .collect(),
         }],
         token: None,
         max_frame_size: 1 << 20,
@@ -91,7 +95,6 @@ fn hello() -> Vec<u8> {
     frame.extend_from_slice(&body);
     frame
 }
-
 
 fuzz_target!(|data: &[u8]| {
     common::runtime().block_on(async {
@@ -109,7 +112,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = peer.read_to_end(&mut sink).await;
         };
         let finished = tokio::time::timeout(Duration::from_secs(5), exchange).await;
-        assert!(finished.is_ok(), "main neither answered nor closed within 5 s");
+        assert!(
+            finished.is_ok(),
+            "main neither answered nor closed within 5 s"
+        );
         let _ = accept.await;
     });
 });

@@ -40,7 +40,6 @@ impl Fuzzed for Handler {
     async fn note(&self, _line: String) {}
 }
 
-
 /// The largest answer main may give a hello.
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -64,10 +63,17 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
             let len = u32::from_be_bytes(prefix) as usize;
-            assert!(len <= MAX_ANSWER, "main answered a {}-byte hello with {len} bytes", data.len());
+            assert!(
+                len <= MAX_ANSWER,
+                "main answered a {}-byte hello with {len} bytes",
+                data.len()
+            );
         };
         let finished = tokio::time::timeout(Duration::from_secs(5), exchange).await;
-        assert!(finished.is_ok(), "main neither answered nor closed within 5 s");
+        assert!(
+            finished.is_ok(),
+            "main neither answered nor closed within 5 s"
+        );
         drop(peer);
         let _ = tokio::time::timeout(Duration::from_secs(5), accept).await;
         main.close().await;
