@@ -24,7 +24,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::sync::{broadcast, Semaphore};
 
 use bytes::BytesMut;
 use serde::Serialize;
@@ -302,7 +302,7 @@ pub(crate) struct Setup {
 
 struct Entry {
     info: RendererInfo,
-    closed: watch::Receiver<Option<DisconnectReason>>,
+    closed: ClosedWatch,
     conn: Arc<connection::Conn>,
 }
 
@@ -706,7 +706,7 @@ impl Inner {
     pub(crate) fn register(
         &self,
         info: RendererInfo,
-        closed: watch::Receiver<Option<DisconnectReason>>,
+        closed: ClosedWatch,
         conn: Arc<connection::Conn>,
     ) -> bool {
         let mut renderers = self.renderers();
