@@ -1,5 +1,6 @@
 //! What every fuzz target shares: one runtime for all inputs, and a panic
-//! hook that aborts, so that the fuzzer sees a panic in main as a crash.
+//! hook that aborts, so that the fuzzer sees a panic (in main or in the
+//! renderer) as a crash.
 
 use std::sync::OnceLock;
 
@@ -10,7 +11,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         std::panic::set_hook(Box::new(|info| {
-            eprintln!("panic in main: {info}");
+            eprintln!("panic: {info}");
             std::process::abort();
         }));
         tokio::runtime::Builder::new_current_thread()
@@ -21,7 +22,9 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// `main` accepting a renderer as `A` on an in-memory pipe, in a task of
-/// its own; the other end of the pipe, for the fuzz input.
+/// its own; the other end of the pipe, for the fuzz input. (Not every
+/// target has a main.)
+#[allow(dead_code)]
 pub fn accepting<A: Api>(
     main: &Main,
 ) -> (DuplexStream, JoinHandle<Result<RendererInfo, IpcError>>) {
