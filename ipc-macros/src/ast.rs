@@ -5,11 +5,11 @@
 //! is generated from it in `expand.rs`. Everything downstream iterates over
 //! one `Vec<Method>`, never over parallel vectors.
 
-use proc_macro2::TokenStream;
-use quote::format_ident;
+use proc_macro2::{TokenStream, TokenTree};
+use quote::{format_ident, ToTokens as _};
 use syn::{
-    FnArg, GenericArgument, Ident, ItemTrait, LitStr, Pat, PathArguments, ReturnType, Signature,
-    TraitItem, TraitItemFn, Type,
+    FnArg, GenericArgument, Ident, ItemTrait, LitStr, Pat, PatType, PathArguments, ReturnType,
+    Signature, TraitItem, TraitItemFn, Type,
 };
 
 use crate::{attr, ctxt::Ctxt, names};
@@ -154,6 +154,29 @@ impl Method {
 }
 
 impl Service {
+    /// A name for a type parameter of the generated types that no method's
+    /// signature mentions: `preferred` (`W` in `NotesClient<W>`, what users
+    /// read in messages) unless the user has a type of that name, which
+    /// the parameter would capture; `fallback` then. Type parameters are
+    /// not hygienic.
+    pub fn type_param(&self, preferred: &str, fallback: &str) -> Ident {
+        fn mentions(tokens: TokenStream, name: &str) -> bool {
+            tokens.into_iter().any(|t| match t {
+                TokenTree::Ident(i) => i == name,
+                TokenTree::Group(g) => mentions(g.stream(), name),
+                _ => false,
+            })
+        }
+        let taken = self
+            .methods
+            .iter()
+            .any(|m| mentions(m.item.sig.to_token_stream(), preferred));
+        Ident::new(
+            if taken { fallback } else { preferred },
+            proc_macro2::Span::call_site(),
+        )
+    }
+
     /// Builds the model of `item`; unreadable parts are reported to `cx`.
     pub fn from_syn(
         cx: &mut Ctxt,
@@ -209,7 +232,7 @@ impl Method {
             Some(lit) => lit.value(),
             None => names::kebab_case(&item.sig.ident.to_string()),
         };
-        let args = item
+        let typed: Vec<&PatType> = item
             .sig
             .inputs
             .iter()
@@ -217,11 +240,29 @@ impl Method {
                 FnArg::Typed(pat) => Some(pat),
                 FnArg::Receiver(_) => None,
             })
+            .collect();
+        // An argument written as a pattern (`_`, `(a, b)`) gets a name of
+        // its own, `argN`, unless another argument is called that.
+        let named: Vec<String> = typed
+            .iter()
+            .filter_map(|pat| match &*pat.pat {
+                Pat::Ident(p) => Some(p.ident.to_string()),
+                _ => None,
+            })
+            .collect();
+        let args = typed
+            .iter()
             .enumerate()
             .map(|(i, pat)| Arg {
                 ident: match &*pat.pat {
                     Pat::Ident(p) => p.ident.clone(),
-                    _ => format_ident!("arg{}", i),
+                    _ => {
+                        let mut name = format!("arg{i}");
+                        while named.contains(&name) {
+                            name.push('_');
+                        }
+                        format_ident!("{}", name)
+                    }
                 },
                 ty: (*pat.ty).clone(),
             })

@@ -6,7 +6,9 @@
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
-use syn::{spanned::Spanned, Attribute, Item, ReturnType, Type, TypeParamBound};
+use syn::{
+    ext::IdentExt as _, spanned::Spanned, Attribute, Item, ReturnType, Type, TypeParamBound,
+};
 
 use crate::{
     ast::{Flavor, Kind, Method, Output, Service},
@@ -464,7 +466,8 @@ pub(crate) fn expand_contract(service: &Service) -> TokenStream {
         }
     });
     let methods = service.methods.iter().map(|m| {
-        let name = m.ident().to_string();
+        // Without `r#`: `expose!` finds methods by name, written either way.
+        let name = m.ident().unraw().to_string();
         let channel = service.channel(m);
         let kind = match m.kind {
             Kind::Invoke => quote!(#rt::MethodKind::Invoke),
@@ -472,7 +475,7 @@ pub(crate) fn expand_contract(service: &Service) -> TokenStream {
             Kind::Event => quote!(#rt::MethodKind::Event),
         };
         let args = m.args.iter().map(|a| {
-            let n = a.ident.to_string();
+            let n = a.ident.unraw().to_string();
             let t = type_name(&a.ty);
             quote!(#rt::ArgDescriptor { name: #n, ty: #t })
         });
@@ -577,7 +580,8 @@ fn allows_bound(service: &Service, method: &Method) -> TokenStream {
     let rt = rt();
     let module = names::methods_module(service.ident());
     let marker = method.ident();
-    quote!(where W: #rt::Allows<#module::#marker>)
+    let w = service.type_param("W", "__IpcWhitelist");
+    quote!(where #w: #rt::Allows<#module::#marker>)
 }
 
 /// The renderer-side type (`NotesClient<W>` or `NotesEventsListener<W>`),
@@ -589,6 +593,8 @@ pub(crate) fn client_shell(service: &Service, methods: TokenStream) -> TokenStre
     let vis = &service.item.vis;
     let client = names_of(service).client;
     let trait_name = service.ident().to_string();
+    // The methods' parameter; not `W` if a method uses a type called `W`.
+    let w = service.type_param("W", "__IpcWhitelist");
     let (doc, core, extra) = match service.flavor {
         Flavor::Service => (
             format!(
@@ -645,7 +651,7 @@ pub(crate) fn client_shell(service: &Service, methods: TokenStream) -> TokenStre
             }
         }
 
-        impl<W> #client<W> {
+        impl<#w> #client<#w> {
             /// Creates one with whitelist `W`; used by `expose!`.
             #[doc(hidden)]
             pub fn __new(connection: &#rt::Connection) -> Self {
@@ -735,6 +741,8 @@ fn expand_server(service: &Service) -> TokenStream {
     // error beside the real one.
     let mut trait_ident = service.ident().clone();
     trait_ident.set_span(Span::call_site());
+    // The handler's parameter; not `H` if a method uses a type called `H`.
+    let h = service.type_param("H", "__IpcHandler");
     let arms = service.methods.iter().enumerate().map(|(index, m)| {
         let ident = m.ident();
         let arg_idents: Vec<Ident> = m
@@ -771,14 +779,16 @@ fn expand_server(service: &Service) -> TokenStream {
                 (&&#probe::NEW).#serve(
                     __ipc_payload,
                     move |(#(#arg_idents,)*): #args_ty| async move {
-                        __ipc_handler.#ident(#(#arg_idents),*).await
+                        // Through the trait: a method called like one
+                        // of `Arc`'s (`clone`, `into`) must not reach it.
+                        <#h as #trait_ident>::#ident(&*__ipc_handler, #(#arg_idents),*).await
                     },
                 )
             }
         }
     });
     let dispatch = quote! {
-        impl<H: #trait_ident> #rt::Dispatch for #server<H> {
+        impl<#h: #trait_ident> #rt::Dispatch for #server<#h> {
             fn descriptor(&self) -> &'static #rt::ServiceDescriptor {
                 <#contract as #rt::Service>::DESCRIPTOR
             }

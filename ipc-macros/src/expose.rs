@@ -17,6 +17,7 @@ use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{
     braced,
+    ext::IdentExt as _,
     parse::{Parse, ParseStream},
     punctuated::Punctuated,
     Attribute, Path, Token, Visibility,
@@ -162,7 +163,7 @@ fn without_mistakes(api: &ApiDecl) -> ApiDecl {
             let path = entry.path_text();
             entry
                 .methods
-                .retain(|m| listed.insert((path.clone(), m.to_string())));
+                .retain(|m| listed.insert((path.clone(), m.unraw().to_string())));
             entry
         })
         .collect();
@@ -255,7 +256,8 @@ fn check_not_empty(cx: &mut Ctxt, entry: &Entry) {
 fn check_unique_methods(cx: &mut Ctxt, entry: &Entry) {
     let mut seen: HashMap<String, &Ident> = HashMap::new();
     for m in &entry.methods {
-        if seen.insert(m.to_string(), m).is_some() {
+        // `get` and `r#get` are the same method.
+        if seen.insert(m.unraw().to_string(), m).is_some() {
             cx.error_spanned_by(m, format!("`{m}` is listed twice; list it once"));
         }
     }
@@ -405,7 +407,8 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
         let alias = &r.alias;
         let rt = rt.clone();
         r.entry.methods.iter().map(move |m| {
-            let m = m.to_string();
+            // Descriptors name methods without `r#`, however written.
+            let m = m.unraw().to_string();
             quote!(#rt::check::channel_of(#alias::CONTRACT, #m))
         })
     });

@@ -1,0 +1,124 @@
+//! Contracts whose names could trip the generated code, used end to end: a
+//! user's types called `W` and `H` (the generated types' own parameters),
+//! raw identifiers written with and without `r#`, methods named like
+//! methods of `Arc` (`clone`, `into`, `drop`), and an argument written as a
+//! pattern beside one called `arg0`.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use ipc_runtime::{events, expose, service, Main, Service as _, Target};
+use ipc_suite::connect_memory_as;
+use serde::{Deserialize, Serialize};
+
+/// Named like the whitelist parameter of the generated client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct W(pub u32);
+
+/// Named like the handler parameter of the generated server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct H(pub String);
+
+/// Awkward names, on purpose.
+#[service(namespace = "names")]
+pub trait Names {
+    /// Takes an `H`, returns a `W`.
+    async fn measure(&self, h: H) -> W;
+    /// A keyword as a method name.
+    async fn r#type(&self) -> u64;
+    /// Raw where declared, plain in the API below.
+    async fn r#put(&self, n: u64) -> u64;
+    /// Named like `Arc::clone`.
+    async fn clone(&self) -> u64;
+    /// Named like `Into::into`.
+    async fn into(&self) -> u64;
+    /// Named like `Drop::drop`.
+    async fn drop(&self) -> u64;
+    /// A pattern argument, beside one called `arg0`.
+    async fn pair(&self, _: (u8, u8), arg0: u64) -> u64;
+}
+
+/// An event carrying a `W`.
+#[events(namespace = "names")]
+pub trait NamesEvents {
+    /// A `W` changed.
+    fn changed(&self, w: W);
+}
+
+expose! {
+    /// Every method, `put` written without its `r#`, `type` with it.
+    pub struct NamesApi {
+        names: Names { measure, r#type, put, clone, into, drop, pair },
+        events: NamesEvents { changed },
+    }
+}
+
+struct Handler;
+
+impl Names for Handler {
+    async fn measure(&self, h: H) -> W {
+        W(h.0.len() as u32)
+    }
+    async fn r#type(&self) -> u64 {
+        1
+    }
+    async fn r#put(&self, n: u64) -> u64 {
+        n + 1
+    }
+    async fn clone(&self) -> u64 {
+        2
+    }
+    async fn into(&self) -> u64 {
+        3
+    }
+    async fn drop(&self) -> u64 {
+        4
+    }
+    async fn pair(&self, (a, b): (u8, u8), arg0: u64) -> u64 {
+        u64::from(a) * 100 + u64::from(b) * 10 + arg0
+    }
+}
+
+#[tokio::test]
+async fn awkward_names_are_served_and_granted() {
+    let main = Main::builder()
+        .service(NamesServer::new(Handler))
+        .events::<NamesEventsContract>()
+        .build()
+        .unwrap();
+    let api = connect_memory_as::<NamesApi>(&main, "names").await.unwrap();
+    let names = &api.names;
+    assert_eq!(names.measure(H("four".into())).await.unwrap(), W(4));
+    assert_eq!(names.r#type().await.unwrap(), 1);
+    assert_eq!(names.put(41).await.unwrap(), 42);
+    assert_eq!(names.clone().await.unwrap(), 2);
+    assert_eq!(names.into().await.unwrap(), 3);
+    assert_eq!(names.drop().await.unwrap(), 4);
+    assert_eq!(names.pair((1, 2), 3).await.unwrap(), 123);
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let _subscription = api
+        .events
+        .on_changed(move |w| sink.lock().unwrap().push(w))
+        .await
+        .unwrap();
+    NamesEventsEmitter::new(&main, Target::Renderer(api.id())).changed(W(7));
+    ipc_suite::eventually(Duration::from_secs(5), || !seen.lock().unwrap().is_empty()).await;
+    assert_eq!(*seen.lock().unwrap(), vec![W(7)]);
+}
+
+#[test]
+fn descriptors_name_methods_and_arguments_without_r_sharp() {
+    let d = NamesContract::DESCRIPTOR;
+    let names: Vec<&str> = d.methods.iter().map(|m| m.name).collect();
+    assert_eq!(
+        names,
+        ["measure", "type", "put", "clone", "into", "drop", "pair"]
+    );
+    let pair = d.methods.iter().find(|m| m.name == "pair").unwrap();
+    let args: Vec<&str> = pair.args.iter().map(|a| a.name).collect();
+    assert_eq!(args, ["arg0_", "arg0"]);
+}
