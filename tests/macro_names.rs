@@ -2,7 +2,9 @@
 //! user's types called `W` and `H` (the generated types' own parameters),
 //! raw identifiers written with and without `r#`, methods named like
 //! methods of `Arc` (`clone`, `into`, `drop`), and an argument written as a
-//! pattern beside one called `arg0`.
+//! pattern beside one called `arg0`, a `send` returning `(())`, and a doc
+//! comment on an `expose!` entry; two APIs whose names and fields join
+//! alike (`Pair_api.x`, `Pair.api_x`).
 
 use std::{
     sync::{Arc, Mutex},
@@ -38,6 +40,10 @@ pub trait Names {
     async fn drop(&self) -> u64;
     /// A pattern argument, beside one called `arg0`.
     async fn pair(&self, _: (u8, u8), arg0: u64) -> u64;
+    /// A `send` returning `()` in parentheses, which is still nothing.
+    #[ipc(send)]
+    #[allow(unused_parens)]
+    async fn note(&self, n: u64) -> (());
 }
 
 /// An event carrying a `W`.
@@ -50,12 +56,29 @@ pub trait NamesEvents {
 expose! {
     /// Every method, `put` written without its `r#`, `type` with it.
     pub struct NamesApi {
-        names: Names { measure, r#type, put, clone, into, drop, pair },
+        /// The awkward methods (a doc comment on an entry).
+        names: Names { measure, r#type, put, clone, into, drop, pair, note },
         events: NamesEvents { changed },
     }
 }
 
-struct Handler;
+expose! {
+    /// Its field's internal alias must not be `Pair`'s `api_x`'s.
+    #[allow(non_camel_case_types)]
+    pub struct Pair_api {
+        x: Names { measure },
+    }
+
+    /// See `Pair_api`.
+    pub struct Pair {
+        api_x: Names { measure },
+    }
+}
+
+#[derive(Default)]
+struct Handler {
+    noted: Mutex<Vec<u64>>,
+}
 
 impl Names for Handler {
     async fn measure(&self, h: H) -> W {
@@ -79,12 +102,16 @@ impl Names for Handler {
     async fn pair(&self, (a, b): (u8, u8), arg0: u64) -> u64 {
         u64::from(a) * 100 + u64::from(b) * 10 + arg0
     }
+    async fn note(&self, n: u64) {
+        self.noted.lock().unwrap().push(n);
+    }
 }
 
 #[tokio::test]
 async fn awkward_names_are_served_and_granted() {
+    let handler = Arc::new(Handler::default());
     let main = Main::builder()
-        .service(NamesServer::new(Handler))
+        .service(NamesServer::from_arc(Arc::clone(&handler)))
         .events::<NamesEventsContract>()
         .build()
         .unwrap();
@@ -97,6 +124,17 @@ async fn awkward_names_are_served_and_granted() {
     assert_eq!(names.into().await.unwrap(), 3);
     assert_eq!(names.drop().await.unwrap(), 4);
     assert_eq!(names.pair((1, 2), 3).await.unwrap(), 123);
+    names.note(5).await.unwrap();
+    api.flush().await.unwrap();
+    assert!(
+        ipc_suite::eventually(Duration::from_secs(5), || !handler
+            .noted
+            .lock()
+            .unwrap()
+            .is_empty())
+        .await
+    );
+    assert_eq!(*handler.noted.lock().unwrap(), vec![5]);
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
@@ -106,7 +144,9 @@ async fn awkward_names_are_served_and_granted() {
         .await
         .unwrap();
     NamesEventsEmitter::new(&main, Target::Renderer(api.id())).changed(W(7));
-    ipc_suite::eventually(Duration::from_secs(5), || !seen.lock().unwrap().is_empty()).await;
+    assert!(
+        ipc_suite::eventually(Duration::from_secs(5), || !seen.lock().unwrap().is_empty()).await
+    );
     assert_eq!(*seen.lock().unwrap(), vec![W(7)]);
 }
 
@@ -116,9 +156,21 @@ fn descriptors_name_methods_and_arguments_without_r_sharp() {
     let names: Vec<&str> = d.methods.iter().map(|m| m.name).collect();
     assert_eq!(
         names,
-        ["measure", "type", "put", "clone", "into", "drop", "pair"]
+        ["measure", "type", "put", "clone", "into", "drop", "pair", "note"]
     );
     let pair = d.methods.iter().find(|m| m.name == "pair").unwrap();
     let args: Vec<&str> = pair.args.iter().map(|a| a.name).collect();
     assert_eq!(args, ["arg0_", "arg0"]);
+}
+
+#[tokio::test]
+async fn apis_whose_names_and_fields_join_alike_both_work() {
+    let main = Main::builder()
+        .service(NamesServer::new(Handler::default()))
+        .build()
+        .unwrap();
+    let a = connect_memory_as::<Pair_api>(&main, "a").await.unwrap();
+    let b = connect_memory_as::<Pair>(&main, "b").await.unwrap();
+    assert_eq!(a.x.measure(H("ab".into())).await.unwrap(), W(2));
+    assert_eq!(b.api_x.measure(H("abc".into())).await.unwrap(), W(3));
 }

@@ -81,6 +81,19 @@ pub fn method(cx: &mut Ctxt, flavor: Flavor, attrs: &mut Vec<Attribute>) -> Meth
         Flavor::Events => &[RENAME],
     };
     attrs.retain(|attr| {
+        if attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr") {
+            cx.error_spanned_by(
+                attr,
+                format!(
+                    "`#[{}]` on one {} of an IPC contract is not supported: main and its renderers must see the same contract; \
+                     put the condition on the whole trait, or move the {} to a trait of its own",
+                    attr.path().get_ident().map(ToString::to_string).unwrap_or_default(),
+                    flavor.item(),
+                    flavor.item()
+                ),
+            );
+            return false;
+        }
         if !attr.path().is_ident(IPC) {
             return true;
         }

@@ -38,9 +38,14 @@ struct ApiDecl {
     entries: Vec<Entry>,
 }
 
+/// The generated API struct's own field, which no entry may take.
+const CONNECTION_FIELD: &str = "__ipc_connection";
+
 /// `notes: Notes { get, log }`.
 #[derive(Clone)]
 struct Entry {
+    /// The field's doc comments (no other attribute is accepted).
+    docs: Vec<Attribute>,
     field: Ident,
     path: Path,
     methods: Vec<Ident>,
@@ -76,6 +81,13 @@ impl Parse for ApiDecl {
 
 impl Parse for Entry {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        let docs = input.call(Attribute::parse_outer)?;
+        if let Some(other) = docs.iter().find(|a| !a.path().is_ident("doc")) {
+            return Err(syn::Error::new_spanned(
+                other,
+                "only doc comments can go on an `expose!` entry: what it grants is the same in every build",
+            ));
+        }
         let field: Ident = input.parse()?;
         input.parse::<Token![:]>()?;
         let path: Path = input.parse()?;
@@ -92,6 +104,7 @@ impl Parse for Entry {
         braced!(list in input);
         let methods = Punctuated::<Ident, Token![,]>::parse_terminated(&list)?;
         Ok(Entry {
+            docs,
             field,
             path,
             methods: methods.into_iter().collect(),
@@ -145,16 +158,17 @@ enum Checks {
     NamesOnly,
 }
 
-/// `api` without what `check` refused: a repeated field or method is left
-/// out (also across entries of one trait, whose `Allows` impls would
-/// otherwise conflict), and generic arguments are dropped.
+/// `api` without what `check` refused: a repeated (or reserved) field or a
+/// repeated method is left out (also across entries of one trait, whose
+/// `Allows` impls would otherwise conflict), and generic arguments are
+/// dropped.
 fn without_mistakes(api: &ApiDecl) -> ApiDecl {
     let mut fields = HashSet::new();
     let mut listed = HashSet::new();
     let entries = api
         .entries
         .iter()
-        .filter(|e| fields.insert(e.field.to_string()))
+        .filter(|e| e.field != CONNECTION_FIELD && fields.insert(e.field.to_string()))
         .map(|e| {
             let mut entry = e.clone();
             for segment in &mut entry.path.segments {
@@ -190,6 +204,12 @@ fn check(cx: &mut Ctxt, api: &ApiDecl) {
 fn check_unique_fields(cx: &mut Ctxt, api: &ApiDecl) {
     let mut fields: HashMap<String, &Ident> = HashMap::new();
     for entry in &api.entries {
+        if entry.field == CONNECTION_FIELD {
+            cx.error_spanned_by(
+                &entry.field,
+                format!("`{CONNECTION_FIELD}` is the name of the API's own connection field; name the entry otherwise"),
+            );
+        }
         if let Some(first) = fields.insert(entry.field.to_string(), &entry.field) {
             cx.error_spanned_by(
                 &entry.field,
@@ -294,9 +314,13 @@ impl<'a> Reach<'a> {
     fn new(api: &ApiDecl, entry: &'a Entry) -> Option<Reach<'a>> {
         let trait_ident = entry.trait_ident()?;
         let module = methods_module(trait_ident);
+        // The API's name is prefixed with its length, so that `Foo_bar`'s
+        // field `x` and `Foo`'s field `bar_x` get different aliases.
+        let api_name = api.ident.to_string();
         let alias = format_ident!(
-            "__ipc_{}_{}",
-            api.ident,
+            "__ipc_{}{}_{}",
+            api_name.len(),
+            api_name,
             entry.field.to_string().trim_start_matches("r#")
         );
         Some(Reach {
@@ -371,7 +395,11 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
             .collect::<Vec<_>>()
             .join(", ");
         let doc = format!("[`{}`]: exposes {list}.", r.entry.path_text());
+        let docs = &r.entry.docs;
+        let spacer = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
         quote! {
+            #(#docs)*
+            #spacer
             #[doc = #doc]
             pub #field: #alias::Client<#ident>
         }

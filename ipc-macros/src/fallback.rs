@@ -315,6 +315,9 @@ impl<'ast> Visit<'ast> for Mentions {
 struct Unfit {
     self_or_infer: bool,
     impl_trait: bool,
+    /// `str` or a slice, already reported: as an argument, or inside an
+    /// `Option` or a `Result`, it would add "size cannot be known" errors.
+    no_size: bool,
 }
 
 impl Unfit {
@@ -322,6 +325,7 @@ impl Unfit {
         let mut unfit = Unfit {
             self_or_infer: false,
             impl_trait: false,
+            no_size: false,
         };
         unfit.visit_type(ty);
         unfit
@@ -329,12 +333,12 @@ impl Unfit {
 
     /// `Self` would mean the client; `_` is refused in any signature.
     fn in_argument(&self) -> bool {
-        self.self_or_infer
+        self.self_or_infer || self.no_size
     }
 
     /// A do-nothing body cannot choose the type behind an `impl Trait`.
     fn in_result(&self) -> bool {
-        self.self_or_infer || self.impl_trait
+        self.self_or_infer || self.impl_trait || self.no_size
     }
 }
 
@@ -349,5 +353,21 @@ impl<'ast> Visit<'ast> for Unfit {
 
     fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
         self.impl_trait = true;
+    }
+
+    fn visit_type_slice(&mut self, _: &'ast syn::TypeSlice) {
+        self.no_size = true;
+    }
+
+    fn visit_type_path(&mut self, t: &'ast syn::TypePath) {
+        self.no_size |= t.qself.is_none() && t.path.is_ident("str");
+        syn::visit::visit_type_path(self, t);
+    }
+
+    fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+        // `&str` and `&[T]` are sized (and reported as borrowed).
+        let sized = self.no_size;
+        syn::visit::visit_type_reference(self, r);
+        self.no_size = sized;
     }
 }

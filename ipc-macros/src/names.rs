@@ -11,7 +11,7 @@ pub const MAX_PART_LEN: usize = 64;
 
 /// Names the generated client uses for its own methods, which therefore
 /// cannot name a trait method.
-pub const CLIENT_RESERVED: &[&str] = &["new", "with_timeout"];
+pub const CLIENT_RESERVED: &[&str] = &["new", "with_timeout", "__new"];
 
 /// Why a namespace or channel part is not valid, in words for a user.
 pub fn check_part(name: &str) -> Result<(), String> {

@@ -400,6 +400,18 @@ impl<'ast> Visit<'ast> for Finder<'_> {
         );
     }
 
+    fn visit_type_slice(&mut self, t: &'ast syn::TypeSlice) {
+        let elem = &t.elem;
+        self.cx.error_spanned_by(
+            t,
+            format!(
+                "a slice has no size of its own, so it cannot be an IPC {}; use `Vec<{}>`",
+                self.what,
+                quote::quote!(#elem)
+            ),
+        );
+    }
+
     fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
         self.cx.error_spanned_by(
             t,
@@ -435,6 +447,16 @@ impl<'ast> Visit<'ast> for Finder<'_> {
             Some(q) => self_ident(&q.ty),
             None => t.path.segments.first().map(|s| &s.ident),
         };
+        if t.qself.is_none() && t.path.is_ident("str") {
+            self.cx.error_spanned_by(
+                t,
+                format!(
+                    "`str` has no size of its own, so it cannot be an IPC {}; use `String`",
+                    self.what
+                ),
+            );
+            return;
+        }
         if first.is_some_and(|i| i == "Self") {
             self.cx.error_spanned_by(
                 t,
@@ -509,10 +531,17 @@ fn check_send_returns_nothing(cx: &mut Ctxt, method: &Method) {
 /// not).
 fn returned_value(method: &Method) -> Option<&Type> {
     match &method.sig().output {
-        ReturnType::Type(_, ty) if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) => {
-            Some(ty)
-        }
+        ReturnType::Type(_, ty) if !is_unit(ty) => Some(ty),
         _ => None,
+    }
+}
+
+/// `()`, in any number of parentheses (as `output_of` reads it).
+fn is_unit(ty: &Type) -> bool {
+    match ty {
+        Type::Tuple(t) => t.elems.is_empty(),
+        Type::Paren(p) => is_unit(&p.elem),
+        _ => false,
     }
 }
 

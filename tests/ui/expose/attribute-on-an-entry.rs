@@ -1,0 +1,16 @@
+use ipc_runtime::{expose, service};
+
+#[service(namespace = "notes")]
+pub trait Notes {
+    async fn get(&self, id: u64) -> String;
+}
+
+expose! {
+    pub struct ViewerApi {
+        /// Doc comments are welcome.
+        #[cfg(unix)]
+        notes: Notes { get },
+    }
+}
+
+fn main() {}
