@@ -577,11 +577,15 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
 /// on the method's name. A call allocates anyway (its frame), so the box
 /// costs little.
 fn allows_bound(service: &Service, method: &Method) -> TokenStream {
-    let rt = rt();
     let module = names::methods_module(service.ident());
     let marker = method.ident();
     let w = service.type_param("W", "__IpcWhitelist");
-    quote!(where #w: #rt::Allows<#module::#marker>)
+    // Spanned on the method's name, so that "required by this bound"
+    // points at the method rather than at the attribute.
+    let span = marker.span();
+    let w = Ident::new(&w.to_string(), span);
+    let module = Ident::new(&module.to_string(), span);
+    quote_spanned!(span=> where #w: ::ipc_runtime::__private::Allows<#module::#marker>)
 }
 
 /// The renderer-side type (`NotesClient<W>` or `NotesEventsListener<W>`),
