@@ -16,6 +16,13 @@ fn ui() {
     t.compile_fail("tests/ui/*/*.rs");
 }
 
+/// Contracts that must build without a warning (each file denies them).
+#[test]
+fn clean() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui-pass/*.rs");
+}
+
 /// Main's builder checks that no two registered contracts share a channel
 /// when the program is built (the check needs the concrete list of
 /// contracts, so `cargo check` does not run it). A pass case makes trybuild

@@ -238,6 +238,21 @@ fn doc_attrs(attrs: &[Attribute]) -> Vec<&Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("doc")).collect()
 }
 
+/// A method's lint levels and `#[deprecated]`, which its generated copies
+/// (client, listener and emitter methods) carry too: a deprecated method
+/// warns where a renderer calls it, and an `allow` covers the copies.
+/// (`#[expect]` is not carried: a copy would not always fulfil it.)
+fn lint_attrs(attrs: &[Attribute]) -> Vec<&Attribute> {
+    attrs
+        .iter()
+        .filter(|a| {
+            ["allow", "warn", "deny", "forbid", "deprecated"]
+                .iter()
+                .any(|name| a.path().is_ident(name))
+        })
+        .collect()
+}
+
 /// The trait itself, with each `async fn` turned into a method returning a
 /// `Send` future, so that main can run handlers on any worker thread.
 fn expand_trait(service: &Service) -> TokenStream {
@@ -328,6 +343,7 @@ fn expand_emitter(service: &Service) -> TokenStream {
     let methods = service.methods.iter().map(|m| {
         let ident = m.ident();
         let docs = doc_attrs(&m.item.attrs);
+        let lints = lint_attrs(&m.item.attrs);
         let konst = channel_const(m);
         let channel = service.channel(m);
         let arg_idents: Vec<&Ident> = m.args.iter().map(|a| &a.ident).collect();
@@ -339,6 +355,7 @@ fn expand_emitter(service: &Service) -> TokenStream {
             #(#docs)*
             #[doc = ""]
             #[doc = #what]
+            #(#lints)*
             pub fn #ident(&self, #(#arg_idents: #arg_tys),*) -> usize {
                 #[allow(unused_imports)]
                 use #rt::probe::{Emit as _, EmitInert as _};
@@ -377,6 +394,8 @@ fn expand_emitter(service: &Service) -> TokenStream {
             #(#methods)*
         }
 
+        // Forwards to the methods above, deprecated or not.
+        #[allow(deprecated)]
         impl #trait_ident for #emitter {
             #(#impls)*
         }
@@ -540,9 +559,11 @@ pub(crate) fn client_return_type(method: &Method) -> TokenStream {
     }
 }
 
-/// The doc lines of a client method: the user's, then what the call does.
+/// The doc lines of a client method (the user's, then what the call does)
+/// and the lint attributes it carries over from the trait method.
 pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
     let docs = doc_attrs(&method.item.attrs);
+    let lints = lint_attrs(&method.item.attrs);
     let channel = service.channel(method);
     let what = match method.kind {
         Kind::Invoke => format!("Calls `{channel}` and waits for the reply."),
@@ -563,6 +584,7 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
         #(#docs)*
         #spacer
         #[doc = #what]
+        #(#lints)*
     }
 }
 
@@ -792,6 +814,8 @@ fn expand_server(service: &Service) -> TokenStream {
         }
     });
     let dispatch = quote! {
+        // Serves deprecated methods too; arguments keep the user's names.
+        #[allow(deprecated, non_snake_case)]
         impl<#h: #trait_ident> #rt::Dispatch for #server<#h> {
             fn descriptor(&self) -> &'static #rt::ServiceDescriptor {
                 <#contract as #rt::Service>::DESCRIPTOR

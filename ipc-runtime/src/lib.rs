@@ -270,18 +270,26 @@
 //! | events are plain `fn`s taking `&self` and returning nothing | `async fn changed(&self)`, `fn changed(&self) -> bool` |
 //! | a `send` method returns nothing | `#[ipc(send)] async fn log(&self, line: String) -> bool` |
 //! | no type or lifetime parameters, on the trait or its methods | `async fn get<T>(&self, id: T)`, `trait Notes<T>` |
-//! | arguments and results are owned, concrete types | `&str`, `&Note`, `impl ToString`, `dyn Display`, `Self` |
+//! | arguments and results are owned, concrete, sized types | `&str`, `&Note`, `impl ToString`, `dyn Display`, `Self`, `str`, `[u8]` |
 //! | at most 16 arguments (serde's largest tuple) | `async fn f(&self, a1: u8, /* .. */ a17: u8)` |
 //! | arguments and results implement `Serialize` and `Deserialize`, reported on the type | `async fn get(&self) -> Note` where `Note` derives neither |
 //! | only known options, each given once; `send` only on service methods | `#[ipc(sned)]` ("did you mean `send`?"), `#[ipc(send, send)]`, `#[ipc(send)]` on an event |
 //! | the macros go on traits holding only methods | `#[service] struct Notes`, `type Item;` in a service |
-//! | names the generated types use for themselves stay free | a method `new` or `with_timeout`, an event `new` |
+//! | names the generated types use for themselves stay free | a method `new` or `with_timeout`, an event `new`, an `expose!` field `__ipc_connection` |
+//! | main and renderers see the same contract in every build | `#[cfg(feature = "admin")]` on one method (put it on the whole trait) |
 //!
 //! One mistake is one error: next to the errors, the macros emit stand-ins
 //! for the items they would have generated (clients, servers, emitters,
 //! listeners, API types), so that code using them adds no errors of its
 //! own, and every mistake in a trait or an `expose!` shows in the same
 //! compile.
+//!
+//! A method's doc comments, lint levels (`#[allow]`, `#[warn]`, ...) and
+//! `#[deprecated]` carry over to its client, listener and emitter methods:
+//! a renderer calling a deprecated method gets the warning. A method is
+//! fallible (its error delivered as [`CallError::Handler`]) when its return
+//! type is written `Result<T, E>`; an alias of `Result` is an ordinary
+//! value, delivered whole in `Ok`.
 //!
 //! `expose!` reaches the items `#[service]` and `#[events]` generate next
 //! to a trait (`notes_methods` for `Notes`) through the trait's path: in

@@ -1,0 +1,23 @@
+#![deny(deprecated)]
+
+use ipc_runtime::{events, service, Connection};
+
+#[service(namespace = "notes")]
+pub trait Notes {
+    async fn get(&self, id: u64) -> String;
+    #[deprecated(note = "use `get`")]
+    async fn fetch(&self, id: u64) -> String;
+}
+
+#[events(namespace = "notes")]
+pub trait NotesEvents {
+    #[deprecated(note = "listen to `changed`")]
+    fn touched(&self, id: u64);
+}
+
+async fn renderer(conn: &Connection) {
+    let _ = NotesClient::new(conn).fetch(1).await;
+    let _ = NotesEventsListener::new(conn).on_touched(|_| {}).await;
+}
+
+fn main() {}
