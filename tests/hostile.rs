@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{Main, Transport};
+use ipc_runtime::{DisconnectReason, Main, Transport};
 use ipc_suite::{
     connect_memory, eventually, probe_main_with,
-    raw::{hello_body, invoke_body, kind, send_body, RawPeer},
+    raw::{hello_body, invoke_body, kind, send_body, RawPeer, WireError},
     ProbeApi, ProbeClient, ProbeContract,
 };
 use tokio::{io::AsyncWriteExt, net::UnixStream};
@@ -46,16 +46,22 @@ async fn unknown_channel_gets_an_error_naming_it() {
         .await;
     let reply = raw.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 7));
-    assert!(
-        reply.text().contains("probe:does-not-exist"),
-        "{}",
-        reply.text()
+    assert_eq!(
+        reply.error(),
+        WireError::UnknownChannel {
+            channel: "probe:does-not-exist".into()
+        }
     );
     // A send on an unknown channel has no call id: main answers with a notice.
     raw.frame(&send_body("nowhere:at-all", &[])).await;
     let notice = raw.read().await.unwrap();
     assert_eq!(notice.kind, kind::NOTICE);
-    assert!(notice.text().contains("nowhere:at-all"));
+    assert_eq!(
+        notice.error(),
+        WireError::UnknownChannel {
+            channel: "nowhere:at-all".into()
+        }
+    );
     // The hostile connection itself is still usable, and so is the good one.
     raw.frame(&invoke_body(8, "probe:add", &[1, 2])).await;
     let reply = raw.read().await.unwrap();
@@ -75,21 +81,34 @@ async fn malformed_payload_gets_a_decode_error_naming_the_channel() {
     raw.frame(&invoke_body(1, "probe:add", &[0xff])).await;
     let reply = raw.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 1));
-    assert!(reply.text().contains("probe:add"), "{}", reply.text());
+    assert!(
+        matches!(reply.error(), WireError::BadPayload { channel, .. } if channel == "probe:add"),
+        "{:?}",
+        reply.error()
+    );
     // A string argument whose length field claims 2^40 bytes.
     let mut huge = vec![0xfd];
     huge.extend_from_slice(&(1u64 << 40).to_le_bytes());
     raw.frame(&invoke_body(2, "probe:echo", &huge)).await;
     let reply = raw.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 2));
+    assert!(
+        matches!(reply.error(), WireError::BadPayload { channel, .. } if channel == "probe:echo"),
+        "{:?}",
+        reply.error()
+    );
     // Extra bytes after valid arguments are refused too.
     raw.frame(&invoke_body(3, "probe:add", &[1, 2, 3])).await;
     let reply = raw.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 3));
     assert!(
-        reply.text().contains("unexpected bytes"),
-        "{}",
-        reply.text()
+        matches!(
+            reply.error(),
+            WireError::BadPayload { channel, reason }
+                if channel == "probe:add" && reason.contains("unexpected bytes")
+        ),
+        "{:?}",
+        reply.error()
     );
     // A frame kind main does not know, and an invoke cut inside its header.
     raw.frame(&[0x7e, 1, 2, 3]).await;
@@ -102,24 +121,38 @@ async fn malformed_payload_gets_a_decode_error_naming_the_channel() {
 #[tokio::test]
 async fn a_four_gib_length_prefix_is_refused_without_allocating_it() {
     let (main, good, mut raw) = setup().await;
+    let mut gone = main.disconnections();
     raw.bytes(&u32::MAX.to_be_bytes()).await;
     raw.bytes(&[kind::INVOKE; 16]).await;
     let notice = raw.read().await.unwrap();
     assert_eq!(notice.kind, kind::NOTICE);
     // The notice carries the size and the limit; this process did not try
     // to allocate 4 GiB (it would have aborted) and keeps serving.
-    let text = notice.rest;
-    assert!(
-        text.windows(8)
-            .any(|w| w == u64::from(u32::MAX).to_le_bytes())
-            || text.len() > 1,
-        "notice carries the sizes"
+    assert_eq!(
+        notice.error(),
+        WireError::FrameTooLarge {
+            size: u64::from(u32::MAX),
+            limit: LIMIT as u64
+        }
     );
     assert!(
         raw.closed_by_main().await,
         "main drops a peer it cannot resync with"
     );
     assert!(eventually(Duration::from_secs(5), || main.renderer_count() == 1).await);
+    let gone = tokio::time::timeout(Duration::from_secs(5), gone.recv())
+        .await
+        .expect("main reports the disconnection")
+        .unwrap();
+    assert_eq!(gone.renderer.label, "hostile");
+    assert!(
+        matches!(
+            gone.reason,
+            DisconnectReason::FrameTooLarge { size, limit: LIMIT } if size == u64::from(u32::MAX)
+        ),
+        "{:?}",
+        gone.reason
+    );
     good_still_served(&good).await;
 }
 
@@ -145,13 +178,21 @@ async fn a_channel_just_used_rightly_is_still_refused_when_used_wrongly() {
     raw.frame(&send_body("probe:add", &[2, 3])).await;
     let notice = raw.read().await.unwrap();
     assert_eq!(notice.kind, kind::NOTICE);
-    assert!(notice.text().contains("request/reply"), "{}", notice.text());
+    assert!(
+        matches!(notice.error(), WireError::Protocol { reason } if reason.contains("request/reply")),
+        "{:?}",
+        notice.error()
+    );
 
     raw.frame(&send_body("probe:record", &[1])).await;
     raw.frame(&invoke_body(2, "probe:record", &[1])).await;
     let reply = raw.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 2));
-    assert!(reply.text().contains("fire-and-forget"), "{}", reply.text());
+    assert!(
+        matches!(reply.error(), WireError::Protocol { reason } if reason.contains("fire-and-forget")),
+        "{:?}",
+        reply.error()
+    );
     good_still_served(&good).await;
 }
 
@@ -161,11 +202,19 @@ async fn invoking_a_send_channel_and_sending_to_an_invoke_channel_are_refused() 
     raw.frame(&invoke_body(4, "probe:record", &[1])).await;
     let reply = raw.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 4));
-    assert!(reply.text().contains("fire-and-forget"), "{}", reply.text());
+    assert!(
+        matches!(reply.error(), WireError::Protocol { reason } if reason.contains("fire-and-forget")),
+        "{:?}",
+        reply.error()
+    );
     raw.frame(&send_body("probe:add", &[1, 2])).await;
     let notice = raw.read().await.unwrap();
     assert_eq!(notice.kind, kind::NOTICE);
-    assert!(notice.text().contains("request/reply"), "{}", notice.text());
+    assert!(
+        matches!(notice.error(), WireError::Protocol { reason } if reason.contains("request/reply")),
+        "{:?}",
+        notice.error()
+    );
     good_still_served(&good).await;
 }
 
@@ -181,9 +230,9 @@ async fn a_cancel_frame_with_bytes_left_over_gets_a_notice() {
     let notice = raw.read().await.unwrap();
     assert_eq!(notice.kind, kind::NOTICE);
     assert!(
-        notice.text().contains("4 unexpected bytes at the end"),
-        "{}",
-        notice.text()
+        matches!(notice.error(), WireError::Protocol { reason } if reason.contains("4 unexpected bytes at the end")),
+        "{:?}",
+        notice.error()
     );
     // A well-formed cancel for a call that is not in flight is ignored:
     // the next frame back is this call's reply.

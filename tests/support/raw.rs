@@ -158,6 +158,62 @@ pub fn reply_ok_body<T: Serialize>(id: u64, value: &T) -> Vec<u8> {
     body
 }
 
+/// Main's errors in their wire form: the variants of `ipc-runtime`'s
+/// private `WireError`, in its order (the codec encodes a variant by its
+/// index), so that a test can check which error a frame carries.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[allow(missing_docs)]
+pub enum WireError {
+    UnknownChannel {
+        channel: String,
+    },
+    NotAllowed {
+        channel: String,
+    },
+    TooManyInFlight {
+        limit: u64,
+    },
+    TooManySubscriptions {
+        limit: u64,
+    },
+    TooManyRenderers {
+        limit: u64,
+    },
+    BadPayload {
+        channel: String,
+        reason: String,
+    },
+    FrameTooLarge {
+        size: u64,
+        limit: u64,
+    },
+    HandshakeMismatch {
+        renderer: u64,
+        main: u64,
+        differences: Vec<String>,
+    },
+    ProtocolMismatch {
+        renderer: u16,
+        main: u16,
+    },
+    HandlerPanicked {
+        channel: String,
+        message: String,
+    },
+    Unauthorized {
+        reason: String,
+    },
+    Protocol {
+        reason: String,
+    },
+    Internal {
+        reason: String,
+    },
+    Disconnected {
+        reason: String,
+    },
+}
+
 /// A raw socket speaking frames by hand.
 pub struct RawPeer {
     /// The socket.
@@ -179,10 +235,15 @@ impl RawFrame {
         u64::from_le_bytes(self.rest[..8].try_into().unwrap())
     }
 
-    /// The text of an error-carrying frame (rejected, reply failed, notice),
-    /// lossily: enough to check which error it names.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.rest).into_owned()
+    /// The error an error-carrying frame (rejected, reply failed, notice)
+    /// carries, decoded; panics on any other frame or on bytes left over.
+    pub fn error(&self) -> WireError {
+        let encoded = match self.kind {
+            kind::REPLY_FAILED => &self.rest[8..],
+            kind::NOTICE | kind::REJECTED => &self.rest[..],
+            other => panic!("frame kind {other:#x} carries no error"),
+        };
+        codec::decode(encoded).expect("a wire error")
     }
 }
 
