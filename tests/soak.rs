@@ -50,7 +50,10 @@ fn four_renderers_for_a_minute_beside_a_misbehaving_one() {
         end as i64 - warm as i64
     );
     assert_eq!(failures, 0, "every well-behaved renderer succeeded");
-    assert!(bad_spawns > 0, "the misbehaving renderer ran");
+    assert!(
+        bad_spawns > 0,
+        "main disconnected misbehaving renderers as Misbehaved"
+    );
     assert!(
         end <= warm + GROWTH_BOUND_KIB,
         "main grew from {warm} KiB to {end} KiB"

@@ -191,7 +191,7 @@ pub async fn soak_main(secs: u64) -> Result<(), String> {
 }
 
 /// Spawns `soak-bad` renderers one after another until aborted, counting
-/// them in `spawns`.
+/// in `spawns` those main disconnected as `Misbehaved`.
 async fn misbehave_in_a_loop(
     main: Main,
     exe: std::path::PathBuf,
@@ -201,8 +201,11 @@ async fn misbehave_in_a_loop(
         let mut command = std::process::Command::new(&exe);
         command.arg("soak-bad");
         if let Ok(mut child) = main.spawn_renderer::<ProbeApi>(command, "bad").await {
-            spawns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let _ = main.disconnected(child.id()).await;
+            if let Some(ipc_runtime::DisconnectReason::Misbehaved { .. }) =
+                child.disconnected().await
+            {
+                spawns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let _ = child.kill().await;
         }
     }
