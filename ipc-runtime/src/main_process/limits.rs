@@ -3,9 +3,12 @@
 use std::time::Duration;
 
 /// Limits that bound what renderers may cost main. Every limit applies per
-/// renderer except [`Limits::max_renderers`]; exceeding one gives the
-/// offender a typed error naming the limit and its value, and a `tracing`
-/// record on main.
+/// renderer except [`Limits::max_renderers`]; exceeding one leaves a
+/// `tracing` record on main. Where the renderer can be told, it gets a
+/// typed error naming the limit and its value (the errors below); a
+/// renderer disconnected for a timeout, repeated violations or falling
+/// behind only sees its connection close, and main reports why through
+/// [`Main::disconnections`](crate::Main::disconnections).
 ///
 /// | limit | default | when exceeded |
 /// | --- | --- | --- |
