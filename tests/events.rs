@@ -290,7 +290,14 @@ async fn a_listener_is_never_given_a_subscription_main_refused() {
         ),
         "{second:?}"
     );
-    assert!(first.await.is_err());
+    let first = first.await;
+    assert!(
+        matches!(
+            first,
+            Err(ipc_runtime::IpcError::TooManySubscriptions { limit: 1 })
+        ),
+        "{first:?}"
+    );
     // With room again, a new listener gets main's subscription.
     drop(note);
     assert!(

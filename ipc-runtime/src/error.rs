@@ -65,7 +65,9 @@ pub enum IpcError {
         /// What the decoder said.
         reason: String,
     },
-    /// A value could not be encoded before sending.
+    /// A value could not be encoded before sending: a call's arguments
+    /// (on the renderer), an event's (on main), or a reply (on main; the
+    /// caller gets this error for that call).
     #[error("the value for `{channel}` could not be encoded: {reason}")]
     Encode {
         /// The channel the value was for.
@@ -254,6 +256,12 @@ pub(crate) enum WireError {
     Disconnected {
         reason: String,
     },
+    /// Appended after `Disconnected`, for the same reason: a reply main
+    /// could not encode.
+    Encode {
+        channel: String,
+        reason: String,
+    },
 }
 
 impl From<WireError> for IpcError {
@@ -298,6 +306,7 @@ impl From<WireError> for IpcError {
                 reason: format!("main failed internally: {reason}"),
             },
             WireError::Disconnected { reason } => IpcError::Disconnected { reason },
+            WireError::Encode { channel, reason } => IpcError::Encode { channel, reason },
         }
     }
 }
@@ -339,6 +348,7 @@ impl From<&IpcError> for WireError {
             IpcError::Unauthorized { reason } => WireError::Unauthorized { reason },
             IpcError::Protocol { reason } => WireError::Protocol { reason },
             IpcError::Disconnected { reason } => WireError::Disconnected { reason },
+            IpcError::Encode { channel, reason } => WireError::Encode { channel, reason },
             other => WireError::Internal {
                 reason: other.to_string(),
             },
@@ -384,6 +394,10 @@ mod tests {
                 reason: "no token".into(),
             },
             IpcError::disconnected("main is closed"),
+            IpcError::Encode {
+                channel: "notes:get".into(),
+                reason: "refused".into(),
+            },
         ];
         for e in errors {
             let wire = crate::codec::encode_to_vec(&WireError::from(&e)).unwrap();

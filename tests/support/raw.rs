@@ -212,6 +212,10 @@ pub enum WireError {
     Disconnected {
         reason: String,
     },
+    Encode {
+        channel: String,
+        reason: String,
+    },
 }
 
 /// A raw socket speaking frames by hand.

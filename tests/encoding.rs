@@ -1,0 +1,106 @@
+//! Values that cannot be sent: an argument whose `Serialize` fails, a reply
+//! whose `Serialize` fails, and a reply larger than the renderer accepts.
+//! Each is a typed error for that call, and the connection goes on.
+
+use ipc_runtime::{expose, service, transport, Connection, IpcError, Main};
+use serde::{ser::Error as _, Deserialize, Serialize, Serializer};
+
+/// Refuses to be encoded when `refuse` is set.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Picky {
+    /// Whether encoding fails.
+    pub refuse: bool,
+}
+
+impl Serialize for Picky {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.refuse {
+            return Err(S::Error::custom("this value refuses to be encoded"));
+        }
+        s.serialize_bool(self.refuse)
+    }
+}
+
+/// Methods whose values may not cross.
+#[service(namespace = "enc")]
+pub trait Enc {
+    /// Takes a value.
+    async fn put(&self, value: Picky) -> u64;
+    /// Returns a value that refuses to be encoded if `refuse`.
+    async fn get(&self, refuse: bool) -> Picky;
+    /// Returns `len` bytes.
+    async fn bytes(&self, len: u32) -> Vec<u8>;
+}
+
+expose! {
+    /// Everything `Enc` offers.
+    pub struct EncApi {
+        enc: Enc { put, get, bytes },
+    }
+}
+
+struct Handler;
+
+impl Enc for Handler {
+    async fn put(&self, _value: Picky) -> u64 {
+        1
+    }
+    async fn get(&self, refuse: bool) -> Picky {
+        Picky { refuse }
+    }
+    async fn bytes(&self, len: u32) -> Vec<u8> {
+        vec![7; len as usize]
+    }
+}
+
+/// A renderer accepting frames of at most `max_frame` bytes.
+async fn connect(max_frame: usize) -> (Main, EncClient<EncApi>) {
+    let main = Main::builder()
+        .service(EncServer::new(Handler))
+        .build()
+        .unwrap();
+    let (main_end, renderer_end) = transport::memory_pair(256 * 1024);
+    let (accepted, conn) = tokio::join!(
+        main.accept::<EncApi>(main_end, "enc"),
+        Connection::builder()
+            .max_frame_size(max_frame)
+            .connect_as::<EncApi>(renderer_end)
+    );
+    accepted.unwrap();
+    (main, conn.unwrap().enc)
+}
+
+#[tokio::test]
+async fn an_argument_that_cannot_be_encoded_is_an_encode_error_and_nothing_is_sent() {
+    let (_main, client) = connect(64 * 1024).await;
+    let err = client.put(Picky { refuse: true }).await.unwrap_err();
+    assert!(
+        matches!(&err, IpcError::Encode { channel, reason }
+            if channel == "enc:put" && reason.contains("refuses to be encoded")),
+        "{err:?}"
+    );
+    assert_eq!(client.put(Picky { refuse: false }).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_reply_that_cannot_be_encoded_fails_that_call_only() {
+    let (_main, client) = connect(64 * 1024).await;
+    let err = client.get(true).await.unwrap_err();
+    assert!(
+        matches!(&err, IpcError::Encode { channel, reason }
+            if channel == "enc:get" && reason.contains("refuses to be encoded")),
+        "{err:?}"
+    );
+    assert_eq!(client.get(false).await.unwrap(), Picky { refuse: false });
+}
+
+#[tokio::test]
+async fn a_reply_larger_than_the_renderer_accepts_fails_that_call_only() {
+    let (_main, client) = connect(4096).await;
+    let err = client.bytes(10_000).await.unwrap_err();
+    assert!(
+        matches!(err, IpcError::FrameTooLarge { limit: 4096, size } if size > 10_000),
+        "{err:?}"
+    );
+    assert_eq!(client.bytes(100).await.unwrap().len(), 100);
+}
