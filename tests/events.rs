@@ -4,7 +4,7 @@
 use std::{process::Command, time::Duration};
 
 use ipc_runtime::{Main, RendererId, RendererProcess, Target};
-use ipc_suite::{connect_memory, eventually, probe_main, ProbeApi, ProbeEventsEmitter};
+use ipc_suite::{connect_memory, eventually, poll_once, probe_main, ProbeApi, ProbeEventsEmitter};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
@@ -232,17 +232,6 @@ async fn an_event_emitted_while_another_is_encoded_reaches_the_renderer_too() {
         got.push(next.expect("four events arrive").unwrap());
     }
     assert_eq!(got, ["7", "outer", "after", "8"]);
-}
-
-/// Polls `fut` once; `None` if it is still pending.
-async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> Option<F::Output> {
-    std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(match std::pin::Pin::new(&mut *fut).poll(cx) {
-            std::task::Poll::Ready(v) => Some(v),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await
 }
 
 /// A listener that joins a channel while its first listener's

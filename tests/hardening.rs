@@ -11,7 +11,7 @@ use ipc_runtime::{
     DisconnectReason, IpcError, Limits, Main, RendererId, SlowConsumer, Target, Transport,
 };
 use ipc_suite::{
-    connect_memory, ends_disconnected, eventually, probe_main_with,
+    connect_memory, ends_disconnected, eventually, poll_once, probe_main_with,
     raw::{framed, hello_body, invoke_body, kind, subscribe_body, RawPeer, WireError},
     ProbeApi, ProbeContract, ProbeEventsEmitter,
 };
@@ -147,12 +147,12 @@ async fn a_call_waiting_for_a_slot_times_out_gives_way_and_fails_on_close() {
     }
     // A waiter that is dropped leaves nothing behind: once the slot is
     // free, the next call takes it.
-    let dropped = tokio::spawn({
-        let probe = api.probe.clone();
-        async move { probe.add(2, 2).await }
-    });
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    dropped.abort();
+    let mut dropped = api.probe.add(2, 2);
+    assert!(
+        poll_once(&mut dropped).await.is_none(),
+        "waits for the slot"
+    );
+    drop(dropped);
     busy.abort();
     assert!(eventually(Duration::from_secs(5), || handler.aborted() == 1).await);
     assert_eq!(api.probe.add(3, 4).await.unwrap(), 7);
@@ -162,15 +162,20 @@ async fn a_call_waiting_for_a_slot_times_out_gives_way_and_fails_on_close() {
         async move { probe.sleep(60_000).await }
     });
     assert!(eventually(Duration::from_secs(5), || handler.started() == 2).await);
-    let waiting = tokio::spawn({
-        let probe = api.probe.clone();
-        async move { probe.add(5, 6).await }
-    });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut waiting = api.probe.add(5, 6);
+    assert!(
+        poll_once(&mut waiting).await.is_none(),
+        "waits for the slot"
+    );
     assert!(main.disconnect(api.id()));
-    for call in [busy, waiting] {
-        ends_disconnected(call).await;
-    }
+    ends_disconnected(busy).await;
+    let waited = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiting call ends promptly");
+    assert!(
+        matches!(waited, Err(IpcError::Disconnected { .. })),
+        "{waited:?}"
+    );
     assert_eq!(main.renderer_stats(api.id()).map_or(0, |s| s.violations), 0);
 }
 

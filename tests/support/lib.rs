@@ -254,6 +254,19 @@ pub async fn ends_disconnected<T: std::fmt::Debug>(
     );
 }
 
+/// Polls `fut` once, on the calling task; `None` if it is still pending.
+/// A call polled once has done what it does before waiting (taken a slot
+/// or its place in line, queued its frame), with no sleep to hope so.
+pub async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut *fut).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
 /// Polls `check` every 10 ms until it holds or `within` passes.
 pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;
