@@ -227,6 +227,25 @@ async fn a_hello_over_a_megabyte_is_refused_unread() {
     assert_eq!(raw.read().await.map(|f| f.kind), Some(kind::REJECTED));
 }
 
+/// Below a megabyte, `max_frame_size` caps the hello too.
+#[tokio::test]
+async fn a_hello_over_a_small_max_frame_size_is_refused_unread() {
+    let (main, _) = probe_main_with(|b| b.max_frame_size(4096));
+    let (transport, mut raw) = raw_pair();
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move { main.accept::<ProbeApi>(transport, "large").await }
+    });
+    let hello = hello_body_claiming(vec!["S".repeat(8192)], None);
+    raw.bytes(&framed(&hello)[..1024]).await;
+    let err = accept.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, IpcError::FrameTooLarge { limit: 4096, size } if size > 8192),
+        "{err:?}"
+    );
+    assert_eq!(raw.read().await.map(|f| f.kind), Some(kind::REJECTED));
+}
+
 /// Main does not wait on a renderer that never reads its rejection: the
 /// write is bounded by the handshake timeout (a small in-memory pipe
 /// stands in for a socket whose buffer is full).
