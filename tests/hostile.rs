@@ -242,3 +242,53 @@ async fn a_cancel_frame_with_bytes_left_over_gets_a_notice() {
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 8));
     good_still_served(&good).await;
 }
+
+/// Every rejected frame leaves a `tracing` record on main that names the
+/// renderer (README, "Limits").
+#[tokio::test]
+async fn rejected_frames_leave_a_record_naming_the_renderer() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Records(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Records {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let records = Records::default();
+    let writer = records.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    // This test's runtime runs every task on this thread, main's included.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (main, _good, mut raw) = setup().await;
+    let hostile = main
+        .renderers()
+        .into_iter()
+        .find(|r| r.label == "hostile")
+        .unwrap()
+        .id;
+    raw.frame(&invoke_body(7, "probe:does-not-exist", &[]))
+        .await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::REPLY_FAILED);
+    raw.frame(&invoke_body(8, "probe:add", &[0xff])).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::REPLY_FAILED);
+    let text = String::from_utf8(records.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let naming = |what: &str| {
+        lines
+            .iter()
+            .any(|l| l.contains(what) && l.contains(&format!("renderer={hostile}")))
+    };
+    assert!(naming("probe:does-not-exist"), "{text}");
+    assert!(naming("probe:add"), "{text}");
+}
