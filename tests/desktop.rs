@@ -15,7 +15,7 @@ use std::{
 };
 
 use ipc_runtime::{codec, Transport};
-use ipc_suite::raw::{hello_body, invoke_body, kind, send_body, RawPeer, WireError};
+use ipc_suite::raw::{accepted, invoke_body, kind, send_body, WireError};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     process::{Child, ChildStdin, Command},
@@ -537,17 +537,14 @@ async fn a_settings_window_cannot_reach_notes_even_with_hand_made_frames() {
         },
     })
     .unwrap();
-    let main = app.main.clone();
-
-    let (a, b) = tokio::net::UnixStream::pair().unwrap();
-    let mut raw = RawPeer { stream: b };
-    let accept = tokio::spawn(async move {
-        main.accept::<SettingsWindowApi>(Transport::from_unix(a), "settings")
-            .await
-    });
-    raw.frame(&hello_body::<SettingsContract>(None)).await;
-    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
-    let info = accept.await.unwrap().unwrap();
+    let (mut raw, id) =
+        accepted::<SettingsWindowApi, SettingsContract>(&app.main, "settings").await;
+    let info = app
+        .main
+        .renderers()
+        .into_iter()
+        .find(|r| r.id == id)
+        .unwrap();
     assert_eq!(info.api, "SettingsWindowApi");
 
     // What it is granted works.
@@ -618,16 +615,7 @@ async fn a_settings_window_cannot_reach_notes_even_with_hand_made_frames() {
 
     // The same notes frame from a peer accepted as an editor is served:
     // the refusals above come from the settings grant, not from the frames.
-    let (a, b) = tokio::net::UnixStream::pair().unwrap();
-    let mut editor = RawPeer { stream: b };
-    let main = app.main.clone();
-    let accept = tokio::spawn(async move {
-        main.accept::<EditorApi>(Transport::from_unix(a), "editor")
-            .await
-    });
-    editor.frame(&hello_body::<NotesContract>(None)).await;
-    assert_eq!(editor.read().await.unwrap().kind, kind::WELCOME);
-    accept.await.unwrap().unwrap();
+    let (mut editor, _) = accepted::<EditorApi, NotesContract>(&app.main, "editor").await;
     editor.frame(&invoke_body(1, "notes:create", &create)).await;
     let reply = editor.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 1));

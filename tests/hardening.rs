@@ -7,12 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ipc_runtime::{
-    DisconnectReason, IpcError, Limits, Main, RendererId, SlowConsumer, Target, Transport,
-};
+use ipc_runtime::{DisconnectReason, IpcError, Limits, Main, RendererId, SlowConsumer, Target};
 use ipc_suite::{
     connect_memory, ends_disconnected, eventually, poll_once, probe_main_with,
-    raw::{framed, hello_body, invoke_body, kind, subscribe_body, RawPeer, WireError},
+    raw::{accepted, framed, hello_body, invoke_body, kind, subscribe_body, RawPeer, WireError},
     ProbeApi, ProbeContract, ProbeEventsEmitter,
 };
 use tokio::{
@@ -30,23 +28,7 @@ fn main_with(edit: impl FnOnce(&mut Limits)) -> (Main, std::sync::Arc<ipc_suite:
 
 /// A raw peer accepted as `ProbeApi`, handshake done by hand.
 async fn raw_peer(main: &Main) -> (RawPeer, RendererId) {
-    raw_peer_as::<ProbeApi, ProbeContract>(main).await
-}
-
-/// A raw peer accepted as API `A`, its hello declaring contract `S`.
-async fn raw_peer_as<A: ipc_runtime::Api, S: ipc_runtime::Service>(
-    main: &Main,
-) -> (RawPeer, RendererId) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let mut raw = RawPeer { stream: b };
-    let accept = tokio::spawn({
-        let main = main.clone();
-        async move { main.accept::<A>(Transport::from_unix(a), "raw").await }
-    });
-    raw.frame(&hello_body::<S>(None)).await;
-    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
-    let info = accept.await.unwrap().unwrap();
-    (raw, info.id)
+    accepted::<ProbeApi, ProbeContract>(main, "raw").await
 }
 
 /// `sleep(ms)` arguments, as the client would encode them.
@@ -727,7 +709,7 @@ async fn sends_waiting_for_a_slow_handler_are_bounded_in_bytes_and_none_is_lost(
         .limits(limits)
         .build()
         .unwrap();
-    let (mut raw, _) = raw_peer_as::<GatedApi, GatedContract>(&main).await;
+    let (mut raw, _) = accepted::<GatedApi, GatedContract>(&main, "raw").await;
 
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = tokio::spawn({

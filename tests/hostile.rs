@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{DisconnectReason, Main, Transport};
+use ipc_runtime::{DisconnectReason, Main};
 use ipc_suite::{
     connect_memory, eventually, probe_main_with,
-    raw::{hello_body, invoke_body, kind, send_body, RawPeer, WireError},
+    raw::{accepted, invoke_body, kind, send_body, RawPeer, WireError},
     ProbeApi, ProbeClient, ProbeContract,
 };
-use tokio::{io::AsyncWriteExt, net::UnixStream};
+use tokio::io::AsyncWriteExt;
 
 const LIMIT: usize = 64 * 1024;
 
@@ -19,18 +19,7 @@ const LIMIT: usize = 64 * 1024;
 async fn setup() -> (Main, ProbeClient<ProbeApi>, RawPeer) {
     let (main, _) = probe_main_with(|b| b.max_frame_size(LIMIT));
     let good = connect_memory(&main, "good").await.unwrap().probe;
-    let (a, b) = UnixStream::pair().unwrap();
-    let mut raw = RawPeer { stream: b };
-    let accept = tokio::spawn({
-        let main = main.clone();
-        async move {
-            main.accept::<ProbeApi>(Transport::from_unix(a), "hostile")
-                .await
-        }
-    });
-    raw.frame(&hello_body::<ProbeContract>(None)).await;
-    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
-    accept.await.unwrap().unwrap();
+    let (raw, _) = accepted::<ProbeApi, ProbeContract>(&main, "hostile").await;
     assert_eq!(main.renderer_count(), 2);
     (main, good, raw)
 }

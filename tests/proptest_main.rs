@@ -13,14 +13,14 @@ use std::{
     time::Duration,
 };
 
-use ipc_runtime::{Limits, Transport};
+use ipc_runtime::Limits;
 use ipc_suite::{
     connect_memory, probe_main_with,
-    raw::{framed, hello_body, kind, RawPeer},
+    raw::{accepted, framed, kind},
     ProbeApi, ProbeContract,
 };
 use proptest::prelude::*;
-use tokio::{io::AsyncWriteExt, net::UnixStream};
+use tokio::io::AsyncWriteExt;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -67,18 +67,7 @@ fn exchange(input: Vec<u8>, keep_connection: bool) -> Result<(), TestCaseError> 
         limits.max_violations = if keep_connection { None } else { Some(8) };
         let (main, _) = probe_main_with(|b| b.limits(limits));
         let good = connect_memory(&main, "good").await.unwrap();
-        let (a, b) = UnixStream::pair().unwrap();
-        let mut raw = RawPeer { stream: b };
-        let accept = tokio::spawn({
-            let main = main.clone();
-            async move {
-                main.accept::<ProbeApi>(Transport::from_unix(a), "fuzz")
-                    .await
-            }
-        });
-        raw.frame(&hello_body::<ProbeContract>(None)).await;
-        prop_assert_eq!(raw.read().await.map(|f| f.kind), Some(kind::WELCOME));
-        accept.await.unwrap().unwrap();
+        let (mut raw, _) = accepted::<ProbeApi, ProbeContract>(&main, "fuzz").await;
 
         let _ = raw.stream.write_all(&input).await;
         // A final, valid call: if the connection survived, it is answered.

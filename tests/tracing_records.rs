@@ -5,13 +5,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use ipc_runtime::{Main, Transport};
 use ipc_suite::{
     probe_main,
-    raw::{hello_body, invoke_body, kind, RawPeer},
+    raw::{accepted, invoke_body, kind},
     ProbeApi, ProbeContract,
 };
-use tokio::net::UnixStream;
 
 /// What the subscriber wrote.
 #[derive(Clone, Default)]
@@ -27,23 +25,6 @@ impl std::io::Write for Records {
     }
 }
 
-/// A raw peer accepted by `main` as `hostile`, and its id.
-async fn hostile(main: &Main) -> (RawPeer, ipc_runtime::RendererId) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let mut raw = RawPeer { stream: b };
-    let accept = tokio::spawn({
-        let main = main.clone();
-        async move {
-            main.accept::<ProbeApi>(Transport::from_unix(a), "hostile")
-                .await
-        }
-    });
-    raw.frame(&hello_body::<ProbeContract>(None)).await;
-    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
-    let info = accept.await.unwrap().unwrap();
-    (raw, info.id)
-}
-
 #[tokio::test]
 async fn rejected_frames_leave_a_record_naming_the_renderer() {
     let records = Records::default();
@@ -54,7 +35,7 @@ async fn rejected_frames_leave_a_record_naming_the_renderer() {
         .with_max_level(tracing::Level::WARN)
         .init();
     let (main, _) = probe_main();
-    let (mut raw, id) = hostile(&main).await;
+    let (mut raw, id) = accepted::<ProbeApi, ProbeContract>(&main, "hostile").await;
     raw.frame(&invoke_body(7, "probe:does-not-exist", &[]))
         .await;
     assert_eq!(raw.read().await.unwrap().kind, kind::REPLY_FAILED);

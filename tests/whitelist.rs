@@ -1,12 +1,11 @@
 //! Exposed APIs as whitelists, enforced by main on every frame.
 
-use ipc_runtime::{IpcError, Target, Transport};
+use ipc_runtime::{IpcError, Target};
 use ipc_suite::{
     connect_memory, connect_memory_as, probe_main,
-    raw::{hello_body, invoke_body, kind, send_body, subscribe_body, RawPeer, WireError},
+    raw::{accepted, invoke_body, kind, send_body, subscribe_body, WireError},
     NarrowApi, ProbeApi, ProbeContract, ProbeEventsEmitter,
 };
-use tokio::net::UnixStream;
 
 #[tokio::test]
 async fn renderers_with_different_apis_each_reach_their_own_methods() {
@@ -31,18 +30,7 @@ async fn a_hand_made_frame_outside_the_whitelist_is_not_allowed() {
 
     // A renderer accepted as `NarrowApi` that skips its client and writes
     // frames for channels that exist but are not exposed to it.
-    let (a, b) = UnixStream::pair().unwrap();
-    let mut raw = RawPeer { stream: b };
-    let accept = tokio::spawn({
-        let main = main.clone();
-        async move {
-            main.accept::<NarrowApi>(Transport::from_unix(a), "settings")
-                .await
-        }
-    });
-    raw.frame(&hello_body::<ProbeContract>(None)).await;
-    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
-    accept.await.unwrap().unwrap();
+    let (mut raw, _) = accepted::<NarrowApi, ProbeContract>(&main, "settings").await;
 
     raw.frame(&invoke_body(1, "probe:add", &[1, 2])).await;
     let reply = raw.read().await.unwrap();

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{codec, method_fingerprint, service_fingerprint, Service, PROTOCOL_VERSION};
+use ipc_runtime::{
+    codec, method_fingerprint, service_fingerprint, Api, Main, RendererId, Service, Transport,
+    PROTOCOL_VERSION,
+};
 use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -249,6 +252,21 @@ impl RawFrame {
         };
         codec::decode(encoded).expect("a wire error")
     }
+}
+
+/// A raw peer that `main` accepted as API `A` under `label`, after a hello
+/// written by hand that declares contract `S`; and the id main gave it.
+pub async fn accepted<A: Api, S: Service>(main: &Main, label: &str) -> (RawPeer, RendererId) {
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut raw = RawPeer { stream: b };
+    let accept = tokio::spawn({
+        let (main, label) = (main.clone(), label.to_string());
+        async move { main.accept::<A>(Transport::from_unix(a), &label).await }
+    });
+    raw.frame(&hello_body::<S>(None)).await;
+    assert_eq!(raw.read().await.map(|f| f.kind), Some(kind::WELCOME));
+    let info = accept.await.unwrap().unwrap();
+    (raw, info.id)
 }
 
 impl RawPeer {
