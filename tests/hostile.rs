@@ -7,7 +7,7 @@ use std::time::Duration;
 use ipc_runtime::{DisconnectReason, Main};
 use ipc_suite::{
     connect_memory, eventually, probe_main_with,
-    raw::{accepted, invoke_body, kind, send_body, RawPeer, WireError},
+    raw::{accepted, invoke_body, kind, send_body, RawFrame, RawPeer, WireError},
     ProbeApi, ProbeClient, ProbeContract,
 };
 use tokio::io::AsyncWriteExt;
@@ -22,6 +22,16 @@ async fn setup() -> (Main, ProbeClient<ProbeApi>, RawPeer) {
     let (raw, _) = accepted::<ProbeApi, ProbeContract>(&main, "hostile").await;
     assert_eq!(main.renderer_count(), 2);
     (main, good, raw)
+}
+
+/// Checks that `frame` carries a protocol error whose reason says `words`.
+#[track_caller]
+fn assert_protocol_error(frame: &RawFrame, words: &str) {
+    let error = frame.error();
+    assert!(
+        matches!(&error, WireError::Protocol { reason } if reason.contains(words)),
+        "{error:?}"
+    );
 }
 
 async fn good_still_served(good: &ProbeClient<ProbeApi>) {
@@ -167,21 +177,13 @@ async fn a_channel_just_used_rightly_is_still_refused_when_used_wrongly() {
     raw.frame(&send_body("probe:add", &[2, 3])).await;
     let notice = raw.read().await.unwrap();
     assert_eq!(notice.kind, kind::NOTICE);
-    assert!(
-        matches!(notice.error(), WireError::Protocol { reason } if reason.contains("request/reply")),
-        "{:?}",
-        notice.error()
-    );
+    assert_protocol_error(&notice, "request/reply");
 
     raw.frame(&send_body("probe:record", &[1])).await;
     raw.frame(&invoke_body(2, "probe:record", &[1])).await;
     let reply = raw.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 2));
-    assert!(
-        matches!(reply.error(), WireError::Protocol { reason } if reason.contains("fire-and-forget")),
-        "{:?}",
-        reply.error()
-    );
+    assert_protocol_error(&reply, "fire-and-forget");
     good_still_served(&good).await;
 }
 
@@ -191,19 +193,11 @@ async fn invoking_a_send_channel_and_sending_to_an_invoke_channel_are_refused() 
     raw.frame(&invoke_body(4, "probe:record", &[1])).await;
     let reply = raw.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 4));
-    assert!(
-        matches!(reply.error(), WireError::Protocol { reason } if reason.contains("fire-and-forget")),
-        "{:?}",
-        reply.error()
-    );
+    assert_protocol_error(&reply, "fire-and-forget");
     raw.frame(&send_body("probe:add", &[1, 2])).await;
     let notice = raw.read().await.unwrap();
     assert_eq!(notice.kind, kind::NOTICE);
-    assert!(
-        matches!(notice.error(), WireError::Protocol { reason } if reason.contains("request/reply")),
-        "{:?}",
-        notice.error()
-    );
+    assert_protocol_error(&notice, "request/reply");
     good_still_served(&good).await;
 }
 
@@ -218,11 +212,7 @@ async fn a_cancel_frame_with_bytes_left_over_gets_a_notice() {
     raw.frame(&cancel).await;
     let notice = raw.read().await.unwrap();
     assert_eq!(notice.kind, kind::NOTICE);
-    assert!(
-        matches!(notice.error(), WireError::Protocol { reason } if reason.contains("4 unexpected bytes at the end")),
-        "{:?}",
-        notice.error()
-    );
+    assert_protocol_error(&notice, "4 unexpected bytes at the end");
     // A well-formed cancel for a call that is not in flight is ignored:
     // the next frame back is this call's reply.
     raw.frame(&cancel[..9]).await;
