@@ -21,6 +21,13 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// A frame on the wire: a big-endian `u32` length, then the body.
+pub fn framed(body: &[u8]) -> Vec<u8> {
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    frame
+}
+
 /// `main` accepting a renderer as `A` on an in-memory pipe, in a task of
 /// its own; the other end of the pipe, for the fuzz input. (Not every
 /// target has a main.)

@@ -91,9 +91,7 @@ fn hello() -> Vec<u8> {
     let mut body = vec![0x01];
     body.extend_from_slice(&ipc_runtime::PROTOCOL_VERSION.to_le_bytes());
     body.extend_from_slice(&codec::encode_to_vec(&hello).unwrap());
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
+    common::framed(&body)
 }
 
 fuzz_target!(|data: &[u8]| {

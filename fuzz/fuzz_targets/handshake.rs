@@ -54,8 +54,7 @@ fuzz_target!(|data: &[u8]| {
         let mut body = vec![0x01];
         body.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
         body.extend_from_slice(data);
-        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
+        let frame = common::framed(&body);
         let exchange = async {
             let _ = peer.write_all(&frame).await;
             let mut prefix = [0u8; 4];

@@ -62,13 +62,6 @@ const FRAMES_AFTER_HELLO: usize = 4;
 /// How long anything may take before the renderer counts as hung.
 const LIMIT: Duration = Duration::from_secs(5);
 
-/// A frame on the wire: a big-endian `u32` length, then the body.
-fn framed(body: &[u8]) -> Vec<u8> {
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(body);
-    frame
-}
-
 /// A genuine welcome: id 7, label "fuzz", 1 MiB frames, 64 calls in flight.
 fn welcome() -> Vec<u8> {
     #[derive(Serialize)]
@@ -86,7 +79,7 @@ fn welcome() -> Vec<u8> {
         max_in_flight: 64,
     };
     body.extend_from_slice(&ipc_runtime::codec::encode_to_vec(&welcome).unwrap());
-    framed(&body)
+    common::framed(&body)
 }
 
 /// Reads one frame of the renderer's (`None` at the end or on a bad
