@@ -118,7 +118,12 @@ fn not_a_trait(flavor: Flavor, item: &Item) -> syn::Error {
 
 /// The `__private` path that generated code uses for every runtime item.
 pub(crate) fn rt() -> TokenStream {
-    quote!(::ipc_runtime::__private)
+    rt_at(Span::call_site())
+}
+
+/// [`rt`], spanned at `span`.
+fn rt_at(span: Span) -> TokenStream {
+    quote_spanned!(span=> ::ipc_runtime::__private)
 }
 
 fn expand_service(service: &Service) -> TokenStream {
@@ -599,15 +604,16 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
 /// on the method's name. A call allocates anyway (its frame), so the box
 /// costs little.
 fn allows_bound(service: &Service, method: &Method) -> TokenStream {
-    let module = names::methods_module(service.ident());
     let marker = method.ident();
-    let w = service.type_param("W", "__IpcWhitelist");
     // Spanned on the method's name, so that "required by this bound"
     // points at the method rather than at the attribute.
     let span = marker.span();
-    let w = Ident::new(&w.to_string(), span);
-    let module = Ident::new(&module.to_string(), span);
-    quote_spanned!(span=> where #w: ::ipc_runtime::__private::Allows<#module::#marker>)
+    let rt = rt_at(span);
+    let mut module = names::methods_module(service.ident());
+    module.set_span(span);
+    let mut w = service.type_param("W", "__IpcWhitelist");
+    w.set_span(span);
+    quote_spanned!(span=> where #w: #rt::Allows<#module::#marker>)
 }
 
 /// The renderer-side type (`NotesClient<W>` or `NotesEventsListener<W>`),
