@@ -154,12 +154,24 @@ impl Method {
 }
 
 impl Service {
+    /// The whitelist parameter of the generated client and listener
+    /// (`NotesClient<W>`), in their methods' impl.
+    pub fn whitelist_param(&self) -> Ident {
+        self.type_param("W", "__IpcWhitelist")
+    }
+
+    /// The handler parameter of the generated server (`NotesServer<H>`),
+    /// in its `Dispatch` impl.
+    pub fn handler_param(&self) -> Ident {
+        self.type_param("H", "__IpcHandler")
+    }
+
     /// A name for a type parameter of the generated types that no method's
     /// signature mentions: `preferred` (`W` in `NotesClient<W>`, what users
     /// read in messages) unless the user has a type of that name, which
     /// the parameter would capture; `fallback` then. Type parameters are
     /// not hygienic.
-    pub fn type_param(&self, preferred: &str, fallback: &str) -> Ident {
+    fn type_param(&self, preferred: &str, fallback: &str) -> Ident {
         fn mentions(tokens: TokenStream, name: &str) -> bool {
             tokens.into_iter().any(|t| match t {
                 TokenTree::Ident(i) => i == name,

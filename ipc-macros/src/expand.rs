@@ -611,7 +611,7 @@ fn allows_bound(service: &Service, method: &Method) -> TokenStream {
     let rt = rt_at(span);
     let mut module = names::methods_module(service.ident());
     module.set_span(span);
-    let mut w = service.type_param("W", "__IpcWhitelist");
+    let mut w = service.whitelist_param();
     w.set_span(span);
     quote_spanned!(span=> where #w: #rt::Allows<#module::#marker>)
 }
@@ -626,7 +626,7 @@ pub(crate) fn client_shell(service: &Service, methods: TokenStream) -> TokenStre
     let client = names_of(service).client;
     let trait_name = service.ident().to_string();
     // The methods' parameter; not `W` if a method uses a type called `W`.
-    let w = service.type_param("W", "__IpcWhitelist");
+    let w = service.whitelist_param();
     let (doc, core, extra) = match service.flavor {
         Flavor::Service => (
             format!(
@@ -774,7 +774,7 @@ fn expand_server(service: &Service) -> TokenStream {
     let mut trait_ident = service.ident().clone();
     trait_ident.set_span(Span::call_site());
     // The handler's parameter; not `H` if a method uses a type called `H`.
-    let h = service.type_param("H", "__IpcHandler");
+    let h = service.handler_param();
     let arms = service.methods.iter().enumerate().map(|(index, m)| {
         let ident = m.ident();
         let arg_idents: Vec<Ident> = m
