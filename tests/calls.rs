@@ -11,7 +11,7 @@ use std::{
 
 use ipc_runtime::{CallError, Connection, IpcError, Main, Transport};
 use ipc_suite::{
-    connect_memory, ends_disconnected, eventually, probe_main,
+    connect_memory, ends_disconnected, eventually, poll_once, probe_main,
     raw::{framed, hello_body, invoke_body, kind, reply_ok_body, welcome_body, RawPeer},
     MathError, ProbeApi,
 };
@@ -569,37 +569,53 @@ fn main_that_stops_reading() -> (
     (Transport::new(renderer_rd, renderer_wr), fake, end_tx)
 }
 
-/// Calls (without a timeout) that main never reads, for `transport`.
-async fn calls_main_never_reads(
-    transport: Transport,
-) -> (
-    Connection,
-    Vec<tokio::task::JoinHandle<Result<u64, IpcError>>>,
-) {
-    let conn = Connection::builder()
+/// A connection over `transport` whose calls never time out.
+async fn patient_connection(transport: Transport) -> Connection {
+    Connection::builder()
         .service::<ipc_suite::ProbeContract>()
         .call_timeout(Duration::MAX)
         .connect(transport)
         .await
-        .unwrap();
-    let probe = ipc_suite::ProbeClient::new(&conn);
-    let calls = (0..3000u64)
-        .map(|i| {
-            let probe = probe.clone();
-            tokio::spawn(async move { probe.add(i, i).await })
-        })
-        .collect();
-    // Enough that the writer blocks and later calls wait for room.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    (conn, calls)
+        .unwrap()
+}
+
+/// Calls that main never reads, each polled once: the first fill the
+/// write queue up to the point where callers wait (256 KiB), and every
+/// later one is waiting for room in it, with no sleep to hope so.
+async fn calls_main_never_reads(
+    probe: &ipc_suite::ProbeClient,
+) -> Vec<ipc_runtime::BoxFuture<'_, Result<u64, IpcError>>> {
+    // 200 calls of 4 KiB: about 800 KiB, three times what is queued
+    // before callers wait (the fake main's pipe holds 64 bytes).
+    let mut calls = Vec::new();
+    for _ in 0..200 {
+        let mut call = probe.len(vec![0; 4096]);
+        assert!(poll_once(&mut call).await.is_none(), "main never answers");
+        calls.push(call);
+    }
+    calls
+}
+
+/// Polls each call once: every one must have failed with `Disconnected`
+/// already, not be waiting any more.
+async fn all_failed_already(calls: Vec<ipc_runtime::BoxFuture<'_, Result<u64, IpcError>>>) {
+    for (i, mut call) in calls.into_iter().enumerate() {
+        match poll_once(&mut call).await {
+            Some(Err(IpcError::Disconnected { .. })) => {}
+            other => panic!("call {i}: {other:?}"),
+        }
+    }
 }
 
 /// `Connection::close` ends even when main has stopped reading: it fails
-/// the pending calls and gives the writer a second, not forever.
+/// the pending calls (those waiting for room in the write queue too) and
+/// gives the writer a second, not forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_a_connection_main_stopped_reading_ends_and_fails_every_call() {
     let (transport, fake, _end) = main_that_stops_reading();
-    let (conn, calls) = calls_main_never_reads(transport).await;
+    let conn = patient_connection(transport).await;
+    let probe = ipc_suite::ProbeClient::new(&conn);
+    let calls = calls_main_never_reads(&probe).await;
     let closed = tokio::time::timeout(Duration::from_secs(5), conn.close())
         .await
         .expect("close returns");
@@ -608,28 +624,29 @@ async fn closing_a_connection_main_stopped_reading_ends_and_fails_every_call() {
         closed.to_string().contains("did not take what was sent"),
         "{closed}"
     );
-    for call in calls {
-        ends_disconnected(call).await;
-    }
+    all_failed_already(calls).await;
     fake.abort();
 }
 
 /// When main's side of the stream ends, calls waiting for room in the
-/// write queue fail at once, not when the writer gives up draining.
+/// write queue fail as the connection closes, not when the writer gives
+/// up draining (a second later): once `closed()` returns, every call has
+/// its error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_waiting_for_room_end_promptly_when_the_connection_ends() {
     let (transport, fake, end) = main_that_stops_reading();
-    let (_conn, calls) = calls_main_never_reads(transport).await;
+    let conn = patient_connection(transport).await;
+    let probe = ipc_suite::ProbeClient::new(&conn);
+    let calls = calls_main_never_reads(&probe).await;
     end.send(()).unwrap();
-    let started = std::time::Instant::now();
-    for call in calls {
-        ends_disconnected(call).await;
-    }
-    let took = started.elapsed();
+    let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .expect("the connection closes when main's side ends");
     assert!(
-        took < Duration::from_millis(500),
-        "the last call ended after {took:?}"
+        matches!(reason, IpcError::Disconnected { .. }),
+        "{reason:?}"
     );
+    all_failed_already(calls).await;
     fake.abort();
 }
 
