@@ -4,7 +4,11 @@
 use std::os::unix::fs::PermissionsExt;
 
 use ipc_runtime::IpcError;
-use ipc_suite::{probe_main, ProbeApi};
+use ipc_suite::{
+    probe_main,
+    raw::{kind, RawPeer, WireError},
+    ProbeApi,
+};
 
 const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
 
@@ -73,6 +77,21 @@ async fn tokens_are_required_and_single_use() {
     assert!(reused.to_string().contains("already used"), "{reused}");
 }
 
+/// A raw connection to main's socket that says nothing.
+async fn silent(path: &std::path::Path) -> RawPeer {
+    RawPeer {
+        stream: tokio::net::UnixStream::connect(path).await.unwrap(),
+    }
+}
+
+/// Reads the rejection main sends a connection without a token and the
+/// error it carries.
+async fn rejection(peer: &mut RawPeer) -> WireError {
+    let frame = peer.read().await.expect("main answers before closing");
+    assert_eq!(frame.kind, kind::REJECTED);
+    frame.error()
+}
+
 /// Connections to the socket that show no token wait on places of their
 /// own: however many a process of the same user opens, renderers main
 /// spawns or accepts itself still get in, and once those connections time
@@ -85,24 +104,45 @@ async fn connections_without_a_token_cannot_take_the_renderers_places() {
     limits.handshake_timeout = Duration::from_millis(300);
     let (main, _) = ipc_suite::probe_main_with(|b| b.limits(limits));
     let endpoint = main.listen_unix().unwrap();
-    let squatters = [
-        tokio::net::UnixStream::connect(endpoint.path())
-            .await
-            .unwrap(),
-        tokio::net::UnixStream::connect(endpoint.path())
-            .await
-            .unwrap(),
-    ];
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Two silent connections hold both places for connections without a
+    // token once a third is refused for want of one. Main hands places out
+    // as its handshake tasks run, and tokio runs the task spawned last
+    // first: when main accepts all three at once, the third gets a place
+    // and a squatter is refused. Then all three are let time out and the
+    // squatters come again (one try in five here).
+    let mut attempts = 0;
+    let mut squatters = loop {
+        let mut group = vec![silent(endpoint.path()).await, silent(endpoint.path()).await];
+        let mut third = silent(endpoint.path()).await;
+        if let WireError::TooManyRenderers { limit: 2 } = rejection(&mut third).await {
+            break group;
+        }
+        attempts += 1;
+        assert!(
+            attempts < 5,
+            "two silent connections never held both places"
+        );
+        group.push(third);
+        for peer in &mut group {
+            assert!(peer.closed_by_main().await);
+        }
+    };
     let trusted = ipc_suite::connect_memory(&main, "trusted").await;
     assert!(trusted.is_ok(), "{:?}", trusted.err());
     // The squatters' handshake time runs out; a token renderer gets in.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    for squatter in &mut squatters {
+        match rejection(squatter).await {
+            WireError::Protocol { reason } => {
+                assert!(reason.contains("no handshake within"), "{reason}")
+            }
+            other => panic!("a squatter was refused with {other:?}"),
+        }
+        assert!(squatter.closed_by_main().await);
+    }
     let token = endpoint.issue_token::<ProbeApi>("with-token").unwrap();
     let with_token = ProbeApi::connect_unix(endpoint.path(), &token).await;
     assert!(with_token.is_ok(), "{:?}", with_token.err());
     assert_eq!(main.renderer_count(), 2);
-    drop(squatters);
 }
 
 /// A listen that fails (here: a socket path longer than the system takes)
