@@ -7,10 +7,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ipc_runtime::{DisconnectReason, IpcError, Limits, Main, RendererId, SlowConsumer, Target};
+use ipc_runtime::{
+    DisconnectReason, IpcError, Limits, Main, RendererId, SlowConsumer, Target, Transport,
+};
 use ipc_suite::{
     connect_memory, ends_disconnected, eventually, poll_once, probe_main_with,
-    raw::{accepted, framed, hello_body, invoke_body, kind, subscribe_body, RawPeer, WireError},
+    raw::{
+        accepted, accepted_over, framed, hello_body, invoke_body, kind, subscribe_body, RawPeer,
+        WireError,
+    },
     ProbeApi, ProbeContract, ProbeEventsEmitter,
 };
 use tokio::{
@@ -366,6 +371,123 @@ async fn a_slow_consumer_loses_events_within_its_queue_and_delays_no_one() {
     .await
     .expect("the reply comes once the renderer reads");
     assert_eq!(answer, Some(vec![5]));
+}
+
+/// `gated(len)` arguments, as the client would encode them.
+fn gated_args(len: u32) -> Vec<u8> {
+    ipc_runtime::codec::encode_to_vec(&(len,)).unwrap()
+}
+
+/// Under `DropEvents` a reply is not dropped like an event: a call whose
+/// handler finishes while events to its renderer are being dropped still
+/// has its reply queued, and it arrives once the renderer reads again.
+/// (Events are refused once the frames queued and those the writer holds
+/// reach `max_queued_frames`; a reply goes in while the queue itself has
+/// room, and otherwise waits for it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_drop_events_a_reply_finishing_while_events_are_dropped_arrives() {
+    let (main, handler) = main_with(|l| {
+        l.max_queued_frames = 32;
+        l.slow_consumer = SlowConsumer::DropEvents;
+    });
+    // A pipe that holds 64 bytes: main's writer blocks on the first
+    // frames the renderer leaves unread, so once an event is dropped the
+    // queue is full and stays full (on a socket, the writer could still be
+    // emptying the queue into the socket's buffer at that moment).
+    let (main_end, peer) = tokio::io::duplex(64);
+    let (read, write) = tokio::io::split(main_end);
+    let (mut raw, slow) = accepted_over::<ProbeApi, ProbeContract, _>(
+        &main,
+        "slow",
+        Transport::new(read, write),
+        peer,
+    )
+    .await;
+    raw.frame(&subscribe_body(1, "probe:tick")).await;
+    raw.frame(&invoke_body(2, "probe:gated", &gated_args(3)))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(5), || handler.at_gate() == 1
+            && main
+                .renderer_stats(slow)
+                .is_some_and(|s| !s.subscriptions.is_empty()))
+        .await
+    );
+    // The renderer reads nothing: events fill the pipe, then the queue,
+    // then are dropped.
+    let emitter = ProbeEventsEmitter::new(&main, Target::Renderer(slow));
+    let mut emitted = 0u64;
+    while main.renderer_stats(slow).unwrap().events_dropped == 0 {
+        assert!(emitted < 1_000_000, "no event was ever dropped");
+        emitter.tick(emitted);
+        emitted += 1;
+    }
+    // The handler finishes now, its reply meeting the full queue.
+    handler.open_gate(1);
+    assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 0).await);
+    let mut ticks = 0u64;
+    let reply = loop {
+        let frame = raw
+            .read()
+            .await
+            .expect("the reply comes once the renderer reads");
+        match frame.kind {
+            kind::EVENT => ticks += 1,
+            // The subscription's acknowledgement.
+            kind::REPLY_OK if frame.call_id() == 1 => {}
+            kind::REPLY_OK => break frame,
+            other => panic!("unexpected frame kind {other:#x}"),
+        }
+    };
+    assert_eq!(reply.call_id(), 2);
+    assert_eq!(reply.rest[8..], [3, 0x5a, 0x5a, 0x5a]);
+    let stats = main.renderer_stats(slow).unwrap();
+    assert!(stats.events_dropped > 0, "{stats:?}");
+    assert!(ticks <= stats.events_sent, "{ticks} events read, {stats:?}");
+}
+
+/// Replies that find the renderer's queue full wait for room, none is
+/// dropped: twelve handlers finish at once with 128 KiB replies for a
+/// renderer that is not reading, over a pipe that holds 4 KiB. The
+/// writer holds at most one batch (what was queued when it took it: under
+/// 256 KiB and one frame) and the queue takes replies while it holds under
+/// 256 KiB, so at least six of the 1.5 MiB wait; every reply arrives
+/// whole once the renderer reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_that_meet_a_full_queue_wait_for_room() {
+    const CALLS: u64 = 12;
+    const LEN: u32 = 128 * 1024;
+    let (main, handler) = main_with(|_| {});
+    let (main_end, peer) = tokio::io::duplex(4096);
+    let (read, write) = tokio::io::split(main_end);
+    let (mut raw, _) = accepted_over::<ProbeApi, ProbeContract, _>(
+        &main,
+        "slow",
+        Transport::new(read, write),
+        peer,
+    )
+    .await;
+    for id in 1..=CALLS {
+        raw.frame(&invoke_body(id, "probe:gated", &gated_args(LEN)))
+            .await;
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || handler.at_gate()
+            == CALLS as usize)
+        .await
+    );
+    handler.open_gate(CALLS as usize);
+    assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 0).await);
+    let mut answered = Vec::new();
+    while answered.len() < CALLS as usize {
+        let frame = raw.read().await.expect("every reply arrives");
+        assert_eq!(frame.kind, kind::REPLY_OK);
+        let value: Vec<u8> = ipc_runtime::codec::decode(&frame.rest[8..]).unwrap();
+        assert!(value.len() == LEN as usize && value.iter().all(|&b| b == 0x5a));
+        answered.push(frame.call_id());
+    }
+    answered.sort_unstable();
+    assert_eq!(answered, (1..=CALLS).collect::<Vec<_>>());
 }
 
 #[tokio::test]

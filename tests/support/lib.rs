@@ -56,6 +56,9 @@ pub trait Probe {
     /// The length of a byte buffer, on an explicitly named channel.
     #[ipc(rename = "byte-count")]
     async fn len(&self, data: Vec<u8>) -> u64;
+    /// Waits until the test opens the gate ([`ProbeHandler::open_gate`]),
+    /// then returns `len` bytes.
+    async fn gated(&self, len: u32) -> Vec<u8>;
 }
 
 /// Events main pushes to probe renderers.
@@ -70,7 +73,7 @@ pub trait ProbeEvents {
 expose! {
     /// Everything the probe offers.
     pub struct ProbeApi {
-        probe: Probe { echo, add, divide, sleep, explode, whoami, record, recorded, len },
+        probe: Probe { echo, add, divide, sleep, explode, whoami, record, recorded, len, gated },
         events: ProbeEvents { tick, note },
     }
 
@@ -88,9 +91,35 @@ pub struct ProbeHandler {
     aborted: AtomicUsize,
     aborted_as_caller: AtomicUsize,
     started: AtomicUsize,
+    gate: Gate,
+}
+
+/// The gate `gated` calls wait at: closed until the test opens it.
+struct Gate {
+    open: tokio::sync::Semaphore,
+    waiting: AtomicUsize,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            open: tokio::sync::Semaphore::new(0),
+            waiting: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl ProbeHandler {
+    /// How many `gated` calls are waiting at the gate.
+    pub fn at_gate(&self) -> usize {
+        self.gate.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Lets `calls` of the `gated` calls (waiting, or to come) through.
+    pub fn open_gate(&self, calls: usize) {
+        self.gate.open.add_permits(calls);
+    }
+
     /// How many `sleep` calls were aborted before finishing.
     pub fn aborted(&self) -> usize {
         self.aborted.load(Ordering::SeqCst)
@@ -194,6 +223,22 @@ impl Probe for ProbeHandler {
 
     async fn len(&self, data: Vec<u8>) -> u64 {
         data.len() as u64
+    }
+
+    async fn gated(&self, len: u32) -> Vec<u8> {
+        /// Counts the call out of the gate however it leaves (let through,
+        /// or aborted while waiting).
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.gate.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.gate.waiting);
+        let permit = self.gate.open.acquire().await;
+        permit.expect("the gate is never closed").forget();
+        vec![0x5a; len as usize]
     }
 }
 

@@ -10,7 +10,7 @@ use ipc_runtime::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::UnixStream,
 };
 
@@ -34,6 +34,8 @@ pub mod kind {
     pub const REPLY_FAILED: u8 = 0x22;
     /// A problem with a frame that had no call id.
     pub const NOTICE: u8 = 0x23;
+    /// An event pushed by main.
+    pub const EVENT: u8 = 0x24;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -221,10 +223,10 @@ pub enum WireError {
     },
 }
 
-/// A raw socket speaking frames by hand.
-pub struct RawPeer {
+/// A raw socket (or any byte stream) speaking frames by hand.
+pub struct RawPeer<S = UnixStream> {
     /// The socket.
-    pub stream: UnixStream,
+    pub stream: S,
 }
 
 /// One frame read back from main.
@@ -258,10 +260,21 @@ impl RawFrame {
 /// written by hand that declares contract `S`; and the id main gave it.
 pub async fn accepted<A: Api, S: Service>(main: &Main, label: &str) -> (RawPeer, RendererId) {
     let (a, b) = UnixStream::pair().unwrap();
-    let mut raw = RawPeer { stream: b };
+    accepted_over::<A, S, _>(main, label, Transport::from_unix(a), b).await
+}
+
+/// [`accepted`] over a transport of the test's choosing: main serves
+/// `transport`, whose other end is `peer`.
+pub async fn accepted_over<A: Api, S: Service, P: AsyncRead + AsyncWrite + Unpin>(
+    main: &Main,
+    label: &str,
+    transport: Transport,
+    peer: P,
+) -> (RawPeer<P>, RendererId) {
+    let mut raw = RawPeer { stream: peer };
     let accept = tokio::spawn({
         let (main, label) = (main.clone(), label.to_string());
-        async move { main.accept::<A>(Transport::from_unix(a), &label).await }
+        async move { main.accept::<A>(transport, &label).await }
     });
     raw.frame(&hello_body::<S>(None)).await;
     assert_eq!(raw.read().await.map(|f| f.kind), Some(kind::WELCOME));
@@ -269,7 +282,7 @@ pub async fn accepted<A: Api, S: Service>(main: &Main, label: &str) -> (RawPeer,
     (raw, info.id)
 }
 
-impl RawPeer {
+impl<P: AsyncRead + AsyncWrite + Unpin> RawPeer<P> {
     /// Writes a length-prefixed frame.
     pub async fn frame(&mut self, body: &[u8]) {
         self.bytes(&framed(body)).await;
