@@ -724,15 +724,19 @@ async fn when_main_dies_pending_calls_fail_promptly_and_listeners_end() {
         .await
         .unwrap();
     assert!(rx.recv().await.is_some(), "events flow while main lives");
-    let pending = tokio::spawn({
-        let probe = api.probe.clone();
-        async move { probe.sleep(3_600_000).await }
-    });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Polled once: its frame is queued and it waits for the reply.
+    let mut pending = api.probe.sleep(3_600_000);
+    assert!(poll_once(&mut pending).await.is_none());
 
     main_process.kill().await.unwrap();
     let started = Instant::now();
-    ends_disconnected(pending).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the call ends once main is gone");
+    assert!(
+        matches!(ended, Err(IpcError::Disconnected { .. })),
+        "{ended:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(matches!(api.closed().await, IpcError::Disconnected { .. }));
     // The listener ended: its callback (and the sender it held) is gone.
