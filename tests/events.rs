@@ -110,6 +110,45 @@ async fn a_dropped_guard_stops_deliveries_and_main_stops_sending() {
     assert_eq!(rx.recv().await, None);
 }
 
+/// Events main sent before it disconnected a renderer are all delivered
+/// there, in order, before its listeners end: the dispatcher, slowed by
+/// its callback, is still working through them when the connection
+/// closes. Repeated, since the close meets the dispatcher at a different
+/// point each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_sent_just_before_a_disconnect_are_all_delivered() {
+    const EVENTS: u64 = 50;
+    for round in 0..20 {
+        let (main, _) = probe_main();
+        let api = connect_memory(&main, "closing").await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _guard = api
+            .events
+            .on_tick(move |n| {
+                std::thread::sleep(Duration::from_micros(200));
+                let _ = tx.send(n);
+            })
+            .await
+            .unwrap();
+        let emitter = ProbeEventsEmitter::new(&main, Target::Renderer(api.id()));
+        for n in 0..EVENTS {
+            emitter.tick(n);
+        }
+        assert!(main.disconnect(api.id()));
+        // The callback, and the sender it holds, go when the listeners end.
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut got = Vec::new();
+            while let Some(n) = rx.recv().await {
+                got.push(n);
+            }
+            got
+        })
+        .await
+        .expect("the listener ends once the connection closes");
+        assert_eq!(got, (0..EVENTS).collect::<Vec<_>>(), "round {round}");
+    }
+}
+
 #[tokio::test]
 async fn a_renderer_without_listeners_gets_no_event_frames() {
     let (main, _) = probe_main();

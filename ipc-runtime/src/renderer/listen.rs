@@ -195,10 +195,15 @@ impl Listeners {
 pub(crate) async fn dispatch_events(shared: Arc<Shared>, stop: CancellationToken) {
     let mut batch = VecDeque::new();
     loop {
+        // Read before taking: the reader queues every event it received
+        // before it stops the connection, so a stop seen here means this
+        // take holds the last of them. (Read after, an event queued
+        // between the take and the read would be lost.)
+        let stopped = stop.is_cancelled();
         shared.events.take(&mut batch);
         if batch.is_empty() {
             // Stopped: what was queued before is dispatched, then no more.
-            if stop.is_cancelled() {
+            if stopped {
                 let ended = shared.listeners().end_all();
                 drop(ended);
                 return;
@@ -236,6 +241,13 @@ fn dispatch(shared: &Shared, channel: &Channel, payload: &Bytes) {
 
 /// A listener's guard: dropping it unsubscribes. When the last listener of
 /// an event on a connection goes, main is told to stop sending that event.
+///
+/// Dropped inside a callback (callbacks run one at a time, on the
+/// connection's event dispatcher), its callback is never called again.
+/// Dropped on another thread while the dispatcher is starting or running
+/// that callback, the call under way finishes (the drop does not wait for
+/// it, so a callback that waits for the dropping thread cannot deadlock);
+/// no later event reaches it.
 #[must_use = "dropping the subscription unsubscribes at once"]
 pub struct Subscription {
     shared: Arc<Shared>,
