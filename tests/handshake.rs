@@ -295,3 +295,24 @@ fn services_registered_unchecked_still_get_the_run_time_channel_check() {
         .build();
     assert!(once.is_ok());
 }
+
+/// An in-flight limit of 0 would refuse every call and count each one a
+/// violation of a renderer that only uses the generated client: main is not
+/// built with it.
+#[test]
+fn main_is_not_built_with_an_in_flight_limit_of_zero() {
+    let mut limits = ipc_runtime::Limits::default();
+    limits.max_in_flight = 0;
+    let built = ipc_runtime::Main::builder()
+        .service(ipc_suite::ProbeServer::new(
+            ipc_suite::ProbeHandler::default(),
+        ))
+        .limits(limits)
+        .build();
+    match built {
+        Err(IpcError::Config { reason }) => {
+            assert!(reason.contains("max_in_flight"), "{reason}")
+        }
+        other => panic!("built with max_in_flight 0: {:?}", other.map(|_| ())),
+    }
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// | limit | default | when exceeded |
 /// | --- | --- | --- |
 /// | `max_frame_size` | 16 MiB | [`IpcError::FrameTooLarge`](crate::IpcError::FrameTooLarge) from the length prefix, before allocation; main then disconnects (it cannot skip the frame) |
-/// | `max_in_flight` | 64 calls | the generated client waits for a slot (calls wait in line, in the order they came); a raw peer gets [`IpcError::TooManyInFlight`](crate::IpcError::TooManyInFlight) for the excess call (a violation) |
+/// | `max_in_flight` | 64 calls (at least 1: [`MainBuilder::build`](crate::MainBuilder::build) refuses 0) | the generated client waits for a slot (calls wait in line, in the order they came); a raw peer gets [`IpcError::TooManyInFlight`](crate::IpcError::TooManyInFlight) for the excess call (a violation) |
 /// | `max_subscriptions` | 256 event channels | [`IpcError::TooManySubscriptions`](crate::IpcError::TooManySubscriptions) (a violation) |
 /// | `max_queued_frames` | 1024 frames | outgoing replies and events wait in this queue; when it is full, events to that renderer are dropped and counted, or it is disconnected ([`SlowConsumer`]); replies, and new calls from that renderer, wait (they also wait once 256 KiB are queued) |
 /// | `max_queued_bytes` | 16 MiB | the same for the bytes of the events and replies held for a renderer (queued, or being written to a renderer that does not read them): past it, events are dropped or the renderer disconnected ([`SlowConsumer`]). An event larger than this still goes when nothing else is held |

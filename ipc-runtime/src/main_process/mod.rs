@@ -220,7 +220,8 @@ impl<C> MainBuilder<C> {
     /// concrete list of contracts. A run-time check (two contracts with
     /// the same name, or a channel defined twice) also runs here, for
     /// services registered with [`service_unchecked`](Self::service_unchecked),
-    /// and returns an [`IpcError::Config`] error.
+    /// and returns an [`IpcError::Config`] error; so does a
+    /// [`Limits::max_in_flight`] of 0.
     pub fn build(self) -> Result<Main, IpcError>
     where
         C: Contracts,
@@ -229,6 +230,15 @@ impl<C> MainBuilder<C> {
         let () = const { C::CHECK };
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
+        }
+        if self.limits.max_in_flight == 0 {
+            // Every call would be refused, and a well-behaved renderer
+            // counted as misbehaving for making one.
+            return Err(IpcError::Config {
+                reason:
+                    "`Limits::max_in_flight` is 0, so no call could ever run; it must be at least 1"
+                        .into(),
+            });
         }
         let summaries = self.router.descriptors().map(ServiceSummary::of).collect();
         let setup = Arc::new(Setup {
