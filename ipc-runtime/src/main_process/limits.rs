@@ -15,8 +15,8 @@ use std::time::Duration;
 /// | `max_frame_size` | 16 MiB | [`IpcError::FrameTooLarge`](crate::IpcError::FrameTooLarge) from the length prefix, before allocation; main then disconnects (it cannot skip the frame) |
 /// | `max_in_flight` | 64 calls (at least 1: [`MainBuilder::build`](crate::MainBuilder::build) refuses 0) | the generated client waits for a slot (calls wait in line, in the order they came); a raw peer gets [`IpcError::TooManyInFlight`](crate::IpcError::TooManyInFlight) for the excess call (a violation) |
 /// | `max_subscriptions` | 256 event channels | [`IpcError::TooManySubscriptions`](crate::IpcError::TooManySubscriptions) (a violation) |
-/// | `max_queued_frames` | 1024 frames | outgoing replies and events wait in this queue; when it is full, events to that renderer are dropped and counted, or it is disconnected ([`SlowConsumer`]); replies, and new calls from that renderer, wait (they also wait once 256 KiB are queued) |
-/// | `max_queued_bytes` | 16 MiB | the same for the bytes of the events and replies held for a renderer (queued, or being written to a renderer that does not read them): past it, events are dropped or the renderer disconnected ([`SlowConsumer`]). An event larger than this still goes when nothing else is held |
+/// | `max_queued_frames` | 1024 frames | outgoing replies and events wait in this queue; when it is full (counting the frames the writer took but could not write yet), events to that renderer are dropped and counted, or it is disconnected ([`SlowConsumer`]); replies, and new calls from that renderer, wait once the queue itself holds this many frames or 256 KiB, so for a renderer that stops reading main holds at most twice this many frames (a full queue beside the batch the writer is stuck on) |
+/// | `max_queued_bytes` | 16 MiB | the same for the bytes of the events and replies held for a renderer (queued, or being written to a renderer that does not read them): past it, events are dropped or the renderer disconnected ([`SlowConsumer`]). An event larger than this still goes when nothing else is held. Replies do not wait for this limit but for 256 KiB in the queue itself: for a renderer that stops reading, main holds at most the larger of this and 256 KiB, plus 256 KiB and two frames |
 /// | `max_queued_send_bytes` | 4 MiB | `send` messages wait for their handler in order (one whose handler has not finished holds back those after it); once the waiting ones hold this many bytes (or number 256), main stops reading from that renderer until its handler catches up. A single larger message takes the whole budget |
 /// | `handshake_timeout` | 10 s | the connection is refused; it also bounds how long main waits for a refused renderer to take its rejection (a hello, the first frame, may be at most 1 MiB, or `max_frame_size` if smaller) |
 /// | `frame_timeout` | 10 s | a frame that started arriving but is not complete this long after main first saw part of it (a peer sending one byte a second) ends the connection |
@@ -31,10 +31,13 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Event channels one renderer may listen to.
     pub max_subscriptions: usize,
-    /// Outgoing frames (replies and events) queued for one renderer.
+    /// Outgoing frames (replies and events) queued for one renderer: events
+    /// count the writer's stuck batch too, replies only the queue (see the
+    /// table above).
     pub max_queued_frames: usize,
     /// Bytes of outgoing frames held for one renderer past which events
-    /// to it are dropped (or it is disconnected).
+    /// to it are dropped (or it is disconnected); replies wait at 256 KiB
+    /// queued instead.
     pub max_queued_bytes: usize,
     /// Bytes of `send` messages one renderer may have waiting for their
     /// handler.

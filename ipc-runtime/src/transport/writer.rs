@@ -802,6 +802,55 @@ mod tests {
         }
     }
 
+    /// Producers that wait (replies) count only the queue, not the batch
+    /// the writer holds: for a peer that stops reading, up to twice
+    /// `max_frames` are held (a full batch stuck in the writer and a full
+    /// queue), and then they wait, as `Limits` documents.
+    #[tokio::test]
+    async fn producers_that_wait_are_held_to_twice_max_frames() {
+        let max_frames = 8;
+        // 64 bytes of pipe, never read: the first batch stays stuck.
+        let (a, _unread) = tokio::io::duplex(64);
+        let outbox = Outbox::bounded(Box::pin(a), max_frames, usize::MAX, 1 << 20);
+        let data: &'static [u8] = &[7; 100];
+        // Whether a push is taken at once (`false`: it waits for room).
+        let pushed_at_once = || async {
+            let mut push = std::pin::pin!(outbox.push(bytes_frame(data), true));
+            std::future::poll_fn(|cx| Poll::Ready(push.as_mut().poll(cx).is_ready())).await
+        };
+        // A full queue, before the writer runs; then the writer takes it
+        // all into one batch that it cannot write.
+        for _ in 0..max_frames {
+            assert!(pushed_at_once().await);
+        }
+        assert!(!pushed_at_once().await, "the queue is full");
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(run_writer(outbox.queue(), stop.clone(), None));
+        for _ in 0..1000 {
+            if outbox.state().taken_frames == max_frames {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            outbox.state().taken_frames,
+            max_frames,
+            "the writer took the queue"
+        );
+        // The queue fills again beside the stuck batch, and no further.
+        for _ in 0..max_frames {
+            assert!(pushed_at_once().await);
+        }
+        assert!(!pushed_at_once().await, "the queue is full again");
+        let held = {
+            let s = outbox.state();
+            s.frames + s.taken_frames
+        };
+        assert_eq!(held, 2 * max_frames);
+        stop.cancel();
+        writer.await.unwrap().unwrap();
+    }
+
     #[tokio::test]
     async fn a_full_queue_refuses_try_push_and_oversize_frames_are_refused() {
         let outbox = Outbox::new(Box::pin(tokio::io::sink()), 2, 8);
