@@ -490,6 +490,55 @@ async fn replies_that_meet_a_full_queue_wait_for_room() {
     assert_eq!(answered, (1..=CALLS).collect::<Vec<_>>());
 }
 
+/// A frame too large ends the connection even when the renderer has
+/// stopped reading and its queue is full: the notice saying why does not
+/// wait for room that would never come.
+#[tokio::test]
+async fn a_frame_too_large_ends_the_connection_while_the_queue_is_full() {
+    // One thread: main's writer runs only when this test waits.
+    let (main, _) = main_with(|_| {});
+    let mut gone = main.disconnections();
+    let (main_end, peer) = tokio::io::duplex(64);
+    let (read, write) = tokio::io::split(main_end);
+    let (mut raw, id) = accepted_over::<ProbeApi, ProbeContract, _>(
+        &main,
+        "slow",
+        Transport::new(read, write),
+        peer,
+    )
+    .await;
+    raw.frame(&subscribe_body(1, "probe:note")).await;
+    assert!(
+        eventually(Duration::from_secs(5), || main
+            .renderer_stats(id)
+            .is_some_and(|s| !s.subscriptions.is_empty()))
+        .await
+    );
+    // The writer takes one 64 KiB event and blocks on the 64-byte pipe;
+    // eight more wait in the queue, past the 256 KiB at which frames that
+    // wait for room (such as the notice) wait.
+    let emitter = ProbeEventsEmitter::new(&main, Target::Renderer(id));
+    let note = "n".repeat(64 * 1024);
+    emitter.note(note.clone());
+    tokio::task::yield_now().await;
+    for _ in 0..8 {
+        emitter.note(note.clone());
+    }
+    assert_eq!(main.renderer_stats(id).unwrap().events_dropped, 0);
+    // A length prefix past the 16 MiB limit.
+    raw.bytes(&(32u32 << 20).to_be_bytes()).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
+        .await
+        .expect("main ends the connection without the renderer reading")
+        .unwrap();
+    assert_eq!(ended.renderer.id, id);
+    assert!(
+        matches!(ended.reason, DisconnectReason::FrameTooLarge { .. }),
+        "{:?}",
+        ended.reason
+    );
+}
+
 #[tokio::test]
 async fn under_the_disconnect_policy_a_slow_consumer_is_dropped() {
     let (main, _) = main_with(|l| {
@@ -625,6 +674,65 @@ async fn a_renderer_that_keeps_misbehaving_is_disconnected_with_its_reason() {
     }
     assert!(raw.closed_by_main().await);
     assert_eq!(good.probe.add(2, 2).await.unwrap(), 4);
+}
+
+/// A renderer that reaches `max_violations` and then closes its end is
+/// reported as misbehaving, not as a renderer that closed: main's reason
+/// wins over what the serve loop saw next.
+#[tokio::test]
+async fn misbehaving_then_closing_is_reported_as_misbehaving() {
+    let (main, _) = main_with(|l| l.max_violations = Some(1));
+    let mut gone = main.disconnections();
+    let (mut raw, id) = raw_peer(&main).await;
+    raw.frame(&[0x7f]).await;
+    raw.stream.shutdown().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.renderer.id, id);
+    assert!(
+        matches!(
+            ended.reason,
+            DisconnectReason::Misbehaved { violations: 1, .. }
+        ),
+        "{:?}",
+        ended.reason
+    );
+}
+
+/// Frames that arrive after the one that reached `max_violations`, even
+/// in the same read, are not handled: no call answered, no send run.
+#[tokio::test]
+async fn nothing_sent_after_the_last_violation_is_handled() {
+    let (main, handler) = main_with(|l| l.max_violations = Some(1));
+    let mut gone = main.disconnections();
+    let (mut raw, _) = raw_peer(&main).await;
+    let record = ipc_runtime::codec::encode_to_vec(&(5u64,)).unwrap();
+    let add = ipc_runtime::codec::encode_to_vec(&(2u64, 3u64)).unwrap();
+    let mut wire = framed(&[0x7f]);
+    wire.extend(framed(&ipc_suite::raw::send_body("probe:record", &record)));
+    wire.extend(framed(&invoke_body(9, "probe:add", &add)));
+    raw.bytes(&wire).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(ended.reason, DisconnectReason::Misbehaved { .. }),
+        "{:?}",
+        ended.reason
+    );
+    // Main's answer is the notice for the bad frame, then the end.
+    let mut kinds = Vec::new();
+    while let Some(frame) = raw.read().await {
+        kinds.push(frame.kind);
+    }
+    assert_eq!(kinds, [kind::NOTICE]);
+    assert!(
+        handler.recorded_now().is_empty(),
+        "a send after the limit ran"
+    );
 }
 
 async fn spawn_raw(main: &Main, mode: &str) -> ipc_runtime::RendererProcess {

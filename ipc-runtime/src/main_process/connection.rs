@@ -7,7 +7,7 @@ use std::{
     fmt::Display,
     panic::AssertUnwindSafe,
     sync::{
-        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
     },
     task::{Context, Poll},
@@ -240,6 +240,7 @@ pub(crate) async fn accept(
         events_dropped: AtomicU64::new(0),
         violations: AtomicU32::new(0),
         ending: Mutex::new(None),
+        shut: AtomicBool::new(false),
         stop: CancellationToken::new(),
     });
     let (closed_tx, closed_rx) = watch::channel(None);
@@ -263,8 +264,10 @@ pub(crate) async fn accept(
             send_rx,
             Arc::clone(&sends.busy),
         ));
+        // Main's own reason, once it decided to end the connection, wins
+        // over what the loop saw next (the renderer closing, say).
         let reason = tokio::select! {
-            reason = serve(&setup, &conn, reader, sends) => reason,
+            reason = serve(&setup, &conn, reader, sends) => conn.ending().unwrap_or(reason),
             () = conn.stop.cancelled() => conn.ending().unwrap_or(DisconnectReason::ClosedByMain),
         };
         match &reason {
@@ -421,6 +424,10 @@ pub(crate) struct Conn {
     violations: AtomicU32,
     /// Why main decided to end the connection, once it has.
     ending: Mutex<Option<DisconnectReason>>,
+    /// Set with `ending`: the serve loop checks it before each frame, so
+    /// that nothing a renderer sent after main decided to end it is
+    /// handled (`stop` only wakes the loop when it waits).
+    shut: AtomicBool,
     /// Ends the serve loop.
     stop: CancellationToken,
 }
@@ -433,6 +440,7 @@ impl Conn {
     /// Ends the connection for `reason` (the first reason given wins).
     pub(crate) fn shut(&self, reason: DisconnectReason) {
         lock(&self.ending).get_or_insert(reason);
+        self.shut.store(true, Ordering::Release);
         self.stop.cancel();
     }
 
@@ -447,7 +455,13 @@ impl Conn {
     /// Records a protocol violation; past the limit, disconnects the
     /// renderer (Mojo's `ReportBadMessage`).
     fn violation(&self, what: impl Display) {
-        let n = self.violations.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = match self
+            .violations
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_add(1))
+            }) {
+            Ok(n) | Err(n) => n.saturating_add(1),
+        };
         warn!(renderer = %self.id(), violations = n, "rejected frame: {what}");
         if let Some(max) = self.limits.max_violations {
             if n >= max {
@@ -981,6 +995,11 @@ async fn serve(
     };
     let mut last_route = None;
     loop {
+        // Main ended the connection (too many violations, a slow consumer,
+        // `Main::disconnect`): frames still buffered are not handled.
+        if conn.shut.load(Ordering::Acquire) {
+            return conn.ending().unwrap_or(DisconnectReason::ClosedByMain);
+        }
         let body = match reader.buffered() {
             Ok(Some(body)) => {
                 deadline = None;
@@ -1022,7 +1041,11 @@ async fn serve(
             Err(StreamError::TooLarge { size, limit }) => {
                 let e = IpcError::FrameTooLarge { size, limit };
                 warn!(renderer = %conn.id(), size, limit, "rejected frame: too large");
-                conn.notice(&e).await;
+                // Queued past the queue's bounds rather than waiting for
+                // room: a renderer that does not read would otherwise keep
+                // its connection open by never making room.
+                let notice = Frame::Notice(WireError::from(&e));
+                let _ = conn.out.push_always(|buf| notice.write_body(buf));
                 return DisconnectReason::FrameTooLarge { size, limit };
             }
             Err(e) => return DisconnectReason::Failed(e.to_string()),
