@@ -19,7 +19,7 @@ use ipc_suite::{
     ProbeApi, ProbeContract, ProbeEventsEmitter,
 };
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream},
     net::UnixStream,
 };
 
@@ -34,6 +34,32 @@ fn main_with(edit: impl FnOnce(&mut Limits)) -> (Main, std::sync::Arc<ipc_suite:
 /// A raw peer accepted as `ProbeApi`, handshake done by hand.
 async fn raw_peer(main: &Main) -> (RawPeer, RendererId) {
     accepted::<ProbeApi, ProbeContract>(main, "raw").await
+}
+
+/// [`raw_peer`] over a pipe that holds `capacity` bytes each way instead
+/// of a socket: main's writer blocks as soon as that much is left unread.
+async fn raw_peer_over_pipe(main: &Main, capacity: usize) -> (RawPeer<DuplexStream>, RendererId) {
+    let (main_end, peer) = tokio::io::duplex(capacity);
+    let (read, write) = tokio::io::split(main_end);
+    accepted_over::<ProbeApi, ProbeContract, _>(main, "slow", Transport::new(read, write), peer)
+        .await
+}
+
+/// Subscribes raw peer `id` to `channel` by hand, and waits until main has
+/// recorded it (without reading main's answer).
+async fn subscribe_by_hand<P: AsyncRead + AsyncWrite + Unpin>(
+    main: &Main,
+    raw: &mut RawPeer<P>,
+    id: RendererId,
+    channel: &str,
+) {
+    raw.frame(&subscribe_body(1, channel)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || main
+            .renderer_stats(id)
+            .is_some_and(|s| s.subscriptions.iter().any(|c| c == channel)))
+        .await
+    );
 }
 
 /// `sleep(ms)` arguments, as the client would encode them.
@@ -322,13 +348,7 @@ async fn a_slow_consumer_loses_events_within_its_queue_and_delays_no_one() {
     });
     let (mut raw, slow) = raw_peer(&main).await;
     // Subscribe by hand, then never read again.
-    raw.frame(&subscribe_body(1, "probe:tick")).await;
-    assert!(
-        eventually(Duration::from_secs(5), || main
-            .renderer_stats(slow)
-            .is_some_and(|s| !s.subscriptions.is_empty()))
-        .await
-    );
+    subscribe_by_hand(&main, &mut raw, slow, "probe:tick").await;
     let fast = connect_memory(&main, "fast").await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let _guard = fast
@@ -394,25 +414,11 @@ async fn under_drop_events_a_reply_finishing_while_events_are_dropped_arrives() 
     // frames the renderer leaves unread, so once an event is dropped the
     // queue is full and stays full (on a socket, the writer could still be
     // emptying the queue into the socket's buffer at that moment).
-    let (main_end, peer) = tokio::io::duplex(64);
-    let (read, write) = tokio::io::split(main_end);
-    let (mut raw, slow) = accepted_over::<ProbeApi, ProbeContract, _>(
-        &main,
-        "slow",
-        Transport::new(read, write),
-        peer,
-    )
-    .await;
-    raw.frame(&subscribe_body(1, "probe:tick")).await;
+    let (mut raw, slow) = raw_peer_over_pipe(&main, 64).await;
+    subscribe_by_hand(&main, &mut raw, slow, "probe:tick").await;
     raw.frame(&invoke_body(2, "probe:gated", &gated_args(3)))
         .await;
-    assert!(
-        eventually(Duration::from_secs(5), || handler.at_gate() == 1
-            && main
-                .renderer_stats(slow)
-                .is_some_and(|s| !s.subscriptions.is_empty()))
-        .await
-    );
+    assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 1).await);
     // The renderer reads nothing: events fill the pipe, then the queue,
     // then are dropped.
     let emitter = ProbeEventsEmitter::new(&main, Target::Renderer(slow));
@@ -458,15 +464,7 @@ async fn replies_that_meet_a_full_queue_wait_for_room() {
     const CALLS: u64 = 12;
     const LEN: u32 = 128 * 1024;
     let (main, handler) = main_with(|_| {});
-    let (main_end, peer) = tokio::io::duplex(4096);
-    let (read, write) = tokio::io::split(main_end);
-    let (mut raw, _) = accepted_over::<ProbeApi, ProbeContract, _>(
-        &main,
-        "slow",
-        Transport::new(read, write),
-        peer,
-    )
-    .await;
+    let (mut raw, _) = raw_peer_over_pipe(&main, 4096).await;
     for id in 1..=CALLS {
         raw.frame(&invoke_body(id, "probe:gated", &gated_args(LEN)))
             .await;
@@ -498,22 +496,8 @@ async fn a_frame_too_large_ends_the_connection_while_the_queue_is_full() {
     // One thread: main's writer runs only when this test waits.
     let (main, _) = main_with(|_| {});
     let mut gone = main.disconnections();
-    let (main_end, peer) = tokio::io::duplex(64);
-    let (read, write) = tokio::io::split(main_end);
-    let (mut raw, id) = accepted_over::<ProbeApi, ProbeContract, _>(
-        &main,
-        "slow",
-        Transport::new(read, write),
-        peer,
-    )
-    .await;
-    raw.frame(&subscribe_body(1, "probe:note")).await;
-    assert!(
-        eventually(Duration::from_secs(5), || main
-            .renderer_stats(id)
-            .is_some_and(|s| !s.subscriptions.is_empty()))
-        .await
-    );
+    let (mut raw, id) = raw_peer_over_pipe(&main, 64).await;
+    subscribe_by_hand(&main, &mut raw, id, "probe:note").await;
     // The writer takes one 64 KiB event and blocks on the 64-byte pipe;
     // eight more wait in the queue, past the 256 KiB at which frames that
     // wait for room (such as the notice) wait.
@@ -546,13 +530,7 @@ async fn under_the_disconnect_policy_a_slow_consumer_is_dropped() {
         l.slow_consumer = SlowConsumer::Disconnect;
     });
     let (mut raw, slow) = raw_peer(&main).await;
-    raw.frame(&subscribe_body(1, "probe:note")).await;
-    assert!(
-        eventually(Duration::from_secs(5), || main
-            .renderer_stats(slow)
-            .is_some_and(|s| !s.subscriptions.is_empty()))
-        .await
-    );
+    subscribe_by_hand(&main, &mut raw, slow, "probe:note").await;
     // Subscribed before the flood: `disconnected` would return `None` once
     // the renderer is gone, and the test would learn nothing.
     let mut gone = main.disconnections();
