@@ -289,10 +289,16 @@ pub async fn connect_memory_as<A: ipc_runtime::Api>(
 pub async fn ends_disconnected<T: std::fmt::Debug>(
     call: tokio::task::JoinHandle<Result<T, IpcError>>,
 ) {
+    call_ends_disconnected(async { call.await.unwrap() }).await;
+}
+
+/// [`ends_disconnected`] for a call future the test holds itself.
+pub async fn call_ends_disconnected<T: std::fmt::Debug>(
+    call: impl std::future::Future<Output = Result<T, IpcError>>,
+) {
     let result = tokio::time::timeout(Duration::from_secs(5), call)
         .await
-        .expect("the call ended promptly")
-        .unwrap();
+        .expect("the call ended promptly");
     assert!(
         matches!(result, Err(IpcError::Disconnected { .. })),
         "{result:?}"
