@@ -307,6 +307,7 @@ pub mod transport;
 mod blob;
 mod caller;
 mod contract;
+mod cpus;
 mod dispatch;
 mod error;
 mod frame;

@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{
-    cpus,
     limits::{DisconnectReason, Disconnection, Limits, SlowConsumer},
     Auth, Inner, RendererInfo, Setup, DEFAULT_FLUSH_REPLIES_EVERY,
 };
@@ -30,6 +29,7 @@ use crate::{
     caller::{Caller, RendererId},
     codec::splice::FrameBuf,
     contract::{self, Grant, MethodKind, Quoted},
+    cpus,
     dispatch::{Handler, Outcome, Route},
     error::{panic_message, WireError},
     frame::{Channel, Frame, Head, StreamError, Welcome, PROTOCOL_VERSION},
@@ -1027,7 +1027,7 @@ async fn serve(
                         Ok(read) => read,
                     }
                 } else {
-                    spin_then_wait(reader.fill(), setup.spin).await
+                    spin_then_wait(reader.fill(), setup.spin, || true).await
                 };
                 match read {
                     Ok(true) => continue,

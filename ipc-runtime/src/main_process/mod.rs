@@ -7,7 +7,6 @@
 //! ([`Main::listen_unix`]), or over any [`Transport`] ([`Main::accept`]).
 
 mod connection;
-mod cpus;
 mod limits;
 
 pub(crate) use connection::ClosedWatch;
@@ -148,7 +147,9 @@ impl<C> MainBuilder<C> {
     /// is picked up without waking a sleeping thread. Trades CPU time (up
     /// to `spin` per idle moment of each renderer) for latency; it helps
     /// only when both processes have a core to themselves, and hurts when
-    /// they share one. Pair it with
+    /// they share one, so main does not spin while it may run on only one
+    /// CPU (its affinity mask or CPU quota, re-checked at most every
+    /// 100 ms). Pair it with
     /// [`ConnectionBuilder::spin_before_parking`](crate::ConnectionBuilder::spin_before_parking)
     /// on the renderer; tens of microseconds is the useful range.
     pub fn spin_before_parking(mut self, spin: Duration) -> Self {

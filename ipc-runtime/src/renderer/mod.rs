@@ -125,7 +125,12 @@ impl ConnectionBuilder {
     /// arriving within that time is picked up without waking a sleeping
     /// thread. Trades CPU time (up to `spin` per call) for latency; it
     /// helps only when the renderer and main each have a core to
-    /// themselves. See
+    /// themselves. A call spins only while it is the connection's only
+    /// call in flight (with others, their replies keep the renderer busy
+    /// and spinning would take their CPU time), and not at all while this
+    /// process may run on only one CPU (its affinity mask or CPU quota,
+    /// re-checked at most every 100 ms), where it would only delay the
+    /// reply. See
     /// [`MainBuilder::spin_before_parking`](crate::MainBuilder::spin_before_parking)
     /// for main's side and `BENCHMARKS.md` for what it gains.
     pub fn spin_before_parking(mut self, spin: Duration) -> Self {
@@ -620,7 +625,12 @@ impl Connection {
         let mut first = true;
         let reply =
             std::future::poll_fn(|cx| self.shared.poll_reply(id, cx, std::mem::take(&mut first)));
-        let reply = spin_then_wait(reply, self.shared.spin).await;
+        // The low-latency option spins only while this is the connection's
+        // only call: with others in flight, their replies keep the task
+        // busy anyway, and spinning would take the CPU time that reading
+        // and answering them needs.
+        let alone = || self.shared.state().calls.len() <= 1;
+        let reply = spin_then_wait(reply, self.shared.spin, alone).await;
         guard.armed = false;
         reply.ok_or_else(|| self.shared.closed_reason())
     }

@@ -239,6 +239,12 @@ impl Calls {
         }
     }
 
+    /// How many calls are in the table (waiting for their replies, or
+    /// holding them until their tasks take them).
+    pub(super) fn len(&self) -> usize {
+        self.calls.len()
+    }
+
     /// The waker of the first call in line, taken, if a slot is free for
     /// it. It registers again if it is refused.
     fn next_in_line(&mut self) -> Option<Waker> {

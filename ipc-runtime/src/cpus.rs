@@ -1,6 +1,7 @@
 //! Whether this process may run on more than one CPU, for deciding how
 //! main writes the replies to a burst of requests (see
-//! [`MainBuilder::flush_replies_every`](super::MainBuilder::flush_replies_every)).
+//! [`MainBuilder::flush_replies_every`](crate::MainBuilder::flush_replies_every))
+//! and whether the low-latency option spins (`spin.rs`).
 
 use std::{
     sync::{
