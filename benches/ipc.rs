@@ -1183,6 +1183,10 @@ async fn run_renderer(config: Config) -> Result<ChildReport, BoxError> {
         let mut this_round = Vec::new();
         for placement in rotated(&placements, round) {
             place(placement, &all_cpus)?;
+            // The runtime looks up the CPUs it may use at most every
+            // 100 ms (to decide whether to spin and how to write replies):
+            // let both processes see the new placement before timing.
+            tokio::time::sleep(CPUS_RECHECKED).await;
             r.placement = placement;
             let p = placement.name();
             for payload in PAYLOADS {
@@ -1395,6 +1399,10 @@ impl Placement {
         }
     }
 }
+
+/// Longer than the runtime keeps its answer to "may this process use more
+/// than one CPU?" (100 ms).
+const CPUS_RECHECKED: Duration = Duration::from_millis(120);
 
 /// The CPUs this process may use, as a mask.
 fn allowed_cpus() -> io::Result<libc::cpu_set_t> {
