@@ -15,7 +15,7 @@ use ipc_suite::{eventually, probe_main, ProbeApi, ProbeHandler};
 /// Long enough that a spinning call is still spinning when it is measured.
 const SPIN: Duration = Duration::from_secs(2);
 /// How long the calls are left waiting while CPU time is counted.
-const WINDOW: Duration = Duration::from_millis(300);
+const WINDOW: Duration = Duration::from_millis(500);
 
 /// CPU time (user and system) used so far by this process's threads whose
 /// name starts with `prefix`, read from `/proc`.
@@ -92,8 +92,9 @@ fn more_than_one_cpu() -> bool {
 fn a_lone_call_spins_while_it_waits_if_the_process_has_more_than_one_cpu() {
     let used = cpu_while_calls_wait(1, "spin-lone");
     if more_than_one_cpu() {
-        // About the whole window; a third leaves room for a busy machine.
-        assert!(used >= WINDOW / 3, "{used:?} of CPU in {WINDOW:?}");
+        // About the whole window; a quarter leaves room for a busy
+        // machine (`/proc` counts in ticks of 10 ms here).
+        assert!(used >= WINDOW / 4, "{used:?} of CPU in {WINDOW:?}");
     } else {
         // On one CPU, spinning would keep main (here, the same process's
         // other thread) from answering: the call parks at once.
