@@ -129,8 +129,9 @@ impl ConnectionBuilder {
     /// call in flight (with others, their replies keep the renderer busy
     /// and spinning would take their CPU time), and not at all while this
     /// process may run on only one CPU (its affinity mask or CPU quota,
-    /// re-checked at most every 100 ms), where it would only delay the
-    /// reply. See
+    /// re-checked at most every 100 ms), where it would mostly delay the
+    /// reply: the renderer's own reply reader, and often main, need that
+    /// CPU. See
     /// [`MainBuilder::spin_before_parking`](crate::MainBuilder::spin_before_parking)
     /// for main's side and `BENCHMARKS.md` for what it gains.
     pub fn spin_before_parking(mut self, spin: Duration) -> Self {
