@@ -11,8 +11,8 @@ use ipc_runtime::{
     DisconnectReason, IpcError, Limits, Main, RendererId, SlowConsumer, Target, Transport,
 };
 use ipc_suite::{
-    call_ends_disconnected, connect_memory, ends_disconnected, eventually, poll_once,
-    probe_main_with,
+    call_ends_disconnected, connect_memory, ends_disconnected, eventually, next_disconnection,
+    poll_once, probe_main_with,
     raw::{
         accepted, accepted_over, framed, hello_body, invoke_body, kind, subscribe_body, RawPeer,
         WireError,
@@ -321,10 +321,7 @@ async fn a_peer_dribbling_a_frame_is_dropped_after_the_frame_timeout() {
         }
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
-    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let ended = next_disconnection(&mut gone, "main ends the connection").await;
     assert_eq!(ended.renderer.id, id);
     assert_eq!(
         ended.reason,
@@ -506,10 +503,11 @@ async fn a_frame_too_large_ends_the_connection_while_the_queue_is_full() {
     assert_eq!(main.renderer_stats(id).unwrap().events_dropped, 0);
     // A length prefix past the 16 MiB limit.
     raw.bytes(&(32u32 << 20).to_be_bytes()).await;
-    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
-        .await
-        .expect("main ends the connection without the renderer reading")
-        .unwrap();
+    let ended = next_disconnection(
+        &mut gone,
+        "main ends the connection without the renderer reading",
+    )
+    .await;
     assert_eq!(ended.renderer.id, id);
     assert!(
         matches!(ended.reason, DisconnectReason::FrameTooLarge { .. }),
@@ -539,10 +537,7 @@ async fn under_the_disconnect_policy_a_slow_consumer_is_dropped() {
         }
         tokio::task::yield_now().await;
     }
-    let gone = tokio::time::timeout(Duration::from_secs(5), gone.recv())
-        .await
-        .expect("main drops the slow consumer")
-        .unwrap();
+    let gone = next_disconnection(&mut gone, "main drops the slow consumer").await;
     assert_eq!(gone.renderer.id, slow);
     assert!(
         matches!(gone.reason, DisconnectReason::SlowConsumer { queued: 8 }),
@@ -633,10 +628,7 @@ async fn a_renderer_that_keeps_misbehaving_is_disconnected_with_its_reason() {
     raw.frame(&[0x7f]).await;
     raw.frame(&invoke_body(1, "probe:nope", &[])).await;
     raw.frame(&invoke_body(2, "probe:add", &[0xff])).await;
-    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let ended = next_disconnection(&mut gone, "main ends the connection").await;
     assert_eq!(ended.renderer.id, id);
     match &ended.reason {
         DisconnectReason::Misbehaved { violations, last } => {
@@ -659,10 +651,7 @@ async fn misbehaving_then_closing_is_reported_as_misbehaving() {
     let (mut raw, id) = raw_peer(&main).await;
     raw.frame(&[0x7f]).await;
     raw.stream.shutdown().await.unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let ended = next_disconnection(&mut gone, "main ends the connection").await;
     assert_eq!(ended.renderer.id, id);
     assert!(
         matches!(
@@ -687,10 +676,7 @@ async fn nothing_sent_after_the_last_violation_is_handled() {
     wire.extend(framed(&ipc_suite::raw::send_body("probe:record", &record)));
     wire.extend(framed(&invoke_body(9, "probe:add", &add)));
     raw.bytes(&wire).await;
-    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let ended = next_disconnection(&mut gone, "main ends the connection").await;
     assert!(
         matches!(ended.reason, DisconnectReason::Misbehaved { .. }),
         "{:?}",
@@ -732,10 +718,7 @@ async fn a_renderer_killed_mid_frame_is_released() {
     ready(&mut child).await;
     let id = child.id();
     child.kill().await.unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(5), gone.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let ended = next_disconnection(&mut gone, "main ends the connection").await;
     assert_eq!(ended.renderer.id, id);
     // The peer vanished in the middle of a frame.
     assert!(

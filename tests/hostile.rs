@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipc_runtime::{DisconnectReason, Main};
 use ipc_suite::{
-    connect_memory, eventually, probe_main_with,
+    connect_memory, eventually, next_disconnection, probe_main_with,
     raw::{accepted, invoke_body, kind, send_body, RawFrame, RawPeer, WireError},
     ProbeApi, ProbeClient, ProbeContract,
 };
@@ -139,10 +139,7 @@ async fn a_four_gib_length_prefix_is_refused_without_allocating_it() {
         "main drops a peer it cannot resync with"
     );
     assert!(eventually(Duration::from_secs(5), || main.renderer_count() == 1).await);
-    let gone = tokio::time::timeout(Duration::from_secs(5), gone.recv())
-        .await
-        .expect("main reports the disconnection")
-        .unwrap();
+    let gone = next_disconnection(&mut gone, "main reports the disconnection").await;
     assert_eq!(gone.renderer.label, "hostile");
     assert!(
         matches!(

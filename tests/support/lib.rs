@@ -305,6 +305,19 @@ pub async fn call_ends_disconnected<T: std::fmt::Debug>(
     );
 }
 
+/// The next disconnection main reports on `gone` (from
+/// [`Main::disconnections`]), waiting at most 5 s for it; `what` says
+/// which one the test expects, for the failure message.
+pub async fn next_disconnection(
+    gone: &mut tokio::sync::broadcast::Receiver<ipc_runtime::Disconnection>,
+    what: &str,
+) -> ipc_runtime::Disconnection {
+    tokio::time::timeout(Duration::from_secs(5), gone.recv())
+        .await
+        .unwrap_or_else(|_| panic!("within 5 s: {what}"))
+        .expect("main's disconnections channel is open")
+}
+
 /// Polls `fut` once, on the calling task; `None` if it is still pending.
 /// A call polled once has done what it does before waiting (taken a slot
 /// or its place in line, queued its frame), with no sleep to hope so.
