@@ -72,6 +72,8 @@ const EVENT_WINDOW: u64 = 512;
 const ACK_EVERY: u64 = 128;
 /// Payload of the one-way cases.
 const ONE_WAY_PAYLOAD: usize = 8;
+/// Messages per `send` in the `ipc-send-batch` system.
+const SEND_BATCH: u64 = 64;
 
 /// How long both sides of the `ipc-spin` system spin before parking (the
 /// low-latency option).
@@ -136,7 +138,11 @@ pub trait Bench {
     /// A one-way message; main counts it.
     #[ipc(send)]
     async fn sink(&self, data: Blob);
-    /// Waits until main has handled `total` `sink` messages in all.
+    /// Many one-way messages in one: main counts each.
+    #[ipc(send)]
+    async fn sink_batch(&self, data: Vec<Blob>);
+    /// Waits until main has counted `total` messages in all (`sink`,
+    /// and each of a `sink_batch`).
     async fn sunk(&self, total: u64) -> u64;
     /// Pushes `tick` events numbered `first..first + count` of `size`
     /// bytes to the caller, at most [`EVENT_WINDOW`] beyond its last
@@ -160,7 +166,7 @@ pub trait BenchEvents {
 expose! {
     /// The benchmark renderer's API.
     pub struct BenchApi {
-        bench: Bench { echo, echo_vec, sink, sunk, push, ack, memory },
+        bench: Bench { echo, echo_vec, sink, sink_batch, sunk, push, ack, memory },
         events: BenchEvents { tick },
     }
 }
@@ -178,6 +184,16 @@ struct BenchMain {
     credit: Notify,
 }
 
+impl BenchMain {
+    /// Counts `k` one-way messages handled, waking `sunk` at its goal.
+    fn count_sunk(&self, k: u64) {
+        let n = self.sunk.fetch_add(k, SeqCst) + k;
+        if n >= self.sunk_goal.load(SeqCst) {
+            self.sunk_reached.notify_waiters();
+        }
+    }
+}
+
 impl Bench for BenchMain {
     async fn echo(&self, data: Blob) -> Blob {
         data
@@ -188,10 +204,11 @@ impl Bench for BenchMain {
     }
 
     async fn sink(&self, _data: Blob) {
-        let n = self.sunk.fetch_add(1, SeqCst) + 1;
-        if n >= self.sunk_goal.load(SeqCst) {
-            self.sunk_reached.notify_waiters();
-        }
+        self.count_sunk(1);
+    }
+
+    async fn sink_batch(&self, data: Vec<Blob>) {
+        self.count_sunk(data.len() as u64);
     }
 
     async fn sunk(&self, total: u64) -> u64 {
@@ -804,7 +821,7 @@ impl Renderer {
     /// One way, [`ONE_WAY_PAYLOAD`] bytes: messages per second from the
     /// first send until the receiver has the last one.
     async fn one_way(&mut self, system: &str) -> Result<f64, BoxError> {
-        let n = self.units(
+        let mut n = self.units(
             "one-way",
             system,
             ONE_WAY_PAYLOAD,
@@ -823,6 +840,22 @@ impl Renderer {
                 self.sunk_total += n;
                 let sunk = self.api.bench.sunk(self.sunk_total).await?;
                 assert_eq!(sunk, self.sunk_total, "main handled every send");
+            }
+            "ipc-send-batch" => {
+                // What a user who needs the rate does: collect messages
+                // and send them together (one frame, one handler call).
+                let bytes = [0xa5; ONE_WAY_PAYLOAD];
+                let batches = n.div_ceil(SEND_BATCH);
+                for _ in 0..batches {
+                    let batch = (0..SEND_BATCH)
+                        .map(|_| Blob::copy_from_slice(&bytes))
+                        .collect();
+                    self.api.bench.sink_batch(batch).await?;
+                }
+                n = batches * SEND_BATCH;
+                self.sunk_total += n;
+                let sunk = self.api.bench.sunk(self.sunk_total).await?;
+                assert_eq!(sunk, self.sunk_total, "main counted every message");
             }
             "raw-send" => {
                 let frame = frame_of(ONE_WAY_PAYLOAD);
@@ -1226,7 +1259,16 @@ async fn run_renderer(config: Config) -> Result<ChildReport, BoxError> {
                     this_round.push((cell(placement, "throughput", system, payload), samples));
                 }
             }
-            for system in rotated(&["ipc-send", "raw-send", "ipc-event", "raw-push"], round) {
+            for system in rotated(
+                &[
+                    "ipc-send",
+                    "ipc-send-batch",
+                    "raw-send",
+                    "ipc-event",
+                    "raw-push",
+                ],
+                round,
+            ) {
                 if !wanted("one-way", system, ONE_WAY_PAYLOAD) {
                     continue;
                 }

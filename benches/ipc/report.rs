@@ -233,7 +233,7 @@ pub fn median(v: &[f64]) -> f64 {
 
 fn baseline_of(case: &str, system: &str) -> &'static str {
     match (case, system) {
-        ("one-way", "ipc-send" | "raw-send") => "raw-send",
+        ("one-way", "ipc-send" | "ipc-send-batch" | "raw-send") => "raw-send",
         ("one-way", _) => "raw-push",
         _ => "raw-tokio",
     }
@@ -293,6 +293,7 @@ pub fn rows(report: &ChildReport) -> Vec<Row> {
             "raw-tokio",
             "raw-std",
             "ipc-send",
+            "ipc-send-batch",
             "raw-send",
             "ipc-event",
             "raw-push",
