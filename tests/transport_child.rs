@@ -1,8 +1,8 @@
 //! Renderers as real child processes, wired by an inherited socket.
 
-use std::process::Command;
+use std::{process::Command, time::Duration};
 
-use ipc_suite::{probe_main, ProbeApi};
+use ipc_suite::{eventually, probe_main, ProbeApi};
 
 const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
 
@@ -64,6 +64,36 @@ async fn a_renderer_that_exits_at_once_still_leaves_its_reason() {
         );
     }
     assert_eq!(main.renderer_count(), 0);
+}
+
+/// A renderer that sends and returns from `main` straight away (no
+/// `close`, no `flush`): its runtime shuts down with the messages still
+/// queued, and they reach main all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_queued_when_a_renderer_returns_from_main_still_arrive() {
+    const SENDS: u64 = 2000;
+    for round in 0..5 {
+        let (main, handler) = probe_main();
+        let mut command = Command::new(RENDERER);
+        command.args(["send-and-return", &SENDS.to_string()]);
+        let mut child = main
+            .spawn_renderer::<ProbeApi>(command, "brief")
+            .await
+            .unwrap();
+        assert!(child.wait().await.unwrap().success());
+        // Main handles the messages it received after the disconnection.
+        let all = eventually(Duration::from_secs(5), || {
+            handler.recorded_now().len() as u64 >= SENDS
+        })
+        .await;
+        let seen = handler.recorded_now();
+        assert!(
+            all,
+            "round {round}: main got {} of {SENDS} sends",
+            seen.len()
+        );
+        assert_eq!(seen, (1..=SENDS).collect::<Vec<_>>(), "round {round}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

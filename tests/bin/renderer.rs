@@ -11,6 +11,8 @@
 //!   ticks received (comma-separated, in arrival order) and exit;
 //! - `busy`: listen to `tick`, start a call that never finishes, print
 //!   "ready" and wait (to be killed);
+//! - `send-and-return N`: send `record(1..=N)` and return from `main` at
+//!   once, without closing or flushing;
 //! - `flood`, `half-frame`, `half-hello PATH`, `serve-unix`, `soak-main SECS`,
 //!   `soak-good SECS`, `soak-bad`: see `faults.rs`.
 
@@ -95,6 +97,21 @@ async fn run(args: &[String]) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             Ok(())
         }
+        Some("send-and-return") => {
+            let n: u64 = match args {
+                [_, n] => n.parse().map_err(|e| format!("N: {e}"))?,
+                _ => return Err("usage: send-and-return N".into()),
+            };
+            let api = ProbeApi::connect_inherited()
+                .await
+                .map_err(|e| e.to_string())?;
+            for i in 1..=n {
+                api.probe.record(i).await.map_err(|e| e.to_string())?;
+            }
+            // Returning drops `api`, then the runtime: what was queued
+            // must still reach main.
+            Ok(())
+        }
         Some("idle") => {
             let conn = ProbeApi::connect_inherited()
                 .await
@@ -152,7 +169,7 @@ async fn run(args: &[String]) -> Result<(), String> {
         Some("soak-main") => faults::soak_main(secs(args)?).await,
         Some("soak-good") => faults::soak_good(secs(args)?).await,
         Some("soak-bad") => faults::soak_bad(),
-        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|connect-and-exit|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|soak-main SECS|soak-good SECS|soak-bad".into()),
+        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|connect-and-exit|send-and-return N|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|soak-main SECS|soak-good SECS|soak-bad".into()),
     }
 }
 

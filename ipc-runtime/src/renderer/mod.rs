@@ -305,7 +305,12 @@ impl ConnectionBuilder {
 /// A renderer's connection to main.
 ///
 /// Cheap to clone; the connection closes when the last clone (including
-/// those inside clients) is dropped.
+/// those inside clients) is dropped. What was sent until then is still
+/// written: for up to a second while the runtime runs, and, if the
+/// runtime shuts down first (a renderer returning from `main` right after
+/// a `send`), as much as the socket takes at once. A process that ends
+/// with `std::process::exit` runs no destructors: call
+/// [`Connection::flush`] or [`Connection::close`] before it.
 #[derive(Clone)]
 pub struct Connection {
     shared: Arc<Shared>,

@@ -689,10 +689,51 @@ pub(crate) async fn write_now(io: &mut BoxWrite, frame: Frame) -> Result<(), Str
 ///
 /// With `drain_on_stop`, frames still queued when `stop` fires are written
 /// (for at most that long) before returning, so that a dropped connection
-/// does not lose messages it already accepted.
-pub(crate) async fn run_writer(
+/// does not lose messages it already accepted; and if the task is dropped
+/// before it finished (its runtime shut down, say a renderer returned from
+/// `main` right after a `send`), what is left is written as far as the
+/// transport takes it without waiting.
+pub(crate) fn run_writer(
     queue: Arc<WriteQueue>,
     stop: CancellationToken,
+    drain_on_stop: Option<Duration>,
+) -> impl Future<Output = io::Result<()>> + Send {
+    // Made here, not in the `async` block, so that it is dropped with the
+    // future even if the future was never polled.
+    let mut leftovers = WriteLeftovers(drain_on_stop.map(|_| Arc::clone(&queue)));
+    async move {
+        let result = write_until_stopped(&queue, &stop, drain_on_stop).await;
+        leftovers.disarm();
+        result
+    }
+}
+
+/// Writes, when dropped holding a queue, what that queue still holds, as
+/// far as its transport takes it at once: the last act of a writer task
+/// dropped before it finished.
+struct WriteLeftovers(Option<Arc<WriteQueue>>);
+
+impl WriteLeftovers {
+    /// The writer finished: nothing is left to write on drop.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for WriteLeftovers {
+    fn drop(&mut self) {
+        let Some(queue) = self.0.take() else { return };
+        // No task is left to wake, so a waker that does nothing is enough;
+        // a transport that is not ready at once keeps the rest.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let _ = queue.poll_write_queued(&mut queue.io(), &mut cx);
+    }
+}
+
+/// [`run_writer`]'s work, without the writing of leftovers on drop.
+async fn write_until_stopped(
+    queue: &WriteQueue,
+    stop: &CancellationToken,
     drain_on_stop: Option<Duration>,
 ) -> io::Result<()> {
     let write = || std::future::poll_fn(|cx| queue.poll_write_queued(&mut queue.io(), cx));
@@ -769,6 +810,44 @@ mod tests {
         for (i, frame) in got.iter().enumerate() {
             assert_eq!(&frame[..], &vec![i as u8; i][..]);
         }
+    }
+
+    /// A writer task its runtime drops before it ran (a renderer
+    /// returning from `main` right after its sends) still writes what was
+    /// queued, as the transport takes it at once.
+    #[test]
+    fn a_writer_dropped_with_its_runtime_writes_what_was_queued() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let outbox = Outbox::new(Box::pin(a), 1000, 1024);
+        let first = runtime();
+        first.spawn(run_writer(
+            outbox.queue(),
+            CancellationToken::new(),
+            Some(Duration::from_secs(1)),
+        ));
+        first.block_on(async {
+            for _ in 0..100 {
+                outbox.push(bytes_frame(b"queued"), true).await.unwrap();
+            }
+        });
+        drop(outbox);
+        drop(first);
+        let got = runtime().block_on(async {
+            let mut reader = FrameReader::new(Box::pin(b), 1024);
+            let mut got = 0;
+            while let Some(frame) = reader.next().await {
+                assert_eq!(&frame.unwrap()[..], b"queued");
+                got += 1;
+            }
+            got
+        });
+        assert_eq!(got, 100);
     }
 
     /// Frames the writer took but cannot write (the peer does not read)
