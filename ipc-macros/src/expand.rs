@@ -176,7 +176,7 @@ pub(crate) fn expand_methods_module(service: &Service) -> TokenStream {
         let ident = m.ident();
         let channel = service.channel(m);
         let doc = format!(
-            "Marks [`{trait_name}::{ident}`] (channel `{channel}`) in `expose!` whitelists."
+            "Marks [`{trait_name}::{ident}`](super::{trait_name}::{ident}) (channel `{channel}`) in `expose!` whitelists."
         );
         quote! {
             #[doc = #doc]
@@ -573,7 +573,10 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
     let what = match method.kind {
         Kind::Invoke => format!("Calls `{channel}` and waits for the reply."),
         Kind::Send => format!(
-            "Sends a message on `{channel}` without waiting for it to be handled; messages from one connection are handled in the order sent."
+            "Sends a message on `{channel}` without waiting for it to be handled; messages from one connection are handled in the order sent.\n\n\
+             Returns once the message is queued. Dropping the connection, or returning from `main`, still writes what is queued \
+             (as much as the socket takes at once, if the runtime is shutting down); `std::process::exit` does not. \
+             To be sure a message was written before exiting, `flush().await` or `close().await` the API."
         ),
         Kind::Event => format!(
             "Calls `f` with each `{channel}` event, in the order main emitted them, until the returned guard is dropped. \
