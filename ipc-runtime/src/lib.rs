@@ -415,6 +415,12 @@ pub use ipc_macros::events;
 /// `connect_unix(path, token)` or `connect(transport)`, and gives no access
 /// to the raw connection. It is `Clone`: a clone is another handle on the
 /// same connection, for another task.
+///
+/// Name each trait by its path (`api::Notes`), not through a `use` of the
+/// trait alone: `expose!` reaches the `notes_methods` module generated
+/// beside the trait by that path, and an imported `Notes` fails with
+/// "unresolved import `self::notes_methods`". Import
+/// `api::{Notes, notes_methods}` together if you prefer the short name.
 #[doc(inline)]
 pub use ipc_macros::expose;
 

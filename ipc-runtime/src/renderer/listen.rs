@@ -248,7 +248,7 @@ fn dispatch(shared: &Shared, channel: &Channel, payload: &Bytes) {
 /// that callback, the call under way finishes (the drop does not wait for
 /// it, so a callback that waits for the dropping thread cannot deadlock);
 /// no later event reaches it.
-#[must_use = "dropping the subscription unsubscribes at once"]
+#[must_use = "dropping the subscription unsubscribes at once: bind it to a name that lives as long as you listen (`let _guard = ...`; `let _ = ...` drops it at once)"]
 pub struct Subscription {
     shared: Arc<Shared>,
     channel: &'static str,

@@ -45,6 +45,7 @@ fn identity(fd: RawFd) -> Option<(u64, u64, bool)> {
 /// The child is killed if this value is dropped while it still runs; call
 /// [`RendererProcess::wait`] to let it finish on its own.
 #[derive(Debug)]
+#[must_use = "dropping the RendererProcess kills the child at once: bind it to a name that lives as long as the renderer should run (`let window = ...`; `let _ = ...` drops it at once)"]
 pub struct RendererProcess {
     info: RendererInfo,
     child: tokio::process::Child,
