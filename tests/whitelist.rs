@@ -92,14 +92,35 @@ async fn a_renderer_built_with_a_wider_api_than_granted_is_refused_at_connect() 
         ipc_runtime::Connection::builder().connect_as::<ProbeApi>(renderer_end)
     );
     let err = api.expect_err("refused");
-    assert!(matches!(err, IpcError::HandshakeMismatch { .. }), "{err}");
+    let IpcError::ApiNotGranted(e) = &err else {
+        panic!("expected ApiNotGranted, got {err:?}");
+    };
+    let ipc_runtime::ApiNotGranted {
+        api,
+        grant,
+        channels,
+    } = &**e;
+    assert_eq!((api.as_str(), grant.as_str()), ("ProbeApi", "NarrowApi"));
     assert!(
-        err.to_string()
-            .contains("`probe:add`, which main's grant `NarrowApi` does not allow"),
-        "{err}"
+        channels.contains(&"`probe:add`".to_string()),
+        "{channels:?}"
     );
     assert!(
-        matches!(&accepted, Err(IpcError::HandshakeMismatch { .. })),
+        !channels.contains(&"`probe:echo`".to_string()),
+        "{channels:?}"
+    );
+    // Both the renderer and main read what to change, once.
+    let text = err.to_string();
+    assert!(
+        text.starts_with("the renderer connected as `ProbeApi`, which reaches `probe:")
+            && text.ends_with(
+                "but main accepts it as `NarrowApi`, which does not allow them; connect the renderer as `NarrowApi`, or have main accept it as `ProbeApi`"
+            )
+            && !text.contains("fingerprint"),
+        "{text}"
+    );
+    assert!(
+        matches!(&accepted, Err(e) if e.to_string() == text),
         "{accepted:?}"
     );
 }

@@ -167,11 +167,6 @@ impl Grant {
     }
 }
 
-/// The fingerprint of a string (a channel name).
-pub(crate) fn fnv_str(s: &str) -> u64 {
-    fnv(FNV_OFFSET, s.as_bytes())
-}
-
 /// Combines service fingerprints into one contract fingerprint.
 pub(crate) fn combine(fingerprints: impl IntoIterator<Item = u64>) -> u64 {
     fingerprints
@@ -258,13 +253,16 @@ impl fmt::Display for Quoted<'_> {
 
 /// Checks a renderer's services against main's. On mismatch, returns both
 /// contract fingerprints and the differences in words (see
-/// [`Differences`] for how many).
+/// [`Differences`] for how many), then, if a service differs between the
+/// two (rather than missing on main), one line of advice.
 pub(crate) fn compare(
     renderer: &[ServiceSummary],
     main: &[ServiceSummary],
 ) -> Result<(), (u64, u64, Vec<String>)> {
     let mut differences = Differences::default();
     let mut main_fps = Vec::with_capacity(renderer.len());
+    // Whether a service exists on both sides in different versions.
+    let mut versions = false;
     for r in renderer {
         let name = Quoted(&r.name);
         let Some(m) = main.iter().find(|m| m.name == r.name) else {
@@ -280,6 +278,7 @@ pub(crate) fn compare(
         if m.fingerprint == r.fingerprint {
             continue;
         }
+        versions = true;
         let before = differences.count();
         for (channel, fp) in &r.methods {
             match m.methods.iter().find(|(c, _)| c == channel) {
@@ -310,7 +309,13 @@ pub(crate) fn compare(
         Ok(())
     } else {
         let renderer_fp = combine(renderer.iter().map(|r| r.fingerprint));
-        Err((renderer_fp, combine(main_fps), differences.into_lines()))
+        let mut lines = differences.into_lines();
+        if versions {
+            lines.push(
+                "main and the renderer must be built from the same version of each contract".into(),
+            );
+        }
+        Err((renderer_fp, combine(main_fps), lines))
     }
 }
 
@@ -369,7 +374,10 @@ mod tests {
         assert_ne!(rfp, mfp);
         assert_eq!(
             diffs,
-            ["service `Notes`: channel `notes:get` has a different signature"]
+            [
+                "service `Notes`: channel `notes:get` has a different signature",
+                "main and the renderer must be built from the same version of each contract"
+            ]
         );
         assert!(compare(&[ServiceSummary::of(&a)], &[ServiceSummary::of(&a)]).is_ok());
         let (_, _, diffs) = compare(&[ServiceSummary::of(&a)], &[]).unwrap_err();
@@ -409,8 +417,9 @@ mod tests {
         wide.fingerprint ^= 1;
         wide.methods = (0..10_000).map(|i| (format!("{long}{i}"), 0)).collect();
         let (_, _, diffs) = compare(&[wide], &[ServiceSummary::of(&notes)]).unwrap_err();
-        assert_eq!(diffs.len(), LISTED_DIFFERENCES + 1);
-        assert_eq!(diffs.last().unwrap(), "and 9985 more");
+        assert_eq!(diffs.len(), LISTED_DIFFERENCES + 2);
+        assert_eq!(diffs[LISTED_DIFFERENCES], "and 9985 more");
+        assert!(diffs[LISTED_DIFFERENCES + 1].contains("same version"));
         assert!(diffs.iter().map(String::len).sum::<usize>() < 8 * 1024);
     }
 

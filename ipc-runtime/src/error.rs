@@ -83,8 +83,9 @@ pub enum IpcError {
         /// The configured limit.
         limit: usize,
     },
-    /// The renderer and main were built from different contracts.
-    #[error("handshake mismatch: the renderer's contract has fingerprint {renderer:#018x} but main's has {main:#018x}: {}; main and the renderer must be built from the same version of each contract", differences.join("; "))]
+    /// The renderer's contracts do not match main's: a contract main does
+    /// not serve, or another version of one.
+    #[error("handshake mismatch: {} (contract fingerprints: renderer {renderer:#018x}, main {main:#018x})", differences.join("; "))]
     HandshakeMismatch {
         /// The fingerprint of the renderer's contract.
         renderer: u64,
@@ -93,6 +94,12 @@ pub enum IpcError {
         /// Each service or channel that differs, in words.
         differences: Vec<String>,
     },
+    /// The renderer was built with an API that reaches channels main's
+    /// grant for it does not allow: both sides know the contracts, but
+    /// disagree on which API type the renderer is. (Boxed: it is rare, and
+    /// every `Result` carrying an `IpcError` stays small.)
+    #[error(transparent)]
+    ApiNotGranted(Box<ApiNotGranted>),
     /// The peer speaks another version of the wire protocol.
     #[error("protocol version mismatch: the renderer speaks version {renderer} and main speaks version {main}; build both with the same ipc-runtime version")]
     ProtocolMismatch {
@@ -201,6 +208,21 @@ impl<E> CallError<E> {
     }
 }
 
+/// What [`IpcError::ApiNotGranted`] reports: the renderer's API, main's
+/// grant for it, and the channels the one reaches and the other does not
+/// allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the renderer connected as `{api}`, which reaches {}, but main accepts it as `{grant}`, which does not allow them; connect the renderer as `{grant}`, or have main accept it as `{api}`", channels.join(", "))]
+pub struct ApiNotGranted {
+    /// The renderer's API type.
+    pub api: String,
+    /// The API type main accepts it as.
+    pub grant: String,
+    /// The channels the renderer's API reaches and the grant does not
+    /// allow, quoted (at most 16, then "and N more").
+    pub channels: Vec<String>,
+}
+
 /// The errors that main sends to a renderer, in their wire form.
 ///
 /// Kept apart from [`IpcError`] so that the public enum can hold local-only
@@ -262,6 +284,12 @@ pub(crate) enum WireError {
         channel: String,
         reason: String,
     },
+    /// Appended after `Encode`, for the same reason.
+    ApiNotGranted {
+        api: String,
+        grant: String,
+        channels: Vec<String>,
+    },
 }
 
 impl From<WireError> for IpcError {
@@ -307,6 +335,15 @@ impl From<WireError> for IpcError {
             },
             WireError::Disconnected { reason } => IpcError::Disconnected { reason },
             WireError::Encode { channel, reason } => IpcError::Encode { channel, reason },
+            WireError::ApiNotGranted {
+                api,
+                grant,
+                channels,
+            } => IpcError::ApiNotGranted(Box::new(ApiNotGranted {
+                api,
+                grant,
+                channels,
+            })),
         }
     }
 }
@@ -349,6 +386,18 @@ impl From<&IpcError> for WireError {
             IpcError::Protocol { reason } => WireError::Protocol { reason },
             IpcError::Disconnected { reason } => WireError::Disconnected { reason },
             IpcError::Encode { channel, reason } => WireError::Encode { channel, reason },
+            IpcError::ApiNotGranted(e) => {
+                let ApiNotGranted {
+                    api,
+                    grant,
+                    channels,
+                } = *e;
+                WireError::ApiNotGranted {
+                    api,
+                    grant,
+                    channels,
+                }
+            }
             other => WireError::Internal {
                 reason: other.to_string(),
             },
@@ -386,6 +435,11 @@ mod tests {
                 renderer: 2,
                 main: 1,
             },
+            IpcError::ApiNotGranted(Box::new(ApiNotGranted {
+                api: "WindowApi".into(),
+                grant: "ListOnly".into(),
+                channels: vec!["`todos:add`".into()],
+            })),
             IpcError::HandlerPanicked {
                 channel: "notes:get".into(),
                 message: "oops".into(),

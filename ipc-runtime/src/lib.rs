@@ -322,7 +322,7 @@ pub use contract::{
     Service, ServiceDescriptor,
 };
 pub use dispatch::{BoxFuture, Dispatch, Handler, Served};
-pub use error::{CallError, IpcError};
+pub use error::{ApiNotGranted, CallError, IpcError};
 pub use frame::PROTOCOL_VERSION;
 pub use main_process::{
     DisconnectReason, Disconnection, EmitterCore, Limits, Main, MainBuilder, RendererInfo,

@@ -221,6 +221,11 @@ pub enum WireError {
         channel: String,
         reason: String,
     },
+    ApiNotGranted {
+        api: String,
+        grant: String,
+        channels: Vec<String>,
+    },
 }
 
 /// A raw socket (or any byte stream) speaking frames by hand.

@@ -38,7 +38,7 @@ use crate::{
         reader::{FrameReader, LARGE_FRAME},
         writer::{run_writer, write_now, Outbox, PushError, WriteQueue},
     },
-    IpcError, Transport,
+    ApiNotGranted, IpcError, Transport,
 };
 
 /// How long frames already queued for a renderer that has gone away (or
@@ -377,28 +377,16 @@ async fn read_hello(
 fn check_api(grant: &Grant, api: &str, allowed: &[String]) -> Result<(), IpcError> {
     let mut missing = contract::Differences::default();
     for c in allowed.iter().filter(|c| !grant.allows(c)) {
-        missing.push(|| {
-            format!(
-                "the renderer's API `{api}` reaches `{channel}`, which main's grant `{grant}` does not allow (connect the renderer as `{grant}`, or have main accept it as its API)",
-                api = Quoted(api),
-                channel = Quoted(c),
-                grant = grant.name,
-            )
-        });
+        missing.push(|| format!("`{}`", Quoted(c)));
     }
     if missing.count() == 0 {
         return Ok(());
     }
-    let fingerprint = |channels: &mut dyn Iterator<Item = &str>| {
-        let mut sorted: Vec<&str> = channels.collect();
-        sorted.sort_unstable();
-        contract::combine(sorted.iter().map(|c| contract::fnv_str(c)))
-    };
-    Err(IpcError::HandshakeMismatch {
-        renderer: fingerprint(&mut allowed.iter().map(String::as_str)),
-        main: fingerprint(&mut grant.allowed.iter().copied()),
-        differences: missing.into_lines(),
-    })
+    Err(IpcError::ApiNotGranted(Box::new(ApiNotGranted {
+        api: Quoted(api).to_string(),
+        grant: grant.name.to_string(),
+        channels: missing.into_lines(),
+    })))
 }
 
 /// Main's state for one accepted renderer.
