@@ -76,7 +76,7 @@ pub enum IpcError {
         reason: String,
     },
     /// A frame was larger than the receiver accepts.
-    #[error("frame of {size} bytes exceeds the limit of {limit} bytes; send less data per call (split it, or pass a file path instead) or raise `max_frame_size`")]
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes; send less data per call (split it, or pass a file path instead) or raise the receiver's `max_frame_size` (`MainBuilder::max_frame_size` for what renderers send, `ConnectionBuilder::max_frame_size` for what main sends)")]
     FrameTooLarge {
         /// The size of the frame, from its length prefix.
         size: u64,

@@ -365,8 +365,9 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> IpcType
 ///     async fn get(&self, id: u64) -> Result<Note, NotesError>; // "notes:get", request/reply
 ///     #[ipc(send)]
 ///     async fn log(&self, line: String);                         // "notes:log", fire and forget
-///     #[ipc(rename = "get-user")]
 ///     async fn get_user(&self) -> User;                          // "notes:get-user"
+///     #[ipc(rename = "whoami")]
+///     async fn current_user(&self) -> User;                      // "notes:whoami"
 /// }
 /// ```
 ///

@@ -314,7 +314,7 @@ async fn read_hello(
     let body = match tokio::time::timeout(timeout, reader.next()).await {
         Err(_) => {
             return Err(IpcError::protocol(format!(
-                "no handshake within {timeout:?} of connecting"
+                "no handshake within {timeout:?} of connecting; a renderer sends it as it connects (`connect_inherited`, `connect_unix`), so the peer may not be a renderer, or may be stuck before connecting"
             )))
         }
         Ok(None) => {

@@ -691,9 +691,13 @@ impl Main {
         }
     }
 
-    /// Every later disconnection, with its reason: the renderer closed,
-    /// crashed or was killed, misbehaved, fell behind, or main dropped it.
-    /// A receiver that falls more than 256 behind skips the oldest.
+    /// Every later disconnection, with its reason: the renderer closed the
+    /// connection, misbehaved, fell behind, or main dropped it. A renderer
+    /// that exits, crashes or is killed closes its end like one that
+    /// closes it on purpose ([`DisconnectReason::Closed`] for all); for a
+    /// child process, its exit status
+    /// ([`RendererProcess::wait`](crate::RendererProcess::wait)) tells them
+    /// apart. A receiver that falls more than 256 behind skips the oldest.
     pub fn disconnections(&self) -> broadcast::Receiver<Disconnection> {
         self.inner.disconnections.subscribe()
     }
