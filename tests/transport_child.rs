@@ -96,6 +96,32 @@ async fn sends_queued_when_a_renderer_returns_from_main_still_arrive() {
     }
 }
 
+/// A renderer main refuses is told why, and has the time to say so
+/// before main gives up on it: its own error path runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_renderer_reads_why_before_it_is_stopped() {
+    let (main, _) = probe_main();
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let mut command = Command::new(RENDERER);
+    command
+        .arg("connect-and-exit")
+        .stderr(stderr.reopen().unwrap());
+    // The renderer connects as `ProbeApi`; main grants it less.
+    let err = main
+        .spawn_renderer::<ipc_suite::NarrowApi>(command, "refused")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ipc_runtime::IpcError::ApiNotGranted(_)),
+        "{err}"
+    );
+    let printed = std::fs::read_to_string(stderr.path()).unwrap();
+    assert!(
+        printed.contains("ipc-test-renderer: the renderer connected as `ProbeApi`"),
+        "the renderer printed: {printed:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_children_at_once() {
     let (main, handler) = probe_main();

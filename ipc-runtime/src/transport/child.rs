@@ -108,7 +108,10 @@ impl Main {
     ///
     /// The child connects with
     /// [`ConnectionBuilder::connect_inherited`](crate::ConnectionBuilder::connect_inherited).
-    /// Its standard streams are left as `command` set them.
+    /// Its standard streams are left as `command` set them. If the
+    /// handshake fails (main refuses the renderer, or it never connects),
+    /// the error is returned and the child, told why where main could tell
+    /// it, is given half a second to exit by itself before it is killed.
     pub async fn spawn_renderer<A: Api>(
         &self,
         command: std::process::Command,
@@ -155,20 +158,23 @@ impl Main {
             uid: child.id().and_then(uid_of),
         };
         let transport = Transport::from_unix(stream).with_peer(Some(peer));
-        // If the handshake fails, `child` is dropped and so killed.
+        // If the handshake fails, the child is given `EXIT_GRACE` to exit
+        // by itself (a refused renderer reads why, and may report it),
+        // then `child` is dropped and so killed.
         let (info, closed) = match self.accept_with(transport, Auth::trusted::<A>(label)).await {
             Ok(accepted) => accepted,
-            Err(IpcError::Disconnected { reason }) => {
-                // Most often the program exited (or is not a renderer):
-                // its exit status says more than the closed socket.
+            Err(e) => {
                 let exited = tokio::time::timeout(EXIT_GRACE, child.wait()).await;
-                let reason = match exited {
-                    Ok(Ok(status)) => format!("{reason} (renderer `{label}` exited: {status})"),
-                    _ => reason,
-                };
-                return Err(IpcError::Disconnected { reason });
+                return Err(match (e, exited) {
+                    // Most often the program exited (or is not a
+                    // renderer): its exit status says more than the
+                    // closed socket.
+                    (IpcError::Disconnected { reason }, Ok(Ok(status))) => IpcError::Disconnected {
+                        reason: format!("{reason} (renderer `{label}` exited: {status})"),
+                    },
+                    (e, _) => e,
+                });
             }
-            Err(e) => return Err(e),
         };
         Ok(RendererProcess {
             info,
@@ -178,8 +184,9 @@ impl Main {
     }
 }
 
-/// How long a renderer whose connection closed during its handshake is
-/// given to exit, so that the error can carry its exit status.
+/// How long a renderer whose handshake failed is given to exit by itself
+/// before it is killed: a refused renderer reads why and may report it, and
+/// the error for one that closed its connection carries its exit status.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The user process `pid` runs as, where the OS says: on Linux, the owner
