@@ -373,8 +373,11 @@ impl EmitterCore {
     }
 
     /// Pushes one event to every renderer in the target that listens to
-    /// `channel`; returns how many it was queued for. A value that cannot
-    /// be encoded is logged and reaches nobody.
+    /// `channel`; returns how many it was queued for. A listening renderer
+    /// it was not queued for is named in a `tracing` event: a warning if
+    /// the event is larger than that renderer accepts, a debug event if
+    /// its queue is full under [`SlowConsumer::DropEvents`]. A value that
+    /// cannot be encoded is logged and reaches nobody.
     pub fn emit<A: Serialize + ?Sized>(&self, channel: &'static str, args: &A) -> usize {
         match self.main.emit(&self.target, channel, args) {
             Ok(n) => n,
