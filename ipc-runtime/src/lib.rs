@@ -1057,8 +1057,23 @@ pub mod __private {
         }
     }
 
+    pub use crate::whitelist::{Allows, Everything};
+}
+
+/// The whitelist parameter `W` of generated clients and listeners
+/// (`NotesClient<W>`, `NotesEventsListener<W>`), which the signatures of
+/// their methods name.
+///
+/// A client built straight from a connection (`NotesClient::new(&conn)`)
+/// has `W = Everything` and can call every method. The fields of an
+/// `expose!` type have the API type itself as `W`, and `expose!` writes one
+/// `Allows<marker>` impl per listed method (the markers are the unit
+/// structs in `notes_methods`): a method outside the list has no impl, so
+/// calling it does not compile ("`delete` is not exposed by `ViewerApi`").
+pub mod whitelist {
     /// `W: Allows<M>`: the API `W` exposes method or event `M` (a marker
-    /// type generated next to the trait). `expose!` writes the impls.
+    /// type generated next to the trait). `expose!` writes the impls;
+    /// implementing it by hand widens a whitelist that main still checks.
     #[diagnostic::on_unimplemented(
         message = "`{M}` is not exposed by `{Self}`",
         label = "not in the `expose!` whitelist of `{Self}`",
