@@ -277,8 +277,11 @@ impl ConnectionBuilder {
         tokio::spawn(listen::dispatch_events(Arc::clone(&shared), stop.clone()));
         let writer_stop = stop.clone();
         let writer_shared = Arc::clone(&shared);
+        // Made before the task, so that what it holds on drop is written
+        // even if the task never runs (see `run_writer`).
+        let writing = run_writer(queue, writer_stop.clone(), Some(DRAIN_ON_DROP));
         tokio::spawn(async move {
-            if let Err(e) = run_writer(queue, writer_stop.clone(), Some(DRAIN_ON_DROP)).await {
+            if let Err(e) = writing.await {
                 writer_shared.close(IpcError::disconnected(format!(
                     "writing to main failed: {e}"
                 )));

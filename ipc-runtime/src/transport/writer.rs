@@ -594,6 +594,14 @@ impl WriteQueue {
         ENCODING_INTO.get() == self.address()
     }
 
+    /// The writer stopped: the queue takes no more frames, and producers
+    /// and flushes waiting on it are told.
+    fn stopped(&self) {
+        self.state().closed = true;
+        self.written.send_modify(|w| w.stopped = true);
+        self.room.notify_waiters();
+    }
+
     /// Closed, with nothing left to write.
     fn is_finished(&self) -> bool {
         let s = self.state();
@@ -692,7 +700,9 @@ pub(crate) async fn write_now(io: &mut BoxWrite, frame: Frame) -> Result<(), Str
 /// does not lose messages it already accepted; and if the task is dropped
 /// before it finished (its runtime shut down, say a renderer returned from
 /// `main` right after a `send`), what is left is written as far as the
-/// transport takes it without waiting.
+/// transport takes it without waiting. For that, the future must be made
+/// before the task that runs it: a task's `async` block that calls
+/// `run_writer` only makes the future when it is first polled.
 pub(crate) fn run_writer(
     queue: Arc<WriteQueue>,
     stop: CancellationToken,
@@ -727,6 +737,10 @@ impl Drop for WriteLeftovers {
         // a transport that is not ready at once keeps the rest.
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let _ = queue.poll_write_queued(&mut queue.io(), &mut cx);
+        // Closes the transport (the peer reads the end of the stream) and
+        // tells anyone still waiting on the queue that it stopped.
+        drop(queue.io().io.take());
+        queue.stopped();
     }
 }
 
@@ -764,8 +778,7 @@ async fn write_until_stopped(
     if let Some(mut stream) = stream {
         let _ = tokio::time::timeout(Duration::from_millis(100), stream.shutdown()).await;
     }
-    queue.written.send_modify(|w| w.stopped = true);
-    queue.room.notify_waiters();
+    queue.stopped();
     result
 }
 
