@@ -111,7 +111,7 @@ impl Main {
     /// Its standard streams are left as `command` set them. If the
     /// handshake fails (main refuses the renderer, or it never connects),
     /// the error is returned and the child, told why where main could tell
-    /// it, is given half a second to exit by itself before it is killed.
+    /// it, is given a second to exit by itself before it is killed.
     pub async fn spawn_renderer<A: Api>(
         &self,
         command: std::process::Command,
@@ -187,7 +187,7 @@ impl Main {
 /// How long a renderer whose handshake failed is given to exit by itself
 /// before it is killed: a refused renderer reads why and may report it, and
 /// the error for one that closed its connection carries its exit status.
-const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The user process `pid` runs as, where the OS says: on Linux, the owner
 /// of `/proc/PID` (read once the child has started its program, so after
