@@ -7,7 +7,7 @@ use std::time::Duration;
 use ipc_runtime::{DisconnectReason, Main};
 use ipc_suite::{
     connect_memory, eventually, next_disconnection, probe_main_with,
-    raw::{accepted, invoke_body, kind, send_body, RawFrame, RawPeer, WireError},
+    raw::{accepted, invoke_body, kind, send_body, subscribe_body, RawFrame, RawPeer, WireError},
     ProbeApi, ProbeClient, ProbeContract,
 };
 use tokio::io::AsyncWriteExt;
@@ -36,6 +36,41 @@ fn assert_protocol_error(frame: &RawFrame, words: &str) {
 
 async fn good_still_served(good: &ProbeClient<ProbeApi>) {
     assert_eq!(good.add(2, 3).await.unwrap(), 5);
+}
+
+/// The name of an unknown channel is the renderer's to write (up to 255
+/// bytes, the wire's limit): what main logs and answers quotes it cut
+/// short, control characters escaped, so that a line break in it cannot
+/// forge a line of main's log, nor an escape sequence reach a terminal.
+#[tokio::test]
+async fn an_unknown_channel_is_named_cut_and_escaped() {
+    let (main, good, mut raw) = setup().await;
+    let hostile = format!("x\n2026-11-25 ERROR forged\u{1b}[2J{}", "y".repeat(200));
+    assert!(hostile.len() < 256);
+    raw.frame(&invoke_body(7, &hostile, &[])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 7));
+    let WireError::UnknownChannel { channel } = reply.error() else {
+        panic!("{:?}", reply.error());
+    };
+    // The first 80 characters (29 before the `y`s), escaped, then `…`.
+    assert_eq!(
+        channel,
+        format!(
+            "x\\n2026-11-25 ERROR forged\\u{{1b}}[2J{}…",
+            "y".repeat(80 - 29)
+        )
+    );
+    // The same for a subscription.
+    raw.frame(&subscribe_body(8, &hostile)).await;
+    let reply = raw.read().await.unwrap();
+    assert!(
+        matches!(reply.error(), WireError::UnknownChannel { channel } if channel.len() < 100 && !channel.contains('\n')),
+        "{:?}",
+        reply.error()
+    );
+    good_still_served(&good).await;
+    drop(main);
 }
 
 #[tokio::test]

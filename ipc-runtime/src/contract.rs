@@ -1,7 +1,7 @@
 //! Contract descriptors: what `#[service]` records about a trait, and the
 //! fingerprints compared at connect time.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
 
@@ -239,15 +239,28 @@ impl Differences {
 }
 
 /// A name from a renderer's hello, cut to [`QUOTED_CHARS`] characters
-/// (and an ellipsis) when shown in an error.
+/// (and an ellipsis) when shown in an error, its control characters
+/// escaped (`\n`, `\u{1b}`): a hostile name cannot start a new line in
+/// main's logs or reach a terminal as an escape sequence.
 pub(crate) struct Quoted<'a>(pub &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(QUOTED_CHARS) {
-            None => f.write_str(self.0),
-            Some((cut, _)) => write!(f, "{}…", &self.0[..cut]),
+        let (shown, cut) = match self.0.char_indices().nth(QUOTED_CHARS) {
+            None => (self.0, false),
+            Some((at, _)) => (&self.0[..at], true),
+        };
+        for c in shown.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
         }
+        if cut {
+            f.write_char('…')?;
+        }
+        Ok(())
     }
 }
 
@@ -432,5 +445,13 @@ mod tests {
         assert_eq!(Quoted(&exact).to_string(), exact);
         let long = "é".repeat(QUOTED_CHARS + 1);
         assert_eq!(Quoted(&long).to_string(), format!("{exact}…"));
+    }
+
+    #[test]
+    fn quoted_names_cannot_break_a_log_line() {
+        assert_eq!(
+            Quoted("api\n2026 ERROR forged\r\u{1b}[31m\u{85}").to_string(),
+            "api\\n2026 ERROR forged\\r\\u{1b}[31m\\u{85}"
+        );
     }
 }

@@ -501,7 +501,7 @@ impl Conn {
     ) -> Result<&'s Route, IpcError> {
         let Some(route) = setup.router.get(channel.as_bytes()) else {
             return Err(IpcError::UnknownChannel {
-                channel: channel.as_str().to_string(),
+                channel: Quoted(channel.as_str()).to_string(),
             });
         };
         if !self.allowed.get(route.index).copied().unwrap_or(false) {
@@ -650,7 +650,7 @@ impl Conn {
         let channel = channel.as_str();
         if !setup.router.is_event(channel) {
             let e = IpcError::UnknownChannel {
-                channel: channel.to_string(),
+                channel: Quoted(channel).to_string(),
             };
             return self.refuse_call(id, e).await;
         }
