@@ -22,6 +22,12 @@
 //! Payloads and structured fields are encoded by [`crate::codec`]. The frame
 //! length is checked against the limit before any buffer for the frame is
 //! allocated (`transport::reader`).
+//!
+//! A wire error is an enum encoded by its variant's index; new errors are
+//! appended, so an older peer of the same [`PROTOCOL_VERSION`] still reads
+//! every error it knows, and reads a newer one as a malformed frame (a
+//! protocol error instead of the refusal): build main and its renderers
+//! with the same `ipc-runtime`.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
