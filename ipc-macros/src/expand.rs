@@ -261,7 +261,6 @@ fn lint_attrs(attrs: &[Attribute]) -> Vec<&Attribute> {
 /// The trait itself, with each `async fn` turned into a method returning a
 /// `Send` future, so that main can run handlers on any worker thread.
 fn expand_trait(service: &Service) -> TokenStream {
-    let rt = rt();
     let mut item = service.item.clone();
     allow_unused(&mut item);
     item.colon_token.get_or_insert_with(Default::default);
@@ -276,15 +275,17 @@ fn expand_trait(service: &Service) -> TokenStream {
             continue;
         };
         // Spanned on the user's return type, so that a handler whose
-        // future is not `Send`, or resolves to another type, is told about
-        // "this bound" on the trait's method rather than on the attribute.
+        // future is not `Send`, resolves to another type or is no future at
+        // all (no `async`) is told about "this bound" on the trait's method
+        // rather than on the attribute.
         let (ret, span) = match &f.sig.output {
             ReturnType::Default => (quote!(()), f.sig.ident.span()),
             ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
         };
+        let rt_ret = rt_at(span);
         f.sig.asyncness = None;
         f.sig.output = syn::parse_quote_spanned!(span=>
-            -> impl #rt::Future<Output = #ret> + ::core::marker::Send
+            -> impl #rt_ret::Future<Output = #ret> + ::core::marker::Send
         );
         if let Some(body) = f.default.take() {
             f.default = Some(syn::parse_quote!({ async move #body }));
