@@ -469,3 +469,54 @@ fn an_event_emitted_while_its_renderers_reply_is_encoded_does_not_freeze_main() 
         "the event emitted from the reply's encoding is counted"
     );
 }
+
+/// A renderer whose listener falls behind for a while (here, its first
+/// call blocks the dispatcher for 300 ms) loses no event main queued for
+/// it: once the renderer's own queue is full, it stops reading, main's
+/// queue fills, and main holds back (the emitter below retries what main
+/// did not queue). Every event arrives, once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_falls_behind_loses_no_event_main_queued() {
+    const EVENTS: u64 = 20_000;
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "slow-at-first").await.unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _guard = api
+        .events
+        .on_tick({
+            let got = got.clone();
+            move |n| {
+                if n == 0 {
+                    // Hands this worker's other tasks (the reader may be
+                    // among them) to another thread while it sleeps, so
+                    // that the reader keeps reading meanwhile.
+                    tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(300)));
+                }
+                got.lock().unwrap().push(n);
+            }
+        })
+        .await
+        .unwrap();
+    let emitter = ProbeEventsEmitter::new(&main, Target::All);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    while n < EVENTS {
+        if emitter.tick(n) == 1 {
+            n += 1;
+        } else {
+            // Main's queue for the renderer is full: let it drain.
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "main could not queue event {n} for 20 s: the renderer stopped reading"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let all = eventually(Duration::from_secs(10), || {
+        got.lock().unwrap().len() as u64 >= EVENTS
+    })
+    .await;
+    let got = got.lock().unwrap().clone();
+    assert!(all, "the listener got {} of {EVENTS} events", got.len());
+    assert_eq!(got, (0..EVENTS).collect::<Vec<_>>());
+}

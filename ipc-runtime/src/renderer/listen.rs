@@ -30,8 +30,10 @@ use crate::{
 };
 
 /// Events received but not yet taken by the dispatcher, per connection.
-/// Past this, new events are dropped with a warning rather than letting a
-/// stuck callback grow memory without bound.
+/// Past this, the reader waits for the dispatcher instead of reading on:
+/// a stuck callback cannot grow memory without bound, and no event is
+/// dropped here (main's own bounded queue for this renderer fills, and
+/// main drops and counts per its `SlowConsumer` policy).
 pub(crate) const EVENT_QUEUE: usize = 4096;
 
 /// Events on their way from the reader task to the dispatcher task.
@@ -43,6 +45,8 @@ pub(crate) struct EventQueue {
     queued: Mutex<VecDeque<(Channel, Bytes)>>,
     /// Set when an event is queued into an empty queue.
     ready: Notify,
+    /// Set when the dispatcher takes a full queue: room for the reader.
+    room: Notify,
 }
 
 impl EventQueue {
@@ -51,13 +55,13 @@ impl EventQueue {
         self.queued.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues an event for the dispatcher, or gives its channel back if
+    /// Queues an event for the dispatcher, or gives it back if
     /// [`EVENT_QUEUE`] events are already waiting.
-    pub(crate) fn push(&self, channel: Channel, payload: Bytes) -> Result<(), Channel> {
+    pub(crate) fn push(&self, channel: Channel, payload: Bytes) -> Result<(), (Channel, Bytes)> {
         let first = {
             let mut queued = self.queued();
             if queued.len() >= EVENT_QUEUE {
-                return Err(channel);
+                return Err((channel, payload));
             }
             queued.push_back((channel, payload));
             queued.len() == 1
@@ -70,9 +74,33 @@ impl EventQueue {
         Ok(())
     }
 
+    /// Queues an event for the dispatcher, waiting while
+    /// [`EVENT_QUEUE`] events are already waiting.
+    pub(crate) async fn push_when_room(&self, (mut channel, mut payload): (Channel, Bytes)) {
+        loop {
+            match self.push(channel, payload) {
+                Ok(()) => return,
+                // Full: the dispatcher's next take sets `room` (or has set
+                // it since the push was refused: `notify_one` keeps it).
+                Err(back) => {
+                    (channel, payload) = back;
+                    self.room.notified().await;
+                }
+            }
+        }
+    }
+
     /// Moves every queued event into `batch` (which must be empty).
     fn take(&self, batch: &mut VecDeque<(Channel, Bytes)>) {
-        std::mem::swap(&mut *self.queued(), batch);
+        let was_full = {
+            let mut queued = self.queued();
+            let full = queued.len() >= EVENT_QUEUE;
+            std::mem::swap(&mut *queued, batch);
+            full
+        };
+        if was_full {
+            self.room.notify_one();
+        }
     }
 }
 
@@ -386,12 +414,14 @@ mod tests {
             let (channel, payload) = event(n);
             assert!(queue.push(channel, payload).is_ok(), "{n}");
         }
-        // Full: the next event is refused, and its channel given back.
+        // Full: the next event is refused and given back; a reader that
+        // waits for room is let in by the next take.
         let (channel, payload) = event(EVENT_QUEUE);
-        assert_eq!(
-            queue.push(channel, payload).unwrap_err().as_str(),
-            "test:tick"
-        );
+        let (back, _) = queue.push(channel, payload).unwrap_err();
+        assert_eq!(back.as_str(), "test:tick");
+        let waiting = queue.push_when_room(event(EVENT_QUEUE));
+        tokio::pin!(waiting);
+        assert!(futures_util::poll!(waiting.as_mut()).is_pending());
         // The first push woke the dispatcher (once).
         queue.ready.notified().await;
 
@@ -403,11 +433,15 @@ mod tests {
             .collect();
         assert_eq!(got, (0..EVENT_QUEUE).collect::<Vec<_>>());
 
-        // Taken: there is room again, and the next event wakes it again.
-        let (channel, payload) = event(0);
-        assert!(queue.push(channel, payload).is_ok());
+        // Taken: the waiting event goes in, and (into an empty queue) wakes
+        // the dispatcher again.
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("a take lets the waiting reader in");
         tokio::time::timeout(std::time::Duration::from_secs(5), queue.ready.notified())
             .await
             .expect("a push into an empty queue wakes the dispatcher");
+        queue.take(&mut batch);
+        assert_eq!(batch.len(), 1);
     }
 }

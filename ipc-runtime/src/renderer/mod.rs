@@ -37,7 +37,7 @@ use crate::{
     caller::RendererId,
     codec::{splice::FrameBuf, CodecError},
     contract::{Api, Service, ServiceDescriptor, ServiceSummary},
-    frame::{Frame, Head, Hello, PROTOCOL_VERSION},
+    frame::{Channel, Frame, Head, Hello, PROTOCOL_VERSION},
     spin::spin_then_wait,
     transport::{
         self,
@@ -833,13 +833,18 @@ async fn read_replies(
     let mut replies = Vec::new();
     let mut wake = Vec::new();
     let reason = loop {
+        // An event the dispatcher has no room for yet.
+        let mut blocked = None;
         let ended = loop {
             match reader.buffered() {
-                Ok(Some(body)) => {
-                    if let Some(reply) = route_frame(&shared, body) {
-                        replies.push(reply);
+                Ok(Some(body)) => match route_frame(&shared, body) {
+                    Ok(Some(reply)) => replies.push(reply),
+                    Ok(None) => {}
+                    Err(event) => {
+                        blocked = Some(event);
+                        break None;
                     }
-                }
+                },
                 Ok(None) => break None,
                 Err(e) => break Some(e.into_ipc()),
             }
@@ -847,6 +852,17 @@ async fn read_replies(
         complete(&shared, &mut replies, &mut wake);
         if let Some(reason) = ended {
             break reason;
+        }
+        if let Some(event) = blocked {
+            // The listeners are behind: wait for them rather than drop the
+            // event. Meanwhile nothing more is read, so main's queue for
+            // this renderer fills and main applies its limits (counted).
+            tokio::select! {
+                biased;
+                () = &mut stopped => break IpcError::disconnected("the connection was dropped by this renderer"),
+                () = shared.events.push_when_room(event) => {}
+            }
+            continue;
         }
         let read = tokio::select! {
             biased;
@@ -868,30 +884,28 @@ async fn read_replies(
     let _ = closed.send(true);
 }
 
-/// Handles one frame from main: a reply is returned for [`complete`],
-/// anything else is dealt with here.
-fn route_frame(shared: &Shared, body: Bytes) -> Option<(u64, Reply)> {
+/// Handles one frame from main: a reply is returned for [`complete`], an
+/// event the dispatcher has no room for is given back (`Err`), anything
+/// else is dealt with here.
+fn route_frame(shared: &Shared, body: Bytes) -> Result<Option<(u64, Reply)>, (Channel, Bytes)> {
     match Frame::parse(body) {
-        Ok(Frame::ReplyOk { id, payload }) => Some((id, Reply::Ok(payload))),
-        Ok(Frame::ReplyErr { id, payload }) => Some((id, Reply::Err(payload))),
-        Ok(Frame::ReplyFailed { id, error }) => Some((id, Reply::Failed(error.into()))),
+        Ok(Frame::ReplyOk { id, payload }) => Ok(Some((id, Reply::Ok(payload)))),
+        Ok(Frame::ReplyErr { id, payload }) => Ok(Some((id, Reply::Err(payload)))),
+        Ok(Frame::ReplyFailed { id, error }) => Ok(Some((id, Reply::Failed(error.into())))),
         Ok(Frame::Event { channel, payload }) => {
-            if let Err(channel) = shared.events.push(channel, payload) {
-                warn!(%channel, "event dropped: the listeners are not keeping up");
-            }
-            None
+            shared.events.push(channel, payload).map(|()| None)
         }
         Ok(Frame::Notice(error)) => {
             warn!(error = %IpcError::from(error), "main reported a problem with a message from this renderer");
-            None
+            Ok(None)
         }
         Ok(other) => {
             warn!(frame = ?other, "ignored an unexpected frame from main");
-            None
+            Ok(None)
         }
         Err(e) => {
             warn!(error = %e, "ignored a malformed frame from main");
-            None
+            Ok(None)
         }
     }
 }
