@@ -114,6 +114,13 @@ impl UnixEndpoint {
     /// only (for example in its environment); it admits exactly one
     /// connection, made within the token lifetime (60 s unless
     /// [`UnixEndpoint::set_token_lifetime`] says otherwise).
+    ///
+    /// The first handshake that presents the token uses it up, whether or
+    /// not main then admits the renderer: one refused (say with
+    /// [`IpcError::ApiNotGranted`]), or one that gave up waiting for a
+    /// busy main before main read its hello, needs a new token to try
+    /// again. A token is never good for a second attempt, so that one seen
+    /// by someone else cannot be replayed after a failure either.
     pub fn issue_token<A: Api>(&self, label: &str) -> Result<String, IpcError> {
         self.tokens.issue(label, Grant::of::<A>())
     }
