@@ -152,6 +152,31 @@ async fn a_renderer_that_never_says_hello_is_dropped_after_the_timeout() {
     assert!(raw.closed_by_main().await);
 }
 
+/// `Main::close` does not leave a handshake under way to its timeout: the
+/// peer is refused at once, told that main is closed.
+#[tokio::test]
+async fn close_refuses_a_handshake_under_way_at_once() {
+    let (main, _) = probe_main();
+    let (transport, mut raw) = raw_pair();
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move { main.accept::<ProbeApi>(transport, "half-hello").await }
+    });
+    // Part of a hello, then nothing: main is reading it.
+    raw.bytes(&framed(&hello_body_claiming(Vec::new(), None))[..3])
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    main.close().await;
+    let err = tokio::time::timeout(Duration::from_secs(2), accept)
+        .await
+        .expect("accept ends at close, not at the 10 s handshake timeout")
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("main is closed"), "{err}");
+    let rejection = raw.read().await.expect("main answers");
+    assert_eq!(rejection.kind, kind::REJECTED);
+}
+
 #[tokio::test]
 async fn a_call_before_the_handshake_is_refused() {
     let (main, _) = probe_main();

@@ -149,6 +149,13 @@ pub(crate) async fn accept(
     let too_many = || IpcError::TooManyRenderers {
         limit: limits.max_renderers,
     };
+    // A hello still on its way when main closes is not waited for.
+    let hello_unless_closed = |reader| async {
+        tokio::select! {
+            hello = read_hello(&setup, reader, &auth) => hello,
+            () = main.closing.cancelled() => Err(Inner::closed_error()),
+        }
+    };
     let admitted = if main.is_closed() {
         Err(Inner::closed_error())
     } else if let Auth::Token(_) = auth {
@@ -157,7 +164,7 @@ pub(crate) async fn accept(
         // showed a valid token takes a renderer slot.
         match setup.unproven.clone().try_acquire_owned() {
             Err(_) => Err(too_many()),
-            Ok(_unproven) => match read_hello(&setup, &mut reader, &auth).await {
+            Ok(_unproven) => match hello_unless_closed(&mut reader).await {
                 Err(e) => Err(e),
                 Ok(hello) => match setup.slots.clone().try_acquire_owned() {
                     Err(_) => Err(too_many()),
@@ -168,7 +175,7 @@ pub(crate) async fn accept(
     } else {
         match setup.slots.clone().try_acquire_owned() {
             Err(_) => Err(too_many()),
-            Ok(slot) => read_hello(&setup, &mut reader, &auth)
+            Ok(slot) => hello_unless_closed(&mut reader)
                 .await
                 .map(|hello| (hello, slot)),
         }

@@ -292,6 +292,9 @@ pub(crate) struct Inner {
     /// Set by [`Main::close`], under the `renderers` lock: from then on no
     /// renderer is registered.
     closed: AtomicBool,
+    /// Cancelled by [`Main::close`] too: handshakes under way end at once
+    /// (refused as main is closed) instead of at their timeout.
+    pub(crate) closing: tokio_util::sync::CancellationToken,
 }
 
 /// What main serves and its limits: fixed once built.
@@ -435,6 +438,7 @@ impl Main {
                 next_id: AtomicU64::new(1),
                 renderers: Mutex::new(HashMap::default()),
                 closed: AtomicBool::new(false),
+                closing: tokio_util::sync::CancellationToken::new(),
             }),
             router: Router::default(),
             errors: Vec::new(),
@@ -603,7 +607,8 @@ impl Main {
     }
 
     /// Closes main, as an app quitting closes its windows: from now on
-    /// every renderer that connects is refused, and each connected one is
+    /// every renderer that connects is refused (one whose handshake is
+    /// under way too, at once), and each connected one is
     /// disconnected as by [`Main::disconnect`] (its handlers are aborted,
     /// its pending calls fail with [`IpcError::Disconnected`]). Returns
     /// once main has released them all. Closing again does nothing.
@@ -615,6 +620,7 @@ impl Main {
         let (conns, mut ended): (Vec<_>, Vec<_>) = {
             let renderers = self.inner.renderers();
             self.inner.closed.store(true, Ordering::Release);
+            self.inner.closing.cancel();
             renderers
                 .values()
                 .map(|e| (Arc::clone(&e.conn), e.closed.clone()))
