@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{service, transport, Connection, IpcError, Service};
+use ipc_runtime::{service, transport, Connection, IpcError, Main, Service};
 use ipc_suite::{
     probe_main, probe_main_with,
     raw::{framed, hello_body, hello_body_claiming, kind, RawPeer},
@@ -109,14 +109,22 @@ fn raw_pair() -> (ipc_runtime::Transport, RawPeer) {
     (ipc_runtime::Transport::from_unix(a), RawPeer { stream: b })
 }
 
+/// Main accepting a renderer as `ProbeApi` over `transport`, in a task of
+/// its own, while the test plays the renderer by hand.
+fn accepting(
+    main: &Main,
+    transport: ipc_runtime::Transport,
+    label: &'static str,
+) -> tokio::task::JoinHandle<Result<ipc_runtime::RendererInfo, IpcError>> {
+    let main = main.clone();
+    tokio::spawn(async move { main.accept::<ProbeApi>(transport, label).await })
+}
+
 #[tokio::test]
 async fn another_protocol_version_is_refused_with_both_versions() {
     let (main, _) = probe_main();
     let (transport, mut raw) = raw_pair();
-    let accept = tokio::spawn({
-        let main = main.clone();
-        async move { main.accept::<ProbeApi>(transport, "future").await }
-    });
+    let accept = accepting(&main, transport, "future");
     let mut hello = hello_body::<ProbeContract>(None);
     hello[1..3].copy_from_slice(&99u16.to_le_bytes());
     raw.frame(&hello).await;
@@ -158,10 +166,7 @@ async fn a_renderer_that_never_says_hello_is_dropped_after_the_timeout() {
 async fn close_refuses_a_handshake_under_way_at_once() {
     let (main, _) = probe_main();
     let (transport, mut raw) = raw_pair();
-    let accept = tokio::spawn({
-        let main = main.clone();
-        async move { main.accept::<ProbeApi>(transport, "half-hello").await }
-    });
+    let accept = accepting(&main, transport, "half-hello");
     // Part of a hello, then nothing: main is reading it.
     raw.bytes(&framed(&hello_body_claiming(Vec::new(), None))[..3])
         .await;
@@ -181,10 +186,7 @@ async fn close_refuses_a_handshake_under_way_at_once() {
 async fn a_call_before_the_handshake_is_refused() {
     let (main, _) = probe_main();
     let (transport, mut raw) = raw_pair();
-    let accept = tokio::spawn({
-        let main = main.clone();
-        async move { main.accept::<ProbeApi>(transport, "eager").await }
-    });
+    let accept = accepting(&main, transport, "eager");
     raw.frame(&ipc_suite::raw::invoke_body(1, "probe:add", &[1, 2]))
         .await;
     assert_eq!(raw.read().await.map(|f| f.kind), Some(kind::REJECTED));
@@ -217,10 +219,7 @@ async fn a_hostile_hello_gets_a_small_rejection() {
     ];
     for hello in claims {
         let (transport, mut raw) = raw_pair();
-        let accept = tokio::spawn({
-            let main = main.clone();
-            async move { main.accept::<ProbeApi>(transport, "hostile").await }
-        });
+        let accept = accepting(&main, transport, "hostile");
         raw.frame(&hello).await;
         let answer = raw.read().await.expect("main answers");
         assert_eq!(answer.kind, kind::REJECTED);
@@ -245,10 +244,7 @@ async fn a_hostile_hello_gets_a_small_rejection() {
 async fn a_hello_over_a_megabyte_is_refused_unread() {
     let (main, _) = probe_main();
     let (transport, mut raw) = raw_pair();
-    let accept = tokio::spawn({
-        let main = main.clone();
-        async move { main.accept::<ProbeApi>(transport, "huge").await }
-    });
+    let accept = accepting(&main, transport, "huge");
     let hello = hello_body_claiming(vec!["S".repeat(2 << 20)], None);
     raw.bytes(&framed(&hello)[..4096]).await;
     let err = accept.await.unwrap().unwrap_err();
@@ -264,10 +260,7 @@ async fn a_hello_over_a_megabyte_is_refused_unread() {
 async fn a_hello_over_a_small_max_frame_size_is_refused_unread() {
     let (main, _) = probe_main_with(|b| b.max_frame_size(4096));
     let (transport, mut raw) = raw_pair();
-    let accept = tokio::spawn({
-        let main = main.clone();
-        async move { main.accept::<ProbeApi>(transport, "large").await }
-    });
+    let accept = accepting(&main, transport, "large");
     let hello = hello_body_claiming(vec!["S".repeat(8192)], None);
     raw.bytes(&framed(&hello)[..1024]).await;
     let err = accept.await.unwrap().unwrap_err();
@@ -288,13 +281,7 @@ async fn a_renderer_that_does_not_read_its_rejection_does_not_hold_up_accept() {
     let (main, _) = probe_main_with(|b| b.handshake_timeout(Duration::from_millis(200)));
     let (main_end, mut renderer_end) = tokio::io::duplex(256);
     let (read, write) = tokio::io::split(main_end);
-    let accept = tokio::spawn({
-        let main = main.clone();
-        async move {
-            main.accept::<ProbeApi>(ipc_runtime::Transport::new(read, write), "deaf")
-                .await
-        }
-    });
+    let accept = accepting(&main, ipc_runtime::Transport::new(read, write), "deaf");
     let hello = hello_body_claiming(Vec::new(), Some(("deaf".into(), vec![String::new(); 100])));
     renderer_end.write_all(&framed(&hello)).await.unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(5), accept).await;
