@@ -148,6 +148,14 @@ impl Drop for UnixEndpoint {
 impl Main {
     /// Listens on a new Unix socket in a private directory under the system's
     /// temporary directory. Must be called inside a tokio runtime.
+    ///
+    /// The directory (`ipc-runtime-<pid>-<random>`, mode 0700) is removed
+    /// when the [`UnixEndpoint`] is dropped. A main that ends without
+    /// running destructors (killed, or stopped by a signal it does not
+    /// handle) leaves it behind: each listen makes a new one, so a new main
+    /// still starts, but nothing removes the old one except the system's
+    /// cleaning of its temporary directory. Use [`Main::listen_unix_in`]
+    /// with a directory of the app's own to keep them in one place.
     pub fn listen_unix(&self) -> Result<UnixEndpoint, IpcError> {
         self.listen_unix_in(&std::env::temp_dir())
     }
