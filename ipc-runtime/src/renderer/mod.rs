@@ -830,6 +830,8 @@ async fn read_replies(
     // (and leave) the token's waiter list every time.
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
+    // Why the connection ended, when `stopped` fires in either wait below.
+    let dropped = || IpcError::disconnected("the connection was dropped by this renderer");
     let mut replies = Vec::new();
     let mut wake = Vec::new();
     let reason = loop {
@@ -859,14 +861,14 @@ async fn read_replies(
             // this renderer fills and main applies its limits (counted).
             tokio::select! {
                 biased;
-                () = &mut stopped => break IpcError::disconnected("the connection was dropped by this renderer"),
+                () = &mut stopped => break dropped(),
                 () = shared.events.push_when_room(event) => {}
             }
             continue;
         }
         let read = tokio::select! {
             biased;
-            () = &mut stopped => break IpcError::disconnected("the connection was dropped by this renderer"),
+            () = &mut stopped => break dropped(),
             read = reader.fill() => read,
         };
         match read {
