@@ -183,3 +183,77 @@ async fn a_token_expires() {
         other => panic!("an expired token admitted a renderer: {other:?}"),
     }
 }
+
+/// A main that is killed cannot remove its socket directory; the next
+/// listen in the same place does, because nobody holds the lock file in
+/// it any more. Directories of live mains (even of this same process),
+/// directories without a lock file and links are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_mains_socket_directory_is_removed_by_the_next_listen() {
+    use std::path::Path;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let parent = tempfile::tempdir().unwrap();
+    let mut killed = tokio::process::Command::new(RENDERER)
+        .arg("serve-unix")
+        .env("TMPDIR", parent.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(killed.stdout.take().unwrap()).lines();
+    let socket = lines.next_line().await.unwrap().unwrap();
+    let stale = Path::new(&socket).parent().unwrap().to_path_buf();
+    assert_eq!(stale.parent(), Some(parent.path()));
+    // Listening elsewhere meanwhile does not touch it: it is still in use.
+    let (main, _) = probe_main();
+    drop(main.listen_unix_in(parent.path()).unwrap());
+    assert!(stale.exists(), "a live main's directory was removed");
+    killed.kill().await.unwrap();
+    assert!(stale.exists(), "a killed main cannot clean up");
+
+    // Not ours to remove: a directory without a lock file (as older
+    // versions made), and a link to a directory whose lock nobody holds.
+    let legacy = parent.path().join("ipc-runtime-1-0000000000000000");
+    std::fs::create_dir(&legacy).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("main.lock"), b"").unwrap();
+    let link = parent.path().join("ipc-runtime-2-0000000000000000");
+    std::os::unix::fs::symlink(elsewhere.path(), &link).unwrap();
+
+    let first = main.listen_unix_in(parent.path()).unwrap();
+    assert!(
+        !stale.exists(),
+        "the killed main's directory is still there"
+    );
+    let second = main.listen_unix_in(parent.path()).unwrap();
+    let first_dir = first.path().parent().unwrap();
+    assert!(
+        first.path().exists(),
+        "a live endpoint's socket was removed"
+    );
+    assert!(second.path().exists());
+    assert!(legacy.exists() && link.exists());
+    assert!(elsewhere.path().join("main.lock").exists());
+    // The first endpoint still admits renderers.
+    let token = first.issue_token::<ProbeApi>("after-sweep").unwrap();
+    let api = ProbeApi::connect_unix(first.path(), &token).await.unwrap();
+    assert_eq!(api.probe.add(2, 3).await.unwrap(), 5);
+
+    drop(second);
+    let first_dir = first_dir.to_path_buf();
+    drop(first);
+    assert!(!first_dir.exists());
+    let mut left: Vec<_> = std::fs::read_dir(parent.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "ipc-runtime-1-0000000000000000",
+            "ipc-runtime-2-0000000000000000"
+        ]
+    );
+}

@@ -9,14 +9,17 @@
 use std::{
     collections::HashMap,
     fs,
-    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    os::{
+        fd::AsRawFd,
+        unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
+    },
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use tokio::{net::UnixListener, task::JoinHandle};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::{contract::Grant, main_process::Auth, Api, IpcError, Main, Transport};
 
@@ -95,6 +98,8 @@ pub struct UnixEndpoint {
     dir: PathBuf,
     tokens: Arc<Tokens>,
     task: JoinHandle<()>,
+    /// Locked for as long as the endpoint lives: marks `dir` as in use.
+    _lock: fs::File,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -141,7 +146,128 @@ impl Drop for UnixEndpoint {
     fn drop(&mut self) {
         self.task.abort();
         let _ = fs::remove_file(&self.path);
-        let _ = fs::remove_dir(&self.dir);
+        let _ = remove_dir_of(&self.dir);
+        // `_lock` is released after this, when the fields drop: the
+        // directory was never unlocked while it held a socket.
+    }
+}
+
+/// What every socket directory's name starts with.
+const DIR_PREFIX: &str = "ipc-runtime-";
+/// The file in a socket directory that its main keeps locked for as long
+/// as it listens there.
+const LOCK_FILE: &str = "main.lock";
+/// The socket's file name in its directory.
+const SOCKET_FILE: &str = "main.sock";
+
+/// Removes what a socket directory may hold, then the directory (which
+/// fails, leaving it, if something else is in it); whether this call
+/// removed the directory.
+fn remove_dir_of(dir: &Path) -> bool {
+    let _ = fs::remove_file(dir.join(SOCKET_FILE));
+    let _ = fs::remove_file(dir.join(LOCK_FILE));
+    fs::remove_dir(dir).is_ok()
+}
+
+/// Takes an exclusive `flock` on `file` without waiting: `Ok(false)` if
+/// another open file (in any process) holds one.
+///
+/// The lock belongs to the open file, so the kernel releases it when the
+/// last descriptor of it closes, whatever ends the process (a kill
+/// included); it is not inherited across `exec` (std opens files
+/// close-on-exec), so a renderer started by main does not keep it.
+fn try_lock(file: &fs::File) -> std::io::Result<bool> {
+    // SAFETY: `flock` only reads the descriptor, which `file` keeps open
+    // for the duration of the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Makes the socket directory `parent/ipc-runtime-<pid>-<name>`, mode
+/// 0700, holding a locked [`LOCK_FILE`], and returns it with the lock.
+///
+/// The directory is made and locked under a hidden name and then renamed
+/// into place, so a directory under the final name holds a locked file
+/// from its first moment: [`remove_stale_dirs`] never mistakes the
+/// directory of a main that is still starting for an abandoned one.
+fn make_locked_dir(parent: &Path, name: &str) -> Result<(PathBuf, fs::File), IpcError> {
+    let final_name = format!("{DIR_PREFIX}{}-{name}", std::process::id());
+    let dir = parent.join(&final_name);
+    let staging = parent.join(format!(".{final_name}.new"));
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|e| {
+            IpcError::io(
+                format!("creating the socket directory {}", staging.display()),
+                e,
+            )
+        })?;
+    let locked = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(staging.join(LOCK_FILE))
+        .and_then(|file| match try_lock(&file)? {
+            true => Ok(file),
+            false => Err(std::io::Error::other("another process holds its lock")),
+        })
+        .map_err(|e| IpcError::io(format!("locking {}", staging.join(LOCK_FILE).display()), e))
+        .and_then(|file| {
+            fs::rename(&staging, &dir)
+                .map_err(|e| IpcError::io(format!("creating {}", dir.display()), e))?;
+            Ok(file)
+        });
+    match locked {
+        Ok(file) => Ok((dir, file)),
+        Err(e) => {
+            let _ = remove_dir_of(&staging);
+            Err(e)
+        }
+    }
+}
+
+/// Removes the socket directories in `parent` that mains which ended
+/// without cleaning up (killed, say) left behind: those whose
+/// [`LOCK_FILE`] nobody holds.
+///
+/// A live main holds its lock from before its directory has its name
+/// until after it is removed, so only abandoned directories are taken,
+/// whichever process or PID namespace made them. Directories of other
+/// users, and those without a lock file (made by versions of this crate
+/// from before the lock), are left alone. Errors only skip a directory.
+fn remove_stale_dirs(parent: &Path, uid: u32) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .as_encoded_bytes()
+            .starts_with(DIR_PREFIX.as_bytes())
+        {
+            continue;
+        }
+        let dir = entry.path();
+        // Not followed if a link: only real directories of this user.
+        let ours = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if !ours {
+            continue;
+        }
+        let Ok(lock) = fs::File::open(dir.join(LOCK_FILE)) else {
+            continue;
+        };
+        if let Ok(true) = try_lock(&lock) {
+            if remove_dir_of(&dir) {
+                debug!(dir = %dir.display(), "removed a socket directory a main left behind");
+            }
+        }
     }
 }
 
@@ -152,16 +278,19 @@ impl Main {
     /// The directory (`ipc-runtime-<pid>-<random>`, mode 0700) is removed
     /// when the [`UnixEndpoint`] is dropped. A main that ends without
     /// running destructors (killed, or stopped by a signal it does not
-    /// handle) leaves it behind: each listen makes a new one, so a new main
-    /// still starts, but nothing removes the old one except the system's
-    /// cleaning of its temporary directory. Use [`Main::listen_unix_in`]
-    /// with a directory of the app's own to keep them in one place.
+    /// handle) cannot remove it; the next listen in the same place does:
+    /// each main keeps a lock on a file in its directory for as long as
+    /// it listens, the kernel releases it however the main ends, and a
+    /// listen removes the directories whose lock nobody holds. Use
+    /// [`Main::listen_unix_in`] with a directory of the app's own to keep
+    /// them in one place.
     pub fn listen_unix(&self) -> Result<UnixEndpoint, IpcError> {
         self.listen_unix_in(&std::env::temp_dir())
     }
 
     /// Like [`Main::listen_unix`], with the private directory created inside
-    /// `parent`.
+    /// `parent` (and directories left there by mains that were killed
+    /// removed, as [`Main::listen_unix`] says).
     pub fn listen_unix_in(&self, parent: &Path) -> Result<UnixEndpoint, IpcError> {
         let mut raw = [0u8; 8];
         getrandom::fill(&mut raw).map_err(|e| {
@@ -171,17 +300,8 @@ impl Main {
             )
         })?;
         let name: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let dir = parent.join(format!("ipc-runtime-{}-{name}", std::process::id()));
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| {
-                IpcError::io(
-                    format!("creating the socket directory {}", dir.display()),
-                    e,
-                )
-            })?;
-        let path = dir.join("main.sock");
+        let (dir, lock) = make_locked_dir(parent, &name)?;
+        let path = dir.join(SOCKET_FILE);
         let listening = tokio::runtime::Handle::try_current()
             .map_err(|_| IpcError::Config {
                 reason: "listen_unix must be called inside a tokio runtime".into(),
@@ -198,11 +318,15 @@ impl Main {
             Ok(listening) => listening,
             Err(e) => {
                 // Nothing is left behind by a listen that failed.
-                let _ = fs::remove_file(&path);
-                let _ = fs::remove_dir(&dir);
+                let _ = remove_dir_of(&dir);
                 return Err(e);
             }
         };
+        // Our own directory says who "this user" is; it is locked, so the
+        // sweep leaves it alone.
+        if let Ok(meta) = fs::metadata(&dir) {
+            remove_stale_dirs(parent, meta.uid());
+        }
         let tokens = Arc::new(Tokens::default());
         let task = runtime.spawn(accept_loop(self.clone(), listener, Arc::clone(&tokens)));
         Ok(UnixEndpoint {
@@ -210,6 +334,7 @@ impl Main {
             dir,
             tokens,
             task,
+            _lock: lock,
         })
     }
 }
