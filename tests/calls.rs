@@ -268,6 +268,80 @@ async fn closing_main_disconnects_everyone_and_refuses_newcomers() {
         .unwrap();
 }
 
+/// A read half that passes bytes through until `reset` is set, and from
+/// then on reports what a Unix socket reports when its peer closed with
+/// data unread: a connection reset.
+struct ResetAfter<R> {
+    inner: R,
+    reset: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for ResetAfter<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let mut scratch = [0u8; 64 * 1024];
+        let mut inner_buf = tokio::io::ReadBuf::new(&mut scratch[..buf.remaining().min(64 * 1024)]);
+        match std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut inner_buf) {
+            std::task::Poll::Ready(Ok(())) if this.reset.load(Ordering::SeqCst) => {
+                std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
+            }
+            std::task::Poll::Ready(Ok(())) => {
+                buf.put_slice(inner_buf.filled());
+                std::task::Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Main closing while something the renderer sent is unread there reaches
+/// the renderer as a connection reset (sometimes, on a Unix socket); its
+/// calls say that main closed the connection, not the OS's "connection
+/// reset by peer".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_from_main_reads_as_main_closing_the_connection() {
+    let (main, handler) = probe_main();
+    let (main_side, renderer_side) = tokio::io::duplex(64 * 1024);
+    let (main_read, main_write) = tokio::io::split(main_side);
+    let (renderer_read, renderer_write) = tokio::io::split(renderer_side);
+    let reset = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renderer_transport = Transport::new(
+        ResetAfter {
+            inner: renderer_read,
+            reset: Arc::clone(&reset),
+        },
+        renderer_write,
+    );
+    let (accepted, api) = tokio::join!(
+        main.accept::<ProbeApi>(Transport::new(main_read, main_write), "reset"),
+        Connection::builder().connect_as::<ProbeApi>(renderer_transport)
+    );
+    accepted.unwrap();
+    let api = api.unwrap();
+    let pending = tokio::spawn({
+        let probe = api.probe.clone();
+        async move { probe.sleep(60_000).await }
+    });
+    assert!(eventually(Duration::from_secs(5), || handler.started() == 1).await);
+    reset.store(true, Ordering::SeqCst);
+    main.close().await;
+    let result = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the call ended promptly")
+        .unwrap();
+    match result {
+        Err(IpcError::Disconnected { reason }) => assert!(
+            reason.starts_with("main closed the connection") && reason.contains("reset"),
+            "{reason}"
+        ),
+        other => panic!("expected a disconnection, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn payload_over_mains_limit_is_refused_before_sending() {
     let (main, _) = ipc_suite::probe_main_with(|b| b.max_frame_size(1024));

@@ -37,7 +37,7 @@ use crate::{
     caller::RendererId,
     codec::{splice::FrameBuf, CodecError},
     contract::{Api, Service, ServiceDescriptor, ServiceSummary},
-    frame::{Channel, Frame, Head, Hello, PROTOCOL_VERSION},
+    frame::{Channel, Frame, Head, Hello, StreamError, PROTOCOL_VERSION},
     spin::spin_then_wait,
     transport::{
         self,
@@ -877,13 +877,30 @@ async fn read_replies(
                 None => break IpcError::disconnected("main closed the connection"),
                 Some(e) => break e.into_ipc(),
             },
-            Err(e) => break e.into_ipc(),
+            Err(e) => break read_failed(e),
         }
     };
     debug!(error = %reason, "connection to main ended");
     stop.cancel();
     shared.close(reason);
     let _ = closed.send(true);
+}
+
+/// Why reading from main failed, in the renderer's words. A reset is how
+/// the OS reports that main closed its end while something this renderer
+/// sent was still unread there ([`Main::close`](crate::Main::close) with
+/// calls on the way, say): said as such, not as the OS's "connection reset
+/// by peer".
+fn read_failed(e: StreamError) -> IpcError {
+    match &e {
+        StreamError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => {
+            IpcError::disconnected(
+                "main closed the connection before reading everything this renderer sent \
+                 (connection reset)",
+            )
+        }
+        _ => e.into_ipc(),
+    }
 }
 
 /// Handles one frame from main: a reply is returned for [`complete`], an
