@@ -180,3 +180,43 @@ async fn a_renderer_that_exits_before_its_handshake_is_reported_with_its_exit_st
     );
     assert_eq!(main.renderer_count(), 0);
 }
+
+/// A main that does not serve everything an API draws from (here its
+/// builder forgot `.events::<ProbeEventsContract>()`) would refuse every
+/// renderer accepted as that API at its handshake. Granting the API says
+/// so at once instead: no process is started, no token issued.
+#[tokio::test]
+async fn granting_an_api_main_does_not_fully_serve_fails_before_anything_starts() {
+    use std::sync::Arc;
+
+    use ipc_runtime::{IpcError, Main};
+    use ipc_suite::{ProbeHandler, ProbeServer};
+
+    let main = Main::builder()
+        .service(ProbeServer::from_arc(Arc::new(ProbeHandler::default())))
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("touch '{}'", marker.display()));
+    let expected = "main cannot accept renderers as `ProbeApi`: `ProbeEvents` is not registered on main (register it with `MainBuilder::service`, or `MainBuilder::events` for an events trait)";
+    match main.spawn_renderer::<ProbeApi>(command, "forgotten").await {
+        Err(IpcError::Config { reason }) => assert_eq!(reason, expected),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!marker.exists(), "the renderer's program was started");
+
+    let endpoint = main.listen_unix_in(dir.path()).unwrap();
+    match endpoint.issue_token::<ProbeApi>("forgotten") {
+        Err(IpcError::Config { reason }) => assert_eq!(reason, expected),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+    // What main does serve is granted as before.
+    let (full, _) = probe_main();
+    let endpoint = full.listen_unix_in(dir.path()).unwrap();
+    assert!(endpoint.issue_token::<ProbeApi>("complete").is_ok());
+}

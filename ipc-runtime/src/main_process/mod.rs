@@ -429,6 +429,32 @@ impl Auth {
 }
 
 impl Main {
+    /// Checks that this main serves every contract API `A` draws from, so
+    /// that a renderer accepted as `A` can pass its handshake. Without
+    /// this, a main missing one (a `.service(..)` or `.events::<..>()`
+    /// forgotten in its builder) would start the process or issue the
+    /// token and then refuse the renderer at its handshake; now the
+    /// program that grants `A` is told at once, in its own words.
+    pub(crate) fn check_serves<A: Api>(&self) -> Result<(), IpcError> {
+        let Some(setup) = self.inner.setup.get() else {
+            return Ok(());
+        };
+        let wanted: Vec<ServiceSummary> =
+            A::CONTRACTS.iter().map(|d| ServiceSummary::of(d)).collect();
+        match crate::contract::compare(&wanted, &setup.summaries) {
+            Ok(()) => Ok(()),
+            Err((_, _, differences)) => Err(IpcError::Config {
+                reason: format!(
+                    "main cannot accept renderers as `{}`: {}",
+                    A::NAME,
+                    differences.join("; ")
+                ),
+            }),
+        }
+    }
+}
+
+impl Main {
     /// Starts configuring a main process.
     pub fn builder() -> MainBuilder {
         MainBuilder {

@@ -112,11 +112,16 @@ impl Main {
     /// handshake fails (main refuses the renderer, or it never connects),
     /// the error is returned and the child, told why where main could tell
     /// it, is given a second to exit by itself before it is killed.
+    ///
+    /// Fails with [`IpcError::Config`] before starting anything if this
+    /// main does not serve every contract `A` draws from (every renderer
+    /// accepted as `A` would be refused).
     pub async fn spawn_renderer<A: Api>(
         &self,
         command: std::process::Command,
         label: &str,
     ) -> Result<RendererProcess, IpcError> {
+        self.check_serves::<A>()?;
         let (main_end, child_end) =
             StdUnixStream::pair().map_err(|e| IpcError::io("creating a socket pair", e))?;
         let fd = child_end.as_raw_fd();

@@ -98,6 +98,8 @@ pub struct UnixEndpoint {
     dir: PathBuf,
     tokens: Arc<Tokens>,
     task: JoinHandle<()>,
+    /// The main it listens for, to check what tokens grant.
+    main: Main,
     /// Locked for as long as the endpoint lives: marks `dir` as in use.
     _lock: fs::File,
 }
@@ -126,7 +128,12 @@ impl UnixEndpoint {
     /// busy main before main read its hello, needs a new token to try
     /// again. A token is never good for a second attempt, so that one seen
     /// by someone else cannot be replayed after a failure either.
+    ///
+    /// Fails with [`IpcError::Config`] if main does not serve every
+    /// contract `A` draws from (every renderer connecting as `A` would be
+    /// refused).
     pub fn issue_token<A: Api>(&self, label: &str) -> Result<String, IpcError> {
+        self.main.check_serves::<A>()?;
         self.tokens.issue(label, Grant::of::<A>())
     }
 
@@ -334,6 +341,7 @@ impl Main {
             dir,
             tokens,
             task,
+            main: self.clone(),
             _lock: lock,
         })
     }
