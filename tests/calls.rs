@@ -164,6 +164,46 @@ async fn a_panicking_handler_fails_only_its_call() {
     assert_eq!(main.in_flight(conn.id()), Some(0));
 }
 
+/// A panic's report is cut to 1024 characters of its message, so that it
+/// fits a small frame; a failure report that still exceeds what the
+/// renderer accepts is replaced by `FrameTooLarge`. Either way the call
+/// fails at once: a report main could not send left it waiting for its
+/// timeout.
+#[tokio::test]
+async fn long_failure_reports_reach_a_renderer_with_a_small_frame_limit() {
+    let (main, _) = probe_main();
+    for (limit, message) in [(4096, "p".repeat(8000)), (256, "\n".repeat(900))] {
+        let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(64 * 1024);
+        let (accepted, api) = tokio::join!(
+            main.accept::<ProbeApi>(main_end, "small-frames"),
+            Connection::builder()
+                .max_frame_size(limit)
+                .call_timeout(Duration::from_secs(60))
+                .connect_as::<ProbeApi>(renderer_end)
+        );
+        accepted.unwrap();
+        let probe = api.unwrap().probe;
+        for message in [message.clone(), format!("later:{message}")] {
+            let result =
+                tokio::time::timeout(Duration::from_secs(5), probe.explode(message.clone()))
+                    .await
+                    .expect("the call failed at once, not at its timeout");
+            match (limit, result) {
+                (4096, Err(IpcError::HandlerPanicked { message: got, .. })) => {
+                    let expected: String = message.chars().take(1024).chain(['…']).collect();
+                    assert_eq!(got, expected);
+                }
+                (256, Err(IpcError::FrameTooLarge { size, limit })) => {
+                    assert_eq!(limit, 256);
+                    assert!(size > 256, "{size}");
+                }
+                (_, other) => panic!("limit {limit}: got {other:?}"),
+            }
+        }
+        assert_eq!(probe.add(1, 2).await.unwrap(), 3);
+    }
+}
+
 #[tokio::test]
 async fn handlers_see_the_caller_main_recorded() {
     let (main, _) = probe_main();

@@ -250,15 +250,27 @@ impl fmt::Display for Quoted<'_> {
             None => (self.0, false),
             Some((at, _)) => (&self.0[..at], true),
         };
-        for c in shown.chars() {
+        Escaped(shown).fmt(f)?;
+        if cut {
+            f.write_char('…')?;
+        }
+        Ok(())
+    }
+}
+
+/// Text shown whole, its control characters escaped as [`Quoted`] does:
+/// for log records of text that may carry a renderer's input (a panic
+/// message, say), already bounded where it was made.
+pub(crate) struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
             if c.is_control() {
                 write!(f, "{}", c.escape_default())?;
             } else {
                 f.write_char(c)?;
             }
-        }
-        if cut {
-            f.write_char('…')?;
         }
         Ok(())
     }

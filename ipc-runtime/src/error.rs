@@ -145,13 +145,22 @@ pub enum IpcError {
     },
 }
 
-/// The message a panic was raised with (`panic!("…")`), for error reports.
+/// Panic messages are cut to this many characters (and an ellipsis) in
+/// error reports, so that the report of a panic always fits a small frame.
+pub(crate) const PANIC_MESSAGE_CHARS: usize = 1024;
+
+/// The message a panic was raised with (`panic!("…")`), for error reports,
+/// cut to [`PANIC_MESSAGE_CHARS`] characters.
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
+    let message = panic
         .downcast_ref::<&str>()
-        .map(|m| m.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_string())
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload");
+    match message.char_indices().nth(PANIC_MESSAGE_CHARS) {
+        None => message.to_string(),
+        Some((at, _)) => format!("{}…", &message[..at]),
+    }
 }
 
 impl IpcError {

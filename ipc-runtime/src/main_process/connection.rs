@@ -28,7 +28,7 @@ use super::{
 use crate::{
     caller::{Caller, RendererId},
     codec::splice::FrameBuf,
-    contract::{self, Grant, MethodKind, Quoted},
+    contract::{self, Escaped, Grant, MethodKind, Quoted},
     cpus,
     dispatch::{Handler, Outcome, Route},
     error::{panic_message, WireError},
@@ -631,12 +631,28 @@ impl Conn {
         self.push(Frame::Notice(WireError::from(error))).await;
     }
 
+    /// Answers call `id` with `error`. An error report larger than the
+    /// renderer accepts (one naming a long reason) is replaced by a
+    /// [`IpcError::FrameTooLarge`] report, which always fits, so that the
+    /// call fails at once instead of waiting for its timeout.
     async fn fail(&self, id: u64, error: &IpcError) {
         let frame = Frame::ReplyFailed {
             id,
             error: WireError::from(error),
         };
-        self.push(frame).await;
+        let pushed = self.out.push(|buf| frame.write_body(buf), true).await;
+        if let Err(PushError::TooLarge { size, limit }) = pushed {
+            warn!(renderer = %self.id(), size, limit, "an error reply was larger than the renderer accepts; it is told so instead");
+            let error = IpcError::FrameTooLarge {
+                size: size as u64,
+                limit,
+            };
+            self.push(Frame::ReplyFailed {
+                id,
+                error: WireError::from(&error),
+            })
+            .await;
+        }
     }
 
     /// Refuses a frame that carried call `id`: a violation, and an error
@@ -855,7 +871,8 @@ async fn finish(caller: &Caller, channel: &'static str, handler: &mut Handler) -
 /// The outcome of a handler that panicked.
 fn panicked(caller: &Caller, channel: &'static str, panic: Box<dyn Any + Send>) -> Outcome {
     let message = panic_message(&*panic);
-    error!(renderer = %caller.id, %channel, %message, "handler panicked");
+    // The message may carry the renderer's input: escaped in the log.
+    error!(renderer = %caller.id, %channel, message = %Escaped(&message), "handler panicked");
     Outcome::Failed(IpcError::HandlerPanicked {
         channel: channel.to_string(),
         message,
