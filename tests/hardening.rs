@@ -282,6 +282,13 @@ async fn subscriptions_beyond_the_limit_are_refused() {
         "{err}"
     );
     assert!(err.to_string().contains("1 event channels"), "{err}");
+    // The renderer cannot know main's limit: asking again and again (more
+    // often than `max_violations`) is not misbehaving.
+    for _ in 0..20 {
+        assert!(api.events.on_note(|_| {}).await.is_err());
+    }
+    assert_eq!(main.renderer_stats(api.id()).unwrap().violations, 0);
+    assert_eq!(api.probe.add(1, 2).await.unwrap(), 3);
 }
 
 // 1: connected renderers, main-wide.

@@ -692,10 +692,13 @@ impl Conn {
             !full
         };
         if !added {
-            let e = IpcError::TooManySubscriptions {
-                limit: self.limits.max_subscriptions,
-            };
-            return self.refuse_call(id, e).await;
+            // Not a violation: a renderer cannot know main's limit, so one
+            // using only the generated API may well ask for more.
+            let limit = self.limits.max_subscriptions;
+            warn!(renderer = %self.id(), %channel, limit, "subscription refused: the renderer listens to as many event channels as main allows");
+            return self
+                .fail(id, &IpcError::TooManySubscriptions { limit })
+                .await;
         }
         self.push(Frame::ReplyOk {
             id,
