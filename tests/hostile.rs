@@ -233,8 +233,39 @@ async fn invoking_a_send_channel_and_sending_to_an_invoke_channel_are_refused() 
     good_still_served(&good).await;
 }
 
-/// Fixed-size frames (cancel, subscribe, unsubscribe) with bytes left over
-/// are malformed: each gets a notice, not silence.
+/// An invoke or a subscribe malformed after its call id (a channel name
+/// that is not UTF-8 or is cut short, bytes left over) is answered for
+/// that id, so that its caller does not wait for its timeout.
+#[tokio::test]
+async fn a_frame_malformed_after_its_call_id_is_answered_for_that_id() {
+    let (_main, good, mut raw) = setup().await;
+    let header = |kind: u8, id: u64| {
+        let mut body = vec![kind];
+        body.extend_from_slice(&id.to_le_bytes());
+        body
+    };
+    let mut not_utf8 = header(kind::INVOKE, 11);
+    not_utf8.extend_from_slice(&[2, 0xff, 0xfe]);
+    let mut cut = header(kind::INVOKE, 12);
+    cut.push(40);
+    cut.extend_from_slice(b"probe");
+    let mut left_over = subscribe_body(13, "probe:tick");
+    left_over.push(0);
+    for (frame, id, words) in [
+        (not_utf8, 11, "not UTF-8"),
+        (cut, 12, "truncated"),
+        (left_over, 13, "1 unexpected bytes at the end"),
+    ] {
+        raw.frame(&frame).await;
+        let reply = raw.read().await.unwrap();
+        assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, id));
+        assert_protocol_error(&reply, words);
+    }
+    good_still_served(&good).await;
+}
+
+/// Fixed-size frames without a call id (cancel, unsubscribe) with bytes
+/// left over are malformed: each gets a notice, not silence.
 #[tokio::test]
 async fn a_cancel_frame_with_bytes_left_over_gets_a_notice() {
     let (_main, good, mut raw) = setup().await;

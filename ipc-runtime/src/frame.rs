@@ -139,13 +139,32 @@ pub(crate) enum FrameError {
     ChannelNotUtf8,
     #[error("frame kind {kind:#04x} has a malformed body: {reason}")]
     Body { kind: u8, reason: String },
+    /// What was wrong after the call id of a frame that carries one (an
+    /// invoke or a subscribe) was read, so the error can answer that call.
+    #[error("{error}")]
+    InCall { id: u64, error: Box<FrameError> },
 }
 
 impl FrameError {
-    /// The call id of an invoke frame whose header was readable, so that an
-    /// error can be sent back for it.
+    /// The call id of a frame that was malformed after its id, which the
+    /// error answers.
+    pub(crate) fn call_id(&self) -> Option<u64> {
+        match self {
+            FrameError::InCall { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
     pub(crate) fn into_ipc(self) -> IpcError {
         IpcError::protocol(format!("malformed frame: {self}"))
+    }
+}
+
+/// `error`, found after call `id` was read.
+fn in_call(id: u64, error: FrameError) -> FrameError {
+    FrameError::InCall {
+        id,
+        error: Box::new(error),
     }
 }
 
@@ -239,7 +258,7 @@ impl Frame {
             kind::REJECTED => Frame::Rejected(r.value()?),
             kind::INVOKE => {
                 let id = r.u64()?;
-                let channel = r.channel()?;
+                let channel = r.channel().map_err(|e| in_call(id, e))?;
                 Frame::Invoke {
                     id,
                     channel,
@@ -260,8 +279,8 @@ impl Frame {
             }
             kind::SUBSCRIBE => {
                 let id = r.u64()?;
-                let channel = r.channel()?;
-                r.end()?;
+                let channel = r.channel().map_err(|e| in_call(id, e))?;
+                r.end().map_err(|e| in_call(id, e))?;
                 Frame::Subscribe { id, channel }
             }
             kind::UNSUBSCRIBE => {

@@ -1125,7 +1125,11 @@ async fn serve(
                 ))
                 .await;
             }
-            Err(e) => conn.refuse_frame(e.into_ipc()).await,
+            // Malformed after its call id: the error answers that call.
+            Err(e) => match e.call_id() {
+                Some(id) => conn.refuse_call(id, e.into_ipc()).await,
+                None => conn.refuse_frame(e.into_ipc()).await,
+            },
         }
     }
 }
