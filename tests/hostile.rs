@@ -8,7 +8,7 @@ use ipc_runtime::{DisconnectReason, Main};
 use ipc_suite::{
     connect_memory, eventually, next_disconnection, probe_main_with,
     raw::{accepted, invoke_body, kind, send_body, subscribe_body, RawFrame, RawPeer, WireError},
-    ProbeApi, ProbeClient, ProbeContract,
+    NarrowApi, ProbeApi, ProbeClient, ProbeContract,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -230,6 +230,51 @@ async fn invoking_a_send_channel_and_sending_to_an_invoke_channel_are_refused() 
     let notice = raw.read().await.unwrap();
     assert_eq!(notice.kind, kind::NOTICE);
     assert_protocol_error(&notice, "request/reply");
+    good_still_served(&good).await;
+}
+
+/// Using an event channel as a method, or subscribing to a method, is
+/// told as such (the channel exists); to a renderer not granted the
+/// channel it is only not allowed.
+#[tokio::test]
+async fn events_and_methods_used_the_wrong_way_are_told_apart() {
+    let (main, good, mut raw) = setup().await;
+    raw.frame(&invoke_body(1, "probe:tick", &[])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 1));
+    assert_protocol_error(
+        &reply,
+        "`probe:tick` is an event channel; listen to it (subscribe) instead of invoking it",
+    );
+    raw.frame(&send_body("probe:tick", &[])).await;
+    let notice = raw.read().await.unwrap();
+    assert_eq!(notice.kind, kind::NOTICE);
+    assert_protocol_error(&notice, "instead of sending to it");
+    raw.frame(&subscribe_body(2, "probe:add")).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 2));
+    assert_protocol_error(
+        &reply,
+        "`probe:add` is a method channel, not an event; only events can be subscribed to",
+    );
+
+    // `NarrowApi` has `echo` and `tick` only.
+    let (mut narrow, _) = accepted::<NarrowApi, ProbeContract>(&main, "narrow").await;
+    narrow.frame(&subscribe_body(3, "probe:add")).await;
+    let reply = narrow.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 3));
+    assert!(
+        matches!(reply.error(), WireError::NotAllowed { ref channel } if channel == "probe:add"),
+        "{:?}",
+        reply.error()
+    );
+    narrow.frame(&invoke_body(4, "probe:note", &[])).await;
+    let reply = narrow.read().await.unwrap();
+    assert!(
+        matches!(reply.error(), WireError::NotAllowed { ref channel } if channel == "probe:note"),
+        "{:?}",
+        reply.error()
+    );
     good_still_served(&good).await;
 }
 

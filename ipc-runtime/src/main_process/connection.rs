@@ -507,9 +507,20 @@ impl Conn {
         kind: MethodKind,
     ) -> Result<&'s Route, IpcError> {
         let Some(route) = setup.router.get(channel.as_bytes()) else {
-            return Err(IpcError::UnknownChannel {
-                channel: Quoted(channel.as_str()).to_string(),
-            });
+            let c = channel.as_str();
+            if !setup.router.is_event(c) {
+                return Err(IpcError::UnknownChannel {
+                    channel: Quoted(c).to_string(),
+                });
+            }
+            self.check_allowed(c)?;
+            let verb = match kind {
+                MethodKind::Send => "sending to it",
+                _ => "invoking it",
+            };
+            return Err(IpcError::protocol(format!(
+                "`{c}` is an event channel; listen to it (subscribe) instead of {verb}"
+            )));
         };
         if !self.allowed.get(route.index).copied().unwrap_or(false) {
             return Err(IpcError::NotAllowed {
@@ -672,8 +683,16 @@ impl Conn {
     async fn subscribe(&self, setup: &Setup, id: u64, channel: Channel) {
         let channel = channel.as_str();
         if !setup.router.is_event(channel) {
-            let e = IpcError::UnknownChannel {
-                channel: Quoted(channel).to_string(),
+            let e = match setup.router.get(channel.as_bytes()) {
+                None => IpcError::UnknownChannel {
+                    channel: Quoted(channel).to_string(),
+                },
+                Some(route) => self.check_allowed(route.channel).err().unwrap_or_else(|| {
+                    IpcError::protocol(format!(
+                        "`{}` is a method channel, not an event; only events can be subscribed to",
+                        route.channel
+                    ))
+                }),
             };
             return self.refuse_call(id, e).await;
         }
