@@ -329,3 +329,87 @@ async fn a_cancel_frame_with_bytes_left_over_gets_a_notice() {
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 8));
     good_still_served(&good).await;
 }
+
+/// Writes `wire` a byte at a time, with a pause after each.
+async fn trickle(raw: &mut RawPeer, wire: Vec<u8>) {
+    for byte in wire {
+        raw.stream.write_all(&[byte]).await.unwrap();
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+/// The hello and then frames, each cut at every byte and sent a byte at a
+/// time with pauses (a slow or hostile peer), are read as if sent whole:
+/// no timeout, no violation, the right replies.
+#[tokio::test]
+async fn frames_cut_at_every_byte_are_read_whole() {
+    use ipc_suite::raw::{framed, hello_body};
+    let (main, _) = probe_main_with(|b| b.max_frame_size(LIMIT));
+    let (a, b) = tokio::net::UnixStream::pair().unwrap();
+    let mut raw = RawPeer { stream: b };
+    let accept = tokio::spawn({
+        let main = main.clone();
+        async move {
+            main.accept::<ProbeApi>(ipc_runtime::Transport::from_unix(a), "slow")
+                .await
+        }
+    });
+    trickle(&mut raw, framed(&hello_body::<ProbeContract>(None))).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::WELCOME);
+    let id = accept.await.unwrap().unwrap().id;
+    let echo = ipc_runtime::codec::encode_to_vec(&("héllo",)).unwrap();
+    let mut wire = framed(&invoke_body(7, "probe:echo", &echo));
+    wire.extend(framed(&send_body("probe:record", &[5])));
+    wire.extend(framed(&invoke_body(8, "probe:add", &[40, 2])));
+    trickle(&mut raw, wire).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 7));
+    let reply = raw.read().await.unwrap();
+    assert_eq!(
+        (reply.kind, reply.call_id(), &reply.rest[8..]),
+        (kind::REPLY_OK, 8, &[42][..])
+    );
+    assert_eq!(main.renderer_stats(id).unwrap().violations, 0);
+}
+
+/// Frames of exactly the limit and one byte under it are served; one byte
+/// over is refused from its length prefix, and the peer disconnected.
+#[tokio::test]
+async fn frames_at_the_limit_are_served_and_one_byte_over_is_refused() {
+    let (main, good, mut raw) = setup().await;
+    let mut gone = main.disconnections();
+    let head = invoke_body(1, "probe:byte-count", &[]).len();
+    for (id, total) in [(1u64, LIMIT - 1), (2, LIMIT)] {
+        // A `Vec<u8>` of n bytes: its length as a varint (0xfb and a u16),
+        // then the bytes.
+        let n = total - head - 3;
+        let mut payload = vec![0xfb];
+        payload.extend_from_slice(&(n as u16).to_le_bytes());
+        payload.resize(3 + n, 0);
+        let body = invoke_body(id, "probe:byte-count", &payload);
+        assert_eq!(body.len(), total);
+        raw.frame(&body).await;
+        let reply = raw.read().await.unwrap();
+        assert_eq!(
+            (reply.kind, reply.call_id()),
+            (kind::REPLY_OK, id),
+            "{total}"
+        );
+    }
+    raw.bytes(&((LIMIT + 1) as u32).to_be_bytes()).await;
+    let notice = raw.read().await.unwrap();
+    assert_eq!(
+        notice.error(),
+        WireError::FrameTooLarge {
+            size: (LIMIT + 1) as u64,
+            limit: LIMIT as u64
+        }
+    );
+    let gone = next_disconnection(&mut gone, "main reports the disconnection").await;
+    assert!(
+        matches!(gone.reason, DisconnectReason::FrameTooLarge { .. }),
+        "{:?}",
+        gone.reason
+    );
+    good_still_served(&good).await;
+}
