@@ -501,6 +501,16 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
                 #rt::Connection::builder().connect_unix_as::<Self>(path, token).await
             }
 
+            /// Connects to main's TCP socket at `addr` (a loopback
+            /// address, see `Main::listen_tcp`) with the one-time `token`
+            /// main issued for this renderer.
+            pub async fn connect_tcp(
+                addr: impl #rt::ToSocketAddrs,
+                token: &str,
+            ) -> ::core::result::Result<Self, #rt::IpcError> {
+                #rt::Connection::builder().connect_tcp_as::<Self>(addr, token).await
+            }
+
             /// Connects over `transport` (for example one end of
             /// `transport::memory_pair`).
             pub async fn connect(

@@ -146,6 +146,9 @@
 //!   directory; each renderer presents a one-time token from
 //!   [`UnixEndpoint::issue_token`](transport::unix::UnixEndpoint::issue_token)
 //!   and connects with `MyApi::connect_unix(path, token)`.
+//! - [`Main::listen_tcp`] does the same on a loopback TCP port, for set-ups
+//!   where a Unix socket cannot be shared; the renderer connects with
+//!   `MyApi::connect_tcp(addr, token)`.
 //! - [`transport::memory_pair`] connects main and a renderer in one process.
 //!
 //! A common layout is one program with two roles: main starts its own
@@ -331,7 +334,7 @@ pub use main_process::{
 pub use renderer::{
     ClientCore, Connection, ConnectionBuilder, ListenerCore, Subscription, DEFAULT_CALL_TIMEOUT,
 };
-pub use transport::{child::RendererProcess, unix::UnixEndpoint, Transport};
+pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint, Transport};
 
 /// Implemented for every type that can cross the IPC boundary as an
 /// argument, a result, a typed error or an event argument: owned
@@ -413,7 +416,8 @@ pub use ipc_macros::events;
 /// `spawn_renderer::<EditorApi>`, `issue_token::<EditorApi>`) and refuses
 /// every frame for a channel outside its list, whatever bytes the renderer
 /// sends. The type connects with `EditorApi::connect_inherited()`,
-/// `connect_unix(path, token)` or `connect(transport)`, and gives no access
+/// `connect_unix(path, token)`, `connect_tcp(addr, token)` or
+/// `connect(transport)`, and gives no access
 /// to the raw connection. It is `Clone`: a clone is another handle on the
 /// same connection, for another task.
 ///
@@ -450,6 +454,7 @@ pub mod __private {
     pub use std::{
         boxed::Box, future::Future, marker::PhantomData, path::Path, sync::Arc, time::Duration,
     };
+    pub use tokio::net::ToSocketAddrs;
 
     pub use crate::IpcType as WireType;
 

@@ -5,7 +5,8 @@
 //! Modes (first argument):
 //! - `calls`: connect over the inherited socket and exercise every kind of
 //!   call;
-//! - `unix PATH TOKEN`: connect to main's Unix socket with a token;
+//! - `unix PATH TOKEN`, `tcp ADDRESS TOKEN`: connect to main's Unix or
+//!   TCP socket with a token, print the label main gave it, make a call;
 //! - `idle`: connect, then wait until main goes away;
 //! - `listen`: listen to `tick` and `note`; on the note "stop", print the
 //!   ticks received (comma-separated, in arrival order) and exit;
@@ -78,17 +79,21 @@ async fn run(args: &[String]) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             calls(api).await
         }
-        Some("unix") => {
-            let (path, token) = match args {
-                [_, path, token] => (path, token),
-                _ => return Err("usage: unix PATH TOKEN".into()),
+        Some(socket @ ("unix" | "tcp")) => {
+            let (address, token) = match args {
+                [_, address, token] => (address, token),
+                _ => return Err(format!("usage: {socket} ADDRESS TOKEN")),
             };
-            let conn = ProbeApi::connect_unix(path, token)
-                .await
-                .map_err(|e| e.to_string())?;
+            let conn = if socket == "unix" {
+                ProbeApi::connect_unix(address, token).await
+            } else {
+                ProbeApi::connect_tcp(address.as_str(), token).await
+            }
+            .map_err(|e| e.to_string())?;
             let probe = &conn.probe;
             let me = probe.whoami().await.map_err(|e| e.to_string())?;
             println!("{}", me.label);
+            check(matches!(probe.add(40, 2).await, Ok(42)), "a call over the socket")?;
             Ok(())
         }
         Some("connect-and-exit") => {
@@ -169,7 +174,7 @@ async fn run(args: &[String]) -> Result<(), String> {
         Some("soak-main") => faults::soak_main(secs(args)?).await,
         Some("soak-good") => faults::soak_good(secs(args)?).await,
         Some("soak-bad") => faults::soak_bad(),
-        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|connect-and-exit|send-and-return N|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|soak-main SECS|soak-good SECS|soak-bad".into()),
+        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|tcp ADDRESS TOKEN|connect-and-exit|send-and-return N|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|soak-main SECS|soak-good SECS|soak-bad".into()),
     }
 }
 

@@ -352,7 +352,7 @@ async fn read_hello(
         Auth::Token(tokens) => match &hello.token {
             None => {
                 return Err(IpcError::Unauthorized {
-                    reason: "this socket requires a token and none was presented; pass the token main issued for this renderer (UnixEndpoint::issue_token)".into(),
+                    reason: "this socket requires a token and none was presented; pass the token main issued for this renderer (UnixEndpoint::issue_token, TcpEndpoint::issue_token)".into(),
                 })
             }
             Some(token) => tokens.redeem(token).ok_or_else(|| IpcError::Unauthorized {

@@ -416,7 +416,7 @@ pub(crate) enum Auth {
     Trusted { label: String, grant: Arc<Grant> },
     /// The renderer must present a one-time token from this store; the
     /// token carries the label and grant.
-    Token(Arc<crate::transport::unix::Tokens>),
+    Token(Arc<crate::transport::tokens::Tokens>),
 }
 
 impl Auth {

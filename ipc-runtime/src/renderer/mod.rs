@@ -156,6 +156,18 @@ impl ConnectionBuilder {
         self.handshake(transport, Some(token.to_string())).await
     }
 
+    /// Connects to main's TCP socket at `addr` (see
+    /// [`Main::listen_tcp`](crate::Main::listen_tcp)), presenting the
+    /// one-time `token` that main issued for this renderer.
+    pub async fn connect_tcp(
+        self,
+        addr: impl tokio::net::ToSocketAddrs,
+        token: &str,
+    ) -> Result<Connection, IpcError> {
+        let transport = transport::tcp::connect(addr).await?;
+        self.handshake(transport, Some(token.to_string())).await
+    }
+
     /// Connects over the socket inherited from main, in a process started
     /// by [`Main::spawn_renderer`](crate::Main::spawn_renderer).
     pub async fn connect_inherited(self) -> Result<Connection, IpcError> {
@@ -178,6 +190,17 @@ impl ConnectionBuilder {
     ) -> Result<A, IpcError> {
         Ok(A::__from_connection(
             self.api::<A>().connect_unix(path, token).await?,
+        ))
+    }
+
+    /// Connects to main's TCP socket as API `A`, with a one-time token.
+    pub async fn connect_tcp_as<A: Api>(
+        self,
+        addr: impl tokio::net::ToSocketAddrs,
+        token: &str,
+    ) -> Result<A, IpcError> {
+        Ok(A::__from_connection(
+            self.api::<A>().connect_tcp(addr, token).await?,
         ))
     }
 

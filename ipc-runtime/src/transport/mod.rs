@@ -2,12 +2,15 @@
 //!
 //! A [`Transport`] is any pair of async byte streams. This module builds
 //! them from an in-memory pipe ([`memory_pair`]), a Unix domain socket
-//! ([`unix`]) or a socket pair shared with a child process ([`child`]).
+//! ([`unix`]), a loopback TCP socket ([`tcp`]) or a socket pair shared
+//! with a child process ([`child`]).
 //! Only this module and its children do I/O set-up; the rest of the runtime
 //! sees a `Transport`.
 
 pub mod child;
 pub(crate) mod reader;
+pub mod tcp;
+pub(crate) mod tokens;
 pub mod unix;
 pub(crate) mod writer;
 
@@ -64,6 +67,18 @@ impl Transport {
             peer,
             ..Transport::new(read, write)
         }
+    }
+
+    /// A transport over a connected TCP stream, with Nagle's algorithm off
+    /// (`TCP_NODELAY`): the writer already sends what is queued in one
+    /// write, and a small reply must not wait for the peer's
+    /// acknowledgement. No peer credentials are recorded (TCP has none).
+    pub fn from_tcp(stream: tokio::net::TcpStream) -> Self {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not turn off Nagle's algorithm on a TCP stream");
+        }
+        let (read, write) = stream.into_split();
+        Transport::new(read, write)
     }
 
     /// Replaces what is recorded about the peer.
@@ -150,5 +165,20 @@ mod tests {
             after > before,
             "send buffer {before} bytes before, {after} after from_unix"
         );
+    }
+
+    #[tokio::test]
+    async fn tcp_transports_turn_off_nagle() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        assert!(!stream.nodelay().unwrap(), "the default has Nagle on");
+        let fd = stream.as_raw_fd();
+        let transport = Transport::from_tcp(stream);
+        // SAFETY: `transport` owns the descriptor and outlives this borrow.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        assert!(socket2::SockRef::from(&fd).tcp_nodelay().unwrap());
+        drop(transport);
     }
 }

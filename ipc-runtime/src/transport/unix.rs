@@ -7,84 +7,21 @@
 //! that did not get a token from main.
 
 use std::{
-    collections::HashMap,
     fs,
     os::{
         fd::AsRawFd,
         unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     },
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use tokio::{net::UnixListener, task::JoinHandle};
-use tracing::{debug, warn};
+use tokio::net::UnixListener;
+use tracing::debug;
 
-use crate::{contract::Grant, main_process::Auth, Api, IpcError, Main, Transport};
-
-/// How long a token admits a renderer unless the endpoint says otherwise
-/// ([`UnixEndpoint::set_token_lifetime`]).
-pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
-
-/// A token main issued: what it admits, and until when.
-struct Issued {
-    label: String,
-    grant: Arc<Grant>,
-    expires: Instant,
-}
-
-/// The one-time tokens main has issued and not yet seen used or expire.
-pub(crate) struct Tokens {
-    issued: Mutex<HashMap<String, Issued>>,
-    lifetime: Mutex<Duration>,
-}
-
-impl Default for Tokens {
-    fn default() -> Self {
-        Tokens {
-            issued: Mutex::default(),
-            lifetime: Mutex::new(DEFAULT_TOKEN_LIFETIME),
-        }
-    }
-}
-
-impl Tokens {
-    fn issue(&self, label: &str, grant: Grant) -> Result<String, IpcError> {
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw).map_err(|e| {
-            IpcError::io("generating a token", std::io::Error::other(e.to_string()))
-        })?;
-        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let now = Instant::now();
-        let lifetime = *self.lifetime.lock().unwrap_or_else(|e| e.into_inner());
-        let mut issued = self.lock();
-        // Tokens never used are forgotten once expired: what the map holds
-        // is bounded by how many are issued in one lifetime.
-        issued.retain(|_, t| t.expires > now);
-        issued.insert(
-            token.clone(),
-            Issued {
-                label: label.to_string(),
-                grant: Arc::new(grant),
-                expires: now + lifetime,
-            },
-        );
-        Ok(token)
-    }
-
-    /// The label and grant the token was issued for, if it is valid (not
-    /// used yet, not expired); a token works once.
-    pub(crate) fn redeem(&self, token: &str) -> Option<(String, Arc<Grant>)> {
-        let issued = self.lock().remove(token)?;
-        (issued.expires > Instant::now()).then_some((issued.label, issued.grant))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Issued>> {
-        // Critical sections are single map operations: never inconsistent.
-        self.issued.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+pub use super::tokens::DEFAULT_TOKEN_LIFETIME;
+use super::tokens::{Gate, Listener};
+use crate::{Api, IpcError, Main, Transport};
 
 /// Main's listening Unix socket. Renderers connect with
 /// [`ConnectionBuilder::connect_unix`](crate::ConnectionBuilder::connect_unix)
@@ -96,18 +33,9 @@ impl Tokens {
 pub struct UnixEndpoint {
     path: PathBuf,
     dir: PathBuf,
-    tokens: Arc<Tokens>,
-    task: JoinHandle<()>,
-    /// The main it listens for, to check what tokens grant.
-    main: Main,
+    gate: Gate,
     /// Locked for as long as the endpoint lives: marks `dir` as in use.
     _lock: fs::File,
-}
-
-impl std::fmt::Debug for Tokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tokens({} outstanding)", self.lock().len())
-    }
 }
 
 impl UnixEndpoint {
@@ -133,29 +61,23 @@ impl UnixEndpoint {
     /// contract `A` draws from (every renderer connecting as `A` would be
     /// refused).
     pub fn issue_token<A: Api>(&self, label: &str) -> Result<String, IpcError> {
-        self.main.check_serves::<A>()?;
-        self.tokens.issue(label, Grant::of::<A>())
+        self.gate.issue_token::<A>(label)
     }
 
     /// How long tokens issued from now on admit a renderer (default
     /// [`DEFAULT_TOKEN_LIFETIME`]). A token given to a renderer that never
     /// connected (it crashed, say) stops being a way in.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        *self
-            .tokens
-            .lifetime
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = lifetime;
+        self.gate.set_token_lifetime(lifetime);
     }
 }
 
 impl Drop for UnixEndpoint {
     fn drop(&mut self) {
-        self.task.abort();
         let _ = fs::remove_file(&self.path);
         let _ = remove_dir_of(&self.dir);
-        // `_lock` is released after this, when the fields drop: the
-        // directory was never unlocked while it held a socket.
+        // The gate (accepting) and `_lock` go after this, when the fields
+        // drop: the directory was never unlocked while it held a socket.
     }
 }
 
@@ -334,36 +256,12 @@ impl Main {
         if let Ok(meta) = fs::metadata(&dir) {
             remove_stale_dirs(parent, meta.uid());
         }
-        let tokens = Arc::new(Tokens::default());
-        let task = runtime.spawn(accept_loop(self.clone(), listener, Arc::clone(&tokens)));
         Ok(UnixEndpoint {
             path,
             dir,
-            tokens,
-            task,
-            main: self.clone(),
+            gate: Gate::open(self, &runtime, Listener::Unix(listener)),
             _lock: lock,
         })
-    }
-}
-
-async fn accept_loop(main: Main, listener: UnixListener, tokens: Arc<Tokens>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let main = main.clone();
-                let auth = Auth::Token(Arc::clone(&tokens));
-                // The handshake runs in its own task so that a slow renderer
-                // does not hold up the next one.
-                tokio::spawn(async move {
-                    let _ = main.accept_with(Transport::from_unix(stream), auth).await;
-                });
-            }
-            Err(e) => {
-                warn!(error = %e, "accepting a renderer connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
     }
 }
 
