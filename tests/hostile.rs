@@ -38,7 +38,8 @@ async fn good_still_served(good: &ProbeClient<ProbeApi>) {
     assert_eq!(good.add(2, 3).await.unwrap(), 5);
 }
 
-/// The name of an unknown channel is the renderer's to write (up to 255
+/// The name of an unknown channel (not allowed, as it is outside every
+/// grant) is the renderer's to write (up to 255
 /// bytes, the wire's limit): what main logs and answers quotes it cut
 /// short, control characters escaped, so that a line break in it cannot
 /// forge a line of main's log, nor an escape sequence reach a terminal.
@@ -50,7 +51,7 @@ async fn an_unknown_channel_is_named_cut_and_escaped() {
     raw.frame(&invoke_body(7, &hostile, &[])).await;
     let reply = raw.read().await.unwrap();
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 7));
-    let WireError::UnknownChannel { channel } = reply.error() else {
+    let WireError::NotAllowed { channel } = reply.error() else {
         panic!("{:?}", reply.error());
     };
     // The first 80 characters (29 before the `y`s), escaped, then `…`.
@@ -65,7 +66,7 @@ async fn an_unknown_channel_is_named_cut_and_escaped() {
     raw.frame(&subscribe_body(8, &hostile)).await;
     let reply = raw.read().await.unwrap();
     assert!(
-        matches!(reply.error(), WireError::UnknownChannel { channel } if channel.len() < 100 && !channel.contains('\n')),
+        matches!(reply.error(), WireError::NotAllowed { channel } if channel.len() < 100 && !channel.contains('\n')),
         "{:?}",
         reply.error()
     );
@@ -73,6 +74,9 @@ async fn an_unknown_channel_is_named_cut_and_escaped() {
     drop(main);
 }
 
+/// A channel outside the renderer's API is not allowed whether main
+/// serves it or not: a renderer learns nothing about channels beyond its
+/// grant.
 #[tokio::test]
 async fn unknown_channel_gets_an_error_naming_it() {
     let (main, good, mut raw) = setup().await;
@@ -82,7 +86,7 @@ async fn unknown_channel_gets_an_error_naming_it() {
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 7));
     assert_eq!(
         reply.error(),
-        WireError::UnknownChannel {
+        WireError::NotAllowed {
             channel: "probe:does-not-exist".into()
         }
     );
@@ -92,7 +96,7 @@ async fn unknown_channel_gets_an_error_naming_it() {
     assert_eq!(notice.kind, kind::NOTICE);
     assert_eq!(
         notice.error(),
-        WireError::UnknownChannel {
+        WireError::NotAllowed {
             channel: "nowhere:at-all".into()
         }
     );
@@ -265,6 +269,15 @@ async fn events_and_methods_used_the_wrong_way_are_told_apart() {
     assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 3));
     assert!(
         matches!(reply.error(), WireError::NotAllowed { ref channel } if channel == "probe:add"),
+        "{:?}",
+        reply.error()
+    );
+    narrow
+        .frame(&invoke_body(5, "probe:no-such-method", &[]))
+        .await;
+    let reply = narrow.read().await.unwrap();
+    assert!(
+        matches!(reply.error(), WireError::NotAllowed { ref channel } if channel == "probe:no-such-method"),
         "{:?}",
         reply.error()
     );

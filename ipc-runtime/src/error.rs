@@ -26,14 +26,17 @@ pub enum IpcError {
         /// What ended the connection, as far as this side knows.
         reason: String,
     },
-    /// Main has no handler for this channel.
+    /// Main has no handler for this channel, although the renderer's API
+    /// lists it (a channel outside the API is [`IpcError::NotAllowed`],
+    /// whether main serves it or not).
     #[error("unknown channel `{channel}`: main serves no method on it; register the service on main with `MainBuilder::service`, and build main and renderer from the same contract")]
     UnknownChannel {
         /// The channel named in the frame.
         channel: String,
     },
-    /// The channel exists, but the API this renderer was accepted as does
-    /// not expose it.
+    /// The API this renderer was accepted as does not expose the channel.
+    /// Said whether or not main serves it, so that a renderer learns
+    /// nothing about channels beyond its API.
     #[error("channel `{channel}` is not allowed for this renderer: the API it was accepted as does not expose it; add it to the `expose!` declaration if this renderer should reach it")]
     NotAllowed {
         /// The channel named in the frame.

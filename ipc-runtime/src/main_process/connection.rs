@@ -468,16 +468,6 @@ impl Conn {
         }
     }
 
-    /// Whether the renderer's API exposes `channel`.
-    fn check_allowed(&self, channel: &str) -> Result<(), IpcError> {
-        if self.grant.allows(channel) {
-            return Ok(());
-        }
-        Err(IpcError::NotAllowed {
-            channel: channel.to_string(),
-        })
-    }
-
     /// Where an invoke or send frame for `channel` leads, if main serves
     /// it, the renderer may reach it and it is of that `kind`. `last` is
     /// the last route found for this connection: a renderer often uses one
@@ -508,12 +498,18 @@ impl Conn {
     ) -> Result<&'s Route, IpcError> {
         let Some(route) = setup.router.get(channel.as_bytes()) else {
             let c = channel.as_str();
+            // Outside the grant is not allowed, whether main serves it or
+            // not: a renderer learns nothing about channels beyond its API.
+            if !self.grant.allows(c) {
+                return Err(IpcError::NotAllowed {
+                    channel: Quoted(c).to_string(),
+                });
+            }
             if !setup.router.is_event(c) {
                 return Err(IpcError::UnknownChannel {
                     channel: Quoted(c).to_string(),
                 });
             }
-            self.check_allowed(c)?;
             let verb = match kind {
                 MethodKind::Send => "sending to it",
                 _ => "invoking it",
@@ -682,21 +678,23 @@ impl Conn {
     /// Handles a subscribe frame: answered like a call.
     async fn subscribe(&self, setup: &Setup, id: u64, channel: Channel) {
         let channel = channel.as_str();
+        // Outside the grant is not allowed, whether main serves it or not.
+        if !self.grant.allows(channel) {
+            let e = IpcError::NotAllowed {
+                channel: Quoted(channel).to_string(),
+            };
+            return self.refuse_call(id, e).await;
+        }
         if !setup.router.is_event(channel) {
             let e = match setup.router.get(channel.as_bytes()) {
                 None => IpcError::UnknownChannel {
                     channel: Quoted(channel).to_string(),
                 },
-                Some(route) => self.check_allowed(route.channel).err().unwrap_or_else(|| {
-                    IpcError::protocol(format!(
-                        "`{}` is a method channel, not an event; only events can be subscribed to",
-                        route.channel
-                    ))
-                }),
+                Some(route) => IpcError::protocol(format!(
+                    "`{}` is a method channel, not an event; only events can be subscribed to",
+                    route.channel
+                )),
             };
-            return self.refuse_call(id, e).await;
-        }
-        if let Err(e) = self.check_allowed(channel) {
             return self.refuse_call(id, e).await;
         }
         let added = {
