@@ -520,3 +520,23 @@ async fn a_listener_that_falls_behind_loses_no_event_main_queued() {
     assert!(all, "the listener got {} of {EVENTS} events", got.len());
     assert_eq!(got, (0..EVENTS).collect::<Vec<_>>());
 }
+
+/// `Main::subscribed` answers `false` at once for a channel the renderer
+/// could never listen to (a misspelt name, a method's channel, an event
+/// outside its API) instead of waiting for ever.
+#[tokio::test]
+async fn subscribed_is_false_at_once_for_a_channel_the_renderer_cannot_listen_to() {
+    let (main, _) = probe_main();
+    let narrow = ipc_suite::connect_memory_as::<ipc_suite::NarrowApi>(&main, "narrow")
+        .await
+        .unwrap();
+    let _tick = narrow.events.on_tick(|_| {}).await.unwrap();
+    let id = narrow.id();
+    for channel in ["probe:tik", "probe:add", "probe:note"] {
+        let answer = tokio::time::timeout(Duration::from_secs(1), main.subscribed(id, channel))
+            .await
+            .unwrap_or_else(|_| panic!("`{channel}` waited"));
+        assert!(!answer, "{channel}");
+    }
+    assert!(main.subscribed(id, "probe:tick").await);
+}

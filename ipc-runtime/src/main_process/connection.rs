@@ -555,6 +555,11 @@ impl Conn {
         lock(&self.groups).remove(group)
     }
 
+    /// Whether the API this renderer was accepted as lists `channel`.
+    pub(crate) fn may_reach(&self, channel: &str) -> bool {
+        self.grant.allows(channel)
+    }
+
     pub(crate) fn is_subscribed(&self, channel: &str) -> bool {
         lock(&self.subscriptions).contains(channel)
     }

@@ -706,7 +706,10 @@ impl Main {
     /// Waits until renderer `id` listens to event `channel` (a `…Contract`
     /// channel constant such as `NotesEventsContract::CHANGED`), so that
     /// events emitted afterwards reach it. Returns `false` if the renderer
-    /// is not connected or disconnects first.
+    /// is not connected or disconnects first, and at once if it could
+    /// never listen to `channel`: not an event channel main emits (a
+    /// method's channel, a misspelt name), or one outside the API the
+    /// renderer was accepted as.
     pub async fn subscribed(&self, id: RendererId, channel: &str) -> bool {
         let Some((conn, mut closed)) = self
             .inner
@@ -716,6 +719,14 @@ impl Main {
         else {
             return false;
         };
+        let is_event = self
+            .inner
+            .setup
+            .get()
+            .is_some_and(|s| s.router.is_event(channel));
+        if !is_event || !conn.may_reach(channel) {
+            return false;
+        }
         let mut changes = conn.subscription_changes();
         loop {
             if conn.is_subscribed(channel) {
