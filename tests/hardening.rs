@@ -153,9 +153,18 @@ async fn a_call_waiting_for_a_slot_times_out_gives_way_and_fails_on_close() {
     // usual error, and main never saw it.
     let impatient = api.probe.clone().with_timeout(Duration::from_millis(50));
     match impatient.add(1, 2).await {
-        Err(IpcError::Timeout { channel, timeout }) => {
+        Err(e @ IpcError::Timeout { .. }) => {
+            let IpcError::Timeout { channel, timeout } = &e else {
+                unreachable!()
+            };
             assert_eq!(channel, "probe:add");
-            assert_eq!(timeout, Duration::from_millis(50));
+            assert_eq!(*timeout, Duration::from_millis(50));
+            // The message covers this case too, not only a slow handler.
+            assert!(
+                e.to_string()
+                    .contains("waited all that time for one of main's in-flight slots"),
+                "{e}"
+            );
         }
         other => panic!("expected a timeout, got {other:?}"),
     }

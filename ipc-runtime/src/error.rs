@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum IpcError {
-    /// No reply arrived in time. Main was told to cancel the call.
-    #[error("call to `{channel}` timed out after {timeout:?}; the handler is slow or stuck (main has been told to cancel it); raise the timeout with `with_timeout` or the connection's `call_timeout` if the work is legitimately long")]
+    /// No reply arrived in time: the handler was slow or stuck (main was
+    /// told to cancel the call), or the call spent its time waiting for
+    /// one of main's in-flight slots behind earlier calls (it was never
+    /// sent).
+    #[error("call to `{channel}` timed out after {timeout:?}: the handler is slow or stuck (main has been told to cancel it), or the call waited all that time for one of main's in-flight slots behind earlier calls (`Limits::max_in_flight`; it was never sent); raise the timeout with `with_timeout` or the connection's `call_timeout` if the work is legitimately long, or make fewer calls at once")]
     Timeout {
         /// The channel that was called.
         channel: String,
