@@ -540,3 +540,32 @@ async fn subscribed_is_false_at_once_for_a_channel_the_renderer_cannot_listen_to
     }
     assert!(main.subscribed(id, "probe:tick").await);
 }
+
+/// A listener's guard keeps the connection open, as its documentation
+/// says the listener runs until the guard is dropped: with every handle of
+/// the API dropped, events still arrive; dropping the guard then closes
+/// the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listeners_guard_keeps_the_connection_open() {
+    let (main, _) = probe_main();
+    let mut gone = main.disconnections();
+    let api = connect_memory(&main, "guard-only").await.unwrap();
+    let id = api.id();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let guard = api
+        .events
+        .on_tick(move |n| {
+            let _ = tx.send(n);
+        })
+        .await
+        .unwrap();
+    drop(api);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(main.renderer_count(), 1, "the guard keeps the connection");
+    ProbeEventsEmitter::new(&main, Target::Renderer(id)).tick(7);
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(got.unwrap(), Some(7));
+    drop(guard);
+    let gone = ipc_suite::next_disconnection(&mut gone, "the last guard closes it").await;
+    assert_eq!(gone.renderer.id, id);
+}

@@ -583,8 +583,10 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
              To be sure a message was written before exiting, `flush().await` or `close().await` the API."
         ),
         Kind::Event => format!(
-            "Calls `f` with each `{channel}` event, in the order main emitted them, until the returned guard is dropped. \
-             Returns once main has recorded the subscription."
+            "Calls `f` with each `{channel}` event, in the order main emitted them, until the returned guard is dropped \
+             (the guard keeps the connection open meanwhile, even if every handle of the API is dropped). \
+             Returns once main has recorded the subscription. `f` runs on the connection's event dispatcher: it must \
+             return quickly and not block (hand the event to a channel or a task for longer work)."
         ),
     };
     let spacer = if docs.is_empty() {

@@ -222,8 +222,16 @@
 //! Main runs a handler on the renderer's connection until it first waits
 //! (most finish there, with no task of their own), then in a task of its
 //! own. A handler that computes for a long time before its first `.await`
-//! therefore delays that renderer's next frames: move such work to
-//! `tokio::task::spawn_blocking`, as in any async code.
+//! therefore delays that renderer's next frames. Worse, a handler that
+//! blocks its thread (`std::thread::sleep`, a blocking read, a long
+//! computation, at any point) holds one of the runtime's worker threads,
+//! and with it every connection and timer that thread was serving: other
+//! renderers can stall too. As in any async code, await instead of
+//! blocking (`tokio::time::sleep`, async I/O) and move blocking work to
+//! `tokio::task::spawn_blocking`. The same holds for the callbacks that
+//! renderers register for events: they run on the renderer's runtime and
+//! must return quickly (hand the event to a channel or a task if it needs
+//! more).
 //!
 //! For large byte payloads, use [`Blob`] rather than `Vec<u8>` or
 //! `serde_bytes::ByteBuf`: the same bytes on the wire, but a blob of

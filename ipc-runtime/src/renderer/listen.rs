@@ -19,7 +19,7 @@ use std::{
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{error, warn};
 
 use super::{Connection, Reply, Shared};
@@ -270,6 +270,10 @@ fn dispatch(shared: &Shared, channel: &Channel, payload: &Bytes) {
 /// A listener's guard: dropping it unsubscribes. When the last listener of
 /// an event on a connection goes, main is told to stop sending that event.
 ///
+/// The guard keeps the connection open, as a handle of the API does: a
+/// listener whose API handles were all dropped keeps receiving events
+/// until its guard is dropped (or main closes the connection).
+///
 /// Dropped inside a callback (callbacks run one at a time, on the
 /// connection's event dispatcher), its callback is never called again.
 /// Dropped on another thread while the dispatcher is starting or running
@@ -281,6 +285,8 @@ pub struct Subscription {
     shared: Arc<Shared>,
     channel: &'static str,
     listener: Arc<Listener>,
+    /// A share of the connection's lifetime: listening keeps it open.
+    _open: Arc<DropGuard>,
 }
 
 impl fmt::Debug for Subscription {
@@ -335,6 +341,7 @@ impl Connection {
             shared: Arc::clone(&self.shared),
             channel,
             listener,
+            _open: Arc::clone(&self._stop),
         };
         if let Joined::Subscribe(confirmed) = joined {
             self.subscribe_on_main(channel).await?;
