@@ -382,6 +382,82 @@ async fn a_reset_from_main_reads_as_main_closing_the_connection() {
     }
 }
 
+/// A handler whose future takes a while to drop (its destructor closes
+/// something slowly), and says when it has.
+#[ipc_runtime::service(namespace = "teardown")]
+trait Teardown {
+    /// Waits for ever (until cancelled).
+    async fn hold(&self);
+}
+
+ipc_runtime::expose! {
+    /// Only `hold`.
+    struct TeardownApi {
+        teardown: Teardown { hold },
+    }
+}
+
+#[derive(Default)]
+struct Holder {
+    dropped: Arc<AtomicU64>,
+}
+
+/// Sleeps 100 ms in its destructor, then counts itself dropped.
+struct SlowDrop(Arc<AtomicU64>);
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        std::thread::sleep(Duration::from_millis(100));
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Teardown for Holder {
+    async fn hold(&self) {
+        let _slow = SlowDrop(Arc::clone(&self.dropped));
+        std::future::pending::<()>().await
+    }
+}
+
+/// `Main::close` and `Main::disconnected` return once main has released
+/// what it held for the renderer: the aborted handlers have been dropped
+/// (their destructors ran), not merely asked to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_and_disconnected_return_after_the_aborted_handlers_are_dropped() {
+    for close in [true, false] {
+        let holder = Holder::default();
+        let dropped = Arc::clone(&holder.dropped);
+        let main = Main::builder()
+            .service(TeardownServer::new(holder))
+            .build()
+            .unwrap();
+        let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(64 * 1024);
+        let (accepted, api) = tokio::join!(
+            main.accept::<TeardownApi>(main_end, "holding"),
+            TeardownApi::connect(renderer_end)
+        );
+        let id = accepted.unwrap().id;
+        let api = api.unwrap();
+        let pending = tokio::spawn({
+            let teardown = api.teardown.clone();
+            async move { teardown.hold().await }
+        });
+        assert!(eventually(Duration::from_secs(5), || main.in_flight(id) == Some(1)).await);
+        if close {
+            main.close().await;
+        } else {
+            assert!(main.disconnect(id));
+            main.disconnected(id).await;
+        }
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "returned before the handler was dropped (close: {close})"
+        );
+        ends_disconnected(pending).await;
+    }
+}
+
 #[tokio::test]
 async fn payload_over_mains_limit_is_refused_before_sending() {
     let (main, _) = ipc_suite::probe_main_with(|b| b.max_frame_size(1024));

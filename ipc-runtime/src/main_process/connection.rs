@@ -15,7 +15,7 @@ use std::{
 
 use bytes::Bytes;
 use tokio::{
-    sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore},
+    sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore},
     task::AbortHandle,
 };
 use tokio_util::sync::CancellationToken;
@@ -60,9 +60,35 @@ pub(crate) struct InFlight {
     calls: Mutex<HashMap<u64, AbortHandle>>,
     /// How many `calls` holds, readable without the lock.
     len: AtomicUsize,
+    /// Call tasks whose handler has not been dropped yet (aborted or not):
+    /// an aborted task drops its handler only when the runtime next gets
+    /// to it.
+    tasks: AtomicUsize,
+    /// Signalled when `tasks` falls to zero.
+    tasks_done: Notify,
 }
 
 impl InFlight {
+    /// Waits until every call task has dropped its handler, at most
+    /// `limit` (a handler that blocks its thread holds its task up);
+    /// whether they all did.
+    async fn tasks_dropped(&self, limit: std::time::Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.tasks_done.notified();
+                tokio::pin!(notified);
+                // Registered before the count is read: a drop in between
+                // still wakes this wait.
+                notified.as_mut().enable();
+                if self.tasks.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Acquire)
     }
@@ -291,6 +317,11 @@ pub(crate) async fn accept(
         conn.in_flight.abort_all();
         main.unregister(id);
         drop(slot);
+        // Released means released: the aborted handlers are dropped (their
+        // destructors have run) before anyone is told the renderer is gone.
+        if !conn.in_flight.tasks_dropped(LINGER).await {
+            warn!(renderer = %id, "handlers of a disconnected renderer still running after {LINGER:?} (one blocks its thread?); not waiting for them");
+        }
         let _ = closed_tx.send(Some(reason.clone()));
         let _ = main.disconnections.send(Disconnection { renderer, reason });
         // The writer ends by itself once the frames already queued (a last
@@ -782,10 +813,7 @@ impl Conn {
     /// Finishes call `id` in its own task, registered so that a cancel
     /// frame (or the disconnect) can abort it.
     fn spawn_call(self: &Arc<Self>, id: u64, channel: &'static str, handler: Handler) {
-        let mut call = CallTask {
-            conn: Arc::clone(self),
-            handler: Some(handler),
-        };
+        let mut call = CallTask::new(self, handler);
         self.in_flight.insert(id, || {
             tokio::spawn(async move {
                 let CallTask { conn, handler } = &mut call;
@@ -865,10 +893,24 @@ struct CallTask {
     handler: Option<Handler>,
 }
 
+impl CallTask {
+    fn new(conn: &Arc<Conn>, handler: Handler) -> Self {
+        conn.in_flight.tasks.fetch_add(1, Ordering::AcqRel);
+        CallTask {
+            conn: Arc::clone(conn),
+            handler: Some(handler),
+        }
+    }
+}
+
 impl Drop for CallTask {
     fn drop(&mut self) {
         if let Some(handler) = self.handler.take() {
             self.conn.caller.enter(|| drop(handler));
+        }
+        let in_flight = &self.conn.in_flight;
+        if in_flight.tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            in_flight.tasks_done.notify_waiters();
         }
     }
 }

@@ -639,7 +639,10 @@ impl Main {
     /// under way too, at once), and each connected one is
     /// disconnected as by [`Main::disconnect`] (its handlers are aborted,
     /// its pending calls fail with [`IpcError::Disconnected`]). Returns
-    /// once main has released them all. Closing again does nothing.
+    /// once main has released them all: their aborted handlers have been
+    /// dropped, destructors run (waiting at most a second for a handler
+    /// that blocks its thread). `send` messages already received are
+    /// still handled. Closing again does nothing.
     ///
     /// Dropping every `Main` handle does not do this: each connection is
     /// served by tasks of its own, which keep what they need alive until
@@ -687,7 +690,8 @@ impl Main {
     }
 
     /// Waits until renderer `id` has disconnected and main has released
-    /// everything it held for it, and returns why. Returns `None` at once if
+    /// everything it held for it (its aborted handlers dropped, as for
+    /// [`Main::close`]), and returns why. Returns `None` at once if
     /// it is not connected (use [`Main::disconnections`] not to miss one).
     pub async fn disconnected(&self, id: RendererId) -> Option<DisconnectReason> {
         let mut rx = self.inner.renderers().get(&id).map(|e| e.closed.clone())?;
