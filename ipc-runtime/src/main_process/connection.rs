@@ -315,13 +315,15 @@ pub(crate) async fn accept(
             }
         }
         conn.in_flight.abort_all();
-        main.unregister(id);
-        drop(slot);
         // Released means released: the aborted handlers are dropped (their
-        // destructors have run) before anyone is told the renderer is gone.
+        // destructors have run) before anyone is told the renderer is gone,
+        // and it stays registered meanwhile (`Main::disconnected` waits for
+        // a renderer it still finds).
         if !conn.in_flight.tasks_dropped(LINGER).await {
             warn!(renderer = %id, "handlers of a disconnected renderer still running after {LINGER:?} (one blocks its thread?); not waiting for them");
         }
+        main.unregister(id);
+        drop(slot);
         let _ = closed_tx.send(Some(reason.clone()));
         let _ = main.disconnections.send(Disconnection { renderer, reason });
         // The writer ends by itself once the frames already queued (a last
