@@ -195,6 +195,18 @@
 //! }
 //! ```
 //!
+//! Lifetimes of processes: dropping a [`RendererProcess`] kills the child,
+//! but a renderer whose main dies (killed, crashed, `std::process::exit`)
+//! does not die with it: its connection closes, its pending calls fail
+//! with [`IpcError::Disconnected`] and `api.closed()` returns. A renderer
+//! should end then, for example by running its work in a `tokio::select!`
+//! beside `api.closed()`; one that only listens to events and never looks
+//! keeps running on its own. Renderers also stay in main's process group,
+//! so a terminal's Ctrl-C reaches them at the same moment as main: to let
+//! main close them in order (`tokio::signal::ctrl_c`, then
+//! [`Main::close`]), start them in a group of their own with
+//! `std::os::unix::process::CommandExt::process_group(0)` on the command.
+//!
 //! Handlers are `Send + Sync + 'static` and their futures `Send`: main
 //! serves every renderer on the tokio runtime it runs on, from any of its
 //! threads. Keep shared state behind `Arc`, `Mutex` or `tokio::sync`
