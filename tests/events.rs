@@ -569,3 +569,75 @@ async fn a_listeners_guard_keeps_the_connection_open() {
     let gone = ipc_suite::next_disconnection(&mut gone, "the last guard closes it").await;
     assert_eq!(gone.renderer.id, id);
 }
+
+/// Emitting never waits, so a burst larger than a renderer's queue loses
+/// events even to a renderer that keeps up. `Main::room_for_events`
+/// between bursts of at most half the queue loses none: a real renderer
+/// process receives all 5000 ticks, in order, and main counts no drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_paced_by_room_for_events_lose_nothing() {
+    let (main, _) = ipc_suite::probe_main_with(|b| {
+        let mut limits = ipc_runtime::Limits::default();
+        limits.max_queued_frames = 256;
+        b.limits(limits)
+    });
+    let renderer = spawn(&main, "listen", "paced").await;
+    let id = renderer.id();
+    listening(&main, id, &["probe:tick", "probe:note"]).await;
+    let ticks = ProbeEventsEmitter::new(&main, Target::All);
+    let ticks_sent: Vec<u64> = (0..5000).collect();
+    for burst in ticks_sent.chunks(128) {
+        main.room_for_events(&Target::All).await;
+        for n in burst {
+            assert_eq!(ticks.tick(*n), 1, "tick {n} queued");
+        }
+    }
+    main.room_for_events(&Target::All).await;
+    ticks.note("stop".into());
+    let stats = main.renderer_stats(id).unwrap();
+    assert_eq!(stats.events_dropped, 0);
+    let expected: Vec<String> = ticks_sent.iter().map(u64::to_string).collect();
+    assert_eq!(output(renderer).await, expected.join(","));
+}
+
+/// `Main::room_for_events` waits as long as a renderer does not read, and
+/// returns once it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_for_events_waits_for_a_renderer_that_does_not_read_until_it_goes() {
+    use ipc_suite::raw::{accepted, kind, subscribe_body};
+    let (main, _) = ipc_suite::probe_main_with(|b| {
+        let mut limits = ipc_runtime::Limits::default();
+        limits.max_queued_frames = 8;
+        b.limits(limits)
+    });
+    let (mut raw, id) = accepted::<ProbeApi, ipc_suite::ProbeContract>(&main, "deaf").await;
+    raw.frame(&subscribe_body(1, "probe:note")).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::REPLY_OK);
+    // Large notes fill the socket, then the queue: the peer reads nothing.
+    let notes = ProbeEventsEmitter::new(&main, Target::Renderer(id));
+    let big = "n".repeat(100 * 1024);
+    // Full once a note is still refused after the writer had time to
+    // move what it could into the socket.
+    loop {
+        if notes.note(big.clone()) == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if notes.note(big.clone()) == 0 {
+                break;
+            }
+        }
+    }
+    let deaf = Target::Renderer(id);
+    let wait = tokio::time::timeout(Duration::from_millis(300), main.room_for_events(&deaf));
+    assert!(wait.await.is_err(), "no room while the peer does not read");
+    let waiting = tokio::spawn({
+        let main = main.clone();
+        async move { main.room_for_events(&Target::Renderer(id)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(main.disconnect(id));
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the wait ends with the renderer")
+        .unwrap();
+    drop(raw);
+}

@@ -588,6 +588,16 @@ impl Conn {
         lock(&self.groups).remove(group)
     }
 
+    /// Waits until the renderer's queue has room for half its event limit
+    /// again, if it listens to anything (see [`Main::room_for_events`]).
+    ///
+    /// [`Main::room_for_events`]: crate::Main::room_for_events
+    pub(crate) async fn room_for_events(&self) {
+        if !lock(&self.subscriptions).is_empty() {
+            self.out.room_for_events().await;
+        }
+    }
+
     /// Whether the API this renderer was accepted as lists `channel`.
     pub(crate) fn may_reach(&self, channel: &str) -> bool {
         self.grant.allows(channel)

@@ -562,6 +562,55 @@ impl Main {
             .is_some_and(|e| e.conn.leave(group))
     }
 
+    /// Waits until every renderer in `target` that listens to events has
+    /// room again for at least half of [`Limits::max_queued_frames`] events
+    /// (and half of `max_queued_bytes`), or has gone.
+    ///
+    /// Emitting never waits: an event that finds a renderer's queue full is
+    /// dropped for it (or the renderer disconnected, per [`SlowConsumer`]).
+    /// A burst emitted without awaiting can fill the queue even of a
+    /// renderer that keeps up, because the writer sends nothing until the
+    /// emitting code lets it run. Code that emits in bursts can await this
+    /// between bursts of at most half the queue (512 events by default) so
+    /// that renderers that keep up miss nothing:
+    ///
+    /// ```no_run
+    /// # async fn f(main: ipc_runtime::Main, events: Vec<u32>) {
+    /// use ipc_runtime::Target;
+    /// for chunk in events.chunks(256) {
+    ///     main.room_for_events(&Target::All).await;
+    ///     for n in chunk {
+    ///         // emitter.progress(*n);
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// It waits as long as a renderer does not read: where one may stop
+    /// reading, bound the wait (`tokio::time::timeout`) or target the
+    /// renderers one at a time.
+    pub async fn room_for_events(&self, target: &Target) {
+        let conns: Vec<Arc<connection::Conn>> = {
+            let renderers = self.inner.renderers();
+            match target {
+                Target::Renderer(id) => renderers
+                    .get(id)
+                    .map(|e| Arc::clone(&e.conn))
+                    .into_iter()
+                    .collect(),
+                Target::Group(group) => renderers
+                    .values()
+                    .filter(|e| e.conn.in_group(group))
+                    .map(|e| Arc::clone(&e.conn))
+                    .collect(),
+                Target::All => renderers.values().map(|e| Arc::clone(&e.conn)).collect(),
+            }
+        };
+        for conn in conns {
+            conn.room_for_events().await;
+        }
+    }
+
     /// Pushes an event to the renderers in `target` that listen to
     /// `channel`; returns how many it was queued for. Used by the generated
     /// `…Emitter` types.

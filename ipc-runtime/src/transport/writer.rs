@@ -25,7 +25,7 @@ use std::{
     io::{self, IoSlice},
     ops::Deref,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
     },
     task::{ready, Context, Poll},
@@ -120,6 +120,10 @@ pub(crate) struct WriteQueue {
     /// Wakes producers waiting for room, one at a time (each passes it
     /// on; closing wakes them all).
     room: Notify,
+    /// Wakes every [`WriteQueue::room_for_events`] wait whenever the frames
+    /// held go down (a batch written), if `event_waiters` says one waits.
+    drained: Notify,
+    event_waiters: AtomicUsize,
     /// How far the writer has got, for [`WriteQueue::flushed`].
     written: watch::Sender<Written>,
     /// Frames that may wait in the buffer before producers wait.
@@ -453,6 +457,7 @@ impl WriteQueue {
         self.state().closed = true;
         self.wake.notify_one();
         self.room.notify_waiters();
+        self.drained.notify_waiters();
     }
 
     /// Resolves to `true` once every frame queued before this call has
@@ -480,6 +485,8 @@ impl WriteQueue {
             // only then).
             if s.buf.is_empty() {
                 (s.taken_frames, s.taken_bytes) = (0, 0);
+                drop(s);
+                self.drained_some();
                 return None;
             }
             (s.taken_frames, s.taken_bytes) = (s.frames, s.buf.len() + s.spliced);
@@ -494,7 +501,54 @@ impl WriteQueue {
         // it on (see `room`). Waking them all made every large frame wake
         // every waiting caller, to find that one of them had taken the room.
         self.room.notify_one();
+        self.drained_some();
         Some(seq)
+    }
+
+    /// The frames held went down (or the queue closed): wakes the
+    /// [`WriteQueue::room_for_events`] waits, if any (one atomic load
+    /// otherwise).
+    fn drained_some(&self) {
+        if self.event_waiters.load(Ordering::Acquire) > 0 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Waits until the frames and bytes held (queued, or taken by the
+    /// writer and not yet written) are at most half of the limits past
+    /// which [`WriteQueue::try_push`] refuses events, or the queue is
+    /// closed: then at least as many events again can be queued without
+    /// one being refused. Waits as long as the peer does not read.
+    pub(crate) async fn room_for_events(&self) {
+        let ready = || {
+            let s = self.state();
+            let frames = s.frames + s.taken_frames;
+            let bytes = s.buf.len() + s.spliced + s.taken_bytes;
+            s.closed || (frames * 2 <= self.max_frames && bytes * 2 <= self.max_bytes)
+        };
+        if ready() {
+            return;
+        }
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.event_waiters.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.event_waiters);
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before looking: a batch written in between still
+            // wakes this wait.
+            drained.as_mut().enable();
+            if ready() {
+                return;
+            }
+            self.wake.notify_one();
+            drained.await;
+        }
     }
 
     fn io(&self) -> MutexGuard<'_, Io> {
@@ -600,6 +654,7 @@ impl WriteQueue {
         self.state().closed = true;
         self.written.send_modify(|w| w.stopped = true);
         self.room.notify_waiters();
+        self.drained.notify_waiters();
     }
 
     /// Closed, with nothing left to write.
@@ -651,6 +706,8 @@ impl Outbox {
             }),
             wake: Notify::new(),
             room: Notify::new(),
+            drained: Notify::new(),
+            event_waiters: AtomicUsize::new(0),
             written: watch::channel(Written::default()).0,
             max_frames: max_frames.max(1),
             max_bytes,
