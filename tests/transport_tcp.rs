@@ -13,20 +13,9 @@ async fn round_trip_from_another_process() {
     assert!(endpoint.local_addr().ip().is_loopback());
     assert_ne!(endpoint.local_addr().port(), 0, "the chosen port is known");
     let token = endpoint.issue_token::<ProbeApi>("tcp-renderer").unwrap();
-    let output = tokio::process::Command::new(RENDERER)
-        .arg("tcp")
-        .arg(endpoint.local_addr().to_string())
-        .arg(&token)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let args = ["tcp".to_string(), endpoint.local_addr().to_string(), token];
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim(),
+        ipc_suite::renderer_output(RENDERER, args).await,
         "tcp-renderer"
     );
 }

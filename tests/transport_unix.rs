@@ -17,21 +17,14 @@ async fn round_trip_from_another_process() {
     let (main, _) = probe_main();
     let endpoint = main.listen_unix().unwrap();
     let token = endpoint.issue_token::<ProbeApi>("socket-renderer").unwrap();
-    let output = tokio::process::Command::new(RENDERER)
-        .arg("unix")
-        .arg(endpoint.path())
-        .arg(&token)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let args = [
+        std::ffi::OsStr::new("unix"),
+        endpoint.path().as_os_str(),
+        token.as_ref(),
+    ];
     // The renderer printed the label main gave it, learned through a call.
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim(),
+        ipc_suite::renderer_output(RENDERER, args).await,
         "socket-renderer"
     );
 }

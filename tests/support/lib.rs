@@ -344,3 +344,24 @@ pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bo
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Runs the test renderer `exe` with `args` to its end, checks that it
+/// succeeded (its standard error is the message if not), and returns what
+/// it printed, trimmed.
+pub async fn renderer_output<I, S>(exe: &str, args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = tokio::process::Command::new(exe)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
