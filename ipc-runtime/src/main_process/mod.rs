@@ -321,6 +321,22 @@ struct Entry {
 }
 
 impl Inner {
+    /// The connections of the renderers in `target`, taken out of the
+    /// registry so that it is not locked while they are used.
+    fn conns_of(&self, target: &Target) -> Vec<Arc<connection::Conn>> {
+        let renderers = self.renderers();
+        let conn = |e: &Entry| Arc::clone(&e.conn);
+        match target {
+            Target::Renderer(id) => renderers.get(id).map(conn).into_iter().collect(),
+            Target::Group(group) => renderers
+                .values()
+                .filter(|e| e.conn.in_group(group))
+                .map(conn)
+                .collect(),
+            Target::All => renderers.values().map(conn).collect(),
+        }
+    }
+
     fn renderers(&self) -> MutexGuard<'_, HashMap<RendererId, Entry, rustc_hash::FxBuildHasher>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every critical section is a single insert, remove or read).
@@ -590,23 +606,7 @@ impl Main {
     /// reading, bound the wait (`tokio::time::timeout`) or target the
     /// renderers one at a time.
     pub async fn room_for_events(&self, target: &Target) {
-        let conns: Vec<Arc<connection::Conn>> = {
-            let renderers = self.inner.renderers();
-            match target {
-                Target::Renderer(id) => renderers
-                    .get(id)
-                    .map(|e| Arc::clone(&e.conn))
-                    .into_iter()
-                    .collect(),
-                Target::Group(group) => renderers
-                    .values()
-                    .filter(|e| e.conn.in_group(group))
-                    .map(|e| Arc::clone(&e.conn))
-                    .collect(),
-                Target::All => renderers.values().map(|e| Arc::clone(&e.conn)).collect(),
-            }
-        };
-        for conn in conns {
+        for conn in self.inner.conns_of(target) {
             conn.room_for_events().await;
         }
     }
@@ -635,22 +635,13 @@ impl Main {
             // Looked up first, so that the registry is not locked while
             // the events are queued (a connection's queue may be busy
             // encoding a large reply).
-            let group = match target {
-                Target::Renderer(id) => {
-                    let conn = self.inner.renderers().get(id).map(|e| Arc::clone(&e.conn));
-                    return conn.is_some_and(|conn| conn.push_event(channel, payload)) as usize;
-                }
-                Target::Group(group) => Some(group),
-                Target::All => None,
-            };
-            let targets: Vec<Arc<connection::Conn>> = self
-                .inner
-                .renderers()
-                .values()
-                .filter(|e| group.is_none_or(|g| e.conn.in_group(g)))
-                .map(|e| Arc::clone(&e.conn))
-                .collect();
-            targets
+            if let Target::Renderer(id) = target {
+                // One renderer: no list to build.
+                let conn = self.inner.renderers().get(id).map(|e| Arc::clone(&e.conn));
+                return conn.is_some_and(|conn| conn.push_event(channel, payload)) as usize;
+            }
+            self.inner
+                .conns_of(target)
                 .iter()
                 .filter(|c| c.push_event(channel, payload))
                 .count()
