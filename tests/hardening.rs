@@ -948,3 +948,26 @@ async fn sends_waiting_for_a_slow_handler_are_bounded_in_bytes_and_none_is_lost(
     );
     assert_eq!(*seen.lock().unwrap(), (0..MESSAGES).collect::<Vec<u8>>());
 }
+
+/// A renderer that closes its socket while events main sent are unread
+/// in it resets the connection (what the OS reports); it is reported
+/// `Closed` like any renderer that goes away, not as a failure.
+#[tokio::test]
+async fn a_renderer_leaving_events_unread_is_reported_closed() {
+    use ipc_runtime::{DisconnectReason, Target};
+    use ipc_suite::{raw::subscribe_body, ProbeEventsEmitter};
+    let (main, _) = main_with(|_| {});
+    let mut gone = main.disconnections();
+    let (mut raw, _) = accepted::<ProbeApi, ProbeContract>(&main, "leaving").await;
+    raw.frame(&subscribe_body(1, "probe:tick")).await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::REPLY_OK);
+    let ticks = ProbeEventsEmitter::new(&main, Target::All);
+    for n in 0..10 {
+        ticks.tick(n);
+    }
+    // Main's writer puts them in the socket; the renderer never reads them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(raw);
+    let ended = next_disconnection(&mut gone, "main sees the renderer go").await;
+    assert_eq!(ended.reason, DisconnectReason::Closed);
+}

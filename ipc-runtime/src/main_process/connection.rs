@@ -897,6 +897,18 @@ impl Conn {
     }
 }
 
+/// Why reading from a renderer failed. A reset is how the OS reports a
+/// renderer that closed its end (exited, or was killed) while frames main
+/// had sent were still unread there: closed like any other, not failed.
+fn read_failed(e: StreamError) -> DisconnectReason {
+    match &e {
+        StreamError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => {
+            DisconnectReason::Closed
+        }
+        _ => DisconnectReason::Failed(e.to_string()),
+    }
+}
+
 /// A call finishing in a task of its own. The handler is dropped with its
 /// caller entered, as it is polled: when the call is cancelled (the task
 /// aborted), its destructors still see [`Caller::current`].
@@ -1126,7 +1138,7 @@ async fn serve(
                         None => return DisconnectReason::Closed,
                         Some(e) => return DisconnectReason::Failed(e.to_string()),
                     },
-                    Err(e) => return DisconnectReason::Failed(e.to_string()),
+                    Err(e) => return read_failed(e),
                 }
             }
             Err(StreamError::TooLarge { size, limit }) => {
@@ -1139,7 +1151,7 @@ async fn serve(
                 let _ = conn.out.push_always(|buf| notice.write_body(buf));
                 return DisconnectReason::FrameTooLarge { size, limit };
             }
-            Err(e) => return DisconnectReason::Failed(e.to_string()),
+            Err(e) => return read_failed(e),
         };
         match Frame::parse(body) {
             Ok(Frame::Invoke {
