@@ -971,3 +971,26 @@ async fn a_renderer_leaving_events_unread_is_reported_closed() {
     let ended = next_disconnection(&mut gone, "main sees the renderer go").await;
     assert_eq!(ended.reason, DisconnectReason::Closed);
 }
+
+/// Closing main while a finished call's reply waits for room (its
+/// renderer stopped reading) does not wait for that room: the reply gives
+/// up, and close returns at once with nothing left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_does_not_wait_for_room_for_a_reply_nobody_reads() {
+    let (main, handler) = main_with(|l| l.max_queued_frames = 1);
+    let (mut raw, id) = raw_peer_over_pipe(&main, 4096).await;
+    let args = ipc_runtime::codec::encode_to_vec(&(10_000u32,)).unwrap();
+    for call in 1..=3 {
+        raw.frame(&invoke_body(call, "probe:gated", &args)).await;
+    }
+    assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 3).await);
+    handler.open_gate(3);
+    // The handlers finish; their replies cannot all fit the deaf peer.
+    assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 0).await);
+    assert!(eventually(Duration::from_secs(5), || main.in_flight(id) == Some(0)).await);
+    let started = Instant::now();
+    main.close().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(500), "close took {took:?}");
+    drop(raw);
+}

@@ -315,6 +315,10 @@ pub(crate) async fn accept(
             }
         }
         conn.in_flight.abort_all();
+        // Nothing more is queued for it: a finished call whose reply waits
+        // for room (the renderer stopped reading) gives up now; what is
+        // queued is still written, for up to `LINGER`.
+        conn.out.close();
         // Released means released: the aborted handlers are dropped (their
         // destructors have run) before anyone is told the renderer is gone,
         // and it stays registered meanwhile (`Main::disconnected` waits for
