@@ -335,3 +335,27 @@ fn main_is_not_built_with_an_in_flight_limit_of_zero() {
         other => panic!("built with max_in_flight 0: {:?}", other.map(|_| ())),
     }
 }
+
+/// The handshake timeout bounds the whole handshake, writing the hello
+/// included: a peer that never reads (the hello does not fit the pipe)
+/// does not keep `connect` waiting for ever.
+#[tokio::test]
+async fn the_handshake_timeout_bounds_writing_the_hello() {
+    let (_deaf, renderer_end) = transport::memory_pair(64);
+    let started = std::time::Instant::now();
+    let connected = tokio::time::timeout(
+        Duration::from_secs(5),
+        Connection::builder()
+            .handshake_timeout(Duration::from_millis(300))
+            .connect_as::<ProbeApi>(renderer_end),
+    )
+    .await
+    .expect("connect gave up by itself");
+    match connected {
+        Err(IpcError::Disconnected { reason }) => {
+            assert!(reason.contains("within 300ms"), "{reason}")
+        }
+        other => panic!("expected a disconnection, got {:?}", other.err()),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

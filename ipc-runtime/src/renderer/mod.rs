@@ -107,7 +107,8 @@ impl ConnectionBuilder {
         self
     }
 
-    /// How long to wait for main's answer to the handshake (default 10 s).
+    /// How long the handshake may take, from writing the hello to main's
+    /// answer (default 10 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -236,11 +237,23 @@ impl ConnectionBuilder {
                 }),
             },
         };
-        if let Err(e) = write_now(&mut writer, hello).await {
+        // One deadline for the whole handshake: writing the hello too waits
+        // for main (to read it, once it fills the transport's buffer).
+        let deadline = tokio::time::Instant::now() + self.handshake_timeout;
+        let timed_out = || {
+            IpcError::disconnected(format!(
+                "main did not answer the handshake within {:?}",
+                self.handshake_timeout
+            ))
+        };
+        let written = tokio::time::timeout_at(deadline, write_now(&mut writer, hello))
+            .await
+            .map_err(|_| timed_out())?;
+        if let Err(e) = written {
             // Main may refuse a renderer before reading its hello (too many
             // renderers, main closed) and close at once: its reason, if it
             // arrived, says more than the broken pipe.
-            let answer = tokio::time::timeout(self.handshake_timeout, reader.next()).await;
+            let answer = tokio::time::timeout_at(deadline, reader.next()).await;
             return Err(match answer {
                 Ok(Some(Ok(body))) => match Frame::parse(body) {
                     Ok(Frame::Rejected(reason)) => reason.into(),
@@ -249,13 +262,8 @@ impl ConnectionBuilder {
                 _ => e.into_ipc(),
             });
         }
-        let answer = match tokio::time::timeout(self.handshake_timeout, reader.next()).await {
-            Err(_) => {
-                return Err(IpcError::disconnected(format!(
-                    "main did not answer the handshake within {:?}",
-                    self.handshake_timeout
-                )))
-            }
+        let answer = match tokio::time::timeout_at(deadline, reader.next()).await {
+            Err(_) => return Err(timed_out()),
             Ok(None) => {
                 return Err(IpcError::disconnected(
                     "main closed the connection during the handshake",
