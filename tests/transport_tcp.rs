@@ -74,3 +74,21 @@ async fn addresses_other_than_loopback_are_refused() {
     }
     assert!(main.listen_tcp("[::1]:0").is_ok() || main.listen_tcp("127.0.0.1:0").is_ok());
 }
+
+/// The token travels in the hello, unencrypted: a renderer connects only
+/// to loopback addresses, and sends nothing anywhere else.
+#[tokio::test]
+async fn a_renderer_connects_to_loopback_addresses_only() {
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        ProbeApi::connect_tcp("192.0.2.2:4000", "a-token"),
+    )
+    .await
+    .expect("refused without trying the network");
+    match refused {
+        Err(IpcError::Config { reason }) => {
+            assert!(reason.contains("loopback addresses only"), "{reason}")
+        }
+        other => panic!("expected a configuration error, got {:?}", other.err()),
+    }
+}

@@ -159,7 +159,9 @@ impl ConnectionBuilder {
 
     /// Connects to main's TCP socket at `addr` (see
     /// [`Main::listen_tcp`](crate::Main::listen_tcp)), presenting the
-    /// one-time `token` that main issued for this renderer.
+    /// one-time `token` that main issued for this renderer. Like main,
+    /// refuses addresses other than loopback ones with
+    /// [`IpcError::Config`]: the token would cross unencrypted.
     pub async fn connect_tcp(
         self,
         addr: impl tokio::net::ToSocketAddrs,

@@ -103,10 +103,24 @@ fn list(addrs: &[SocketAddr]) -> String {
     names.join(", ")
 }
 
-/// Connects to main's TCP socket at `addr`.
+/// Connects to main's TCP socket at `addr`, which must be a loopback
+/// address: the hello carries the renderer's token in clear, so it is
+/// never sent anywhere else.
 pub(crate) async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Result<Transport, IpcError> {
-    let stream = tokio::net::TcpStream::connect(addr)
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
         .await
-        .map_err(|e| IpcError::io("connecting to main over TCP", e))?;
+        .map_err(|e| IpcError::io("resolving main's address", e))?
+        .collect();
+    if let Some(not_loopback) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+        return Err(IpcError::Config {
+            reason: format!(
+                "connect_tcp connects to loopback addresses only (127.0.0.1, ::1), not {not_loopback}: \
+                 the token and frames would cross unencrypted"
+            ),
+        });
+    }
+    let stream = tokio::net::TcpStream::connect(&addrs[..])
+        .await
+        .map_err(|e| IpcError::io(format!("connecting to main at {}", list(&addrs)), e))?;
     Ok(Transport::from_tcp(stream))
 }
