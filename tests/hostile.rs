@@ -281,6 +281,17 @@ async fn events_and_methods_used_the_wrong_way_are_told_apart() {
         "{:?}",
         reply.error()
     );
+    // An unsubscribe has no call id: a notice.
+    let mut unsubscribe = vec![0x14, b"probe:note".len() as u8];
+    unsubscribe.extend_from_slice(b"probe:note");
+    narrow.frame(&unsubscribe).await;
+    let notice = narrow.read().await.unwrap();
+    assert_eq!(notice.kind, kind::NOTICE);
+    assert!(
+        matches!(notice.error(), WireError::NotAllowed { ref channel } if channel == "probe:note"),
+        "{:?}",
+        notice.error()
+    );
     narrow.frame(&invoke_body(4, "probe:note", &[])).await;
     let reply = narrow.read().await.unwrap();
     assert!(

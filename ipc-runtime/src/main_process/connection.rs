@@ -1209,7 +1209,17 @@ async fn serve(
             }
             Ok(Frame::Cancel { id }) => conn.cancel(id),
             Ok(Frame::Subscribe { id, channel }) => conn.subscribe(setup, id, channel).await,
-            Ok(Frame::Unsubscribe { channel }) => conn.unsubscribe(channel.as_str()),
+            Ok(Frame::Unsubscribe { channel }) => {
+                let channel = channel.as_str();
+                if conn.grant.allows(channel) {
+                    conn.unsubscribe(channel);
+                } else {
+                    let e = IpcError::NotAllowed {
+                        channel: Quoted(channel).to_string(),
+                    };
+                    conn.refuse_frame(e).await;
+                }
+            }
             Ok(other) => {
                 debug!(renderer = %conn.id(), frame = ?other, "unexpected frame");
                 conn.refuse_frame(IpcError::protocol(
