@@ -882,3 +882,81 @@ async fn a_connection_that_cannot_write_any_more_is_closed() {
     );
     drop(main_write);
 }
+
+/// `send` messages main had received but held back (its send budget full
+/// behind a slow handler) when it closed are still handled, in order.
+mod sends_held_at_close {
+    use std::{
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use ipc_runtime::{expose, service, Limits, Main};
+    use ipc_suite::{connect_memory_as, eventually};
+
+    #[service(namespace = "slowsend")]
+    pub trait SlowSend {
+        /// Records `n` once the test lets it through.
+        #[ipc(send)]
+        async fn hold(&self, n: u64, data: Vec<u8>);
+    }
+
+    expose! {
+        pub struct SlowSendApi {
+            slow: SlowSend { hold },
+        }
+    }
+
+    struct Holder {
+        gate: Arc<tokio::sync::Semaphore>,
+        started: Arc<Mutex<Vec<u64>>>,
+        done: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl SlowSend for Holder {
+        async fn hold(&self, n: u64, _data: Vec<u8>) {
+            self.started.lock().unwrap().push(n);
+            self.gate.acquire().await.unwrap().forget();
+            self.done.lock().unwrap().push(n);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn are_still_handled() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let mut limits = Limits::default();
+        limits.max_queued_send_bytes = 1000;
+        let main = Main::builder()
+            .service(SlowSendServer::new(Holder {
+                gate: Arc::clone(&gate),
+                started: Arc::clone(&started),
+                done: Arc::clone(&done),
+            }))
+            .limits(limits)
+            .build()
+            .unwrap();
+        let api = connect_memory_as::<SlowSendApi>(&main, "sender")
+            .await
+            .unwrap();
+        for n in 1..=3 {
+            api.slow.hold(n, vec![0; 600]).await.unwrap();
+        }
+        api.flush().await.unwrap();
+        // 1 runs (held at the gate); main has read 2, which waits for its
+        // share of the 1000-byte budget (and so 3 is not read).
+        assert!(eventually(Duration::from_secs(5), || *started.lock().unwrap() == [1]).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        main.close().await;
+        gate.add_permits(10);
+        assert!(
+            eventually(Duration::from_secs(5), || done.lock().unwrap().len() >= 2).await,
+            "handled: {:?}",
+            done.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // 3 was never read: only what main had received is handled.
+        assert_eq!(*done.lock().unwrap(), [1, 2]);
+    }
+}

@@ -299,10 +299,12 @@ pub(crate) async fn accept(
         ));
         // Main's own reason, once it decided to end the connection, wins
         // over what the loop saw next (the renderer closing, say).
+        let leftover = sends.leftover();
         let reason = tokio::select! {
             reason = serve(&setup, &conn, reader, sends) => conn.ending().unwrap_or(reason),
             () = conn.stop.cancelled() => conn.ending().unwrap_or(DisconnectReason::ClosedByMain),
         };
+        leftover.hand_on();
         match &reason {
             DisconnectReason::Misbehaved { .. } => {
                 error!(renderer = %id, label = %conn.caller.label, %reason, "renderer disconnected")
@@ -1005,6 +1007,10 @@ struct Sends {
     budget: Arc<Semaphore>,
     /// The whole budget: a message larger than it takes all of it.
     cap: u32,
+    /// The message [`Sends::queue`] is waiting to queue, with its share
+    /// of the budget, where the end of the connection finds it if the
+    /// wait is dropped: received, it is still handled.
+    held: Arc<Mutex<Option<(SendJob, u32)>>>,
 }
 
 impl Sends {
@@ -1015,6 +1021,17 @@ impl Sends {
             busy: Arc::new(AtomicUsize::new(0)),
             budget: Arc::new(Semaphore::new(cap)),
             cap: cap as u32,
+            held: Arc::default(),
+        }
+    }
+
+    /// What the end of the connection needs to queue a message left held
+    /// when `serve` stopped (see [`Leftover::hand_on`]).
+    fn leftover(&self) -> Leftover {
+        Leftover {
+            tx: self.tx.clone(),
+            budget: Arc::clone(&self.budget),
+            held: Arc::clone(&self.held),
         }
     }
 
@@ -1034,36 +1051,56 @@ impl Sends {
         self.busy.fetch_add(1, Ordering::AcqRel);
         let stopped = || DisconnectReason::Failed("its message handler stopped".into());
         let share = u32::try_from(bytes).unwrap_or(u32::MAX).min(self.cap);
-        let waiting = match Arc::clone(&self.budget).try_acquire_many_owned(share) {
-            Err(_) => Wait::ForBytes(job),
+        let job = match Arc::clone(&self.budget).try_acquire_many_owned(share) {
+            Err(_) => job,
             Ok(permit) => match self.tx.try_send((job, permit)) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::TrySendError::Closed(_)) => return Err(stopped()),
-                Err(mpsc::error::TrySendError::Full(queued)) => Wait::ForRoom(queued),
+                // Its share goes back to the budget, taken again below.
+                Err(mpsc::error::TrySendError::Full((job, _))) => job,
             },
         };
+        // Held where the end of the connection finds it while this waits.
+        *lock(&self.held) = Some((job, share));
         // The reader is about to wait: replies it queued quietly must not
         // wait with it.
         out.write_through().await;
-        let queued = match waiting {
-            Wait::ForRoom(queued) => queued,
-            Wait::ForBytes(job) => {
-                let permit = Arc::clone(&self.budget)
-                    .acquire_many_owned(share)
-                    .await
-                    .map_err(|_| stopped())?;
-                (job, permit)
-            }
-        };
-        self.tx.send(queued).await.map_err(|_| stopped())
+        let permit = Arc::clone(&self.budget)
+            .acquire_many_owned(share)
+            .await
+            .map_err(|_| stopped())?;
+        let slot = self.tx.reserve().await.map_err(|_| stopped())?;
+        // Only this wait and the end of the connection (once `serve`, and
+        // so this wait, is dropped) take it.
+        if let Some((job, _)) = lock(&self.held).take() {
+            slot.send((job, permit));
+        }
+        Ok(())
     }
 }
 
-/// What [`Sends::queue`] waits for: its share of the byte budget, or
-/// room in the queue (with its share already taken).
-enum Wait {
-    ForBytes(SendJob),
-    ForRoom(QueuedSend),
+/// A `send` message `serve` had received but was still waiting to queue
+/// when it stopped (main closed or dropped the renderer meanwhile).
+struct Leftover {
+    tx: mpsc::Sender<QueuedSend>,
+    budget: Arc<Semaphore>,
+    held: Arc<Mutex<Option<(SendJob, u32)>>>,
+}
+
+impl Leftover {
+    /// Queues the held message, if any, in a task of its own once the
+    /// messages before it leave room: received messages are still handled
+    /// after a disconnect, in order (nothing is read after it).
+    fn hand_on(self) {
+        let Some((job, share)) = lock(&self.held).take() else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Ok(permit) = self.budget.acquire_many_owned(share).await {
+                let _ = self.tx.send((job, permit)).await;
+            }
+        });
+    }
 }
 
 /// Handles `send` messages one at a time, in the order they arrived.
