@@ -1,9 +1,12 @@
-//! Every rejected frame leaves a `tracing` record on main that names the
-//! renderer (README, "Limits"). Alone in its test binary: the subscriber
+//! Every rejected frame, and every limit hit, leaves a `tracing` record on
+//! main that names the renderer (README, "Limits"). Alone in its test binary: the subscriber
 //! is the process's global one, so that no other test's thread decides,
 //! first, that main's log statements are never enabled.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
 use ipc_suite::{
     probe_main,
@@ -25,15 +28,39 @@ impl std::io::Write for Records {
     }
 }
 
+/// The records written since the subscriber was installed (once, for
+/// every test here, at `DEBUG`), and a guard that runs the tests one at a
+/// time: renderer ids start at 1 in each test's main, so records are told
+/// apart by when they were written.
+async fn records() -> (Records, tokio::sync::MutexGuard<'static, ()>) {
+    static RECORDS: OnceLock<Records> = OnceLock::new();
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let guard = ONE_AT_A_TIME.lock().await;
+    let records = RECORDS
+        .get_or_init(|| {
+            let records = Records::default();
+            let writer = records.clone();
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::DEBUG)
+                .init();
+            records
+        })
+        .clone();
+    records.0.lock().unwrap().clear();
+    (records, guard)
+}
+
+impl Records {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 #[tokio::test]
 async fn rejected_frames_leave_a_record_naming_the_renderer() {
-    let records = Records::default();
-    let writer = records.clone();
-    tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .init();
+    let (records, _one_at_a_time) = records().await;
     let (main, _) = probe_main();
     let (mut raw, id) = accepted::<ProbeApi, ProbeContract>(&main, "hostile").await;
     raw.frame(&invoke_body(7, "probe:does-not-exist", &[]))
@@ -41,11 +68,102 @@ async fn rejected_frames_leave_a_record_naming_the_renderer() {
     assert_eq!(raw.read().await.unwrap().kind, kind::REPLY_FAILED);
     raw.frame(&invoke_body(8, "probe:add", &[0xff])).await;
     assert_eq!(raw.read().await.unwrap().kind, kind::REPLY_FAILED);
-    let text = String::from_utf8(records.0.lock().unwrap().clone()).unwrap();
+    let text = records.text();
     let naming = |what: &str| {
         text.lines()
             .any(|l| l.contains(what) && l.contains(&format!("renderer={id}")))
     };
     assert!(naming("probe:does-not-exist"), "{text}");
     assert!(naming("probe:add"), "{text}");
+}
+
+/// A renderer that does not read its replies: once they fill its queue,
+/// main says so (and starts no more calls for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_filling_a_renderers_queue_leave_a_record() {
+    let (records, _one_at_a_time) = records().await;
+    let mut limits = ipc_runtime::Limits::default();
+    limits.max_queued_frames = 1;
+    let (main, handler) = ipc_suite::probe_main_with(|b| b.limits(limits));
+    let (main_end, peer) = tokio::io::duplex(4096);
+    let (read, write) = tokio::io::split(main_end);
+    let (mut raw, id) = ipc_suite::raw::accepted_over::<ProbeApi, ProbeContract, _>(
+        &main,
+        "deaf",
+        ipc_runtime::Transport::new(read, write),
+        peer,
+    )
+    .await;
+    let args = ipc_runtime::codec::encode_to_vec(&(10_000u32,)).unwrap();
+    for call in 1..=3 {
+        raw.frame(&invoke_body(call, "probe:gated", &args)).await;
+    }
+    assert!(ipc_suite::eventually(Duration::from_secs(5), || handler.at_gate() == 3).await);
+    handler.open_gate(3);
+    // Their replies (10 KB each) fill the 4 KiB pipe, then the queue.
+    assert!(ipc_suite::eventually(Duration::from_secs(5), || handler.at_gate() == 0).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    raw.frame(&invoke_body(4, "probe:add", &[1, 2])).await;
+    let recorded = ipc_suite::eventually(Duration::from_secs(5), || {
+        records
+            .text()
+            .lines()
+            .any(|l| l.contains("max_queued_frames") && l.contains(&format!("renderer={id}")))
+    });
+    assert!(recorded.await, "{}", records.text());
+}
+
+/// `send` messages whose handler is slow fill their budget: main stops
+/// reading from that renderer, and says so.
+mod send_budget {
+    use super::*;
+    use ipc_runtime::{expose, service, Limits, Main};
+
+    #[service(namespace = "slowsend")]
+    pub trait SlowSend {
+        /// Waits until the test lets it through.
+        #[ipc(send)]
+        async fn hold(&self, data: Vec<u8>);
+    }
+
+    expose! {
+        pub struct SlowSendApi {
+            slow: SlowSend { hold },
+        }
+    }
+
+    struct Gate(Arc<tokio::sync::Semaphore>);
+
+    impl SlowSend for Gate {
+        async fn hold(&self, _data: Vec<u8>) {
+            self.0.acquire().await.unwrap().forget();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_send_budget_leaves_a_record() {
+        let (records, _one_at_a_time) = records().await;
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let mut limits = Limits::default();
+        limits.max_queued_send_bytes = 1000;
+        let main = Main::builder()
+            .service(SlowSendServer::new(Gate(Arc::clone(&gate))))
+            .limits(limits)
+            .build()
+            .unwrap();
+        let api = ipc_suite::connect_memory_as::<SlowSendApi>(&main, "sender")
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            api.slow.hold(vec![0; 600]).await.unwrap();
+        }
+        let id = api.id();
+        let recorded = ipc_suite::eventually(Duration::from_secs(5), || {
+            records.text().lines().any(|l| {
+                l.contains("max_queued_send_bytes") && l.contains(&format!("renderer={id}"))
+            })
+        });
+        assert!(recorded.await, "{}", records.text());
+        gate.add_permits(10);
+    }
 }

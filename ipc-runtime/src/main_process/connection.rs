@@ -36,7 +36,7 @@ use crate::{
     spin::spin_then_wait,
     transport::{
         reader::{FrameReader, LARGE_FRAME},
-        writer::{run_writer, write_now, Outbox, PushError, WriteQueue},
+        writer::{run_writer, write_now, Outbox, PushError},
     },
     ApiNotGranted, IpcError, Transport,
 };
@@ -1042,12 +1042,7 @@ impl Sends {
     /// Queues `job`, a message of `bytes` bytes, for the in-order loop.
     /// While the queue is full, in messages or in bytes, the reader waits:
     /// main stops reading from this renderer until its handler catches up.
-    async fn queue(
-        &self,
-        job: SendJob,
-        bytes: usize,
-        out: &WriteQueue,
-    ) -> Result<(), DisconnectReason> {
+    async fn queue(&self, job: SendJob, bytes: usize, conn: &Conn) -> Result<(), DisconnectReason> {
         self.busy.fetch_add(1, Ordering::AcqRel);
         let stopped = || DisconnectReason::Failed("its message handler stopped".into());
         let share = u32::try_from(bytes).unwrap_or(u32::MAX).min(self.cap);
@@ -1062,9 +1057,10 @@ impl Sends {
         };
         // Held where the end of the connection finds it while this waits.
         *lock(&self.held) = Some((job, share));
+        debug!(renderer = %conn.id(), limit = conn.limits.max_queued_send_bytes, "send messages waiting for their handler fill their budget (max_queued_send_bytes, or 256 messages): main stops reading until the handler catches up");
         // The reader is about to wait: replies it queued quietly must not
         // wait with it.
-        out.write_through().await;
+        conn.out.write_through().await;
         let permit = Arc::clone(&self.budget)
             .acquire_many_owned(share)
             .await
@@ -1202,7 +1198,11 @@ async fn serve(
             }) => {
                 // A renderer that does not read its replies gets no more
                 // calls started: main would only hold more replies for it.
-                conn.out.room().await;
+                conn.out
+                    .room(|| {
+                        debug!(renderer = %conn.id(), limit = conn.limits.max_queued_frames, "replies fill the renderer's queue (max_queued_frames frames or 256 KiB): no call starts until it reads");
+                    })
+                    .await;
                 conn.invoke(setup, &mut last_route, id, channel, payload)
                     .await;
             }
@@ -1225,7 +1225,7 @@ async fn serve(
                         None => {
                             // Its arguments, decoded, are about as large.
                             let job = SendJob::Running(route.channel, handler);
-                            sends.queue(job, bytes, &conn.out).await
+                            sends.queue(job, bytes, conn).await
                         }
                     }
                 } else {
@@ -1238,7 +1238,7 @@ async fn serve(
                         payload
                     };
                     let job = SendJob::Start(route.clone(), payload);
-                    sends.queue(job, bytes, &conn.out).await
+                    sends.queue(job, bytes, conn).await
                 };
                 if let Err(reason) = queued {
                     return reason;

@@ -413,7 +413,7 @@ impl WriteQueue {
             }
             // Full: `room` wakes the writer, which takes everything queued
             // (frames queued quietly too), and waits for it to.
-            self.room().await;
+            self.room(|| {}).await;
         }
     }
 
@@ -421,7 +421,10 @@ impl WriteQueue {
     /// closed). Main's reader calls it before starting a call, so that a
     /// renderer that does not read its replies cannot make main hold more
     /// and more of them.
-    pub(crate) async fn room(&self) {
+    ///
+    /// `on_full` runs once, before waiting, if the queue is full (for a
+    /// record of the limit being hit).
+    pub(crate) async fn room(&self, on_full: impl FnOnce()) {
         let has_room = || {
             let s = self.state();
             s.closed || s.has_room(self.max_frames)
@@ -430,6 +433,7 @@ impl WriteQueue {
         if has_room() {
             return;
         }
+        on_full();
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
