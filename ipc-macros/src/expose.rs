@@ -534,7 +534,9 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
                 self.__ipc_connection.flush().await
             }
 
-            /// Flushes, then closes the connection.
+            /// Closes the connection: calls still waiting fail with
+            /// `IpcError::Disconnected`, and what was sent so far is
+            /// written, for at most a second (`Connection::close`).
             pub async fn close(self) -> ::core::result::Result<(), #rt::IpcError> {
                 self.__ipc_connection.close().await
             }

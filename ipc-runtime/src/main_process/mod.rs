@@ -368,7 +368,8 @@ pub struct RendererStats {
     pub groups: Vec<String>,
     /// Events queued for it so far.
     pub events_sent: u64,
-    /// Events it missed because its queue was full.
+    /// Events it missed: its queue was full, the event was larger than it
+    /// accepts, or it was emitted from inside the encoding of a reply to it.
     pub events_dropped: u64,
     /// Protocol violations it made so far.
     pub violations: u32,
@@ -680,8 +681,10 @@ impl Main {
     /// disconnected as by [`Main::disconnect`] (its handlers are aborted,
     /// its pending calls fail with [`IpcError::Disconnected`]). Returns
     /// once main has released them all: their aborted handlers have been
-    /// dropped, destructors run (waiting at most a second for a handler
-    /// that blocks its thread). `send` messages already received are
+    /// dropped, destructors run (waiting at most a second for a handler,
+    /// running in its own task, that blocks its thread; one that blocks
+    /// before its first `.await` holds up its connection, and this, until
+    /// it returns). `send` messages already received are
     /// still handled. Closing again does nothing.
     ///
     /// Dropping every `Main` handle does not do this: each connection is

@@ -4,7 +4,9 @@
 //! Events from main reach one dispatcher task per connection, which calls
 //! the listeners' callbacks one at a time in the order main emitted the
 //! events, across every kind of event, like callbacks on a page's single
-//! thread. A slow callback delays the events after it, never replies.
+//! thread. A slow callback delays the events after it; once 4096 events
+//! wait behind it, the connection's reader waits too, and replies with
+//! it (see `ARCHITECTURE.md`).
 
 use std::{
     collections::{HashMap, VecDeque},
