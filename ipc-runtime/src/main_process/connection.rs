@@ -360,13 +360,22 @@ async fn read_hello(
     let body = match tokio::time::timeout(timeout, reader.next()).await {
         Err(_) => {
             return Err(IpcError::protocol(format!(
-                "no handshake within {timeout:?} of connecting; a renderer sends it as it connects (`connect_inherited`, `connect_unix`), so the peer may not be a renderer, or may be stuck before connecting"
+                "no handshake within {timeout:?} of connecting; a renderer sends it as it connects (`connect_inherited`, `connect_unix`, `connect_tcp`), so the peer may not be a renderer, or may be stuck before connecting"
             )))
         }
         Ok(None) => {
             return Err(IpcError::disconnected(
                 "the renderer closed the connection before its handshake",
             ))
+        }
+        // A hello over the hello's own cap: raising `max_frame_size`, as
+        // `FrameTooLarge` advises, would not help.
+        Ok(Some(Err(StreamError::TooLarge { size, limit })))
+            if limit == MAX_HELLO_SIZE && limit < setup.limits.max_frame_size =>
+        {
+            return Err(IpcError::protocol(format!(
+                "the renderer's hello is {size} bytes, and main reads at most {MAX_HELLO_SIZE} bytes before it admits a renderer; a hello lists the contracts the renderer was built with, so it is too large only for contracts with many thousands of methods, or for a peer that is not a renderer"
+            )))
         }
         Ok(Some(Err(e))) => return Err(e.into_ipc()),
         Ok(Some(Ok(body))) => body,
