@@ -13,7 +13,7 @@ use std::{
     fmt,
     panic::AssertUnwindSafe,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
 };
@@ -115,6 +115,9 @@ struct Listener {
     callback: Mutex<Callback>,
 }
 
+/// One channel's listeners, shared with the dispatcher.
+type ListenerList = Arc<[Arc<Listener>]>;
+
 /// The local listeners of one connection, by event channel.
 #[derive(Default)]
 pub(crate) struct Listeners {
@@ -124,12 +127,16 @@ pub(crate) struct Listeners {
     /// By the channel's bytes, as they arrive in a frame (no UTF-8 check
     /// on every event); the keys are this program's own channels, so a
     /// fast unkeyed hash is safe.
-    by_channel: HashMap<&'static [u8], Arc<[Arc<Listener>]>, rustc_hash::FxBuildHasher>,
+    by_channel: HashMap<&'static [u8], ListenerList, rustc_hash::FxBuildHasher>,
     /// Per channel with listeners: set once main has confirmed a
     /// subscription to it. A new map entry (a new flag) each time a
     /// channel gets its first listener, so that a late answer to an
     /// earlier subscription sets only its own flag.
     confirmed: HashMap<&'static str, Arc<AtomicBool>, rustc_hash::FxBuildHasher>,
+    /// Bumped, under the lock, whenever a listener comes or goes: the
+    /// dispatcher reads it without the lock to know whether the list it
+    /// looked up for the previous event still holds.
+    changes: Arc<AtomicU64>,
 }
 
 /// How a new listener joins its channel.
@@ -145,8 +152,12 @@ enum Joined {
 }
 
 impl Listeners {
-    fn of(&self, channel: &[u8]) -> Option<Arc<[Arc<Listener>]>> {
+    fn of(&self, channel: &[u8]) -> Option<ListenerList> {
         self.by_channel.get(channel).cloned()
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
     }
 
     /// Adds a listener; returns it and how it joins its channel.
@@ -167,6 +178,7 @@ impl Listeners {
             .cloned()
             .chain([Arc::clone(&listener)])
             .collect();
+        self.changed();
         if first {
             self.confirmed.insert(channel, Arc::default());
         }
@@ -187,6 +199,7 @@ impl Listeners {
     #[must_use = "the callbacks are to be dropped after the lock is released"]
     fn end_all(&mut self) -> Vec<Callback> {
         let mut ended = Vec::new();
+        self.changed();
         for list in std::mem::take(&mut self.by_channel).into_values() {
             for listener in list.iter() {
                 listener.active.store(false, Ordering::Release);
@@ -211,6 +224,7 @@ impl Listeners {
         if list.len() == before {
             return false;
         }
+        self.changes.fetch_add(1, Ordering::Release);
         if list.is_empty() {
             self.by_channel.remove(channel.as_bytes());
             self.confirmed.remove(channel);
@@ -224,6 +238,12 @@ impl Listeners {
 /// connection stops; events already received are still dispatched.
 pub(crate) async fn dispatch_events(shared: Arc<Shared>, stop: CancellationToken) {
     let mut batch = VecDeque::new();
+    let changes = Arc::clone(&shared.listeners().changes);
+    // The listeners looked up for the last event's channel, while no
+    // listener came or went, within one batch: a run of events on one
+    // channel (the common burst) takes the listeners' lock once, not once
+    // per event.
+    let mut last: Option<(Channel, u64, Option<ListenerList>)> = None;
     loop {
         // Read before taking: the reader queues every event it received
         // before it stops the connection, so a stop seen here means this
@@ -245,19 +265,27 @@ pub(crate) async fn dispatch_events(shared: Arc<Shared>, stop: CancellationToken
             continue;
         }
         for (channel, payload) in batch.drain(..) {
-            dispatch(&shared, &channel, &payload);
+            let now = changes.load(Ordering::Acquire);
+            let same = matches!(&last, Some((c, at, _)) if *at == now && *c == channel);
+            if !same {
+                let listeners = shared.listeners().of(channel.as_bytes());
+                last = Some((channel.clone(), now, listeners));
+            }
+            if let Some((_, _, Some(listeners))) = &last {
+                dispatch(listeners, &channel, &payload);
+            }
         }
+        // Not kept between batches: it would keep the callbacks of
+        // listeners removed meanwhile (and what they hold) alive.
+        last = None;
         // A long burst of events must not keep this task from yielding.
         tokio::task::consume_budget().await;
     }
 }
 
 /// Calls the listeners of one event.
-fn dispatch(shared: &Shared, channel: &Channel, payload: &Bytes) {
-    let Some(listeners) = shared.listeners().of(channel.as_bytes()) else {
-        return;
-    };
-    for listener in listeners.iter() {
+fn dispatch(listeners: &[Arc<Listener>], channel: &Channel, payload: &Bytes) {
+    for listener in listeners {
         if !listener.active.load(Ordering::Acquire) {
             continue;
         }
