@@ -1,7 +1,11 @@
 //! Main → renderer events across real processes: to one renderer, to a
 //! group, to all; ordering; listener guards; cleanup after SIGKILL.
 
-use std::{process::Command, time::Duration};
+use std::{
+    process::Command,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use ipc_runtime::{Main, RendererId, RendererProcess, Target};
 use ipc_suite::{connect_memory, eventually, poll_once, probe_main, ProbeApi, ProbeEventsEmitter};
@@ -531,26 +535,39 @@ async fn subscribed_is_false_at_once_for_a_channel_the_renderer_cannot_listen_to
     assert!(main.subscribed(id, "probe:tick").await);
 }
 
-/// A listener's guard keeps the connection open, as its documentation
-/// says the listener runs until the guard is dropped: with every handle of
-/// the API dropped, events still arrive; dropping the guard then closes
-/// the connection.
+/// A listener's guard does not keep the connection open: dropping every
+/// handle of the API closes it and ends the listener (its callback, and
+/// what it holds, are dropped), even when a callback owns its own guard,
+/// which would otherwise keep the connection open for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listeners_guard_keeps_the_connection_open() {
+async fn dropping_the_api_closes_the_connection_and_ends_its_listeners() {
     let (main, _) = probe_main();
-    let mut gone = main.disconnections();
     let api = connect_memory(&main, "guard-only").await.unwrap();
     let id = api.id();
     let (guard, mut rx) = ticks_of(&api).await;
+    // A second listener that owns its own guard (to unsubscribe itself
+    // later, say).
+    let own: Arc<Mutex<Option<ipc_runtime::Subscription>>> = Arc::default();
+    let note = api
+        .events
+        .on_note({
+            let own = Arc::clone(&own);
+            move |text| {
+                if text == "enough" {
+                    own.lock().unwrap().take();
+                }
+            }
+        })
+        .await
+        .unwrap();
+    *own.lock().unwrap() = Some(note);
     drop(api);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(main.renderer_count(), 1, "the guard keeps the connection");
-    ProbeEventsEmitter::new(&main, Target::Renderer(id)).tick(7);
-    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
-    assert_eq!(got.unwrap(), Some(7));
+    let gone = tokio::time::timeout(Duration::from_secs(5), main.disconnected(id)).await;
+    assert!(gone.is_ok(), "the connection closes with the API's handles");
+    // The tick listener ended: its callback, and the sender it held, are gone.
+    let ended = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(ended.unwrap(), None);
     drop(guard);
-    let gone = ipc_suite::next_disconnection(&mut gone, "the last guard closes it").await;
-    assert_eq!(gone.renderer.id, id);
 }
 
 /// Emitting never waits, so a burst larger than a renderer's queue loses

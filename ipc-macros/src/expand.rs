@@ -584,7 +584,7 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
         ),
         Kind::Event => format!(
             "Calls `f` with each `{channel}` event, in the order main emitted them, until the returned guard is dropped \
-             (the guard keeps the connection open meanwhile, even if every handle of the API is dropped). \
+             or the connection closes (dropping every handle of the API closes it: keep one while you listen). \
              Returns once main has recorded the subscription. `f` runs on the connection's event dispatcher: it must \
              return quickly and not block (hand the event to a channel or a task for longer work)."
         ),

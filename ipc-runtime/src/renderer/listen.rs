@@ -21,7 +21,7 @@ use std::{
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use super::{Connection, Reply, Shared};
@@ -300,9 +300,11 @@ fn dispatch(listeners: &[Arc<Listener>], channel: &Channel, payload: &Bytes) {
 /// A listener's guard: dropping it unsubscribes. When the last listener of
 /// an event on a connection goes, main is told to stop sending that event.
 ///
-/// The guard keeps the connection open, as a handle of the API does: a
-/// listener whose API handles were all dropped keeps receiving events
-/// until its guard is dropped (or main closes the connection).
+/// The guard does not keep the connection open: dropping every handle of
+/// the API closes the connection, and with it every listener (their
+/// callbacks are dropped). Keep a handle for as long as you listen.
+/// (Callbacks may own guards, their own included; a guard that kept the
+/// connection open would then keep it open for ever.)
 ///
 /// Dropped inside a callback (callbacks run one at a time, on the
 /// connection's event dispatcher), its callback is never called again.
@@ -315,8 +317,6 @@ pub struct Subscription {
     shared: Arc<Shared>,
     channel: &'static str,
     listener: Arc<Listener>,
-    /// A share of the connection's lifetime: listening keeps it open.
-    _open: Arc<DropGuard>,
 }
 
 impl fmt::Debug for Subscription {
@@ -371,7 +371,6 @@ impl Connection {
             shared: Arc::clone(&self.shared),
             channel,
             listener,
-            _open: Arc::clone(&self._stop),
         };
         if let Joined::Subscribe(confirmed) = joined {
             self.subscribe_on_main(channel).await?;
