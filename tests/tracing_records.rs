@@ -167,3 +167,32 @@ mod send_budget {
         gate.add_permits(10);
     }
 }
+
+/// Subscriptions refused for `max_subscriptions` are not violations, so a
+/// renderer may repeat them at will: only the first is a warning, the
+/// rest debug records (main's log cannot be flooded at warning level).
+#[tokio::test]
+async fn refused_subscriptions_warn_once() {
+    let (records, _one_at_a_time) = records().await;
+    let mut limits = ipc_runtime::Limits::default();
+    limits.max_subscriptions = 1;
+    let (main, _) = ipc_suite::probe_main_with(|b| b.limits(limits));
+    let (mut raw, id) = accepted::<ProbeApi, ProbeContract>(&main, "greedy").await;
+    raw.frame(&ipc_suite::raw::subscribe_body(1, "probe:tick"))
+        .await;
+    assert_eq!(raw.read().await.unwrap().kind, kind::REPLY_OK);
+    for call in 2..50 {
+        raw.frame(&ipc_suite::raw::subscribe_body(call, "probe:note"))
+            .await;
+        assert_eq!(raw.read().await.unwrap().kind, kind::REPLY_FAILED);
+    }
+    assert_eq!(main.renderer_stats(id).unwrap().violations, 0);
+    let text = records.text();
+    let refused = |level: &str| {
+        text.lines()
+            .filter(|l| l.contains(level) && l.contains("subscription refused"))
+            .count()
+    };
+    assert_eq!(refused(" WARN "), 1, "{text}");
+    assert_eq!(refused(" DEBUG "), 47, "{text}");
+}

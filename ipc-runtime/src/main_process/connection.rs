@@ -271,6 +271,7 @@ pub(crate) async fn accept(
         groups: Mutex::default(),
         events_sent: AtomicU64::new(0),
         events_dropped: AtomicU64::new(0),
+        refused_subscriptions: AtomicU64::new(0),
         violations: AtomicU32::new(0),
         ending: Mutex::new(None),
         shut: AtomicBool::new(false),
@@ -464,6 +465,10 @@ pub(crate) struct Conn {
     groups: Mutex<HashSet<String>>,
     events_sent: AtomicU64,
     events_dropped: AtomicU64,
+    /// Subscriptions refused for `max_subscriptions`: the first is a
+    /// warning, the rest (a renderer may repeat them at will, they are
+    /// not violations) debug records.
+    refused_subscriptions: AtomicU64,
     violations: AtomicU32,
     /// Why main decided to end the connection, once it has.
     ending: Mutex<Option<DisconnectReason>>,
@@ -775,7 +780,11 @@ impl Conn {
             // Not a violation: a renderer cannot know main's limit, so one
             // using only the generated API may well ask for more.
             let limit = self.limits.max_subscriptions;
-            warn!(renderer = %self.id(), %channel, limit, "subscription refused: the renderer listens to as many event channels as main allows");
+            if self.refused_subscriptions.fetch_add(1, Ordering::Relaxed) == 0 {
+                warn!(renderer = %self.id(), %channel, limit, "subscription refused: the renderer listens to as many event channels as main allows (later refusals are debug records)");
+            } else {
+                debug!(renderer = %self.id(), %channel, limit, "subscription refused again");
+            }
             return self
                 .fail(id, &IpcError::TooManySubscriptions { limit })
                 .await;
