@@ -36,6 +36,8 @@ pub struct UnixEndpoint {
     gate: Gate,
     /// Locked for as long as the endpoint lives: marks `dir` as in use.
     _lock: fs::File,
+    /// Keeps this process's own sweeps away from `dir`.
+    _live: LiveDir,
 }
 
 impl UnixEndpoint {
@@ -88,6 +90,44 @@ const DIR_PREFIX: &str = "ipc-runtime-";
 const LOCK_FILE: &str = "main.lock";
 /// The socket's file name in its directory.
 const SOCKET_FILE: &str = "main.sock";
+
+/// The socket directories this process listens in, by device and inode:
+/// its own sweeps never try their locks. Where `flock` locks belong to the
+/// process rather than to the open file (NFS emulates them with POSIX
+/// locks), this process would get its own directory's lock, and closing
+/// that file would release the lock its endpoint holds.
+static LIVE_DIRS: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// A directory in [`LIVE_DIRS`] for as long as this lives.
+#[derive(Debug)]
+struct LiveDir((u64, u64));
+
+impl LiveDir {
+    fn register(dir: &Path) -> std::io::Result<LiveDir> {
+        let meta = fs::metadata(dir)?;
+        let id = (meta.dev(), meta.ino());
+        live_dirs().push(id);
+        Ok(LiveDir(id))
+    }
+
+    fn is_live(meta: &fs::Metadata) -> bool {
+        live_dirs().contains(&(meta.dev(), meta.ino()))
+    }
+}
+
+impl Drop for LiveDir {
+    fn drop(&mut self) {
+        let mut dirs = live_dirs();
+        if let Some(at) = dirs.iter().position(|d| *d == self.0) {
+            dirs.swap_remove(at);
+        }
+    }
+}
+
+fn live_dirs() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
+    // Single pushes and removals: never left inconsistent by a panic.
+    LIVE_DIRS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Removes what a socket directory may hold, then the directory (which
 /// fails, leaving it, if something else is in it); whether this call
@@ -184,14 +224,24 @@ fn remove_stale_dirs(parent: &Path, uid: u32) {
             continue;
         }
         let dir = entry.path();
-        // Not followed if a link: only real directories of this user.
-        let ours = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        // Not followed if a link: only real directories of this user, and
+        // not this process's own.
+        let ours = fs::symlink_metadata(&dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid && !LiveDir::is_live(&m));
         if !ours {
             continue;
         }
-        let Ok(lock) = fs::File::open(dir.join(LOCK_FILE)) else {
+        // Not followed if a link, never waiting (a FIFO), a regular file.
+        let lock = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(dir.join(LOCK_FILE));
+        let Ok(lock) = lock else {
             continue;
         };
+        if !lock.metadata().is_ok_and(|m| m.is_file()) {
+            continue;
+        }
         if let Ok(true) = try_lock(&lock) {
             if remove_dir_of(&dir) {
                 debug!(dir = %dir.display(), "removed a socket directory a main left behind");
@@ -230,6 +280,13 @@ impl Main {
         })?;
         let name: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let (dir, lock) = make_locked_dir(parent, &name)?;
+        let live = match LiveDir::register(&dir) {
+            Ok(live) => live,
+            Err(e) => {
+                let _ = remove_dir_of(&dir);
+                return Err(IpcError::io(format!("reading {}", dir.display()), e));
+            }
+        };
         let path = dir.join(SOCKET_FILE);
         let listening = tokio::runtime::Handle::try_current()
             .map_err(|_| IpcError::Config {
@@ -261,6 +318,7 @@ impl Main {
             dir,
             gate: Gate::open(self, &runtime, Listener::Unix(listener)),
             _lock: lock,
+            _live: live,
         })
     }
 }
@@ -271,4 +329,47 @@ pub(crate) async fn connect(path: &Path) -> Result<Transport, IpcError> {
         .await
         .map_err(|e| IpcError::io(format!("connecting to main at {}", path.display()), e))?;
     Ok(Transport::from_unix(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+
+    fn with_lock_file(parent: &Path, name: &str) -> PathBuf {
+        let dir = parent.join(name);
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join(LOCK_FILE), b"").unwrap();
+        dir
+    }
+
+    /// The sweep takes a directory whose lock nobody holds, but never one
+    /// this process listens in (where locks belong to the process, as on
+    /// NFS, it would get that lock), and never waits on, or takes, a lock
+    /// "file" that is not a regular file.
+    #[test]
+    fn the_sweep_skips_this_processs_directories_and_odd_lock_files() {
+        let parent = tempfile::tempdir().unwrap();
+        let uid = fs::metadata(parent.path()).unwrap().uid();
+        let stale = with_lock_file(parent.path(), "ipc-runtime-1-stale");
+        let live = with_lock_file(parent.path(), "ipc-runtime-2-live");
+        let _live = LiveDir::register(&live).unwrap();
+        let fifo = parent.path().join("ipc-runtime-3-fifo");
+        fs::create_dir(&fifo).unwrap();
+        let fifo_path =
+            std::ffi::CString::new(fifo.join(LOCK_FILE).as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid, NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo_path.as_ptr(), 0o600) }, 0);
+
+        remove_stale_dirs(parent.path(), uid);
+        assert!(!stale.exists(), "a directory nobody holds is removed");
+        assert!(live.exists(), "this process's own directory is kept");
+        assert!(fifo.join(LOCK_FILE).exists(), "a FIFO is not a lock file");
+
+        // Once this process no longer listens there, it goes too.
+        drop(_live);
+        remove_stale_dirs(parent.path(), uid);
+        assert!(!live.exists());
+    }
 }
