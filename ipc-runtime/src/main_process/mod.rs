@@ -593,9 +593,16 @@ impl Main {
     ///
     /// ```no_run
     /// # async fn f(main: ipc_runtime::Main, events: Vec<u32>) {
+    /// use std::time::Duration;
     /// use ipc_runtime::Target;
     /// for chunk in events.chunks(256) {
-    ///     main.room_for_events(&Target::All).await;
+    ///     // Bounded: a renderer that stops reading would hold it for ever
+    ///     // (past the bound, events to that renderer are dropped).
+    ///     let _ = tokio::time::timeout(
+    ///         Duration::from_secs(1),
+    ///         main.room_for_events(&Target::All),
+    ///     )
+    ///     .await;
     ///     for n in chunk {
     ///         // emitter.progress(*n);
     ///     }
@@ -603,9 +610,9 @@ impl Main {
     /// # }
     /// ```
     ///
-    /// It waits as long as a renderer does not read: where one may stop
-    /// reading, bound the wait (`tokio::time::timeout`) or target the
-    /// renderers one at a time.
+    /// It waits as long as a renderer does not read, so a renderer that
+    /// stops reading would stall the emitting code: bound the wait, as
+    /// above, or target the renderers one at a time.
     pub async fn room_for_events(&self, target: &Target) {
         for conn in self.inner.conns_of(target) {
             conn.room_for_events().await;
