@@ -66,15 +66,12 @@ impl Main {
             .to_socket_addrs()
             .map_err(|e| IpcError::io("resolving the address to listen on", e))?
             .collect();
-        if let Some(not_loopback) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-            return Err(IpcError::Config {
-                reason: format!(
-                    "listen_tcp listens on loopback addresses only (127.0.0.1, ::1), not {not_loopback}: \
-                     frames and tokens cross unencrypted; over another network, secure the stream \
-                     yourself (TLS) and hand it to Main::accept"
-                ),
-            });
-        }
+        loopback_only(
+            &addrs,
+            "listen_tcp listens on",
+            "frames and tokens cross unencrypted; over another network, secure the stream \
+             yourself (TLS) and hand it to Main::accept",
+        )?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| IpcError::Config {
             reason: "listen_tcp must be called inside a tokio runtime".into(),
         })?;
@@ -98,6 +95,19 @@ impl Main {
     }
 }
 
+/// Refuses `addrs` unless all are loopback addresses: "`what` loopback
+/// addresses only …, not X: `why`".
+fn loopback_only(addrs: &[SocketAddr], what: &str, why: &str) -> Result<(), IpcError> {
+    match addrs.iter().find(|a| !a.ip().is_loopback()) {
+        None => Ok(()),
+        Some(not_loopback) => Err(IpcError::Config {
+            reason: format!(
+                "{what} loopback addresses only (127.0.0.1, ::1), not {not_loopback}: {why}"
+            ),
+        }),
+    }
+}
+
 fn list(addrs: &[SocketAddr]) -> String {
     let names: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     names.join(", ")
@@ -111,14 +121,11 @@ pub(crate) async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Result<Tran
         .await
         .map_err(|e| IpcError::io("resolving main's address", e))?
         .collect();
-    if let Some(not_loopback) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-        return Err(IpcError::Config {
-            reason: format!(
-                "connect_tcp connects to loopback addresses only (127.0.0.1, ::1), not {not_loopback}: \
-                 the token and frames would cross unencrypted"
-            ),
-        });
-    }
+    loopback_only(
+        &addrs,
+        "connect_tcp connects to",
+        "the token and frames would cross unencrypted",
+    )?;
     let stream = tokio::net::TcpStream::connect(&addrs[..])
         .await
         .map_err(|e| IpcError::io(format!("connecting to main at {}", list(&addrs)), e))?;
