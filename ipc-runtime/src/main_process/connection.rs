@@ -551,13 +551,7 @@ impl Conn {
     ) -> Result<&'s Route, IpcError> {
         let Some(route) = setup.router.get(channel.as_bytes()) else {
             let c = channel.as_str();
-            // Outside the grant is not allowed, whether main serves it or
-            // not: a renderer learns nothing about channels beyond its API.
-            if !self.grant.allows(c) {
-                return Err(IpcError::NotAllowed {
-                    channel: Quoted(c).to_string(),
-                });
-            }
+            self.check_grant(c)?;
             if !setup.router.is_event(c) {
                 return Err(IpcError::UnknownChannel {
                     channel: Quoted(c).to_string(),
@@ -621,6 +615,18 @@ impl Conn {
     /// Whether the API this renderer was accepted as lists `channel`.
     pub(crate) fn may_reach(&self, channel: &str) -> bool {
         self.grant.allows(channel)
+    }
+
+    /// `NotAllowed` for a channel outside the renderer's API, whether main
+    /// serves it or not: a renderer learns nothing about channels beyond
+    /// its API. (A channel in the API and served is checked by its route.)
+    fn check_grant(&self, channel: &str) -> Result<(), IpcError> {
+        if self.may_reach(channel) {
+            return Ok(());
+        }
+        Err(IpcError::NotAllowed {
+            channel: Quoted(channel).to_string(),
+        })
     }
 
     pub(crate) fn is_subscribed(&self, channel: &str) -> bool {
@@ -746,11 +752,7 @@ impl Conn {
     /// Handles a subscribe frame: answered like a call.
     async fn subscribe(&self, setup: &Setup, id: u64, channel: Channel) {
         let channel = channel.as_str();
-        // Outside the grant is not allowed, whether main serves it or not.
-        if !self.grant.allows(channel) {
-            let e = IpcError::NotAllowed {
-                channel: Quoted(channel).to_string(),
-            };
+        if let Err(e) = self.check_grant(channel) {
             return self.refuse_call(id, e).await;
         }
         if !setup.router.is_event(channel) {
@@ -1266,13 +1268,9 @@ async fn serve(
             Ok(Frame::Subscribe { id, channel }) => conn.subscribe(setup, id, channel).await,
             Ok(Frame::Unsubscribe { channel }) => {
                 let channel = channel.as_str();
-                if conn.grant.allows(channel) {
-                    conn.unsubscribe(channel);
-                } else {
-                    let e = IpcError::NotAllowed {
-                        channel: Quoted(channel).to_string(),
-                    };
-                    conn.refuse_frame(e).await;
+                match conn.check_grant(channel) {
+                    Ok(()) => conn.unsubscribe(channel),
+                    Err(e) => conn.refuse_frame(e).await,
                 }
             }
             Ok(other) => {

@@ -191,8 +191,17 @@ impl State {
     /// held, queued or being written, reach `max_frames`, or their bytes
     /// reach `max_bytes` (a frame larger than that still goes alone).
     fn is_full(&self, max_frames: usize, max_bytes: usize) -> bool {
-        let bytes = self.buf.len() + self.spliced + self.taken_bytes;
-        self.frames + self.taken_frames >= max_frames || (bytes > 0 && bytes >= max_bytes)
+        let (frames, bytes) = self.held();
+        frames >= max_frames || (bytes > 0 && bytes >= max_bytes)
+    }
+
+    /// The frames and bytes held: queued, or taken by the writer and not
+    /// yet written.
+    fn held(&self) -> (usize, usize) {
+        (
+            self.frames + self.taken_frames,
+            self.buf.len() + self.spliced + self.taken_bytes,
+        )
     }
 }
 
@@ -526,8 +535,7 @@ impl WriteQueue {
     pub(crate) async fn room_for_events(&self) {
         let ready = || {
             let s = self.state();
-            let frames = s.frames + s.taken_frames;
-            let bytes = s.buf.len() + s.spliced + s.taken_bytes;
+            let (frames, bytes) = s.held();
             s.closed || (frames * 2 <= self.max_frames && bytes * 2 <= self.max_bytes)
         };
         if ready() {
