@@ -30,24 +30,6 @@ async fn listening(main: &Main, id: RendererId, channels: &[&str]) {
     }
 }
 
-/// Listens to `tick` on `api`: the guard, and a receiver of the ticks.
-async fn ticks_of(
-    api: &ProbeApi,
-) -> (
-    ipc_runtime::Subscription,
-    tokio::sync::mpsc::UnboundedReceiver<u64>,
-) {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let guard = api
-        .events
-        .on_tick(move |n| {
-            let _ = tx.send(n);
-        })
-        .await
-        .unwrap();
-    (guard, rx)
-}
-
 async fn output(mut child: RendererProcess) -> String {
     let mut stdout = child.child_mut().stdout.take().unwrap();
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
@@ -97,7 +79,7 @@ async fn events_reach_one_renderer_a_group_or_all_in_order() {
 async fn a_dropped_guard_stops_deliveries_and_main_stops_sending() {
     let (main, _) = probe_main();
     let api = connect_memory(&main, "listener").await.unwrap();
-    let (guard, mut rx) = ticks_of(&api).await;
+    let (guard, mut rx) = ipc_suite::ticks_of(&api).await;
     // Once `on_tick` returns, main has recorded the subscription.
     let stats = main.renderer_stats(api.id()).unwrap();
     assert_eq!(stats.subscriptions, ["probe:tick"]);
@@ -200,7 +182,7 @@ async fn two_listeners_on_one_event_share_one_subscription() {
 async fn a_killed_renderer_releases_everything_and_others_carry_on() {
     let (main, handler) = probe_main();
     let other = connect_memory(&main, "survivor").await.unwrap();
-    let (_guard, mut rx) = ticks_of(&other).await;
+    let (_guard, mut rx) = ipc_suite::ticks_of(&other).await;
 
     let mut victim = spawn(&main, "busy", "victim").await;
     let stdout = victim.child_mut().stdout.take().unwrap();
@@ -290,7 +272,7 @@ async fn a_second_listener_returns_only_once_main_has_subscribed() {
     let api = connect_memory(&main, "second").await.unwrap();
     let mut first = Box::pin(api.events.on_tick(|_| {}));
     assert!(poll_once(&mut first).await.is_none(), "subscription queued");
-    let (_second, mut rx) = ticks_of(&api).await;
+    let (_second, mut rx) = ipc_suite::ticks_of(&api).await;
     let recorded = main.renderer_stats(api.id()).unwrap().subscriptions;
     assert_eq!(recorded, ["probe:tick"]);
     ProbeEventsEmitter::new(&main, Target::All).tick(1);
@@ -335,7 +317,7 @@ async fn a_listener_is_never_given_a_subscription_main_refused() {
             .is_some_and(|s| s.subscriptions.is_empty()))
         .await
     );
-    let (_third, mut rx) = ticks_of(&api).await;
+    let (_third, mut rx) = ipc_suite::ticks_of(&api).await;
     ProbeEventsEmitter::new(&main, Target::All).tick(9);
     let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
     assert!(matches!(got, Ok(Some(9))), "{got:?}");
@@ -544,7 +526,7 @@ async fn dropping_the_api_closes_the_connection_and_ends_its_listeners() {
     let (main, _) = probe_main();
     let api = connect_memory(&main, "guard-only").await.unwrap();
     let id = api.id();
-    let (guard, mut rx) = ticks_of(&api).await;
+    let (guard, mut rx) = ipc_suite::ticks_of(&api).await;
     // A second listener that owns its own guard (to unsubscribe itself
     // later, say).
     let own: Arc<Mutex<Option<ipc_runtime::Subscription>>> = Arc::default();

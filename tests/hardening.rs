@@ -358,14 +358,7 @@ async fn a_slow_consumer_loses_events_within_its_queue_and_delays_no_one() {
     // Subscribe by hand, then never read again.
     subscribe_by_hand(&main, &mut raw, slow, "probe:tick").await;
     let fast = connect_memory(&main, "fast").await.unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let _guard = fast
-        .events
-        .on_tick(move |n| {
-            let _ = tx.send(n);
-        })
-        .await
-        .unwrap();
+    let (_guard, mut rx) = ipc_suite::ticks_of(&fast).await;
     let emitter = ProbeEventsEmitter::new(&main, Target::All);
     let payload_count = 6000u64;
     let started = Instant::now();

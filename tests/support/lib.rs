@@ -365,3 +365,21 @@ where
     );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
+
+/// Listens to `tick` on `api`: the guard, and a receiver of the ticks.
+pub async fn ticks_of(
+    api: &ProbeApi,
+) -> (
+    ipc_runtime::Subscription,
+    tokio::sync::mpsc::UnboundedReceiver<u64>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let guard = api
+        .events
+        .on_tick(move |n| {
+            let _ = tx.send(n);
+        })
+        .await
+        .unwrap();
+    (guard, rx)
+}
