@@ -299,6 +299,9 @@ fn output_of(ty: &Type) -> Output {
     match ty {
         Type::Tuple(t) if t.elems.is_empty() => Output::Unit,
         Type::Paren(p) => output_of(&p.elem),
+        // A type passed through a `macro_rules!` `$t:ty` arrives in an
+        // invisible group: read through it, as rustc does.
+        Type::Group(g) => output_of(&g.elem),
         Type::Path(p) if p.qself.is_none() => {
             let Some(last) = p.path.segments.last() else {
                 return Output::Value(ty.clone());

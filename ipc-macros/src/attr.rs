@@ -184,7 +184,12 @@ fn string_value(
         )));
         return Ok(None);
     }
-    let expr: Expr = meta.value()?.parse()?;
+    let mut expr: Expr = meta.value()?.parse()?;
+    // A literal passed through a `macro_rules!` `$ns:literal` or `$ns:expr`
+    // arrives in an invisible group.
+    while let Expr::Group(group) = expr {
+        expr = *group.expr;
+    }
     match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..

@@ -492,6 +492,7 @@ impl<'ast> Visit<'ast> for Finder<'_> {
 fn self_ident(ty: &Type) -> Option<&Ident> {
     match ty {
         Type::Path(p) if p.qself.is_none() => p.path.segments.first().map(|s| &s.ident),
+        Type::Group(g) => self_ident(&g.elem),
         _ => None,
     }
 }
@@ -536,11 +537,13 @@ fn returned_value(method: &Method) -> Option<&Type> {
     }
 }
 
-/// `()`, in any number of parentheses (as `output_of` reads it).
+/// `()`, in any number of parentheses or invisible groups (as `output_of`
+/// reads it).
 fn is_unit(ty: &Type) -> bool {
     match ty {
         Type::Tuple(t) => t.elems.is_empty(),
         Type::Paren(p) => is_unit(&p.elem),
+        Type::Group(g) => is_unit(&g.elem),
         _ => false,
     }
 }
