@@ -133,11 +133,22 @@ fn check_namespace(cx: &mut Ctxt, service: &Service) {
 /// which the wire cannot carry.
 fn check_trait_generics(cx: &mut Ctxt, service: &Service) {
     let generics = &service.item.generics;
-    if !generics.params.is_empty() || generics.where_clause.is_some() {
+    if !generics.params.is_empty() {
         cx.error_spanned_by(
             generics,
             "an IPC trait cannot be generic: its channels must have one concrete type each; \
              use concrete types in the methods instead",
+        );
+    } else if let Some(clause) = &generics.where_clause {
+        // Spanned by the clause itself: with no `<…>`, `generics` has no
+        // tokens and the error would point at the attribute.
+        cx.error_spanned_by(
+            clause,
+            format!(
+                "an IPC trait cannot have a `where` clause; \
+                 write bounds on `Self` as supertraits instead (`trait {}: Send + Sync`)",
+                service.item.ident
+            ),
         );
     }
 }
@@ -255,7 +266,17 @@ fn check_method_qualifiers(cx: &mut Ctxt, flavor: Flavor, method: &Method) {
 fn check_method_generics(cx: &mut Ctxt, method: &Method) {
     let sig = method.sig();
     let generics = &sig.generics;
-    if generics.params.is_empty() && generics.where_clause.is_none() {
+    if generics.params.is_empty() {
+        if let Some(clause) = &generics.where_clause {
+            cx.error_spanned_by(
+                clause,
+                format!(
+                    "`{}` cannot have a `where` clause: each channel has one fixed signature, \
+                     shared with the other process; remove it",
+                    sig.ident
+                ),
+            );
+        }
         return;
     }
     let only_lifetimes = generics
