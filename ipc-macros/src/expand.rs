@@ -133,13 +133,19 @@ fn expand_service(service: &Service) -> TokenStream {
     let server = expand_server(service);
     let module = expand_methods_module(service);
     let checks = expand_type_checks(service.methods.iter().flat_map(Method::wire_types));
+    let generated = mark_generated(
+        service,
+        quote! {
+            #contract
+            #client
+            #server
+            #module
+            #checks
+        },
+    );
     quote! {
         #trait_def
-        #contract
-        #client
-        #server
-        #module
-        #checks
+        #generated
     }
 }
 
@@ -150,14 +156,70 @@ fn expand_events(service: &Service) -> TokenStream {
     let listener = expand_listener(service);
     let module = expand_methods_module(service);
     let checks = expand_type_checks(service.methods.iter().flat_map(Method::wire_types));
+    let generated = mark_generated(
+        service,
+        quote! {
+            #contract
+            #emitter
+            #listener
+            #module
+            #checks
+        },
+    );
     quote! {
         #trait_def
-        #contract
-        #emitter
-        #listener
-        #module
-        #checks
+        #generated
     }
+}
+
+/// Gives the items generated beside a trait what the trait's own
+/// attributes say of lints: its `allow`s (and `expect`s, as `allow`s: a
+/// copy would not always fulfil them) cover them too; a deprecated trait's
+/// types are deprecated with it, so that the code using them is warned;
+/// and the generated items' own uses of a deprecated trait or type do not
+/// warn (declaring a deprecated contract is not a use of it).
+fn mark_generated(service: &Service, items: TokenStream) -> TokenStream {
+    let Ok(mut file) = syn::parse2::<syn::File>(items.clone()) else {
+        return items;
+    };
+    let lints: Vec<Attribute> = service
+        .item
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("allow") || a.path().is_ident("expect"))
+        .map(as_allow)
+        .collect();
+    let deprecated = service
+        .item
+        .attrs
+        .iter()
+        .find(|a| a.path().is_ident("deprecated"));
+    for item in &mut file.items {
+        let (attrs, is_type) = match item {
+            Item::Struct(s) => (&mut s.attrs, true),
+            Item::Impl(i) => (&mut i.attrs, false),
+            Item::Mod(m) => (&mut m.attrs, false),
+            Item::Const(c) => (&mut c.attrs, false),
+            _ => continue,
+        };
+        attrs.extend(lints.iter().cloned());
+        match deprecated {
+            Some(deprecated) if is_type => attrs.push(deprecated.clone()),
+            _ => attrs.push(syn::parse_quote!(#[allow(deprecated)])),
+        }
+    }
+    file.into_token_stream()
+}
+
+/// `#[expect(…)]` as `#[allow(…)]`; any other attribute as it is.
+fn as_allow(attr: &Attribute) -> Attribute {
+    let mut attr = attr.clone();
+    if attr.path().is_ident("expect") {
+        if let syn::Meta::List(list) = &mut attr.meta {
+            list.path = syn::parse_quote_spanned!(list.path.span()=> allow);
+        }
+    }
+    attr
 }
 
 /// The module `expose!` reaches the trait's items through (`notes_methods`
@@ -246,15 +308,17 @@ fn doc_attrs(attrs: &[Attribute]) -> Vec<&Attribute> {
 /// A method's lint levels and `#[deprecated]`, which its generated copies
 /// (client, listener and emitter methods) carry too: a deprecated method
 /// warns where a renderer calls it, and an `allow` covers the copies.
-/// (`#[expect]` is not carried: a copy would not always fulfil it.)
-fn lint_attrs(attrs: &[Attribute]) -> Vec<&Attribute> {
+/// (`#[expect]` is carried as `#[allow]`: a copy would not always fulfil
+/// it.)
+fn lint_attrs(attrs: &[Attribute]) -> Vec<Attribute> {
     attrs
         .iter()
         .filter(|a| {
-            ["allow", "warn", "deny", "forbid", "deprecated"]
+            ["allow", "expect", "warn", "deny", "forbid", "deprecated"]
                 .iter()
                 .any(|name| a.path().is_ident(name))
         })
+        .map(as_allow)
         .collect()
 }
 

@@ -307,9 +307,12 @@
 //! own, and every mistake in a trait or an `expose!` shows in the same
 //! compile.
 //!
-//! A method's doc comments, lint levels (`#[allow]`, `#[warn]`, ...) and
-//! `#[deprecated]` carry over to its client, listener and emitter methods:
-//! a renderer calling a deprecated method gets the warning. A method is
+//! A method's doc comments, lint levels (`#[allow]`, `#[warn]`, ...;
+//! `#[expect]` as `#[allow]`) and `#[deprecated]` carry over to its client,
+//! listener and emitter methods: a renderer calling a deprecated method gets
+//! the warning. A trait's `#[allow]`s (and `#[expect]`s) cover the items
+//! generated from it, and a deprecated trait's generated types are
+//! deprecated with it. A method is
 //! fallible (its error delivered as [`CallError::Handler`]) when its return
 //! type is written `Result<T, E>`; an alias of `Result` is an ordinary
 //! value, delivered whole in `Ok`.
