@@ -501,8 +501,41 @@ impl Shared {
         Poll::Ready(removed.reply)
     }
 
-    /// Forgets call `id`. If it was still waiting for its reply and
-    /// `cancel` is set, main is told to cancel it: before its slot is
+    /// Queues the invoke of call `id`, which found the write queue full,
+    /// waiting for room. While it waits the call is marked unsent, so that
+    /// if it is given up meanwhile (dropped, timed out) main is not told to
+    /// cancel a call it never saw: such cancels would pile up in the very
+    /// queue that is full.
+    ///
+    /// It is marked sent again just before each try (not under the calls'
+    /// lock, which the arguments' `Serialize` must not run under): a call
+    /// expiring in between is cancelled as a call that expired before its
+    /// first push is, once more after its invoke (see `poll_reply`).
+    ///
+    /// `None` if the call stopped waiting first (it timed out, or the
+    /// connection closed).
+    async fn push_unsent<F>(&self, id: u64, mut frame: F) -> Option<Result<(), PushError>>
+    where
+        F: FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    {
+        let mark = |sent: bool| self.state().calls.waiting(id).map(|call| call.sent = sent);
+        mark(false)?;
+        loop {
+            self.out.room(|| {}).await;
+            mark(true)?;
+            match self.out.push_if_room(frame, true) {
+                Ok(pushed) => return Some(pushed),
+                // Another producer took the room first.
+                Err(back) => {
+                    frame = back;
+                    mark(false)?;
+                }
+            }
+        }
+    }
+
+    /// Forgets call `id`. If it was still waiting for its reply, its invoke
+    /// was queued and `cancel` is set, main is told to cancel it: before its slot is
     /// freed, so that main never sees the call that takes the slot before
     /// the cancel (it would count one call too many).
     fn forget(&self, id: u64, cancel: bool) {
@@ -511,7 +544,7 @@ impl Shared {
             let Some(removed) = state.calls.remove(id) else {
                 return;
             };
-            if cancel && removed.reply.is_none() {
+            if cancel && removed.reply.is_none() && removed.sent {
                 self.send_from_drop(Frame::Cancel { id });
             }
             removed.next
@@ -641,14 +674,18 @@ impl Connection {
             Err(frame) => {
                 let wait = Box::pin(tokio::time::timeout_at(
                     deadline,
-                    self.shared.out.push(frame, true),
+                    self.shared.push_unsent(id, frame),
                 ));
                 match wait.await {
-                    Ok(pushed) => pushed,
-                    Err(_) => {
-                        // Never queued: nothing to cancel on main.
+                    Ok(Some(pushed)) => pushed,
+                    // Timed out (or the connection closed) before its invoke
+                    // was queued: nothing to cancel on main.
+                    Ok(None) | Err(_) => {
                         guard.armed = false;
                         self.shared.forget(id, false);
+                        if self.shared.is_closed.load(Ordering::Acquire) {
+                            return Err(self.shared.closed_reason());
+                        }
                         return Err(IpcError::Timeout {
                             channel: channel.to_string(),
                             timeout,
@@ -822,14 +859,15 @@ async fn sweep_timeouts(shared: Arc<Shared>, stop: CancellationToken) {
             let next = state.calls.expire(Instant::now(), &mut expired);
             state.next_sweep = next;
             // Queued under the lock: the callers cannot take their timeout
-            // and free their slots before main is told to cancel.
-            for (id, _) in &expired {
-                shared.send_from_drop(Frame::Cancel { id: *id });
+            // and free their slots before main is told to cancel. A call
+            // whose invoke was never queued has nothing to cancel.
+            for call in expired.iter().filter(|call| call.sent) {
+                shared.send_from_drop(Frame::Cancel { id: call.id });
             }
             next
         };
-        for (_, waker) in expired.drain(..) {
-            if let Some(waker) = waker {
+        for call in expired.drain(..) {
+            if let Some(waker) = call.waker {
                 waker.wake();
             }
         }
@@ -859,6 +897,11 @@ async fn read_replies(
     stop: CancellationToken,
     closed: watch::Sender<bool>,
 ) {
+    // Dropped unfinished (its runtime shut down while handles of the
+    // connection live on elsewhere), the reader still ends the connection:
+    // nothing else would wake the calls waiting for replies (their timeouts
+    // died with the sweeper, on the same runtime).
+    let mut ending = EndOnDrop(Some((Arc::clone(&shared), closed)));
     // Created once: a fresh `cancelled()` per read would register with
     // (and leave) the token's waiter list every time.
     let stopped = stop.cancelled();
@@ -915,8 +958,30 @@ async fn read_replies(
     };
     debug!(error = %reason, "connection to main ended");
     stop.cancel();
-    shared.close(reason);
-    let _ = closed.send(true);
+    ending.end(reason);
+}
+
+/// Ends the connection when [`read_replies`] finishes: marks it closed with
+/// the reason and fails every call still pending; if the reader is dropped
+/// unfinished, with the reason that its runtime shut down.
+struct EndOnDrop(Option<(Arc<Shared>, watch::Sender<bool>)>);
+
+impl EndOnDrop {
+    fn end(&mut self, reason: IpcError) {
+        if let Some((shared, closed)) = self.0.take() {
+            shared.stop.cancel();
+            shared.close(reason);
+            let _ = closed.send(true);
+        }
+    }
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.end(IpcError::disconnected(
+            "the tokio runtime this connection was made on shut down",
+        ));
+    }
 }
 
 /// Why reading from main failed, in the renderer's words. A reset is how

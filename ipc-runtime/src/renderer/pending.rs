@@ -42,6 +42,11 @@ pub(super) struct Call {
     timeout: Duration,
     /// Whether the call holds one of main's in-flight slots.
     counted: bool,
+    /// Whether its invoke frame is queued (or may be: a call is taken to
+    /// be from its admission, its frame following at once, until it finds
+    /// the write queue full). A call given up before its invoke was queued
+    /// has nothing on main to cancel.
+    pub(super) sent: bool,
 }
 
 /// Where a call is: waiting for its reply, or holding it.
@@ -52,6 +57,16 @@ enum Progress {
     Done(Reply),
 }
 
+/// A call [`Calls::expire`] failed.
+pub(super) struct Expired {
+    pub(super) id: u64,
+    /// The task to wake, if one waits.
+    pub(super) waker: Option<Waker>,
+    /// Whether its invoke was queued: only then is there a call on main
+    /// to cancel.
+    pub(super) sent: bool,
+}
+
 /// What [`Calls::remove`] took out.
 pub(super) struct Removed {
     /// The call's reply; `None` if it was still waiting for it, so that
@@ -60,6 +75,8 @@ pub(super) struct Removed {
     /// The call first in line for a slot, if this freed one: to wake once
     /// the lock is released.
     pub(super) next: Option<Waker>,
+    /// Whether its invoke had been queued ([`Call::sent`]).
+    pub(super) sent: bool,
 }
 
 impl Call {
@@ -76,6 +93,7 @@ impl Call {
             channel,
             timeout,
             counted,
+            sent: true,
         }
     }
 
@@ -164,12 +182,9 @@ impl Calls {
     }
 
     /// Fails the calls whose deadline has passed with a timeout error.
-    /// Returns their ids and wakers, and the earliest deadline left.
-    pub(super) fn expire(
-        &mut self,
-        now: Instant,
-        expired: &mut Vec<(u64, Option<Waker>)>,
-    ) -> Option<Instant> {
+    /// Returns their ids, wakers and whether their invoke was queued
+    /// ([`Call::sent`]), and the earliest deadline left.
+    pub(super) fn expire(&mut self, now: Instant, expired: &mut Vec<Expired>) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         for (id, call) in &mut self.calls {
             let Progress::Waiting(waker) = &mut call.progress else {
@@ -178,12 +193,24 @@ impl Calls {
             if call.deadline <= now {
                 let waker = waker.take();
                 call.progress = Progress::Done(Reply::Failed(call.timed_out()));
-                expired.push((*id, waker));
+                expired.push(Expired {
+                    id: *id,
+                    waker,
+                    sent: call.sent,
+                });
             } else if next.is_none_or(|at| call.deadline < at) {
                 next = Some(call.deadline);
             }
         }
         next
+    }
+
+    /// Call `id`, if it is still waiting for its reply (not timed out, and
+    /// the connection not closed).
+    pub(super) fn waiting(&mut self, id: u64) -> Option<&mut Call> {
+        self.calls
+            .get_mut(&id)
+            .filter(|call| matches!(call.progress, Progress::Waiting(_)))
     }
 
     /// Removes call `id`, freeing its slot.
@@ -201,6 +228,7 @@ impl Calls {
             None
         };
         Removed {
+            sent: call.sent,
             reply: match call.progress {
                 Progress::Done(reply) => Some(reply),
                 Progress::Waiting(_) => None,
@@ -494,8 +522,9 @@ mod tests {
         let mut expired = Vec::new();
         assert_eq!(calls.expire(soon, &mut expired), Some(late));
         assert_eq!(expired.len(), 1);
-        let (id, waker) = expired.pop().unwrap();
+        let Expired { id, waker, sent } = expired.pop().unwrap();
         assert_eq!(id, 1);
+        assert!(sent, "a call is taken as sent from its admission");
         waker.unwrap().wake();
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         match calls.remove(1).unwrap().reply {

@@ -1,0 +1,559 @@
+//! Cancellation and drop safety: calls given up at every stage (dropped,
+//! timed out, raced in `select!`), listeners' guards dropped from anywhere,
+//! and the runtime a connection was made on shut down under it. Nothing
+//! may hang, leak a slot, leave main running a call nobody waits for, or
+//! count a violation; and a renderer's queue must not grow with calls it
+//! gave up before their invoke was queued.
+
+use std::{sync::Arc, time::Duration};
+
+use ipc_runtime::{transport, Connection, IpcError, Main};
+use ipc_suite::{
+    connect_memory, eventually, next_disconnection, poll_once, probe_main, probe_main_with,
+    ProbeApi,
+};
+
+/// Connects a ProbeApi renderer whose connection tasks live on their own
+/// runtime (`rt`), main serving on the caller's runtime.
+async fn connect_on(rt: &tokio::runtime::Runtime, main: &Main, label: &str) -> ProbeApi {
+    let (main_end, renderer_end) = transport::memory_pair(256 * 1024);
+    let connecting = rt.spawn(async move {
+        Connection::builder()
+            .connect_as::<ProbeApi>(renderer_end)
+            .await
+    });
+    main.accept::<ProbeApi>(main_end, label).await.unwrap();
+    connecting.await.unwrap().unwrap()
+}
+
+/// The renderer's runtime (where its connection's reader, writer and
+/// timeout sweeper run) is dropped while a call made from another runtime
+/// waits for its reply: the call must end (Disconnected, or at worst its
+/// own timeout), not hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_pending_when_the_connection_runtime_is_dropped_ends() {
+    let (main, handler) = probe_main();
+    let mut gone = main.disconnections();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = connect_on(&rt, &main, "rt-dropped").await;
+    // The call's own timeout (the sweeper's) runs on the dropped runtime
+    // too: only the end of the connection can end the call.
+    let probe = api.probe.clone().with_timeout(Duration::from_secs(60));
+    let call = tokio::spawn(async move { probe.gated(4).await });
+    assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 1).await);
+    // The renderer's runtime goes away (e.g. shut down by its owner).
+    tokio::task::spawn_blocking(move || drop(rt)).await.unwrap();
+    // Main sees the renderer leave and aborts its handler.
+    let gone = next_disconnection(&mut gone, "the renderer's runtime was dropped").await;
+    assert_eq!(gone.renderer.id, api.id());
+    assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 0).await);
+    // The call made from the surviving runtime must end.
+    let ended = tokio::time::timeout(Duration::from_secs(5), call).await;
+    let result = ended.expect("the pending call ended instead of hanging");
+    match result.unwrap() {
+        Err(IpcError::Disconnected { reason }) => {
+            assert!(reason.contains("runtime"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// After the connection's runtime is gone, the API handle that survived
+/// it: is it reported closed, and do new calls fail at once?
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_connection_runtime_is_dropped_the_handle_reports_it() {
+    let (main, _handler) = probe_main();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = connect_on(&rt, &main, "rt-dropped-2").await;
+    assert_eq!(api.probe.add(1, 2).await.unwrap(), 3);
+    tokio::task::spawn_blocking(move || drop(rt)).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), api.closed()).await;
+    assert!(
+        matches!(&closed, Ok(IpcError::Disconnected { reason }) if reason.contains("runtime")),
+        "{closed:?}"
+    );
+    let call = tokio::time::timeout(Duration::from_secs(5), api.probe.add(1, 2)).await;
+    assert!(
+        matches!(call, Ok(Err(IpcError::Disconnected { .. }))),
+        "{call:?}"
+    );
+    let listen = tokio::time::timeout(Duration::from_secs(5), api.events.on_tick(|_| {})).await;
+    assert!(matches!(listen, Ok(Err(IpcError::Disconnected { .. }))));
+}
+
+/// Calls dropped at every stage (waiting for a slot, queued, running on
+/// main, reply arrived but not taken) leave nothing behind: every slot
+/// comes back, main runs nothing, no violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_dropped_at_every_stage_give_every_slot_back() {
+    let (main, handler) = probe_main_with(|b| {
+        b.limits({
+            let mut l = ipc_runtime::Limits::default();
+            l.max_in_flight = 2;
+            l
+        })
+    });
+    let api = connect_memory(&main, "dropper").await.unwrap();
+    let id = api.id();
+    for round in 0..200u32 {
+        // Two take the slots and wait at the gate on main, two wait for a
+        // slot, one add whose reply arrives but is never taken.
+        let mut running: Vec<_> = (0..2).map(|_| api.probe.gated(8)).collect();
+        for c in &mut running {
+            assert!(poll_once(c).await.is_none());
+        }
+        let mut waiting: Vec<_> = (0..2).map(|_| api.probe.add(1, 1)).collect();
+        for c in &mut waiting {
+            assert!(poll_once(c).await.is_none());
+        }
+        if round % 2 == 0 {
+            drop(waiting);
+            drop(running);
+        } else {
+            drop(running);
+            // The first waiter gets a slot: its add is answered; dropped
+            // after the reply came, before it is taken.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            drop(waiting);
+        }
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || main.in_flight(id) == Some(0)
+            && handler.at_gate() == 0)
+        .await,
+        "in flight on main: {:?}, at gate: {}",
+        main.in_flight(id),
+        handler.at_gate()
+    );
+    // Both slots are usable at once.
+    let both = tokio::time::timeout(Duration::from_secs(5), async {
+        let a = api.probe.gated(1);
+        let b = api.probe.gated(1);
+        let opener = async {
+            assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 2).await);
+            handler.open_gate(2);
+        };
+        let (a, b, ()) = tokio::join!(a, b, opener);
+        (a.unwrap(), b.unwrap())
+    })
+    .await
+    .expect("both slots came back");
+    assert_eq!(both.0.len() + both.1.len(), 2);
+    assert_eq!(main.renderer_stats(id).unwrap().violations, 0);
+}
+
+/// Calls with a zero timeout expire before (or as) their invoke is
+/// queued; main must not be left running them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_timeout_calls_leave_nothing_running_on_main() {
+    let (main, handler) = probe_main();
+    let api = connect_memory(&main, "zero").await.unwrap();
+    let id = api.id();
+    let zero = api.probe.clone().with_timeout(Duration::ZERO);
+    for _ in 0..300 {
+        let r = zero.sleep(60_000).await;
+        assert!(matches!(r, Err(IpcError::Timeout { .. })), "{r:?}");
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || main.in_flight(id) == Some(0)).await,
+        "still in flight on main: {:?} (started {}, aborted {})",
+        main.in_flight(id),
+        handler.started(),
+        handler.aborted()
+    );
+    // Aborted tasks drop their handler (and count) a little later.
+    assert!(
+        eventually(Duration::from_secs(5), || handler.started()
+            == handler.aborted())
+        .await,
+        "started {}, aborted {}",
+        handler.started(),
+        handler.aborted()
+    );
+    assert_eq!(main.renderer_stats(id).unwrap().violations, 0);
+}
+
+/// A reply being delivered (a large one, read in pieces) when the call is
+/// dropped: nothing breaks, the next call works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_call_while_its_large_reply_arrives_is_harmless() {
+    let (main, handler) = probe_main();
+    let api = connect_memory(&main, "big").await.unwrap();
+    let mut gone = main.disconnections();
+    for i in 0..20u64 {
+        let mut call = api.probe.gated(8 << 20);
+        assert!(poll_once(&mut call).await.is_none());
+        assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 1).await);
+        handler.open_gate(1);
+        tokio::time::sleep(Duration::from_micros(200 * i)).await;
+        drop(call);
+    }
+    assert_eq!(api.probe.add(2, 3).await.unwrap(), 5);
+    assert!(gone.try_recv().is_err(), "no disconnect");
+}
+
+/// `select!` between a call and a timer, racing the reply many times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_racing_replies_never_errors_or_disconnects() {
+    let (main, handler) = probe_main_with(|b| {
+        b.limits({
+            let mut l = ipc_runtime::Limits::default();
+            l.max_in_flight = 3;
+            l
+        })
+    });
+    let api = Arc::new(connect_memory(&main, "racer").await.unwrap());
+    let id = api.id();
+    let mut tasks = Vec::new();
+    for t in 0..4u64 {
+        let api = Arc::clone(&api);
+        tasks.push(tokio::spawn(async move {
+            let mut answered = 0;
+            for i in 0..300u64 {
+                tokio::select! {
+                    r = api.probe.sleep(i % 3) => { assert_eq!(r.unwrap(), i % 3); answered += 1 }
+                    () = tokio::time::sleep(Duration::from_micros((i * 37 + t * 11) % 3000)) => {}
+                }
+            }
+            answered
+        }));
+    }
+    let answered = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut n = 0;
+        for t in tasks {
+            n += t.await.unwrap();
+        }
+        n
+    })
+    .await
+    .expect("no hang");
+    assert!(answered > 0, "some calls won their race");
+    assert!(eventually(Duration::from_secs(5), || main.in_flight(id) == Some(0)).await);
+    assert_eq!(main.renderer_stats(id).unwrap().violations, 0);
+    assert_eq!(api.probe.add(1, 1).await.unwrap(), 2);
+    let _ = handler;
+}
+
+/// Calls that give up while waiting for room in the write queue (main not
+/// reading) never had their invoke queued: they must not queue a cancel
+/// either. Cancels are queued past the queue's bounds (a destructor cannot
+/// wait), so one per abandoned call would grow the queue without limit for
+/// as long as main does not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_abandoned_before_their_invoke_was_queued_queue_no_cancels() {
+    use ipc_suite::raw::{framed, welcome_body};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (main_end, renderer_end) = tokio::io::duplex(64);
+    let (mut rd, mut wr) = tokio::io::split(main_end);
+    let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let fake_main = tokio::spawn(async move {
+        let len = rd.read_u32().await.unwrap();
+        let mut hello = vec![0; len as usize];
+        rd.read_exact(&mut hello).await.unwrap();
+        wr.write_all(&framed(&welcome_body(1, "stuck", 1 << 20, 100_000)))
+            .await
+            .unwrap();
+        // Stops reading until told to go on.
+        let _ = go_rx.await;
+        let mut invoked = std::collections::HashSet::new();
+        let mut cancels = Vec::new();
+        while let Ok(len) = rd.read_u32().await {
+            let mut body = vec![0; len as usize];
+            if rd.read_exact(&mut body).await.is_err() {
+                break;
+            }
+            let id = || u64::from_le_bytes(body[1..9].try_into().unwrap());
+            match body[0] {
+                0x10 => {
+                    invoked.insert(id());
+                }
+                0x12 => cancels.push(id()),
+                _ => {}
+            }
+        }
+        let never_invoked = cancels.iter().filter(|id| !invoked.contains(id)).count();
+        drop(wr);
+        (invoked.len(), cancels.len(), never_invoked)
+    });
+    let conn = Connection::builder()
+        .service::<ipc_suite::ProbeContract>()
+        .call_timeout(Duration::MAX)
+        .connect(ipc_runtime::Transport::new(renderer_rd, renderer_wr))
+        .await
+        .unwrap();
+    let probe = ipc_suite::ProbeClient::new(&conn);
+    // Fill the queue up to the point where callers wait.
+    let mut filler = Vec::new();
+    for _ in 0..200 {
+        let mut call = probe.len(vec![0; 4096]);
+        assert!(poll_once(&mut call).await.is_none());
+        filler.push(call);
+    }
+    // 2000 calls that wait for room, then give up: half dropped by an
+    // outer timeout, half by their own (the library's) timeout.
+    const ABANDONED: u64 = 2000;
+    let short = probe.clone().with_timeout(Duration::from_millis(1));
+    for i in 0..ABANDONED {
+        if i % 2 == 0 {
+            let r = tokio::time::timeout(Duration::from_millis(1), probe.add(i, i)).await;
+            assert!(r.is_err(), "main never answers");
+        } else {
+            let r = short.add(i, i).await;
+            assert!(matches!(r, Err(IpcError::Timeout { .. })), "{r:?}");
+        }
+    }
+    drop(filler);
+    go_tx.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
+    let (invoked, _, never_invoked) = tokio::time::timeout(Duration::from_secs(10), fake_main)
+        .await
+        .expect("the fake main reads to the end")
+        .unwrap();
+    assert!(invoked > 0, "the filler calls were invoked");
+    assert!(
+        never_invoked < 10,
+        "{never_invoked} cancel frames for calls whose invoke was never queued were held for a main that was not reading"
+    );
+}
+
+/// The renderer's runtime is dropped with everything going on: listeners
+/// receiving a flood of events, calls running on main, calls waiting for
+/// a slot, sends. Main must not panic or hang, and keeps serving others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_renderer_runtime_mid_flight_leaves_main_healthy() {
+    use ipc_suite::ProbeEventsEmitter;
+    let (main, handler) = probe_main_with(|b| {
+        b.limits({
+            let mut l = ipc_runtime::Limits::default();
+            l.max_in_flight = 2;
+            l
+        })
+    });
+    let mut gone = main.disconnections();
+    for round in 0..5 {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let api = Arc::new(connect_on(&rt, &main, "doomed").await);
+        let id = api.id();
+        let counted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        {
+            let (api, counted) = (Arc::clone(&api), Arc::clone(&counted));
+            rt.spawn(async move {
+                let c = Arc::clone(&counted);
+                let _g = api
+                    .events
+                    .on_tick(move |_| {
+                        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    })
+                    .await
+                    .unwrap();
+                let mut calls = Vec::new();
+                for i in 0..6u64 {
+                    let api = Arc::clone(&api);
+                    calls.push(tokio::spawn(async move {
+                        if i % 2 == 0 {
+                            let _ = api.probe.gated(16).await;
+                        } else {
+                            let _ = api.probe.sleep(60_000).await;
+                        }
+                    }));
+                }
+                for n in 0.. {
+                    let _ = api.probe.record(n).await;
+                    tokio::task::yield_now().await;
+                }
+                drop(calls);
+            });
+        }
+        assert!(
+            main.subscribed(id, ipc_suite::ProbeEventsContract::TICK)
+                .await
+        );
+        let emitter = ProbeEventsEmitter::new(&main, ipc_runtime::Target::All);
+        let flood = tokio::spawn(async move {
+            for n in 0..u64::MAX {
+                emitter.tick(n);
+                tokio::task::yield_now().await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100 + 20 * round)).await;
+        drop(api);
+        tokio::task::spawn_blocking(move || drop(rt)).await.unwrap();
+        let d = next_disconnection(&mut gone, "the doomed renderer").await;
+        assert_eq!(d.renderer.id, id);
+        flood.abort();
+        assert!(eventually(Duration::from_secs(5), || main.renderer_count() == 0).await);
+    }
+    assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 0).await);
+    let api = connect_memory(&main, "after").await.unwrap();
+    assert_eq!(api.probe.add(2, 2).await.unwrap(), 4);
+}
+
+/// A listener dropping its own guard from its callback: no event after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_dropped_in_its_own_callback_sees_no_later_event() {
+    use ipc_suite::ProbeEventsEmitter;
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "self-drop").await.unwrap();
+    let cell: Arc<std::sync::Mutex<Option<ipc_runtime::Subscription>>> = Arc::default();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let guard = api
+        .events
+        .on_tick({
+            let (cell, seen) = (Arc::clone(&cell), Arc::clone(&seen));
+            move |n| {
+                seen.lock().unwrap().push(n);
+                if n == 10 {
+                    drop(cell.lock().unwrap().take());
+                }
+            }
+        })
+        .await
+        .unwrap();
+    *cell.lock().unwrap() = Some(guard);
+    // A second listener on the same channel, to know when every event has arrived.
+    let (_g2, mut rx) = ipc_suite::ticks_of(&api).await;
+    let emitter = ProbeEventsEmitter::new(&main, ipc_runtime::Target::All);
+    for n in 0..100 {
+        emitter.tick(n);
+    }
+    for _ in 0..100 {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(*seen.lock().unwrap(), (0..=10).collect::<Vec<u64>>());
+}
+
+/// A subscription whose future is dropped while main's answer is on its
+/// way leaves main's state consistent: a later listener gets events, and
+/// once it goes main stops sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_subscribe_futures_leave_subscriptions_consistent() {
+    dropped_subscribes().await
+}
+
+#[tokio::test]
+async fn dropped_subscribe_futures_leave_subscriptions_consistent_one_thread() {
+    dropped_subscribes().await
+}
+
+async fn dropped_subscribes() {
+    use ipc_suite::ProbeEventsEmitter;
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "sub-drop").await.unwrap();
+    let id = api.id();
+    let tick = ipc_suite::ProbeEventsContract::TICK;
+    for i in 0..200u64 {
+        let mut a = api.events.on_tick(|_| {});
+        let _ = poll_once(&mut a).await;
+        if i % 3 == 0 {
+            let mut b = api.events.on_tick(|_| {});
+            let b_done = poll_once(&mut b).await;
+            drop(a);
+            if i % 2 == 0 {
+                drop((b, b_done))
+            } else {
+                let b = match b_done {
+                    Some(r) => r,
+                    None => tokio::time::timeout(Duration::from_secs(5), b)
+                        .await
+                        .unwrap(),
+                };
+                drop(b.map_err(|e| panic!("iteration {i}: {e}")));
+            }
+        } else {
+            drop(a);
+        }
+    }
+    // Everything dropped: main must end up not subscribed.
+    let emitter = ProbeEventsEmitter::new(&main, ipc_runtime::Target::All);
+    // Round trip so main has processed every frame.
+    api.probe.add(1, 1).await.unwrap();
+    assert!(
+        !main
+            .renderer_stats(id)
+            .unwrap()
+            .subscriptions
+            .contains(&tick.to_string()),
+        "{:?}",
+        main.renderer_stats(id).unwrap().subscriptions
+    );
+    let (_g, mut rx) = ipc_suite::ticks_of(&api).await;
+    emitter.tick(7);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap(),
+        Some(7)
+    );
+}
+
+/// Guards dropped on another thread while events pour in: at most the
+/// call under way finishes after the drop returns; nothing later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guards_dropped_from_another_thread_stop_deliveries() {
+    use ipc_suite::ProbeEventsEmitter;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "x-thread").await.unwrap();
+    let emitter = ProbeEventsEmitter::new(&main, ipc_runtime::Target::All);
+    let flood = tokio::spawn({
+        let emitter = emitter.clone();
+        async move {
+            for n in 0..u64::MAX {
+                emitter.tick(n);
+                if n % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    });
+    let mut worst = 0;
+    for _ in 0..50 {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let after = Arc::new(AtomicUsize::new(0));
+        let guard = api
+            .events
+            .on_tick({
+                let (dropped, after) = (Arc::clone(&dropped), Arc::clone(&after));
+                move |_| {
+                    if dropped.load(Ordering::SeqCst) {
+                        after.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let d = Arc::clone(&dropped);
+        tokio::task::spawn_blocking(move || {
+            drop(guard);
+            d.store(true, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        worst = worst.max(after.load(Ordering::SeqCst));
+    }
+    flood.abort();
+    assert!(
+        worst <= 1,
+        "a listener was called {worst} times after its guard's drop returned"
+    );
+    assert_eq!(api.probe.add(1, 1).await.unwrap(), 2);
+}
