@@ -20,22 +20,34 @@ const NAMESPACE: &str = "namespace";
 const SEND: &str = "send";
 /// `#[ipc(rename = "...")]`.
 const RENAME: &str = "rename";
+/// `#[service(crate = "...")]`, `#[ipc(crate = "...")]` on an `expose!` API.
+const CRATE: &str = "crate";
 
 /// The arguments of `#[service(...)]`.
 pub struct ContainerAttrs {
     /// The channel namespace, as written.
     pub namespace: Option<LitStr>,
+    /// Where the runtime crate is, if not under its own name (a facade
+    /// crate re-exporting it): `crate = "my_facade::ipc"`.
+    pub runtime: Option<syn::Path>,
     /// Whether a mistake in the arguments was already reported (so that a
     /// misspelled `namespace` is not also reported as missing).
     pub has_errors: bool,
 }
 
-/// Parses `namespace = "..."` out of the macro's arguments.
+/// Parses `namespace = "..."` (and `crate = "..."`) out of the macro's
+/// arguments.
 pub fn container(cx: &mut Ctxt, macro_name: &str, args: TokenStream) -> ContainerAttrs {
     let mut namespace: Option<LitStr> = None;
+    let mut runtime = None;
     let mut has_errors = false;
     let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident(NAMESPACE) {
+        if meta.path.is_ident(CRATE) {
+            match crate_path(cx, &meta)? {
+                Some(path) => runtime = Some(path),
+                None => has_errors = true,
+            }
+        } else if meta.path.is_ident(NAMESPACE) {
             let value = string_value(cx, &meta, NAMESPACE, "notes")?;
             match (value, &namespace) {
                 (Some(_), Some(_)) => {
@@ -46,7 +58,7 @@ pub fn container(cx: &mut Ctxt, macro_name: &str, args: TokenStream) -> Containe
                 (None, _) => has_errors = true,
             }
         } else {
-            cx.syn_error(unknown(&meta, macro_name, &[NAMESPACE]));
+            cx.syn_error(unknown(&meta, macro_name, &[NAMESPACE, CRATE]));
             has_errors = true;
             skip_value(&meta)?;
         }
@@ -58,8 +70,53 @@ pub fn container(cx: &mut Ctxt, macro_name: &str, args: TokenStream) -> Containe
     }
     ContainerAttrs {
         namespace,
+        runtime,
         has_errors,
     }
+}
+
+/// Parses `= "path"` after `crate`: where the generated code finds the
+/// runtime crate. A mistake is reported to `cx` (and `None` returned).
+fn crate_path(cx: &mut Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<syn::Path>> {
+    let Some(lit) = string_value(cx, meta, CRATE, "my_facade::ipc")? else {
+        return Ok(None);
+    };
+    match lit.parse::<syn::Path>() {
+        Ok(path) => Ok(Some(path)),
+        Err(_) => {
+            cx.error_spanned_by(
+                &lit,
+                "`crate` takes the path the runtime crate is reached at, like `crate = \"my_facade::ipc\"`",
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The `#[ipc(crate = "...")]` of an `expose!` API, taken out of its
+/// attributes (the others stay). `None` if there is none; a mistake is
+/// reported to `cx`.
+pub fn api_runtime(cx: &mut Ctxt, attrs: &mut Vec<Attribute>) -> Option<syn::Path> {
+    let mut runtime = None;
+    attrs.retain(|attr| {
+        if !attr.path().is_ident(IPC) {
+            return true;
+        }
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident(CRATE) {
+                runtime = crate_path(cx, &meta)?;
+            } else {
+                cx.syn_error(unknown(&meta, IPC, &[CRATE]));
+                skip_value(&meta)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            cx.syn_error(e);
+        }
+        false
+    });
+    runtime
 }
 
 /// The `#[ipc(...)]` options of one method.

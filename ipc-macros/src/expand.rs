@@ -1,7 +1,8 @@
 //! Code generation from a validated model.
 //!
 //! Generated code reaches the runtime only through
-//! `::ipc_runtime::__private`, so the runtime can reorganise its modules
+//! `::ipc_runtime::__private` (under the name the user's crate gives the
+//! runtime, see `krate.rs`), so the runtime can reorganise its modules
 //! without breaking expansions, and never depends on this crate's features.
 
 use proc_macro2::{Ident, Span, TokenStream};
@@ -14,7 +15,7 @@ use crate::{
     ast::{Flavor, Kind, Method, Output, Service},
     attr,
     ctxt::Ctxt,
-    fallback, names, valid,
+    fallback, krate, names, valid,
 };
 
 /// Entry point of `#[service]`.
@@ -40,14 +41,15 @@ fn run(flavor: Flavor, args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let mut cx = Ctxt::default();
-    let attrs = attr::container(&mut cx, flavor.attr(), args);
+    let mut attrs = attr::container(&mut cx, flavor.attr(), args);
+    let runtime = attrs.runtime.take();
     let model = Service::from_syn(&mut cx, flavor, attrs, item);
     valid::check(&mut cx, &model);
-    match (cx.check(), flavor) {
+    krate::with_runtime(runtime, || match (cx.check(), flavor) {
         (Ok(()), Flavor::Service) => expand_service(&model),
         (Ok(()), Flavor::Events) => expand_events(&model),
         (Err(e), _) => fallback::service(e, &model),
-    }
+    })
 }
 
 /// A one-line example of a trait the macro accepts, for messages.
@@ -123,7 +125,8 @@ pub(crate) fn rt() -> TokenStream {
 
 /// [`rt`], spanned at `span`.
 fn rt_at(span: Span) -> TokenStream {
-    quote_spanned!(span=> ::ipc_runtime::__private)
+    let root = krate::root(span);
+    quote_spanned!(span=> #root::__private)
 }
 
 fn expand_service(service: &Service) -> TokenStream {

@@ -23,7 +23,7 @@ use syn::{
     Attribute, Path, Token, Visibility,
 };
 
-use crate::{ctxt::Ctxt, names::methods_module};
+use crate::{attr, ctxt::Ctxt, krate, names::methods_module};
 
 /// Everything inside one `expose! { ... }`.
 struct Input {
@@ -127,15 +127,16 @@ impl Entry {
 
 /// Entry point of `expose!`.
 pub fn expose(input: TokenStream) -> TokenStream {
-    let input: Input = match syn::parse2(input) {
+    let mut input: Input = match syn::parse2(input) {
         Ok(input) => input,
         Err(e) => return e.to_compile_error(),
     };
     let mut out = TokenStream::new();
-    for api in &input.apis {
+    for api in &mut input.apis {
         let mut cx = Ctxt::default();
+        let runtime = attr::api_runtime(&mut cx, &mut api.attrs);
         check(&mut cx, api);
-        match cx.check() {
+        krate::with_runtime(runtime, || match cx.check() {
             Ok(()) => out.extend(expand(api, Checks::All)),
             // Beside the errors, the API as the user meant it, so that code
             // using it adds no errors of its own.
@@ -143,7 +144,7 @@ pub fn expose(input: TokenStream) -> TokenStream {
                 out.extend(e.to_compile_error());
                 out.extend(expand(&without_mistakes(api), Checks::NamesOnly));
             }
-        }
+        });
     }
     out
 }

@@ -23,6 +23,7 @@ mod ctxt;
 mod expand;
 mod expose;
 mod fallback;
+mod krate;
 mod names;
 mod valid;
 

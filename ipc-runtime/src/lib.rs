@@ -324,6 +324,14 @@
 //! entry naming a trait without `#[service]` or `#[events]` is reported as
 //! "no `notes_methods`". An IPC trait is declared in a module, not inside a
 //! function body.
+//!
+//! The generated code reaches this crate under the name your `Cargo.toml`
+//! gives it (`ipc = { package = "ipc-runtime", .. }` works as it is). A
+//! crate that reaches it only through another crate's re-export (a facade
+//! with `pub use ipc_runtime as ipc;`) names that path:
+//! `#[service(namespace = "notes", crate = "my_facade::ipc")]`, the same in
+//! `#[events(..)]`, and `#[ipc(crate = "my_facade::ipc")]` on each
+//! `expose!` struct.
 
 #![warn(missing_docs)]
 
