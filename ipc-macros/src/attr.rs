@@ -8,7 +8,9 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
-use syn::{meta::ParseNestedMeta, Attribute, Expr, ExprLit, Lit, LitStr, Token};
+use syn::{
+    meta::ParseNestedMeta, spanned::Spanned as _, Attribute, Expr, ExprLit, Lit, LitStr, Token,
+};
 
 use crate::{ast::Flavor, ctxt::Ctxt};
 
@@ -138,12 +140,19 @@ pub fn method(cx: &mut Ctxt, flavor: Flavor, attrs: &mut Vec<Attribute>) -> Meth
         Flavor::Events => &[RENAME],
     };
     attrs.retain(|attr| {
-        if attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr") {
+        let conditional = attr.path().is_ident("cfg")
+            || (attr.path().is_ident("cfg_attr") && cfg_attr_lints(attr).is_none());
+        if conditional {
+            let also = if attr.path().is_ident("cfg_attr") {
+                " (a `cfg_attr` that only adds doc comments or lint levels is fine)"
+            } else {
+                ""
+            };
             cx.error_spanned_by(
                 attr,
                 format!(
                     "`#[{}]` on one {} of an IPC contract is not supported: main and its renderers must see the same contract; \
-                     put the condition on the whole trait, or move the {} to a trait of its own",
+                     put the condition on the whole trait, or move the {} to a trait of its own{also}",
                     attr.path().get_ident().map(ToString::to_string).unwrap_or_default(),
                     flavor.item(),
                     flavor.item()
@@ -223,6 +232,53 @@ pub fn misplaced(cx: &mut Ctxt, flavor: Flavor, attrs: &mut Vec<Attribute>) {
         );
         false
     });
+}
+
+/// Attributes that never change a contract: doc comments and lint levels.
+const HARMLESS: [&str; 7] = [
+    "doc",
+    "allow",
+    "expect",
+    "warn",
+    "deny",
+    "forbid",
+    "deprecated",
+];
+
+/// The lint-level attributes of a `#[cfg_attr(predicate, ...)]` that adds
+/// only doc comments and lint levels (which cannot change the contract):
+/// its predicate and those attributes, `#[expect]`s turned into
+/// `#[allow]`s for the generated copies that carry them. `None` for any
+/// other `cfg_attr` (one adding `#[ipc(...)]` or `#[cfg]`).
+pub fn cfg_attr_lints(attr: &Attribute) -> Option<(syn::Meta, Vec<syn::Meta>)> {
+    use syn::{punctuated::Punctuated, Meta};
+    let (predicate, inner) = attr
+        .parse_args_with(|input: syn::parse::ParseStream| {
+            let predicate: Meta = input.parse()?;
+            input.parse::<Token![,]>()?;
+            let inner = Punctuated::<Meta, Token![,]>::parse_terminated(input)?;
+            Ok((predicate, inner))
+        })
+        .ok()?;
+    if !inner
+        .iter()
+        .all(|m| HARMLESS.iter().any(|name| m.path().is_ident(name)))
+    {
+        return None;
+    }
+    let lints = inner
+        .into_iter()
+        .filter(|m| !m.path().is_ident("doc"))
+        .map(|mut m| {
+            if let Meta::List(list) = &mut m {
+                if list.path.is_ident("expect") {
+                    list.path = syn::parse_quote_spanned!(list.path.span()=> allow);
+                }
+            }
+            m
+        })
+        .collect();
+    Some((predicate, lints))
 }
 
 /// Parses `= "..."` after an option that takes a string. A missing or

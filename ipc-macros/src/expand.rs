@@ -312,16 +312,24 @@ fn doc_attrs(attrs: &[Attribute]) -> Vec<&Attribute> {
 /// (client, listener and emitter methods) carry too: a deprecated method
 /// warns where a renderer calls it, and an `allow` covers the copies.
 /// (`#[expect]` is carried as `#[allow]`: a copy would not always fulfil
-/// it.)
+/// it; a `#[cfg_attr]` adding lint levels is carried with its condition.)
 fn lint_attrs(attrs: &[Attribute]) -> Vec<Attribute> {
     attrs
         .iter()
-        .filter(|a| {
-            ["allow", "expect", "warn", "deny", "forbid", "deprecated"]
+        .filter_map(|a| {
+            let lint = ["allow", "expect", "warn", "deny", "forbid", "deprecated"]
                 .iter()
-                .any(|name| a.path().is_ident(name))
+                .any(|name| a.path().is_ident(name));
+            if lint {
+                return Some(as_allow(a));
+            }
+            // `#[cfg_attr(predicate, allow(..))]`: the same, conditionally.
+            if !a.path().is_ident("cfg_attr") {
+                return None;
+            }
+            let (predicate, lints) = attr::cfg_attr_lints(a)?;
+            (!lints.is_empty()).then(|| syn::parse_quote!(#[cfg_attr(#predicate, #(#lints),*)]))
         })
-        .map(as_allow)
         .collect()
 }
 
