@@ -363,7 +363,19 @@ fn expand_trait(service: &Service) -> TokenStream {
             -> impl #rt_ret::Future<Output = #ret> + ::core::marker::Send
         );
         if let Some(body) = f.default.take() {
-            f.default = Some(syn::parse_quote!({ async move #body }));
+            // The body's value is bound to the declared return type inside
+            // the block, so that a mistake in it is reported where it is
+            // (`expected String, found u64` on the value, with rustc's
+            // suggestions), as for a plain `async fn`, rather than on the
+            // generated future.
+            let value = Ident::new("__ipc_value", Span::mixed_site());
+            let body_span = body.span();
+            f.default = Some(syn::parse_quote_spanned!(body_span=> {
+                async move {
+                    let #value: #ret = #body;
+                    #value
+                }
+            }));
         }
         let channel = service.channel(method);
         let kind = match method.kind {
