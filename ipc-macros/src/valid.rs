@@ -231,7 +231,22 @@ fn check_reserved_name(cx: &mut Ctxt, service: &Service, method: &Method) {
 /// Every IPC method crosses a process boundary, so it is `async`.
 fn check_async(cx: &mut Ctxt, method: &Method) {
     let sig = method.sig();
-    if sig.asyncness.is_none() {
+    if sig.asyncness.is_some() {
+        return;
+    }
+    if let Some(output) = future_output(method) {
+        // `fn get(&self) -> impl Future<Output = T> + Send`: what the
+        // macro generates from `async fn get(&self) -> T`.
+        let output = quote::quote!(#output).to_string();
+        cx.error_spanned_by(
+            &sig.output,
+            format!(
+                "declare `{}` as `async fn {}(...) -> {output}`: the macro makes its future `Send` itself, \
+                 and the other process needs the value's type, not the future's",
+                sig.ident, sig.ident
+            ),
+        );
+    } else {
         cx.error_spanned_by(
             sig.fn_token,
             format!(
@@ -240,6 +255,37 @@ fn check_async(cx: &mut Ctxt, method: &Method) {
             ),
         );
     }
+}
+
+/// The `T` of a plain `fn` returning `impl Future<Output = T>` (with any
+/// other bounds), if that is what `method` is.
+fn future_output(method: &Method) -> Option<&Type> {
+    let sig = method.sig();
+    if sig.asyncness.is_some() {
+        return None;
+    }
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return None;
+    };
+    let Type::ImplTrait(bounds) = &**ty else {
+        return None;
+    };
+    bounds.bounds.iter().find_map(|bound| {
+        let syn::TypeParamBound::Trait(t) = bound else {
+            return None;
+        };
+        let last = t.path.segments.last()?;
+        if last.ident != "Future" {
+            return None;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|a| match a {
+            syn::GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+            _ => None,
+        })
+    })
 }
 
 /// `const`, `unsafe`, `extern` and variadic methods have no meaning across
@@ -379,7 +425,14 @@ fn check_owned_types(cx: &mut Ctxt, flavor: Flavor, method: &Method) {
         }
         .visit_type(&arg.ty);
     }
-    if let ReturnType::Type(_, ty) = &method.sig().output {
+    // A `-> impl Future<Output = T>` is told to be an `async fn` (see
+    // `check_async`); only its `T` crosses the wire.
+    let output = match (flavor, future_output(method), &method.sig().output) {
+        (Flavor::Service, Some(value), _) => Some(value),
+        (_, _, ReturnType::Type(_, ty)) => Some(&**ty),
+        (_, _, ReturnType::Default) => None,
+    };
+    if let Some(ty) = output {
         Finder {
             cx: &mut *cx,
             flavor,
