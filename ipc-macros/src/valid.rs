@@ -198,15 +198,25 @@ fn check_channel_part(cx: &mut Ctxt, flavor: Flavor, method: &Method) {
                 ),
             );
         }
-        None => cx.error_spanned_by(
-            method.ident(),
-            format!(
-                "the {item} name `{}` does not give a valid channel name ({part:?}: {why}); \
-                 name the {item} in snake_case or give the channel with #[ipc(rename = \"...\")]",
+        None => {
+            // Renaming the method helps only if snake_case would do: a
+            // non-ASCII or very long name needs a channel name of its own.
+            let item = flavor.item();
+            let advice = if !part.is_ascii() {
+                "give the channel a lowercase ASCII name with #[ipc(rename = \"...\")]".to_string()
+            } else if part.len() > names::MAX_PART_LEN {
+                "give the channel a shorter name with #[ipc(rename = \"...\")]".to_string()
+            } else {
+                format!("name the {item} in snake_case or give the channel with #[ipc(rename = \"...\")]")
+            };
+            cx.error_spanned_by(
                 method.ident(),
-                item = flavor.item()
-            ),
-        ),
+                format!(
+                    "the {item} name `{}` does not give a valid channel name ({part:?}: {why}); {advice}",
+                    method.ident(),
+                ),
+            );
+        }
     }
 }
 
