@@ -183,7 +183,13 @@ fn without_mistakes(api: &ApiDecl) -> ApiDecl {
         })
         .collect();
     ApiDecl {
-        attrs: api.attrs.clone(),
+        // Without the derives already reported, which would conflict.
+        attrs: api
+            .attrs
+            .iter()
+            .filter(|a| derived_again(a).is_empty())
+            .cloned()
+            .collect(),
         vis: api.vis.clone(),
         ident: api.ident.clone(),
         entries,
@@ -192,12 +198,58 @@ fn without_mistakes(api: &ApiDecl) -> ApiDecl {
 
 /// Runs every rule over one API declaration.
 fn check(cx: &mut Ctxt, api: &ApiDecl) {
+    check_derives(cx, api);
     check_unique_fields(cx, api);
     check_unique_traits(cx, api);
     for entry in &api.entries {
         check_trait_path(cx, entry);
         check_not_empty(cx, entry);
         check_unique_methods(cx, entry);
+    }
+}
+
+/// The traits every API type implements already, which a `#[derive]` on
+/// the declaration would implement a second time.
+const IMPLEMENTED: [&str; 2] = ["Clone", "Debug"];
+
+/// The derived traits of `attr` (a `#[derive(...)]`) that the API type
+/// implements already, by the user's tokens.
+fn derived_again(attr: &Attribute) -> Vec<Path> {
+    if !attr.path().is_ident("derive") {
+        return Vec::new();
+    }
+    attr.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated)
+        .map(|paths| {
+            paths
+                .into_iter()
+                .filter(|p| {
+                    p.segments
+                        .last()
+                        .is_some_and(|s| IMPLEMENTED.iter().any(|t| s.ident == t))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An API type is `Clone` (a clone is another handle on the connection)
+/// and `Debug` already: deriving either is told as such, rather than as
+/// rustc's conflicting implementations.
+fn check_derives(cx: &mut Ctxt, api: &ApiDecl) {
+    for path in api.attrs.iter().flat_map(derived_again) {
+        let name = path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
+        cx.error_spanned_by(
+            &path,
+            format!(
+                "`{}` is already `Clone` and `Debug` (a clone is another handle on the same connection); \
+                 remove `{name}` from the derive",
+                api.ident
+            ),
+        );
     }
 }
 
