@@ -557,3 +557,67 @@ async fn guards_dropped_from_another_thread_stop_deliveries() {
     );
     assert_eq!(api.probe.add(1, 1).await.unwrap(), 2);
 }
+
+/// A renderer whose `send` handler never finishes, with the send budget
+/// full: main has stopped reading from it, so it cannot see it leave (a
+/// documented limit), but `Main::disconnect` still ends it at once.
+mod stuck_send {
+    use std::time::Duration;
+
+    use ipc_runtime::{expose, service, Limits, Main};
+    use ipc_suite::{connect_memory_as, next_disconnection};
+
+    #[service(namespace = "stuck")]
+    pub trait Stuck {
+        #[ipc(send)]
+        async fn put(&self, data: Vec<u8>);
+    }
+
+    expose! {
+        pub struct StuckApi {
+            stuck: Stuck { put },
+        }
+    }
+
+    struct Never;
+
+    impl Stuck for Never {
+        async fn put(&self, _data: Vec<u8>) {
+            std::future::pending::<()>().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_renderer_held_by_a_send_handler_that_never_ends_can_be_disconnected() {
+        let mut limits = Limits::default();
+        limits.max_queued_send_bytes = 1000;
+        let main = Main::builder()
+            .service(StuckServer::new(Never))
+            .limits(limits)
+            .build()
+            .unwrap();
+        let mut gone = main.disconnections();
+        let api = connect_memory_as::<StuckApi>(&main, "sender")
+            .await
+            .unwrap();
+        let id = api.id();
+        for _ in 0..4 {
+            api.stuck.put(vec![0; 600]).await.unwrap();
+        }
+        api.flush().await.unwrap();
+        drop(api);
+        // Not reading, main does not see the renderer leave.
+        let seen = tokio::time::timeout(Duration::from_millis(300), gone.recv()).await;
+        assert!(seen.is_err(), "{seen:?}");
+        assert_eq!(main.renderer_count(), 1);
+        assert!(main.disconnect(id));
+        let gone = next_disconnection(&mut gone, "the disconnected sender").await;
+        assert_eq!(gone.renderer.id, id);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), main.disconnected(id))
+                .await
+                .is_ok()
+        );
+        assert_eq!(main.renderer_count(), 0);
+    }
+}
