@@ -12,7 +12,7 @@ use std::{
 use ipc_runtime::{CallError, Connection, IpcError, Main, Transport};
 use ipc_suite::{
     connect_memory, ends_disconnected, eventually, poll_once, probe_main,
-    raw::{framed, hello_body, invoke_body, kind, reply_ok_body, welcome_body, RawPeer},
+    raw::{framed, hello_body, invoke_body, kind, reply_ok_body, welcome, welcome_body, RawPeer},
     MathError, ProbeApi,
 };
 
@@ -738,18 +738,13 @@ fn main_that_stops_reading() -> (
     tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Sender<()>,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let (main_end, renderer_end) = tokio::io::duplex(64);
     let (mut rd, mut wr) = tokio::io::split(main_end);
     let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
     let (end_tx, end_rx) = tokio::sync::oneshot::channel();
     let fake = tokio::spawn(async move {
-        let len = rd.read_u32().await.unwrap();
-        let mut hello = vec![0; len as usize];
-        rd.read_exact(&mut hello).await.unwrap();
-        wr.write_all(&framed(&welcome_body(1, "stuck", 1 << 20, 100_000)))
-            .await
-            .unwrap();
+        welcome(&mut rd, &mut wr, "stuck", 100_000).await;
         if end_rx.await.is_ok() {
             wr.shutdown().await.unwrap();
         }
@@ -845,17 +840,10 @@ async fn calls_waiting_for_room_end_promptly_when_the_connection_ends() {
 /// error as its reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_cannot_write_any_more_is_closed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (renderer_write, mut main_read) = tokio::io::duplex(1 << 16);
     let (mut main_write, renderer_read) = tokio::io::duplex(1 << 16);
     let handshake = async move {
-        let len = main_read.read_u32().await.unwrap();
-        let mut hello = vec![0; len as usize];
-        main_read.read_exact(&mut hello).await.unwrap();
-        main_write
-            .write_all(&framed(&welcome_body(1, "half", 1 << 20, 8)))
-            .await
-            .unwrap();
+        welcome(&mut main_read, &mut main_write, "half", 8).await;
         // Main's reading end goes; its writing end stays open.
         drop(main_read);
         main_write

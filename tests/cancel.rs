@@ -13,6 +13,15 @@ use ipc_suite::{
     ProbeApi,
 };
 
+/// A runtime of the test's own, to be dropped under a connection made on it.
+fn own_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Connects a ProbeApi renderer whose connection tasks live on their own
 /// runtime (`rt`), main serving on the caller's runtime.
 async fn connect_on(rt: &tokio::runtime::Runtime, main: &Main, label: &str) -> ProbeApi {
@@ -34,11 +43,7 @@ async fn connect_on(rt: &tokio::runtime::Runtime, main: &Main, label: &str) -> P
 async fn a_call_pending_when_the_connection_runtime_is_dropped_ends() {
     let (main, handler) = probe_main();
     let mut gone = main.disconnections();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = own_runtime();
     let api = connect_on(&rt, &main, "rt-dropped").await;
     // The call's own timeout (the sweeper's) runs on the dropped runtime
     // too: only the end of the connection can end the call.
@@ -67,11 +72,7 @@ async fn a_call_pending_when_the_connection_runtime_is_dropped_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_connection_runtime_is_dropped_the_handle_reports_it() {
     let (main, _handler) = probe_main();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = own_runtime();
     let api = connect_on(&rt, &main, "rt-dropped-2").await;
     assert_eq!(api.probe.add(1, 2).await.unwrap(), 3);
     tokio::task::spawn_blocking(move || drop(rt)).await.unwrap();
@@ -249,20 +250,15 @@ async fn select_racing_replies_never_errors_or_disconnects() {
 /// as long as main does not read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_abandoned_before_their_invoke_was_queued_queue_no_cancels() {
-    use ipc_suite::raw::{framed, welcome_body};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use ipc_suite::raw::welcome;
+    use tokio::io::AsyncReadExt;
 
     let (main_end, renderer_end) = tokio::io::duplex(64);
     let (mut rd, mut wr) = tokio::io::split(main_end);
     let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     let fake_main = tokio::spawn(async move {
-        let len = rd.read_u32().await.unwrap();
-        let mut hello = vec![0; len as usize];
-        rd.read_exact(&mut hello).await.unwrap();
-        wr.write_all(&framed(&welcome_body(1, "stuck", 1 << 20, 100_000)))
-            .await
-            .unwrap();
+        welcome(&mut rd, &mut wr, "stuck", 100_000).await;
         // Stops reading until told to go on.
         let _ = go_rx.await;
         let mut invoked = std::collections::HashSet::new();
@@ -341,11 +337,7 @@ async fn dropping_the_renderer_runtime_mid_flight_leaves_main_healthy() {
     });
     let mut gone = main.disconnections();
     for round in 0..5 {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = own_runtime();
         let api = Arc::new(connect_on(&rt, &main, "doomed").await);
         let id = api.id();
         let counted = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -155,6 +155,21 @@ pub fn welcome_body(id: u64, label: &str, max_frame_size: u64, max_in_flight: u6
     body
 }
 
+/// Plays main's side of a handshake by hand: reads the renderer's hello
+/// from `rd` and welcomes it on `wr` as renderer 1 labelled `label`,
+/// granting 1 MiB frames and `max_in_flight` calls.
+pub async fn welcome<R, W>(rd: &mut R, wr: &mut W, label: &str, max_in_flight: u64)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let len = rd.read_u32().await.unwrap();
+    let mut hello = vec![0; len as usize];
+    rd.read_exact(&mut hello).await.unwrap();
+    let welcome = welcome_body(1, label, 1 << 20, max_in_flight);
+    wr.write_all(&framed(&welcome)).await.unwrap();
+}
+
 /// A successful reply to call `id`, carrying the encoded `value`.
 pub fn reply_ok_body<T: Serialize>(id: u64, value: &T) -> Vec<u8> {
     let mut body = vec![kind::REPLY_OK];
