@@ -13,6 +13,13 @@ use ipc_suite::{
     ProbeApi,
 };
 
+/// Main serving the probe, with `max_in_flight` calls per renderer.
+fn main_allowing(max_in_flight: usize) -> (Main, Arc<ipc_suite::ProbeHandler>) {
+    let mut limits = ipc_runtime::Limits::default();
+    limits.max_in_flight = max_in_flight;
+    probe_main_with(|b| b.limits(limits))
+}
+
 /// A runtime of the test's own, to be dropped under a connection made on it.
 fn own_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -95,13 +102,7 @@ async fn after_the_connection_runtime_is_dropped_the_handle_reports_it() {
 /// comes back, main runs nothing, no violation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_dropped_at_every_stage_give_every_slot_back() {
-    let (main, handler) = probe_main_with(|b| {
-        b.limits({
-            let mut l = ipc_runtime::Limits::default();
-            l.max_in_flight = 2;
-            l
-        })
-    });
+    let (main, handler) = main_allowing(2);
     let api = connect_memory(&main, "dropper").await.unwrap();
     let id = api.id();
     for round in 0..200u32 {
@@ -204,13 +205,7 @@ async fn dropping_a_call_while_its_large_reply_arrives_is_harmless() {
 /// `select!` between a call and a timer, racing the reply many times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn select_racing_replies_never_errors_or_disconnects() {
-    let (main, handler) = probe_main_with(|b| {
-        b.limits({
-            let mut l = ipc_runtime::Limits::default();
-            l.max_in_flight = 3;
-            l
-        })
-    });
+    let (main, handler) = main_allowing(3);
     let api = Arc::new(connect_memory(&main, "racer").await.unwrap());
     let id = api.id();
     let mut tasks = Vec::new();
@@ -328,13 +323,7 @@ async fn calls_abandoned_before_their_invoke_was_queued_queue_no_cancels() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_renderer_runtime_mid_flight_leaves_main_healthy() {
     use ipc_suite::ProbeEventsEmitter;
-    let (main, handler) = probe_main_with(|b| {
-        b.limits({
-            let mut l = ipc_runtime::Limits::default();
-            l.max_in_flight = 2;
-            l
-        })
-    });
+    let (main, handler) = main_allowing(2);
     let mut gone = main.disconnections();
     for round in 0..5 {
         let rt = own_runtime();
