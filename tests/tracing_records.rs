@@ -196,3 +196,47 @@ async fn refused_subscriptions_warn_once() {
     assert_eq!(refused(" WARN "), 1, "{text}");
     assert_eq!(refused(" DEBUG "), 47, "{text}");
 }
+
+/// Refusals before a token is shown (any local user can connect to a TCP
+/// endpoint) are logged at `WARN` at most once a second, the rest at
+/// `DEBUG`: connecting in a loop cannot flood main's log.
+#[tokio::test]
+async fn handshake_refusals_warn_at_most_once_a_second() {
+    let (records, _one_at_a_time) = records().await;
+    let (main, _) = ipc_suite::probe_main();
+    let tcp = main.listen_tcp("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..500 {
+        let stream = tokio::net::TcpStream::connect(tcp.local_addr())
+            .await
+            .unwrap();
+        let mut peer = ipc_suite::raw::RawPeer { stream };
+        peer.frame(&ipc_suite::raw::hello_body::<ProbeContract>(Some(
+            "a guess",
+        )))
+        .await;
+        assert_eq!(peer.read().await.unwrap().kind, kind::REJECTED);
+    }
+    let seconds = started.elapsed().as_secs() as usize;
+    // The last refusals may be logged just after their rejection was read.
+    let text = records.text();
+    let refused = |level: &str| {
+        text.lines()
+            .filter(|l| l.contains(level) && l.contains("renderer refused at handshake"))
+            .count()
+    };
+    let warned = refused(" WARN ");
+    assert!(
+        (1..=seconds + 1).contains(&warned),
+        "{warned} in {seconds} s"
+    );
+    assert!(
+        ipc_suite::eventually(Duration::from_secs(5), || {
+            let text = records.text();
+            text.matches("renderer refused at handshake").count() == 500
+        })
+        .await,
+        "every refusal is logged, at one level or the other"
+    );
+    let _ = refused;
+}

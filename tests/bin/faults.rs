@@ -106,6 +106,22 @@ pub fn half_hello(path: &str) -> Result<(), String> {
     ready_then_sleep()
 }
 
+/// Plays an impostor of main: listens on a Unix socket at `path`, prints
+/// `ready`, and prints how many bytes the first connection sent before it
+/// closed (or in a second).
+pub fn impostor(path: &str) -> Result<(), String> {
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| e.to_string())?;
+    println!("ready");
+    let (mut stream, _) = listener.accept().map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(|e| e.to_string())?;
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received);
+    println!("{}", received.len());
+    Ok(())
+}
+
 /// Plays main: serves the probe on a Unix socket, prints the socket's path
 /// and a token, pushes a `tick` every 20 ms, and runs until killed.
 pub async fn serve_unix() -> Result<(), String> {

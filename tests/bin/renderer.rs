@@ -15,7 +15,7 @@
 //! - `send-and-return N`: send `record(1..=N)` and return from `main` at
 //!   once, without closing or flushing;
 //! - `flood`, `half-frame`, `half-hello PATH`, `serve-unix`, `soak-main SECS`,
-//!   `soak-good SECS`, `soak-bad`: see `faults.rs`.
+//!   `soak-good SECS`, `soak-bad`, `impostor PATH`: see `faults.rs`.
 
 mod faults;
 
@@ -171,10 +171,11 @@ async fn run(args: &[String]) -> Result<(), String> {
         Some("flood") => faults::flood().await,
         Some("half-hello") => faults::half_hello(args.get(1).map_or("", String::as_str)),
         Some("serve-unix") => faults::serve_unix().await,
+        Some("impostor") => faults::impostor(args.get(1).map_or("", String::as_str)),
         Some("soak-main") => faults::soak_main(secs(args)?).await,
         Some("soak-good") => faults::soak_good(secs(args)?).await,
         Some("soak-bad") => faults::soak_bad(),
-        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|tcp ADDRESS TOKEN|connect-and-exit|send-and-return N|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|soak-main SECS|soak-good SECS|soak-bad".into()),
+        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|tcp ADDRESS TOKEN|connect-and-exit|send-and-return N|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|impostor PATH|soak-main SECS|soak-good SECS|soak-bad".into()),
     }
 }
 

@@ -184,20 +184,25 @@ pub(crate) async fn accept(
     };
     let admitted = if main.is_closed() {
         Err(Inner::closed_error())
-    } else if let Auth::Token(_) = auth {
-        // A socket anyone of this user could connect to: its hello (and
-        // token) is read on a permit of its own, and only a renderer that
-        // showed a valid token takes a renderer slot.
-        match setup.unproven.clone().try_acquire_owned() {
+    } else if let Auth::Token(_, waiting) = &auth {
+        // A socket others could connect to: its hello (and token) is read
+        // in the endpoint's waiting room, and only a renderer that showed
+        // a valid token takes a renderer slot. A newer connection may take
+        // its place in the room meanwhile (it waited longest).
+        let hello = tokio::select! {
+            hello = hello_unless_closed(&mut reader) => hello,
+            () = waiting.evicted() => Err(IpcError::Unauthorized {
+                reason: format!(
+                    "no token shown while {} newer connections came to this endpoint; \
+                     main refuses the one that waited longest to make room (connect again)",
+                    waiting.limit()
+                ),
+            }),
+        };
+        hello.and_then(|hello| match setup.slots.clone().try_acquire_owned() {
             Err(_) => Err(too_many()),
-            Ok(_unproven) => match hello_unless_closed(&mut reader).await {
-                Err(e) => Err(e),
-                Ok(hello) => match setup.slots.clone().try_acquire_owned() {
-                    Err(_) => Err(too_many()),
-                    Ok(slot) => Ok((hello, slot)),
-                },
-            },
-        }
+            Ok(slot) => Ok((hello, slot)),
+        })
     } else {
         match setup.slots.clone().try_acquire_owned() {
             Err(_) => Err(too_many()),
@@ -209,7 +214,7 @@ pub(crate) async fn accept(
     let (hello, slot) = match admitted {
         Ok(admitted) => admitted,
         Err(e) => {
-            warn!(error = %e, "renderer refused at handshake");
+            main.refusals.refused(&e);
             let rejected = Frame::Rejected(WireError::from(&e));
             // A renderer that does not read its rejection is not waited for.
             let _ =
@@ -398,7 +403,7 @@ async fn read_hello(
     }
     let (label, grant) = match auth {
         Auth::Trusted { label, grant } => (label.clone(), Arc::clone(grant)),
-        Auth::Token(tokens) => match &hello.token {
+        Auth::Token(tokens, _) => match &hello.token {
             None => {
                 return Err(IpcError::Unauthorized {
                     reason: "this socket requires a token and none was presented; pass the token main issued for this renderer (UnixEndpoint::issue_token, TcpEndpoint::issue_token)".into(),

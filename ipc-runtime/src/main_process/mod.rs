@@ -246,7 +246,6 @@ impl<C> MainBuilder<C> {
             router: self.router,
             summaries,
             slots: Arc::new(Semaphore::new(self.limits.max_renderers)),
-            unproven: Arc::new(Semaphore::new(self.limits.max_renderers)),
             limits: self.limits,
             spin: self.spin,
             flush_every: self.flush_every,
@@ -295,6 +294,46 @@ pub(crate) struct Inner {
     /// Cancelled by [`Main::close`] too: handshakes under way end at once
     /// (refused as main is closed) instead of at their timeout.
     pub(crate) closing: tokio_util::sync::CancellationToken,
+    /// Handshake refusals logged at `WARN`, at most one a second.
+    pub(crate) refusals: RefusalLog,
+}
+
+/// Logs handshake refusals: the first in any second at `WARN` (with how
+/// many were logged at `DEBUG` since the last warning), the others at
+/// `DEBUG`, so that anyone able to connect (any local user, on a TCP
+/// port) cannot flood main's log.
+#[derive(Default)]
+pub(crate) struct RefusalLog {
+    last_warning: Mutex<Option<std::time::Instant>>,
+    quiet: AtomicU64,
+}
+
+impl RefusalLog {
+    /// How often a refusal is logged at `WARN`, at most.
+    const EVERY: Duration = Duration::from_secs(1);
+
+    pub(crate) fn refused(&self, error: &IpcError) {
+        let now = std::time::Instant::now();
+        let warn = {
+            let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.is_none_or(|at| now.duration_since(at) >= Self::EVERY);
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if warn {
+            let quietly_since = self.quiet.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                error = %error,
+                refused_at_debug_level_since_last_warning = quietly_since,
+                "renderer refused at handshake (more within a second are logged at debug level)"
+            );
+        } else {
+            self.quiet.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %error, "renderer refused at handshake");
+        }
+    }
 }
 
 /// What main serves and its limits: fixed once built.
@@ -304,10 +343,6 @@ pub(crate) struct Setup {
     pub limits: Limits,
     /// One permit per connection, live or in handshake.
     pub slots: Arc<Semaphore>,
-    /// One permit per connection still to show its token (Unix listener):
-    /// apart from `slots`, so that processes that connect without one can
-    /// never take the places of renderers main accepts or has admitted.
-    pub unproven: Arc<Semaphore>,
     /// See [`MainBuilder::spin_before_parking`].
     pub spin: Duration,
     /// See [`MainBuilder::flush_replies_every`]: `None` decides by itself.
@@ -432,8 +467,12 @@ pub(crate) enum Auth {
     /// in-memory pipe); the label and grant are main's.
     Trusted { label: String, grant: Arc<Grant> },
     /// The renderer must present a one-time token from this store; the
-    /// token carries the label and grant.
-    Token(Arc<crate::transport::tokens::Tokens>),
+    /// token carries the label and grant. Until it has, the connection
+    /// holds a place in its endpoint's waiting room.
+    Token(
+        Arc<crate::transport::tokens::Tokens>,
+        crate::transport::tokens::Waiting,
+    ),
 }
 
 impl Auth {
@@ -469,6 +508,14 @@ impl Main {
             }),
         }
     }
+
+    /// [`Limits::max_renderers`] (the default's, before main is built).
+    pub(crate) fn max_renderers(&self) -> usize {
+        self.inner.setup.get().map_or_else(
+            || Limits::default().max_renderers,
+            |setup| setup.limits.max_renderers,
+        )
+    }
 }
 
 impl Main {
@@ -482,6 +529,7 @@ impl Main {
                 renderers: Mutex::new(HashMap::default()),
                 closed: AtomicBool::new(false),
                 closing: tokio_util::sync::CancellationToken::new(),
+                refusals: RefusalLog::default(),
             }),
             router: Router::default(),
             errors: Vec::new(),

@@ -3,7 +3,7 @@
 //! and the task that accepts connections and runs their handshakes.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -12,6 +12,7 @@ use tokio::{
     net::{TcpListener, UnixListener},
     task::JoinHandle,
 };
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::{contract::Grant, main_process::Auth, Api, IpcError, Main, Transport};
@@ -101,6 +102,81 @@ impl Listener {
     }
 }
 
+/// The connections an endpoint accepted that have not shown a token yet:
+/// at most `limit` at a time. When one more comes, the one that has waited
+/// longest is refused to make room, so that connections which never show
+/// a token (any local user can open them on a TCP port) cannot keep a
+/// renderer out: a renderer sends its token at once, and would have to be
+/// outlasted by `limit` newer connections before main has read it.
+#[derive(Debug)]
+pub(crate) struct WaitingRoom {
+    limit: usize,
+    waiting: Mutex<VecDeque<(u64, CancellationToken)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// A connection's place in a [`WaitingRoom`], given up when dropped.
+pub(crate) struct Waiting {
+    room: Arc<WaitingRoom>,
+    number: u64,
+    evicted: CancellationToken,
+}
+
+impl WaitingRoom {
+    fn new(limit: usize) -> Self {
+        WaitingRoom {
+            limit: limit.max(1),
+            waiting: Mutex::default(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// A place for a new connection, refusing the longest-waiting one if
+    /// the room is full.
+    pub(crate) fn enter(self: &Arc<Self>) -> Waiting {
+        let number = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let evicted = CancellationToken::new();
+        let mut waiting = self.lock();
+        while waiting.len() >= self.limit {
+            if let Some((_, oldest)) = waiting.pop_front() {
+                oldest.cancel();
+            }
+        }
+        waiting.push_back((number, evicted.clone()));
+        Waiting {
+            room: Arc::clone(self),
+            number,
+            evicted,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, CancellationToken)>> {
+        // Single queue operations: never inconsistent.
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Waiting {
+    /// Resolves when a newer connection took this one's place.
+    pub(crate) async fn evicted(&self) {
+        self.evicted.cancelled().await;
+    }
+
+    /// How many connections the room holds at most.
+    pub(crate) fn limit(&self) -> usize {
+        self.room.limit
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut waiting = self.room.lock();
+        if let Some(at) = waiting.iter().position(|(n, _)| *n == self.number) {
+            waiting.remove(at);
+        }
+    }
+}
+
 /// The part of an endpoint that admits renderers: accepts connections in a
 /// task of its own (stopped when the gate is dropped) and lets in those
 /// that present a token it issued.
@@ -116,7 +192,13 @@ impl Gate {
     /// Starts accepting on `listener` for `main`, on `runtime`.
     pub(crate) fn open(main: &Main, runtime: &tokio::runtime::Handle, listener: Listener) -> Self {
         let tokens = Arc::new(Tokens::default());
-        let task = runtime.spawn(accept_loop(main.clone(), listener, Arc::clone(&tokens)));
+        let room = Arc::new(WaitingRoom::new(main.max_renderers()));
+        let task = runtime.spawn(accept_loop(
+            main.clone(),
+            listener,
+            Arc::clone(&tokens),
+            room,
+        ));
         Gate {
             tokens,
             main: main.clone(),
@@ -145,12 +227,13 @@ impl Drop for Gate {
     }
 }
 
-async fn accept_loop(main: Main, listener: Listener, tokens: Arc<Tokens>) {
+async fn accept_loop(main: Main, listener: Listener, tokens: Arc<Tokens>, room: Arc<WaitingRoom>) {
     loop {
         match listener.accept().await {
             Ok(transport) => {
                 let main = main.clone();
-                let auth = Auth::Token(Arc::clone(&tokens));
+                // Taken here, in the order connections came.
+                let auth = Auth::Token(Arc::clone(&tokens), room.enter());
                 // The handshake runs in its own task so that a slow renderer
                 // does not hold up the next one.
                 tokio::spawn(async move {

@@ -10,7 +10,7 @@ use std::{
     fs,
     os::{
         fd::AsRawFd,
-        unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
+        unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     },
     path::{Path, PathBuf},
     time::Duration,
@@ -242,11 +242,72 @@ fn remove_stale_dirs(parent: &Path, uid: u32) {
         if !lock.metadata().is_ok_and(|m| m.is_file()) {
             continue;
         }
+        // Only a directory holding nothing but what a main puts there (a
+        // socket and its lock): one of the user's own that merely shares
+        // the name is left alone.
+        if !only_main_files(&dir) {
+            continue;
+        }
         if let Ok(true) = try_lock(&lock) {
             if remove_dir_of(&dir) {
                 debug!(dir = %dir.display(), "removed a socket directory a main left behind");
             }
         }
+    }
+}
+
+/// Whether `dir` holds its [`LOCK_FILE`] and at most a socket called
+/// [`SOCKET_FILE`], and nothing else.
+fn only_main_files(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.into_iter().all(|entry| {
+        let Ok(entry) = entry else { return false };
+        let Ok(kind) = entry.file_type() else {
+            return false;
+        };
+        let name = entry.file_name();
+        (name == LOCK_FILE && kind.is_file()) || (name == SOCKET_FILE && kind.is_socket())
+    })
+}
+
+/// Refuses a parent directory where another user could replace the socket
+/// directory (rename it away and put one of their own under its name, to
+/// receive the tokens renderers send): one writable by others without the
+/// sticky bit (which `/tmp` has), or owned by another user than this one
+/// or root.
+fn check_parent(parent: &Path) -> Result<(), IpcError> {
+    let meta = fs::metadata(parent).map_err(|e| {
+        IpcError::io(
+            format!("reading the socket directory's parent {}", parent.display()),
+            e,
+        )
+    })?;
+    // SAFETY: `geteuid` has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mode = meta.mode();
+    let others_write = mode & 0o022 != 0;
+    let sticky = mode & 0o1000 != 0;
+    let reason = if meta.uid() != me && meta.uid() != 0 {
+        Some(format!("it belongs to another user (uid {})", meta.uid()))
+    } else if others_write && !sticky {
+        Some(format!(
+            "other users can write to it (mode {:o}) and it lacks the sticky bit that stops them renaming what is not theirs",
+            mode & 0o7777
+        ))
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(IpcError::Config {
+            reason: format!(
+                "refusing to listen in {}: {reason}, so another user could put a socket of their own in place of main's and receive the renderers' tokens; \
+                 use a directory of this user's (or one with the sticky bit, like /tmp)",
+                parent.display()
+            ),
+        }),
     }
 }
 
@@ -270,7 +331,13 @@ impl Main {
     /// Like [`Main::listen_unix`], with the private directory created inside
     /// `parent` (and directories left there by mains that were killed
     /// removed, as [`Main::listen_unix`] says).
+    ///
+    /// Fails with [`IpcError::Config`] if `parent` belongs to another user
+    /// (root aside), or others can write to it and it lacks the sticky bit:
+    /// another user could then replace the socket directory with one of
+    /// their own and receive the renderers' tokens.
     pub fn listen_unix_in(&self, parent: &Path) -> Result<UnixEndpoint, IpcError> {
+        check_parent(parent)?;
         let mut raw = [0u8; 8];
         getrandom::fill(&mut raw).map_err(|e| {
             IpcError::io(
@@ -323,12 +390,34 @@ impl Main {
     }
 }
 
-/// Connects to main's socket at `path`.
+/// Connects to main's socket at `path`, after checking that the process
+/// listening there is this user's (or root's): the token is sent to no one
+/// else.
 pub(crate) async fn connect(path: &Path) -> Result<Transport, IpcError> {
     let stream = tokio::net::UnixStream::connect(path)
         .await
         .map_err(|e| IpcError::io(format!("connecting to main at {}", path.display()), e))?;
+    let peer = stream
+        .peer_cred()
+        .map_err(|e| IpcError::io(format!("reading who listens at {}", path.display()), e))?;
+    // SAFETY: `geteuid` has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !trusted_peer(peer.uid(), me) {
+        return Err(IpcError::Unauthorized {
+            reason: format!(
+                "the socket at {} is served by another user's process (uid {}), not main's; not sending it the token",
+                path.display(),
+                peer.uid()
+            ),
+        });
+    }
     Ok(Transport::from_unix(stream))
+}
+
+/// Whether a renderer running as user `me` may send its token to a socket
+/// served by user `peer`: this user's main, or root's.
+fn trusted_peer(peer: u32, me: u32) -> bool {
+    peer == me || peer == 0
 }
 
 #[cfg(test)]
@@ -348,6 +437,14 @@ mod tests {
     /// this process listens in (where locks belong to the process, as on
     /// NFS, it would get that lock), and never waits on, or takes, a lock
     /// "file" that is not a regular file.
+    #[test]
+    fn a_renderer_sends_its_token_only_to_its_own_user_or_root() {
+        assert!(trusted_peer(1000, 1000));
+        assert!(trusted_peer(0, 1000));
+        assert!(!trusted_peer(1001, 1000));
+        assert!(!trusted_peer(65534, 0));
+    }
+
     #[test]
     fn the_sweep_skips_this_processs_directories_and_odd_lock_files() {
         let parent = tempfile::tempdir().unwrap();
