@@ -702,6 +702,11 @@ impl Conn {
                 self.events_dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
+            Err(PushError::Busy) => {
+                warn!(renderer = %self.id(), %channel, "event not sent: emitted from inside the encoding of a reply to another renderer while this renderer's queue stayed busy (waiting could deadlock)");
+                self.events_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
             Err(PushError::Closed | PushError::Encode(_)) => false,
         }
     }
@@ -777,12 +782,16 @@ impl Conn {
             let full = !subscriptions.contains(channel)
                 && subscriptions.len() >= self.limits.max_subscriptions;
             if !full {
-                debug!(renderer = %self.id(), %channel, "subscribed");
                 subscriptions.insert(channel.to_string());
                 self.subscribed.send_modify(|n| *n += 1);
             }
             !full
         };
+        // Logged with no lock held: a `tracing` layer is user code, and one
+        // that emits events (a log window) would take this lock again.
+        if added {
+            debug!(renderer = %self.id(), %channel, "subscribed");
+        }
         if !added {
             // Not a violation: a renderer cannot know main's limit, so one
             // using only the generated API may well ask for more.

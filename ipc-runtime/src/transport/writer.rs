@@ -77,6 +77,11 @@ pub(crate) enum PushError {
     /// renderer it answers), which holds the queue's lock: refused rather
     /// than waiting for itself.
     Reentrant,
+    /// The frame was queued from inside the encoding of a frame for
+    /// another queue, and this queue's lock stayed taken (perhaps by a
+    /// thread encoding a frame that queues one on the first queue: waiting
+    /// could deadlock both): refused rather than waiting.
+    Busy,
 }
 
 impl PushError {
@@ -98,10 +103,20 @@ impl PushError {
                     "queued from inside the `Serialize` of another frame for the same connection"
                         .into(),
             },
+            PushError::Busy => IpcError::Encode {
+                channel: channel.to_string(),
+                reason: "queued from inside the `Serialize` of a frame for another connection, whose queue stayed busy"
+                    .into(),
+            },
             PushError::Closed | PushError::Full => closed(),
         }
     }
 }
+
+/// How long a frame queued from inside the encoding of a frame for another
+/// queue waits for this queue's lock before it is refused
+/// ([`PushError::Busy`]).
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
 
 thread_local! {
     /// The queue whose lock this thread holds while it runs a frame's
@@ -281,6 +296,30 @@ impl WriteQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The queue's lock. Taken from inside the encoding of a frame for
+    /// another queue (a reply's `Serialize` emitting an event to another
+    /// renderer), this thread holds that queue's lock: if another thread
+    /// holds this one and does the same the other way round, waiting would
+    /// deadlock both. So it waits at most [`BUSY_WAIT`], then gives up.
+    fn state_unless_encoding(&self) -> Result<MutexGuard<'_, State>, PushError> {
+        if ENCODING_INTO.get() == 0 {
+            return Ok(self.state());
+        }
+        let deadline = std::time::Instant::now() + BUSY_WAIT;
+        loop {
+            match self.state.try_lock() {
+                Ok(s) => return Ok(s),
+                Err(std::sync::TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(PushError::Busy);
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+
     /// Appends one frame, length prefix first, whose body `body` writes.
     fn put(
         &self,
@@ -364,7 +403,7 @@ impl WriteQueue {
             return Err(PushError::Reentrant);
         }
         {
-            let mut s = self.state();
+            let mut s = self.state_unless_encoding()?;
             if s.closed {
                 return Err(PushError::Closed);
             }
