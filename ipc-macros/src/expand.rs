@@ -368,14 +368,23 @@ fn expand_trait(service: &Service) -> TokenStream {
             // (`expected String, found u64` on the value, with rustc's
             // suggestions), as for a plain `async fn`, rather than on the
             // generated future.
+            //
+            // The value is returned by a statement, not as the block's tail:
+            // a body that never reaches its end (`todo!()`) would make a
+            // tail unreachable, a warning of ours in the user's build. The
+            // user's own unreachable code inside the body is still warned.
             let value = Ident::new("__ipc_value", Span::mixed_site());
             let body_span = body.span();
             f.default = Some(syn::parse_quote_spanned!(body_span=> {
                 async move {
                     let #value: #ret = #body;
-                    #value
+                    #[allow(unreachable_code)]
+                    return #value;
                 }
             }));
+            f.attrs.push(syn::parse_quote!(
+                #[allow(clippy::needless_return, clippy::let_and_return)]
+            ));
         }
         let channel = service.channel(method);
         let kind = match method.kind {
