@@ -2,8 +2,8 @@
 //! `Serialize` runs while main holds that renderer's write queue. One that
 //! emits events to other renderers must not deadlock main when two such
 //! replies are encoded at once on two threads (each holding its own queue,
-//! wanting the other's); the events are queued or, if the other queue
-//! stays busy, dropped and counted.
+//! wanting the other's), nor lose the events: one whose queue is taken is
+//! set aside and joins that queue at its next use.
 
 use std::{
     sync::atomic::{AtomicUsize, Ordering},
@@ -108,9 +108,35 @@ fn loud_main() -> Main {
         .unwrap()
 }
 
+/// The next ping `rx` gets, waiting at most 5 s.
+async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<u64>) -> Option<u64> {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// A listener's pings, as they arrive.
+async fn pings(
+    api: &LoudApi,
+) -> (
+    ipc_runtime::Subscription,
+    tokio::sync::mpsc::UnboundedReceiver<u64>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let guard = api
+        .events
+        .on_ping(move |n| {
+            let _ = tx.send(n);
+        })
+        .await
+        .unwrap();
+    (guard, rx)
+}
+
 #[test]
 fn replies_emitting_to_each_others_renderer_at_once_do_not_deadlock() {
-    let (answers, accounted) = within(Duration::from_secs(20), || async {
+    let (answers, received, dropped) = within(Duration::from_secs(20), || async {
         let main = loud_main();
         let a = ipc_suite::connect_memory_as::<LoudApi>(&main, "a")
             .await
@@ -118,22 +144,133 @@ fn replies_emitting_to_each_others_renderer_at_once_do_not_deadlock() {
         let b = ipc_suite::connect_memory_as::<LoudApi>(&main, "b")
             .await
             .unwrap();
-        let _a_pings = a.events.on_ping(|_| {}).await.unwrap();
-        let _b_pings = b.events.on_ping(|_| {}).await.unwrap();
+        let (_a_guard, mut a_pings) = pings(&a).await;
+        let (_b_guard, mut b_pings) = pings(&b).await;
         // Both replies are encoded at once, each emitting to both renderers.
         let (one, two) = tokio::join!(a.svc.shout(1, 2), b.svc.shout(2, 2));
-        // Every ping was queued or counted as dropped.
-        let accounted: u64 = [a.id(), b.id()]
-            .into_iter()
-            .map(|id: RendererId| {
-                let stats = main.renderer_stats(id).unwrap();
-                stats.events_sent + stats.events_dropped
-            })
-            .sum();
-        ((one.unwrap().n, two.unwrap().n), accounted)
+        // Each renderer gets the other's ping; the ping a reply emits to
+        // its own renderer is refused (it would wait for itself), counted.
+        let received = (next(&mut a_pings).await, next(&mut b_pings).await);
+        let dropped =
+            [a.id(), b.id()].map(|id: RendererId| main.renderer_stats(id).unwrap().events_dropped);
+        ((one.unwrap().n, two.unwrap().n), received, dropped)
     });
     assert_eq!(answers, (1, 2));
-    assert_eq!(accounted, 4, "two pings to each of two renderers");
+    assert_eq!(received, (Some(2), Some(1)));
+    assert_eq!(dropped, [1, 1]);
+}
+
+/// A reply whose encoding is slow (and emits nothing).
+pub struct Slow(u64);
+
+static SLOW_ENCODING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Serialize for Slow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SLOW_ENCODING.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50));
+        SLOW_ENCODING.store(false, Ordering::SeqCst);
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Slow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u64::deserialize(d).map(Slow)
+    }
+}
+
+/// A reply whose encoding emits a ping to one renderer once a `Slow`
+/// encoding is under way.
+pub struct Notify {
+    n: u64,
+    to: Option<(Main, RendererId)>,
+}
+
+impl Serialize for Notify {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let Some((main, to)) = &self.to {
+            let started = Instant::now();
+            while !SLOW_ENCODING.load(Ordering::SeqCst)
+                && started.elapsed() < Duration::from_secs(2)
+            {
+                std::thread::yield_now();
+            }
+            LoudEventsEmitter::new(main, Target::Renderer(*to)).ping(self.n);
+        }
+        s.serialize_u64(self.n)
+    }
+}
+
+impl<'de> Deserialize<'de> for Notify {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u64::deserialize(d).map(|n| Notify { n, to: None })
+    }
+}
+
+#[service(namespace = "busy")]
+pub trait Busy {
+    /// Replies `n`, pinging renderer `to` while the reply is encoded.
+    async fn notify(&self, n: u64, to: u64) -> Notify;
+    /// Replies `n`, slowly.
+    async fn slow(&self, n: u64) -> Slow;
+}
+
+expose! {
+    pub struct BusyApi {
+        svc: Busy { notify, slow },
+        events: LoudEvents { ping },
+    }
+}
+
+impl Busy for Handler {
+    async fn notify(&self, n: u64, to: u64) -> Notify {
+        let to = self.main.renderer_id(to).unwrap();
+        Notify {
+            n,
+            to: Some((self.main.clone(), to)),
+        }
+    }
+    async fn slow(&self, n: u64) -> Slow {
+        Slow(n)
+    }
+}
+
+/// An event emitted from a reply's encoding to a renderer whose queue is
+/// merely busy (encoding a slow reply that emits nothing) arrives.
+#[test]
+fn an_event_to_a_renderer_whose_queue_is_busy_arrives() {
+    let (ping, dropped) = within(Duration::from_secs(20), || async {
+        let builder = Main::builder();
+        let main = builder.main();
+        let main = builder
+            .service(BusyServer::new(Handler { main }))
+            .events::<LoudEventsContract>()
+            .build()
+            .unwrap();
+        let a = ipc_suite::connect_memory_as::<BusyApi>(&main, "a")
+            .await
+            .unwrap();
+        let b = ipc_suite::connect_memory_as::<BusyApi>(&main, "b")
+            .await
+            .unwrap();
+        let (tx, mut b_pings) = tokio::sync::mpsc::unbounded_channel();
+        let _guard = b
+            .events
+            .on_ping(move |n| {
+                let _ = tx.send(n);
+            })
+            .await
+            .unwrap();
+        let (one, two) = tokio::join!(a.svc.notify(7, b.id().get()), b.svc.slow(1));
+        assert_eq!((one.unwrap().n, two.unwrap().0), (7, 1));
+        let ping = tokio::time::timeout(Duration::from_secs(5), b_pings.recv()).await;
+        (
+            ping.ok().flatten(),
+            main.renderer_stats(b.id()).unwrap().events_dropped,
+        )
+    });
+    assert_eq!((ping, dropped), (Some(7), 0));
 }
 
 #[test]

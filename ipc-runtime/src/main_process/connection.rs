@@ -702,11 +702,6 @@ impl Conn {
                 self.events_dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
-            Err(PushError::Busy) => {
-                warn!(renderer = %self.id(), %channel, "event not sent: emitted from inside the encoding of a reply to another renderer while this renderer's queue stayed busy (waiting could deadlock)");
-                self.events_dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
             Err(PushError::Closed | PushError::Encode(_)) => false,
         }
     }

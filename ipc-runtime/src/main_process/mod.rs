@@ -405,8 +405,7 @@ pub struct RendererStats {
     pub events_sent: u64,
     /// Events it missed: its queue was full, the event was larger than it
     /// accepts, or it was emitted from inside the encoding of a reply (a
-    /// value's `Serialize`) to it, or to another renderer while its queue
-    /// stayed busy.
+    /// value's `Serialize`) to it.
     pub events_dropped: u64,
     /// Protocol violations it made so far.
     pub violations: u32,

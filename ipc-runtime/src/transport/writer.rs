@@ -77,11 +77,6 @@ pub(crate) enum PushError {
     /// renderer it answers), which holds the queue's lock: refused rather
     /// than waiting for itself.
     Reentrant,
-    /// The frame was queued from inside the encoding of a frame for
-    /// another queue, and this queue's lock stayed taken (perhaps by a
-    /// thread encoding a frame that queues one on the first queue: waiting
-    /// could deadlock both): refused rather than waiting.
-    Busy,
 }
 
 impl PushError {
@@ -103,20 +98,10 @@ impl PushError {
                     "queued from inside the `Serialize` of another frame for the same connection"
                         .into(),
             },
-            PushError::Busy => IpcError::Encode {
-                channel: channel.to_string(),
-                reason: "queued from inside the `Serialize` of a frame for another connection, whose queue stayed busy"
-                    .into(),
-            },
             PushError::Closed | PushError::Full => closed(),
         }
     }
 }
-
-/// How long a frame queued from inside the encoding of a frame for another
-/// queue waits for this queue's lock before it is refused
-/// ([`PushError::Busy`]).
-const BUSY_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
 
 thread_local! {
     /// The queue whose lock this thread holds while it runs a frame's
@@ -150,6 +135,11 @@ pub(crate) struct WriteQueue {
     peer_limit: usize,
     /// A frame was queued without waking the writer.
     quiet: AtomicBool,
+    /// Whole frames queued from inside the encoding of a frame for another
+    /// queue while this one's lock was taken (see [`WriteQueue::defer`]),
+    /// and how many; they join `state` before anything else does.
+    deferred: Mutex<(BytesMut, usize)>,
+    has_deferred: AtomicBool,
 }
 
 struct State {
@@ -197,6 +187,19 @@ struct Batch {
 }
 
 impl State {
+    fn new() -> Self {
+        State {
+            buf: BytesMut::new(),
+            splices: Vec::new(),
+            spliced: 0,
+            frames: 0,
+            queued: 0,
+            closed: false,
+            taken_frames: 0,
+            taken_bytes: 0,
+        }
+    }
+
     /// Whether a producer that can wait may queue another frame.
     fn has_room(&self, max_frames: usize) -> bool {
         self.frames < max_frames && self.buf.len() + self.spliced < WAIT_BYTES
@@ -296,28 +299,57 @@ impl WriteQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The queue's lock. Taken from inside the encoding of a frame for
-    /// another queue (a reply's `Serialize` emitting an event to another
-    /// renderer), this thread holds that queue's lock: if another thread
-    /// holds this one and does the same the other way round, waiting would
-    /// deadlock both. So it waits at most [`BUSY_WAIT`], then gives up.
-    fn state_unless_encoding(&self) -> Result<MutexGuard<'_, State>, PushError> {
-        if ENCODING_INTO.get() == 0 {
-            return Ok(self.state());
-        }
-        let deadline = std::time::Instant::now() + BUSY_WAIT;
-        loop {
-            match self.state.try_lock() {
-                Ok(s) => return Ok(s),
-                Err(std::sync::TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(PushError::Busy);
-                    }
-                    std::thread::yield_now();
-                }
+    /// Queues a frame from inside the encoding of a frame for another queue
+    /// (a reply's `Serialize` emitting an event to another renderer), when
+    /// this queue's lock is taken: waiting for it could deadlock, as the
+    /// holder may be a thread encoding a frame for this one's queue that
+    /// emits to the first. The frame is encoded apart and set aside, under
+    /// a lock never held while user code runs; it joins the queue, ahead of
+    /// anything queued after it, at the queue's next use ([`Self::merge`]),
+    /// and the writer is woken for that. At most `max_frames` frames wait
+    /// so (`Full` past them, for a `bounded` frame).
+    fn defer(
+        &self,
+        body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        bounded: bool,
+    ) -> Result<(), PushError> {
+        let mut apart = State::new();
+        self.put(&mut apart, body)?;
+        let frame = splice::joined(&apart.buf, &apart.splices);
+        {
+            let mut deferred = self.deferred();
+            if bounded && deferred.1 >= self.max_frames {
+                return Err(PushError::Full);
             }
+            deferred.0.extend_from_slice(&frame);
+            deferred.1 += 1;
+            self.has_deferred.store(true, Ordering::Release);
         }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Moves the frames [`Self::defer`] set aside into the queue, in the
+    /// order they came, ahead of what the caller (holding the lock) queues.
+    fn merge(&self, s: &mut State) {
+        if !self.has_deferred.load(Ordering::Acquire) {
+            return;
+        }
+        let mut deferred = self.deferred();
+        let (bytes, frames) = std::mem::take(&mut *deferred);
+        self.has_deferred.store(false, Ordering::Release);
+        drop(deferred);
+        if s.closed {
+            return;
+        }
+        s.buf.extend_from_slice(&bytes);
+        s.frames += frames;
+        s.queued += frames as u64;
+    }
+
+    fn deferred(&self) -> MutexGuard<'_, (BytesMut, usize)> {
+        // Single appends and takes: never inconsistent.
+        self.deferred.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Appends one frame, length prefix first, whose body `body` writes.
@@ -403,7 +435,17 @@ impl WriteQueue {
             return Err(PushError::Reentrant);
         }
         {
-            let mut s = self.state_unless_encoding()?;
+            let mut s = if ENCODING_INTO.get() == 0 {
+                self.state()
+            } else {
+                // Inside the encoding of a frame for another queue.
+                match self.state.try_lock() {
+                    Ok(s) => s,
+                    Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => return self.defer(body, bounded),
+                }
+            };
+            self.merge(&mut s);
             if s.closed {
                 return Err(PushError::Closed);
             }
@@ -428,6 +470,7 @@ impl WriteQueue {
         }
         let pushed = {
             let mut s = self.state();
+            self.merge(&mut s);
             if s.closed {
                 Err(PushError::Closed)
             } else if s.has_room(self.max_frames) {
@@ -533,6 +576,7 @@ impl WriteQueue {
     fn take(&self, batch: &mut Batch) -> Option<u64> {
         let seq = {
             let mut s = self.state();
+            self.merge(&mut s);
             // The previous batch is written (the writer takes the next one
             // only then).
             if s.buf.is_empty() {
@@ -738,16 +782,7 @@ impl Outbox {
         // The length prefix is a `u32`, whatever the peer announced.
         let peer_limit = peer_limit.min(u32::MAX as usize);
         Outbox(Arc::new(WriteQueue {
-            state: Mutex::new(State {
-                buf: BytesMut::new(),
-                splices: Vec::new(),
-                spliced: 0,
-                frames: 0,
-                queued: 0,
-                closed: false,
-                taken_frames: 0,
-                taken_bytes: 0,
-            }),
+            state: Mutex::new(State::new()),
             io: Mutex::new(Io {
                 io: Some(io),
                 batch: Batch::default(),
@@ -764,6 +799,8 @@ impl Outbox {
             max_bytes,
             peer_limit,
             quiet: AtomicBool::new(false),
+            deferred: Mutex::new((BytesMut::new(), 0)),
+            has_deferred: AtomicBool::new(false),
         }))
     }
 
