@@ -116,6 +116,31 @@ async fn connections_without_a_token_cannot_take_the_renderers_places() {
     assert_eq!(main.renderer_count(), 2);
 }
 
+/// An endpoint opened on main before it was built (from
+/// `MainBuilder::main`) follows the limits main was then built with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_opened_before_build_follows_mains_limits() {
+    let builder = ipc_runtime::Main::builder();
+    let endpoint = builder.main().listen_unix().unwrap();
+    let mut limits = ipc_runtime::Limits::default();
+    limits.max_renderers = 1;
+    let handler = std::sync::Arc::new(ipc_suite::ProbeHandler::default());
+    let _main = builder
+        .service(ipc_suite::ProbeServer::from_arc(handler))
+        .events::<ipc_suite::ProbeEventsContract>()
+        .limits(limits)
+        .build()
+        .unwrap();
+    // One place in the waiting room: the second silent connection takes
+    // the first one's.
+    let mut first = silent(endpoint.path()).await;
+    let _second = silent(endpoint.path()).await;
+    assert!(matches!(
+        rejection(&mut first).await,
+        WireError::Unauthorized { .. }
+    ));
+}
+
 /// A listen that fails (here: a socket path longer than the system takes)
 /// leaves no directory behind.
 #[tokio::test]

@@ -148,6 +148,13 @@ impl ConnectionBuilder {
 
     /// Connects to main's Unix socket at `path`, presenting the one-time
     /// `token` that main issued for this renderer.
+    ///
+    /// The token is sent only if the process serving the socket runs as
+    /// this renderer's user or as root (`SO_PEERCRED`); otherwise the
+    /// connect fails with [`IpcError::Unauthorized`]. A renderer running
+    /// as another user than main (root included) cannot connect this way:
+    /// start it with [`Main::spawn_renderer`](crate::Main::spawn_renderer)
+    /// instead.
     pub async fn connect_unix(
         self,
         path: impl AsRef<Path>,

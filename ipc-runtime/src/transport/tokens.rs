@@ -108,9 +108,8 @@ impl Listener {
 /// a token (any local user can open them on a TCP port) cannot keep a
 /// renderer out: a renderer sends its token at once, and would have to be
 /// outlasted by `limit` newer connections before main has read it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct WaitingRoom {
-    limit: usize,
     waiting: Mutex<VecDeque<(u64, CancellationToken)>>,
     next: std::sync::atomic::AtomicU64,
 }
@@ -119,25 +118,21 @@ pub(crate) struct WaitingRoom {
 pub(crate) struct Waiting {
     room: Arc<WaitingRoom>,
     number: u64,
+    limit: usize,
     evicted: CancellationToken,
 }
 
 impl WaitingRoom {
-    fn new(limit: usize) -> Self {
-        WaitingRoom {
-            limit: limit.max(1),
-            waiting: Mutex::default(),
-            next: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
-    /// A place for a new connection, refusing the longest-waiting one if
-    /// the room is full.
-    pub(crate) fn enter(self: &Arc<Self>) -> Waiting {
+    /// A place for a new connection in a room of `limit` places (main's
+    /// `max_renderers`, read as each connection comes, so that an endpoint
+    /// opened before main was built follows its limits), refusing the
+    /// longest-waiting connection if the room is full.
+    pub(crate) fn enter(self: &Arc<Self>, limit: usize) -> Waiting {
+        let limit = limit.max(1);
         let number = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let evicted = CancellationToken::new();
         let mut waiting = self.lock();
-        while waiting.len() >= self.limit {
+        while waiting.len() >= limit {
             if let Some((_, oldest)) = waiting.pop_front() {
                 oldest.cancel();
             }
@@ -146,6 +141,7 @@ impl WaitingRoom {
         Waiting {
             room: Arc::clone(self),
             number,
+            limit,
             evicted,
         }
     }
@@ -162,9 +158,9 @@ impl Waiting {
         self.evicted.cancelled().await;
     }
 
-    /// How many connections the room holds at most.
+    /// How many connections the room held at most when this one came.
     pub(crate) fn limit(&self) -> usize {
-        self.room.limit
+        self.limit
     }
 }
 
@@ -192,7 +188,7 @@ impl Gate {
     /// Starts accepting on `listener` for `main`, on `runtime`.
     pub(crate) fn open(main: &Main, runtime: &tokio::runtime::Handle, listener: Listener) -> Self {
         let tokens = Arc::new(Tokens::default());
-        let room = Arc::new(WaitingRoom::new(main.max_renderers()));
+        let room = Arc::new(WaitingRoom::default());
         let task = runtime.spawn(accept_loop(
             main.clone(),
             listener,
@@ -233,7 +229,7 @@ async fn accept_loop(main: Main, listener: Listener, tokens: Arc<Tokens>, room: 
             Ok(transport) => {
                 let main = main.clone();
                 // Taken here, in the order connections came.
-                let auth = Auth::Token(Arc::clone(&tokens), room.enter());
+                let auth = Auth::Token(Arc::clone(&tokens), room.enter(main.max_renderers()));
                 // The handshake runs in its own task so that a slow renderer
                 // does not hold up the next one.
                 tokio::spawn(async move {
