@@ -331,10 +331,17 @@ impl WriteQueue {
 
     /// Moves the frames [`Self::defer`] set aside into the queue, in the
     /// order they came, ahead of what the caller (holding the lock) queues.
+    #[inline]
     fn merge(&self, s: &mut State) {
-        if !self.has_deferred.load(Ordering::Acquire) {
-            return;
+        if self.has_deferred.load(Ordering::Acquire) {
+            self.merge_deferred(s);
         }
+    }
+
+    /// [`Self::merge`] when frames were set aside.
+    #[cold]
+    #[inline(never)]
+    fn merge_deferred(&self, s: &mut State) {
         let mut deferred = self.deferred();
         let (bytes, frames) = std::mem::take(&mut *deferred);
         self.has_deferred.store(false, Ordering::Release);
