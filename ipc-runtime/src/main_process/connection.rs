@@ -697,12 +697,10 @@ impl Conn {
                 }
                 false
             }
-            Err(PushError::Reentrant) => {
-                warn!(renderer = %self.id(), %channel, "event not sent: emitted from inside the encoding of a reply to the same renderer");
-                self.events_dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-            Err(PushError::Closed | PushError::Encode(_)) => false,
+            // `Reentrant` comes only to producers that wait for room: an
+            // event emitted while its renderer's queue is locked by this
+            // thread is set aside instead.
+            Err(PushError::Closed | PushError::Encode(_) | PushError::Reentrant) => false,
         }
     }
 

@@ -403,9 +403,8 @@ pub struct RendererStats {
     pub groups: Vec<String>,
     /// Events queued for it so far.
     pub events_sent: u64,
-    /// Events it missed: its queue was full, the event was larger than it
-    /// accepts, or it was emitted from inside the encoding of a reply (a
-    /// value's `Serialize`) to it.
+    /// Events it missed: its queue was full, or the event was larger than
+    /// it accepts.
     pub events_dropped: u64,
     /// Protocol violations it made so far.
     pub violations: u32,

@@ -5,8 +5,8 @@
 //! the listeners' callbacks one at a time in the order main emitted the
 //! events, across every kind of event, like callbacks on a page's single
 //! thread. A slow callback delays the events after it; once 4096 events
-//! wait behind it, the connection's reader waits too, and replies with
-//! it (see `ARCHITECTURE.md`).
+//! (or 16 MiB of them) wait behind it, the connection's reader waits too,
+//! and replies with it (see `ARCHITECTURE.md`).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -38,35 +38,56 @@ use crate::{
 /// main drops and counts per its `SlowConsumer` policy).
 pub(crate) const EVENT_QUEUE: usize = 4096;
 
+/// Bytes of events received but not yet taken by the dispatcher, past which
+/// the reader waits too (an event larger than this still goes alone), so
+/// that large events behind a stuck callback do not pile up either.
+pub(crate) const EVENT_BYTES: usize = 16 * 1024 * 1024;
+
 /// Events on their way from the reader task to the dispatcher task.
 ///
 /// The dispatcher takes every queued event at once, so that a burst costs
 /// one lock and at most one wake-up per batch rather than per event.
 #[derive(Default)]
 pub(crate) struct EventQueue {
-    queued: Mutex<VecDeque<(Channel, Bytes)>>,
+    queued: Mutex<Queued>,
     /// Set when an event is queued into an empty queue.
     ready: Notify,
-    /// Set when the dispatcher takes a full queue: room for the reader.
+    /// Set when the dispatcher takes a queue that refused an event: room
+    /// for the reader.
     room: Notify,
 }
 
+/// The events waiting for the dispatcher.
+#[derive(Default)]
+struct Queued {
+    events: VecDeque<(Channel, Bytes)>,
+    /// Their payloads' bytes.
+    bytes: usize,
+    /// An event was refused since the dispatcher last took the queue.
+    refused: bool,
+}
+
 impl EventQueue {
-    fn queued(&self) -> MutexGuard<'_, VecDeque<(Channel, Bytes)>> {
+    fn queued(&self) -> MutexGuard<'_, Queued> {
         // Critical sections are single queue operations: never inconsistent.
         self.queued.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues an event for the dispatcher, or gives it back if
-    /// [`EVENT_QUEUE`] events are already waiting.
+    /// [`EVENT_QUEUE`] events, or [`EVENT_BYTES`] bytes of them, are
+    /// already waiting.
     pub(crate) fn push(&self, channel: Channel, payload: Bytes) -> Result<(), (Channel, Bytes)> {
         let first = {
             let mut queued = self.queued();
-            if queued.len() >= EVENT_QUEUE {
+            let too_many = queued.events.len() >= EVENT_QUEUE;
+            let too_large = queued.bytes > 0 && queued.bytes + payload.len() > EVENT_BYTES;
+            if too_many || too_large {
+                queued.refused = true;
                 return Err((channel, payload));
             }
-            queued.push_back((channel, payload));
-            queued.len() == 1
+            queued.bytes += payload.len();
+            queued.events.push_back((channel, payload));
+            queued.events.len() == 1
         };
         // Later events find the dispatcher woken already (or busy with a
         // batch, after which it looks again).
@@ -76,8 +97,8 @@ impl EventQueue {
         Ok(())
     }
 
-    /// Queues an event for the dispatcher, waiting while
-    /// [`EVENT_QUEUE`] events are already waiting.
+    /// Queues an event for the dispatcher, waiting while the queue is full
+    /// (see [`EventQueue::push`]).
     pub(crate) async fn push_when_room(&self, (mut channel, mut payload): (Channel, Bytes)) {
         loop {
             match self.push(channel, payload) {
@@ -94,13 +115,13 @@ impl EventQueue {
 
     /// Moves every queued event into `batch` (which must be empty).
     fn take(&self, batch: &mut VecDeque<(Channel, Bytes)>) {
-        let was_full = {
+        let refused = {
             let mut queued = self.queued();
-            let full = queued.len() >= EVENT_QUEUE;
-            std::mem::swap(&mut *queued, batch);
-            full
+            std::mem::swap(&mut queued.events, batch);
+            queued.bytes = 0;
+            std::mem::take(&mut queued.refused)
         };
-        if was_full {
+        if refused {
             self.room.notify_one();
         }
     }

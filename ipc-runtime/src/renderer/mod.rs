@@ -320,15 +320,21 @@ impl ConnectionBuilder {
         // Made before the task, so that what it holds on drop is written
         // even if the task never runs (see `run_writer`).
         let writing = run_writer(queue, writer_stop.clone(), Some(DRAIN_ON_DROP));
+        let give_up = CancellationToken::new();
+        let reader_give_up = give_up.clone();
         tokio::spawn(async move {
             if let Err(e) = writing.await {
                 writer_shared.close(IpcError::disconnected(format!(
                     "writing to main failed: {e}"
                 )));
                 // A connection that cannot write is over, even if reading
-                // still works (a transport of two separate pipes): the
-                // reader stops too, and `closed` resolves.
-                writer_stop.cancel();
+                // still works (a transport of two separate pipes). But
+                // main may have written more before it closed (events, a
+                // disconnect it is telling): the reader goes on until the
+                // end of the stream, or until nothing more comes once
+                // `DRAIN_ON_DROP` has passed; then `closed` resolves.
+                tokio::time::sleep(DRAIN_ON_DROP).await;
+                give_up.cancel();
             }
         });
         tokio::spawn(sweep_timeouts(Arc::clone(&shared), stop.clone()));
@@ -336,6 +342,7 @@ impl ConnectionBuilder {
             Arc::clone(&shared),
             reader,
             stop.clone(),
+            reader_give_up,
             closed_tx,
         ));
         Ok(Connection {
@@ -902,6 +909,7 @@ async fn read_replies(
     shared: Arc<Shared>,
     mut reader: FrameReader,
     stop: CancellationToken,
+    give_up: CancellationToken,
     closed: watch::Sender<bool>,
 ) {
     // Dropped unfinished (its runtime shut down while handles of the
@@ -913,6 +921,9 @@ async fn read_replies(
     // (and leave) the token's waiter list every time.
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
+    // Writing failed a while ago: stop once nothing more is there to read.
+    let gave_up = give_up.cancelled();
+    tokio::pin!(gave_up);
     // Why the connection ended, when `stopped` fires in either wait below.
     let dropped = || IpcError::disconnected("the connection was dropped by this renderer");
     let mut replies = Vec::new();
@@ -953,6 +964,7 @@ async fn read_replies(
             biased;
             () = &mut stopped => break dropped(),
             read = reader.fill() => read,
+            () = &mut gave_up => break IpcError::disconnected("writing to main failed"),
         };
         match read {
             Ok(true) => {}

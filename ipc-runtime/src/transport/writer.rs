@@ -72,10 +72,10 @@ pub(crate) enum PushError {
     TooLarge { size: usize, limit: usize },
     /// The payload could not be encoded.
     Encode(CodecError),
-    /// The frame was queued from inside the encoding of another frame for
-    /// the same queue (a reply's `Serialize` emitting an event to the
-    /// renderer it answers), which holds the queue's lock: refused rather
-    /// than waiting for itself.
+    /// The frame was queued, by a producer that waits for room, from
+    /// inside the encoding of another frame for the same queue, which
+    /// holds the queue's lock: refused rather than waiting for itself.
+    /// (Frames that cannot wait are set aside instead.)
     Reentrant,
 }
 
@@ -299,11 +299,12 @@ impl WriteQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a frame from inside the encoding of a frame for another queue
-    /// (a reply's `Serialize` emitting an event to another renderer), when
-    /// this queue's lock is taken: waiting for it could deadlock, as the
-    /// holder may be a thread encoding a frame for this one's queue that
-    /// emits to the first. The frame is encoded apart and set aside, under
+    /// Queues a frame from inside the encoding of a frame (a reply's
+    /// `Serialize` emitting an event, a guard dropped there) when this
+    /// queue's lock is taken: by this thread, encoding for this queue; or
+    /// by another, and waiting could deadlock, as the holder may be a
+    /// thread encoding a frame for the first queue that waits for this
+    /// one. The frame is encoded apart and set aside, under
     /// a lock never held while user code runs; it joins the queue, ahead of
     /// anything queued after it, at the queue's next use ([`Self::merge`]),
     /// and the writer is woken for that. At most `max_frames` frames wait
@@ -439,7 +440,9 @@ impl WriteQueue {
         bounded: bool,
     ) -> Result<(), PushError> {
         if self.reentered() {
-            return Err(PushError::Reentrant);
+            // This thread holds the lock, encoding a frame for this very
+            // queue: set aside, the frame follows the one being encoded.
+            return self.defer(body, bounded);
         }
         {
             let mut s = if ENCODING_INTO.get() == 0 {
