@@ -1013,6 +1013,27 @@ async fn an_editor_cannot_borrow_a_settings_windows_api_through_tell() {
     app.windows.close_all().await;
 }
 
+/// Nor through the first window: it runs what it is told as the user
+/// would (relaying on to any window), so main refuses other windows'
+/// commands for it; before, `tell 3 tell 1 tell 2 set ...` changed the
+/// settings for editor#3, and `tell 3 tell 1 quit` ended the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_cannot_launder_a_relay_through_the_first_window() {
+    let (_tmp, data, _) = dirs();
+    let mut app = Running::start(&data, &[]).await;
+    app.check("open settings", &["opened settings#2"]).await;
+    app.check("open editor", &["opened editor#3"]).await;
+    app.check(
+        "tell 3 tell 1 tell 2 set font_size 72",
+        &["[editor#3] error: main refused: window 1 is the first window, which runs only the user's commands, not editor#3's"],
+    )
+    .await;
+    app.check("settings", &["[editor#1] settings: "]).await;
+    let line = app.expect("[editor#1] settings: ").await;
+    assert!(line.contains("font_size=14"), "{line}");
+    app.quit().await;
+}
+
 /// The app holds at most `MAX_NOTES` notes, so `notes:list` (all of them
 /// in one reply) always fits in a frame, even with the longest titles; an
 /// import that would go past the limit creates nothing.

@@ -337,6 +337,16 @@ pub enum WindowsError {
         /// The window that asked.
         by: String,
     },
+    /// Another window asked the first window to run a command: the first
+    /// window stands for the user, and would run it with the user's
+    /// authority (relaying on to any window).
+    #[error("window {id} is the first window, which runs only the user's commands, not {by}'s")]
+    ToConsole {
+        /// The first window.
+        id: u64,
+        /// The window that asked.
+        by: String,
+    },
     /// The renderer process could not be started.
     #[error("could not start the window: {0}")]
     Spawn(String),

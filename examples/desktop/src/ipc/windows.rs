@@ -344,6 +344,14 @@ impl Windows for WindowsHandler {
             // relay would lend it powers its own whitelist denies. The
             // console (the user) and main itself may relay anything.
             if let Some(asking) = caller() {
+                // The first window runs what it is told as the user would:
+                // a window telling it could launder any relay through it.
+                if target.console && asking.id != id {
+                    return Err(WindowsError::ToConsole {
+                        id,
+                        by: asking.to_string(),
+                    });
+                }
                 let allowed = open
                     .get(&asking.id)
                     .is_some_and(|w| w.console || w.info.role.covers(target.info.role));
