@@ -1034,6 +1034,60 @@ async fn an_editor_cannot_launder_a_relay_through_the_first_window() {
     app.quit().await;
 }
 
+/// An import is all or nothing: when the window that asked for it dies
+/// midway (its connection closes, main cancels the handler), either every
+/// note of it stays or none. Notes were inserted one transaction each, and
+/// a window killed 1.5 s into a 5000-note import left 1395 of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_cut_short_by_its_window_dying_is_all_or_nothing() {
+    let (_tmp, data, _) = dirs();
+    let app = wired(&data);
+    std::fs::write(
+        data.join("files/big.json"),
+        export_json(&vec![("title", "body"); 5000]),
+    )
+    .unwrap();
+    let api = editor_of(&app).await;
+    // The task owns the window's API: aborting it closes the connection,
+    // as a killed renderer's does.
+    let import = tokio::spawn(async move { api.files.import("big.json".into()).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    import.abort();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let count = app.notes.count().await.unwrap();
+    assert!(
+        count == 0 || count == 5000,
+        "a cancelled import left {count} of its 5000 notes"
+    );
+}
+
+/// An import that would pass the limit creates nothing, also when two run
+/// at once: each checked the limit before its inserts, so both passed it,
+/// both failed halfway and 10 000 notes were left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_past_the_limit_create_nothing() {
+    use desktop::ipc::notes::MAX_NOTES;
+    let tmp = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let data = tmp.path().join("data");
+    let app = wired(&data);
+    let api = editor_of(&app).await;
+    let n = (MAX_NOTES * 6 / 10) as usize; // one fits, two do not
+    std::fs::write(
+        data.join("files/six.json"),
+        export_json(&vec![("t", ""); n]),
+    )
+    .unwrap();
+    let (a, b) = tokio::join!(
+        api.files.import("six.json".into()),
+        api.files.import("six.json".into())
+    );
+    let ok = usize::from(a.is_ok()) + usize::from(b.is_ok());
+    let count = app.notes.count().await.unwrap();
+    assert_eq!((ok, count), (1, n as u64), "{a:?} / {b:?}");
+}
+
 /// The app holds at most `MAX_NOTES` notes, so `notes:list` (all of them
 /// in one reply) always fits in a frame, even with the longest titles; an
 /// import that would go past the limit creates nothing.

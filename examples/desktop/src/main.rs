@@ -28,7 +28,7 @@ use std::{error::Error, path::PathBuf, process::ExitCode, sync::Arc};
 use ipc_runtime::{Main, Target};
 
 use contract::{
-    FilesServer, NotesEventsContract, NotesEventsEmitter, NotesServer, NotificationsContract, Role,
+    FilesServer, NotesEventsContract, NotesServer, NotificationsContract, Role,
     SettingsEventsContract, SettingsEventsEmitter, SettingsServer, SystemServer,
     WindowsEventsContract, WindowsServer,
 };
@@ -85,7 +85,7 @@ pub fn wire(config: &Config) -> Result<App, Box<dyn Error>> {
     let notify = Arc::new(Notifier::new(&main));
     let notes = Arc::new(NotesHandler::open(
         &config.data_dir.join("notes.sqlite3"),
-        NotesEventsEmitter::new(&main, Target::All),
+        &main,
         Arc::clone(&notify),
     )?);
     let settings = SettingsHandler::load(

@@ -31,9 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     caller,
-    contract::{by_whom, Files, FilesError, NotesError, Transfer},
+    contract::{by_whom, Files, FilesError, Transfer},
     log,
-    notes::{check_note, NotesHandler, MAX_NOTES},
+    notes::{check_note, NotesHandler},
 };
 
 /// The largest file main imports, in bytes.
@@ -290,20 +290,14 @@ impl Files for FilesHandler {
         for (i, note) in export.notes.iter().enumerate() {
             check_note(&note.title, &note.body).map_err(|e| bad(format!("note {i}: {e}")))?;
         }
-        let (held, _) = self.notes.size().await?;
-        if held + export.notes.len() as u64 > MAX_NOTES {
-            return Err(NotesError::Full { limit: MAX_NOTES }.into());
-        }
         let by = caller();
-        let mut ids = Vec::new();
-        for note in export.notes {
-            ids.push(
-                self.notes
-                    .insert(note.title, note.body, by.clone())
-                    .await?
-                    .id,
-            );
-        }
+        // All or nothing, the limit checked in the same transaction.
+        let notes = export
+            .notes
+            .into_iter()
+            .map(|n| (n.title, n.body))
+            .collect();
+        let ids = self.notes.insert_all(notes, by.clone()).await?;
         let transfer = Transfer {
             file: file.full.display().to_string(),
             notes: ids,

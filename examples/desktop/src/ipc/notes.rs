@@ -8,6 +8,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use ipc_runtime::{Main, Target};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
@@ -64,6 +65,7 @@ pub struct NotesHandler {
 
 /// Tells every window about changes.
 struct Announcer {
+    main: Main,
     changed: NotesEventsEmitter,
     notify: Arc<Notifier>,
 }
@@ -170,16 +172,16 @@ fn id_param(id: u64) -> Result<i64, NotesError> {
 
 impl NotesHandler {
     /// Opens (or creates) the database at `path`.
-    pub fn open(
-        path: &Path,
-        changed: NotesEventsEmitter,
-        notify: Arc<Notifier>,
-    ) -> Result<Self, NotesError> {
+    pub fn open(path: &Path, main: &Main, notify: Arc<Notifier>) -> Result<Self, NotesError> {
         let db = Connection::open(path).map_err(storage)?;
         db.execute_batch(SCHEMA).map_err(storage)?;
         Ok(NotesHandler {
             db: Arc::new(Mutex::new(db)),
-            announcer: Arc::new(Announcer { changed, notify }),
+            announcer: Arc::new(Announcer {
+                main: main.clone(),
+                changed: NotesEventsEmitter::new(main, Target::All),
+                notify,
+            }),
         })
     }
 
@@ -259,6 +261,63 @@ impl NotesHandler {
                 updated_at,
             };
             Ok((note.clone(), NoteChange::Created(note)))
+        })
+        .await
+    }
+
+    /// Creates `notes` on behalf of `by`, all or none: in one transaction,
+    /// which checks the limit too (two imports at once cannot both pass
+    /// it), and which runs to its end even if the window that asked goes
+    /// away meanwhile. Each note is then announced, in order, before any
+    /// later change; in bursts that wait for the windows' queues to have
+    /// room, so that a large import reaches every window whole.
+    pub async fn insert_all(
+        &self,
+        notes: Vec<(String, String)>,
+        by: Option<WindowRef>,
+    ) -> Result<Vec<u64>, NotesError> {
+        for (title, body) in &notes {
+            check_note(title, body)?;
+        }
+        let updated_at = now();
+        let announcer = Arc::clone(&self.announcer);
+        self.with_db(move |db| {
+            let tx = db.transaction().map_err(storage)?;
+            if count(&tx)? + notes.len() as u64 > MAX_NOTES {
+                return Err(NotesError::Full { limit: MAX_NOTES });
+            }
+            let mut created = Vec::with_capacity(notes.len());
+            for (title, body) in notes {
+                tx.execute(
+                    "INSERT INTO notes (title, body, updated_at) VALUES (?1, ?2, ?3)",
+                    params![title, body, updated_at as i64],
+                )
+                .map_err(storage)?;
+                created.push(Note {
+                    id: to_u64(tx.last_insert_rowid()),
+                    title,
+                    body,
+                    updated_at,
+                });
+            }
+            tx.commit().map_err(storage)?;
+            let ids = created.iter().map(|n| n.id).collect();
+            // Still holding the connection, so that no later change is
+            // announced first; this is a blocking thread, which may wait.
+            let runtime = tokio::runtime::Handle::current();
+            for (i, note) in created.into_iter().enumerate() {
+                if i % 128 == 0 {
+                    let room = announcer.main.room_for_events(&Target::All);
+                    // Bounded: a window that stops reading misses events
+                    // (counted) rather than holding the notes up for ever.
+                    let _ = runtime.block_on(tokio::time::timeout(
+                        std::time::Duration::from_secs(1),
+                        room,
+                    ));
+                }
+                announcer.announce(NoteChange::Created(note), by.clone());
+            }
+            Ok(ids)
         })
         .await
     }
