@@ -1088,6 +1088,37 @@ async fn concurrent_imports_past_the_limit_create_nothing() {
     assert_eq!((ok, count), (1, n as u64), "{a:?} / {b:?}");
 }
 
+/// Standard output closed early (`ipc-desktop --scripted | head -3`):
+/// main loses its log lines but runs on, and no handler fails halfway. Its
+/// log used `println!`, which panicked in handlers that had already made
+/// their change (a saved setting not announced, an export written but
+/// reported failed): exit status 101, 18 panics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_standard_output_fails_no_handler() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(APP)
+        .arg("--scripted")
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        lines.next_line().await.unwrap().unwrap();
+    }
+    drop(lines);
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the demo ends")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+}
+
 /// The app holds at most `MAX_NOTES` notes, so `notes:list` (all of them
 /// in one reply) always fits in a frame, even with the longest titles; an
 /// import that would go past the limit creates nothing.

@@ -28,6 +28,10 @@ pub fn caller() -> Option<WindowRef> {
 }
 
 /// Main's log: one line on standard output, next to the windows' lines.
+/// A standard output that cannot be written (closed, as by `| head`, or a
+/// full disk) loses the line: handlers log after their work is done, and
+/// `println!` would panic there, failing a call whose change was made.
 pub fn log(line: impl std::fmt::Display) {
-    println!("[main] {line}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "[main] {line}");
 }
