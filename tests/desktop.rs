@@ -1119,6 +1119,33 @@ async fn a_closed_standard_output_fails_no_handler() {
     assert!(output.status.success(), "{}: {stderr}", output.status);
 }
 
+/// One instance per data directory: a second one on the same directory
+/// would keep its own settings and overwrite the first's (a change made in
+/// one was lost, and the two wrote one temporary file), so it refuses to
+/// start, saying why; the first runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_on_one_data_directory_refuses_to_start() {
+    let (_tmp, data, _) = dirs();
+    let mut first = Running::start(&data, &[]).await;
+    let second = Command::new(APP)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output();
+    let second = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second instance ends")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(
+        stderr.contains("another ipc-desktop is running with the data directory"),
+        "{stderr}"
+    );
+    first.check("notes", &["[editor#1] 0 note(s)"]).await;
+    first.quit().await;
+}
+
 /// The app holds at most `MAX_NOTES` notes, so `notes:list` (all of them
 /// in one reply) always fits in a frame, even with the longest titles; an
 /// import that would go past the limit creates nothing.

@@ -74,12 +74,44 @@ pub struct App {
     pub windows: Arc<WindowsHandler>,
     /// The notes database.
     pub notes: Arc<NotesHandler>,
+    /// Held for as long as the app runs: one instance per data directory.
+    _instance: std::fs::File,
+}
+
+/// Takes the data directory's instance lock (`flock` on `ipc-desktop.lock`
+/// in it, released by the kernel however the app ends), or says which
+/// directory another instance is using: two instances on one directory
+/// would each keep their own settings and overwrite the other's.
+fn lock_instance(data_dir: &std::path::Path) -> Result<std::fs::File, Box<dyn Error>> {
+    use std::os::fd::AsRawFd;
+    let path = data_dir.join("ipc-desktop.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    // SAFETY: `flock` only reads the descriptor, which `file` keeps open.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "another ipc-desktop is running with the data directory {}; close it first, or pass another --data-dir",
+            data_dir.display()
+        )
+        .into());
+    }
+    Ok(file)
 }
 
 /// Creates each namespace's handler with its state and registers it, with
 /// the events main pushes.
 pub fn wire(config: &Config) -> Result<App, Box<dyn Error>> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        format!(
+            "creating the data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let instance = lock_instance(&config.data_dir)?;
     let builder = Main::builder();
     let main = builder.main();
     let notify = Arc::new(Notifier::new(&main));
@@ -116,6 +148,7 @@ pub fn wire(config: &Config) -> Result<App, Box<dyn Error>> {
         main,
         windows,
         notes,
+        _instance: instance,
     })
 }
 
