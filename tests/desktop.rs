@@ -1146,6 +1146,36 @@ async fn a_second_instance_on_one_data_directory_refuses_to_start() {
     first.quit().await;
 }
 
+/// A known command with the wrong arguments is told its usage, not called
+/// unknown; ids are taken as the windows print them (`#1`), which the
+/// shell syntax read as the start of a comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_arguments_get_the_commands_usage_and_ids_may_be_written_with_a_hash() {
+    let (_tmp, data, _) = dirs();
+    let mut app = Running::start(&data, &[]).await;
+    app.check("note new first x", &["created note #1"]).await;
+    app.check(
+        "notes extra",
+        &["[editor#1] error: usage: wrong arguments for `notes`; usage: notes"],
+    )
+    .await;
+    app.check(
+        "close",
+        &["[editor#1] error: usage: wrong arguments for `close`; usage: close ID"],
+    )
+    .await;
+    app.check("frobnicate", &["unknown command `frobnicate`"])
+        .await;
+    app.check("note show #1", &["[editor#1] note #1 \"first\""])
+        .await;
+    app.check(
+        "note new \"#2 in quotes\"",
+        &["created note #2 \"#2 in quotes\""],
+    )
+    .await;
+    app.quit().await;
+}
+
 /// The app holds at most `MAX_NOTES` notes, so `notes:list` (all of them
 /// in one reply) always fits in a frame, even with the longest titles; an
 /// import that would go past the limit creates nothing.

@@ -413,7 +413,8 @@ async fn exec(
     vars: &mut Vars,
     line: &str,
 ) -> Result<Flow, CmdError> {
-    let words = shlex::split(line).ok_or_else(|| CmdError::Usage("unbalanced quotes".into()))?;
+    let line = without_id_hashes(line);
+    let words = shlex::split(&line).ok_or_else(|| CmdError::Usage("unbalanced quotes".into()))?;
     let words = words
         .into_iter()
         .map(|w| vars.expand(w))
@@ -609,10 +610,71 @@ async fn exec(
 
         [] => {}
         [other, ..] => {
-            return Err(CmdError::Usage(format!(
-                "unknown command `{other}`; type `help`"
-            )))
+            let usage: Vec<&str> = USAGE
+                .iter()
+                .filter(|l| l.split_whitespace().next() == Some(*other))
+                .copied()
+                .collect();
+            return Err(CmdError::Usage(if usage.is_empty() {
+                format!("unknown command `{other}`; type `help`")
+            } else {
+                format!(
+                    "wrong arguments for `{other}`; usage: {}",
+                    usage.join(" | ")
+                )
+            }));
         }
     }
     Ok(Flow::Continue)
+}
+
+/// Each command's forms, for a command given the wrong arguments.
+const USAGE: &[&str] = &[
+    "notes",
+    "note list",
+    "note show ID",
+    "note new TITLE [BODY]",
+    "note edit ID TITLE [BODY]",
+    "note rm ID",
+    "note search WORDS...",
+    "settings",
+    "set FIELD VALUE...",
+    "windows",
+    "open editor|settings",
+    "close ID",
+    "tell ID COMMAND...",
+    "roots",
+    "export PATH",
+    "import PATH",
+    "system",
+    "wait note|settings|opened|closed [ID]",
+    "help",
+    "quit",
+    "exit",
+];
+
+/// `line` with the `#` of ids as the windows print them (`#3`) removed
+/// where a word starts with it outside quotes, where the shell syntax would
+/// read it as the start of a comment: `close #3` is `close 3`.
+fn without_id_hashes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    let mut word_start = true;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let plain = !single && !double && !escaped;
+        if plain && word_start && c == '#' && chars.peek().is_some_and(char::is_ascii_digit) {
+            word_start = false;
+            continue;
+        }
+        match c {
+            '\\' if !single && !escaped => escaped = true,
+            '\'' if !double && !escaped => single = !single,
+            '"' if !single && !escaped => double = !double,
+            _ => escaped = false,
+        }
+        word_start = plain && c.is_whitespace();
+        out.push(c);
+    }
+    out
 }
