@@ -1176,6 +1176,48 @@ async fn wrong_arguments_get_the_commands_usage_and_ids_may_be_written_with_a_ha
     app.quit().await;
 }
 
+/// Ctrl-C (SIGINT) during the scripted demo ends it as the first window's
+/// end does: windows closed, and its temporary data directory removed
+/// (it was left behind).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_the_scripted_demo_leaves_no_temporary_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(APP)
+        .arg("--scripted")
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    assert!(first.contains("data in"), "{first}");
+    // SAFETY: `kill` sends a signal to the child this test started.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let rest = async {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        rest
+    };
+    let rest = tokio::time::timeout(Duration::from_secs(10), rest)
+        .await
+        .expect("the demo ends");
+    assert!(
+        rest.iter().any(|l| l.contains("[main] interrupted")),
+        "{rest:?}"
+    );
+    let status = child.wait().await.unwrap();
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "after {status}, left behind: {left:?}");
+}
+
 /// The app holds at most `MAX_NOTES` notes, so `notes:list` (all of them
 /// in one reply) always fits in a frame, even with the longest titles; an
 /// import that would go past the limit creates nothing.

@@ -210,6 +210,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
 }
 
 async fn run_app(args: AppArgs) -> Result<bool, Box<dyn Error>> {
+    // From the start, so that an interrupt at any moment is seen below.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // A scripted run gets a fresh directory (deleted at the end) unless
     // told otherwise.
     let mut temp = None;
@@ -246,17 +248,26 @@ async fn run_app(args: AppArgs) -> Result<bool, Box<dyn Error>> {
         ("prompt", true)
     };
     let (first, mut gone) = app.windows.open_with(Role::Editor, mode, terminal).await?;
-    let ended = gone
-        .wait_for(Option::is_some)
-        .await
-        .ok()
-        .and_then(|e| e.clone());
+    // Ctrl-C (or SIGINT) ends the app as the first window's end does:
+    // windows closed, and a scripted run's temporary directory removed.
+    let ended = tokio::select! {
+        ended = gone.wait_for(Option::is_some) => ended.ok().and_then(|e| e.clone()),
+        _ = interrupt.recv() => {
+            log(format_args!(
+                "interrupted; closing {} window(s) and exiting",
+                app.windows.windows().len()
+            ));
+            None
+        }
+    };
     let success = ended.as_ref().is_some_and(|e| e.success);
-    let others = app.windows.windows().len();
-    log(format_args!(
-        "the first window (editor#{}) is gone; closing {others} other window(s) and exiting",
-        first.id
-    ));
+    if ended.is_some() {
+        let others = app.windows.windows().len();
+        log(format_args!(
+            "the first window (editor#{}) is gone; closing {others} other window(s) and exiting",
+            first.id
+        ));
+    }
     app.windows.close_all().await;
     let failed = app.windows.failed();
     if args.scripted && failed > 0 {
