@@ -1218,6 +1218,36 @@ async fn ctrl_c_in_the_scripted_demo_leaves_no_temporary_directory() {
     assert!(left.is_empty(), "after {status}, left behind: {left:?}");
 }
 
+/// An export to a long but valid file name (250 bytes) works: its
+/// temporary file was named after it and went past the system's 255.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_to_a_long_but_valid_file_name_works() {
+    let (_tmp, data, _) = dirs();
+    let app = wired(&data);
+    let api = editor_of(&app).await;
+    let name = "n".repeat(250);
+    let exported = api.files.export(name.clone()).await;
+    assert!(exported.is_ok(), "{exported:?}");
+    assert!(data.join("files").join(&name).is_file());
+}
+
+/// A settings save that fails (here `settings.json` is a directory) is a
+/// typed error, and leaves no temporary file beside the settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_settings_save_leaves_nothing_behind() {
+    let (_tmp, data, _) = dirs();
+    std::fs::create_dir_all(data.join("settings.json")).unwrap();
+    let mut app = Running::start(&data, &[]).await;
+    app.check("open settings", &["opened settings#2"]).await;
+    app.check(
+        "tell 2 set theme dark",
+        &["[settings#2] error: main refused: could not save the settings"],
+    )
+    .await;
+    app.quit().await;
+    assert!(!data.join("settings.json.tmp").exists());
+}
+
 /// The app holds at most `MAX_NOTES` notes, so `notes:list` (all of them
 /// in one reply) always fits in a frame, even with the longest titles; an
 /// import that would go past the limit creates nothing.

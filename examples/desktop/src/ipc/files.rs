@@ -338,9 +338,10 @@ fn write_new(dir: &Dir, inside: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if !parent.as_os_str().is_empty() {
         dir.create_dir_all(parent)?;
     }
-    let name = inside.file_name().unwrap_or_default().to_string_lossy();
+    // Not named after the file: a name of up to the system's 255 bytes
+    // must still leave room for the temporary one.
     let temp = parent.join(format!(
-        ".{name}.{}.{}.tmp",
+        ".ipc-desktop-export.{}.{}.tmp",
         std::process::id(),
         NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
     ));

@@ -146,8 +146,15 @@ impl SettingsHandler {
         let json = serde_json::to_vec_pretty(settings)
             .map_err(|e| SettingsError::Storage(e.to_string()))?;
         let tmp = self.path.with_extension("json.tmp");
-        tokio::fs::write(&tmp, json).await.map_err(storage)?;
-        tokio::fs::rename(&tmp, &self.path).await.map_err(storage)
+        let saved = match tokio::fs::write(&tmp, json).await {
+            Ok(()) => tokio::fs::rename(&tmp, &self.path).await,
+            Err(e) => Err(e),
+        };
+        if saved.is_err() {
+            // Nothing half-done is left beside the settings.
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        saved.map_err(storage)
     }
 }
 
