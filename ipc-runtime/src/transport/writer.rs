@@ -140,6 +140,8 @@ pub(crate) struct WriteQueue {
     /// and how many; they join `state` before anything else does.
     deferred: Mutex<(BytesMut, usize)>,
     has_deferred: AtomicBool,
+    /// Set by [`WriteQueue::close`]: nothing more is set aside.
+    closing: AtomicBool,
 }
 
 struct State {
@@ -307,19 +309,27 @@ impl WriteQueue {
     /// one. The frame is encoded apart and set aside, under
     /// a lock never held while user code runs; it joins the queue, ahead of
     /// anything queued after it, at the queue's next use ([`Self::merge`]),
-    /// and the writer is woken for that. At most `max_frames` frames wait
-    /// so (`Full` past them, for a `bounded` frame).
+    /// and the writer is woken for that. For a `bounded` frame, what is set
+    /// aside is held to the queue's limits (`Full` past them); nothing is
+    /// set aside once the queue is closed (`Closed`).
     fn defer(
         &self,
         body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
         bounded: bool,
     ) -> Result<(), PushError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(PushError::Closed);
+        }
         let mut apart = State::new();
         self.put(&mut apart, body)?;
         let frame = splice::joined(&apart.buf, &apart.splices);
         {
             let mut deferred = self.deferred();
-            if bounded && deferred.1 >= self.max_frames {
+            // The queue's own limits, for what is set aside (the queue
+            // itself cannot be looked at: its lock is taken).
+            let bytes = deferred.0.len();
+            if bounded && (deferred.1 >= self.max_frames || (bytes > 0 && bytes >= self.max_bytes))
+            {
                 return Err(PushError::Full);
             }
             deferred.0.extend_from_slice(&frame);
@@ -559,7 +569,13 @@ impl WriteQueue {
     /// No frame may be queued any more; the writer writes what is queued
     /// and stops.
     pub(crate) fn close(&self) {
-        self.state().closed = true;
+        {
+            let mut s = self.state();
+            // Frames set aside before the close are written with the rest.
+            self.merge(&mut s);
+            s.closed = true;
+        }
+        self.closing.store(true, Ordering::Release);
         self.wake.notify_one();
         self.room.notify_waiters();
         self.drained.notify_waiters();
@@ -568,7 +584,11 @@ impl WriteQueue {
     /// Resolves to `true` once every frame queued before this call has
     /// been written, or to `false` if the writer stopped first.
     pub(crate) fn flushed(&self) -> impl Future<Output = bool> + Send + 'static {
-        let seq = self.state().queued;
+        let seq = {
+            let mut s = self.state();
+            self.merge(&mut s);
+            s.queued
+        };
         let mut written = self.written.subscribe();
         self.quiet.store(false, Ordering::Release);
         self.wake.notify_one();
@@ -811,6 +831,7 @@ impl Outbox {
             quiet: AtomicBool::new(false),
             deferred: Mutex::new((BytesMut::new(), 0)),
             has_deferred: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         }))
     }
 
@@ -1434,6 +1455,70 @@ mod tests {
             }
             proptest::prop_assert_eq!(wire, expected);
         }
+    }
+
+    /// A frame set aside (queued from inside the encoding of a frame for
+    /// the same queue: an event a reply's `Serialize` emits to the renderer
+    /// it answers) is written after that frame, also when the queue closes
+    /// before the writer took them (it was dropped then).
+    #[tokio::test]
+    async fn a_frame_set_aside_before_close_is_still_written() {
+        let (a, b) = tokio::io::duplex(1024);
+        let outbox = Outbox::new(Box::pin(a), 8, 1024);
+        let queue = outbox.queue();
+        outbox
+            .push_always(|buf| {
+                queue
+                    .try_push(bytes_frame(b"event"))
+                    .expect("set aside, not refused");
+                buf.put_slice(b"reply");
+                Ok(())
+            })
+            .unwrap();
+        // Closed (the renderer disconnected by main) before the writer
+        // took the queue: what was accepted is still to be written.
+        drop(outbox);
+        let writer = tokio::spawn(run_writer(queue, CancellationToken::new(), None));
+        let mut reader = FrameReader::new(Box::pin(b), 1024);
+        let mut got = Vec::new();
+        while let Ok(Some(frame)) =
+            tokio::time::timeout(Duration::from_secs(5), reader.next()).await
+        {
+            got.push(frame.unwrap().to_vec());
+        }
+        writer.await.unwrap().unwrap();
+        assert_eq!(got, [b"reply".to_vec(), b"event".to_vec()]);
+    }
+
+    /// Events that cannot wait are refused once the bytes held reach
+    /// `max_bytes` (main's `Limits::max_queued_bytes`); set aside from
+    /// inside an encoding too (only their count was checked).
+    #[test]
+    fn events_set_aside_respect_the_byte_limit() {
+        let outbox = Outbox::bounded(Box::pin(tokio::io::sink()), 1000, 64, 1 << 20);
+        let queue = outbox.queue();
+        let event: &'static [u8] = &[7; 40];
+        // Outside any encoding: two 40-byte events pass, the third is refused.
+        let plain = (0..100)
+            .filter(|_| queue.try_push(bytes_frame(event)).is_ok())
+            .count();
+        assert_eq!(plain, 2);
+        let outbox = Outbox::bounded(Box::pin(tokio::io::sink()), 1000, 64, 1 << 20);
+        let queue = outbox.queue();
+        let mut inside = 0;
+        outbox
+            .push_always(|buf| {
+                inside = (0..100)
+                    .filter(|_| queue.try_push(bytes_frame(event)).is_ok())
+                    .count();
+                buf.put_slice(b"reply");
+                Ok(())
+            })
+            .unwrap();
+        assert!(
+            inside <= 2,
+            "{inside} events of 40 bytes accepted against a 64-byte limit"
+        );
     }
 
     #[tokio::test]
