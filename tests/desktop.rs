@@ -1248,6 +1248,67 @@ async fn a_failed_settings_save_leaves_nothing_behind() {
     assert!(!data.join("settings.json.tmp").exists());
 }
 
+/// An import announces its notes holding the notes database (so that no
+/// later change is announced first), pacing them to the windows' queues
+/// for a second at most in all: one window that stops reading (a terminal
+/// paused with Ctrl-S) does not hold every other window's notes calls up.
+/// It waited up to a second per 128 notes: a 10 000-note import held the
+/// database for over a minute, and its own call timed out though it had
+/// succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_window_does_not_lock_the_notes_during_an_import() {
+    use desktop::contract::{EditorApi, NotesContract};
+    use desktop::ipc::notes::MAX_NOTES;
+    use ipc_suite::raw::subscribe_body;
+    let tmp = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let data = tmp.path().join("data");
+    let app = wired(&data);
+    let body = "b".repeat(300);
+    std::fs::write(
+        data.join("files/big.json"),
+        export_json(&vec![("t", body.as_str()); MAX_NOTES as usize]),
+    )
+    .unwrap();
+    // A window that listens to notes changes, then stops reading.
+    let (mut stalled, _) = accepted::<EditorApi, NotesContract>(&app.main, "editor").await;
+    stalled.frame(&subscribe_body(1, "notes:changed")).await;
+    let reply = stalled.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_OK, 1));
+    let importer = editor_of(&app).await;
+    let other = editor_of(&app).await;
+    let import = tokio::spawn(async move { importer.files.import("big.json".into()).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let listed = tokio::time::timeout(Duration::from_secs(5), other.notes.list()).await;
+    let imported = tokio::time::timeout(Duration::from_secs(30), import)
+        .await
+        .expect("the import ends")
+        .unwrap();
+    assert_eq!(
+        listed.expect("notes:list answered").unwrap().len(),
+        MAX_NOTES as usize
+    );
+    assert_eq!(imported.unwrap().notes.len(), MAX_NOTES as usize);
+    drop(stalled);
+}
+
+/// A `#` in the middle of a word is not the shell syntax's comment (it
+/// splits words on space, tab and newline only), so the id-hash rewrite
+/// keeps it, after a no-break space too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hash_mid_word_is_kept() {
+    let (_tmp, data, _) = dirs();
+    let mut app = Running::start(&data, &[]).await;
+    app.check("note new a\u{a0}#1", &["created note #1"]).await;
+    app.quit().await;
+    let notes = notes_in(&data.join("notes.sqlite3"));
+    assert_eq!(
+        notes[0].1, "a\u{a0}#1",
+        "the title as typed (one shell word)"
+    );
+}
+
 /// The app holds at most `MAX_NOTES` notes, so `notes:list` (all of them
 /// in one reply) always fits in a frame, even with the longest titles; an
 /// import that would go past the limit creates nothing.

@@ -270,7 +270,8 @@ impl NotesHandler {
     /// it), and which runs to its end even if the window that asked goes
     /// away meanwhile. Each note is then announced, in order, before any
     /// later change; in bursts that wait for the windows' queues to have
-    /// room, so that a large import reaches every window whole.
+    /// room (a second at most in all), so that a large import reaches
+    /// every window that keeps up whole.
     pub async fn insert_all(
         &self,
         notes: Vec<(String, String)>,
@@ -303,17 +304,16 @@ impl NotesHandler {
             tx.commit().map_err(storage)?;
             let ids = created.iter().map(|n| n.id).collect();
             // Still holding the connection, so that no later change is
-            // announced first; this is a blocking thread, which may wait.
+            // announced first; this is a blocking thread, which may wait,
+            // but for a second at most in all: a window that stops reading
+            // then misses events (counted) rather than holding every
+            // window's notes up.
             let runtime = tokio::runtime::Handle::current();
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
             for (i, note) in created.into_iter().enumerate() {
                 if i % 128 == 0 {
                     let room = announcer.main.room_for_events(&Target::All);
-                    // Bounded: a window that stops reading misses events
-                    // (counted) rather than holding the notes up for ever.
-                    let _ = runtime.block_on(tokio::time::timeout(
-                        std::time::Duration::from_secs(1),
-                        room,
-                    ));
+                    let _ = runtime.block_on(tokio::time::timeout_at(deadline, room));
                 }
                 announcer.announce(NoteChange::Created(note), by.clone());
             }

@@ -673,7 +673,8 @@ fn without_id_hashes(line: &str) -> String {
             '"' if !single && !escaped => double = !double,
             _ => escaped = false,
         }
-        word_start = plain && c.is_whitespace();
+        // The whitespace the shell syntax splits words on, and no other.
+        word_start = plain && matches!(c, ' ' | '\t' | '\n');
         out.push(c);
     }
     out
