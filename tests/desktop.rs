@@ -1031,6 +1031,13 @@ async fn an_editor_cannot_launder_a_relay_through_the_first_window() {
     app.check("settings", &["[editor#1] settings: "]).await;
     let line = app.expect("[editor#1] settings: ").await;
     assert!(line.contains("font_size=14"), "{line}");
+    // Nor end the app by closing the first window.
+    app.check(
+        "tell 3 close 1",
+        &["[editor#3] error: main refused: window 1 is the first window: closing it ends the app, which only the user does"],
+    )
+    .await;
+    app.check("windows", &["[editor#1] 3 window(s)"]).await;
     app.quit().await;
 }
 

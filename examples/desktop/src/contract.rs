@@ -347,6 +347,10 @@ pub enum WindowsError {
         /// The window that asked.
         by: String,
     },
+    /// Another window asked to close the first window, which would end
+    /// the app: only the user ends it (by quitting the first window).
+    #[error("window {0} is the first window: closing it ends the app, which only the user does")]
+    FirstWindow(u64),
     /// The renderer process could not be started.
     #[error("could not start the window: {0}")]
     Spawn(String),

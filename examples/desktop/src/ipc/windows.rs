@@ -315,6 +315,9 @@ impl Windows for WindowsHandler {
         let (renderer, mut gone) = {
             let open = self.shared.open();
             let window = open.get(&id).ok_or(WindowsError::NotFound(id))?;
+            if window.console && caller().is_some() {
+                return Err(WindowsError::FirstWindow(id));
+            }
             (window.renderer, window.gone.clone())
         };
         log(format_args!(
