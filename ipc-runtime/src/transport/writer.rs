@@ -449,16 +449,14 @@ impl WriteQueue {
         body: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
         bounded: bool,
     ) -> Result<(), PushError> {
-        if self.reentered() {
-            // This thread holds the lock, encoding a frame for this very
-            // queue: set aside, the frame follows the one being encoded.
-            return self.defer(body, bounded);
-        }
         {
             let mut s = if ENCODING_INTO.get() == 0 {
                 self.state()
             } else {
-                // Inside the encoding of a frame for another queue.
+                // Inside the encoding of a frame, holding that frame's
+                // queue: this one (then the lock is this thread's own, and
+                // the frame follows the one being encoded) or another,
+                // whose encoder may wait for this one. Never wait.
                 match self.state.try_lock() {
                     Ok(s) => s,
                     Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
