@@ -284,8 +284,7 @@ fn check_parent(parent: &Path) -> Result<(), IpcError> {
             e,
         )
     })?;
-    // SAFETY: `geteuid` has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = effective_uid();
     let mode = meta.mode();
     let others_write = mode & 0o022 != 0;
     let sticky = mode & 0o1000 != 0;
@@ -400,8 +399,7 @@ pub(crate) async fn connect(path: &Path) -> Result<Transport, IpcError> {
     let peer = stream
         .peer_cred()
         .map_err(|e| IpcError::io(format!("reading who listens at {}", path.display()), e))?;
-    // SAFETY: `geteuid` has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = effective_uid();
     if !trusted_peer(peer.uid(), me) {
         return Err(IpcError::Unauthorized {
             reason: format!(
@@ -412,6 +410,12 @@ pub(crate) async fn connect(path: &Path) -> Result<Transport, IpcError> {
         });
     }
     Ok(Transport::from_unix(stream))
+}
+
+/// This process's effective user id.
+fn effective_uid() -> u32 {
+    // SAFETY: `geteuid` has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Whether a renderer running as user `me` may send its token to a socket
