@@ -976,7 +976,6 @@ async fn read_replies(
         }
     };
     debug!(error = %reason, "connection to main ended");
-    stop.cancel();
     ending.end(reason);
 }
 
