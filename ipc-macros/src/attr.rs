@@ -234,16 +234,25 @@ pub fn misplaced(cx: &mut Ctxt, flavor: Flavor, attrs: &mut Vec<Attribute>) {
     });
 }
 
-/// Attributes that never change a contract: doc comments and lint levels.
-const HARMLESS: [&str; 7] = [
-    "doc",
-    "allow",
-    "expect",
-    "warn",
-    "deny",
-    "forbid",
-    "deprecated",
-];
+/// Lint levels and `#[deprecated]`: what the generated copies of a trait's
+/// items carry (see `expand::lint_attrs`), and, with doc comments, all a
+/// method's `#[cfg_attr]` may add.
+const LINT_LEVELS: [&str; 6] = ["allow", "expect", "warn", "deny", "forbid", "deprecated"];
+
+/// Whether `path` names a lint level or `deprecated` ([`LINT_LEVELS`]).
+pub fn is_lint_level(path: &syn::Path) -> bool {
+    LINT_LEVELS.iter().any(|name| path.is_ident(name))
+}
+
+/// Turns `expect(..)` into `allow(..)`, for a copy that would not always
+/// fulfil the expectation; leaves any other attribute as it is.
+pub fn expect_as_allow(meta: &mut syn::Meta) {
+    if let syn::Meta::List(list) = meta {
+        if list.path.is_ident("expect") {
+            list.path = syn::parse_quote_spanned!(list.path.span()=> allow);
+        }
+    }
+}
 
 /// The lint-level attributes of a `#[cfg_attr(predicate, ...)]` that adds
 /// only doc comments and lint levels (which cannot change the contract):
@@ -260,9 +269,10 @@ pub fn cfg_attr_lints(attr: &Attribute) -> Option<(syn::Meta, Vec<syn::Meta>)> {
             Ok((predicate, inner))
         })
         .ok()?;
+    // Doc comments and lint levels never change a contract.
     if !inner
         .iter()
-        .all(|m| HARMLESS.iter().any(|name| m.path().is_ident(name)))
+        .all(|m| m.path().is_ident("doc") || is_lint_level(m.path()))
     {
         return None;
     }
@@ -270,11 +280,7 @@ pub fn cfg_attr_lints(attr: &Attribute) -> Option<(syn::Meta, Vec<syn::Meta>)> {
         .into_iter()
         .filter(|m| !m.path().is_ident("doc"))
         .map(|mut m| {
-            if let Meta::List(list) = &mut m {
-                if list.path.is_ident("expect") {
-                    list.path = syn::parse_quote_spanned!(list.path.span()=> allow);
-                }
-            }
+            expect_as_allow(&mut m);
             m
         })
         .collect();

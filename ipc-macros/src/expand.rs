@@ -217,11 +217,7 @@ fn mark_generated(service: &Service, items: TokenStream) -> TokenStream {
 /// `#[expect(…)]` as `#[allow(…)]`; any other attribute as it is.
 fn as_allow(attr: &Attribute) -> Attribute {
     let mut attr = attr.clone();
-    if attr.path().is_ident("expect") {
-        if let syn::Meta::List(list) = &mut attr.meta {
-            list.path = syn::parse_quote_spanned!(list.path.span()=> allow);
-        }
-    }
+    attr::expect_as_allow(&mut attr.meta);
     attr
 }
 
@@ -317,10 +313,7 @@ fn lint_attrs(attrs: &[Attribute]) -> Vec<Attribute> {
     attrs
         .iter()
         .filter_map(|a| {
-            let lint = ["allow", "expect", "warn", "deny", "forbid", "deprecated"]
-                .iter()
-                .any(|name| a.path().is_ident(name));
-            if lint {
+            if attr::is_lint_level(a.path()) {
                 return Some(as_allow(a));
             }
             // `#[cfg_attr(predicate, allow(..))]`: the same, conditionally.
