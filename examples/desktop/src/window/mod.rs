@@ -15,17 +15,24 @@ mod scripts;
 mod shell;
 
 use std::{
+    collections::VecDeque,
     error::Error,
     fmt,
     io::{IsTerminal, Write},
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex, PoisonError,
     },
 };
 
 use ipc_runtime::{IpcError, Subscription};
-use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::{
+    sync::{
+        mpsc::{self, UnboundedSender},
+        Notify,
+    },
+    time::Instant,
+};
 
 use super::contract::{
     self, by_whom, AppSettings, EditorApi, NoteChange, Role, SettingsWindowApi, WindowRef,
@@ -185,6 +192,52 @@ pub enum Seen {
     Closed(u64),
 }
 
+/// How many events a window keeps for `wait`: the oldest is forgotten
+/// beyond, so that a window no script waits in does not grow.
+pub const SEEN_KEPT: usize = 256;
+
+/// The events a window has seen that no `wait` has taken yet, oldest
+/// first. Each `wait` takes one: a script's `wait` is satisfied by an event
+/// that arrived before it ran (there is no race with the command that
+/// caused it), and the same event never satisfies two.
+#[derive(Default)]
+pub struct SeenLog {
+    events: Mutex<VecDeque<Seen>>,
+    arrived: Notify,
+}
+
+impl SeenLog {
+    /// Records an event a listener saw.
+    pub fn record(&self, seen: Seen) {
+        {
+            let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+            if events.len() == SEEN_KEPT {
+                events.pop_front();
+            }
+            events.push_back(seen);
+        }
+        self.arrived.notify_one();
+    }
+
+    /// Takes the oldest event `matches` accepts, leaving the others for
+    /// later waits, waiting for one until `deadline`. `None` if none came.
+    pub async fn take(&self, matches: impl Fn(&Seen) -> bool, deadline: Instant) -> Option<Seen> {
+        loop {
+            {
+                let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(at) = events.iter().position(&matches) {
+                    return events.remove(at);
+                }
+            }
+            // A record between the check and here leaves a permit, so this
+            // wakes at once.
+            tokio::time::timeout_at(deadline, self.arrived.notified())
+                .await
+                .ok()?;
+        }
+    }
+}
+
 /// A command another window sent through main (`windows:tell`).
 pub type Told = (Option<WindowRef>, String);
 
@@ -201,7 +254,7 @@ pub fn settings_line(s: &AppSettings) -> String {
 async fn listen(
     api: &RoleApi,
     out: &Out,
-    seen: UnboundedSender<Seen>,
+    seen: &Arc<SeenLog>,
     told: UnboundedSender<Told>,
 ) -> Result<Vec<Subscription>, IpcError> {
     let id_of = |by: &Option<WindowRef>| by.as_ref().map(|w| w.id);
@@ -214,7 +267,7 @@ async fn listen(
                 settings_line(&settings),
                 by_whom(&by)
             ));
-            let _ = seen.send(Seen::Settings(id_of(&by)));
+            seen.record(Seen::Settings(id_of(&by)));
         }
     };
     let command = move |from: Option<WindowRef>, line: String| {
@@ -241,7 +294,7 @@ async fn listen(
                             "event notes:changed: {what} by {}",
                             by_whom(&event.by)
                         ));
-                        let _ = s.send(Seen::Note(id_of(&event.by)));
+                        s.record(Seen::Note(id_of(&event.by)));
                     })
                     .await?,
             );
@@ -257,11 +310,11 @@ async fn listen(
                             w.pid.unwrap_or_default(),
                             w.api
                         ));
-                        let _ = s.send(Seen::Opened(w.id));
+                        s.record(Seen::Opened(w.id));
                     })
                     .await?,
             );
-            let (o, s) = (out.clone(), seen);
+            let (o, s) = (out.clone(), seen.clone());
             subscriptions.push(
                 api.windows_events
                     .on_closed(move |w, how| {
@@ -269,7 +322,7 @@ async fn listen(
                             "event windows:closed: {}#{} {how}",
                             w.role, w.id
                         ));
-                        let _ = s.send(Seen::Closed(w.id));
+                        s.record(Seen::Closed(w.id));
                     })
                     .await?,
             );
@@ -328,9 +381,9 @@ pub async fn run(role: Role, mode: &str) -> Result<(), Box<dyn Error>> {
     let api = RoleApi::connect(role).await?;
     let terminal = matches!(mode, Mode::Prompt) && std::io::stdin().is_terminal();
     let out = Out::new(api.name(), terminal);
-    let (seen_tx, seen) = mpsc::unbounded_channel();
+    let seen = Arc::new(SeenLog::default());
     let (told_tx, told) = mpsc::unbounded_channel();
-    let subscriptions = listen(&api, &out, seen_tx, told_tx).await?;
+    let subscriptions = listen(&api, &out, &seen, told_tx).await?;
     out.say(format_args!(
         "window open as pid {} ({} role){}",
         std::process::id(),
@@ -346,4 +399,60 @@ pub async fn run(role: Role, mode: &str) -> Result<(), Box<dyn Error>> {
         .run(mode, told)
         .await
         .map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn soon(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    #[tokio::test]
+    async fn a_wait_takes_the_oldest_match_and_leaves_the_rest() {
+        let log = SeenLog::default();
+        log.record(Seen::Settings(Some(1)));
+        log.record(Seen::Note(Some(2)));
+        log.record(Seen::Settings(Some(3)));
+        let note = |s: &Seen| matches!(s, Seen::Note(_));
+        let settings = |s: &Seen| matches!(s, Seen::Settings(_));
+        assert_eq!(log.take(note, soon(10)).await, Some(Seen::Note(Some(2))));
+        assert_eq!(log.take(note, soon(10)).await, None, "taken once only");
+        assert_eq!(
+            log.take(settings, soon(10)).await,
+            Some(Seen::Settings(Some(1)))
+        );
+        assert_eq!(
+            log.take(settings, soon(10)).await,
+            Some(Seen::Settings(Some(3)))
+        );
+        assert_eq!(log.take(settings, soon(10)).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_wait_sees_what_arrives_while_it_waits() {
+        let log = Arc::new(SeenLog::default());
+        let recorder = Arc::clone(&log);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            recorder.record(Seen::Opened(7));
+            recorder.record(Seen::Closed(7));
+        });
+        let closed = |s: &Seen| matches!(s, Seen::Closed(7));
+        assert_eq!(log.take(closed, soon(10_000)).await, Some(Seen::Closed(7)));
+    }
+
+    #[test]
+    fn a_window_nobody_waits_in_keeps_only_the_newest_events() {
+        let log = SeenLog::default();
+        for id in 0..SEEN_KEPT as u64 + 10 {
+            log.record(Seen::Opened(id));
+        }
+        let events = log.events.lock().unwrap();
+        assert_eq!(events.len(), SEEN_KEPT);
+        assert_eq!(events.front(), Some(&Seen::Opened(10)));
+    }
 }

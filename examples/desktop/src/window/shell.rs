@@ -4,7 +4,7 @@
 //! namespace there is no code to call it (it would not compile), and the
 //! shell says so.
 
-use std::{fmt, io::BufRead, time::Duration};
+use std::{fmt, io::BufRead, sync::Arc, time::Duration};
 
 use ipc_runtime::{Api, CallError, IpcError, Subscription};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
@@ -13,7 +13,7 @@ use super::{
     contract::{
         by_whom, EditorApi, NoteSummary, Role, SettingsPatch, SettingsWindowApi, Theme, WindowInfo,
     },
-    settings_line, Mode, Out, RoleApi, Seen, Told,
+    settings_line, Mode, Out, RoleApi, Seen, SeenLog, Told,
 };
 
 /// How long `wait` waits.
@@ -119,7 +119,7 @@ impl Vars {
 pub struct Shell {
     api: RoleApi,
     out: Out,
-    seen: UnboundedReceiver<Seen>,
+    seen: Arc<SeenLog>,
     subscriptions: Vec<Subscription>,
     vars: Vars,
 }
@@ -129,7 +129,7 @@ impl Shell {
     pub fn new(
         api: RoleApi,
         out: Out,
-        seen: UnboundedReceiver<Seen>,
+        seen: Arc<SeenLog>,
         subscriptions: Vec<Subscription>,
     ) -> Self {
         Shell {
@@ -220,7 +220,7 @@ impl Shell {
                 None => {}
             }
             let result = tokio::select! {
-                r = exec(&self.api, &self.out, &mut self.seen, &mut self.vars, command) => r,
+                r = exec(&self.api, &self.out, &self.seen, &mut self.vars, command) => r,
                 reason = self.api.closed() => break End::ClosedByMain(reason),
             };
             let counts = scripted && from_input;
@@ -384,7 +384,7 @@ fn help(role: Role) -> Vec<String> {
         "                              autosave_secs N, language TAG",
     ];
     const COMMON: &[&str] = &[
-        "wait note|settings|opened|closed [ID]   wait for an event (from window ID)",
+        "wait note|settings|opened|closed [ID]   take an event (from window ID) no wait took yet",
         "help | quit",
         "$note $window $editor $settings: the last note or window this window made",
     ];
@@ -409,7 +409,7 @@ fn help(role: Role) -> Vec<String> {
 async fn exec(
     api: &RoleApi,
     out: &Out,
-    seen: &mut UnboundedReceiver<Seen>,
+    seen: &SeenLog,
     vars: &mut Vars,
     line: &str,
 ) -> Result<Flow, CmdError> {
@@ -593,17 +593,10 @@ async fn exec(
                 ));
             }
             let deadline = tokio::time::Instant::now() + WAIT;
-            loop {
-                match tokio::time::timeout_at(deadline, seen.recv()).await {
-                    Ok(Some(event)) if matches(&event) => break,
-                    Ok(Some(_)) => continue,
-                    Ok(None) => return Err(CmdError::Failed("no more events".into())),
-                    Err(_) => {
-                        return Err(CmdError::Failed(format!(
-                            "no `{kind}` event within {WAIT:?}"
-                        )))
-                    }
-                }
+            if seen.take(matches, deadline).await.is_none() {
+                return Err(CmdError::Failed(format!(
+                    "no `{kind}` event within {WAIT:?}"
+                )));
             }
             say(format!("saw the `{kind}` event"));
         }
