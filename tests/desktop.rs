@@ -1353,3 +1353,26 @@ async fn the_notes_stop_at_a_limit_and_their_list_always_fits_a_frame() {
     let listed = api.notes.list().await.unwrap();
     assert_eq!(listed.len() as u64, MAX_NOTES);
 }
+
+/// Deleting the notes database while the app runs gets an error that says
+/// so (SQLite's own words were "attempt to write a readonly database"),
+/// and reading goes on from the notes main still has open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_deleted_while_running_is_reported_as_such() {
+    let (_tmp, data, _) = dirs();
+    let app = wired(&data);
+    let api = editor_of(&app).await;
+    api.notes
+        .create("kept".into(), "body".into())
+        .await
+        .unwrap();
+    std::fs::remove_file(data.join("notes.sqlite3")).unwrap();
+    match api.notes.create("lost".into(), "body".into()).await {
+        Err(ipc_runtime::CallError::Handler(desktop::contract::NotesError::Storage(why))) => {
+            assert!(why.contains("moved or deleted"), "{why}")
+        }
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+    let titles: Vec<_> = api.notes.list().await.unwrap();
+    assert_eq!(titles.len(), 1);
+}

@@ -70,7 +70,18 @@ struct Announcer {
     notify: Arc<Notifier>,
 }
 
-fn storage(e: impl std::fmt::Display) -> NotesError {
+fn storage(e: rusqlite::Error) -> NotesError {
+    let moved = e
+        .sqlite_error()
+        .is_some_and(|e| e.extended_code == rusqlite::ffi::SQLITE_READONLY_DBMOVED);
+    if moved {
+        // SQLite's own words: "attempt to write a readonly database".
+        return NotesError::Storage(
+            "the notes database file was moved or deleted while the app ran; \
+             nothing more can be saved until the app restarts"
+                .into(),
+        );
+    }
     NotesError::Storage(e.to_string())
 }
 
@@ -198,7 +209,7 @@ impl NotesHandler {
             f(&mut db)
         })
         .await
-        .map_err(storage)?
+        .map_err(|e| NotesError::Storage(e.to_string()))?
     }
 
     /// How many notes there are.
