@@ -342,6 +342,7 @@ mod blob;
 mod caller;
 mod contract;
 mod cpus;
+mod deadline;
 mod dispatch;
 mod error;
 mod frame;

@@ -17,7 +17,7 @@
 
 use std::{future::Future, task::Poll, time::Duration};
 
-use crate::cpus;
+use crate::{cpus, deadline::capped};
 
 /// Waits for `fut`, polling it in a loop (yielding in between) for at most
 /// `spin`, and while `keep_spinning` holds (asked before each round),
@@ -41,7 +41,7 @@ async fn spin_then_wait_if<F: Future>(
 ) -> F::Output {
     tokio::pin!(fut);
     if !spin.is_zero() && may_spin() {
-        let until = std::time::Instant::now() + spin;
+        let until = std::time::Instant::now() + capped(spin);
         loop {
             let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
             if let Poll::Ready(output) = polled {

@@ -14,6 +14,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use tokio::{
     sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore},
     task::AbortHandle,
@@ -30,6 +31,7 @@ use crate::{
     codec::splice::FrameBuf,
     contract::{self, Escaped, Grant, MethodKind, Quoted},
     cpus,
+    deadline::capped,
     dispatch::{Handler, Outcome, Route},
     error::{panic_message, WireError},
     frame::{Channel, Frame, Head, StreamError, Welcome, PROTOCOL_VERSION},
@@ -306,8 +308,17 @@ pub(crate) async fn accept(
         // Main's own reason, once it decided to end the connection, wins
         // over what the loop saw next (the renderer closing, say).
         let leftover = sends.leftover();
+        // A panic while serving (a bug, or a `tracing` layer that panics on
+        // a record) ends this connection like any other failure: the
+        // renderer is told, unregistered and reported, not left behind.
+        let serving = AssertUnwindSafe(serve(&setup, &conn, reader, sends)).catch_unwind();
         let reason = tokio::select! {
-            reason = serve(&setup, &conn, reader, sends) => conn.ending().unwrap_or(reason),
+            served = serving => conn.ending().unwrap_or_else(|| {
+                served.unwrap_or_else(|panic| {
+                    let why = panic_message(&*panic);
+                    DisconnectReason::Failed(format!("main's task for this renderer panicked: {why}"))
+                })
+            }),
             () = conn.stop.cancelled() => conn.ending().unwrap_or(DisconnectReason::ClosedByMain),
         };
         leftover.hand_on();
@@ -1188,7 +1199,7 @@ async fn serve(
                 conn.out.write_through().await;
                 let read = if reader.has_partial() {
                     let at = *deadline
-                        .get_or_insert_with(|| tokio::time::Instant::now() + frame_timeout);
+                        .get_or_insert_with(|| tokio::time::Instant::now() + capped(frame_timeout));
                     match tokio::time::timeout_at(at, reader.fill()).await {
                         Err(_) => return DisconnectReason::FrameTimeout(frame_timeout),
                         Ok(read) => read,

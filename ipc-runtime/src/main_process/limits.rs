@@ -22,6 +22,9 @@ use std::time::Duration;
 /// | `frame_timeout` | 10 s | a frame that started arriving but is not complete this long after main first saw part of it (a peer sending one byte a second) ends the connection |
 /// | `max_violations` | 8 | after this many protocol violations (malformed frames, unknown or not-allowed channels, undecodable payloads, calls beyond `max_in_flight`) the renderer is disconnected; `None` never disconnects |
 /// | `max_renderers` | 64 | main-wide: connections (live or in handshake) beyond this are refused with [`IpcError::TooManyRenderers`](crate::IpcError::TooManyRenderers). Connections to a listening endpoint (Unix or TCP) wait for their token in a waiting room of that endpoint with as many places, so that processes connecting without one never take the places of renderers main spawns, accepts or has admitted, nor those of another endpoint; when it is full, the connection that has waited longest is refused (`Unauthorized`) to make room, so that connections that never show a token cannot keep out a renderer that shows its own at once |
+///
+/// A timeout of `Duration::MAX` means none: the deadline is then about a
+/// century away.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {

@@ -151,7 +151,8 @@ impl<C> MainBuilder<C> {
     /// CPU (its affinity mask or CPU quota, re-checked at most every
     /// 100 ms). Pair it with
     /// [`ConnectionBuilder::spin_before_parking`](crate::ConnectionBuilder::spin_before_parking)
-    /// on the renderer; tens of microseconds is the useful range.
+    /// on the renderer; tens of microseconds is the useful range
+    /// (`Duration::MAX` spins whenever it may).
     pub fn spin_before_parking(mut self, spin: Duration) -> Self {
         self.spin = spin;
         self
@@ -188,7 +189,8 @@ impl<C> MainBuilder<C> {
     }
 
     /// How long a renderer has to complete the handshake after connecting
-    /// (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    /// (default [`DEFAULT_HANDSHAKE_TIMEOUT`]; `Duration::MAX` for no
+    /// limit).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.limits.handshake_timeout = timeout;
         self

@@ -37,6 +37,7 @@ use crate::{
     caller::RendererId,
     codec::{splice::FrameBuf, CodecError},
     contract::{Api, Service, ServiceDescriptor, ServiceSummary},
+    deadline::capped,
     frame::{Channel, Frame, Head, Hello, StreamError, PROTOCOL_VERSION},
     spin::spin_then_wait,
     transport::{
@@ -108,7 +109,8 @@ impl ConnectionBuilder {
     }
 
     /// How long the handshake may take, from writing the hello to main's
-    /// answer (default 10 s).
+    /// answer (default 10 s; `Duration::MAX` waits as long as main keeps
+    /// the connection open).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -135,6 +137,7 @@ impl ConnectionBuilder {
     /// CPU. See
     /// [`MainBuilder::spin_before_parking`](crate::MainBuilder::spin_before_parking)
     /// for main's side and `BENCHMARKS.md` for what it gains.
+    /// `Duration::MAX` spins whenever it may.
     pub fn spin_before_parking(mut self, spin: Duration) -> Self {
         self.spin = spin;
         self
@@ -248,7 +251,7 @@ impl ConnectionBuilder {
         };
         // One deadline for the whole handshake: writing the hello too waits
         // for main (to read it, once it fills the transport's buffer).
-        let deadline = tokio::time::Instant::now() + self.handshake_timeout;
+        let deadline = tokio::time::Instant::now() + capped(self.handshake_timeout);
         let timed_out = || {
             IpcError::disconnected(format!(
                 "main did not answer the handshake within {:?}",
@@ -664,10 +667,7 @@ impl Connection {
         frame: impl FnOnce(u64, &mut FrameBuf<'_>) -> Result<(), CodecError>,
     ) -> Result<Reply, IpcError> {
         let now = Instant::now();
-        // A timeout too long to represent waits about as long as forever.
-        let deadline = now
-            .checked_add(timeout)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        let deadline = now + capped(timeout);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let call = Call::new(deadline, channel, timeout, counted);
         if let Err(call) = self.shared.try_admit(id, call, None)? {

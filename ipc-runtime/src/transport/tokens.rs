@@ -15,7 +15,9 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::{contract::Grant, main_process::Auth, Api, IpcError, Main, Transport};
+use crate::{
+    contract::Grant, deadline::capped, main_process::Auth, Api, IpcError, Main, Transport,
+};
 
 /// How long a token admits a renderer unless the endpoint says otherwise
 /// ([`UnixEndpoint::set_token_lifetime`](super::unix::UnixEndpoint::set_token_lifetime),
@@ -62,7 +64,7 @@ impl Tokens {
             Issued {
                 label: label.to_string(),
                 grant: Arc::new(grant),
-                expires: now + lifetime,
+                expires: now + capped(lifetime),
             },
         );
         Ok(token)

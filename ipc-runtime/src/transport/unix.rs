@@ -68,7 +68,9 @@ impl UnixEndpoint {
 
     /// How long tokens issued from now on admit a renderer (default
     /// [`DEFAULT_TOKEN_LIFETIME`]). A token given to a renderer that never
-    /// connected (it crashed, say) stops being a way in.
+    /// connected (it crashed, say) stops being a way in. `Duration::MAX`:
+    /// tokens never expire (each still admits one renderer, and main keeps
+    /// each one it issued until it is used).
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         self.gate.set_token_lifetime(lifetime);
     }

@@ -1,0 +1,62 @@
+//! The settings that take a duration accept `Duration::MAX` as "for ever",
+//! and the spawned renderers' lifecycle around a closed or unbuilt main.
+
+use std::time::Duration;
+
+use ipc_runtime::{transport, Connection, Limits};
+use ipc_suite::{probe_main, probe_main_with, ProbeApi};
+
+/// How long any step below may take before the test calls it a hang.
+const T: Duration = Duration::from_secs(10);
+
+/// Main spinning "for ever" before it parks, and waiting for ever for the
+/// rest of a frame: a 1 MiB call through a 16 KiB pipe arrives in parts.
+/// Each made main's task for the renderer panic (`Instant + Duration::MAX`
+/// overflows), leaving the renderer registered with its calls unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_takes_duration_max_as_for_ever() {
+    let mut limits = Limits::default();
+    limits.frame_timeout = Duration::MAX;
+    let (main, _) = probe_main_with(|b| b.limits(limits).spin_before_parking(Duration::MAX));
+    let (main_end, renderer_end) = transport::memory_pair(16 * 1024);
+    let (accepted, api) = tokio::join!(
+        main.accept::<ProbeApi>(main_end, "patient"),
+        Connection::builder().connect_as::<ProbeApi>(renderer_end)
+    );
+    accepted.unwrap();
+    let api = api.unwrap();
+    let call = tokio::time::timeout(T, api.probe.len(vec![1; 1 << 20])).await;
+    assert_eq!(call.expect("no answer").unwrap(), 1 << 20);
+    assert_eq!(main.renderer_count(), 1);
+}
+
+/// The renderer's handshake timeout, call timeout and spin, all
+/// `Duration::MAX`: the connect and the call panicked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_takes_duration_max_as_for_ever() {
+    let (main, _) = probe_main();
+    let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
+    let connect = tokio::spawn(
+        Connection::builder()
+            .handshake_timeout(Duration::MAX)
+            .call_timeout(Duration::MAX)
+            .spin_before_parking(Duration::MAX)
+            .connect_as::<ProbeApi>(renderer_end),
+    );
+    main.accept::<ProbeApi>(main_end, "patient").await.unwrap();
+    let api = tokio::time::timeout(T, connect).await.unwrap();
+    let api = api.expect("connect panicked").unwrap();
+    let call = tokio::time::timeout(T, api.probe.add(1, 2)).await;
+    assert_eq!(call.expect("no answer").unwrap(), 3);
+}
+
+/// A token that never expires: issuing it panicked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_may_live_for_ever() {
+    let (main, _) = probe_main();
+    let unix = main.listen_unix().unwrap();
+    unix.set_token_lifetime(Duration::MAX);
+    let token = unix.issue_token::<ProbeApi>("for-ever").unwrap();
+    let api = tokio::time::timeout(T, ProbeApi::connect_unix(unix.path(), &token)).await;
+    assert_eq!(api.unwrap().unwrap().probe.add(2, 2).await.unwrap(), 4);
+}

@@ -1,0 +1,72 @@
+//! A panic in main's task for a renderer ends that renderer's connection
+//! like any other failure. The panic here comes from user code that runs
+//! inside that task: a `tracing` layer that panics on one of main's
+//! records. Alone in its test binary, as `tracing_layer.rs` is: the layer is
+//! installed for the test's thread only.
+
+use std::time::Duration;
+
+use ipc_runtime::{DisconnectReason, IpcError};
+use ipc_suite::{connect_memory, probe_main};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Panics on main's "subscribed" record, which main's task for the
+/// renderer logs as it handles a subscription.
+struct PanicOnSubscribed;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOnSubscribed {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" && format!("{value:?}") == "subscribed" {
+                    self.0 = true;
+                }
+            }
+        }
+        let mut subscribed = Message(false);
+        event.record(&mut subscribed);
+        if subscribed.0 {
+            panic!("this layer panics on `subscribed`");
+        }
+    }
+}
+
+/// The task's cleanup did not run: the renderer stayed registered for
+/// ever, no disconnection was reported, and the renderer's call waited
+/// for its call timeout (30 s).
+#[test]
+fn a_panic_while_serving_ends_the_connection_and_unregisters_it() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let subscriber = tracing_subscriber::registry().with(PanicOnSubscribed);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            rt.block_on(async {
+                let (main, _) = probe_main();
+                let mut gone = main.disconnections();
+                let api = connect_memory(&main, "doomed").await.unwrap();
+                let subscribed = api.events.on_note(|_| {}).await;
+                let reason = gone.recv().await.ok().map(|gone| gone.reason);
+                let _ = done.send((subscribed.err(), reason, main.renderer_count()));
+            })
+        });
+    });
+    let (subscribed, reason, count) = finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the renderer was left behind: no answer within 10 s");
+    assert!(
+        matches!(subscribed, Some(IpcError::Disconnected { .. })),
+        "{subscribed:?}"
+    );
+    match reason {
+        Some(DisconnectReason::Failed(why)) => {
+            assert!(why.contains("this layer panics on `subscribed`"), "{why}")
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(count, 0);
+}
