@@ -220,3 +220,40 @@ async fn granting_an_api_main_does_not_fully_serve_fails_before_anything_starts(
     let endpoint = full.listen_unix_in(dir.path()).unwrap();
     assert!(endpoint.issue_token::<ProbeApi>("complete").is_ok());
 }
+
+/// A closed main, or one not built yet, would refuse the renderer: its
+/// program is not started (it was, then refused, or left to fail on a
+/// broken pipe without being told why).
+#[tokio::test]
+async fn a_closed_or_unbuilt_main_starts_no_renderer() {
+    use ipc_runtime::{IpcError, Main};
+
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let touch = || {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("touch '{}'", marker.display()));
+        command
+    };
+
+    let (main, _) = probe_main();
+    main.close().await;
+    match main.spawn_renderer::<ProbeApi>(touch(), "late").await {
+        Err(IpcError::Disconnected { reason }) => {
+            assert!(reason.contains("main is closed"), "{reason}")
+        }
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+
+    let unbuilt = Main::builder().main();
+    match unbuilt.spawn_renderer::<ProbeApi>(touch(), "early").await {
+        Err(IpcError::Config { reason }) => {
+            assert!(reason.contains("not built yet"), "{reason}")
+        }
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!marker.exists(), "the renderer's program was started");
+}

@@ -487,6 +487,17 @@ impl Auth {
 }
 
 impl Main {
+    /// Checks that this main is built and not closed, so that a renderer
+    /// could be accepted now: what is checked before a renderer's program
+    /// is started, which would otherwise only be refused.
+    pub(crate) fn check_accepting(&self) -> Result<(), IpcError> {
+        self.inner.setup()?;
+        if self.inner.is_closed() {
+            return Err(Inner::closed_error());
+        }
+        Ok(())
+    }
+
     /// Checks that this main serves every contract API `A` draws from, so
     /// that a renderer accepted as `A` can pass its handshake. Without
     /// this, a main missing one (a `.service(..)` or `.events::<..>()`

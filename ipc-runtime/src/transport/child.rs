@@ -113,14 +113,16 @@ impl Main {
     /// the error is returned and the child, told why where main could tell
     /// it, is given a second to exit by itself before it is killed.
     ///
-    /// Fails with [`IpcError::Config`] before starting anything if this
-    /// main does not serve every contract `A` draws from (every renderer
-    /// accepted as `A` would be refused).
+    /// Fails before starting anything if the renderer would be refused:
+    /// with [`IpcError::Config`] if this main is not built yet or does not
+    /// serve every contract `A` draws from, with
+    /// [`IpcError::Disconnected`] if it is closed.
     pub async fn spawn_renderer<A: Api>(
         &self,
         command: std::process::Command,
         label: &str,
     ) -> Result<RendererProcess, IpcError> {
+        self.check_accepting()?;
         self.check_serves::<A>()?;
         let (main_end, child_end) =
             StdUnixStream::pair().map_err(|e| IpcError::io("creating a socket pair", e))?;
