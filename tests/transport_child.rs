@@ -257,3 +257,63 @@ async fn a_closed_or_unbuilt_main_starts_no_renderer() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!marker.exists(), "the renderer's program was started");
 }
+
+/// A process the renderer's program started before connecting (here a
+/// wrapper script's `sleep`) holds a copy of its socket: killing the
+/// renderer closed only its own copy, and main kept the dead renderer
+/// registered for as long as the helper ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_renderer_is_released_though_a_process_it_started_holds_its_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("helper.pid");
+    let wrapped = || {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "sleep 60 & echo $! > '{}'; exec '{RENDERER}' idle",
+            helper.display()
+        ));
+        c
+    };
+    /// Kills the helper however the test ends.
+    struct Helper(i32);
+    impl Drop for Helper {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) with a pid this test's script started.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let helper_of = || {
+        Helper(
+            std::fs::read_to_string(&helper)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap(),
+        )
+    };
+
+    let (main, _) = probe_main();
+    let mut child = main
+        .spawn_renderer::<ProbeApi>(wrapped(), "killed")
+        .await
+        .unwrap();
+    let _helper = helper_of();
+    child.kill().await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), child.disconnected()).await;
+    assert_eq!(
+        reason.expect("main kept the killed renderer"),
+        Some(ipc_runtime::DisconnectReason::ClosedByMain)
+    );
+    assert_eq!(main.renderer_count(), 0);
+
+    // Dropping the handle kills it as well.
+    let mut gone = main.disconnections();
+    let child = main
+        .spawn_renderer::<ProbeApi>(wrapped(), "dropped")
+        .await
+        .unwrap();
+    let _helper = helper_of();
+    drop(child);
+    ipc_suite::next_disconnection(&mut gone, "main releases the dropped renderer").await;
+    assert_eq!(main.renderer_count(), 0);
+}

@@ -44,12 +44,21 @@ fn identity(fd: RawFd) -> Option<(u64, u64, bool)> {
 ///
 /// The child is killed if this value is dropped while it still runs; call
 /// [`RendererProcess::wait`] to let it finish on its own.
+///
+/// Main sees the renderer leave when every copy of the child's socket is
+/// closed. A process the child starts before it connects (a wrapper
+/// script's helper, say) inherits a copy; so when main kills the child
+/// ([`RendererProcess::kill`], or dropping this value), it also ends the
+/// connection itself if it is still open a second later
+/// ([`DisconnectReason::ClosedByMain`]). A child that exits by itself is
+/// not second-guessed: its connection ends when its socket closes.
 #[derive(Debug)]
 #[must_use = "dropping the RendererProcess kills the child at once: bind it to a name that lives as long as the renderer should run (`let window = ...`; `let _ = ...` drops it at once)"]
 pub struct RendererProcess {
     info: RendererInfo,
     child: tokio::process::Child,
     closed: ClosedWatch,
+    main: Main,
 }
 
 impl RendererProcess {
@@ -76,12 +85,35 @@ impl RendererProcess {
             .map_err(|e| IpcError::io(format!("waiting for renderer {}", self.info.id), e))
     }
 
-    /// Kills the child (SIGKILL) and waits for it.
+    /// Kills the child (SIGKILL) and waits for it. Main then ends the
+    /// renderer's connection, if a process the child started keeps it open
+    /// (see the type's docs).
     pub async fn kill(&mut self) -> Result<(), IpcError> {
-        self.child
-            .kill()
-            .await
-            .map_err(|e| IpcError::io(format!("killing renderer {}", self.info.id), e))
+        let killed = self.child.kill().await;
+        self.release_when_killed();
+        killed.map_err(|e| IpcError::io(format!("killing renderer {}", self.info.id), e))
+    }
+
+    /// Once killed, the child's copy of its socket is closed: main sees the
+    /// renderer leave at once unless another process holds a copy. Gives
+    /// that `EXIT_GRACE`, then ends the connection from main's side.
+    fn release_when_killed(&self) {
+        let (main, id, mut closed) = (self.main.clone(), self.info.id, self.closed.clone());
+        let release = async move {
+            let ended = closed.wait_for(Option::is_some);
+            if tokio::time::timeout(EXIT_GRACE, ended).await.is_err() {
+                main.disconnect(id);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(release);
+            }
+            // Dropped outside a runtime: no waiting, then.
+            Err(_) => {
+                self.main.disconnect(id);
+            }
+        }
     }
 
     /// Waits until main has released the renderer's connection, and
@@ -97,6 +129,16 @@ impl RendererProcess {
     /// The child process handle, for anything else.
     pub fn child_mut(&mut self) -> &mut tokio::process::Child {
         &mut self.child
+    }
+}
+
+impl Drop for RendererProcess {
+    fn drop(&mut self) {
+        // `child` kills the process as it drops, right after this, if it
+        // still runs.
+        if let Ok(None) = self.child.try_wait() {
+            self.release_when_killed();
+        }
     }
 }
 
@@ -187,6 +229,7 @@ impl Main {
             info,
             child,
             closed,
+            main: self.clone(),
         })
     }
 }
