@@ -155,6 +155,17 @@ impl Main {
     /// the error is returned and the child, told why where main could tell
     /// it, is given a second to exit by itself before it is killed.
     ///
+    /// Main kills the child when the returned [`RendererProcess`] is
+    /// dropped, but a main that is killed itself (or calls
+    /// `std::process::exit`) drops nothing: the renderer learns that main
+    /// is gone only from its connection, when it waits on
+    /// [`Connection::closed`](crate::Connection::closed) or a call fails
+    /// with [`IpcError::Disconnected`]. A renderer that must not outlive
+    /// main should exit then (as the demo's windows do); on Linux, one that
+    /// may ignore its connection for long can also have the kernel signal
+    /// it when main's thread that started it exits (`prctl(PR_SET_PDEATHSIG)`
+    /// in the command's `pre_exec`).
+    ///
     /// Fails before starting anything if the renderer would be refused:
     /// with [`IpcError::Config`] if this main is not built yet or does not
     /// serve every contract `A` draws from, with
