@@ -321,24 +321,37 @@ fn services_registered_unchecked_still_get_the_run_time_channel_check() {
     assert!(once.is_ok());
 }
 
-/// An in-flight limit of 0 would refuse every call and count each one a
-/// violation of a renderer that only uses the generated client: main is not
-/// built with it.
+/// Limits under which main could serve nothing: an in-flight limit of 0
+/// would refuse every call and count each one a violation of a renderer
+/// that only uses the generated client; with no renderer places, a frame
+/// limit of 0 or no time for the handshake, every renderer is refused.
+/// Main is not built with them.
 #[test]
-fn main_is_not_built_with_an_in_flight_limit_of_zero() {
-    let mut limits = ipc_runtime::Limits::default();
-    limits.max_in_flight = 0;
-    let built = ipc_runtime::Main::builder()
-        .service(ipc_suite::ProbeServer::new(
-            ipc_suite::ProbeHandler::default(),
-        ))
-        .limits(limits)
-        .build();
-    match built {
-        Err(IpcError::Config { reason }) => {
-            assert!(reason.contains("max_in_flight"), "{reason}")
+fn main_is_not_built_with_limits_that_let_nothing_through() {
+    type Change = fn(&mut ipc_runtime::Limits);
+    let cases: [(&str, Change); 4] = [
+        ("max_in_flight", |l| l.max_in_flight = 0),
+        ("max_renderers", |l| l.max_renderers = 0),
+        ("max_frame_size", |l| l.max_frame_size = 0),
+        ("handshake_timeout", |l| {
+            l.handshake_timeout = Duration::ZERO
+        }),
+    ];
+    for (name, change) in cases {
+        let mut limits = ipc_runtime::Limits::default();
+        change(&mut limits);
+        let built = ipc_runtime::Main::builder()
+            .service(ipc_suite::ProbeServer::new(
+                ipc_suite::ProbeHandler::default(),
+            ))
+            .limits(limits)
+            .build();
+        match built {
+            Err(IpcError::Config { reason }) => {
+                assert!(reason.contains(&format!("`Limits::{name}`")), "{reason}")
+            }
+            other => panic!("built with {name} 0: {:?}", other.map(|_| ())),
         }
-        other => panic!("built with max_in_flight 0: {:?}", other.map(|_| ())),
     }
 }
 

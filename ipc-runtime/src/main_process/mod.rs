@@ -223,8 +223,10 @@ impl<C> MainBuilder<C> {
     /// concrete list of contracts. A run-time check (two contracts with
     /// the same name, or a channel defined twice) also runs here, for
     /// services registered with [`service_unchecked`](Self::service_unchecked),
-    /// and returns an [`IpcError::Config`] error; so does a
-    /// [`Limits::max_in_flight`] of 0.
+    /// and returns an [`IpcError::Config`] error; so do limits under which
+    /// main could serve nothing: a [`Limits::max_in_flight`],
+    /// [`Limits::max_renderers`] or [`Limits::max_frame_size`] of 0, or a
+    /// zero [`Limits::handshake_timeout`].
     pub fn build(self) -> Result<Main, IpcError>
     where
         C: Contracts,
@@ -234,14 +236,8 @@ impl<C> MainBuilder<C> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
         }
-        if self.limits.max_in_flight == 0 {
-            // Every call would be refused, and a well-behaved renderer
-            // counted as misbehaving for making one.
-            return Err(IpcError::Config {
-                reason:
-                    "`Limits::max_in_flight` is 0, so no call could ever run; it must be at least 1"
-                        .into(),
-            });
+        if let Some(reason) = useless_limit(&self.limits) {
+            return Err(IpcError::Config { reason });
         }
         let summaries = self.router.descriptors().map(ServiceSummary::of).collect();
         let setup = Arc::new(Setup {
@@ -259,6 +255,33 @@ impl<C> MainBuilder<C> {
         }
         Ok(Main { inner: self.inner })
     }
+}
+
+/// Why main would serve no renderer at all with `limits`, if it would not.
+fn useless_limit(limits: &Limits) -> Option<String> {
+    let zero = |what: &str, so: &str| {
+        Some(format!(
+            "`Limits::{what}` is 0, so {so}; it must be at least 1"
+        ))
+    };
+    if limits.max_in_flight == 0 {
+        // Every call would be refused, and a well-behaved renderer counted
+        // as misbehaving for making one.
+        return zero("max_in_flight", "no call could ever run");
+    }
+    if limits.max_renderers == 0 {
+        return zero("max_renderers", "no renderer could ever connect");
+    }
+    if limits.max_frame_size == 0 {
+        return zero("max_frame_size", "no renderer could ever send its hello");
+    }
+    if limits.handshake_timeout.is_zero() {
+        return Some(
+            "`Limits::handshake_timeout` is zero, so no renderer could ever complete its handshake"
+                .into(),
+        );
+    }
+    None
 }
 
 /// The main process's IPC hub: serves registered services to every
