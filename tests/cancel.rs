@@ -601,4 +601,42 @@ mod stuck_send {
         );
         assert_eq!(main.renderer_count(), 0);
     }
+
+    /// Main has stopped reading: once the pipe and the renderer's own queue
+    /// are full, a `send` waits for room. It waited for ever; now it fails
+    /// after the client's timeout, having sent nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_waits_for_room_no_longer_than_the_clients_timeout() {
+        let mut limits = Limits::default();
+        limits.max_queued_send_bytes = 1000;
+        let main = Main::builder()
+            .service(StuckServer::new(Never))
+            .limits(limits)
+            .build()
+            .unwrap();
+        let api = connect_memory_as::<StuckApi>(&main, "sender")
+            .await
+            .unwrap();
+        let patience = Duration::from_millis(200);
+        let stuck = api.stuck.with_timeout(patience);
+        let sending = async {
+            for sent in 0u64.. {
+                if let Err(e) = stuck.put(vec![0; 600]).await {
+                    return (sent, e);
+                }
+            }
+            unreachable!()
+        };
+        let (sent, e) = tokio::time::timeout(Duration::from_secs(10), sending)
+            .await
+            .expect("a send waited for ever");
+        assert!(sent > 0);
+        match e {
+            ipc_runtime::IpcError::SendTimeout { channel, timeout } => {
+                assert_eq!((channel.as_str(), timeout), ("stuck:put", patience))
+            }
+            other => panic!("expected SendTimeout, got {other:?}"),
+        }
+        assert!(main.disconnect(api.id()));
+    }
 }

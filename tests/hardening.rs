@@ -162,7 +162,7 @@ async fn a_call_waiting_for_a_slot_times_out_gives_way_and_fails_on_close() {
             // The message covers this case too, not only a slow handler.
             assert!(
                 e.to_string()
-                    .contains("waited all that time for one of main's in-flight slots"),
+                    .contains("waited all that time to be sent (never sent), for one of main's in-flight slots"),
                 "{e}"
             );
         }

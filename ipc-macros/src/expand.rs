@@ -667,7 +667,9 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
         Kind::Invoke => format!("Calls `{channel}` and waits for the reply."),
         Kind::Send => format!(
             "Sends a message on `{channel}` without waiting for it to be handled; messages from one connection are handled in the order sent.\n\n\
-             Returns once the message is queued. Dropping the connection, or returning from `main`, still writes what is queued \
+             Returns once the message is queued. While the connection's outgoing queue is full (main is not reading it) it waits \
+             for room, for at most the client's timeout (`with_timeout`, or the connection's `call_timeout`): then it fails with \
+             `IpcError::SendTimeout` and nothing is sent. Dropping the connection, or returning from `main`, still writes what is queued \
              (as much as the socket takes at once, if the runtime is shutting down); `std::process::exit` does not. \
              To be sure a message was written before exiting, `flush().await` or `close().await` the API."
         ),
@@ -737,8 +739,9 @@ pub(crate) fn client_shell(service: &Service, methods: TokenStream) -> TokenStre
                 /// Returns a client whose calls time out after `timeout` instead of
                 /// the connection's default. It bounds request/reply calls (the
                 /// wait for an in-flight slot, for room to queue, and for the
-                /// reply); a `send` returns once queued and has no timeout.
-                /// `Duration::MAX` waits as long as the connection lives.
+                /// reply) and a `send`'s wait for room to queue (a `send`
+                /// returns once queued). `Duration::MAX` waits as long as the
+                /// connection lives.
                 pub fn with_timeout(&self, timeout: #rt::Duration) -> Self {
                     Self { core: self.core.with_timeout(timeout), _whitelist: #rt::PhantomData }
                 }

@@ -13,14 +13,25 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub enum IpcError {
     /// No reply arrived in time: the handler was slow or stuck (main was
-    /// told to cancel the call), or the call spent its time waiting for
-    /// one of main's in-flight slots behind earlier calls (it was never
-    /// sent).
-    #[error("call to `{channel}` timed out after {timeout:?}: the handler is slow or stuck (main has been told to cancel it), or the call waited all that time for one of main's in-flight slots behind earlier calls (`Limits::max_in_flight`; it was never sent); raise the timeout with `with_timeout` or the connection's `call_timeout` if the work is legitimately long, or make fewer calls at once")]
+    /// told to cancel the call), or the call spent its time waiting to be
+    /// sent, for one of main's in-flight slots behind earlier calls or for
+    /// room in this connection's outgoing queue while main did not read
+    /// it (then it was never sent).
+    #[error("call to `{channel}` timed out after {timeout:?}: the handler is slow or stuck (main has been told to cancel it), or the call waited all that time to be sent (never sent), for one of main's in-flight slots behind earlier calls (`Limits::max_in_flight`) or for main to read this connection; raise the timeout with `with_timeout` or the connection's `call_timeout` if the work is legitimately long, or make fewer calls at once")]
     Timeout {
         /// The channel that was called.
         channel: String,
         /// How long the caller waited.
+        timeout: Duration,
+    },
+    /// A `send` waited its whole timeout for room in this connection's
+    /// outgoing queue: main did not read from the connection all that
+    /// time. Nothing was sent.
+    #[error("`send` on `{channel}` was not sent: main did not read from this connection for {timeout:?} (it stops reading from a renderer whose `send` messages wait for a handler that does not finish: `Limits::max_queued_send_bytes`); raise the timeout with `with_timeout` or the connection's `call_timeout` if main may legitimately be that slow")]
+    SendTimeout {
+        /// The channel of the message.
+        channel: String,
+        /// How long the sender waited for room.
         timeout: Duration,
     },
     /// The connection is gone: the peer exited, crashed or closed it.

@@ -77,12 +77,13 @@ impl ClientCore {
         }
     }
 
-    /// Sends a fire-and-forget message.
+    /// Sends a fire-and-forget message: returns once it is queued, waiting
+    /// at most the client's timeout for room ([`IpcError::SendTimeout`]).
     pub async fn send<A: Serialize>(
         &self,
         channel: &'static str,
         args: &A,
     ) -> Result<(), IpcError> {
-        self.conn.send(channel, args).await
+        self.conn.send(channel, args, self.timeout()).await
     }
 }

@@ -764,11 +764,13 @@ impl Connection {
         }
     }
 
-    /// Sends a fire-and-forget frame.
+    /// Sends a fire-and-forget frame, waiting at most `timeout` for room
+    /// in the outgoing queue.
     pub(crate) async fn send(
         &self,
         channel: &'static str,
         args: &(impl Serialize + ?Sized),
+        timeout: Duration,
     ) -> Result<(), IpcError> {
         if self.shared.is_closed.load(Ordering::Acquire) {
             return Err(self.shared.closed_reason());
@@ -777,11 +779,27 @@ impl Connection {
             Head::Send { channel }.write(buf);
             buf.encode(args)
         };
-        self.shared
-            .out
-            .push(frame, true)
-            .await
-            .map_err(|e| self.shared.push_error(channel, e))
+        // Queued at once unless the queue is full (main is not keeping up);
+        // only then is a timer armed.
+        let pushed = match self.shared.out.push_if_room(frame, true) {
+            Ok(pushed) => pushed,
+            Err(frame) => {
+                let wait = Box::pin(tokio::time::timeout(
+                    capped(timeout),
+                    self.shared.out.push(frame, true),
+                ));
+                match wait.await {
+                    Ok(pushed) => pushed,
+                    Err(_) => {
+                        return Err(IpcError::SendTimeout {
+                            channel: channel.to_string(),
+                            timeout,
+                        })
+                    }
+                }
+            }
+        };
+        pushed.map_err(|e| self.shared.push_error(channel, e))
     }
 
     /// Waits until every message and call sent so far has been written to
