@@ -378,3 +378,23 @@ async fn the_handshake_timeout_bounds_writing_the_hello() {
     }
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// A main accepting before it is built refuses the renderer and tells it
+/// why; the renderer only saw a broken pipe.
+#[tokio::test]
+async fn a_renderer_accepted_by_an_unbuilt_main_is_told_why() {
+    let unbuilt = Main::builder().main();
+    let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
+    let (accepted, connected) = tokio::join!(
+        unbuilt.accept::<ProbeApi>(main_end, "early"),
+        ProbeApi::connect(renderer_end)
+    );
+    assert!(
+        matches!(&accepted, Err(IpcError::Config { reason }) if reason.contains("not built yet")),
+        "{accepted:?}"
+    );
+    let Err(e) = connected else {
+        panic!("the renderer was admitted")
+    };
+    assert!(e.to_string().contains("not built yet"), "{e}");
+}

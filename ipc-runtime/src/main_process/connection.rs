@@ -169,7 +169,17 @@ pub(crate) async fn accept(
     transport: Transport,
     auth: Auth,
 ) -> Result<(RendererInfo, ClosedWatch), IpcError> {
-    let setup = main.setup()?;
+    let setup = match main.setup() {
+        Ok(setup) => setup,
+        Err(e) => {
+            // Not built: the renderer is told why, as for any refusal.
+            let (_, mut writer, _) = transport.into_parts();
+            let rejected = Frame::Rejected(WireError::from(&e));
+            let timeout = Limits::default().handshake_timeout;
+            let _ = tokio::time::timeout(timeout, write_now(&mut writer, rejected)).await;
+            return Err(e);
+        }
+    };
     let limits = &setup.limits;
     let (read, mut writer, peer) = transport.into_parts();
     let mut reader = FrameReader::new(read, limits.max_frame_size.min(MAX_HELLO_SIZE));
