@@ -57,19 +57,19 @@ pub enum IpcError {
         channel: String,
     },
     /// The renderer had as many calls in flight as main allows.
-    #[error("too many calls in flight: main allows {limit} per renderer; wait for replies before sending more (the generated clients do)")]
+    #[error("too many calls in flight: main allows {limit} per renderer (`Limits::max_in_flight`); wait for replies before sending more (the generated clients do)")]
     TooManyInFlight {
         /// The limit (`Limits::max_in_flight`).
         limit: usize,
     },
     /// The renderer listens to as many event channels as main allows.
-    #[error("too many subscriptions: main allows {limit} event channels per renderer; drop listeners you no longer need")]
+    #[error("too many subscriptions: main allows {limit} event channels per renderer (`Limits::max_subscriptions`); drop listeners you no longer need, or raise the limit on main")]
     TooManySubscriptions {
         /// The limit (`Limits::max_subscriptions`).
         limit: usize,
     },
     /// Main has as many renderers connected as it allows.
-    #[error("main is at its limit of {limit} connected renderers; try again when one has closed")]
+    #[error("main is at its limit of {limit} connected renderers (`Limits::max_renderers`); try again when one has closed, or raise the limit on main")]
     TooManyRenderers {
         /// The limit (`Limits::max_renderers`).
         limit: usize,
@@ -139,8 +139,9 @@ pub enum IpcError {
         /// Why the credentials were refused.
         reason: String,
     },
-    /// The peer broke the protocol (an unexpected or malformed frame).
-    #[error("protocol violation: {reason}")]
+    /// The peer broke the protocol (an unexpected or malformed frame), or
+    /// did not do its part of the handshake in time.
+    #[error("protocol error: {reason}")]
     Protocol {
         /// What was wrong.
         reason: String,
