@@ -1,4 +1,5 @@
-//! Procedural macros behind [`ipc-runtime`](https://docs.rs/ipc-runtime).
+//! Procedural macros behind `ipc-runtime`, in the same workspace (its docs:
+//! `cargo doc -p ipc-runtime --open`).
 //!
 //! Do not depend on this crate directly: `ipc-runtime` re-exports every macro
 //! and pins this crate to the exact version its generated code expects.

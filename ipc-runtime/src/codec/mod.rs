@@ -2,7 +2,7 @@
 //!
 //! This is the only module that knows the payload encoding, so that bincode
 //! (no longer maintained) can be swapped for another serde format by changing
-//! this file alone.
+//! this module alone (this file, `guard.rs` and `splice.rs`).
 //!
 //! Decoding treats its input as hostile. bincode 2 allocates from length
 //! fields it reads inside a payload (`String`, `Vec<u8>`) before checking

@@ -3,7 +3,7 @@
 //! system call, instead of copying it into the write buffer first.
 //!
 //! A frame is encoded into a [`FrameBuf`]: the queue's buffer and its list
-//! of [`Splice`]s. A large [`Blob`](crate::Blob), while it serializes,
+//! of [`Splice`]s. A large [`Blob`], while it serializes,
 //! *offers* the [`Bytes`] that own its contents ([`offer`], through a
 //! thread-local). The frame buffer's writer, given a write of at least
 //! [`SPLICE_MIN`] bytes, records a splice instead of copying **only if**

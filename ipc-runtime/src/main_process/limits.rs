@@ -45,7 +45,8 @@ pub struct Limits {
     /// Bytes of `send` messages one renderer may have waiting for their
     /// handler.
     pub max_queued_send_bytes: usize,
-    /// Time from connecting to a completed handshake.
+    /// Time for a renderer's hello to arrive once it has connected, and
+    /// separately for main's answer to be written.
     pub handshake_timeout: Duration,
     /// Time for a frame that has started arriving to finish.
     pub frame_timeout: Duration,

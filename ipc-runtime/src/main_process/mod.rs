@@ -625,7 +625,7 @@ impl Main {
     /// How many calls from renderer `id` are being handled now, or `None`
     /// if it is not connected. A call whose handler has finished no longer
     /// counts, even while its reply waits for room in a renderer's full
-    /// queue (see [`Limits`](crate::Limits) for what those hold).
+    /// queue (see [`Limits`] for what those hold).
     pub fn in_flight(&self, id: RendererId) -> Option<usize> {
         self.inner
             .renderers()
