@@ -1,10 +1,10 @@
 //! The settings that take a duration accept `Duration::MAX` as "for ever",
-//! and the spawned renderers' lifecycle around a closed or unbuilt main.
+//! and a renderer's end is reported before `close`/`disconnected` return.
 
 use std::time::Duration;
 
 use ipc_runtime::{transport, Connection, Limits};
-use ipc_suite::{probe_main, probe_main_with, ProbeApi};
+use ipc_suite::{connect_memory, probe_main, probe_main_with, ProbeApi};
 
 /// How long any step below may take before the test calls it a hang.
 const T: Duration = Duration::from_secs(10);
@@ -59,4 +59,40 @@ async fn a_token_may_live_for_ever() {
     let token = unix.issue_token::<ProbeApi>("for-ever").unwrap();
     let api = tokio::time::timeout(T, ProbeApi::connect_unix(unix.path(), &token)).await;
     assert_eq!(api.unwrap().unwrap().probe.add(2, 2).await.unwrap(), 4);
+}
+
+/// `Main::close` returns once every renderer is released, and each release
+/// is in `disconnections()` by then. The reason was published to the
+/// watch `close` waits on just before the broadcast, so `close` could
+/// return with a disconnection still to come (19 rounds in 200 here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_disconnection_is_reported_when_close_returns() {
+    for round in 0..100 {
+        let (main, _) = probe_main();
+        let mut gone = main.disconnections();
+        let mut apis = Vec::new();
+        for i in 0..4 {
+            apis.push(connect_memory(&main, &format!("r{i}")).await.unwrap());
+        }
+        main.close().await;
+        let mut reported = 0;
+        while gone.try_recv().is_ok() {
+            reported += 1;
+        }
+        assert_eq!(reported, 4, "round {round}");
+    }
+}
+
+/// The same for `Main::disconnected`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnection_is_reported_when_disconnected_returns() {
+    let (main, _) = probe_main();
+    let mut gone = main.disconnections();
+    for round in 0..100 {
+        let api = connect_memory(&main, "brief").await.unwrap();
+        assert!(main.disconnect(api.id()));
+        main.disconnected(api.id()).await;
+        let reported = gone.try_recv().map(|d| d.renderer.id);
+        assert_eq!(reported, Ok(api.id()), "round {round}");
+    }
 }

@@ -357,8 +357,14 @@ pub(crate) async fn accept(
         }
         main.unregister(id);
         drop(slot);
-        let _ = closed_tx.send(Some(reason.clone()));
-        let _ = main.disconnections.send(Disconnection { renderer, reason });
+        // Reported before the watch that `Main::close` and
+        // `Main::disconnected` wait on is set: once they return, the
+        // disconnection is in every `disconnections()` receiver.
+        let _ = main.disconnections.send(Disconnection {
+            renderer,
+            reason: reason.clone(),
+        });
+        let _ = closed_tx.send(Some(reason));
         // The writer ends by itself once the frames already queued (a last
         // error notice, say) are written and every task holding `conn` has
         // ended; a renderer that stopped reading gets `LINGER` at most.
