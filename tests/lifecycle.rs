@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{transport, Connection, Limits};
+use ipc_runtime::{transport, Connection, IpcError, Limits};
 use ipc_suite::{connect_memory, probe_main, probe_main_with, ProbeApi};
 
 /// How long any step below may take before the test calls it a hang.
@@ -95,4 +95,22 @@ async fn a_disconnection_is_reported_when_disconnected_returns() {
         let reported = gone.try_recv().map(|d| d.renderer.id);
         assert_eq!(reported, Ok(api.id()), "round {round}");
     }
+}
+
+/// A closed main refuses what would only lead to refused renderers: a new
+/// endpoint, or a token from one it already had (both succeeded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_main_opens_no_endpoint_and_issues_no_token() {
+    let (main, _) = probe_main();
+    let unix = main.listen_unix().unwrap();
+    let tcp = main.listen_tcp("127.0.0.1:0").unwrap();
+    main.close().await;
+    let closed = |r: Result<(), IpcError>| match r {
+        Err(IpcError::Disconnected { reason }) => assert!(reason.contains("main is closed")),
+        other => panic!("expected Disconnected, got {other:?}"),
+    };
+    closed(unix.issue_token::<ProbeApi>("late").map(drop));
+    closed(tcp.issue_token::<ProbeApi>("late").map(drop));
+    closed(main.listen_unix().map(drop));
+    closed(main.listen_tcp("127.0.0.1:0").map(drop));
 }

@@ -515,6 +515,14 @@ impl Main {
     /// is started, which would otherwise only be refused.
     pub(crate) fn check_accepting(&self) -> Result<(), IpcError> {
         self.inner.setup()?;
+        self.check_open()
+    }
+
+    /// Checks that this main is not closed: what is checked before
+    /// opening an endpoint or issuing a token, which would only lead to
+    /// refused renderers. (Both may come before main is built: an endpoint
+    /// follows the limits main is then built with.)
+    pub(crate) fn check_open(&self) -> Result<(), IpcError> {
         if self.inner.is_closed() {
             return Err(Inner::closed_error());
         }

@@ -60,8 +60,10 @@ impl Main {
     /// reached by every local user, so the one-time token
     /// ([`TcpEndpoint::issue_token`]) is all that keeps other processes
     /// out. Other addresses are refused with [`IpcError::Config`]: frames
-    /// and tokens cross unencrypted.
+    /// and tokens cross unencrypted. Fails with [`IpcError::Disconnected`]
+    /// once main is closed (it may be called before main is built).
     pub fn listen_tcp(&self, addr: impl ToSocketAddrs) -> Result<TcpEndpoint, IpcError> {
+        self.check_open()?;
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(|e| IpcError::io("resolving the address to listen on", e))?

@@ -206,6 +206,7 @@ impl Gate {
 
     /// A token for one renderer labelled `label`, accepted as API `A`.
     pub(crate) fn issue_token<A: Api>(&self, label: &str) -> Result<String, IpcError> {
+        self.main.check_open()?;
         self.main.check_serves::<A>()?;
         self.tokens.issue(label, Grant::of::<A>())
     }

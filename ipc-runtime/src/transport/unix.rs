@@ -59,7 +59,8 @@ impl UnixEndpoint {
     /// again. A token is never good for a second attempt, so that one seen
     /// by someone else cannot be replayed after a failure either.
     ///
-    /// Fails with [`IpcError::Config`] if main does not serve every
+    /// Fails with [`IpcError::Disconnected`] once main is closed, and with
+    /// [`IpcError::Config`] if main does not serve every
     /// contract `A` draws from (every renderer connecting as `A` would be
     /// refused).
     pub fn issue_token<A: Api>(&self, label: &str) -> Result<String, IpcError> {
@@ -333,11 +334,14 @@ impl Main {
     /// `parent` (and directories left there by mains that were killed
     /// removed, as [`Main::listen_unix`] says).
     ///
-    /// Fails with [`IpcError::Config`] if `parent` belongs to another user
+    /// Fails with [`IpcError::Disconnected`] once main is closed (it may be
+    /// called before main is built), and with [`IpcError::Config`] if
+    /// `parent` belongs to another user
     /// (root aside), or others can write to it and it lacks the sticky bit:
     /// another user could then replace the socket directory with one of
     /// their own and receive the renderers' tokens.
     pub fn listen_unix_in(&self, parent: &Path) -> Result<UnixEndpoint, IpcError> {
+        self.check_open()?;
         check_parent(parent)?;
         let mut raw = [0u8; 8];
         getrandom::fill(&mut raw).map_err(|e| {
