@@ -691,12 +691,21 @@ async fn nothing_sent_after_the_last_violation_is_handled() {
         "{:?}",
         ended.reason
     );
-    // Main's answer is the notice for the bad frame, then the end.
-    let mut kinds = Vec::new();
+    // Main's answer is the notice for the bad frame, then why it ends the
+    // connection, then the end.
+    let mut frames = Vec::new();
     while let Some(frame) = raw.read().await {
-        kinds.push(frame.kind);
+        frames.push(frame);
     }
-    assert_eq!(kinds, [kind::NOTICE]);
+    let kinds: Vec<_> = frames.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [kind::NOTICE, kind::NOTICE]);
+    match frames[1].error() {
+        WireError::Disconnected { reason } => assert_eq!(
+            reason,
+            "main disconnected this renderer after 1 protocol violation; the last: protocol error: malformed frame: unknown frame kind 0x7f"
+        ),
+        other => panic!("expected the reason, got {other:?}"),
+    }
     assert!(
         handler.recorded_now().is_empty(),
         "a send after the limit ran"
@@ -805,7 +814,14 @@ async fn when_main_dies_pending_calls_fail_promptly_and_listeners_end() {
     let started = Instant::now();
     call_ends_disconnected(pending).await;
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert!(matches!(api.closed().await, IpcError::Disconnected { .. }));
+    // A main that dies says nothing: the renderer is told only that the
+    // connection closed (a main that shuts down or drops it says so).
+    match api.closed().await {
+        IpcError::Disconnected { reason } => {
+            assert!(reason.starts_with("main closed the connection"), "{reason}")
+        }
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
     // The listener ended: its callback (and the sender it held) is gone.
     let end = tokio::time::timeout(Duration::from_secs(5), async {
         while rx.recv().await.is_some() {}

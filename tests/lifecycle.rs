@@ -114,3 +114,46 @@ async fn a_closed_main_opens_no_endpoint_and_issues_no_token() {
     closed(main.listen_unix().map(drop));
     closed(main.listen_tcp("127.0.0.1:0").map(drop));
 }
+
+/// A renderer can tell why main ended its connection: main shut down, or
+/// dropped it (here also for misbehaving: a call outside its API with one
+/// violation allowed). Each read "main closed the connection", as for a
+/// main that crashed (`hardening.rs` checks that one still does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_learns_why_main_ended_its_connection() {
+    let reason = |e: IpcError| match e {
+        IpcError::Disconnected { reason } => reason,
+        other => panic!("expected Disconnected, got {other:?}"),
+    };
+    let (main, _) = probe_main_with(|b| {
+        let mut limits = Limits::default();
+        limits.max_violations = Some(1);
+        b.limits(limits)
+    });
+    let dropped = connect_memory(&main, "dropped").await.unwrap();
+    let closing = connect_memory(&main, "closing").await.unwrap();
+    // A connection made without an API type, accepted as the narrow one.
+    let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
+    let (accepted, wayward) = tokio::join!(
+        main.accept::<ipc_suite::NarrowApi>(main_end, "wayward"),
+        Connection::builder().connect(renderer_end)
+    );
+    accepted.unwrap();
+    let wayward = wayward.unwrap();
+
+    assert!(main.disconnect(dropped.id()));
+    let why = reason(tokio::time::timeout(T, dropped.closed()).await.unwrap());
+    assert_eq!(why, "main disconnected this renderer (`Main::disconnect`)");
+
+    // `add` is outside the grant it was accepted with.
+    let _ = ipc_suite::ProbeClient::new(&wayward).add(1, 2).await;
+    let why = reason(tokio::time::timeout(T, wayward.closed()).await.unwrap());
+    assert!(
+        why.starts_with("main disconnected this renderer after 1 protocol violation; the last: "),
+        "{why}"
+    );
+
+    main.close().await;
+    let why = reason(tokio::time::timeout(T, closing.closed()).await.unwrap());
+    assert_eq!(why, "main shut down (`Main::close`)");
+}

@@ -123,6 +123,9 @@ pub(crate) enum Frame {
         id: u64,
         error: WireError,
     },
+    /// A problem with a frame that had no call id; or, as
+    /// `WireError::Disconnected`, main's last frame: why it is ending the
+    /// connection.
     Notice(WireError),
 }
 

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{
-    limits::{DisconnectReason, Disconnection, Limits, SlowConsumer},
+    limits::{violations_count, DisconnectReason, Disconnection, Limits, SlowConsumer},
     Auth, Inner, RendererInfo, Setup, DEFAULT_FLUSH_REPLIES_EVERY,
 };
 use crate::{
@@ -344,6 +344,13 @@ pub(crate) async fn accept(
             }
         }
         conn.in_flight.abort_all();
+        // Main's own reason is the renderer's last frame (past the queue's
+        // bounds: one small frame), so that it can tell a main that shut
+        // down or dropped it from one that crashed.
+        if let Some(why) = farewell(&reason, main.is_closed()) {
+            let notice = Frame::Notice(WireError::Disconnected { reason: why });
+            let _ = conn.out.push_always(|buf| notice.write_body(buf));
+        }
         // Nothing more is queued for it: a finished call whose reply waits
         // for room (the renderer stopped reading) gives up now; what is
         // queued is still written, for up to `LINGER`.
@@ -373,6 +380,25 @@ pub(crate) async fn accept(
         writer_stop.cancel();
     });
     Ok((info, closed_rx))
+}
+
+/// What main tells a renderer as it ends its connection for `reason`:
+/// nothing if the renderer left (it would not read it).
+fn farewell(reason: &DisconnectReason, main_closed: bool) -> Option<String> {
+    match reason {
+        DisconnectReason::Closed => None,
+        DisconnectReason::ClosedByMain if main_closed => {
+            Some("main shut down (`Main::close`)".into())
+        }
+        DisconnectReason::ClosedByMain => {
+            Some("main disconnected this renderer (`Main::disconnect`)".into())
+        }
+        DisconnectReason::Misbehaved { violations, last } => Some(format!(
+            "main disconnected this renderer after {}; the last: {last}",
+            violations_count(*violations)
+        )),
+        other => Some(format!("main disconnected this renderer: {other}")),
+    }
 }
 
 /// What the handshake established about a renderer.

@@ -7,7 +7,9 @@ use std::time::Duration;
 /// `tracing` record on main. Where the renderer can be told, it gets a
 /// typed error naming the limit and its value (the errors below); a
 /// renderer disconnected for a timeout, repeated violations or falling
-/// behind only sees its connection close, and main reports why through
+/// behind sees its connection close, told why in the
+/// [`IpcError::Disconnected`](crate::IpcError::Disconnected) it gets, and
+/// main reports why through
 /// [`Main::disconnections`](crate::Main::disconnections).
 ///
 /// | limit | default | when exceeded |
@@ -130,7 +132,8 @@ impl std::fmt::Display for DisconnectReason {
             DisconnectReason::ClosedByMain => write!(f, "main closed the connection"),
             DisconnectReason::Misbehaved { violations, last } => write!(
                 f,
-                "disconnected after {violations} protocol violations; the last: {last}"
+                "disconnected after {}; the last: {last}",
+                violations_count(*violations)
             ),
             DisconnectReason::FrameTooLarge { size, limit } => write!(
                 f,
@@ -148,6 +151,14 @@ impl std::fmt::Display for DisconnectReason {
             ),
             DisconnectReason::Failed(why) => write!(f, "{why}"),
         }
+    }
+}
+
+/// "1 protocol violation", "3 protocol violations".
+pub(crate) fn violations_count(n: u32) -> String {
+    match n {
+        1 => "1 protocol violation".into(),
+        n => format!("{n} protocol violations"),
     }
 }
 

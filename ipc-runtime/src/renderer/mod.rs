@@ -38,6 +38,7 @@ use crate::{
     codec::{splice::FrameBuf, CodecError},
     contract::{Api, Service, ServiceDescriptor, ServiceSummary},
     deadline::capped,
+    error::WireError,
     frame::{Channel, Frame, Head, Hello, StreamError, PROTOCOL_VERSION},
     spin::spin_then_wait,
     transport::{
@@ -316,6 +317,7 @@ impl ConnectionBuilder {
             listeners: Mutex::default(),
             events: listen::EventQueue::default(),
             sweep: Notify::new(),
+            farewell: Mutex::default(),
         });
         tokio::spawn(listen::dispatch_events(Arc::clone(&shared), stop.clone()));
         let writer_stop = stop.clone();
@@ -410,6 +412,8 @@ struct Shared {
     /// Wakes the timeout sweeper when a call's deadline comes before the
     /// one it sleeps until.
     sweep: Notify,
+    /// Why main ended the connection, if it said so before closing it.
+    farewell: Mutex<Option<String>>,
 }
 
 struct State {
@@ -421,6 +425,18 @@ struct State {
 }
 
 impl Shared {
+    /// Why main closed the connection: what it said, if it did (it shut
+    /// down, or dropped this renderer), else `otherwise` (it crashed, or
+    /// was killed, or exited without closing).
+    fn ended_by_main(&self, otherwise: &str) -> IpcError {
+        let said = self
+            .farewell
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        IpcError::disconnected(said.unwrap_or_else(|| otherwise.to_string()))
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Critical sections are single map operations: never inconsistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -625,7 +641,11 @@ impl Connection {
     }
 
     /// Waits until the connection to main closes (main exited, crashed or
-    /// dropped this renderer) and returns why.
+    /// dropped this renderer) and returns why: main's own words when it
+    /// ended the connection on purpose (it shut down with `Main::close`,
+    /// or dropped this renderer, saying why), "main closed the
+    /// connection" when it just went away (crashed, killed, or exited
+    /// without closing).
     pub async fn closed(&self) -> IpcError {
         let mut rx = self.shared.closed.clone();
         let _ = rx.wait_for(|closed| *closed).await;
@@ -987,10 +1007,10 @@ async fn read_replies(
         match read {
             Ok(true) => {}
             Ok(false) => match reader.end() {
-                None => break IpcError::disconnected("main closed the connection"),
+                None => break shared.ended_by_main("main closed the connection"),
                 Some(e) => break e.into_ipc(),
             },
-            Err(e) => break read_failed(e),
+            Err(e) => break read_failed(&shared, e),
         }
     };
     debug!(error = %reason, "connection to main ended");
@@ -1025,14 +1045,13 @@ impl Drop for EndOnDrop {
 /// sent was still unread there ([`Main::close`](crate::Main::close) with
 /// calls on the way, say): said as such, not as the OS's "connection reset
 /// by peer".
-fn read_failed(e: StreamError) -> IpcError {
+fn read_failed(shared: &Shared, e: StreamError) -> IpcError {
     match &e {
-        StreamError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => {
-            IpcError::disconnected(
+        StreamError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => shared
+            .ended_by_main(
                 "main closed the connection before reading everything this renderer sent \
                  (connection reset)",
-            )
-        }
+            ),
         _ => e.into_ipc(),
     }
 }
@@ -1047,6 +1066,10 @@ fn route_frame(shared: &Shared, body: Bytes) -> Result<Option<(u64, Reply)>, (Ch
         Ok(Frame::ReplyFailed { id, error }) => Ok(Some((id, Reply::Failed(error.into())))),
         Ok(Frame::Event { channel, payload }) => {
             shared.events.push(channel, payload).map(|()| None)
+        }
+        Ok(Frame::Notice(WireError::Disconnected { reason })) => {
+            *shared.farewell.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+            Ok(None)
         }
         Ok(Frame::Notice(error)) => {
             warn!(error = %IpcError::from(error), "main reported a problem with a message from this renderer");
