@@ -568,15 +568,21 @@ mod stuck_send {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_renderer_held_by_a_send_handler_that_never_ends_can_be_disconnected() {
+    /// A main whose `put` never finishes, which stops reading from a
+    /// renderer once 1000 bytes of its messages wait.
+    fn stuck_main() -> Main {
         let mut limits = Limits::default();
         limits.max_queued_send_bytes = 1000;
-        let main = Main::builder()
+        Main::builder()
             .service(StuckServer::new(Never))
             .limits(limits)
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_renderer_held_by_a_send_handler_that_never_ends_can_be_disconnected() {
+        let main = stuck_main();
         let mut gone = main.disconnections();
         let api = connect_memory_as::<StuckApi>(&main, "sender")
             .await
@@ -607,13 +613,7 @@ mod stuck_send {
     /// after the client's timeout, having sent nothing.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_send_waits_for_room_no_longer_than_the_clients_timeout() {
-        let mut limits = Limits::default();
-        limits.max_queued_send_bytes = 1000;
-        let main = Main::builder()
-            .service(StuckServer::new(Never))
-            .limits(limits)
-            .build()
-            .unwrap();
+        let main = stuck_main();
         let api = connect_memory_as::<StuckApi>(&main, "sender")
             .await
             .unwrap();

@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use ipc_runtime::{DisconnectReason, IpcError};
-use ipc_suite::{connect_memory, probe_main};
-use tracing_subscriber::layer::SubscriberExt;
+use ipc_suite::{connect_memory, probe_main, with_layer_on_own_thread};
 
 /// Panics on main's "subscribed" record, which main's task for the
 /// renderer logs as it handles a subscription.
@@ -37,27 +36,16 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOnSubscribed 
 /// for its call timeout (30 s).
 #[test]
 fn a_panic_while_serving_ends_the_connection_and_unregisters_it() {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let subscriber = tracing_subscriber::registry().with(PanicOnSubscribed);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        tracing::subscriber::with_default(subscriber, || {
-            rt.block_on(async {
-                let (main, _) = probe_main();
-                let mut gone = main.disconnections();
-                let api = connect_memory(&main, "doomed").await.unwrap();
-                let subscribed = api.events.on_note(|_| {}).await;
-                let reason = gone.recv().await.ok().map(|gone| gone.reason);
-                let _ = done.send((subscribed.err(), reason, main.renderer_count()));
-            })
-        });
+    let ended = with_layer_on_own_thread(PanicOnSubscribed, Duration::from_secs(10), || async {
+        let (main, _) = probe_main();
+        let mut gone = main.disconnections();
+        let api = connect_memory(&main, "doomed").await.unwrap();
+        let subscribed = api.events.on_note(|_| {}).await;
+        let reason = gone.recv().await.ok().map(|gone| gone.reason);
+        (subscribed.err(), reason, main.renderer_count())
     });
-    let (subscribed, reason, count) = finished
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the renderer was left behind: no answer within 10 s");
+    let (subscribed, reason, count) =
+        ended.expect("the renderer was left behind: no answer within 10 s");
     assert!(
         matches!(subscribed, Some(IpcError::Disconnected { .. })),
         "{subscribed:?}"

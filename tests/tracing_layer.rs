@@ -10,8 +10,7 @@ use std::{
 };
 
 use ipc_runtime::{Main, Target};
-use ipc_suite::{connect_memory, probe_main, ProbeEventsEmitter};
-use tracing_subscriber::layer::SubscriberExt;
+use ipc_suite::{connect_memory, probe_main, with_layer_on_own_thread, ProbeEventsEmitter};
 
 /// Emits a `note` to every renderer for each of `ipc_runtime`'s records
 /// (not for those its own emitting causes).
@@ -38,41 +37,30 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ForwardToRenderers
 
 #[test]
 fn a_layer_that_emits_events_does_not_freeze_main() {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let main_cell = Arc::new(OnceLock::new());
-        let subscriber = tracing_subscriber::registry().with(ForwardToRenderers {
-            main: Arc::clone(&main_cell),
-        });
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        tracing::subscriber::with_default(subscriber, || {
-            rt.block_on(async {
-                let (main, _) = probe_main();
-                main_cell.set(main.clone()).unwrap();
-                let api = connect_memory(&main, "log-window").await.unwrap();
-                // Main logs the subscription (at debug level).
-                let (tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
-                let _guard = api
-                    .events
-                    .on_note(move |line| {
-                        let _ = tx.send(line);
-                    })
-                    .await
-                    .unwrap();
-                // And the disconnection of another renderer (a warning),
-                // forwarded to this one.
-                let other = connect_memory(&main, "other").await.unwrap();
-                assert!(main.disconnect(other.id()));
-                let note = tokio::time::timeout(Duration::from_secs(5), notes.recv()).await;
-                let _ = done.send(note.ok().flatten());
+    let main_cell = Arc::new(OnceLock::new());
+    let layer = ForwardToRenderers {
+        main: Arc::clone(&main_cell),
+    };
+    let note = with_layer_on_own_thread(layer, Duration::from_secs(10), || async move {
+        let (main, _) = probe_main();
+        main_cell.set(main.clone()).unwrap();
+        let api = connect_memory(&main, "log-window").await.unwrap();
+        // Main logs the subscription (at debug level).
+        let (tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
+        let _guard = api
+            .events
+            .on_note(move |line| {
+                let _ = tx.send(line);
             })
-        });
-    });
-    let note = finished
-        .recv_timeout(Duration::from_secs(10))
-        .expect("main froze: subscribing with a log-forwarding layer never finished");
+            .await
+            .unwrap();
+        // And the disconnection of another renderer (a warning),
+        // forwarded to this one.
+        let other = connect_memory(&main, "other").await.unwrap();
+        assert!(main.disconnect(other.id()));
+        let note = tokio::time::timeout(Duration::from_secs(5), notes.recv()).await;
+        note.ok().flatten()
+    })
+    .expect("main froze: subscribing with a log-forwarding layer never finished");
     assert!(note.is_some_and(|line| line.contains("ipc_runtime")));
 }

@@ -383,3 +383,34 @@ pub async fn ticks_of(
         .unwrap();
     (guard, rx)
 }
+
+/// Runs `test` on a current-thread runtime in a thread of its own, with
+/// `layer` (over a `tracing` registry) as that thread's subscriber, so
+/// that every task the test starts logs to it. Returns what `test` gave,
+/// or `None` if it had not finished within `limit` (the thread is then
+/// left behind: main froze).
+pub fn with_layer_on_own_thread<L, F, T>(
+    layer: L,
+    limit: Duration,
+    test: impl FnOnce() -> F + Send + 'static,
+) -> Option<T>
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+    F: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let _ = done.send(rt.block_on(test()));
+        });
+    });
+    finished.recv_timeout(limit).ok()
+}
