@@ -1,5 +1,5 @@
 //! Main → renderer events across real processes: to one renderer, to a
-//! group, to all; ordering; listener guards; cleanup after SIGKILL.
+//! group, to all, to a group or all but one; ordering; listener guards; cleanup after SIGKILL.
 
 use std::{
     process::Command,
@@ -60,6 +60,8 @@ async fn events_reach_one_renderer_a_group_or_all_in_order() {
     ProbeEventsEmitter::new(&main, Target::Group("editors".into())).tick(2);
     let all = ProbeEventsEmitter::new(&main, Target::All);
     all.tick(3);
+    ProbeEventsEmitter::new(&main, Target::GroupExcept("editors".into(), a.id())).tick(4);
+    ProbeEventsEmitter::new(&main, Target::AllExcept(b.id())).tick(5);
     // Ordering: a long run to one renderer arrives as emitted.
     let to_c = ProbeEventsEmitter::new(&main, c.id().into());
     for n in 100..400 {
@@ -67,11 +69,13 @@ async fn events_reach_one_renderer_a_group_or_all_in_order() {
     }
     all.note("stop".into());
 
-    let expected_c: Vec<String> = std::iter::once("3".to_string())
+    let expected_c: Vec<String> = ["3", "5"]
+        .into_iter()
+        .map(String::from)
         .chain((100..400).map(|n| n.to_string()))
         .collect();
-    assert_eq!(output(a).await, "1,2,3");
-    assert_eq!(output(b).await, "2,3");
+    assert_eq!(output(a).await, "1,2,3,5");
+    assert_eq!(output(b).await, "2,3,4");
     assert_eq!(output(c).await, expected_c.join(","));
 }
 

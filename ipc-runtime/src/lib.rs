@@ -257,8 +257,10 @@
 //!
 //! `NotesEventsEmitter::new(&main, target)` pushes to one renderer
 //! ([`Target::Renderer`]), a group ([`Target::Group`], see
-//! [`Main::join_group`]) or all ([`Target::All`]), and only to renderers
-//! that listen: main records subscriptions and sends nothing to the others.
+//! [`Main::join_group`]) or all ([`Target::All`]), or to a group or all
+//! but one ([`Target::GroupExcept`], [`Target::AllExcept`]: the other
+//! windows, given the sender's id from [`Caller::current`]), and only to
+//! renderers that listen: main records subscriptions and sends nothing to the others.
 //! Events to one renderer arrive in the order main emitted them, and its
 //! callbacks run one at a time in that order. Dropping a listener's guard
 //! unsubscribes; when a renderer goes away, main drops its subscriptions.

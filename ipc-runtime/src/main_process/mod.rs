@@ -393,7 +393,17 @@ impl Inner {
                 .filter(|e| e.conn.in_group(group))
                 .map(conn)
                 .collect(),
+            Target::GroupExcept(group, but) => renderers
+                .values()
+                .filter(|e| e.info.id != *but && e.conn.in_group(group))
+                .map(conn)
+                .collect(),
             Target::All => renderers.values().map(conn).collect(),
+            Target::AllExcept(but) => renderers
+                .values()
+                .filter(|e| e.info.id != *but)
+                .map(conn)
+                .collect(),
         }
     }
 
@@ -470,14 +480,23 @@ impl EmitterCore {
 }
 
 /// Which renderers an event goes to.
+///
+/// To pass a message on to every renderer but the one that sent it (the
+/// other windows), a handler names the sender with
+/// [`Caller::current`](crate::Caller::current): `Target::AllExcept(caller.id())`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Target {
     /// One renderer.
     Renderer(RendererId),
     /// Every renderer in a group (see [`Main::join_group`]).
     Group(String),
+    /// Every renderer in a group but one.
+    GroupExcept(String, RendererId),
     /// Every connected renderer.
     All,
+    /// Every connected renderer but one.
+    AllExcept(RendererId),
 }
 
 impl From<RendererId> for Target {
