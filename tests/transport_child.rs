@@ -317,3 +317,47 @@ async fn a_killed_renderer_is_released_though_a_process_it_started_holds_its_soc
     ipc_suite::next_disconnection(&mut gone, "main releases the dropped renderer").await;
     assert_eq!(main.renderer_count(), 0);
 }
+
+/// A launcher that hands its connection to a process it starts, then exits
+/// by itself: `kill` afterwards finds nothing to kill, and leaves the
+/// handed-over renderer connected (it dropped it a second later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_the_child_exited_by_itself_leaves_its_connection_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("renderer.pid");
+    let mut launcher = Command::new("sh");
+    launcher.arg("-c").arg(format!(
+        "'{RENDERER}' idle & echo $! > '{}'; exit 0",
+        pidfile.display()
+    ));
+    /// Kills the handed-over renderer however the test ends.
+    struct Handed(i32);
+    impl Drop for Handed {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) with a pid this test's script started.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let (main, _) = probe_main();
+    let mut child = main
+        .spawn_renderer::<ProbeApi>(launcher, "launched")
+        .await
+        .unwrap();
+    let _renderer = Handed(
+        std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap(),
+    );
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    assert!(status.unwrap().unwrap().success());
+    let _ = child.kill().await;
+    // Past the grace after which a kill releases the connection.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        main.renderer_count(),
+        1,
+        "the handed-over renderer was dropped"
+    );
+}

@@ -89,8 +89,13 @@ impl RendererProcess {
     /// renderer's connection, if a process the child started keeps it open
     /// (see the type's docs).
     pub async fn kill(&mut self) -> Result<(), IpcError> {
+        // A child that already exited by itself is not second-guessed (it
+        // may have handed its connection to a process it started).
+        let running = matches!(self.child.try_wait(), Ok(None));
         let killed = self.child.kill().await;
-        self.release_when_killed();
+        if running {
+            self.release_when_killed();
+        }
         killed.map_err(|e| IpcError::io(format!("killing renderer {}", self.info.id), e))
     }
 
