@@ -157,3 +157,91 @@ async fn a_renderer_learns_why_main_ended_its_connection() {
     let why = reason(tokio::time::timeout(T, closing.closed()).await.unwrap());
     assert_eq!(why, "main shut down (`Main::close`)");
 }
+
+/// An app's usual exit: `main.close().await`, then its runtime goes.
+/// `close` returned once the farewell was queued, not written, and main's
+/// writer died with the runtime (about 1 round in 20).
+#[test]
+fn the_farewell_is_written_before_close_returns() {
+    let renderer_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 0..100 {
+        let main_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
+        let connect = renderer_rt.spawn(Connection::builder().connect_as::<ProbeApi>(renderer_end));
+        let main = main_rt.block_on(async {
+            let (main, _) = probe_main();
+            main.accept::<ProbeApi>(main_end, "r").await.unwrap();
+            main
+        });
+        let api = renderer_rt.block_on(connect).unwrap().unwrap();
+        main_rt.block_on(main.close());
+        drop(main_rt);
+        let why = renderer_rt.block_on(async { tokio::time::timeout(T, api.closed()).await });
+        match why {
+            Ok(IpcError::Disconnected { reason }) => {
+                assert_eq!(reason, "main shut down (`Main::close`)", "round {round}")
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+}
+
+/// `Main::disconnect`, then `Main::close`: the renderer was dropped before
+/// main shut down, and is told so (the wording was chosen when the
+/// connection's task got round to it, by then "main shut down").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_disconnected_before_close_is_told_so() {
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "dropped-first").await.unwrap();
+    assert!(main.disconnect(api.id()));
+    main.close().await;
+    match tokio::time::timeout(T, api.closed()).await.unwrap() {
+        IpcError::Disconnected { reason } => {
+            assert_eq!(
+                reason,
+                "main disconnected this renderer (`Main::disconnect`)"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A renderer writing when main drops it: its writer fails first (broken
+/// pipe), and that reason was kept over the farewell the reader then read
+/// (about 1 round in 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_writing_when_main_drops_it_is_told_why() {
+    let (main, _) = probe_main();
+    for round in 0..50 {
+        let api = connect_memory(&main, "busy").await.unwrap();
+        let sender = api.clone();
+        let sending = tokio::spawn(async move {
+            let mut n = 0u64;
+            while sender.probe.record(n).await.is_ok() {
+                n += 1;
+                if n.is_multiple_of(64) {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(main.disconnect(api.id()));
+        let why = tokio::time::timeout(T, api.closed()).await.unwrap();
+        let _ = sending.await;
+        match why {
+            IpcError::Disconnected { reason } => assert_eq!(
+                reason, "main disconnected this renderer (`Main::disconnect`)",
+                "round {round}"
+            ),
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+}

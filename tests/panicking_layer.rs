@@ -9,24 +9,25 @@ use std::time::Duration;
 use ipc_runtime::{DisconnectReason, IpcError};
 use ipc_suite::{connect_memory, probe_main, with_layer_on_own_thread};
 
-/// Panics on main's "subscribed" record, which main's task for the
-/// renderer logs as it handles a subscription.
-struct PanicOnSubscribed;
+/// Panics on main's records with this message: "subscribed", which main's
+/// task for the renderer logs as it handles a subscription, or "renderer
+/// disconnected", which it logs as it cleans up.
+struct PanicOn(&'static str);
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOnSubscribed {
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOn {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Message(bool);
+        struct Message(&'static str, bool);
         impl tracing::field::Visit for Message {
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" && format!("{value:?}") == "subscribed" {
-                    self.0 = true;
+                if field.name() == "message" && format!("{value:?}") == self.0 {
+                    self.1 = true;
                 }
             }
         }
-        let mut subscribed = Message(false);
-        event.record(&mut subscribed);
-        if subscribed.0 {
-            panic!("this layer panics on `subscribed`");
+        let mut message = Message(self.0, false);
+        event.record(&mut message);
+        if message.1 {
+            panic!("this layer panics on `{}`", self.0);
         }
     }
 }
@@ -36,14 +37,15 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicOnSubscribed 
 /// for its call timeout (30 s).
 #[test]
 fn a_panic_while_serving_ends_the_connection_and_unregisters_it() {
-    let ended = with_layer_on_own_thread(PanicOnSubscribed, Duration::from_secs(10), || async {
-        let (main, _) = probe_main();
-        let mut gone = main.disconnections();
-        let api = connect_memory(&main, "doomed").await.unwrap();
-        let subscribed = api.events.on_note(|_| {}).await;
-        let reason = gone.recv().await.ok().map(|gone| gone.reason);
-        (subscribed.err(), reason, main.renderer_count())
-    });
+    let ended =
+        with_layer_on_own_thread(PanicOn("subscribed"), Duration::from_secs(10), || async {
+            let (main, _) = probe_main();
+            let mut gone = main.disconnections();
+            let api = connect_memory(&main, "doomed").await.unwrap();
+            let subscribed = api.events.on_note(|_| {}).await;
+            let reason = gone.recv().await.ok().map(|gone| gone.reason);
+            (subscribed.err(), reason, main.renderer_count())
+        });
     let (subscribed, reason, count) =
         ended.expect("the renderer was left behind: no answer within 10 s");
     assert!(
@@ -57,4 +59,33 @@ fn a_panic_while_serving_ends_the_connection_and_unregisters_it() {
         other => panic!("expected Failed, got {other:?}"),
     }
     assert_eq!(count, 0);
+}
+
+/// The same for a panic in the cleanup after serving, on the "renderer
+/// disconnected" record: the renderer stayed registered, even after
+/// `Main::close`, and no disconnection was reported (a review of the
+/// first fix, which caught panics while serving only).
+#[test]
+fn a_panic_while_cleaning_up_still_unregisters_the_renderer() {
+    let ended = with_layer_on_own_thread(
+        PanicOn("renderer disconnected"),
+        Duration::from_secs(10),
+        || async {
+            let (main, _) = probe_main();
+            let mut gone = main.disconnections();
+            let api = connect_memory(&main, "doomed").await.unwrap();
+            drop(api);
+            let reported = tokio::time::timeout(Duration::from_secs(5), gone.recv()).await;
+            let count = main.renderer_count();
+            main.close().await;
+            (reported.is_ok(), count, main.renderer_count())
+        },
+    );
+    let (reported, count, after_close) = ended.expect("main froze: no answer within 10 s");
+    assert!(reported, "no disconnection reported");
+    assert_eq!(
+        (count, after_close),
+        (0, 0),
+        "the renderer stayed registered"
+    );
 }

@@ -46,6 +46,11 @@ use crate::{
 /// How long frames already queued for a renderer that has gone away (or
 /// is being dropped) may take to be written before its writer is stopped.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long main waits for its last frame to a renderer it drops (why) to
+/// be written before it reports the renderer released: long enough for one
+/// that reads, short enough that `Main::close` does not wait long on one
+/// that does not (its frames are still written for up to `LINGER`).
+const FAREWELL_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 /// `send` messages queued for one renderer's in-order handler loop before
 /// its reader waits (and so stops reading from that renderer).
 const SEND_QUEUE: usize = 256;
@@ -332,6 +337,18 @@ pub(crate) async fn accept(
             () = conn.stop.cancelled() => conn.ending().unwrap_or(DisconnectReason::ClosedByMain),
         };
         leftover.hand_on();
+        // From here the renderer is released however this task ends: a
+        // `tracing` layer may panic on a record below.
+        let release = Release {
+            main: Arc::clone(&main),
+            renderer: Some(renderer),
+            slot: Some(slot),
+            closed: closed_tx,
+            conn: Arc::clone(&conn),
+            reason: reason.clone(),
+            writer_stop: writer_stop.clone(),
+        };
+        let farewell_until = tokio::time::Instant::now() + FAREWELL_WAIT;
         match &reason {
             DisconnectReason::Misbehaved { .. } => {
                 error!(renderer = %id, label = %conn.caller.label, %reason, "renderer disconnected")
@@ -347,10 +364,12 @@ pub(crate) async fn accept(
         // Main's own reason is the renderer's last frame (past the queue's
         // bounds: one small frame), so that it can tell a main that shut
         // down or dropped it from one that crashed.
-        if let Some(why) = farewell(&reason, main.is_closed()) {
+        let farewell = farewell(&reason, conn.ended_by_close());
+        let told = farewell.map(|why| {
             let notice = Frame::Notice(WireError::Disconnected { reason: why });
             let _ = conn.out.push_always(|buf| notice.write_body(buf));
-        }
+            conn.out.flushed()
+        });
         // Nothing more is queued for it: a finished call whose reply waits
         // for room (the renderer stopped reading) gives up now; what is
         // queued is still written, for up to `LINGER`.
@@ -362,16 +381,13 @@ pub(crate) async fn accept(
         if !conn.in_flight.tasks_dropped(LINGER).await {
             warn!(renderer = %id, "handlers of a disconnected renderer still running after {LINGER:?} (one blocks its thread?); not waiting for them");
         }
-        main.unregister(id);
-        drop(slot);
-        // Reported before the watch that `Main::close` and
-        // `Main::disconnected` wait on is set: once they return, the
-        // disconnection is in every `disconnections()` receiver.
-        let _ = main.disconnections.send(Disconnection {
-            renderer,
-            reason: reason.clone(),
-        });
-        let _ = closed_tx.send(Some(reason));
+        // What main told it is written before it is reported gone (unless
+        // it does not read): an app that exits once `Main::close` returns
+        // does not cut its farewell off.
+        if let Some(told) = told {
+            let _ = tokio::time::timeout_at(farewell_until, told).await;
+        }
+        drop(release);
         // The writer ends by itself once the frames already queued (a last
         // error notice, say) are written and every task holding `conn` has
         // ended; a renderer that stopped reading gets `LINGER` at most.
@@ -382,14 +398,51 @@ pub(crate) async fn accept(
     Ok((info, closed_rx))
 }
 
-/// What main tells a renderer as it ends its connection for `reason`:
-/// nothing if the renderer left (it would not read it).
-fn farewell(reason: &DisconnectReason, main_closed: bool) -> Option<String> {
+/// Releases a renderer that main's task for it has finished with: its
+/// entry, its place among `max_renderers`, and the news (broadcast, then
+/// the watch `Main::close` and `Main::disconnected` wait on, so that once
+/// they return the disconnection is in every `disconnections()` receiver).
+/// A drop guard, so that a panic in the task's cleanup (a `tracing` layer
+/// panicking on a record) still releases it.
+struct Release {
+    main: Arc<Inner>,
+    renderer: Option<RendererInfo>,
+    slot: Option<OwnedSemaphorePermit>,
+    closed: watch::Sender<Option<DisconnectReason>>,
+    conn: Arc<Conn>,
+    reason: DisconnectReason,
+    writer_stop: CancellationToken,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The cleanup did not get this far.
+            self.conn.in_flight.abort_all();
+            self.conn.out.close();
+            self.writer_stop.cancel();
+        }
+        let Some(renderer) = self.renderer.take() else {
+            return;
+        };
+        self.main.unregister(renderer.id);
+        drop(self.slot.take());
+        let reason = self.reason.clone();
+        let _ = self.main.disconnections.send(Disconnection {
+            renderer,
+            reason: reason.clone(),
+        });
+        let _ = self.closed.send(Some(reason));
+    }
+}
+
+/// What main tells a renderer as it ends its connection for `reason`
+/// (`by_close`: because main is closing): nothing if the renderer left (it
+/// would not read it).
+fn farewell(reason: &DisconnectReason, by_close: bool) -> Option<String> {
     match reason {
         DisconnectReason::Closed => None,
-        DisconnectReason::ClosedByMain if main_closed => {
-            Some("main shut down (`Main::close`)".into())
-        }
+        DisconnectReason::ClosedByMain if by_close => Some("main shut down (`Main::close`)".into()),
         DisconnectReason::ClosedByMain => {
             Some("main disconnected this renderer (`Main::disconnect`)".into())
         }
@@ -528,8 +581,9 @@ pub(crate) struct Conn {
     /// not violations) debug records.
     refused_subscriptions: AtomicU64,
     violations: AtomicU32,
-    /// Why main decided to end the connection, once it has.
-    ending: Mutex<Option<DisconnectReason>>,
+    /// Why main decided to end the connection, once it has; and whether
+    /// that was `Main::close` (what main tells the renderer).
+    ending: Mutex<Option<(DisconnectReason, bool)>>,
     /// Set with `ending`: the serve loop checks it before each frame, so
     /// that nothing a renderer sent after main decided to end it is
     /// handled (`stop` only wakes the loop when it waits).
@@ -545,13 +599,32 @@ impl Conn {
 
     /// Ends the connection for `reason` (the first reason given wins).
     pub(crate) fn shut(&self, reason: DisconnectReason) {
-        lock(&self.ending).get_or_insert(reason);
+        self.shut_as(reason, false);
+    }
+
+    /// Ends the connection because main is closing (unless it is ending
+    /// already, for another reason).
+    pub(crate) fn shut_for_close(&self) {
+        self.shut_as(DisconnectReason::ClosedByMain, true);
+    }
+
+    fn shut_as(&self, reason: DisconnectReason, by_close: bool) {
+        lock(&self.ending).get_or_insert((reason, by_close));
         self.shut.store(true, Ordering::Release);
         self.stop.cancel();
     }
 
     fn ending(&self) -> Option<DisconnectReason> {
-        lock(&self.ending).clone()
+        lock(&self.ending)
+            .as_ref()
+            .map(|(reason, _)| reason.clone())
+    }
+
+    /// Whether main ended the connection because it was closing.
+    fn ended_by_close(&self) -> bool {
+        lock(&self.ending)
+            .as_ref()
+            .is_some_and(|&(_, by_close)| by_close)
     }
 
     pub(crate) fn violations(&self) -> u32 {

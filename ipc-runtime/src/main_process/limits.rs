@@ -8,7 +8,9 @@ use std::time::Duration;
 /// typed error naming the limit and its value (the errors below); a
 /// renderer disconnected for a timeout, repeated violations or falling
 /// behind sees its connection close, told why in the
-/// [`IpcError::Disconnected`](crate::IpcError::Disconnected) it gets, and
+/// [`IpcError::Disconnected`](crate::IpcError::Disconnected) it gets (main's
+/// last frame, written after everything queued before it: a renderer that
+/// stopped reading may never get to it), and
 /// main reports why through
 /// [`Main::disconnections`](crate::Main::disconnections).
 ///

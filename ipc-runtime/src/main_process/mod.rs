@@ -825,7 +825,7 @@ impl Main {
             );
         }
         for conn in conns {
-            conn.shut(DisconnectReason::ClosedByMain);
+            conn.shut_for_close();
         }
         for closed in &mut ended {
             let _ = closed.wait_for(Option::is_some).await;

@@ -429,12 +429,15 @@ impl Shared {
     /// down, or dropped this renderer), else `otherwise` (it crashed, or
     /// was killed, or exited without closing).
     fn ended_by_main(&self, otherwise: &str) -> IpcError {
-        let said = self
-            .farewell
+        IpcError::disconnected(self.farewell().unwrap_or_else(|| otherwise.to_string()))
+    }
+
+    /// What main said as it ended the connection, once the reader has it.
+    fn farewell(&self) -> Option<String> {
+        self.farewell
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take();
-        IpcError::disconnected(said.unwrap_or_else(|| otherwise.to_string()))
+            .clone()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -444,10 +447,18 @@ impl Shared {
 
     /// Marks the connection closed and fails every call still waiting for
     /// its reply (or for a slot).
+    ///
+    /// The first reason given is kept, except that what main said as it
+    /// ended the connection replaces a reason this renderer recorded first
+    /// (writing failed as main closed its end, say): it is the better
+    /// answer for `Connection::closed` and later calls.
     fn close(&self, reason: IpcError) {
+        let said = self.farewell();
         let wakers = {
             let mut state = self.state();
-            if state.closed.is_none() {
+            if let Some(said) = said {
+                state.closed = Some(IpcError::disconnected(said));
+            } else if state.closed.is_none() {
                 state.closed = Some(reason);
             }
             self.is_closed.store(true, Ordering::Release);
