@@ -398,3 +398,27 @@ async fn a_renderer_accepted_by_an_unbuilt_main_is_told_why() {
     };
     assert!(e.to_string().contains("not built yet"), "{e}");
 }
+
+/// A renderer accepting frames too small for main's welcome: main's
+/// `accept` fails and says what to raise (it returned Ok, and the renderer
+/// was reported gone right after).
+#[tokio::test]
+async fn a_welcome_larger_than_the_renderer_accepts_fails_the_accept() {
+    let (main, _) = probe_main();
+    let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
+    let (accepted, connected) = tokio::join!(
+        main.accept::<ProbeApi>(main_end, "tiny"),
+        Connection::builder()
+            .max_frame_size(8)
+            .connect_as::<ProbeApi>(renderer_end)
+    );
+    match accepted {
+        Err(IpcError::Protocol { reason }) => assert!(
+            reason.contains("welcome does not fit") && reason.contains("max_frame_size"),
+            "{reason}"
+        ),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    assert!(connected.is_err());
+    assert_eq!(main.renderer_count(), 0);
+}

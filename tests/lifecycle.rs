@@ -245,3 +245,29 @@ async fn a_renderer_writing_when_main_drops_it_is_told_why() {
         }
     }
 }
+
+/// Once a renderer's `connect` returns, main counts it: `renderer_id` finds
+/// the number the renderer reports. Main welcomed it before registering
+/// it, so for a moment it did not (the renderer number, sent back by some
+/// other way, was refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_renderer_is_known_to_main_at_once() {
+    let (main, _) = probe_main();
+    for round in 0..300 {
+        let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
+        let accepting = tokio::spawn({
+            let main = main.clone();
+            async move { main.accept::<ProbeApi>(main_end, "quick").await }
+        });
+        let api = Connection::builder()
+            .connect_as::<ProbeApi>(renderer_end)
+            .await
+            .unwrap();
+        assert!(
+            main.renderer_id(api.id().get()).is_some(),
+            "round {round}: main does not know renderer {}",
+            api.id()
+        );
+        accepting.await.unwrap().unwrap();
+    }
+}

@@ -259,16 +259,6 @@ pub(crate) async fn accept(
         max_frame_size: limits.max_frame_size as u64,
         max_in_flight: limits.max_in_flight as u64,
     });
-    match tokio::time::timeout(limits.handshake_timeout, write_now(&mut writer, welcome)).await {
-        Ok(written) => written.map_err(StreamError::into_ipc)?,
-        Err(_) => {
-            return Err(IpcError::protocol(format!(
-                "the renderer did not read main's welcome within {:?}",
-                limits.handshake_timeout
-            )))
-        }
-    }
-
     let out = Outbox::bounded(
         writer,
         limits.max_queued_frames,
@@ -276,7 +266,6 @@ pub(crate) async fn accept(
         renderer_limit,
     );
     let writer_stop = CancellationToken::new();
-    tokio::spawn(run_writer(out.queue(), writer_stop.clone(), None));
     let conn = Arc::new(Conn {
         caller: Caller {
             id,
@@ -300,11 +289,40 @@ pub(crate) async fn accept(
         stop: CancellationToken::new(),
     });
     let (closed_tx, closed_rx) = watch::channel(None);
-    if !main.register(info.clone(), closed_rx.clone(), Arc::clone(&conn)) {
-        // Main closed during the handshake: the renderer sees its
-        // connection end right after the welcome.
+    // Registered before the renderer is welcomed, so that once its
+    // `connect` returns main counts it (`renderer_count`, `renderer_id`,
+    // `disconnect`). Nothing is queued for it before the welcome: it
+    // listens to nothing yet, and has made no call.
+    let registered = main.register(info.clone(), closed_rx.clone(), Arc::clone(&conn));
+    let first = if registered {
+        welcome
+    } else {
+        // Main closed during the handshake.
+        Frame::Rejected(WireError::from(&Inner::closed_error()))
+    };
+    let queued = conn.out.push_always(|buf| first.write_body(buf));
+    tokio::spawn(run_writer(conn.out.queue(), writer_stop.clone(), None));
+    let written = tokio::time::timeout(limits.handshake_timeout, conn.out.flushed()).await;
+    let failed = match (registered, written) {
+        (false, _) => Some(Inner::closed_error()),
+        (true, _) if queued.is_err() => Some(IpcError::protocol(format!(
+            "main's welcome does not fit the largest frame the renderer accepts ({renderer_limit} bytes); raise its `ConnectionBuilder::max_frame_size`"
+        ))),
+        (true, Ok(true)) => None,
+        (true, Ok(false)) => Some(IpcError::disconnected(
+            "the renderer went away before main's welcome was written",
+        )),
+        (true, Err(_)) => Some(IpcError::protocol(format!(
+            "the renderer did not read main's welcome within {:?}",
+            limits.handshake_timeout
+        ))),
+    };
+    if let Some(e) = failed {
+        if registered {
+            main.unregister(id);
+        }
         writer_stop.cancel();
-        return Err(Inner::closed_error());
+        return Err(e);
     }
     info!(renderer = %id, label = %info.label, api = info.api, peer = ?info.peer, "renderer connected");
 
