@@ -195,6 +195,10 @@ async fn dropping_a_call_while_its_large_reply_arrives_is_harmless() {
         assert!(poll_once(&mut call).await.is_none());
         assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 1).await);
         handler.open_gate(1);
+        // Dropped only once the handler took its permit: a call dropped
+        // before (main aborts it at the gate) leaves the permit to the next
+        // call, which then never waits at the gate.
+        assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 0).await);
         tokio::time::sleep(Duration::from_micros(200 * i)).await;
         drop(call);
     }
