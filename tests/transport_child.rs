@@ -2,7 +2,7 @@
 
 use std::{process::Command, time::Duration};
 
-use ipc_suite::{eventually, probe_main, ProbeApi};
+use ipc_suite::{eventually, probe_main, KillOnDrop, ProbeApi};
 
 const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
 
@@ -274,23 +274,8 @@ async fn a_killed_renderer_is_released_though_a_process_it_started_holds_its_soc
         ));
         c
     };
-    /// Kills the helper however the test ends.
-    struct Helper(i32);
-    impl Drop for Helper {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) with a pid this test's script started.
-            unsafe { libc::kill(self.0, libc::SIGKILL) };
-        }
-    }
-    let helper_of = || {
-        Helper(
-            std::fs::read_to_string(&helper)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap(),
-        )
-    };
+    // Killed however the test ends.
+    let helper_of = || KillOnDrop::from_pid_file(&helper);
 
     let (main, _) = probe_main();
     let mut child = main
@@ -330,26 +315,13 @@ async fn kill_after_the_child_exited_by_itself_leaves_its_connection_alone() {
         "'{RENDERER}' idle & echo $! > '{}'; exit 0",
         pidfile.display()
     ));
-    /// Kills the handed-over renderer however the test ends.
-    struct Handed(i32);
-    impl Drop for Handed {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) with a pid this test's script started.
-            unsafe { libc::kill(self.0, libc::SIGKILL) };
-        }
-    }
     let (main, _) = probe_main();
     let mut child = main
         .spawn_renderer::<ProbeApi>(launcher, "launched")
         .await
         .unwrap();
-    let _renderer = Handed(
-        std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap(),
-    );
+    // Killed however the test ends.
+    let _renderer = KillOnDrop::from_pid_file(&pidfile);
     let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     assert!(status.unwrap().unwrap().success());
     let _ = child.kill().await;

@@ -414,3 +414,23 @@ where
     });
     finished.recv_timeout(limit).ok()
 }
+
+/// A process a test's script started (not a child of the test): killed
+/// (SIGKILL) when this is dropped, however the test ends.
+pub struct KillOnDrop(pub i32);
+
+impl KillOnDrop {
+    /// The process whose pid the script wrote to `path`.
+    pub fn from_pid_file(path: &std::path::Path) -> Self {
+        let pid = std::fs::read_to_string(path).expect("the script wrote its pid");
+        KillOnDrop(pid.trim().parse().expect("a pid"))
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is
+        // one a test's own script started.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
