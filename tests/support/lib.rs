@@ -420,10 +420,23 @@ where
 pub struct KillOnDrop(pub i32);
 
 impl KillOnDrop {
-    /// The process whose pid the script wrote to `path`.
+    /// The process whose pid the script writes to `path` (`echo $! >
+    /// path`), waiting up to 5 s for the whole line: a process started in
+    /// the background may connect before its pid is written.
     pub fn from_pid_file(path: &std::path::Path) -> Self {
-        let pid = std::fs::read_to_string(path).expect("the script wrote its pid");
-        KillOnDrop(pid.trim().parse().expect("a pid"))
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let written = std::fs::read_to_string(path).unwrap_or_default();
+            if written.ends_with('\n') {
+                return KillOnDrop(written.trim().parse().expect("a pid"));
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no pid in {}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
