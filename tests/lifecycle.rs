@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{transport, Connection, IpcError, Limits};
+use ipc_runtime::{transport, Connection, IpcError, Limits, Transport};
 use ipc_suite::{connect_memory, probe_main, probe_main_with, ProbeApi};
 
 /// How long any step below may take before the test calls it a hang.
@@ -270,4 +270,38 @@ async fn a_connected_renderer_is_known_to_main_at_once() {
         );
         accepting.await.unwrap().unwrap();
     }
+}
+
+/// A renderer that sent its hello but never reads main's welcome is
+/// registered while main waits to write it: `Main::close` ends that wait
+/// at once (it waited for the whole handshake timeout, 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_does_not_wait_for_a_welcome_nobody_reads() {
+    use ipc_suite::raw::{framed, hello_body};
+    use tokio::io::AsyncWriteExt;
+
+    let (main, _) = probe_main();
+    // Too small for the welcome: main's write waits for the peer to read.
+    let (main_side, mut peer) = tokio::io::duplex(16);
+    let (read, write) = tokio::io::split(main_side);
+    let accepting = tokio::spawn({
+        let main = main.clone();
+        async move {
+            main.accept::<ProbeApi>(Transport::new(read, write), "deaf")
+                .await
+        }
+    });
+    let hello = framed(&hello_body::<ipc_suite::ProbeContract>(None));
+    peer.write_all(&hello).await.unwrap();
+    assert!(ipc_suite::eventually(T, || main.renderer_count() == 1).await);
+    let started = std::time::Instant::now();
+    tokio::time::timeout(T, main.close())
+        .await
+        .expect("close returned");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "close took {took:?}");
+    assert_eq!(main.renderer_count(), 0);
+    let _ = tokio::time::timeout(T, accepting)
+        .await
+        .expect("accept ended");
 }

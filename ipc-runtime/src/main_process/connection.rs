@@ -302,7 +302,13 @@ pub(crate) async fn accept(
     };
     let queued = conn.out.push_always(|buf| first.write_body(buf));
     tokio::spawn(run_writer(conn.out.queue(), writer_stop.clone(), None));
-    let written = tokio::time::timeout(limits.handshake_timeout, conn.out.flushed()).await;
+    // Main ending the connection meanwhile (`Main::close`, `disconnect`)
+    // ends the wait: the renderer's task, started below, sees it at once
+    // and releases it with main's reason.
+    let written = tokio::select! {
+        written = tokio::time::timeout(limits.handshake_timeout, conn.out.flushed()) => written,
+        () = conn.stop.cancelled() => Ok(true),
+    };
     let failed = match (registered, written) {
         (false, _) => Some(Inner::closed_error()),
         (true, _) if queued.is_err() => Some(IpcError::protocol(format!(
