@@ -272,28 +272,45 @@ async fn a_connected_renderer_is_known_to_main_at_once() {
     }
 }
 
+/// A transport for main whose peer sends a valid hello and never reads:
+/// a pipe too small for main's welcome, so writing it waits.
+fn deaf_peer() -> Transport {
+    use ipc_suite::raw::{framed, hello_body};
+    use tokio::io::AsyncWriteExt;
+
+    let (main_side, mut peer) = tokio::io::duplex(16);
+    let (read, write) = tokio::io::split(main_side);
+    let hello = framed(&hello_body::<ipc_suite::ProbeContract>(None));
+    tokio::spawn(async move {
+        let _ = peer.write_all(&hello).await;
+        // Kept open, never read.
+        std::future::pending::<()>().await;
+        drop(peer);
+    });
+    Transport::new(read, write)
+}
+
+/// Main's `accept` for [`deaf_peer`] in a task, once main lists the
+/// renderer (registered, waiting to write the welcome).
+async fn accepting_deaf(
+    main: &ipc_runtime::Main,
+) -> tokio::task::JoinHandle<Result<ipc_runtime::RendererInfo, IpcError>> {
+    let transport = deaf_peer();
+    let accepting = tokio::spawn({
+        let main = main.clone();
+        async move { main.accept::<ProbeApi>(transport, "deaf").await }
+    });
+    assert!(ipc_suite::eventually(T, || main.renderer_count() == 1).await);
+    accepting
+}
+
 /// A renderer that sent its hello but never reads main's welcome is
 /// registered while main waits to write it: `Main::close` ends that wait
 /// at once (it waited for the whole handshake timeout, 10 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_does_not_wait_for_a_welcome_nobody_reads() {
-    use ipc_suite::raw::{framed, hello_body};
-    use tokio::io::AsyncWriteExt;
-
     let (main, _) = probe_main();
-    // Too small for the welcome: main's write waits for the peer to read.
-    let (main_side, mut peer) = tokio::io::duplex(16);
-    let (read, write) = tokio::io::split(main_side);
-    let accepting = tokio::spawn({
-        let main = main.clone();
-        async move {
-            main.accept::<ProbeApi>(Transport::new(read, write), "deaf")
-                .await
-        }
-    });
-    let hello = framed(&hello_body::<ipc_suite::ProbeContract>(None));
-    peer.write_all(&hello).await.unwrap();
-    assert!(ipc_suite::eventually(T, || main.renderer_count() == 1).await);
+    let accepting = accepting_deaf(&main).await;
     let started = std::time::Instant::now();
     tokio::time::timeout(T, main.close())
         .await
@@ -304,4 +321,48 @@ async fn close_does_not_wait_for_a_welcome_nobody_reads() {
     let _ = tokio::time::timeout(T, accepting)
         .await
         .expect("accept ended");
+}
+
+/// `accept` given up while it waits to write the welcome (a timeout around
+/// it, a `select!`): the renderer stayed registered for ever, even after
+/// `Main::close`. It is now released, and reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_accept_leaves_no_renderer_behind() {
+    let (main, _) = probe_main();
+    let mut gone = main.disconnections();
+    let accepting = accepting_deaf(&main).await;
+    accepting.abort();
+    let ended = ipc_suite::next_disconnection(&mut gone, "the abandoned renderer").await;
+    assert!(
+        matches!(&ended.reason, ipc_runtime::DisconnectReason::Failed(why) if why.contains("cancelled")),
+        "{:?}",
+        ended.reason
+    );
+    assert_eq!(main.renderer_count(), 0);
+}
+
+/// A renderer main listed while it waited, whose welcome then fails (here
+/// not read within the handshake timeout), is reported gone like any
+/// other: `disconnected` gave `None` and nothing was broadcast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_renderer_whose_welcome_fails_is_reported() {
+    let (main, _) = probe_main_with(|b| b.handshake_timeout(Duration::from_millis(300)));
+    let mut gone = main.disconnections();
+    let accepting = accepting_deaf(&main).await;
+    let id = main.renderers()[0].id;
+    let reason = tokio::time::timeout(T, main.disconnected(id))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&reason, Some(ipc_runtime::DisconnectReason::Failed(why)) if why.contains("welcome")),
+        "{reason:?}"
+    );
+    assert_eq!(
+        ipc_suite::next_disconnection(&mut gone, "the unwelcomed renderer")
+            .await
+            .renderer
+            .id,
+        id
+    );
+    assert!(accepting.await.unwrap().is_err());
 }

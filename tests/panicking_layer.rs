@@ -89,3 +89,31 @@ fn a_panic_while_cleaning_up_still_unregisters_the_renderer() {
         "the renderer stayed registered"
     );
 }
+
+/// The same for a panic on "renderer connected", logged by `accept` once
+/// it has registered the renderer: it stayed registered for ever.
+#[test]
+fn a_panic_while_accepting_does_not_leave_the_renderer_registered() {
+    let ended = with_layer_on_own_thread(
+        PanicOn("renderer connected"),
+        Duration::from_secs(10),
+        || async {
+            let (main, _) = probe_main();
+            let connecting = tokio::spawn({
+                let main = main.clone();
+                async move { connect_memory(&main, "doomed").await.map(drop) }
+            });
+            let panicked = connecting.await.is_err_and(|e| e.is_panic());
+            let count = main.renderer_count();
+            main.close().await;
+            (panicked, count, main.renderer_count())
+        },
+    );
+    let (panicked, count, after_close) = ended.expect("main froze: no answer within 10 s");
+    assert!(panicked, "the layer did not panic in accept");
+    assert_eq!(
+        (count, after_close),
+        (0, 0),
+        "the renderer stayed registered"
+    );
+}

@@ -294,6 +294,23 @@ pub(crate) async fn accept(
     // `disconnect`). Nothing is queued for it before the welcome: it
     // listens to nothing yet, and has made no call.
     let registered = main.register(info.clone(), closed_rx.clone(), Arc::clone(&conn));
+    // From here a registered renderer is released however `accept` ends:
+    // an error below, this future dropped (a timeout around `accept` or
+    // `spawn_renderer`), or a panic (a `tracing` layer on "renderer
+    // connected"). On success the guard goes to the renderer's task.
+    let mut release = Release {
+        main: Arc::clone(main),
+        renderer: registered.then(|| info.clone()),
+        slot: Some(slot),
+        closed: closed_tx,
+        conn: Arc::clone(&conn),
+        reason: DisconnectReason::Failed(
+            "main stopped accepting the renderer before welcoming it (its `accept` was cancelled)"
+                .into(),
+        ),
+        writer_stop: writer_stop.clone(),
+        abrupt: true,
+    };
     let first = if registered {
         welcome
     } else {
@@ -324,16 +341,14 @@ pub(crate) async fn accept(
         ))),
     };
     if let Some(e) = failed {
-        if registered {
-            main.unregister(id);
-        }
-        writer_stop.cancel();
+        // Reported gone (it was listed while main waited), with why.
+        release.reason = DisconnectReason::Failed(e.to_string());
         return Err(e);
     }
     info!(renderer = %id, label = %info.label, api = info.api, peer = ?info.peer, "renderer connected");
 
-    let main = Arc::clone(main);
-    let renderer = info.clone();
+    release.reason =
+        DisconnectReason::Failed("main's task for this renderer ended unexpectedly".into());
     tokio::spawn(async move {
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
         let sends = Sends::new(send_tx, conn.limits.max_queued_send_bytes);
@@ -361,17 +376,9 @@ pub(crate) async fn accept(
             () = conn.stop.cancelled() => conn.ending().unwrap_or(DisconnectReason::ClosedByMain),
         };
         leftover.hand_on();
-        // From here the renderer is released however this task ends: a
+        // Released with this reason however the task ends from here: a
         // `tracing` layer may panic on a record below.
-        let release = Release {
-            main: Arc::clone(&main),
-            renderer: Some(renderer),
-            slot: Some(slot),
-            closed: closed_tx,
-            conn: Arc::clone(&conn),
-            reason: reason.clone(),
-            writer_stop: writer_stop.clone(),
-        };
+        release.reason = reason.clone();
         let farewell_until = tokio::time::Instant::now() + FAREWELL_WAIT;
         match &reason {
             DisconnectReason::Misbehaved { .. } => {
@@ -411,6 +418,9 @@ pub(crate) async fn accept(
         if let Some(told) = told {
             let _ = tokio::time::timeout_at(farewell_until, told).await;
         }
+        // Released in order: what is queued is still written, for up to
+        // `LINGER`.
+        release.abrupt = false;
         drop(release);
         // The writer ends by itself once the frames already queued (a last
         // error notice, say) are written and every task holding `conn` has
@@ -430,18 +440,22 @@ pub(crate) async fn accept(
 /// panicking on a record) still releases it.
 struct Release {
     main: Arc<Inner>,
+    /// `None` if main never registered it (it closed meanwhile).
     renderer: Option<RendererInfo>,
     slot: Option<OwnedSemaphorePermit>,
     closed: watch::Sender<Option<DisconnectReason>>,
     conn: Arc<Conn>,
     reason: DisconnectReason,
     writer_stop: CancellationToken,
+    /// Not released in order (an error or cancellation before the welcome
+    /// was written, or a panic): stops everything at once.
+    abrupt: bool,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            // The cleanup did not get this far.
+        if self.abrupt {
+            self.conn.stop.cancel();
             self.conn.in_flight.abort_all();
             self.conn.out.close();
             self.writer_stop.cancel();
