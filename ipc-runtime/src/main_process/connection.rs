@@ -305,7 +305,7 @@ pub(crate) async fn accept(
         closed: closed_tx,
         conn: Arc::clone(&conn),
         reason: DisconnectReason::Failed(
-            "main stopped accepting the renderer before welcoming it (its `accept` was cancelled)"
+            "main stopped accepting the renderer before serving it (its `accept` was cancelled, or panicked)"
                 .into(),
         ),
         writer_stop: writer_stop.clone(),
