@@ -425,13 +425,6 @@ struct State {
 }
 
 impl Shared {
-    /// Why main closed the connection: what it said, if it did (it shut
-    /// down, or dropped this renderer), else `otherwise` (it crashed, or
-    /// was killed, or exited without closing).
-    fn ended_by_main(&self, otherwise: &str) -> IpcError {
-        IpcError::disconnected(self.farewell().unwrap_or_else(|| otherwise.to_string()))
-    }
-
     /// What main said as it ended the connection, once the reader has it.
     fn farewell(&self) -> Option<String> {
         self.farewell
@@ -1018,14 +1011,15 @@ async fn read_replies(
         match read {
             Ok(true) => {}
             Ok(false) => match reader.end() {
-                None => break shared.ended_by_main("main closed the connection"),
+                None => break IpcError::disconnected("main closed the connection"),
                 Some(e) => break e.into_ipc(),
             },
-            Err(e) => break read_failed(&shared, e),
+            Err(e) => break read_failed(e),
         }
     };
-    debug!(error = %reason, "connection to main ended");
+    // Main's own words, if it said why, replace `reason` (`Shared::close`).
     ending.end(reason);
+    debug!(error = %shared.closed_reason(), "connection to main ended");
 }
 
 /// Ends the connection when [`read_replies`] finishes: marks it closed with
@@ -1056,13 +1050,14 @@ impl Drop for EndOnDrop {
 /// sent was still unread there ([`Main::close`](crate::Main::close) with
 /// calls on the way, say): said as such, not as the OS's "connection reset
 /// by peer".
-fn read_failed(shared: &Shared, e: StreamError) -> IpcError {
+fn read_failed(e: StreamError) -> IpcError {
     match &e {
-        StreamError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => shared
-            .ended_by_main(
+        StreamError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => {
+            IpcError::disconnected(
                 "main closed the connection before reading everything this renderer sent \
                  (connection reset)",
-            ),
+            )
+        }
         _ => e.into_ipc(),
     }
 }
