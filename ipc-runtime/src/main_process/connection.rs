@@ -179,9 +179,7 @@ pub(crate) async fn accept(
         Err(e) => {
             // Not built: the renderer is told why, as for any refusal.
             let (_, mut writer, _) = transport.into_parts();
-            let rejected = Frame::Rejected(WireError::from(&e));
-            let timeout = Limits::default().handshake_timeout;
-            let _ = tokio::time::timeout(timeout, write_now(&mut writer, rejected)).await;
+            reject(&mut writer, &e, Limits::default().handshake_timeout).await;
             return Err(e);
         }
     };
@@ -232,11 +230,7 @@ pub(crate) async fn accept(
         Ok(admitted) => admitted,
         Err(e) => {
             main.refusals.refused(&e);
-            let rejected = Frame::Rejected(WireError::from(&e));
-            // A renderer that does not read its rejection is not waited for.
-            let _ =
-                tokio::time::timeout(limits.handshake_timeout, write_now(&mut writer, rejected))
-                    .await;
+            reject(&mut writer, &e, limits.handshake_timeout).await;
             return Err(e);
         }
     };
@@ -430,6 +424,17 @@ pub(crate) async fn accept(
         writer_stop.cancel();
     });
     Ok((info, closed_rx))
+}
+
+/// Tells a renderer main refuses why, waiting at most `timeout` for it to
+/// take the rejection (one that does not read it is not waited for).
+async fn reject(
+    writer: &mut crate::transport::BoxWrite,
+    error: &IpcError,
+    timeout: std::time::Duration,
+) {
+    let rejected = Frame::Rejected(WireError::from(error));
+    let _ = tokio::time::timeout(timeout, write_now(writer, rejected)).await;
 }
 
 /// Releases a renderer that main's task for it has finished with: its
