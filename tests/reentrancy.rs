@@ -109,30 +109,12 @@ fn loud_main() -> Main {
         .unwrap()
 }
 
-/// The next ping `rx` gets, waiting at most 5 s.
-async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<u64>) -> Option<u64> {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+/// The next ping `pings` gets, waiting at most 5 s.
+async fn next(pings: &mut ipc_runtime::EventStream<u64>) -> Option<u64> {
+    tokio::time::timeout(Duration::from_secs(5), pings.recv())
         .await
         .ok()
         .flatten()
-}
-
-/// A listener's pings, as they arrive.
-async fn pings(
-    api: &LoudApi,
-) -> (
-    ipc_runtime::Subscription,
-    tokio::sync::mpsc::UnboundedReceiver<u64>,
-) {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let guard = api
-        .events
-        .on_ping(move |n| {
-            let _ = tx.send(n);
-        })
-        .await
-        .unwrap();
-    (guard, rx)
 }
 
 #[test]
@@ -145,8 +127,8 @@ fn replies_emitting_to_each_others_renderer_at_once_do_not_deadlock() {
         let b = ipc_suite::connect_memory_as::<LoudApi>(&main, "b")
             .await
             .unwrap();
-        let (_a_guard, mut a_pings) = pings(&a).await;
-        let (_b_guard, mut b_pings) = pings(&b).await;
+        let mut a_pings = a.events.stream_ping().await.unwrap();
+        let mut b_pings = b.events.stream_ping().await.unwrap();
         // Both replies are encoded at once, each emitting to both renderers.
         let (one, two) = tokio::join!(a.svc.shout(1, 2), b.svc.shout(2, 2));
         // Each renderer gets both pings: the other's, and the one its own

@@ -103,11 +103,11 @@
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //!
-//! // Events: listen (the guard unsubscribes when dropped), then push.
-//! let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-//! let _guard = api.events.on_changed(move |note| { let _ = tx.send(note); }).await?;
+//! // Events: listen (dropping the stream unsubscribes), then push. (Or
+//! // `on_changed(|note| ...)`, which calls a closure with each one.)
+//! let mut changes = api.events.stream_changed().await?;
 //! NotesEventsEmitter::new(&main, Target::All).changed(Note { id: 2, text: "new".into() });
-//! assert_eq!(rx.recv().await.unwrap().id, 2);
+//! assert_eq!(changes.recv().await.unwrap().id, 2);
 //! assert_eq!(NotesContract::GET, "notes:get");
 //! # Ok(())
 //! # }
@@ -366,7 +366,8 @@ pub use main_process::{
     RendererStats, SlowConsumer, Target, DEFAULT_FLUSH_REPLIES_EVERY, DEFAULT_HANDSHAKE_TIMEOUT,
 };
 pub use renderer::{
-    ClientCore, Connection, ConnectionBuilder, ListenerCore, Subscription, DEFAULT_CALL_TIMEOUT,
+    ClientCore, Connection, ConnectionBuilder, EventStream, ListenerCore, Subscription,
+    DEFAULT_CALL_TIMEOUT,
 };
 pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint, Transport};
 
@@ -426,7 +427,8 @@ pub use ipc_macros::service;
 /// Generates `NotesEventsEmitter` (main side: `NotesEventsEmitter::new(&main,
 /// Target::All).changed(note)`), `NotesEventsListener` (renderer side:
 /// `listener.on_changed(|note| ..).await?` returns a guard; dropping it
-/// unsubscribes) and `NotesEventsContract`. Register the contract on main
+/// unsubscribes; `listener.stream_changed().await?` returns an
+/// [`EventStream`] of the notes instead) and `NotesEventsContract`. Register the contract on main
 /// with [`MainBuilder::events`].
 #[doc(inline)]
 pub use ipc_macros::events;
@@ -480,7 +482,9 @@ pub mod __private {
         },
         dispatch::{BoxFuture, Dispatch, Handler, Served},
         main_process::{EmitterCore, Main, Target},
-        renderer::{ClientCore, Connection, ConnectionBuilder, ListenerCore, Subscription},
+        renderer::{
+            ClientCore, Connection, ConnectionBuilder, EventStream, ListenerCore, Subscription,
+        },
         transport::Transport,
         CallError, IpcError, RendererId,
     };
@@ -489,6 +493,7 @@ pub mod __private {
         boxed::Box, future::Future, marker::PhantomData, path::Path, sync::Arc, time::Duration,
     };
     pub use tokio::net::ToSocketAddrs;
+    pub use tokio::sync::mpsc::unbounded_channel;
 
     pub use crate::IpcType as WireType;
 

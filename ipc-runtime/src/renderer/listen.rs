@@ -421,6 +421,111 @@ impl Connection {
     }
 }
 
+/// The events of one kind as they arrive, to read at your own pace: what a
+/// generated `stream_…` method returns (`api.events.stream_changed()`), next
+/// to the `on_…` method that takes a callback instead.
+///
+/// ```no_run
+/// # use ipc_runtime::{events, Connection};
+/// # #[events(namespace = "notes")]
+/// # pub trait NotesEvents { fn changed(&self, id: u64); fn moved(&self, id: u64, to: String); }
+/// # async fn demo(conn: Connection) -> Result<(), ipc_runtime::IpcError> {
+/// let listener = NotesEventsListener::new(&conn);
+/// let mut changed = listener.stream_changed().await?;
+/// // An event with several arguments arrives as a tuple of them.
+/// let mut moved = listener.stream_moved().await?;
+/// while let Some(id) = changed.recv().await {
+///     println!("note {id} changed");
+/// }
+/// // `None`: the connection has closed (every event main sent before was
+/// // delivered first).
+/// # let _ = moved.recv().await.map(|(id, to): (u64, String)| (id, to));
+/// # Ok(())
+/// # }
+/// # fn main() {}
+/// ```
+///
+/// It is also a [`Stream`](futures_util::Stream), for `StreamExt`'s
+/// adapters.
+///
+/// Events wait in the stream until read, without limit (like tokio's
+/// unbounded channels): an event never waits for you there, and never
+/// holds up the connection's replies or other listeners, but a stream
+/// that is kept and never read grows with every event main sends it. Read
+/// it, or drop it: dropping it unsubscribes, as dropping a
+/// [`Subscription`] does. Like a subscription, it does not keep the
+/// connection open.
+#[must_use = "dropping the stream unsubscribes at once: bind it to a name and read it"]
+pub struct EventStream<T> {
+    events: tokio::sync::mpsc::UnboundedReceiver<T>,
+    subscription: Subscription,
+}
+
+impl<T> fmt::Debug for EventStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStream")
+            .field("channel", &self.subscription.channel)
+            .field("waiting", &self.events.len())
+            .finish()
+    }
+}
+
+impl<T> EventStream<T> {
+    /// The next event, waiting for one if none has arrived; `None` once
+    /// the connection has closed and every event received before has been
+    /// read.
+    ///
+    /// Cancel-safe: dropping the future before it completes loses no
+    /// event (as in a `tokio::select!` loop).
+    pub async fn recv(&mut self) -> Option<T> {
+        self.events.recv().await
+    }
+
+    /// The next event if one has arrived, without waiting.
+    pub fn try_recv(&mut self) -> Option<T> {
+        self.events.try_recv().ok()
+    }
+
+    /// How many events have arrived and wait to be read.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether no event waits to be read.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The event channel this listens to.
+    pub fn channel(&self) -> &'static str {
+        self.subscription.channel
+    }
+
+    /// Wraps the receiving end of `events`, fed by the callback that
+    /// `subscription` registered. Used by generated `stream_…` methods.
+    #[doc(hidden)]
+    pub fn __new(
+        events: tokio::sync::mpsc::UnboundedReceiver<T>,
+        subscription: Subscription,
+    ) -> Self {
+        EventStream {
+            events,
+            subscription,
+        }
+    }
+}
+
+impl<T> futures_util::Stream for EventStream<T> {
+    type Item = T;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.events.poll_recv(cx)
+    }
+}
+
 /// The part shared by every generated events listener: subscribes typed
 /// callbacks. Generated code calls it; use the generated listener instead.
 #[derive(Clone, Debug)]

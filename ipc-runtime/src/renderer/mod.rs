@@ -10,7 +10,7 @@ mod listen;
 mod pending;
 
 pub use client::ClientCore;
-pub use listen::{ListenerCore, Subscription};
+pub use listen::{EventStream, ListenerCore, Subscription};
 
 use std::{
     fmt,

@@ -18,6 +18,7 @@ pub trait NotesEvents {
 async fn renderer(conn: &Connection) {
     let _ = NotesClient::new(conn).fetch(1).await;
     let _ = NotesEventsListener::new(conn).on_touched(|_| {}).await;
+    let _ = NotesEventsListener::new(conn).stream_touched().await;
 }
 
 fn main() {}

@@ -14,6 +14,7 @@ expose! {
 
 async fn page(api: ViewerApi) {
     let _ = api.events.on_deleted(|_id| {}).await;
+    let _ = api.events.stream_deleted().await;
 }
 
 fn main() {
