@@ -28,6 +28,19 @@
 //!   more than a legitimate frame of the same size could (a hint that only
 //!   looked at the items decoded so far gave each of 128 nested levels the
 //!   whole budget: about 1 MiB each);
+//! - the items of all sequences and maps together may not take more than
+//!   [`MEMORY_RATIO`] times the frame's bytes, plus [`MEMORY_FLOOR`], in
+//!   memory, counting each item as the size of its type
+//!   (`size_of::<T>()`, for a map entry its key's and its value's): one
+//!   item more fails, with "the decoded value would take more than N
+//!   bytes". Without it a short encoding of a large type (`None` for an
+//!   `Option<[u64; 1000]>`, one byte on the wire and 8 KB in a `Vec`)
+//!   would let a frame of 16 MiB decode into about 128 GiB. Legitimate
+//!   values stay far below the ratio: the densest common encodings (empty
+//!   strings or vectors, `None`s of small types) take 16 to 24 times their
+//!   bytes. What boxes inside an item point to is not counted (`Box`,
+//!   `Arc` and the like are a pointer's size in their container), nor
+//!   vectors' spare capacity (up to as much again while they grow);
 //! - values nest at most [`MAX_DEPTH`] levels deep, a level being a
 //!   length-prefixed sequence or map, an enum, a `Some` or a newtype struct
 //!   (tuples and structs are not levels: their nesting is fixed by the type,
@@ -71,6 +84,14 @@ pub(crate) const MAX_DEPTH: usize = 128;
 /// The stack a level of nesting must leave free to go one level deeper.
 pub(crate) const STACK_RESERVE: usize = 128 * 1024;
 
+/// How many times its frame's bytes the items of a decoded value's
+/// sequences and maps may take in memory, besides [`MEMORY_FLOOR`].
+pub(crate) const MEMORY_RATIO: usize = 32;
+
+/// What the items of any decoded value may take in memory whatever the
+/// frame's length, so that a short frame of large items decodes.
+pub(crate) const MEMORY_FLOOR: usize = 1024 * 1024;
+
 /// The entry point of the adapter: deserializes a `T` through a guarded
 /// deserializer whose allocations and item count are bounded by a frame of
 /// `budget` bytes, and whose nesting is bounded by [`MAX_DEPTH`].
@@ -93,11 +114,12 @@ impl<'de, T: serde::Deserialize<'de>> DeserializeSeed<'de> for GuardSeed<T> {
     type Value = T;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
-        let (items, promised) = (Cell::new(0), Cell::new(0));
+        let (items, promised, memory) = (Cell::new(0), Cell::new(0), Cell::new(0));
         let limits = Limits {
             budget: self.budget,
             items: &items,
             promised: &promised,
+            memory: &memory,
             depth: 0,
         };
         T::deserialize(limits.guard(deserializer))
@@ -115,6 +137,8 @@ struct Limits<'a> {
     items: &'a Cell<usize>,
     /// How many items size hints have promised and not yet yielded; shared.
     promised: &'a Cell<usize>,
+    /// The bytes the items yielded so far take in memory; shared.
+    memory: &'a Cell<usize>,
     /// How many levels enclose the wrapped object.
     depth: usize,
 }
@@ -133,6 +157,13 @@ impl<'a> Limits<'a> {
     /// How many more items the budget allows.
     fn items_left(self) -> usize {
         self.budget.saturating_sub(self.items.get())
+    }
+
+    /// The most bytes the items of this decode may take in memory.
+    fn memory_budget(self) -> usize {
+        self.budget
+            .saturating_mul(MEMORY_RATIO)
+            .saturating_add(MEMORY_FLOOR)
     }
 
     /// How many more items a size hint may promise.
@@ -210,6 +241,25 @@ impl<'a, X> Guard<'a, X> {
             )));
         }
         self.limits.items.set(self.limits.items.get() + 1);
+        Ok(())
+    }
+
+    /// Counts the memory an item of type `T` that this access yielded
+    /// takes, or fails if that is more than the decode may take.
+    fn charge<T, E: Error>(&self) -> Result<(), E> {
+        if !self.collection {
+            return Ok(());
+        }
+        let memory = self.limits.memory.get().saturating_add(size_of::<T>());
+        let budget = self.limits.memory_budget();
+        if memory > budget {
+            return Err(E::custom(format_args!(
+                "the decoded value would take more than {budget} bytes of memory \
+                 ({MEMORY_RATIO} times the payload's {} bytes, plus {MEMORY_FLOOR})",
+                self.limits.budget
+            )));
+        }
+        self.limits.memory.set(memory);
         Ok(())
     }
 
@@ -368,6 +418,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guard<'_, A> {
         let element = self.inner.next_element_seed(seed)?;
         if element.is_some() {
             self.count()?;
+            self.charge::<T::Value, _>()?;
         } else {
             self.release();
         }
@@ -390,6 +441,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guard<'_, A> {
         let key = self.inner.next_key_seed(seed)?;
         if key.is_some() {
             self.count()?;
+            self.charge::<K::Value, _>()?;
         } else {
             self.release();
         }
@@ -398,7 +450,9 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guard<'_, A> {
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
         let seed = self.wrap(seed);
-        self.inner.next_value_seed(seed)
+        let value = self.inner.next_value_seed(seed)?;
+        self.charge::<T::Value, _>()?;
+        Ok(value)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -833,6 +887,82 @@ mod tests {
             );
             assert!(message.contains(&expected), "{message}");
         }
+    }
+
+    /// A large type (8 KiB) whose `None` encodes as one byte.
+    type Sparse = Option<[[u64; 32]; 32]>;
+
+    #[test]
+    fn items_may_not_take_more_memory_than_32_times_the_payload() {
+        use super::{MEMORY_FLOOR, MEMORY_RATIO};
+        assert_eq!((MEMORY_RATIO, MEMORY_FLOOR), (32, 1 << 20));
+        // 10 000 `None`s: 10 003 bytes on the wire, 82 MB in a `Vec`.
+        let nones = encode_to_vec(&vec![None::<[[u64; 32]; 32]>; 10_000]).unwrap();
+        assert_eq!(nones.len(), 10_003);
+        let budget = 10_003 * 32 + (1 << 20);
+        let expected = format!(
+            "the decoded value would take more than {budget} bytes of memory \
+             (32 times the payload's 10003 bytes, plus 1048576)"
+        );
+        let message = decode_error::<Vec<Sparse>>(&nones);
+        assert!(message.contains(&expected), "{message}");
+        // The same in maps, as keys or values, and nested in other
+        // collections: the budget is shared.
+        let map: Vec<(u16, Sparse)> = (0..10_000).map(|k| (k, None)).collect();
+        let bytes = encode_to_vec(&map).unwrap();
+        let message = decode_error::<HashMap<u16, Sparse>>(&bytes);
+        assert!(message.contains("would take more than"), "{message}");
+        let nested = vec![vec![None::<[[u64; 32]; 32]>; 100]; 100];
+        let bytes = encode_to_vec(&nested).unwrap();
+        let message = decode_error::<Vec<Vec<Sparse>>>(&bytes);
+        assert!(message.contains("would take more than"), "{message}");
+
+        // Exactly the budget decodes; one item more does not.
+        let size = size_of::<Sparse>();
+        let encoded = |n: usize| encode_to_vec(&vec![None::<[[u64; 32]; 32]>; n]).unwrap();
+        let fits = |n: usize| n * size <= encoded(n).len() * 32 + (1 << 20);
+        let most = (1..).find(|&n| !fits(n)).unwrap() - 1;
+        assert_eq!(most, 128, "{size} bytes an item");
+        assert_eq!(decode::<Vec<Sparse>>(&encoded(most)).unwrap().len(), most);
+        let message = decode_error::<Vec<Sparse>>(&encoded(most + 1));
+        assert!(message.contains("would take more than"), "{message}");
+    }
+
+    #[test]
+    fn dense_legitimate_values_stay_within_the_memory_budget() {
+        // The densest common encodings, well past the floor: empty strings
+        // and vectors (24 bytes for one on the wire), `None`s of small types
+        // (16), small integers (8), structs of empty fields.
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Note {
+            id: u64,
+            title: String,
+            tags: Vec<String>,
+            pinned: Option<u64>,
+        }
+        let n = 200_000;
+        let strings = vec![String::new(); n];
+        let bytes = encode_to_vec(&strings).unwrap();
+        assert_eq!(decode::<Vec<String>>(&bytes).unwrap(), strings);
+        let vecs = vec![Vec::<u64>::new(); n];
+        let bytes = encode_to_vec(&vecs).unwrap();
+        assert_eq!(decode::<Vec<Vec<u64>>>(&bytes).unwrap(), vecs);
+        let nones = vec![None::<u64>; n];
+        let bytes = encode_to_vec(&nones).unwrap();
+        assert_eq!(decode::<Vec<Option<u64>>>(&bytes).unwrap(), nones);
+        let map: HashMap<u32, String> = (0..n as u32).map(|k| (k, String::new())).collect();
+        let bytes = encode_to_vec(&map).unwrap();
+        assert_eq!(decode::<HashMap<u32, String>>(&bytes).unwrap(), map);
+        let notes: Vec<Note> = (0..n as u64)
+            .map(|id| Note {
+                id: id % 100,
+                title: String::new(),
+                tags: Vec::new(),
+                pinned: None,
+            })
+            .collect();
+        let bytes = encode_to_vec(&notes).unwrap();
+        assert_eq!(decode::<Vec<Note>>(&bytes).unwrap(), notes);
     }
 
     #[test]

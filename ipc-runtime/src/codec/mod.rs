@@ -11,7 +11,11 @@
 //! bincode through a small serde adapter (`guard`) that reads strings and
 //! byte buffers by borrowing them from the frame (so they are copied only
 //! once proven present) and caps every size hint at the frame's length: a
-//! hostile length field never allocates more than the frame holds.
+//! hostile length field never allocates more than the frame holds. The items
+//! of a value's sequences and maps may take at most 32 times the frame's
+//! bytes, plus 1 MiB, in memory (each counted as the size of its type), so
+//! that short encodings of large types (a `None` of an 8 KiB array is one
+//! byte) cannot decode into gigabytes either.
 //!
 //! # Examples
 //!
@@ -81,7 +85,9 @@ pub fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
 /// Decodes a `T` that must fill `bytes` exactly.
 ///
 /// No allocation made while decoding is larger than `bytes.len()` plus the
-/// size of the decoded value itself; trailing bytes are an error.
+/// size of the decoded value itself, and the items of its sequences and
+/// maps take at most 32 × `bytes.len()` + 1 MiB bytes (counted as the size
+/// of their types; past that it fails); trailing bytes are an error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let seed = guard::GuardSeed::<T>::new(bytes.len());
     let (value, read) = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG)
