@@ -117,3 +117,101 @@ fn a_panic_while_accepting_does_not_leave_the_renderer_registered() {
         "the renderer stayed registered"
     );
 }
+
+/// A panic on "handler panicked" in a call's own task (a handler that
+/// panics after waiting, so that main finishes it in a task): the task
+/// died before answering, the call waited for its timeout (30 s), and main
+/// went on counting it in flight. Now the connection ends, as for a panic
+/// in main's task for the renderer, and the call fails at once.
+#[test]
+fn a_panic_in_a_calls_task_ends_the_connection() {
+    let ended = with_layer_on_own_thread(
+        PanicOn("handler panicked"),
+        Duration::from_secs(10),
+        || async {
+            let (main, _) = probe_main();
+            let mut gone = main.disconnections();
+            let api = connect_memory(&main, "doomed").await.unwrap();
+            let call = api.probe.explode("later: boom".into()).await;
+            let reason = gone.recv().await.ok().map(|gone| gone.reason);
+            (call.err(), reason, main.renderer_count())
+        },
+    );
+    let (call, reason, count) = ended.expect("the call was left unanswered: nothing within 10 s");
+    assert!(
+        matches!(call, Some(IpcError::Disconnected { .. })),
+        "{call:?}"
+    );
+    match reason {
+        Some(DisconnectReason::Failed(why)) => assert!(
+            why.contains(
+                "a call's task for this renderer panicked: this layer panics on `handler panicked`"
+            ),
+            "{why}"
+        ),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(count, 0);
+}
+
+mod sends {
+    use ipc_runtime::{expose, service};
+
+    /// One-way messages whose handler panics once it has waited.
+    #[service(namespace = "fuse")]
+    pub trait Fuse {
+        /// Waits, then panics.
+        #[ipc(send)]
+        async fn light(&self);
+    }
+
+    expose! {
+        /// All of it.
+        pub struct FuseApi {
+            fuse: Fuse { light },
+        }
+    }
+
+    pub struct Lit;
+
+    impl Fuse for Lit {
+        async fn light(&self) {
+            tokio::task::yield_now().await;
+            panic!("bang");
+        }
+    }
+}
+
+/// The same in the task that handles `send` messages one after another:
+/// it died, and every later message from that renderer was queued for
+/// ever, unhandled.
+#[test]
+fn a_panic_in_the_task_handling_sends_ends_the_connection() {
+    use sends::{FuseApi, FuseServer, Lit};
+    let ended = with_layer_on_own_thread(
+        PanicOn("handler panicked"),
+        Duration::from_secs(10),
+        || async {
+            let main = ipc_runtime::Main::builder()
+                .service(FuseServer::new(Lit))
+                .build()
+                .unwrap();
+            let mut gone = main.disconnections();
+            let api = ipc_suite::connect_memory_as::<FuseApi>(&main, "doomed")
+                .await
+                .unwrap();
+            api.fuse.light().await.unwrap();
+            let reason = gone.recv().await.ok().map(|gone| gone.reason);
+            (reason, main.renderer_count())
+        },
+    );
+    let (reason, count) = ended.expect("the connection was left behind: nothing within 10 s");
+    match reason {
+        Some(DisconnectReason::Failed(why)) => assert!(
+            why.contains("the task handling `send` messages for this renderer panicked"),
+            "{why}"
+        ),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(count, 0);
+}

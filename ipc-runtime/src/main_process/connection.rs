@@ -348,10 +348,9 @@ pub(crate) async fn accept(
         let sends = Sends::new(send_tx, conn.limits.max_queued_send_bytes);
         // Messages already received are still handled after a disconnect:
         // the loop ends once `send_tx` is dropped and its queue is empty.
-        tokio::spawn(run_sends(
-            Arc::clone(&conn),
-            send_rx,
-            Arc::clone(&sends.busy),
+        tokio::spawn(Arc::clone(&conn).ends_on_panic(
+            run_sends(Arc::clone(&conn), send_rx, Arc::clone(&sends.busy)),
+            "the task handling `send` messages",
         ));
         // Main's own reason, once it decided to end the connection, wins
         // over what the loop saw next (the renderer closing, say).
@@ -1028,16 +1027,35 @@ impl Conn {
     /// frame (or the disconnect) can abort it.
     fn spawn_call(self: &Arc<Self>, id: u64, channel: &'static str, handler: Handler) {
         let mut call = CallTask::new(self, handler);
+        let conn = Arc::clone(self);
         self.in_flight.insert(id, || {
-            tokio::spawn(async move {
+            let task = async move {
                 let CallTask { conn, handler } = &mut call;
                 let Some(handler) = handler else { return };
                 let outcome = finish(&conn.caller, channel, handler).await;
                 conn.in_flight.finished(id, tokio::task::id());
                 conn.reply(id, channel, outcome, handler, true).await;
-            })
-            .abort_handle()
+            };
+            tokio::spawn(conn.ends_on_panic(task, "a call's task")).abort_handle()
         });
+    }
+
+    /// Runs `task`, one of this connection's tasks besides its main one;
+    /// a panic in it (from a `tracing` layer on one of its records: the
+    /// handler's own panics are contained where it is polled) ends the
+    /// connection, as one in the main task does, instead of leaving a call
+    /// unanswered or `send` messages unhandled.
+    async fn ends_on_panic(
+        self: Arc<Self>,
+        task: impl std::future::Future<Output = ()>,
+        what: &str,
+    ) {
+        if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
+            let why = panic_message(&*panic);
+            self.shut(DisconnectReason::Failed(format!(
+                "{what} for this renderer panicked: {why}"
+            )));
+        }
     }
 
     /// Queues the reply to call `id`, encoding the handler's value straight
