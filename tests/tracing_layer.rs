@@ -1,6 +1,7 @@
 //! A `tracing` layer is user code: one that forwards main's records to a
-//! log window by emitting an event must not freeze main, which therefore
-//! logs with none of its locks held. Alone in its test binary: the layer
+//! log window by emitting an event must not freeze main, nor one that
+//! drops a call on a renderer's record freeze that renderer; both
+//! therefore log with none of their locks held. Alone in its test binary: the layer
 //! is installed for the test's thread, and no other test's thread may
 //! decide first that main's log statements are never enabled.
 
@@ -63,4 +64,79 @@ fn a_layer_that_emits_events_does_not_freeze_main() {
     })
     .expect("main froze: subscribing with a log-forwarding layer never finished");
     assert!(note.is_some_and(|line| line.contains("ipc_runtime")));
+}
+
+/// Drops a stored call future on every `ipc_runtime` record at debug
+/// level or above: as a layer that cancels work when something is logged
+/// would. Dropping a call takes the renderer's call table.
+struct DropCallOnRecord {
+    call: Arc<std::sync::Mutex<Option<ipc_runtime::BoxFuture<'static, ()>>>>,
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for DropCallOnRecord {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if !event
+            .metadata()
+            .target()
+            .starts_with("ipc_runtime::renderer")
+        {
+            return;
+        }
+        // Taken out first: the call is dropped with this lock released.
+        let call = self.call.lock().unwrap().take();
+        if call.is_some() {
+            drop(call);
+            self.dropped
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// The renderer logged a reply that found its caller gone while holding
+/// its call table's lock: a layer dropping a call on that record froze the
+/// reply reader (the table is not re-entrant). It logs with the lock
+/// released now.
+#[test]
+fn a_layer_that_drops_a_call_on_a_renderer_record_does_not_freeze_it() {
+    use futures_util::FutureExt;
+    let call = Arc::new(std::sync::Mutex::new(None));
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let layer = DropCallOnRecord {
+        call: Arc::clone(&call),
+        dropped: Arc::clone(&dropped),
+    };
+    let answered = with_layer_on_own_thread(layer, Duration::from_secs(10), move || async move {
+        let (main, _) = probe_main();
+        let api = connect_memory(&main, "canceller").await.unwrap();
+        // A call in flight for the layer to drop.
+        let mut long: ipc_runtime::BoxFuture<'static, ()> = {
+            let api = api.clone();
+            Box::pin(async move {
+                let _ = api.probe.sleep(60_000).await;
+            })
+        };
+        assert!(
+            (&mut long).now_or_never().is_none(),
+            "the call is in flight"
+        );
+        *call.lock().unwrap() = Some(long);
+        // A call sent and then abandoned at once: main answers it (its
+        // handler answers in its first poll) before it reads the cancel,
+        // so the reply finds nobody waiting, which the renderer logs.
+        let mut abandoned = Box::pin(api.probe.echo("gone".into()));
+        assert!((&mut abandoned).now_or_never().is_none());
+        drop(abandoned);
+        // The reader is still alive: the next call is answered.
+        tokio::time::timeout(Duration::from_secs(5), api.probe.echo("still here".into()))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    });
+    let answered = answered.expect("the renderer froze: nothing within 10 s");
+    assert_eq!(answered.as_deref(), Some("still here"));
+    assert!(
+        dropped.load(std::sync::atomic::Ordering::SeqCst),
+        "the layer saw a renderer record and dropped the call"
+    );
 }

@@ -127,7 +127,10 @@ impl EventQueue {
     }
 }
 
-type Callback = Box<dyn FnMut(&Bytes) + Send>;
+/// Decodes an event and calls the listener with it; a payload that does
+/// not decode is handed back, to be logged once the callback's lock is
+/// released.
+type Callback = Box<dyn FnMut(&Bytes) -> Result<(), codec::CodecError> + Send>;
 
 /// One registered callback.
 struct Listener {
@@ -224,7 +227,7 @@ impl Listeners {
         for list in std::mem::take(&mut self.by_channel).into_values() {
             for listener in list.iter() {
                 listener.active.store(false, Ordering::Release);
-                let noop: Callback = Box::new(|_| {});
+                let noop: Callback = Box::new(|_| Ok(()));
                 ended.push(std::mem::replace(
                     &mut *listener.callback.lock().unwrap_or_else(|e| e.into_inner()),
                     noop,
@@ -310,10 +313,16 @@ fn dispatch(listeners: &[Arc<Listener>], channel: &Channel, payload: &Bytes) {
         if !listener.active.load(Ordering::Acquire) {
             continue;
         }
-        let mut callback = listener.callback.lock().unwrap_or_else(|e| e.into_inner());
-        let call = std::panic::catch_unwind(AssertUnwindSafe(|| (callback)(payload)));
-        if call.is_err() {
-            error!(%channel, "an event listener panicked; later events still reach it");
+        let call = {
+            let mut callback = listener.callback.lock().unwrap_or_else(|e| e.into_inner());
+            std::panic::catch_unwind(AssertUnwindSafe(|| (callback)(payload)))
+        };
+        // Logged with no lock held: a `tracing` layer may use this
+        // connection (subscribe, or drop a guard).
+        match call {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(%channel, error = %e, "event could not be decoded"),
+            Err(_) => error!(%channel, "an event listener panicked; later events still reach it"),
         }
     }
 }
@@ -548,12 +557,7 @@ impl ListenerCore {
         F: FnMut(A) + Send + 'static,
     {
         let callback: Callback =
-            Box::new(
-                move |payload: &Bytes| match codec::decode_shared::<A>(payload) {
-                    Ok(args) => f(args),
-                    Err(e) => warn!(%channel, error = %e, "event could not be decoded"),
-                },
-            );
+            Box::new(move |payload: &Bytes| codec::decode_shared::<A>(payload).map(&mut f));
         self.conn.subscribe(channel, callback).await
     }
 }

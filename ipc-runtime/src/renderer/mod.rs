@@ -1099,15 +1099,24 @@ fn complete(shared: &Shared, replies: &mut Vec<(u64, Reply)>, wake: &mut Vec<Wak
     if replies.is_empty() {
         return;
     }
+    // Logged once the lock is released (a `tracing` layer may use this
+    // connection): how many replies found their caller gone meanwhile.
+    let mut unclaimed = 0usize;
     {
         let mut state = shared.state();
         for (id, reply) in replies.drain(..) {
             match state.calls.complete(id, reply) {
                 Some(waker) => wake.extend(waker),
                 // The caller may have gone in the meantime; nothing to do.
-                None => debug!(call = id, "reply for a call nobody waits for any more"),
+                None => unclaimed += 1,
             }
         }
+    }
+    if unclaimed > 0 {
+        debug!(
+            replies = unclaimed,
+            "replies for calls nobody waits for any more"
+        );
     }
     for waker in wake.drain(..) {
         waker.wake();
