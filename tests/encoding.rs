@@ -1,6 +1,8 @@
 //! Values that cannot be sent: an argument whose `Serialize` fails, a reply
 //! whose `Serialize` fails, and a reply larger than the renderer accepts.
-//! Each is a typed error for that call, and the connection goes on.
+//! Each is a typed error for that call, and the connection goes on. And
+//! owned types with an unsized part (`Box<str>`, `Cow<'static, str>`),
+//! which can.
 
 use ipc_runtime::{expose, service, transport, Connection, IpcError, Main};
 use serde::{ser::Error as _, Deserialize, Serialize, Serializer};
@@ -103,4 +105,70 @@ async fn a_reply_larger_than_the_renderer_accepts_fails_that_call_only() {
         "{err:?}"
     );
     assert_eq!(client.bytes(100).await.unwrap().len(), 100);
+}
+
+/// Owned types whose parameter is unsized, which serde encodes like
+/// `String` and `Vec`: the macro must not take them for `str` or a slice.
+#[service(namespace = "owned")]
+pub trait Owned {
+    /// Echoes a boxed string, upper-cased.
+    async fn shout(&self, text: Box<str>) -> Box<str>;
+    /// Echoes the bytes of a boxed slice, reversed.
+    async fn reverse(&self, bytes: Box<[u8]>) -> Option<Box<[u16]>>;
+    /// Echoes a copy-on-write string.
+    async fn label(
+        &self,
+        text: std::borrow::Cow<'static, str>,
+    ) -> Vec<std::borrow::Cow<'static, str>>;
+}
+
+expose! {
+    /// Everything `Owned` offers.
+    pub struct OwnedApi {
+        owned: Owned { shout, reverse, label },
+    }
+}
+
+struct OwnedHandler;
+
+impl Owned for OwnedHandler {
+    async fn shout(&self, text: Box<str>) -> Box<str> {
+        text.to_uppercase().into()
+    }
+
+    async fn reverse(&self, bytes: Box<[u8]>) -> Option<Box<[u16]>> {
+        Some(bytes.iter().rev().map(|&b| u16::from(b)).collect())
+    }
+
+    async fn label(
+        &self,
+        text: std::borrow::Cow<'static, str>,
+    ) -> Vec<std::borrow::Cow<'static, str>> {
+        vec![text, "fixed".into()]
+    }
+}
+
+#[tokio::test]
+async fn boxed_and_copy_on_write_values_cross() {
+    let main = Main::builder()
+        .service(OwnedServer::new(OwnedHandler))
+        .build()
+        .unwrap();
+    let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
+    let (accepted, conn) = tokio::join!(
+        main.accept::<OwnedApi>(main_end, "owned"),
+        Connection::builder().connect_as::<OwnedApi>(renderer_end)
+    );
+    accepted.unwrap();
+    let client = conn.unwrap().owned;
+    assert_eq!(&*client.shout("hi".into()).await.unwrap(), "HI");
+    assert_eq!(
+        client
+            .reverse(vec![1, 2, 3].into())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&[3u16, 2, 1][..])
+    );
+    assert_eq!(client.label("x".into()).await.unwrap(), ["x", "fixed"]);
 }

@@ -555,6 +555,9 @@ impl<'ast> Visit<'ast> for Finder<'_> {
             );
             return;
         }
+        if t.qself.is_none() && self.visit_unsized_pointee(t) {
+            return;
+        }
         syn::visit::visit_type_path(self, t);
     }
 
@@ -569,6 +572,41 @@ impl<'ast> Visit<'ast> for Finder<'_> {
                 self.what
             ),
         );
+    }
+}
+
+impl Finder<'_> {
+    /// `Box<str>`, `Arc<[u8]>`, `Cow<'static, str>` and the like: owned
+    /// types whose parameter may be unsized, which serde supports. Visits
+    /// such a type, allowing `str` or a slice as the parameter itself (not
+    /// deeper), and returns whether it was one.
+    fn visit_unsized_pointee(&mut self, t: &syn::TypePath) -> bool {
+        let Some(last) = t.path.segments.last() else {
+            return false;
+        };
+        if !["Box", "Arc", "Rc", "Cow"]
+            .iter()
+            .any(|name| last.ident == name)
+        {
+            return false;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return false;
+        };
+        for segment in &t.path.segments {
+            if !std::ptr::eq(segment, last) {
+                self.visit_path_segment(segment);
+            }
+        }
+        for arg in &args.args {
+            match arg {
+                syn::GenericArgument::Type(Type::Path(p))
+                    if p.qself.is_none() && p.path.is_ident("str") => {}
+                syn::GenericArgument::Type(Type::Slice(slice)) => self.visit_type(&slice.elem),
+                other => self.visit_generic_argument(other),
+            }
+        }
+        true
     }
 }
 
