@@ -386,11 +386,7 @@ fn expand_trait(service: &Service) -> TokenStream {
             Kind::Event => "event pushed by main",
         };
         let note = format!(" IPC channel `{channel}` ({kind}).");
-        let has_docs = f.attrs.iter().any(|a| a.path().is_ident("doc"));
-        if has_docs {
-            f.attrs.push(syn::parse_quote!(#[doc = ""]));
-        }
-        f.attrs.push(syn::parse_quote!(#[doc = #note]));
+        add_channel_note(f, &note);
     }
     item.into_token_stream()
 }
@@ -405,12 +401,19 @@ fn expand_events_trait(service: &Service) -> TokenStream {
             continue;
         };
         let note = format!(" IPC event `{}` (pushed by main).", service.channel(method));
-        if f.attrs.iter().any(|a| a.path().is_ident("doc")) {
-            f.attrs.push(syn::parse_quote!(#[doc = ""]));
-        }
-        f.attrs.push(syn::parse_quote!(#[doc = #note]));
+        add_channel_note(f, &note);
     }
     item.into_token_stream()
+}
+
+/// Appends `note` (the method's channel) to a trait method's docs, if it
+/// has any: a method the user left undocumented stays so, so that
+/// `missing_docs` still reports it.
+fn add_channel_note(f: &mut syn::TraitItemFn, note: &str) {
+    if f.attrs.iter().any(|a| a.path().is_ident("doc")) {
+        f.attrs.push(syn::parse_quote!(#[doc = ""]));
+        f.attrs.push(syn::parse_quote!(#[doc = #note]));
+    }
 }
 
 /// A contract trait is a declaration: a program uses it through the types
