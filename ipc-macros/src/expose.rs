@@ -497,8 +497,14 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
         Checks::All => channel_checks(api, &reaches),
         Checks::NamesOnly => Vec::new(),
     };
+    // The struct's `#[cfg]`s go on every item made for it, so that a
+    // configured-out API leaves nothing behind naming it; and a deprecated
+    // API is no use of itself in them.
+    let cfgs: Vec<&Attribute> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
+    let cfg = quote!(#(#cfgs)*);
+    let own = quote!(#cfg #[allow(deprecated)]);
     quote! {
-        #(#imports)*
+        #(#cfg #imports)*
 
         #(#attrs)*
         #vis struct #ident {
@@ -506,17 +512,19 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
             __ipc_connection: #rt::Connection,
         }
 
-        #(#allows)*
+        #(#own #allows)*
 
-        #(#clashes)*
+        #(#own #clashes)*
 
         /// Another handle on the same connection, for another task.
+        #own
         impl ::core::clone::Clone for #ident {
             fn clone(&self) -> Self {
                 <Self as #rt::Api>::__from_connection(self.__ipc_connection.clone())
             }
         }
 
+        #own
         impl ::core::fmt::Debug for #ident {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(#name)
@@ -525,6 +533,7 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
             }
         }
 
+        #own
         impl #rt::Api for #ident {
             const NAME: &'static str = #name;
             const CONTRACTS: &'static [&'static #rt::ServiceDescriptor] = &[#(#contracts),*];
@@ -538,6 +547,7 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
             }
         }
 
+        #own
         impl #ident {
             /// Connects over the socket inherited from main (in a process
             /// started by `Main::spawn_renderer`).

@@ -1,6 +1,6 @@
 #![deny(deprecated)]
 
-use ipc_runtime::{events, service, Connection};
+use ipc_runtime::{events, expose, service, Connection};
 
 #[service(namespace = "notes")]
 pub trait Notes {
@@ -21,4 +21,18 @@ async fn renderer(conn: &Connection) {
     let _ = NotesEventsListener::new(conn).stream_touched().await;
 }
 
-fn main() {}
+expose! {
+    /// On its way out.
+    #[deprecated(note = "use `NotesClient`")]
+    pub struct OldApi {
+        notes: Notes { get },
+    }
+}
+
+fn uses_the_old_api(api: &OldApi) -> ipc_runtime::RendererId {
+    api.id()
+}
+
+fn main() {
+    let _ = uses_the_old_api;
+}
