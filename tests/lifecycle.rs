@@ -17,6 +17,7 @@ const T: Duration = Duration::from_secs(10);
 async fn main_takes_duration_max_as_for_ever() {
     let mut limits = Limits::default();
     limits.frame_timeout = Duration::MAX;
+    limits.handshake_timeout = Duration::MAX;
     let (main, _) = probe_main_with(|b| b.limits(limits).spin_before_parking(Duration::MAX));
     let (main_end, renderer_end) = transport::memory_pair(16 * 1024);
     let (accepted, api) = tokio::join!(

@@ -46,7 +46,7 @@ use crate::{
 /// How long frames already queued for a renderer that has gone away (or
 /// is being dropped) may take to be written before its writer is stopped.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-/// How long main waits for its last frame to a renderer it drops (why) to
+/// How long main waits for its farewell to a renderer it drops (why) to
 /// be written before it reports the renderer released: long enough for one
 /// that reads, short enough that `Main::close` does not wait long on one
 /// that does not (its frames are still written for up to `LINGER`).
@@ -317,7 +317,7 @@ pub(crate) async fn accept(
     // ends the wait: the renderer's task, started below, sees it at once
     // and releases it with main's reason.
     let written = tokio::select! {
-        written = tokio::time::timeout(limits.handshake_timeout, conn.out.flushed()) => written,
+        written = tokio::time::timeout(capped(limits.handshake_timeout), conn.out.flushed()) => written,
         () = conn.stop.cancelled() => Ok(true),
     };
     let failed = match (registered, written) {
@@ -385,7 +385,7 @@ pub(crate) async fn accept(
             }
         }
         conn.in_flight.abort_all();
-        // Main's own reason is the renderer's last frame (past the queue's
+        // Main's own reason is the last frame queued for the renderer (past the queue's
         // bounds: one small frame), so that it can tell a main that shut
         // down or dropped it from one that crashed.
         let farewell = farewell(&reason, conn.ended_by_close());
@@ -433,7 +433,7 @@ async fn reject(
     timeout: std::time::Duration,
 ) {
     let rejected = Frame::Rejected(WireError::from(error));
-    let _ = tokio::time::timeout(timeout, write_now(writer, rejected)).await;
+    let _ = tokio::time::timeout(capped(timeout), write_now(writer, rejected)).await;
 }
 
 /// Releases a renderer that main's task for it has finished with: its
@@ -511,7 +511,7 @@ async fn read_hello(
     auth: &Auth,
 ) -> Result<Admitted, IpcError> {
     let timeout = setup.limits.handshake_timeout;
-    let body = match tokio::time::timeout(timeout, reader.next()).await {
+    let body = match tokio::time::timeout(capped(timeout), reader.next()).await {
         Err(_) => {
             return Err(IpcError::protocol(format!(
                 "no handshake within {timeout:?} of connecting; a renderer sends it as it connects (`connect_inherited`, `connect_unix`, `connect_tcp`), so the peer may not be a renderer, or may be stuck before connecting"

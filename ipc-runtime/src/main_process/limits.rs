@@ -65,13 +65,13 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_frame_size: 16 * 1024 * 1024,
+            max_frame_size: super::DEFAULT_MAX_FRAME_SIZE,
             max_in_flight: 64,
             max_subscriptions: 256,
             max_queued_frames: 1024,
             max_queued_bytes: 16 * 1024 * 1024,
             max_queued_send_bytes: 4 * 1024 * 1024,
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: super::DEFAULT_HANDSHAKE_TIMEOUT,
             frame_timeout: Duration::from_secs(10),
             max_violations: Some(8),
             slow_consumer: SlowConsumer::DropEvents,
