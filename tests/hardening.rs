@@ -962,6 +962,61 @@ async fn sends_waiting_for_a_slow_handler_are_bounded_in_bytes_and_none_is_lost(
     assert_eq!(*seen.lock().unwrap(), (0..MESSAGES).collect::<Vec<u8>>());
 }
 
+// Small `send` messages waiting behind a slow handler are bounded in
+// number too (256, besides `max_queued_send_bytes`): 200 000 one-byte
+// messages fit the byte budget many times over, yet main stops reading
+// long before it has taken them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_sends_waiting_for_a_slow_handler_are_bounded_in_number() {
+    use gated::{Gate, GatedApi, GatedContract, GatedServer};
+
+    const MESSAGES: usize = 200_000;
+    const CHUNK: usize = 1000;
+    let gate = Gate::default();
+    let (open, seen) = (gate.open.clone(), gate.seen.clone());
+    let main = Main::builder()
+        .service(GatedServer::new(gate))
+        .build()
+        .unwrap();
+    let (mut raw, _) = accepted::<GatedApi, GatedContract>(&main, "raw").await;
+    let args = ipc_runtime::codec::encode_to_vec(&(vec![7u8],)).unwrap();
+    let frame = framed(&ipc_suite::raw::send_body("gated:put", &args));
+    let chunk = frame.repeat(CHUNK);
+
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = tokio::spawn({
+        let written = written.clone();
+        async move {
+            for _ in 0..MESSAGES / CHUNK {
+                raw.stream.write_all(&chunk).await.unwrap();
+                written.fetch_add(CHUNK, std::sync::atomic::Ordering::SeqCst);
+            }
+            raw
+        }
+    });
+    // Main holds 256 messages, the one its handler waits on and what its
+    // read buffer holds; the sockets' buffers hold the rest of what was
+    // written (each message is 20-odd bytes).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let taken = written.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        taken < MESSAGES / 2,
+        "{taken} small messages written while the handler waited"
+    );
+    assert!(seen.lock().unwrap().is_empty());
+
+    open.add_permits(MESSAGES);
+    let _raw = tokio::time::timeout(Duration::from_secs(30), writer)
+        .await
+        .expect("main reads again once the handler catches up")
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || seen.lock().unwrap().len()
+            == MESSAGES)
+        .await
+    );
+}
+
 /// A renderer that closes its socket while events main sent are unread
 /// in it resets the connection (what the OS reports); it is reported
 /// `Closed` like any renderer that goes away, not as a failure.
