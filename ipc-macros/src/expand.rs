@@ -999,7 +999,7 @@ fn expand_server(service: &Service) -> TokenStream {
                 method: usize,
                 __ipc_payload: #rt::Bytes,
             ) -> #rt::Handler {
-                let __ipc_handler = #rt::Arc::clone(&self.handler);
+                let __ipc_handler = <#rt::Arc<_> as ::core::clone::Clone>::clone(&self.handler);
                 match method {
                     #(#arms)*
                     _ => #rt::Handler::no_such_method(method),
