@@ -226,9 +226,11 @@ fn as_allow(attr: &Attribute) -> Attribute {
 /// `CONTRACT`, and one marker type per method or event carrying its
 /// `CHANNEL`, named after it, for the `Allows<marker>` whitelist bounds.
 pub(crate) fn expand_methods_module(service: &Service) -> TokenStream {
-    let rt = rt();
     let vis = &service.item.vis;
     let module = names::methods_module(service.ident());
+    let (runtime_import, root) =
+        krate::root_for_child_module(&format_ident!("__ipc_runtime_of_{}", module));
+    let rt = quote!(#root::__private);
     let Names {
         contract, client, ..
     } = names_of(service);
@@ -255,6 +257,8 @@ pub(crate) fn expand_methods_module(service: &Service) -> TokenStream {
         service.flavor.attr()
     );
     quote! {
+        #runtime_import
+
         #[doc = #doc]
         #[allow(non_camel_case_types, non_snake_case, dead_code)]
         #vis mod #module {

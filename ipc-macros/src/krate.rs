@@ -63,3 +63,26 @@ pub fn root(span: Span) -> TokenStream {
         None => quote_spanned!(span=> ::ipc_runtime),
     }
 }
+
+/// The runtime's root as code in a module declared beside the macro's
+/// output reaches it, and any item that must come with it. A path the
+/// user gave relative to the macro's module (`crate = "ipc"` after `use
+/// ipc_runtime as ipc;`) means nothing inside that module: it is imported
+/// beside it as `alias`, and reached there as `super::alias`.
+pub fn root_for_child_module(alias: &Ident) -> (TokenStream, TokenStream) {
+    let runtime = RUNTIME.with(|r| r.borrow().clone());
+    match runtime {
+        Some(Runtime::Path(path))
+            if path.leading_colon.is_none()
+                && path.segments.first().is_some_and(|s| s.ident != "crate") =>
+        {
+            let import = quote::quote! {
+                #[doc(hidden)]
+                #[allow(unused_imports)]
+                use #path as #alias;
+            };
+            (import, quote::quote!(super::#alias))
+        }
+        _ => (TokenStream::new(), root(Span::call_site())),
+    }
+}

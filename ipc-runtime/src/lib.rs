@@ -333,7 +333,9 @@
 //! with `pub use ipc_runtime as ipc;`) names that path:
 //! `#[service(namespace = "notes", crate = "my_facade::ipc")]`, the same in
 //! `#[events(..)]`, and `#[ipc(crate = "my_facade::ipc")]` on each
-//! `expose!` struct.
+//! `expose!` struct. The path is read where the macro is called, so a
+//! local import works too (`use my_facade::ipc as rt;`, then
+//! `crate = "rt"`).
 
 #![warn(missing_docs)]
 
@@ -409,8 +411,11 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> IpcType
 /// }
 /// ```
 ///
-/// Generates `NotesServer`, `NotesClient` and `NotesContract`; see the
-/// [crate documentation](crate) for a complete example.
+/// Generates `NotesServer`, `NotesClient`, `NotesContract` and a module
+/// `notes_methods` beside the trait; see the [crate documentation](crate)
+/// for a complete example. Those names are taken in the trait's module:
+/// name the handler type otherwise (`FileNotes`, not `NotesServer`, which
+/// rustc would report as "defined multiple times" at the attribute).
 #[doc(inline)]
 pub use ipc_macros::service;
 
