@@ -89,8 +89,15 @@ impl Parse for Entry {
             ));
         }
         let field: Ident = input.parse()?;
+        if !input.peek(Token![:]) || input.peek(Token![::]) {
+            return Err(missing_field_name(input, &field));
+        }
         input.parse::<Token![:]>()?;
-        let path: Path = input.parse()?;
+        let start = input.fork();
+        let path: Path = match input.parse() {
+            Ok(path) => path,
+            Err(e) => return Err(written_like_a_use(&start).unwrap_or(e)),
+        };
         if !input.peek(syn::token::Brace) {
             let written = quote!(#path).to_string().replace(' ', "");
             return Err(syn::Error::new_spanned(
@@ -102,7 +109,7 @@ impl Parse for Entry {
         }
         let list;
         braced!(list in input);
-        let methods = Punctuated::<Ident, Token![,]>::parse_terminated(&list)?;
+        let methods = Punctuated::<Ident, Token![,]>::parse_terminated_with(&list, method_name)?;
         Ok(Entry {
             docs,
             field,
@@ -110,6 +117,65 @@ impl Parse for Entry {
             methods: methods.into_iter().collect(),
         })
     }
+}
+
+/// The error for an entry whose first name is not followed by `:`: most
+/// likely the trait, written without a field name.
+fn missing_field_name(input: ParseStream, first: &Ident) -> syn::Error {
+    let field = crate::names::snake_case(&first.to_string());
+    if input.peek(syn::token::Brace) || input.peek(Token![::]) {
+        syn::Error::new_spanned(
+            first,
+            format!(
+                "each entry names the API's field first: `{field}: {first} {{ ... }}` (the field is how renderer code reaches it: `api.{field}`)"
+            ),
+        )
+    } else {
+        syn::Error::new(
+            input.span(),
+            format!("expected `:` after the field's name, as in `{first}: Notes {{ get }}`"),
+        )
+    }
+}
+
+/// The error for a trait path followed by `::{...}`, as in a `use`, if that
+/// is what the input holds.
+fn written_like_a_use(input: ParseStream) -> Option<syn::Error> {
+    let fork = input.fork();
+    let mut written = String::new();
+    loop {
+        let ident = fork.call(Ident::parse_any).ok()?;
+        written.push_str(&ident.to_string());
+        fork.parse::<Token![::]>().ok()?;
+        if fork.peek(syn::token::Brace) {
+            let brace = fork.cursor().span();
+            return Some(syn::Error::new(
+                brace,
+                format!("write the list after the trait's path without `::`: `{written} {{ get, list }}`, not `{written}::{{ ... }}`"),
+            ));
+        }
+        written.push_str("::");
+    }
+}
+
+/// One name in an entry's list: a method or event, by name only.
+fn method_name(input: ParseStream) -> syn::Result<Ident> {
+    let name: Ident = input.parse()?;
+    if input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            input.span(),
+            format!(
+                "list `{name}` by its name only, without parentheses or arguments: `{{ {name} }}`"
+            ),
+        ));
+    }
+    if !input.is_empty() && !input.peek(Token![,]) {
+        return Err(syn::Error::new(
+            input.span(),
+            "separate the names in the list with commas: `{ get, list }`",
+        ));
+    }
+    Ok(name)
 }
 
 impl Entry {

@@ -1,0 +1,14 @@
+use ipc_runtime::{expose, service};
+
+#[service(namespace = "notes")]
+pub trait Notes {
+    async fn get(&self, id: u64) -> String;
+}
+
+expose! {
+    pub struct ViewerApi {
+        Notes { get },
+    }
+}
+
+fn main() {}
