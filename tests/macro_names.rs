@@ -4,7 +4,10 @@
 //! methods of `Arc` (`clone`, `into`, `drop`), and an argument written as a
 //! pattern beside one called `arg0`, a `send` returning `(())`, and a doc
 //! comment on an `expose!` entry; two APIs whose names and fields join
-//! alike (`Pair_api.x`, `Pair.api_x`).
+//! alike (`Pair_api.x`, `Pair.api_x`). The trait also declares the bounds
+//! the macro adds (`Send + Sync + 'static`), which it must not repeat
+//! (clippy's `trait_duplication_in_bounds`, denied in CI).
+#![warn(clippy::trait_duplication_in_bounds)]
 
 use std::{
     sync::{Arc, Mutex},
@@ -25,7 +28,7 @@ pub struct H(pub String);
 
 /// Awkward names, on purpose.
 #[service(namespace = "names")]
-pub trait Names {
+pub trait Names: Send + Sync + 'static {
     /// Takes an `H`, returns a `W`.
     async fn measure(&self, h: H) -> W;
     /// A keyword as a method name.

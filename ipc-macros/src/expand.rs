@@ -341,7 +341,20 @@ fn expand_trait(service: &Service) -> TokenStream {
         syn::parse_quote!(::core::marker::Sync),
         syn::parse_quote!('static),
     ];
-    item.supertraits.extend(bounds);
+    // Those the user wrote already are not repeated (clippy's
+    // `trait_duplication_in_bounds` would say so, at the attribute).
+    let written = |bound: &TypeParamBound| {
+        item.supertraits.iter().any(|b| match (b, bound) {
+            (TypeParamBound::Trait(b), TypeParamBound::Trait(bound)) => {
+                b.path.segments.last().map(|s| &s.ident)
+                    == bound.path.segments.last().map(|s| &s.ident)
+            }
+            (TypeParamBound::Lifetime(b), TypeParamBound::Lifetime(bound)) => b == bound,
+            _ => false,
+        })
+    };
+    let missing: Vec<TypeParamBound> = bounds.into_iter().filter(|b| !written(b)).collect();
+    item.supertraits.extend(missing);
     for (trait_item, method) in item.items.iter_mut().zip(&service.methods) {
         let syn::TraitItem::Fn(f) = trait_item else {
             continue;
