@@ -416,6 +416,12 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> IpcType
 /// for a complete example. Those names are taken in the trait's module:
 /// name the handler type otherwise (`FileNotes`, not `NotesServer`, which
 /// rustc would report as "defined multiple times" at the attribute).
+///
+/// The trait gets `Send + Sync + 'static` as supertraits (main serves
+/// renderers from any of its runtime's threads, for as long as they stay):
+/// a handler owns its state (`Arc<Db>`, not `&Db`); one that borrows
+/// (`impl<'a> Notes for Viewer<'a>`) is refused with rustc's "does not
+/// fulfill the required lifetime".
 #[doc(inline)]
 pub use ipc_macros::service;
 
