@@ -5,8 +5,8 @@
 //! pattern beside one called `arg0`, a `send` returning `(())`, and a doc
 //! comment on an `expose!` entry; two APIs whose names and fields join
 //! alike (`Pair_api.x`, `Pair.api_x`). The trait also declares the bounds
-//! the macro adds (`Send + Sync + 'static`), which it must not repeat
-//! (clippy's `trait_duplication_in_bounds`, denied in CI).
+//! the macro adds (`Send + Sync + 'static`): repeated, they must not make
+//! clippy's `trait_duplication_in_bounds` fire (denied in CI).
 #![warn(clippy::trait_duplication_in_bounds)]
 
 use std::{

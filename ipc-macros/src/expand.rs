@@ -341,20 +341,11 @@ fn expand_trait(service: &Service) -> TokenStream {
         syn::parse_quote!(::core::marker::Sync),
         syn::parse_quote!('static),
     ];
-    // Those the user wrote already are not repeated (clippy's
-    // `trait_duplication_in_bounds` would say so, at the attribute).
-    let written = |bound: &TypeParamBound| {
-        item.supertraits.iter().any(|b| match (b, bound) {
-            (TypeParamBound::Trait(b), TypeParamBound::Trait(bound)) => {
-                b.path.segments.last().map(|s| &s.ident)
-                    == bound.path.segments.last().map(|s| &s.ident)
-            }
-            (TypeParamBound::Lifetime(b), TypeParamBound::Lifetime(bound)) => b == bound,
-            _ => false,
-        })
-    };
-    let missing: Vec<TypeParamBound> = bounds.into_iter().filter(|b| !written(b)).collect();
-    item.supertraits.extend(missing);
+    // Added even when the user wrote them: a bare `Send` may be a trait of
+    // the user's own. Repeating the real one is harmless, but clippy's
+    // `trait_duplication_in_bounds` would say so at the attribute.
+    item.supertraits.extend(bounds);
+    item.attrs.push(syn::parse_quote!(#[allow(clippy::trait_duplication_in_bounds)]));
     for (trait_item, method) in item.items.iter_mut().zip(&service.methods) {
         let syn::TraitItem::Fn(f) = trait_item else {
             continue;
