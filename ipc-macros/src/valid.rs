@@ -576,18 +576,17 @@ impl<'ast> Visit<'ast> for Finder<'_> {
 }
 
 impl Finder<'_> {
-    /// `Box<str>`, `Arc<[u8]>`, `Cow<'static, str>` and the like: owned
-    /// types whose parameter may be unsized, which serde supports. Visits
+    /// `Box<str>`, `Box<[u8]>`, `Cow<'static, str>`: owned types whose
+    /// parameter may be unsized, which serde supports. (`Arc<str>` needs
+    /// serde's `rc` feature and `Rc` is not `Send`: for those the advice
+    /// to use `String` stays the better one.) Visits
     /// such a type, allowing `str` or a slice as the parameter itself (not
     /// deeper), and returns whether it was one.
     fn visit_unsized_pointee(&mut self, t: &syn::TypePath) -> bool {
         let Some(last) = t.path.segments.last() else {
             return false;
         };
-        if !["Box", "Arc", "Rc", "Cow"]
-            .iter()
-            .any(|name| last.ident == name)
-        {
+        if !["Box", "Cow"].iter().any(|name| last.ident == name) {
             return false;
         }
         let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
