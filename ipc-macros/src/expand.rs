@@ -345,7 +345,8 @@ fn expand_trait(service: &Service) -> TokenStream {
     // the user's own. Repeating the real one is harmless, but clippy's
     // `trait_duplication_in_bounds` would say so at the attribute.
     item.supertraits.extend(bounds);
-    item.attrs.push(syn::parse_quote!(#[allow(clippy::trait_duplication_in_bounds)]));
+    item.attrs
+        .push(syn::parse_quote!(#[allow(clippy::trait_duplication_in_bounds)]));
     for (trait_item, method) in item.items.iter_mut().zip(&service.methods) {
         let syn::TraitItem::Fn(f) = trait_item else {
             continue;
