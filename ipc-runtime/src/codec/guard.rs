@@ -29,18 +29,22 @@
 //!   looked at the items decoded so far gave each of 128 nested levels the
 //!   whole budget: about 1 MiB each);
 //! - the items of all sequences and maps together may not take more than
-//!   [`MEMORY_RATIO`] times the frame's bytes, plus [`MEMORY_FLOOR`], in
-//!   memory, counting each item as the size of its type
+//!   [`MEMORY_RATIO`] times the frame's bytes, or [`MEMORY_FLOOR`] if that
+//!   is more, in memory, counting each item as the size of its type
 //!   (`size_of::<T>()`, for a map entry its key's and its value's): one
 //!   item more fails, with "the decoded value would take more than N
 //!   bytes". Without it a short encoding of a large type (`None` for an
-//!   `Option<[u64; 1000]>`, one byte on the wire and 8 KB in a `Vec`)
-//!   would let a frame of 16 MiB decode into about 128 GiB. Legitimate
-//!   values stay far below the ratio: the densest common encodings (empty
-//!   strings or vectors, `None`s of small types) take 16 to 24 times their
-//!   bytes. What boxes inside an item point to is not counted (`Box`,
-//!   `Arc` and the like are a pointer's size in their container), nor
-//!   vectors' spare capacity (up to as much again while they grow);
+//!   `Option<[[u64; 32]; 32]>`, one byte on the wire and 8 KiB in a `Vec`)
+//!   would let a frame of 16 MiB decode into about 128 GiB; with it, such
+//!   a frame decodes into at most 512 MiB. Dense but ordinary values stay
+//!   within it: empty strings or vectors and `None`s of small types take
+//!   16 to 24 times their bytes, and up to 64 MiB any value decodes (100 000
+//!   `None`s of a 72-byte struct take 7 MB, 72 times their bytes). Not
+//!   counted: what boxes inside an item point to (a `Box` is a pointer's
+//!   size in its container, so a `Vec<Box<Option<[[u64; 32]; 32]>>>`
+//!   still decodes 8 KiB per byte: keep such types out of what renderers
+//!   send), and vectors' spare capacity (up to as much again while they
+//!   grow);
 //! - values nest at most [`MAX_DEPTH`] levels deep, a level being a
 //!   length-prefixed sequence or map, an enum, a `Some` or a newtype struct
 //!   (tuples and structs are not levels: their nesting is fixed by the type,
@@ -90,7 +94,7 @@ pub(crate) const MEMORY_RATIO: usize = 32;
 
 /// What the items of any decoded value may take in memory whatever the
 /// frame's length, so that a short frame of large items decodes.
-pub(crate) const MEMORY_FLOOR: usize = 1024 * 1024;
+pub(crate) const MEMORY_FLOOR: usize = 64 * 1024 * 1024;
 
 /// The entry point of the adapter: deserializes a `T` through a guarded
 /// deserializer whose allocations and item count are bounded by a frame of
@@ -161,9 +165,7 @@ impl<'a> Limits<'a> {
 
     /// The most bytes the items of this decode may take in memory.
     fn memory_budget(self) -> usize {
-        self.budget
-            .saturating_mul(MEMORY_RATIO)
-            .saturating_add(MEMORY_FLOOR)
+        self.budget.saturating_mul(MEMORY_RATIO).max(MEMORY_FLOOR)
     }
 
     /// How many more items a size hint may promise.
@@ -255,7 +257,7 @@ impl<'a, X> Guard<'a, X> {
         if memory > budget {
             return Err(E::custom(format_args!(
                 "the decoded value would take more than {budget} bytes of memory \
-                 ({MEMORY_RATIO} times the payload's {} bytes, plus {MEMORY_FLOOR})",
+                 ({MEMORY_RATIO} times the payload's {} bytes, or {MEMORY_FLOOR} if that is more)",
                 self.limits.budget
             )));
         }
@@ -893,16 +895,15 @@ mod tests {
     type Sparse = Option<[[u64; 32]; 32]>;
 
     #[test]
-    fn items_may_not_take_more_memory_than_32_times_the_payload() {
+    fn items_may_not_take_more_memory_than_32_times_the_payload_or_64_mib() {
         use super::{MEMORY_FLOOR, MEMORY_RATIO};
-        assert_eq!((MEMORY_RATIO, MEMORY_FLOOR), (32, 1 << 20));
+        assert_eq!((MEMORY_RATIO, MEMORY_FLOOR), (32, 64 << 20));
         // 10 000 `None`s: 10 003 bytes on the wire, 82 MB in a `Vec`.
         let nones = encode_to_vec(&vec![None::<[[u64; 32]; 32]>; 10_000]).unwrap();
         assert_eq!(nones.len(), 10_003);
-        let budget = 10_003 * 32 + (1 << 20);
         let expected = format!(
-            "the decoded value would take more than {budget} bytes of memory \
-             (32 times the payload's 10003 bytes, plus 1048576)"
+            "the decoded value would take more than {MEMORY_FLOOR} bytes of memory \
+             (32 times the payload's 10003 bytes, or {MEMORY_FLOOR} if that is more)"
         );
         let message = decode_error::<Vec<Sparse>>(&nones);
         assert!(message.contains(&expected), "{message}");
@@ -917,15 +918,24 @@ mod tests {
         let message = decode_error::<Vec<Vec<Sparse>>>(&bytes);
         assert!(message.contains("would take more than"), "{message}");
 
-        // Exactly the budget decodes; one item more does not.
-        let size = size_of::<Sparse>();
-        let encoded = |n: usize| encode_to_vec(&vec![None::<[[u64; 32]; 32]>; n]).unwrap();
-        let fits = |n: usize| n * size <= encoded(n).len() * 32 + (1 << 20);
-        let most = (1..).find(|&n| !fits(n)).unwrap() - 1;
-        assert_eq!(most, 128, "{size} bytes an item");
-        assert_eq!(decode::<Vec<Sparse>>(&encoded(most)).unwrap().len(), most);
-        let message = decode_error::<Vec<Sparse>>(&encoded(most + 1));
+        // Up to the floor, anything decodes; one item more does not.
+        type Huge = Option<[[[u64; 32]; 32]; 8]>;
+        let huge = |n: usize| encode_to_vec(&vec![None::<[[[u64; 32]; 32]; 8]>; n]).unwrap();
+        let most = MEMORY_FLOOR / size_of::<Huge>();
+        assert_eq!(decode::<Vec<Huge>>(&huge(most)).unwrap().len(), most);
+        let message = decode_error::<Vec<Huge>>(&huge(most + 1));
         assert!(message.contains("would take more than"), "{message}");
+
+        // Past the floor, 32 times the payload: 3 000 000 `None`s of 40
+        // bytes (120 MB) from 3 MB, where 32 times is 96 MB.
+        let nones = encode_to_vec(&vec![None::<[u64; 4]>; 3_000_000]).unwrap();
+        let budget = nones.len() * 32;
+        assert!(budget > MEMORY_FLOOR);
+        let message = decode_error::<Vec<Option<[u64; 4]>>>(&nones);
+        assert!(
+            message.contains(&format!("would take more than {budget} bytes")),
+            "{message}"
+        );
     }
 
     #[test]
@@ -933,7 +943,7 @@ mod tests {
         // The densest common encodings, well past the floor: empty strings
         // and vectors (24 bytes for one on the wire), `None`s of small types
         // (16), small integers (8), structs of empty fields.
-        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         struct Note {
             id: u64,
             title: String,
@@ -963,6 +973,11 @@ mod tests {
             .collect();
         let bytes = encode_to_vec(&notes).unwrap();
         assert_eq!(decode::<Vec<Note>>(&bytes).unwrap(), notes);
+        // Sparse rows of a larger type: 72 times their bytes, under the
+        // 64 MiB floor.
+        let sparse = vec![None::<Note>; 100_000];
+        let bytes = encode_to_vec(&sparse).unwrap();
+        assert_eq!(decode::<Vec<Option<Note>>>(&bytes).unwrap(), sparse);
     }
 
     #[test]

@@ -13,9 +13,12 @@
 //! once proven present) and caps every size hint at the frame's length: a
 //! hostile length field never allocates more than the frame holds. The items
 //! of a value's sequences and maps may take at most 32 times the frame's
-//! bytes, plus 1 MiB, in memory (each counted as the size of its type), so
-//! that short encodings of large types (a `None` of an 8 KiB array is one
-//! byte) cannot decode into gigabytes either.
+//! bytes, or 64 MiB if that is more, in memory (each counted as the size of
+//! its type), so that short encodings of large types (a `None` of an 8 KiB
+//! array is one byte) cannot decode a 16 MiB frame into 128 GiB (512 MiB at
+//! most). What a `Box` inside an item points to is not counted: a
+//! collection of boxed large types that can encode as one byte still
+//! amplifies, so keep such types out of what untrusted peers send.
 //!
 //! # Examples
 //!
@@ -86,8 +89,9 @@ pub fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
 ///
 /// No allocation made while decoding is larger than `bytes.len()` plus the
 /// size of the decoded value itself, and the items of its sequences and
-/// maps take at most 32 × `bytes.len()` + 1 MiB bytes (counted as the size
-/// of their types; past that it fails); trailing bytes are an error.
+/// maps take at most 32 × `bytes.len()` bytes, or 64 MiB if that is more
+/// (counted as the size of their types, not what boxes in them point to;
+/// past that it fails); trailing bytes are an error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let seed = guard::GuardSeed::<T>::new(bytes.len());
     let (value, read) = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG)
