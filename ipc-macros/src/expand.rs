@@ -466,6 +466,8 @@ fn expand_emitter(service: &Service) -> TokenStream {
             #[doc = ""]
             #[doc = #what]
             #(#lints)*
+            // The trait's method has the same arguments: reported there.
+            #[allow(clippy::too_many_arguments)]
             pub fn #ident(&self, #(#arg_idents: #arg_tys),*) -> usize {
                 #[allow(unused_imports)]
                 use #rt::probe::{Emit as _, EmitInert as _};
@@ -761,6 +763,8 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
         #spacer
         #[doc = #what]
         #(#lints)*
+        // The trait's method has the same arguments: reported there.
+        #[allow(clippy::too_many_arguments)]
     }
 }
 
