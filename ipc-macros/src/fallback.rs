@@ -167,11 +167,33 @@ fn stub_events(service: &Service) -> TokenStream {
         } else {
             quote!(f: impl ::core::ops::FnMut(#(#tys),*) + ::core::marker::Send + 'static)
         };
+        // `stream_<event>`: the events as values, one argument as itself,
+        // several as a tuple; any value where the stand-in cannot name it.
+        let stream = format_ident!("stream_{}", m.ident().to_string().trim_start_matches("r#"));
+        let (stream_params, item) = if tys.iter().any(|ty| Unfit::of(ty).in_result()) {
+            let mut generics = generics.clone();
+            generics.params.push(syn::parse_quote!(__IpcItem));
+            let (params, _, _) = generics.split_for_impl();
+            (params.to_token_stream(), quote!(__IpcItem))
+        } else {
+            let item = match &tys[..] {
+                [ty] => quote!(#ty),
+                _ => quote!((#(#tys),*)),
+            };
+            (params.to_token_stream(), item)
+        };
         quote! {
             #docs
             #[allow(unused_variables)]
             pub async fn #on #params(&self, #f)
                 -> ::core::result::Result<#rt::Subscription, #rt::IpcError> #where_clause
+            {
+                loop {}
+            }
+
+            /// Stand-in while the events trait has errors.
+            pub async fn #stream #stream_params(&self)
+                -> ::core::result::Result<#rt::EventStream<#item>, #rt::IpcError> #where_clause
             {
                 loop {}
             }
