@@ -49,6 +49,11 @@ struct Entry {
     field: Ident,
     path: Path,
     methods: Vec<Ident>,
+    /// Slips of syntax the entry was read past (a missing field name, a
+    /// list written like a `use`, a method written as a call, a missing
+    /// comma): reported, and the entry kept as the user evidently meant
+    /// it, so that code using the API adds no errors of its own.
+    slips: Vec<syn::Error>,
 }
 
 impl Parse for Input {
@@ -88,16 +93,36 @@ impl Parse for Entry {
                 "only doc comments can go on an `expose!` entry: what it grants is the same in every build",
             ));
         }
-        let field: Ident = input.parse()?;
-        if !input.peek(Token![:]) || input.peek(Token![::]) {
-            return Err(missing_field_name(input, &field));
-        }
-        input.parse::<Token![:]>()?;
-        let start = input.fork();
-        let path: Path = match input.parse() {
-            Ok(path) => path,
-            Err(e) => return Err(written_like_a_use(&start).unwrap_or(e)),
+        let mut slips = Vec::new();
+        let named = input.peek(syn::Ident) && input.peek2(Token![:]) && !input.peek2(Token![::]);
+        let field = if named {
+            let field: Ident = input.parse()?;
+            input.parse::<Token![:]>()?;
+            field
+        } else {
+            // `Notes { get }`: the trait, without a field name. Read on as
+            // if the field were named after it.
+            let fork = input.fork();
+            let first: Ident = fork.call(Ident::parse_any)?;
+            if !(fork.peek(syn::token::Brace) || fork.peek(Token![::]) || fork.peek(Token![<])) {
+                return Err(syn::Error::new(
+                    fork.span(),
+                    format!(
+                        "expected `:` after the field's name, as in `{first}: Notes {{ get }}`"
+                    ),
+                ));
+            }
+            let last = last_name(input);
+            let field = Ident::new(&crate::names::snake_case(&last.to_string()), last.span());
+            slips.push(syn::Error::new_spanned(
+                &first,
+                format!(
+                    "each entry names the API's field first: `{field}: {last} {{ ... }}` (the field is how renderer code reaches it: `api.{field}`)"
+                ),
+            ));
+            field
         };
+        let path = trait_path(input, &mut slips)?;
         if !input.peek(syn::token::Brace) {
             let written = quote!(#path).to_string().replace(' ', "");
             return Err(syn::Error::new_spanned(
@@ -109,73 +134,102 @@ impl Parse for Entry {
         }
         let list;
         braced!(list in input);
-        let methods = Punctuated::<Ident, Token![,]>::parse_terminated_with(&list, method_name)?;
+        let methods = method_names(&list, &mut slips)?;
         Ok(Entry {
             docs,
             field,
             path,
-            methods: methods.into_iter().collect(),
+            methods,
+            slips,
         })
     }
 }
 
-/// The error for an entry whose first name is not followed by `:`: most
-/// likely the trait, written without a field name.
-fn missing_field_name(input: ParseStream, first: &Ident) -> syn::Error {
-    let field = crate::names::snake_case(&first.to_string());
-    if input.peek(syn::token::Brace) || input.peek(Token![::]) {
-        syn::Error::new_spanned(
-            first,
-            format!(
-                "each entry names the API's field first: `{field}: {first} {{ ... }}` (the field is how renderer code reaches it: `api.{field}`)"
-            ),
-        )
-    } else {
-        syn::Error::new(
-            input.span(),
-            format!("expected `:` after the field's name, as in `{first}: Notes {{ get }}`"),
-        )
+/// The last name of the path that `input` starts with (`Notes` in
+/// `crate::a::Notes { .. }`), without consuming it.
+fn last_name(input: ParseStream) -> Ident {
+    let fork = input.fork();
+    let mut last = None;
+    while let Ok(ident) = fork.call(Ident::parse_any) {
+        last = Some(ident);
+        if !(fork.peek(Token![::]) && !fork.peek3(syn::token::Brace))
+            || fork.parse::<Token![::]>().is_err()
+        {
+            break;
+        }
+    }
+    last.unwrap_or_else(|| Ident::new("api", Span::call_site()))
+}
+
+/// The trait's path. One followed by `::{ .. }`, as in a `use`, is read as
+/// the path, with the slip reported.
+fn trait_path(input: ParseStream, slips: &mut Vec<syn::Error>) -> syn::Result<Path> {
+    if input.fork().parse::<Path>().is_ok() {
+        return input.parse();
+    }
+    let leading_colon: Option<Token![::]> = input.parse()?;
+    let mut segments = Punctuated::new();
+    loop {
+        let ident = input.call(Ident::parse_any)?;
+        segments.push_value(syn::PathSegment::from(ident));
+        let colons: Token![::] = input.parse()?;
+        if input.peek(syn::token::Brace) {
+            let path = Path {
+                leading_colon,
+                segments,
+            };
+            let written = quote!(#path).to_string().replace(' ', "");
+            let names = input
+                .fork()
+                .step(|cursor| match cursor.group(proc_macro2::Delimiter::Brace) {
+                    Some((inside, _, rest)) => Ok((inside.token_stream().to_string(), rest)),
+                    None => Err(cursor.error("a list")),
+                })
+                .unwrap_or_default();
+            slips.push(syn::Error::new_spanned(
+                colons,
+                format!(
+                    "write the list after the trait's path without `::`: `{written} {{ {names} }}`, not `{written}::{{ {names} }}`"
+                ),
+            ));
+            return Ok(path);
+        }
+        segments.push_punct(colons);
     }
 }
 
-/// The error for a trait path followed by `::{...}`, as in a `use`, if that
-/// is what the input holds.
-fn written_like_a_use(input: ParseStream) -> Option<syn::Error> {
-    let fork = input.fork();
-    let mut written = String::new();
-    loop {
-        let ident = fork.call(Ident::parse_any).ok()?;
-        written.push_str(&ident.to_string());
-        fork.parse::<Token![::]>().ok()?;
-        if fork.peek(syn::token::Brace) {
-            let brace = fork.cursor().span();
-            return Some(syn::Error::new(
-                brace,
-                format!("write the list after the trait's path without `::`: `{written} {{ get, list }}`, not `{written}::{{ ... }}`"),
+/// The names in an entry's list, by name only. A name written as a call
+/// (`get(id)`) or two names without a comma between them are read as
+/// meant, with the slip reported.
+fn method_names(list: ParseStream, slips: &mut Vec<syn::Error>) -> syn::Result<Vec<Ident>> {
+    let mut names = Vec::new();
+    while !list.is_empty() {
+        let name: Ident = list.parse()?;
+        if list.peek(syn::token::Paren) {
+            let args: proc_macro2::TokenTree = list.parse()?;
+            slips.push(syn::Error::new_spanned(
+                args,
+                format!(
+                    "list `{name}` by its name only, without parentheses or arguments: `{{ {name} }}`"
+                ),
             ));
         }
-        written.push_str("::");
+        names.push(name);
+        if list.is_empty() {
+            break;
+        }
+        if list.peek(Token![,]) {
+            list.parse::<Token![,]>()?;
+        } else if list.peek(syn::Ident) {
+            slips.push(syn::Error::new(
+                list.span(),
+                "separate the names in the list with commas: `{ get, list }`",
+            ));
+        } else {
+            return Err(list.error("expected a method or event name, or `,`"));
+        }
     }
-}
-
-/// One name in an entry's list: a method or event, by name only.
-fn method_name(input: ParseStream) -> syn::Result<Ident> {
-    let name: Ident = input.parse()?;
-    if input.peek(syn::token::Paren) {
-        return Err(syn::Error::new(
-            input.span(),
-            format!(
-                "list `{name}` by its name only, without parentheses or arguments: `{{ {name} }}`"
-            ),
-        ));
-    }
-    if !input.is_empty() && !input.peek(Token![,]) {
-        return Err(syn::Error::new(
-            input.span(),
-            "separate the names in the list with commas: `{ get, list }`",
-        ));
-    }
-    Ok(name)
+    Ok(names)
 }
 
 impl Entry {
@@ -264,6 +318,9 @@ fn without_mistakes(api: &ApiDecl) -> ApiDecl {
 
 /// Runs every rule over one API declaration.
 fn check(cx: &mut Ctxt, api: &ApiDecl) {
+    for slip in api.entries.iter().flat_map(|e| &e.slips) {
+        cx.syn_error(slip.clone());
+    }
     check_derives(cx, api);
     check_unique_fields(cx, api);
     check_unique_traits(cx, api);

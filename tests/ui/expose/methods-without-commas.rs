@@ -12,4 +12,9 @@ expose! {
     }
 }
 
+// The API is still there, as meant: using it adds no error.
+pub async fn page(api: ViewerApi) -> Option<String> {
+    api.notes.get(1).await.ok()
+}
+
 fn main() {}
