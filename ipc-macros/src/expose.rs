@@ -152,9 +152,9 @@ fn last_name(input: ParseStream) -> Ident {
     let mut last = None;
     while let Ok(ident) = fork.call(Ident::parse_any) {
         last = Some(ident);
-        if !(fork.peek(Token![::]) && !fork.peek3(syn::token::Brace))
-            || fork.parse::<Token![::]>().is_err()
-        {
+        // Stops at the last name: before `{`, `<`, or a `::{` list.
+        let more = fork.peek(Token![::]) && !fork.peek3(syn::token::Brace);
+        if !more || fork.parse::<Token![::]>().is_err() {
             break;
         }
     }
