@@ -586,12 +586,48 @@ impl Finder<'_> {
         let Some(last) = t.path.segments.last() else {
             return false;
         };
-        if !["Box", "Cow"].iter().any(|name| last.ident == name) {
+        let shared = last.ident == "Arc" || last.ident == "Rc";
+        if !shared && last.ident != "Box" && last.ident != "Cow" {
             return false;
         }
         let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
             return false;
         };
+        let unsized_arg = |arg: &syn::GenericArgument| match arg {
+            syn::GenericArgument::Type(Type::Path(p)) => {
+                p.qself.is_none() && p.path.is_ident("str")
+            }
+            syn::GenericArgument::Type(Type::Slice(_)) => true,
+            _ => false,
+        };
+        if shared && args.args.iter().any(unsized_arg) {
+            let pointer = &last.ident;
+            let why = if pointer == "Rc" {
+                "`Rc` is not `Send`".to_string()
+            } else {
+                "serde encodes `Arc` only with its `rc` feature, and each side would have its own copy anyway".to_string()
+            };
+            let written = quote::quote!(#t).to_string().replace(' ', "");
+            let instead = match args.args.iter().find(|a| unsized_arg(a)) {
+                Some(syn::GenericArgument::Type(Type::Slice(slice))) => {
+                    let elem = &slice.elem;
+                    let elem = quote::quote!(#elem).to_string().replace(' ', "");
+                    format!("`Vec<{elem}>` or `Box<[{elem}]>`")
+                }
+                _ => "`String` or `Box<str>`".to_string(),
+            };
+            self.cx.error_spanned_by(
+                t,
+                format!(
+                    "`{written}` cannot be an IPC {}: {why}; use {instead}",
+                    self.what
+                ),
+            );
+            return true;
+        }
+        if shared {
+            return false;
+        }
         for segment in &t.path.segments {
             if !std::ptr::eq(segment, last) {
                 self.visit_path_segment(segment);

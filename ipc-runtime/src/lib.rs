@@ -382,7 +382,7 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
     message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::Deserialize`",
     label = "sent over IPC here",
     note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]` on the type; for a container such as `Vec<T>` or `Option<T>`, on the type inside",
-    note = "an IPC type must also own its data and be `Send + 'static` (`String`, not `&str`; `Arc`, not `Rc`)"
+    note = "an IPC type must also own its data and be `Send + 'static` (`String`, not `&str`); `Arc<T>` needs serde's `rc` feature (each side then has its own copy), and `Rc<T>` is not `Send`"
 )]
 pub trait IpcType {
     /// Named by the macro's check, `<Note as IpcType>::CHECKED`,

@@ -8,6 +8,7 @@ pub trait Notes {
     // `Box<str>` and `Cow<'static, str>` are accepted; `Arc<str>` would
     // need serde's `rc` feature.
     async fn shared(&self, text: std::sync::Arc<str>) -> u64;
+    async fn counted(&self) -> std::rc::Rc<[u8]>;
 }
 
 fn main() {}
