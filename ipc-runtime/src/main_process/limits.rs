@@ -98,7 +98,8 @@ pub enum SlowConsumer {
 pub enum DisconnectReason {
     /// The renderer closed the connection (or exited, or was killed).
     Closed,
-    /// Main closed it ([`Main::disconnect`](crate::Main::disconnect)).
+    /// Main ended it ([`Main::disconnect`](crate::Main::disconnect) or
+    /// [`Main::close`](crate::Main::close)).
     ClosedByMain,
     /// It reached [`Limits::max_violations`].
     Misbehaved {
@@ -131,7 +132,10 @@ impl std::fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DisconnectReason::Closed => write!(f, "the renderer closed the connection"),
-            DisconnectReason::ClosedByMain => write!(f, "main closed the connection"),
+            DisconnectReason::ClosedByMain => write!(
+                f,
+                "main ended the connection (`Main::disconnect` or `Main::close`)"
+            ),
             DisconnectReason::Misbehaved { violations, last } => write!(
                 f,
                 "disconnected after {}; the last: {last}",

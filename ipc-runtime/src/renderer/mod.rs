@@ -1011,7 +1011,10 @@ async fn read_replies(
         match read {
             Ok(true) => {}
             Ok(false) => match reader.end() {
-                None => break IpcError::disconnected("main closed the connection"),
+                // Main's own reasons come as a farewell, which replaces this.
+                None => break IpcError::disconnected(
+                    "main closed the connection without saying why (its process ended, or it failed)",
+                ),
                 Some(e) => break e.into_ipc(),
             },
             Err(e) => break read_failed(e),
