@@ -413,7 +413,9 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> IpcType
 ///
 /// Generates `NotesServer`, `NotesClient`, `NotesContract` and a module
 /// `notes_methods` beside the trait; see the [crate documentation](crate)
-/// for a complete example. Those names are taken in the trait's module:
+/// for a complete example. `NotesServer::new(handler)` serves with a
+/// handler of its own; `NotesServer::from_arc(Arc::clone(&handler))`
+/// with one main's other code keeps using (the state it serves). Those names are taken in the trait's module:
 /// name the handler type otherwise (`FileNotes`, not `NotesServer`, which
 /// rustc would report as "defined multiple times" at the attribute).
 ///
