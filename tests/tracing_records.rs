@@ -240,3 +240,50 @@ async fn handshake_refusals_warn_at_most_once_a_second() {
     );
     let _ = refused;
 }
+
+/// An `EventStream` kept and never read grows without bound (its docs
+/// say so); a warning says so too, on the renderer, at 10 000 unread
+/// events, once until ten times as many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_event_stream_warns_at_10_000_events() {
+    let (records, _one_at_a_time) = records().await;
+    let (main, _) = probe_main();
+    let api = ipc_suite::connect_memory(&main, "hoarder").await.unwrap();
+    let mut ticks = api.events.stream_tick().await.unwrap();
+    let emitter = ipc_suite::ProbeEventsEmitter::new(&main, ipc_runtime::Target::All);
+    let target = ipc_runtime::Target::Renderer(api.id());
+    let warned = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains(" WARN ") && l.contains("unread events"))
+            .count()
+    };
+    for n in 0..9_999 {
+        emitter.tick(n);
+        if n % 256 == 255 {
+            main.room_for_events(&target).await;
+        }
+    }
+    assert!(ipc_suite::eventually(Duration::from_secs(10), || ticks.len() == 9_999).await);
+    // One read: the next event leaves 9 999 unread, the one after 10 000.
+    assert_eq!(ticks.recv().await, Some(0));
+    emitter.tick(9_999);
+    assert!(ipc_suite::eventually(Duration::from_secs(10), || ticks.len() == 9_999).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(warned(&records.text()), 0, "{}", records.text());
+    emitter.tick(10_000);
+    let text = || records.text();
+    assert!(
+        ipc_suite::eventually(Duration::from_secs(10), || warned(&text()) == 1).await,
+        "{}",
+        text()
+    );
+    assert!(text().contains("holds 10000 unread events"), "{}", text());
+    assert!(text().contains("probe:tick"), "{}", text());
+    // Not again for the next events.
+    for n in 10_001..10_100 {
+        emitter.tick(n);
+    }
+    assert!(ipc_suite::eventually(Duration::from_secs(10), || ticks.len() == 10_099).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(warned(&text()), 1, "{}", text());
+}

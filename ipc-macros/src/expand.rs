@@ -561,12 +561,12 @@ fn expand_listener(service: &Service) -> TokenStream {
             pub fn #stream(
                 &self,
             ) -> #rt::BoxFuture<'_, ::core::result::Result<#rt::EventStream<#item>, #rt::IpcError>> #allows {
-                let (#tx, #rx) = #rt::unbounded_channel::<#item>();
+                let (mut #tx, #rx) = #rt::EventStream::<#item>::__channel(#contract::#konst);
                 // Deprecated with the event, if it is: this is no use of it.
                 #[allow(deprecated)]
                 let #subscribing = self.#on(move |#(#arg_idents),*| {
                     // The stream gone (its guard with it), nobody reads.
-                    let _ = #tx.send(#value);
+                    #tx.send(#value);
                 });
                 #rt::Box::pin(async move {
                     ::core::result::Result::Ok(#rt::EventStream::__new(#rx, #subscribing.await?))

@@ -506,7 +506,6 @@ pub mod __private {
         boxed::Box, future::Future, marker::PhantomData, path::Path, sync::Arc, time::Duration,
     };
     pub use tokio::net::ToSocketAddrs;
-    pub use tokio::sync::mpsc::unbounded_channel;
 
     pub use crate::IpcType as WireType;
 

@@ -13,7 +13,7 @@ use std::{
     fmt,
     panic::AssertUnwindSafe,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
     },
 };
@@ -460,14 +460,64 @@ impl Connection {
 /// Events wait in the stream until read, without limit (like tokio's
 /// unbounded channels): an event never waits for you there, and never
 /// holds up the connection's replies or other listeners, but a stream
-/// that is kept and never read grows with every event main sends it. Read
-/// it, or drop it: dropping it unsubscribes, as dropping a
-/// [`Subscription`] does. Like a subscription, it does not keep the
+/// that is kept and never read grows with every event main sends it (a
+/// `tracing` warning says so at 10 000 unread events, then at 100 000,
+/// and so on). Read it, or drop it: dropping it unsubscribes, as dropping
+/// a [`Subscription`] does. Like a subscription, it does not keep the
 /// connection open.
 #[must_use = "dropping the stream unsubscribes at once: bind it to a name and read it"]
 pub struct EventStream<T> {
     events: tokio::sync::mpsc::UnboundedReceiver<T>,
+    /// How many events it has handed out, for its sender's warning.
+    taken: usize,
+    shared_taken: Arc<AtomicUsize>,
     subscription: Subscription,
+}
+
+/// How many unread events a stream holds when its sender first warns; it
+/// warns again at ten times as many, and so on.
+const STREAM_WARN: usize = 10_000;
+
+/// The sending end of an [`EventStream`], moved into its listener's
+/// callback. Used by generated `stream_…` methods.
+#[doc(hidden)]
+pub struct EventSink<T> {
+    events: tokio::sync::mpsc::UnboundedSender<T>,
+    sent: usize,
+    taken: Arc<AtomicUsize>,
+    warn_at: usize,
+    channel: &'static str,
+}
+
+/// The receiving end of an [`EventStream`], before its subscription is
+/// made. Used by generated `stream_…` methods.
+#[doc(hidden)]
+pub struct EventSource<T> {
+    events: tokio::sync::mpsc::UnboundedReceiver<T>,
+    taken: Arc<AtomicUsize>,
+}
+
+impl<T> EventSink<T> {
+    /// Queues an event for the stream; the stream gone, nobody reads it.
+    /// Past [`STREAM_WARN`] unread events (then ten times as many, and so
+    /// on) it warns that the stream is not read.
+    pub fn send(&mut self, event: T) {
+        // Counted before it can be taken, so that `taken <= sent`.
+        self.sent += 1;
+        if self.events.send(event).is_err() {
+            return;
+        }
+        let waiting = self.sent - self.taken.load(Ordering::Relaxed);
+        if waiting >= self.warn_at {
+            self.warn_at = self.warn_at.saturating_mul(10);
+            let channel = self.channel;
+            // Logged from a task of its own: this runs in a listener's
+            // callback, under its lock, and a `tracing` layer is user code.
+            tokio::spawn(async move {
+                warn!(%channel, waiting, "an `EventStream` holds {waiting} unread events: read it (`recv`) or drop it");
+            });
+        }
+    }
 }
 
 impl<T> fmt::Debug for EventStream<T> {
@@ -487,12 +537,38 @@ impl<T> EventStream<T> {
     /// Cancel-safe: dropping the future before it completes loses no
     /// event (as in a `tokio::select!` loop).
     pub async fn recv(&mut self) -> Option<T> {
-        self.events.recv().await
+        let event = self.events.recv().await;
+        self.took(event)
     }
 
     /// The next event if one has arrived, without waiting.
     pub fn try_recv(&mut self) -> Option<T> {
-        self.events.try_recv().ok()
+        let event = self.events.try_recv().ok();
+        self.took(event)
+    }
+
+    /// Counts an event handed out, for the sender's warning.
+    fn took(&mut self, event: Option<T>) -> Option<T> {
+        if event.is_some() {
+            self.taken += 1;
+            self.shared_taken.store(self.taken, Ordering::Relaxed);
+        }
+        event
+    }
+
+    /// A connected sink and source for a stream of `channel`'s events.
+    #[doc(hidden)]
+    pub fn __channel(channel: &'static str) -> (EventSink<T>, EventSource<T>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let taken = Arc::new(AtomicUsize::new(0));
+        let sink = EventSink {
+            events: tx,
+            sent: 0,
+            taken: Arc::clone(&taken),
+            warn_at: STREAM_WARN,
+            channel,
+        };
+        (sink, EventSource { events: rx, taken })
     }
 
     /// How many events have arrived and wait to be read.
@@ -510,15 +586,14 @@ impl<T> EventStream<T> {
         self.subscription.channel
     }
 
-    /// Wraps the receiving end of `events`, fed by the callback that
-    /// `subscription` registered. Used by generated `stream_…` methods.
+    /// Wraps `source`, fed by the callback that `subscription`
+    /// registered. Used by generated `stream_…` methods.
     #[doc(hidden)]
-    pub fn __new(
-        events: tokio::sync::mpsc::UnboundedReceiver<T>,
-        subscription: Subscription,
-    ) -> Self {
+    pub fn __new(source: EventSource<T>, subscription: Subscription) -> Self {
         EventStream {
-            events,
+            events: source.events,
+            taken: 0,
+            shared_taken: source.taken,
             subscription,
         }
     }
@@ -531,7 +606,8 @@ impl<T> futures_util::Stream for EventStream<T> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<T>> {
-        self.events.poll_recv(cx)
+        let polled = self.events.poll_recv(cx);
+        polled.map(|event| self.took(event))
     }
 }
 
