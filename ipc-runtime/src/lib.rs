@@ -441,7 +441,9 @@ pub use ipc_macros::service;
 /// Target::All).changed(note)`), `NotesEventsListener` (renderer side:
 /// `listener.on_changed(|note| ..).await?` returns a guard; dropping it
 /// unsubscribes; `listener.stream_changed().await?` returns an
-/// [`EventStream`] of the notes instead) and `NotesEventsContract`. Register the contract on main
+/// [`EventStream`] of the notes instead; an event with several arguments
+/// streams them as a tuple) and `NotesEventsContract`: for a trait `T`,
+/// `TEmitter`, `TListener` and `TContract`. Register the contract on main
 /// with [`MainBuilder::events`].
 #[doc(inline)]
 pub use ipc_macros::events;
