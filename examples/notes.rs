@@ -270,17 +270,12 @@ async fn run_renderer(role: &str) -> Result<(), Box<dyn std::error::Error>> {
         "viewer" => {
             let api = ViewerApi::connect_inherited().await?;
             println!("{me} connected as {} ({})", api.id(), api.label());
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let _subscription = api
-                .events
-                .on_changed(move |note| {
-                    let _ = tx.send(note);
-                })
-                .await?;
+            // The events as a stream to read (dropping it unsubscribes).
+            let mut changes = api.events.stream_changed().await?;
             println!("{me} listening to notes:changed");
             for _ in 0..2 {
                 let wait = std::time::Duration::from_secs(30);
-                let note = tokio::time::timeout(wait, rx.recv())
+                let note = tokio::time::timeout(wait, changes.recv())
                     .await
                     .map_err(|_| "no change pushed within 30 s")?
                     .ok_or("main went away")?;
