@@ -243,7 +243,7 @@ async fn handshake_refusals_warn_at_most_once_a_second() {
 
 /// An `EventStream` kept and never read grows without bound (its docs
 /// say so); a warning says so too, on the renderer, at 10 000 unread
-/// events, once until ten times as many.
+/// events, once until ten times as many or until the reader catches up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unread_event_stream_warns_at_10_000_events() {
     let (records, _one_at_a_time) = records().await;
@@ -286,4 +286,17 @@ async fn an_unread_event_stream_warns_at_10_000_events() {
     assert!(ipc_suite::eventually(Duration::from_secs(10), || ticks.len() == 10_099).await);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(warned(&text()), 1, "{}", text());
+    // Caught up, then stalled again: warned again at 10 000.
+    while ticks.try_recv().is_some() {}
+    for n in 0..10_000 {
+        emitter.tick(n);
+        if n % 256 == 255 {
+            main.room_for_events(&target).await;
+        }
+    }
+    assert!(
+        ipc_suite::eventually(Duration::from_secs(10), || warned(&text()) == 2).await,
+        "{}",
+        text()
+    );
 }

@@ -611,7 +611,7 @@ fn stream_docs(service: &Service, method: &Method) -> TokenStream {
 
 /// A type name as it appears in the descriptor: the user's tokens with
 /// insignificant spaces removed (`Vec<u8>`, `Result<Note, NotesError>`).
-fn type_name(ty: &Type) -> String {
+pub(crate) fn type_name(ty: &Type) -> String {
     let raw = ty.to_token_stream().to_string();
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars().peekable();

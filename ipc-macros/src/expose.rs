@@ -94,35 +94,42 @@ impl Parse for Entry {
             ));
         }
         let mut slips = Vec::new();
-        let named = input.peek(syn::Ident) && input.peek2(Token![:]) && !input.peek2(Token![::]);
-        let field = if named {
+        let (field, path) = if input.peek2(Token![:]) && !input.peek2(Token![::]) {
+            // `notes: Notes`; a keyword (`type: Notes`) is refused here.
             let field: Ident = input.parse()?;
             input.parse::<Token![:]>()?;
-            field
-        } else {
+            (field, trait_path(input, &mut slips)?)
+        } else if input.peek(Token![pub]) {
+            return Err(input.error(
+                "an entry takes no `pub`: every field of an API type is public (`notes: Notes { get }`)",
+            ));
+        } else if starts_a_path(input) {
             // `Notes { get }`: the trait, without a field name. Read on as
             // if the field were named after it.
-            let fork = input.fork();
-            let first: Ident = fork.call(Ident::parse_any)?;
-            if !(fork.peek(syn::token::Brace) || fork.peek(Token![::]) || fork.peek(Token![<])) {
-                return Err(syn::Error::new(
-                    fork.span(),
-                    format!(
-                        "expected `:` after the field's name, as in `{first}: Notes {{ get }}`"
-                    ),
+            let path = trait_path(input, &mut slips)?;
+            let written = quote!(#path).to_string().replace(' ', "");
+            let Some(field) = field_named_after(&path) else {
+                return Err(syn::Error::new_spanned(
+                    &path,
+                    format!("each entry names the API's field first: `notes: {written} {{ ... }}`"),
                 ));
-            }
-            let last = last_name(input);
-            let field = Ident::new(&crate::names::snake_case(&last.to_string()), last.span());
+            };
             slips.push(syn::Error::new_spanned(
-                &first,
+                &path,
                 format!(
-                    "each entry names the API's field first: `{field}: {last} {{ ... }}` (the field is how renderer code reaches it: `api.{field}`)"
+                    "each entry names the API's field first: `{field}: {written} {{ ... }}` (the field is how renderer code reaches it: `api.{field}`)"
                 ),
             ));
-            field
+            (field, path)
+        } else {
+            // Not a name: syn's own error ("expected identifier, found
+            // keyword `type`"), or a missing `:`.
+            let field: Ident = input.parse()?;
+            return Err(syn::Error::new(
+                input.span(),
+                format!("expected `:` after the field's name, as in `{field}: Notes {{ get }}`"),
+            ));
         };
-        let path = trait_path(input, &mut slips)?;
         if !input.peek(syn::token::Brace) {
             let written = quote!(#path).to_string().replace(' ', "");
             return Err(syn::Error::new_spanned(
@@ -145,57 +152,90 @@ impl Parse for Entry {
     }
 }
 
-/// The last name of the path that `input` starts with (`Notes` in
-/// `crate::a::Notes { .. }`), without consuming it.
-fn last_name(input: ParseStream) -> Ident {
+/// Whether `input` starts with a trait's path followed by its list (`Notes
+/// {`, `a::Notes {`, `crate::Notes::{`, `Notes<u64> {`): an entry without
+/// its field name.
+fn starts_a_path(input: ParseStream) -> bool {
     let fork = input.fork();
-    let mut last = None;
-    while let Ok(ident) = fork.call(Ident::parse_any) {
-        last = Some(ident);
-        // Stops at the last name: before `{`, `<`, or a `::{` list.
-        let more = fork.peek(Token![::]) && !fork.peek3(syn::token::Brace);
-        if !more || fork.parse::<Token![::]>().is_err() {
-            break;
-        }
+    if fork.parse::<Path>().is_ok() && (fork.peek(syn::token::Brace) || fork.peek(Token![::])) {
+        return true;
     }
-    last.unwrap_or_else(|| Ident::new("api", Span::call_site()))
+    use_style_path(&input.fork()).is_some()
 }
 
-/// The trait's path. One followed by `::{ .. }`, as in a `use`, is read as
-/// the path, with the slip reported.
-fn trait_path(input: ParseStream, slips: &mut Vec<syn::Error>) -> syn::Result<Path> {
-    if input.fork().parse::<Path>().is_ok() {
-        return input.parse();
+/// The field an entry without one is read as having: the trait's name in
+/// snake case (`r#type` for `Type`); `None` if that cannot be a field.
+fn field_named_after(path: &Path) -> Option<Ident> {
+    let last = &path.segments.last()?.ident;
+    let name = crate::names::snake_case(&last.unraw().to_string());
+    if syn::parse_str::<Ident>(&name).is_ok() {
+        return Some(Ident::new(&name, last.span()));
     }
-    let leading_colon: Option<Token![::]> = input.parse()?;
+    // A keyword: raw, unless it cannot be (`self`, `crate`, ...).
+    let raw = format!("r#{name}");
+    syn::parse_str::<Ident>(&raw).ok()?;
+    Some(Ident::new_raw(&name, last.span()))
+}
+
+/// The path of a list written like a `use` (`a::Notes::{ .. }`), and the
+/// `::` before the braces, if `input` starts with one. Consumes them.
+fn use_style_path(input: ParseStream) -> Option<(Path, Token![::])> {
+    let leading_colon: Option<Token![::]> = input.parse().ok()?;
     let mut segments = Punctuated::new();
     loop {
-        let ident = input.call(Ident::parse_any)?;
+        // `crate`, `self`, `super` (and `Self`) only where a path may
+        // start; any other keyword is no path.
+        let ident = if segments.is_empty()
+            && (input.peek(Token![crate])
+                || input.peek(Token![self])
+                || input.peek(Token![super])
+                || input.peek(Token![Self]))
+        {
+            input.call(Ident::parse_any).ok()?
+        } else {
+            input.parse::<Ident>().ok()?
+        };
         segments.push_value(syn::PathSegment::from(ident));
-        let colons: Token![::] = input.parse()?;
+        let colons: Token![::] = input.parse().ok()?;
         if input.peek(syn::token::Brace) {
             let path = Path {
                 leading_colon,
                 segments,
             };
-            let written = quote!(#path).to_string().replace(' ', "");
-            let names = input
-                .fork()
-                .step(|cursor| match cursor.group(proc_macro2::Delimiter::Brace) {
-                    Some((inside, _, rest)) => Ok((inside.token_stream().to_string(), rest)),
-                    None => Err(cursor.error("a list")),
-                })
-                .unwrap_or_default();
-            slips.push(syn::Error::new_spanned(
-                colons,
-                format!(
-                    "write the list after the trait's path without `::`: `{written} {{ {names} }}`, not `{written}::{{ {names} }}`"
-                ),
-            ));
-            return Ok(path);
+            return Some((path, colons));
         }
         segments.push_punct(colons);
     }
+}
+
+/// The trait's path. One followed by `::{ .. }`, as in a `use`, is read as
+/// the path, with the slip reported; any other malformed path gets syn's
+/// own error.
+fn trait_path(input: ParseStream, slips: &mut Vec<syn::Error>) -> syn::Result<Path> {
+    if input.fork().parse::<Path>().is_ok() || use_style_path(&input.fork()).is_none() {
+        return input.parse();
+    }
+    let (path, colons) = use_style_path(input).expect("checked on a fork");
+    let written = quote!(#path).to_string().replace(' ', "");
+    let names = input
+        .fork()
+        .step(|cursor| match cursor.group(proc_macro2::Delimiter::Brace) {
+            Some((inside, _, rest)) => Ok((inside.token_stream().to_string(), rest)),
+            None => Err(cursor.error("a list")),
+        })
+        .unwrap_or_default();
+    let list = if names.is_empty() {
+        "{}".to_string()
+    } else {
+        format!("{{ {names} }}")
+    };
+    slips.push(syn::Error::new_spanned(
+        colons,
+        format!(
+            "write the list after the trait's path without `::`: `{written} {list}`, not `{written}::{list}`"
+        ),
+    ));
+    Ok(path)
 }
 
 /// The names in an entry's list, by name only. A name written as a call
@@ -226,7 +266,7 @@ fn method_names(list: ParseStream, slips: &mut Vec<syn::Error>) -> syn::Result<V
                 "separate the names in the list with commas: `{ get, list }`",
             ));
         } else {
-            return Err(list.error("expected a method or event name, or `,`"));
+            return Err(list.error("expected `,` between the names, as in `{ get, list }`"));
         }
     }
     Ok(names)

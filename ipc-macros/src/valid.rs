@@ -607,14 +607,17 @@ impl Finder<'_> {
             } else {
                 "serde encodes `Arc` only with its `rc` feature, and each side would have its own copy anyway".to_string()
             };
-            let written = quote::quote!(#t).to_string().replace(' ', "");
-            let instead = match args.args.iter().find(|a| unsized_arg(a)) {
-                Some(syn::GenericArgument::Type(Type::Slice(slice))) => {
-                    let elem = &slice.elem;
-                    let elem = quote::quote!(#elem).to_string().replace(' ', "");
+            let written = crate::expand::type_name(&Type::Path(t.clone()));
+            let slice = args.args.iter().find_map(|a| match a {
+                syn::GenericArgument::Type(Type::Slice(slice)) => Some(slice),
+                _ => None,
+            });
+            let instead = match slice {
+                Some(slice) => {
+                    let elem = crate::expand::type_name(&slice.elem);
                     format!("`Vec<{elem}>` or `Box<[{elem}]>`")
                 }
-                _ => "`String` or `Box<str>`".to_string(),
+                None => "`String` or `Box<str>`".to_string(),
             };
             self.cx.error_spanned_by(
                 t,
@@ -623,6 +626,10 @@ impl Finder<'_> {
                     self.what
                 ),
             );
+            // What the slice holds is checked too (a borrow in it, say).
+            if let Some(slice) = slice {
+                self.visit_type(&slice.elem);
+            }
             return true;
         }
         if shared {

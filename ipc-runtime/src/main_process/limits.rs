@@ -98,8 +98,10 @@ pub enum SlowConsumer {
 pub enum DisconnectReason {
     /// The renderer closed the connection (or exited, or was killed).
     Closed,
-    /// Main ended it ([`Main::disconnect`](crate::Main::disconnect) or
-    /// [`Main::close`](crate::Main::close)).
+    /// Main ended it ([`Main::disconnect`](crate::Main::disconnect),
+    /// [`Main::close`](crate::Main::close), or a
+    /// [`RendererProcess`](crate::RendererProcess) killed or dropped while
+    /// its connection lived).
     ClosedByMain,
     /// It reached [`Limits::max_violations`].
     Misbehaved {
@@ -134,7 +136,7 @@ impl std::fmt::Display for DisconnectReason {
             DisconnectReason::Closed => write!(f, "the renderer closed the connection"),
             DisconnectReason::ClosedByMain => write!(
                 f,
-                "main ended the connection (`Main::disconnect` or `Main::close`)"
+                "main ended the connection (`Main::disconnect`, `Main::close`, or its `RendererProcess` killed or dropped)"
             ),
             DisconnectReason::Misbehaved { violations, last } => write!(
                 f,

@@ -462,7 +462,7 @@ impl Connection {
 /// holds up the connection's replies or other listeners, but a stream
 /// that is kept and never read grows with every event main sends it (a
 /// `tracing` warning says so at 10 000 unread events, then at 100 000,
-/// and so on). Read it, or drop it: dropping it unsubscribes, as dropping
+/// and so on; at 10 000 again once the reader has caught up). Read it, or drop it: dropping it unsubscribes, as dropping
 /// a [`Subscription`] does. Like a subscription, it does not keep the
 /// connection open.
 #[must_use = "dropping the stream unsubscribes at once: bind it to a name and read it"]
@@ -499,8 +499,9 @@ pub struct EventSource<T> {
 
 impl<T> EventSink<T> {
     /// Queues an event for the stream; the stream gone, nobody reads it.
-    /// Past [`STREAM_WARN`] unread events (then ten times as many, and so
-    /// on) it warns that the stream is not read.
+    /// At [`STREAM_WARN`] unread events (then ten times as many, and so
+    /// on) it warns that the stream is not read; once the reader has
+    /// caught up (under half of [`STREAM_WARN`]), at [`STREAM_WARN`] again.
     pub fn send(&mut self, event: T) {
         // Counted before it can be taken, so that `taken <= sent`.
         self.sent += 1;
@@ -508,7 +509,10 @@ impl<T> EventSink<T> {
             return;
         }
         let waiting = self.sent - self.taken.load(Ordering::Relaxed);
-        if waiting >= self.warn_at {
+        if waiting < STREAM_WARN / 2 {
+            // Caught up: a later stall is worth a warning again.
+            self.warn_at = STREAM_WARN;
+        } else if waiting >= self.warn_at {
             self.warn_at = self.warn_at.saturating_mul(10);
             let channel = self.channel;
             // Logged from a task of its own: this runs in a listener's

@@ -9,6 +9,7 @@ pub trait Notes {
     // need serde's `rc` feature.
     async fn shared(&self, text: std::sync::Arc<str>) -> u64;
     async fn counted(&self) -> std::rc::Rc<[u8]>;
+    async fn labels(&self, labels: std::sync::Arc<[&'static str]>) -> u64;
 }
 
 fn main() {}
