@@ -325,7 +325,10 @@
 //! `api::notes_methods` along with `api::Notes`). This is also why an
 //! entry naming a trait without `#[service]` or `#[events]` is reported as
 //! "no `notes_methods`". An IPC trait is declared in a module, not inside a
-//! function body.
+//! function body: there, the build fails with "cannot find type
+//! `Notes_must_be_declared_in_a_module_not_inside_a_function_body`". (A doc
+//! test is wrapped in a function unless it has its own `fn main`: give it
+//! one.)
 //!
 //! The generated code reaches this crate under the name your `Cargo.toml`
 //! gives it (`ipc = { package = "ipc-runtime", .. }` works as it is). A
@@ -510,6 +513,23 @@ pub mod __private {
     pub use tokio::net::ToSocketAddrs;
 
     pub use crate::IpcType as WireType;
+
+    /// The two types a contract's `…_methods` module names from beside it
+    /// (its renderer-side type and its contract), reached through one
+    /// alias of the pair, `(NotesClient<W>, NotesContract)`: a trait
+    /// declared inside a function body, whose module cannot see them, then
+    /// gets one error naming that alias, whose name says what to do.
+    pub trait Pair {
+        /// The first type.
+        type First;
+        /// The second type.
+        type Second;
+    }
+
+    impl<A, B> Pair for (A, B) {
+        type First = A;
+        type Second = B;
+    }
 
     /// Runtime calls that add no type errors of their own.
     ///
