@@ -634,12 +634,19 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
             let marker = Ident::new(&marker.to_string(), m.span());
             quote_spanned!(m.span()=> #m as #marker)
         });
+        // Each name listed must be a method's (not, say, a renamed
+        // method's channel name, whose stand-in fails here with advice).
+        let listed = r.entry.methods.iter().zip(&markers).map(|(m, marker)| {
+            let marker = Ident::new(&marker.to_string(), m.span());
+            quote_spanned!(m.span()=> const _: () = #marker::LISTED;)
+        });
         quote! {
             const _: () = {
                 use #alias as #module;
                 #[allow(unused_imports)]
                 use #module::{#(#imports),*};
                 #(impl #rt::Allows<#markers> for #ident {})*
+                #(#listed)*
             };
         }
     });
