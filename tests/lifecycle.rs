@@ -144,7 +144,7 @@ async fn a_renderer_learns_why_main_ended_its_connection() {
 
     assert!(main.disconnect(dropped.id()));
     let why = reason(tokio::time::timeout(T, dropped.closed()).await.unwrap());
-    assert_eq!(why, "main disconnected this renderer (`Main::disconnect`)");
+    assert_eq!(why, "main disconnected this renderer (`Main::disconnect`, or its `RendererProcess` killed or dropped)");
 
     // `add` is outside the grant it was accepted with.
     let _ = ipc_suite::ProbeClient::new(&wayward).add(1, 2).await;
@@ -208,7 +208,7 @@ async fn a_renderer_disconnected_before_close_is_told_so() {
         IpcError::Disconnected { reason } => {
             assert_eq!(
                 reason,
-                "main disconnected this renderer (`Main::disconnect`)"
+                "main disconnected this renderer (`Main::disconnect`, or its `RendererProcess` killed or dropped)"
             )
         }
         other => panic!("{other:?}"),
@@ -239,7 +239,7 @@ async fn a_renderer_writing_when_main_drops_it_is_told_why() {
         let _ = sending.await;
         match why {
             IpcError::Disconnected { reason } => assert_eq!(
-                reason, "main disconnected this renderer (`Main::disconnect`)",
+                reason, "main disconnected this renderer (`Main::disconnect`, or its `RendererProcess` killed or dropped)",
                 "round {round}"
             ),
             other => panic!("round {round}: {other:?}"),

@@ -486,7 +486,7 @@ fn farewell(reason: &DisconnectReason, by_close: bool) -> Option<String> {
         DisconnectReason::Closed => None,
         DisconnectReason::ClosedByMain if by_close => Some("main shut down (`Main::close`)".into()),
         DisconnectReason::ClosedByMain => {
-            Some("main disconnected this renderer (`Main::disconnect`)".into())
+            Some("main disconnected this renderer (`Main::disconnect`, or its `RendererProcess` killed or dropped)".into())
         }
         DisconnectReason::Misbehaved { violations, last } => Some(format!(
             "main disconnected this renderer after {}; the last: {last}",
