@@ -1,5 +1,6 @@
 //! Main → renderer events across real processes: to one renderer, to a
-//! group, to all, to a group or all but one; ordering; listener guards; cleanup after SIGKILL.
+//! group, to all, to a group or all but one; ordering; listener guards;
+//! streams; cleanup after SIGKILL.
 
 use std::{
     process::Command,
@@ -635,4 +636,26 @@ async fn room_for_events_waits_for_a_renderer_that_does_not_read_until_it_goes()
         .expect("the wait ends with the renderer")
         .unwrap();
     drop(raw);
+}
+
+/// `stream_<event>()` across real processes: a renderer reading ticks and
+/// notes as streams gets every tick in order, and its streams end once
+/// main closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_deliver_in_order_and_end_when_main_closes() {
+    let (main, _) = probe_main();
+    let stopped = spawn(&main, "stream", "stopped").await;
+    let ended = spawn(&main, "stream", "ended").await;
+    for r in [&stopped, &ended] {
+        listening(&main, r.id(), &["probe:tick", "probe:note"]).await;
+    }
+    let emitter = ProbeEventsEmitter::new(&main, Target::All);
+    for n in 0..100 {
+        emitter.tick(n);
+    }
+    ProbeEventsEmitter::new(&main, Target::Renderer(stopped.id())).note("stop".into());
+    let all: Vec<String> = (0..100).map(|n: u64| n.to_string()).collect();
+    assert_eq!(output(stopped).await, all.join(","));
+    main.close().await;
+    assert_eq!(output(ended).await, format!("{}\nended", all.join(",")));
 }

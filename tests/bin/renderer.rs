@@ -152,6 +152,37 @@ async fn run(args: &[String]) -> Result<(), String> {
             println!("{}", ticks.lock().unwrap().join(","));
             Ok(())
         }
+        Some("stream") => {
+            // The `listen` mode with streams: ticks until the note "stop",
+            // or until main ends the connection (then "ended").
+            let api = ProbeApi::connect_inherited()
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut ticks = api.events.stream_tick().await.map_err(|e| e.to_string())?;
+            let mut notes = api.events.stream_note().await.map_err(|e| e.to_string())?;
+            let mut got = Vec::new();
+            loop {
+                tokio::select! {
+                    // Ticks first: those main sent before the note are
+                    // all in their stream by the time the note is.
+                    biased;
+                    tick = ticks.recv() => match tick {
+                        Some(n) => got.push(n.to_string()),
+                        None => {
+                            println!("{}", got.join(","));
+                            println!("ended");
+                            return Ok(());
+                        }
+                    },
+                    note = notes.recv() => {
+                        if note.as_deref() == Some("stop") {
+                            println!("{}", got.join(","));
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
         Some("busy") => {
             let api = ProbeApi::connect_inherited()
                 .await
