@@ -541,6 +541,38 @@ impl<'ast> Visit<'ast> for Finder<'_> {
             );
             return;
         }
+        if t.qself.is_none() && is_rc(&t.path) {
+            let written = crate::expand::type_name(&Type::Path(t.clone()));
+            // The owned value to send instead: `String` for `Rc<str>`,
+            // `Vec<T>` for `Rc<[T]>`, `T` for `Rc<T>`.
+            let inner = match t.path.segments.last().map(|s| &s.arguments) {
+                Some(syn::PathArguments::AngleBracketed(args)) => {
+                    args.args.iter().find_map(|a| match a {
+                        syn::GenericArgument::Type(Type::Path(p)) if p.path.is_ident("str") => {
+                            Some("String".to_string())
+                        }
+                        syn::GenericArgument::Type(Type::Slice(slice)) => {
+                            Some(format!("Vec<{}>", crate::expand::type_name(&slice.elem)))
+                        }
+                        syn::GenericArgument::Type(ty) => Some(crate::expand::type_name(ty)),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            };
+            let instead = inner.map_or_else(
+                || "the value itself".to_string(),
+                |inner| format!("`{inner}` instead"),
+            );
+            self.cx.error_spanned_by(
+                t,
+                format!(
+                    "`{written}` cannot be an IPC {}: `Rc` is not `Send`, and main serves renderers from any thread; send {instead} (each side gets its own copy anyway)",
+                    self.what
+                ),
+            );
+            return;
+        }
         if first.is_some_and(|i| i == "Self") {
             self.cx.error_spanned_by(
                 t,
@@ -578,15 +610,15 @@ impl<'ast> Visit<'ast> for Finder<'_> {
 impl Finder<'_> {
     /// `Box<str>`, `Box<[u8]>`, `Cow<'static, str>`: owned types whose
     /// parameter may be unsized, which serde supports. (`Arc<str>` needs
-    /// serde's `rc` feature and `Rc` is not `Send`: for those the advice
-    /// to use `String` stays the better one.) Visits
+    /// serde's `rc` feature: it gets advice of its own; `Rc` is refused
+    /// wherever it appears.) Visits
     /// such a type, allowing `str` or a slice as the parameter itself (not
     /// deeper), and returns whether it was one.
     fn visit_unsized_pointee(&mut self, t: &syn::TypePath) -> bool {
         let Some(last) = t.path.segments.last() else {
             return false;
         };
-        let shared = last.ident == "Arc" || last.ident == "Rc";
+        let shared = last.ident == "Arc";
         if !shared && last.ident != "Box" && last.ident != "Cow" {
             return false;
         }
@@ -601,12 +633,7 @@ impl Finder<'_> {
             _ => false,
         };
         if shared && args.args.iter().any(unsized_arg) {
-            let pointer = &last.ident;
-            let why = if pointer == "Rc" {
-                "`Rc` is not `Send`".to_string()
-            } else {
-                "serde encodes `Arc` only with its `rc` feature, and each side would have its own copy anyway".to_string()
-            };
+            let why = "serde encodes `Arc` only with its `rc` feature, and each side would have its own copy anyway";
             let written = crate::expand::type_name(&Type::Path(t.clone()));
             let slice = args.args.iter().find_map(|a| match a {
                 syn::GenericArgument::Type(Type::Slice(slice)) => Some(slice),
@@ -650,6 +677,16 @@ impl Finder<'_> {
         }
         true
     }
+}
+
+/// `Rc<..>`, `std::rc::Rc<..>` or `alloc::rc::Rc<..>` (by name: a type of
+/// the user's called `Rc` is taken for it).
+fn is_rc(path: &syn::Path) -> bool {
+    let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    matches!(
+        names.iter().map(String::as_str).collect::<Vec<_>>()[..],
+        ["Rc"] | ["std" | "alloc", "rc", "Rc"]
+    )
 }
 
 /// `Self` in `<Self as Trait>::Item`.
