@@ -303,7 +303,7 @@ pub(crate) fn expand_methods_module(service: &Service) -> TokenStream {
     // says what to do, first. (`Client` names the client type itself, for
     // its docs and so that `W` stays a parameter of it; there it adds
     // "cannot find type `NotesClient`".)
-    let pair = format_ident!(
+    let contract_alias = format_ident!(
         "{}_must_be_declared_in_a_module_not_inside_a_function_body",
         service.ident().unraw(),
         span = service.ident().span()
@@ -313,14 +313,14 @@ pub(crate) fn expand_methods_module(service: &Service) -> TokenStream {
 
         #[doc(hidden)]
         #[allow(non_camel_case_types, dead_code, deprecated)]
-        #vis type #pair<W> = (#client<W>, #contract);
+        #vis type #contract_alias = #contract;
 
         #[doc = #doc]
         #[allow(non_camel_case_types, non_snake_case, dead_code)]
         #vis mod #module {
             /// The contract's descriptor.
             pub const CONTRACT: &'static #rt::ServiceDescriptor =
-                <<super::#pair<()> as #rt::Pair>::Second as #rt::Service>::DESCRIPTOR;
+                <super::#contract_alias as #rt::Service>::DESCRIPTOR;
 
             /// The renderer-side type, with whitelist `W`.
             pub type Client<W> = super::#client<W>;

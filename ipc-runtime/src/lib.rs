@@ -514,23 +514,6 @@ pub mod __private {
 
     pub use crate::IpcType as WireType;
 
-    /// The two types a contract's `…_methods` module names from beside it
-    /// (its renderer-side type and its contract), reached through one
-    /// alias of the pair, `(NotesClient<W>, NotesContract)`: a trait
-    /// declared inside a function body, whose module cannot see them, then
-    /// gets one error naming that alias, whose name says what to do.
-    pub trait Pair {
-        /// The first type.
-        type First;
-        /// The second type.
-        type Second;
-    }
-
-    impl<A, B> Pair for (A, B) {
-        type First = A;
-        type Second = B;
-    }
-
     /// Runtime calls that add no type errors of their own.
     ///
     /// Generated code never calls a serde-bounded runtime function on the
