@@ -577,7 +577,7 @@ fn expand_listener(service: &Service) -> TokenStream {
     let rt = rt();
     let contract = names_of(service).contract;
     let methods = service.methods.iter().map(|m| {
-        let on = format_ident!("on_{}", m.ident().to_string().trim_start_matches("r#"));
+        let on = names::listener_method("on", m.ident());
         let docs = client_docs(service, m);
         let konst = channel_const(m);
         let arg_idents: Vec<&Ident> = m.args.iter().map(|a| &a.ident).collect();
@@ -592,7 +592,7 @@ fn expand_listener(service: &Service) -> TokenStream {
         let subscribing = Ident::new("__ipc_subscribing", Span::mixed_site());
         // `stream_<event>`: the same events as values to read, one
         // argument as itself, several as a tuple.
-        let stream = format_ident!("stream_{}", m.ident().to_string().trim_start_matches("r#"));
+        let stream = names::listener_method("stream", m.ident());
         let stream_docs = stream_docs(service, m);
         let (item, value) = match (&arg_tys[..], &arg_idents[..]) {
             ([ty], [arg]) => (quote!(#ty), quote!(#arg)),
@@ -645,7 +645,7 @@ fn stream_docs(service: &Service, method: &Method) -> TokenStream {
     };
     let lints = lint_attrs(&method.item.attrs);
     let channel = service.channel(method);
-    let on = format!("on_{}", method.ident().to_string().trim_start_matches("r#"));
+    let on = names::listener_method("on", method.ident());
     let what = match method.args.len() {
         1 => "each event's argument",
         0 => "`()` for each event",
@@ -657,7 +657,7 @@ fn stream_docs(service: &Service, method: &Method) -> TokenStream {
          unsubscribes. Returns once main has recorded the subscription.\n\n\
          Events wait in the stream until read, without limit: read it or drop it (see [`EventStream`]({root}::EventStream)). \
          For a callback instead, see [`{on}`](Self::{on}).",
-        root = krate::root(Span::call_site()).to_string().replace(' ', ""),
+        root = krate::doc_root(),
     );
     quote! {
         #(#docs)*
@@ -860,7 +860,7 @@ pub(crate) fn client_shell(service: &Service, methods: TokenStream) -> TokenStre
     let trait_name = service.ident().to_string();
     // The runtime as this crate names it (renamed, or through a facade),
     // for the doc links.
-    let whitelist = format!("{}::whitelist", krate::root(Span::call_site())).replace(' ', "");
+    let whitelist = format!("{}::whitelist", krate::doc_root());
     // The methods' parameter; not `W` if a method uses a type called `W`.
     let w = service.whitelist_param();
     let (doc, core, extra) = match service.flavor {

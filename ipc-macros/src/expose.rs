@@ -107,7 +107,7 @@ impl Parse for Entry {
             // `Notes { get }`: the trait, without a field name. Read on as
             // if the field were named after it.
             let path = trait_path(input, &mut slips)?;
-            let written = quote!(#path).to_string().replace(' ', "");
+            let written = path_text(&path);
             let Some(field) = field_named_after(&path) else {
                 return Err(syn::Error::new_spanned(
                     &path,
@@ -131,7 +131,7 @@ impl Parse for Entry {
             ));
         };
         if !input.peek(syn::token::Brace) {
-            let written = quote!(#path).to_string().replace(' ', "");
+            let written = path_text(&path);
             return Err(syn::Error::new_spanned(
                 &path,
                 format!(
@@ -216,7 +216,7 @@ fn trait_path(input: ParseStream, slips: &mut Vec<syn::Error>) -> syn::Result<Pa
         return input.parse();
     }
     let (path, colons) = use_style_path(input).expect("checked on a fork");
-    let written = quote!(#path).to_string().replace(' ', "");
+    let written = path_text(&path);
     let names = input
         .fork()
         .step(|cursor| match cursor.group(proc_macro2::Delimiter::Brace) {
@@ -280,9 +280,13 @@ impl Entry {
 
     /// The path as written, without spaces, for messages and docs.
     fn path_text(&self) -> String {
-        let path = &self.path;
-        quote!(#path).to_string().replace(' ', "")
+        path_text(&self.path)
     }
+}
+
+/// `path` as written, without spaces, for messages and docs.
+fn path_text(path: &Path) -> String {
+    quote!(#path).to_string().replace(' ', "")
 }
 
 /// Entry point of `expose!`.
@@ -630,23 +634,30 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
         let markers: Vec<Ident> = (0..r.entry.methods.len())
             .map(|i| format_ident!("__ipc_marker_{}", i))
             .collect();
-        let imports = r.entry.methods.iter().zip(&markers).map(|(m, marker)| {
-            let marker = Ident::new(&marker.to_string(), m.span());
-            quote_spanned!(m.span()=> #m as #marker)
-        });
+        // Each marker also spanned on the name the user listed, for the
+        // errors about that name.
+        let listed: Vec<(&Ident, Ident)> = r
+            .entry
+            .methods
+            .iter()
+            .zip(&markers)
+            .map(|(m, marker)| (m, Ident::new(&marker.to_string(), m.span())))
+            .collect();
+        let imports = listed
+            .iter()
+            .map(|(m, marker)| quote_spanned!(m.span()=> #m as #marker));
         // Each name listed must be a method's (not, say, a renamed
         // method's channel name, whose stand-in fails here with advice).
-        let listed = r.entry.methods.iter().zip(&markers).map(|(m, marker)| {
-            let marker = Ident::new(&marker.to_string(), m.span());
-            quote_spanned!(m.span()=> const _: () = #marker::LISTED;)
-        });
+        let checks = listed
+            .iter()
+            .map(|(m, marker)| quote_spanned!(m.span()=> const _: () = #marker::LISTED;));
         quote! {
             const _: () = {
                 use #alias as #module;
                 #[allow(unused_imports)]
                 use #module::{#(#imports),*};
                 #(impl #rt::Allows<#markers> for #ident {})*
-                #(#listed)*
+                #(#checks)*
             };
         }
     });

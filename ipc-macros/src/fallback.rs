@@ -23,7 +23,7 @@
 use std::collections::HashSet;
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, ToTokens};
+use quote::{quote, ToTokens};
 use syn::{visit::Visit, GenericParam, Generics, TraitItem, Type, WherePredicate};
 
 use crate::{
@@ -157,7 +157,7 @@ fn stub_events(service: &Service) -> TokenStream {
         }
     });
     let listens = events.iter().map(|m| {
-        let on = format_ident!("on_{}", m.ident().to_string().trim_start_matches("r#"));
+        let on = names::listener_method("on", m.ident());
         let docs = expand::client_docs(service, m);
         let generics = method_generics(&service.item.generics, m);
         let (params, _, where_clause) = generics.split_for_impl();
@@ -169,7 +169,7 @@ fn stub_events(service: &Service) -> TokenStream {
         };
         // `stream_<event>`: the events as values, one argument as itself,
         // several as a tuple; any value where the stand-in cannot name it.
-        let stream = format_ident!("stream_{}", m.ident().to_string().trim_start_matches("r#"));
+        let stream = names::listener_method("stream", m.ident());
         let (stream_params, item) = if tys.iter().any(|ty| Unfit::of(ty).in_result()) {
             let mut generics = generics.clone();
             generics.params.push(syn::parse_quote!(__IpcItem));

@@ -64,6 +64,12 @@ pub fn root(span: Span) -> TokenStream {
     }
 }
 
+/// The runtime's root as a doc link target names it (`::ipc_runtime`,
+/// `my_facade::ipc`): for links from generated docs.
+pub fn doc_root() -> String {
+    root(Span::call_site()).to_string().replace(' ', "")
+}
+
 /// The runtime's root as code in a module declared beside the macro's
 /// output reaches it, and any item that must come with it. A path the
 /// user gave relative to the macro's module (`crate = "ipc"` after `use

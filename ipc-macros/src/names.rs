@@ -88,6 +88,12 @@ pub fn methods_module(name: &proc_macro2::Ident) -> proc_macro2::Ident {
     )
 }
 
+/// A listener's method for an event: `prefix` (`on`, `stream`) and the
+/// event's name without `r#`: `on_changed`, `stream_type`.
+pub fn listener_method(prefix: &str, event: &proc_macro2::Ident) -> proc_macro2::Ident {
+    quote::format_ident!("{prefix}_{}", event.to_string().trim_start_matches("r#"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

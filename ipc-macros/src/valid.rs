@@ -548,9 +548,7 @@ impl<'ast> Visit<'ast> for Finder<'_> {
             let inner = match t.path.segments.last().map(|s| &s.arguments) {
                 Some(syn::PathArguments::AngleBracketed(args)) => {
                     args.args.iter().find_map(|a| match a {
-                        syn::GenericArgument::Type(Type::Path(p)) if p.path.is_ident("str") => {
-                            Some("String".to_string())
-                        }
+                        syn::GenericArgument::Type(ty) if is_str(ty) => Some("String".to_string()),
                         syn::GenericArgument::Type(Type::Slice(slice)) => {
                             Some(format!("Vec<{}>", crate::expand::type_name(&slice.elem)))
                         }
@@ -625,13 +623,7 @@ impl Finder<'_> {
         let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
             return false;
         };
-        let unsized_arg = |arg: &syn::GenericArgument| match arg {
-            syn::GenericArgument::Type(Type::Path(p)) => {
-                p.qself.is_none() && p.path.is_ident("str")
-            }
-            syn::GenericArgument::Type(Type::Slice(_)) => true,
-            _ => false,
-        };
+        let unsized_arg = |arg: &syn::GenericArgument| matches!(arg, syn::GenericArgument::Type(ty) if is_str(ty) || matches!(ty, Type::Slice(_)));
         if shared && args.args.iter().any(unsized_arg) {
             let why = "serde encodes `Arc` only with its `rc` feature, and each side would have its own copy anyway";
             let written = crate::expand::type_name(&Type::Path(t.clone()));
@@ -669,8 +661,7 @@ impl Finder<'_> {
         }
         for arg in &args.args {
             match arg {
-                syn::GenericArgument::Type(Type::Path(p))
-                    if p.qself.is_none() && p.path.is_ident("str") => {}
+                syn::GenericArgument::Type(ty) if is_str(ty) => {}
                 syn::GenericArgument::Type(Type::Slice(slice)) => self.visit_type(&slice.elem),
                 other => self.visit_generic_argument(other),
             }
@@ -682,11 +673,17 @@ impl Finder<'_> {
 /// `Rc<..>`, `std::rc::Rc<..>` or `alloc::rc::Rc<..>` (by name: a type of
 /// the user's called `Rc` is taken for it).
 fn is_rc(path: &syn::Path) -> bool {
-    let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-    matches!(
-        names.iter().map(String::as_str).collect::<Vec<_>>()[..],
-        ["Rc"] | ["std" | "alloc", "rc", "Rc"]
-    )
+    let names: Vec<&Ident> = path.segments.iter().map(|s| &s.ident).collect();
+    match names[..] {
+        [rc] => rc == "Rc",
+        [root, module, rc] => (root == "std" || root == "alloc") && module == "rc" && rc == "Rc",
+        _ => false,
+    }
+}
+
+/// `str`, as written bare.
+fn is_str(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident("str"))
 }
 
 /// `Self` in `<Self as Trait>::Item`.
