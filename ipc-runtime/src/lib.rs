@@ -260,7 +260,8 @@
 //! [`Main::join_group`]) or all ([`Target::All`]), or to a group or all
 //! but one ([`Target::GroupExcept`], [`Target::AllExcept`]: the other
 //! windows, given the sender's id from [`Caller::current`]), and only to
-//! renderers that listen: main records subscriptions and sends nothing to the others.
+//! renderers that listen: main records subscriptions and sends nothing to
+//! the others.
 //! Events to one renderer arrive in the order main emitted them, and its
 //! callbacks run one at a time in that order. Dropping a listener's guard
 //! unsubscribes; when a renderer goes away, main drops its subscriptions.
@@ -418,9 +419,10 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> IpcType
 /// `notes_methods` beside the trait; see the [crate documentation](crate)
 /// for a complete example. `NotesServer::new(handler)` serves with a
 /// handler of its own; `NotesServer::from_arc(Arc::clone(&handler))`
-/// with one main's other code keeps using (the state it serves). Those names are taken in the trait's module:
-/// name the handler type otherwise (`FileNotes`, not `NotesServer`, which
-/// rustc would report as "defined multiple times" at the attribute).
+/// with one main's other code keeps using (the state it serves). Those
+/// names are taken in the trait's module: name the handler type otherwise
+/// (`FileNotes`, not `NotesServer`, which rustc would report as "defined
+/// multiple times" at the attribute).
 ///
 /// The trait gets `Send + Sync + 'static` as supertraits (main serves
 /// renderers from any of its runtime's threads, for as long as they stay):

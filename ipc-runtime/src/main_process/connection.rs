@@ -385,9 +385,9 @@ pub(crate) async fn accept(
             }
         }
         conn.in_flight.abort_all();
-        // Main's own reason is the last frame queued for the renderer (past the queue's
-        // bounds: one small frame), so that it can tell a main that shut
-        // down or dropped it from one that crashed.
+        // Main's own reason is the last frame queued for the renderer
+        // (past the queue's bounds: one small frame), so that it can tell a
+        // main that shut down or dropped it from one that crashed.
         let farewell = farewell(&reason, conn.ended_by_close());
         let told = farewell.map(|why| {
             let notice = Frame::Notice(WireError::Disconnected { reason: why });

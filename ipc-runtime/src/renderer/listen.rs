@@ -462,9 +462,9 @@ impl Connection {
 /// holds up the connection's replies or other listeners, but a stream
 /// that is kept and never read grows with every event main sends it (a
 /// `tracing` warning says so at 10 000 unread events, then at 100 000,
-/// and so on; at 10 000 again once the reader has caught up). Read it, or drop it: dropping it unsubscribes, as dropping
-/// a [`Subscription`] does. Like a subscription, it does not keep the
-/// connection open.
+/// and so on; at 10 000 again once the reader has caught up). Read it, or
+/// drop it: dropping it unsubscribes, as dropping a [`Subscription`] does.
+/// Like a subscription, it does not keep the connection open.
 #[must_use = "dropping the stream unsubscribes at once: bind it to a name and read it"]
 pub struct EventStream<T> {
     events: tokio::sync::mpsc::UnboundedReceiver<T>,
