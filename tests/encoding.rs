@@ -154,13 +154,10 @@ async fn boxed_and_copy_on_write_values_cross() {
         .service(OwnedServer::new(OwnedHandler))
         .build()
         .unwrap();
-    let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
-    let (accepted, conn) = tokio::join!(
-        main.accept::<OwnedApi>(main_end, "owned"),
-        Connection::builder().connect_as::<OwnedApi>(renderer_end)
-    );
-    accepted.unwrap();
-    let client = conn.unwrap().owned;
+    let client = ipc_suite::connect_memory_as::<OwnedApi>(&main, "owned")
+        .await
+        .unwrap()
+        .owned;
     assert_eq!(&*client.shout("hi".into()).await.unwrap(), "HI");
     assert_eq!(
         client

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use ipc_runtime::{events, expose, service, Connection, IpcError, Main, Target};
+use ipc_runtime::{events, expose, service, IpcError, Main, Target};
 
 #[service(namespace = "board")]
 pub trait Board {
@@ -67,13 +67,9 @@ fn board_main() -> Main {
 }
 
 async fn connect(main: &Main) -> BoardApi {
-    let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(256 * 1024);
-    let (accepted, api) = tokio::join!(
-        main.accept::<BoardApi>(main_end, "board"),
-        Connection::builder().connect_as::<BoardApi>(renderer_end)
-    );
-    accepted.expect("accepted");
-    api.expect("connected")
+    ipc_suite::connect_memory_as::<BoardApi>(main, "board")
+        .await
+        .expect("connected")
 }
 
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
