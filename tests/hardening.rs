@@ -865,14 +865,17 @@ async fn a_unix_renderer_without_a_token_reaches_nothing() {
 pub mod gated {
     use std::sync::{Arc, Mutex};
 
-    use ipc_runtime::{expose, service};
+    use ipc_runtime::{expose, service, Blob};
     use tokio::sync::Semaphore;
 
     #[service(namespace = "gated")]
     pub trait Gated {
-        /// Waits for the gate, then records `data[0]`.
+        /// Waits for the gate, then records `data[0]`. (A `Blob`, not a
+        /// `Vec<u8>`: decoding 48 MiB byte by byte in a debug build took
+        /// seconds of CPU, too slow for the test's timeouts on a busy
+        /// machine.)
         #[ipc(send)]
-        async fn put(&self, data: Vec<u8>);
+        async fn put(&self, data: Blob);
     }
 
     expose! {
@@ -896,7 +899,7 @@ pub mod gated {
     }
 
     impl Gated for Gate {
-        async fn put(&self, data: Vec<u8>) {
+        async fn put(&self, data: Blob) {
             self.open.acquire().await.unwrap().forget();
             self.seen.lock().unwrap().push(data[0]);
         }
@@ -929,7 +932,10 @@ async fn sends_waiting_for_a_slow_handler_are_bounded_in_bytes_and_none_is_lost(
         let written = written.clone();
         async move {
             for i in 0..MESSAGES {
-                let args = ipc_runtime::codec::encode_to_vec(&(vec![i; MESSAGE],)).unwrap();
+                let args = ipc_runtime::codec::encode_to_vec(&(ipc_runtime::Blob::from(
+                    vec![i; MESSAGE],
+                ),))
+                .unwrap();
                 let frame = framed(&ipc_suite::raw::send_body("gated:put", &args));
                 raw.stream.write_all(&frame).await.unwrap();
                 written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
