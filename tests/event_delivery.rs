@@ -518,3 +518,72 @@ async fn backlog_delivered_after_disconnect_when_renderer_writes_meanwhile() {
         "events main wrote before the disconnect were dropped on the renderer"
     );
 }
+
+/// A renderer whose listener is stuck stops reading; main, under
+/// `SlowConsumer::Disconnect`, drops it, and its farewell waits behind
+/// the unread events until main's writer gives up. When the listener
+/// comes back, the renderer reads to the end of the stream without a
+/// farewell: its reason says it fell behind, not that main crashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_dropped_while_behind_says_so_when_it_reads_on() {
+    use ipc_runtime::{DisconnectReason, IpcError, Limits, SlowConsumer};
+    let (main, _) = ipc_suite::probe_main_with(|b| {
+        let mut limits = Limits::default();
+        limits.max_queued_frames = 8;
+        limits.slow_consumer = SlowConsumer::Disconnect;
+        b.limits(limits)
+    });
+    let api = connect_memory(&main, "behind").await.unwrap();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let _guard = api
+        .events
+        .on_note(move |_| {
+            // Stuck until the test lets it go (bounded).
+            tokio::task::block_in_place(|| {
+                let _ = release_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(60));
+            });
+        })
+        .await
+        .unwrap();
+    let mut gone = main.disconnections();
+    let notes = ProbeEventsEmitter::new(&main, Target::All);
+    let big = "n".repeat(64 * 1024);
+    // Paced, so that main's queue fills only once the renderer has
+    // stopped reading (its listener's backlog at its bound): then more
+    // events find no room, and main drops the renderer.
+    let deadline = tokio::time::Instant::now() + T;
+    while tokio::time::Instant::now() < deadline {
+        let room = Duration::from_millis(500);
+        if tokio::time::timeout(room, main.room_for_events(&Target::All))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        notes.note(big.clone());
+    }
+    for _ in 0..64 {
+        notes.note(big.clone());
+    }
+    let ended = ipc_suite::next_disconnection(&mut gone, "main drops the slow consumer").await;
+    assert!(
+        matches!(ended.reason, DisconnectReason::SlowConsumer { .. }),
+        "{:?}",
+        ended.reason
+    );
+    // Past main's linger (1 s): its writer has stopped, farewell unwritten.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(release_tx);
+    match tokio::time::timeout(T, api.closed()).await.unwrap() {
+        IpcError::Disconnected { reason } => assert!(
+            reason.contains("fell behind reading events")
+                && reason.contains("SlowConsumer::Disconnect"),
+            "{reason}"
+        ),
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+}

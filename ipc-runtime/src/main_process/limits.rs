@@ -88,7 +88,12 @@ pub enum SlowConsumer {
     /// [`RendererStats::events_dropped`](crate::RendererStats::events_dropped));
     /// replies wait for room.
     DropEvents,
-    /// Disconnect it.
+    /// Disconnect it. Main tells it why after the frames already queued
+    /// for it, and gives up writing to it a second later: a renderer that
+    /// has stopped reading for longer (its event listeners far behind)
+    /// may never read that reason, and then its
+    /// [`IpcError::Disconnected`](crate::IpcError::Disconnected) says it
+    /// fell behind.
     Disconnect,
 }
 

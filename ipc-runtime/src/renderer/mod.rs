@@ -970,6 +970,10 @@ async fn read_replies(
     let dropped = || IpcError::disconnected("the connection was dropped by this renderer");
     let mut replies = Vec::new();
     let mut wake = Vec::new();
+    // Whether reading ever paused for slow listeners: main may then have
+    // dropped this renderer as a slow consumer, its farewell stuck behind
+    // the events this renderer did not read in time.
+    let mut fell_behind = false;
     let reason = loop {
         // An event the dispatcher has no room for yet.
         let mut blocked = None;
@@ -995,6 +999,7 @@ async fn read_replies(
             // The listeners are behind: wait for them rather than drop the
             // event. Meanwhile nothing more is read, so main's queue for
             // this renderer fills and main applies its limits (counted).
+            fell_behind = true;
             tokio::select! {
                 biased;
                 () = &mut stopped => break dropped(),
@@ -1010,8 +1015,14 @@ async fn read_replies(
         };
         match read {
             Ok(true) => {}
+            // Main's own reasons come as a farewell, which replaces these.
             Ok(false) => match reader.end() {
-                // Main's own reasons come as a farewell, which replaces this.
+                // Main gives up writing to a renderer that does not read
+                // (after a second), often in the middle of a frame.
+                cut if fell_behind => break IpcError::disconnected(format!(
+                    "main closed the connection without saying why, after this renderer fell behind reading events (its listeners were slow): main may have dropped it as a slow consumer (`SlowConsumer::Disconnect`) and given up telling it, or main's process ended or failed{}",
+                    cut.map(|e| format!("; {e}")).unwrap_or_default()
+                )),
                 None => break IpcError::disconnected(
                     "main closed the connection without saying why (its process ended, or it failed)",
                 ),
