@@ -242,6 +242,25 @@ fn rss_mib() -> u64 {
         / 1024
 }
 
+/// What a stuck callback calls: it blocks until the sender is used or
+/// dropped (or for a minute at most).
+fn stuck_until_released() -> (
+    std::sync::mpsc::Sender<()>,
+    impl Fn() + Send + Sync + 'static,
+) {
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let stuck = move || {
+        tokio::task::block_in_place(|| {
+            let _ = release_rx
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(60));
+        });
+    };
+    (release_tx, stuck)
+}
+
 /// A listener stuck in its callback: the renderer takes in at most 16 MiB
 /// of events behind it (it took 300 MiB of 1 MiB events, its queue bounded
 /// only by a count), then stops reading, main's queue fills, and
@@ -251,8 +270,7 @@ async fn a_stuck_listener_holds_a_bounded_number_of_bytes() {
     const MIB: usize = 1024 * 1024;
     let (main, _) = probe_main();
     let api = connect_memory(&main, "stuck").await.unwrap();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let release_rx = Mutex::new(release_rx);
+    let (release_tx, stuck) = stuck_until_released();
     let seen = Arc::new(AtomicUsize::new(0));
     let _guard = api
         .events
@@ -260,13 +278,7 @@ async fn a_stuck_listener_holds_a_bounded_number_of_bytes() {
             let seen = seen.clone();
             move |_| {
                 if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                    // Stuck until the test lets it go (bounded).
-                    tokio::task::block_in_place(|| {
-                        let _ = release_rx
-                            .lock()
-                            .unwrap()
-                            .recv_timeout(Duration::from_secs(60));
-                    });
+                    stuck();
                 }
             }
         })
@@ -534,21 +546,8 @@ async fn a_renderer_dropped_while_behind_says_so_when_it_reads_on() {
         b.limits(limits)
     });
     let api = connect_memory(&main, "behind").await.unwrap();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let release_rx = Mutex::new(release_rx);
-    let _guard = api
-        .events
-        .on_note(move |_| {
-            // Stuck until the test lets it go (bounded).
-            tokio::task::block_in_place(|| {
-                let _ = release_rx
-                    .lock()
-                    .unwrap()
-                    .recv_timeout(Duration::from_secs(60));
-            });
-        })
-        .await
-        .unwrap();
+    let (release_tx, stuck) = stuck_until_released();
+    let _guard = api.events.on_note(move |_| stuck()).await.unwrap();
     let mut gone = main.disconnections();
     let notes = ProbeEventsEmitter::new(&main, Target::All);
     let big = "n".repeat(64 * 1024);
