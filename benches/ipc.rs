@@ -982,7 +982,7 @@ impl Rates {
     fn completed(&mut self) {
         self.done += 1;
         let w = self.windows;
-        if self.done.is_multiple_of(w.size) && self.done <= w.measured() {
+        if self.done % w.size == 0 && self.done <= w.measured() {
             let now = Instant::now();
             if self.done > w.size * w.ramp {
                 let elapsed = (now - self.mark).as_secs_f64();
