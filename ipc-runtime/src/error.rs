@@ -133,7 +133,9 @@ pub enum IpcError {
         /// The panic message, if it was a string.
         message: String,
     },
-    /// Main refused the connection's credentials.
+    /// The connection's credentials were refused: by main, or by the
+    /// renderer itself, which does not send its token to a socket served
+    /// by another user.
     #[error("not authorised: {reason}")]
     Unauthorized {
         /// Why the credentials were refused.
@@ -146,7 +148,10 @@ pub enum IpcError {
         /// What was wrong.
         reason: String,
     },
-    /// Main was configured inconsistently.
+    /// Invalid configuration or use, on either side: main built with
+    /// clashing services, an endpoint opened outside a tokio runtime,
+    /// `connect_inherited` in a process main did not start, `connect_tcp`
+    /// to an address that is not loopback.
     #[error("invalid configuration: {reason}")]
     Config {
         /// What is inconsistent.

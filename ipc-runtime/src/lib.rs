@@ -248,10 +248,11 @@
 //! For large byte payloads, use [`Blob`] rather than `Vec<u8>` or
 //! `serde_bytes::ByteBuf`: the same bytes on the wire, but a blob of
 //! [`Blob::SHARE_MIN`] bytes or more is handed over from the buffer its
-//! frame was read into instead of being copied into a fresh allocation,
-//! and is sent from its own buffer instead of being copied into the
-//! connection's write buffer. An echo of a megabyte makes no copy in user
-//! space on either side.
+//! frame was read into instead of being copied into a fresh allocation
+//! (when it is at least half of that frame), and is sent from its own
+//! buffer instead of being copied into the connection's write buffer (an
+//! event's is copied once per `emit`, into a buffer its renderers share).
+//! An echo of a megabyte makes no copy in user space on either side.
 //!
 //! # Events
 //!
@@ -280,7 +281,8 @@
 //!
 //! The macros check the contract while your code compiles. Each rule below
 //! is a compile error on your own tokens that names the problem and what to
-//! write instead (the workspace's `tests/ui/` shows every message).
+//! write instead (the workspace's `tests/ui/` and, for main's builder,
+//! `tests/ui-main/` show every message).
 //!
 //! | rule | refused, for example |
 //! | --- | --- |

@@ -105,8 +105,10 @@ pub enum DisconnectReason {
     Closed,
     /// Main ended it ([`Main::disconnect`](crate::Main::disconnect),
     /// [`Main::close`](crate::Main::close), or a
-    /// [`RendererProcess`](crate::RendererProcess) killed or dropped while
-    /// its connection lived).
+    /// [`RendererProcess`](crate::RendererProcess) killed or dropped whose
+    /// connection was still open a second later: a process it started
+    /// holds the socket). A renderer process that ends when killed closes
+    /// its socket itself, and that reads [`Closed`](Self::Closed).
     ClosedByMain,
     /// It reached [`Limits::max_violations`].
     Misbehaved {
@@ -131,7 +133,9 @@ pub enum DisconnectReason {
         queued: usize,
     },
     /// The connection failed (an I/O error, or the peer closed it in the
-    /// middle of a frame).
+    /// middle of a frame), or main's own work for it did (its task
+    /// panicked, [`Main::accept`](crate::Main::accept) was cancelled, or
+    /// the renderer did not take main's welcome). The text says which.
     Failed(String),
 }
 
