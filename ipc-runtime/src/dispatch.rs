@@ -59,8 +59,8 @@ pub(crate) enum Outcome {
     Ok,
     /// It returned its typed error, which [`Handler::encode_value`] encodes.
     Err,
-    /// The arguments could not be decoded (the reason).
-    BadPayload(String),
+    /// The arguments could not be decoded (why).
+    BadPayload(CodecError),
     /// The call failed in the runtime.
     Failed(IpcError),
 }
@@ -170,7 +170,7 @@ impl fmt::Debug for Handler {
 
 /// Decodes a method's argument tuple; on failure, the outcome to reply with.
 pub(crate) fn decode_args<T: DeserializeOwned>(payload: &Bytes) -> Result<T, Outcome> {
-    codec::decode_shared(payload).map_err(|e| Outcome::BadPayload(e.to_string()))
+    codec::decode_shared(payload).map_err(Outcome::BadPayload)
 }
 
 /// Runs `handler` on the arguments decoded from `payload`.

@@ -75,7 +75,7 @@ pub enum IpcError {
         limit: usize,
     },
     /// The payload could not be decoded as the channel's types.
-    #[error("the payload on `{channel}` could not be decoded: {reason}; both sides must be built from the same contract")]
+    #[error("the payload on `{channel}` could not be decoded: {reason}")]
     BadPayload {
         /// The channel the payload was for.
         channel: String,

@@ -300,7 +300,7 @@
 //! | no type or lifetime parameters, on the trait or its methods | `async fn get<T>(&self, id: T)`, `trait Notes<T>` |
 //! | arguments and results are owned, concrete, sized types | `&str`, `&Note`, `impl ToString`, `dyn Display`, `Self`, `str`, `[u8]` |
 //! | at most 16 arguments (serde's largest tuple) | `async fn f(&self, a1: u8, /* .. */ a17: u8)` |
-//! | arguments and results implement `Serialize` and `Deserialize`, reported on the type | `async fn get(&self) -> Note` where `Note` derives neither |
+//! | arguments and results implement `Serialize` and `Deserialize`, reported on the type (how they use serde is not checked: see [`IpcType`] for what fails at run time) | `async fn get(&self) -> Note` where `Note` derives neither |
 //! | only known options, each given once; `send` only on service methods | `#[ipc(sned)]` ("did you mean `send`?"), `#[ipc(send, send)]`, `#[ipc(send)]` on an event |
 //! | the macros go on traits holding only methods | `#[service] struct Notes`, `type Item;` in a service |
 //! | names the generated types use for themselves stay free | a method `new` or `with_timeout`, an event `new`, an `expose!` field `__ipc_connection` |
@@ -384,6 +384,25 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 /// `serde::Serialize + serde::Deserialize` types that are `Send + 'static`.
 /// There is nothing to implement; the macros check it on each type a
 /// contract names, so that a missing derive is reported once, on the type.
+///
+/// # What serde can describe but IPC cannot carry
+///
+/// Values cross as bincode, a compact format that is not self-describing:
+/// it writes no field names and no type tags, and reads back exactly the
+/// shape the type's `Deserialize` asks for. Serde features that need to
+/// look at the data to decide what it is cannot work with it, and no
+/// compile-time check can see them (they are attributes on your types):
+///
+/// | serde feature | what happens | instead |
+/// | --- | --- | --- |
+/// | `#[serde(tag = "…")]` (internally or adjacently tagged enums), `#[serde(untagged)]`, `serde_json::Value` | every value fails to decode: [`CodecError::NeedsSelfDescribing`](crate::codec::CodecError::NeedsSelfDescribing), naming the type | serde's default, externally tagged enums; JSON as a `String` |
+/// | `#[serde(flatten)]` | fails to encode, on the sender (its map has no length up front) | a nested field |
+/// | `#[serde(skip_serializing_if = "…")]`, `#[serde(skip_serializing)]` | the value is garbled or fails to decode whenever the field is skipped ([`IpcError::BadPayload`], whose message names skipped fields as a likely cause) | always encode the field (`Option` is cheap: one byte for `None`); `#[serde(skip)]`, skipped on both sides, is fine |
+///
+/// Main does not count a value that no bytes could decode as a protocol
+/// violation (the contract's types are at fault, not the renderer), so an
+/// honest renderer is never disconnected for it; a garbled value is
+/// counted, as main cannot tell it from a hostile one.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::Deserialize`",
     label = "sent over IPC here",

@@ -55,6 +55,13 @@
 //!   with "the value nests too deep for the stack left", before the stack
 //!   can run out.
 //!
+//! And a type that asks for a self-describing format (`deserialize_any`,
+//! `deserialize_ignored_any`), which bincode refuses whatever the bytes,
+//! is refused here instead, noting what its visitor expected, so that
+//! [`decode`](super::decode) can name the mistake in the types
+//! ([`CodecError::NeedsSelfDescribing`](super::CodecError::NeedsSelfDescribing))
+//! rather than blame the input.
+//!
 //! Everything else is forwarded unchanged, including borrowed (zero-copy)
 //! strings and byte slices.
 //!
@@ -78,7 +85,8 @@ use core::fmt;
 use core::marker::PhantomData;
 
 use serde::de::{
-    DeserializeSeed, Deserializer, EnumAccess, Error, MapAccess, SeqAccess, VariantAccess, Visitor,
+    DeserializeSeed, Deserializer, EnumAccess, Error, Expected, MapAccess, SeqAccess,
+    VariantAccess, Visitor,
 };
 
 /// How many levels deep a decoded value may nest (see the module docs for
@@ -99,22 +107,28 @@ pub(crate) const MEMORY_FLOOR: usize = 64 * 1024 * 1024;
 /// The entry point of the adapter: deserializes a `T` through a guarded
 /// deserializer whose allocations and item count are bounded by a frame of
 /// `budget` bytes, and whose nesting is bounded by [`MAX_DEPTH`].
-pub(crate) struct GuardSeed<T> {
+pub(crate) struct GuardSeed<'s, T> {
     budget: usize,
+    /// Set, to what the visitor expected, if a type in `T` asked for a
+    /// self-describing format (see [`Limits::self_describing`]).
+    wanted_any: &'s Cell<Option<String>>,
     marker: PhantomData<fn() -> T>,
 }
 
-impl<T> GuardSeed<T> {
-    /// Creates a seed for decoding a `T` from a frame of `budget` bytes.
-    pub(crate) fn new(budget: usize) -> Self {
+impl<'s, T> GuardSeed<'s, T> {
+    /// Creates a seed for decoding a `T` from a frame of `budget` bytes;
+    /// `wanted_any` is set if the decode fails because a type in `T` needs
+    /// a self-describing format.
+    pub(crate) fn new(budget: usize, wanted_any: &'s Cell<Option<String>>) -> Self {
         Self {
             budget,
+            wanted_any,
             marker: PhantomData,
         }
     }
 }
 
-impl<'de, T: serde::Deserialize<'de>> DeserializeSeed<'de> for GuardSeed<T> {
+impl<'de, T: serde::Deserialize<'de>> DeserializeSeed<'de> for GuardSeed<'_, T> {
     type Value = T;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
@@ -124,6 +138,7 @@ impl<'de, T: serde::Deserialize<'de>> DeserializeSeed<'de> for GuardSeed<T> {
             items: &items,
             promised: &promised,
             memory: &memory,
+            wanted_any: self.wanted_any,
             depth: 0,
         };
         T::deserialize(limits.guard(deserializer))
@@ -143,6 +158,9 @@ struct Limits<'a> {
     promised: &'a Cell<usize>,
     /// The bytes the items yielded so far take in memory; shared.
     memory: &'a Cell<usize>,
+    /// What the visitor of a type that asked for a self-describing format
+    /// expected; shared, and read by the caller once the decode failed.
+    wanted_any: &'a Cell<Option<String>>,
     /// How many levels enclose the wrapped object.
     depth: usize,
 }
@@ -171,6 +189,20 @@ impl<'a> Limits<'a> {
     /// How many more items a size hint may promise.
     fn hints_left(self) -> usize {
         self.items_left().saturating_sub(self.promised.get())
+    }
+
+    /// The error for a type that asked for a self-describing format
+    /// (`deserialize_any`, `deserialize_ignored_any`: an internally tagged
+    /// or untagged enum, `#[serde(flatten)]`, `serde_json::Value`), which
+    /// bincode is not, whatever the bytes: noted, so that the caller can
+    /// tell this mistake in the types from bad input.
+    fn self_describing<E: Error>(self, expected: &dyn Expected) -> E {
+        let expecting = expected.to_string();
+        let error = E::custom(format_args!(
+            "a type expecting {expecting} needs a self-describing format"
+        ));
+        self.wanted_any.set(Some(expecting));
+        error
     }
 }
 
@@ -308,14 +340,38 @@ macro_rules! forward_deserialize {
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<'_, D> {
     type Error = D::Error;
 
+    // bincode refuses both whatever the bytes; refused here, so that the
+    // caller learns which type asked.
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        Err(self.limits.self_describing(&visitor))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        Err(self.limits.self_describing(&visitor))
+    }
+
+    // bincode reads enum variants as numbers (it hands their visitors a
+    // number's deserializer) and refuses identifiers anywhere else: a type
+    // asks for one there only where a self-describing format names its
+    // fields (a map, as `#[serde(flatten)]` reads one). Told apart by
+    // bincode's words, on the error path only.
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        let limits = self.limits;
+        let visitor = self.wrap(visitor);
+        self.inner.deserialize_identifier(visitor).inspect_err(|e| {
+            if e.to_string().contains("IdentifierNotSupported") {
+                limits.wanted_any.set(Some("a field name".into()));
+            }
+        })
+    }
+
     forward_deserialize! {
-        deserialize_any(); deserialize_bool(); deserialize_char();
+        deserialize_bool(); deserialize_char();
         deserialize_i8(); deserialize_i16(); deserialize_i32(); deserialize_i64(); deserialize_i128();
         deserialize_u8(); deserialize_u16(); deserialize_u32(); deserialize_u64(); deserialize_u128();
         deserialize_f32(); deserialize_f64();
         deserialize_str(); deserialize_bytes();
         deserialize_option(); deserialize_unit();
-        deserialize_identifier(); deserialize_ignored_any();
         deserialize_unit_struct(name: &'static str);
         deserialize_newtype_struct(name: &'static str);
         deserialize_tuple(len: usize);
@@ -513,7 +569,7 @@ mod tests {
     use serde_bytes::ByteBuf;
 
     use super::super::{decode, encode_to_vec, CodecError, CONFIG};
-    use super::{GuardSeed, MAX_DEPTH};
+    use super::{Cell, GuardSeed, MAX_DEPTH};
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     enum Shape {
@@ -617,7 +673,9 @@ mod tests {
     fn borrowed_strings_and_bytes_stay_zero_copy() {
         let value = ("borrowed", serde_bytes::Bytes::new(b"raw"), Some("some"));
         let input = encode_to_vec(&value).unwrap();
-        let seed = GuardSeed::<(&str, &serde_bytes::Bytes, Option<&str>)>::new(input.len());
+        let wanted_any = Cell::new(None);
+        let seed =
+            GuardSeed::<(&str, &serde_bytes::Bytes, Option<&str>)>::new(input.len(), &wanted_any);
         let (decoded, read) = bincode::serde::seed_decode_from_slice(seed, &input, CONFIG).unwrap();
         assert_eq!((decoded, read), (value, input.len()));
         let range = input.as_ptr_range();
@@ -1070,6 +1128,87 @@ mod tests {
             total <= 10_000,
             "the hints of {} nested sequences add up to {total} items for 10 000 bytes",
             hints.len()
+        );
+    }
+
+    /// Types that need a self-describing format fail whatever the bytes,
+    /// with an error that names the type and the serde feature, not one
+    /// that blames the input.
+    #[test]
+    fn types_that_need_a_self_describing_format_are_named() {
+        #[derive(Debug, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        enum Tagged {
+            Circle { r: u32 },
+        }
+        #[derive(Debug, Serialize, Deserialize)]
+        #[serde(untagged)]
+        enum Untagged {
+            Number(u32),
+        }
+        #[derive(Debug, Serialize, Deserialize)]
+        struct Flat {
+            id: u32,
+            #[serde(flatten)]
+            rest: HashMap<String, u32>,
+        }
+        fn refused<T: DeserializeOwned + std::fmt::Debug>(bytes: &[u8], expecting: &str) {
+            match decode::<T>(bytes) {
+                Err(e @ CodecError::NeedsSelfDescribing { .. }) => {
+                    let text = e.to_string();
+                    let CodecError::NeedsSelfDescribing {
+                        type_name,
+                        expecting: got,
+                    } = e
+                    else {
+                        unreachable!()
+                    };
+                    assert_eq!(type_name, std::any::type_name::<T>());
+                    assert_eq!(got, expecting);
+                    assert!(text.contains("`#[serde(flatten)]`"), "{text}");
+                }
+                other => panic!("{}: {other:?}", std::any::type_name::<T>()),
+            }
+        }
+        let tagged = encode_to_vec(&Tagged::Circle { r: 2 }).unwrap();
+        refused::<Tagged>(&tagged, "internally tagged enum Tagged");
+        refused::<(u8, Option<Tagged>)>(&[7, 1, 1, 2], "internally tagged enum Tagged");
+        refused::<Untagged>(&encode_to_vec(&Untagged::Number(2)).unwrap(), "any value");
+        // A flattened struct does not even encode (its map has no length
+        // up front); read as the map it stands for, it asks for field names.
+        let flat = Flat {
+            id: 1,
+            rest: HashMap::new(),
+        };
+        let e = encode_to_vec(&flat).unwrap_err().to_string();
+        assert!(
+            e.contains("`#[serde(flatten)]`") && e.contains("length first"),
+            "{e}"
+        );
+        let map: HashMap<String, u32> = [("id".to_string(), 1)].into();
+        refused::<Flat>(&encode_to_vec(&map).unwrap(), "a field name");
+    }
+
+    /// A field skipped when encoding shifts the others: the error says
+    /// that this may be why.
+    #[test]
+    fn a_field_skipped_when_encoding_is_named_as_a_likely_cause() {
+        #[derive(Debug, Serialize, Deserialize)]
+        struct Sparse {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            note: Option<String>,
+            count: u8,
+        }
+        let bytes = encode_to_vec(&Sparse {
+            note: None,
+            count: 9,
+        })
+        .unwrap();
+        let e = decode::<Sparse>(&bytes).unwrap_err();
+        assert!(matches!(e, CodecError::Decode(_)), "{e:?}");
+        assert!(
+            e.to_string().contains("`#[serde(skip_serializing_if)]`"),
+            "{e}"
         );
     }
 

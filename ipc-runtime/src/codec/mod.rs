@@ -47,23 +47,68 @@ const CONFIG: bincode::config::Configuration = bincode::config::standard();
 
 /// Why a value could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// The value could not be serialised (for example a map whose length is
     /// unknown up front, or a `Serialize` impl that returned an error).
     #[error("could not encode the value: {0}")]
     Encode(String),
     /// The bytes are not a valid encoding of the expected type.
-    #[error("could not decode the value: {0}")]
+    #[error("could not decode the value: {0} ({DISAGREE})")]
     Decode(String),
+    /// The type cannot be decoded from this format whatever the bytes: a
+    /// type in it asks serde for a self-describing format (its
+    /// `Deserialize` calls `deserialize_any`), and bincode is not one.
+    /// Internally tagged (`#[serde(tag = "…")]`) and untagged enums,
+    /// `#[serde(flatten)]` and `serde_json::Value` do this. A mistake in
+    /// the contract's types, not in the data: see
+    /// [`IpcType`](crate::IpcType).
+    #[error(
+        "`{type_name}` cannot be decoded from the IPC wire format (bincode), whatever the bytes: \
+         a type in it, expecting {expecting}, asks serde for a self-describing format; \
+         internally tagged (`#[serde(tag = \"…\")]`) and untagged enums, `#[serde(flatten)]` \
+         and `serde_json::Value` cannot cross IPC: use serde's default (externally tagged) \
+         enums and plain structs, or send such data as a `String` of JSON"
+    )]
+    NeedsSelfDescribing {
+        /// The type being decoded (a method's argument tuple, a reply, an
+        /// event's arguments).
+        type_name: &'static str,
+        /// What the visitor of the type that asked expected, in serde's
+        /// words ("internally tagged enum Shape", "any valid JSON value").
+        expecting: String,
+    },
     /// The value decoded, but bytes were left over after it: the sender and
     /// the receiver disagree on the type.
-    #[error("{extra} unexpected bytes after the value (the payload holds {total} bytes)")]
+    #[error(
+        "{extra} unexpected bytes after the value (the payload holds {total} bytes; {DISAGREE})"
+    )]
     TrailingBytes {
         /// How many bytes were not consumed.
         extra: usize,
         /// The size of the whole payload.
         total: usize,
     },
+}
+
+/// Why bytes that do not decode as the expected type most often do not.
+const DISAGREE: &str = "both sides must be built from the same contract, and each type must \
+     decode from what it encodes: a field skipped when encoding (`#[serde(skip_serializing_if)]`, \
+     `skip_serializing`) is read from the next field's bytes; see `IpcType`";
+
+/// The error for a value bincode could not encode, in words a user can act
+/// on where bincode's are terse.
+pub(crate) fn encode_error(e: bincode::error::EncodeError) -> CodecError {
+    use bincode::{error::EncodeError, serde::EncodeError as SerdeError};
+    match e {
+        EncodeError::Serde(SerdeError::SequenceMustHaveLength) => CodecError::Encode(
+            "a sequence or map whose length is not known before its items (`#[serde(flatten)]`, \
+             or a `Serialize` impl that passes no length to `serialize_seq` or `serialize_map`) \
+             cannot cross IPC: the wire format (bincode) writes the length first"
+                .into(),
+        ),
+        other => CodecError::Encode(other.to_string()),
+    }
 }
 
 /// Encodes `value` and appends its bytes to `dst`.
@@ -76,13 +121,12 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, dst: &mut BytesMut) -> Resu
         buf: dst,
         splices: None,
     };
-    bincode::serde::encode_into_writer(value, writer, CONFIG)
-        .map_err(|e| CodecError::Encode(e.to_string()))
+    bincode::serde::encode_into_writer(value, writer, CONFIG).map_err(encode_error)
 }
 
 /// Encodes `value` into a new vector.
 pub fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| CodecError::Encode(e.to_string()))
+    bincode::serde::encode_to_vec(value, CONFIG).map_err(encode_error)
 }
 
 /// Decodes a `T` that must fill `bytes` exactly.
@@ -92,10 +136,21 @@ pub fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
 /// maps take at most 32 × `bytes.len()` bytes, or 64 MiB if that is more
 /// (counted as the size of their types, not what boxes in them point to;
 /// past that it fails); trailing bytes are an error.
+///
+/// A type that cannot be decoded from this format at all fails with
+/// [`CodecError::NeedsSelfDescribing`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let seed = guard::GuardSeed::<T>::new(bytes.len());
-    let (value, read) = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG)
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    let wanted_any = core::cell::Cell::new(None);
+    let seed = guard::GuardSeed::<T>::new(bytes.len(), &wanted_any);
+    let (value, read) = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG).map_err(
+        |e| match wanted_any.take() {
+            Some(expecting) => CodecError::NeedsSelfDescribing {
+                type_name: core::any::type_name::<T>(),
+                expecting,
+            },
+            None => CodecError::Decode(e.to_string()),
+        },
+    )?;
     if read != bytes.len() {
         return Err(CodecError::TrailingBytes {
             extra: bytes.len() - read,

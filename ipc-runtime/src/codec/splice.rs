@@ -88,8 +88,7 @@ impl<'a> FrameBuf<'a> {
             buf: self.buf,
             splices: Some(self.splices),
         };
-        bincode::serde::encode_into_writer(value, writer, CONFIG)
-            .map_err(|e| CodecError::Encode(e.to_string()))
+        bincode::serde::encode_into_writer(value, writer, CONFIG).map_err(super::encode_error)
     }
 
     /// Appends `bytes` already encoded: spliced if large, copied if not.

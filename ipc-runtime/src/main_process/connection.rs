@@ -28,7 +28,7 @@ use super::{
 };
 use crate::{
     caller::{Caller, RendererId},
-    codec::splice::FrameBuf,
+    codec::{splice::FrameBuf, CodecError},
     contract::{self, Escaped, Grant, MethodKind, Quoted},
     cpus,
     deadline::capped,
@@ -276,7 +276,8 @@ pub(crate) async fn accept(
         groups: Mutex::default(),
         events_sent: AtomicU64::new(0),
         events_dropped: AtomicU64::new(0),
-        refused_subscriptions: AtomicU64::new(0),
+        refused_subscriptions: Repeats::default(),
+        undecodable_types: Repeats::default(),
         violations: AtomicU32::new(0),
         ending: Mutex::new(None),
         shut: AtomicBool::new(false),
@@ -496,6 +497,20 @@ fn farewell(reason: &DisconnectReason, by_close: bool) -> Option<String> {
     }
 }
 
+/// Counts a problem a renderer can cause at will without breaking the
+/// protocol (so it is not a violation), so that main logs the first as a
+/// warning and the rest as debug records: one renderer cannot flood
+/// main's log.
+#[derive(Debug, Default)]
+struct Repeats(AtomicU64);
+
+impl Repeats {
+    /// Counts one; whether it is the first.
+    fn first(&self) -> bool {
+        self.0.fetch_add(1, Ordering::Relaxed) == 0
+    }
+}
+
 /// What the handshake established about a renderer.
 struct Admitted {
     label: String,
@@ -618,10 +633,14 @@ pub(crate) struct Conn {
     groups: Mutex<HashSet<String>>,
     events_sent: AtomicU64,
     events_dropped: AtomicU64,
-    /// Subscriptions refused for `max_subscriptions`: the first is a
-    /// warning, the rest (a renderer may repeat them at will, they are
-    /// not violations) debug records.
-    refused_subscriptions: AtomicU64,
+    /// Subscriptions refused for `max_subscriptions` (not violations: a
+    /// renderer cannot know main's limit).
+    refused_subscriptions: Repeats,
+    /// Arguments of a type that cannot be decoded from the wire format
+    /// (`CodecError::NeedsSelfDescribing`): a mistake in the contract's
+    /// types, which an honest renderer makes on every call, so not a
+    /// violation.
+    undecodable_types: Repeats,
     violations: AtomicU32,
     /// Why main decided to end the connection, once it has; and whether
     /// that was `Main::close` (what main tells the renderer).
@@ -957,7 +976,7 @@ impl Conn {
             // Not a violation: a renderer cannot know main's limit, so one
             // using only the generated API may well ask for more.
             let limit = self.limits.max_subscriptions;
-            if self.refused_subscriptions.fetch_add(1, Ordering::Relaxed) == 0 {
+            if self.refused_subscriptions.first() {
                 warn!(renderer = %self.id(), %channel, limit, "subscription refused: the renderer listens to as many event channels as main allows (later refusals are debug records)");
             } else {
                 debug!(renderer = %self.id(), %channel, limit, "subscription refused again");
@@ -1089,13 +1108,23 @@ impl Conn {
         self.fail(id, &error).await;
     }
 
-    /// Arguments that did not decode: a violation, and the error for it.
-    fn bad_payload(&self, channel: &str, reason: String) -> IpcError {
+    /// Arguments that did not decode: the error for it, and a violation
+    /// unless no bytes could have decoded (a type that needs a
+    /// self-describing format: the contract's mistake, made on every call
+    /// of an honest renderer, and told to it).
+    fn bad_payload(&self, channel: &str, reason: CodecError) -> IpcError {
+        let types_at_fault = matches!(reason, CodecError::NeedsSelfDescribing { .. });
         let e = IpcError::BadPayload {
             channel: channel.to_string(),
-            reason,
+            reason: reason.to_string(),
         };
-        self.violation(&e);
+        if !types_at_fault {
+            self.violation(&e);
+        } else if self.undecodable_types.first() {
+            warn!(renderer = %self.id(), %channel, "{e} (later ones are debug records)");
+        } else {
+            debug!(renderer = %self.id(), %channel, "{e}");
+        }
         e
     }
 
