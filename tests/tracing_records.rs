@@ -197,6 +197,52 @@ async fn refused_subscriptions_warn_once() {
     assert_eq!(refused(" DEBUG "), 47, "{text}");
 }
 
+/// A renderer's own `max_frame_size` may refuse every reply and event
+/// main has for it: that is its choice, so main neither logs an error per
+/// call (it logged one each) nor a warning per event, but one warning of
+/// each, then debug records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_and_events_larger_than_a_renderer_accepts_warn_once() {
+    let (records, _one_at_a_time) = records().await;
+    let (main, _) = probe_main();
+    let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(64 * 1024);
+    let (accepted, api) = tokio::join!(
+        main.accept::<ProbeApi>(main_end, "small"),
+        ipc_runtime::Connection::builder()
+            .max_frame_size(256)
+            .connect_as::<ProbeApi>(renderer_end)
+    );
+    accepted.unwrap();
+    let api = api.unwrap();
+    for _ in 0..20 {
+        let e = api.probe.echo("x".repeat(300)).await.unwrap_err();
+        assert!(
+            matches!(e, ipc_runtime::IpcError::FrameTooLarge { .. }),
+            "{e:?}"
+        );
+    }
+    let _listening = api.events.on_note(|_| {}).await.unwrap();
+    assert!(main.subscribed(api.id(), "probe:note").await);
+    let notes = ipc_suite::ProbeEventsEmitter::new(&main, ipc_runtime::Target::All);
+    for _ in 0..20 {
+        assert_eq!(notes.note("y".repeat(300)), 0);
+    }
+    assert_eq!(main.renderer_stats(api.id()).unwrap().events_dropped, 20);
+    let text = records.text();
+    let count = |level: &str, what: &str| {
+        text.lines()
+            .filter(|l| l.contains(level) && l.contains(what))
+            .count()
+    };
+    let reply = "the reply could not be sent";
+    assert_eq!(count(" ERROR ", reply), 0, "{text}");
+    assert_eq!(count(" WARN ", reply), 1, "{text}");
+    assert_eq!(count(" DEBUG ", reply), 19, "{text}");
+    let event = "event not sent: larger than the renderer accepts";
+    assert_eq!(count(" WARN ", event), 1, "{text}");
+    assert_eq!(count(" DEBUG ", event), 19, "{text}");
+}
+
 /// Refusals before a token is shown (any local user can connect to a TCP
 /// endpoint) are logged at `WARN` at most once a second, the rest at
 /// `DEBUG`: connecting in a loop cannot flood main's log.

@@ -278,6 +278,8 @@ pub(crate) async fn accept(
         events_dropped: AtomicU64::new(0),
         refused_subscriptions: Repeats::default(),
         undecodable_types: Repeats::default(),
+        oversized_replies: Repeats::default(),
+        oversized_events: Repeats::default(),
         violations: AtomicU32::new(0),
         ending: Mutex::new(None),
         shut: AtomicBool::new(false),
@@ -641,6 +643,10 @@ pub(crate) struct Conn {
     /// types, which an honest renderer makes on every call, so not a
     /// violation.
     undecodable_types: Repeats,
+    /// Replies larger than the renderer accepts (its `max_frame_size`).
+    oversized_replies: Repeats,
+    /// Events larger than the renderer accepts.
+    oversized_events: Repeats,
     violations: AtomicU32,
     /// Why main decided to end the connection, once it has; and whether
     /// that was `Main::close` (what main tells the renderer).
@@ -868,7 +874,11 @@ impl Conn {
                 true
             }
             Err(PushError::TooLarge { size, limit }) => {
-                warn!(renderer = %self.id(), %channel, size, limit, "event not sent: larger than the renderer accepts");
+                if self.oversized_events.first() {
+                    warn!(renderer = %self.id(), %channel, size, limit, "event not sent: larger than the renderer accepts (later ones are debug records)");
+                } else {
+                    debug!(renderer = %self.id(), %channel, size, limit, "event not sent: larger than the renderer accepts");
+                }
                 self.events_dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
@@ -1100,11 +1110,23 @@ impl Conn {
             head.write(buf);
             handler.encode_value(buf)
         };
-        let error = match self.out.push(frame, wake).await {
+        let (too_large, error) = match self.out.push(frame, wake).await {
             Ok(()) | Err(PushError::Closed | PushError::Full) => return,
-            Err(e) => e.into_ipc(channel, || IpcError::disconnected("closed")),
+            Err(e) => (
+                matches!(e, PushError::TooLarge { .. }),
+                e.into_ipc(channel, || IpcError::disconnected("closed")),
+            ),
         };
-        error!(renderer = %self.id(), %channel, %error, "the reply could not be sent");
+        if !too_large {
+            // The handler's value could not be encoded: main's own bug.
+            error!(renderer = %self.id(), %channel, %error, "the reply could not be sent");
+        } else if self.oversized_replies.first() {
+            // Larger than the renderer's own `max_frame_size`: its choice,
+            // which it may make on every call.
+            warn!(renderer = %self.id(), %channel, %error, "the reply could not be sent (later ones larger than the renderer accepts are debug records)");
+        } else {
+            debug!(renderer = %self.id(), %channel, %error, "the reply could not be sent");
+        }
         self.fail(id, &error).await;
     }
 
