@@ -1068,3 +1068,207 @@ async fn close_does_not_wait_for_room_for_a_reply_nobody_reads() {
     assert!(took < Duration::from_millis(500), "close took {took:?}");
     drop(raw);
 }
+
+pub mod held {
+    //! Handlers and reply values whose live instances are counted.
+
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+
+    use ipc_runtime::{expose, service};
+    use serde::{Deserialize, Serialize};
+
+    /// Counts instances alive now, and the most ever alive at once.
+    #[derive(Clone, Default)]
+    pub struct Census {
+        pub alive: Arc<AtomicUsize>,
+        pub peak: Arc<AtomicUsize>,
+    }
+
+    impl Census {
+        /// One more alive until the returned guard is dropped.
+        pub fn enter(&self) -> Alive {
+            let now = self.alive.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            Alive(self.alive.clone())
+        }
+
+        pub fn peak(&self) -> usize {
+            self.peak.load(Ordering::SeqCst)
+        }
+    }
+
+    /// One instance alive.
+    #[derive(Debug, Default)]
+    pub struct Alive(Arc<AtomicUsize>);
+
+    impl Drop for Alive {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A reply value counted while main holds it (the renderer decodes it
+    /// as plain bytes, uncounted).
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    pub struct Counted {
+        pub bytes: Vec<u8>,
+        #[serde(skip)]
+        pub alive: Alive,
+    }
+
+    #[service(namespace = "held")]
+    pub trait Held {
+        /// Never finishes; counted while alive.
+        async fn hang(&self, n: u64) -> u64;
+        /// Waits once, then returns `len` bytes, counted until main has
+        /// queued them.
+        async fn value(&self, len: u32) -> Counted;
+    }
+
+    expose! {
+        pub struct HeldApi {
+            held: Held { hang, value },
+        }
+    }
+
+    #[derive(Clone, Default)]
+    pub struct Counts {
+        pub handlers: Census,
+        pub values: Census,
+    }
+
+    impl Held for Counts {
+        async fn hang(&self, n: u64) -> u64 {
+            let _alive = self.handlers.enter();
+            std::future::pending::<()>().await;
+            n
+        }
+
+        async fn value(&self, len: u32) -> Counted {
+            tokio::task::yield_now().await;
+            Counted {
+                bytes: vec![7; len as usize],
+                alive: self.values.enter(),
+            }
+        }
+    }
+}
+
+fn held_main(max_in_flight: usize) -> (Main, held::Counts) {
+    let counts = held::Counts::default();
+    let mut limits = Limits::default();
+    limits.max_in_flight = max_in_flight;
+    limits.max_violations = None;
+    let main = Main::builder()
+        .service(held::HeldServer::new(counts.clone()))
+        .limits(limits)
+        .build()
+        .unwrap();
+    (main, counts)
+}
+
+/// Each call followed at once by its cancel: the cancel frees the call's
+/// slot, but its aborted handler lives until the runtime gets to its task.
+/// Main waits for those before starting more, so `max_in_flight` bounds
+/// the handlers alive, not only the calls counted (a renderer kept
+/// thousands alive under a limit of 4, with no violation).
+async fn invoke_and_cancel_churn() {
+    use ipc_suite::raw::cancel_body;
+    const CALLS: u64 = 20_000;
+    let (main, counts) = held_main(4);
+    let (mut raw, id) = accepted::<held::HeldApi, held::HeldContract>(&main, "churn").await;
+    let args = ipc_runtime::codec::encode_to_vec(&(0u64,)).unwrap();
+    let mut wire = Vec::new();
+    for call in 0..CALLS {
+        wire.extend_from_slice(&framed(&invoke_body(call, "held:hang", &args)));
+        wire.extend_from_slice(&framed(&cancel_body(call)));
+    }
+    raw.stream.write_all(&wire).await.unwrap();
+    let alive = &counts.handlers.alive;
+    let all_gone = || alive.load(std::sync::atomic::Ordering::SeqCst) == 0;
+    // The last call's handler started (and was cancelled): all were read.
+    let all_started = || main.renderer_stats(id).is_some_and(|s| s.in_flight == 0);
+    assert!(eventually(Duration::from_secs(30), || all_started() && all_gone()).await);
+    let peak = counts.handlers.peak();
+    assert!(
+        peak <= 4,
+        "{peak} handlers alive at once under max_in_flight = 4"
+    );
+    assert_eq!(main.renderer_stats(id).unwrap().violations, 0);
+}
+
+#[tokio::test]
+async fn invoke_and_cancel_churn_is_bounded_on_one_thread() {
+    invoke_and_cancel_churn().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_and_cancel_churn_is_bounded_on_two_threads() {
+    invoke_and_cancel_churn().await;
+}
+
+/// A renderer that reads its replies slowly (one frame a millisecond)
+/// while it keeps calling: finished handlers whose replies wait for room
+/// each hold their value. Main waits for them before starting more calls,
+/// so at most `max_in_flight` wait (the `Limits` table's bound; they
+/// reached about twice that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_waiting_for_a_slow_reader_hold_at_most_max_in_flight_values() {
+    use tokio::io::AsyncReadExt;
+    const MAX_IN_FLIGHT: usize = 16;
+    let (main, counts) = {
+        let counts = held::Counts::default();
+        let mut limits = Limits::default();
+        limits.max_in_flight = MAX_IN_FLIGHT;
+        limits.max_queued_frames = 2;
+        limits.max_violations = None;
+        let main = Main::builder()
+            .service(held::HeldServer::new(counts.clone()))
+            .limits(limits)
+            .build()
+            .unwrap();
+        (main, counts)
+    };
+    let (main_end, peer) = tokio::io::duplex(256);
+    let (read, write) = tokio::io::split(main_end);
+    let (raw, _) = accepted_over::<held::HeldApi, held::HeldContract, _>(
+        &main,
+        "slow reader",
+        Transport::new(read, write),
+        peer,
+    )
+    .await;
+    let (mut from_main, mut to_main) = tokio::io::split(raw.stream);
+    let writer = tokio::spawn(async move {
+        let args = ipc_runtime::codec::encode_to_vec(&(1000u32,)).unwrap();
+        for call in 0..5_000u64 {
+            let frame = framed(&invoke_body(call, "held:value", &args));
+            if to_main.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut replies = 0;
+    while replies < 1_000 {
+        let mut len = [0u8; 4];
+        from_main.read_exact(&mut len).await.unwrap();
+        let mut body = vec![0; u32::from_be_bytes(len) as usize];
+        from_main.read_exact(&mut body).await.unwrap();
+        // Answered, or refused for `max_in_flight` (this peer does not
+        // wait for a slot).
+        assert!([kind::REPLY_OK, kind::REPLY_FAILED].contains(&body[0]));
+        replies += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    writer.abort();
+    let peak = counts.values.peak();
+    // One more: a call answered on its first poll waits for room in
+    // main's serve loop itself.
+    assert!(
+        peak <= MAX_IN_FLIGHT + 1,
+        "{peak} reply values held at once under max_in_flight = {MAX_IN_FLIGHT}"
+    );
+}

@@ -26,6 +26,8 @@ pub mod kind {
     pub const INVOKE: u8 = 0x10;
     /// Fire and forget.
     pub const SEND: u8 = 0x11;
+    /// The renderer gives up on a call.
+    pub const CANCEL: u8 = 0x12;
     /// Successful reply.
     pub const REPLY_OK: u8 = 0x20;
     /// Typed-error reply.
@@ -122,6 +124,13 @@ pub fn subscribe_body(id: u64, channel: &str) -> Vec<u8> {
     body.extend_from_slice(&id.to_le_bytes());
     body.push(channel.len() as u8);
     body.extend_from_slice(channel.as_bytes());
+    body
+}
+
+/// A cancel frame body: the renderer gives up on call `id`.
+pub fn cancel_body(id: u64) -> Vec<u8> {
+    let mut body = vec![kind::CANCEL];
+    body.extend_from_slice(&id.to_le_bytes());
     body
 }
 

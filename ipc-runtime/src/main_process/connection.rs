@@ -71,8 +71,11 @@ pub(crate) struct InFlight {
     /// an aborted task drops its handler only when the runtime next gets
     /// to it.
     tasks: AtomicUsize,
-    /// Signalled when `tasks` falls to zero.
+    /// Signalled when `tasks` falls to zero, and at every fall while
+    /// `waiting` is set.
     tasks_done: Notify,
+    /// Set while the serve loop waits in [`InFlight::room_for_handlers`].
+    waiting: AtomicBool,
 }
 
 impl InFlight {
@@ -98,6 +101,41 @@ impl InFlight {
 
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Acquire)
+    }
+
+    /// Waits while handlers no longer counted as calls bring the call
+    /// tasks alive to `limit`: cancelled ones not yet dropped (an aborted
+    /// task drops its handler only when the runtime gets to it) and
+    /// finished ones whose reply waits for room. Without it, a renderer
+    /// pairing each call with its cancel kept thousands of handlers alive
+    /// under a limit of 4, and one reading slowly twice `limit` replies.
+    /// Only uncounted handlers are waited for: calls beyond the limit are
+    /// refused ([`InFlight::refuse`]).
+    async fn room_for_handlers(&self, limit: usize) {
+        if self.tasks.load(Ordering::SeqCst) < limit {
+            return;
+        }
+        /// Clears `waiting` however the wait ends.
+        struct Waiting<'a>(&'a AtomicBool);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        self.waiting.store(true, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        loop {
+            let notified = self.tasks_done.notified();
+            tokio::pin!(notified);
+            // Registered before the count is read: a drop in between
+            // still wakes this wait (it reads `waiting` after counting).
+            notified.as_mut().enable();
+            let tasks = self.tasks.load(Ordering::SeqCst);
+            if tasks < limit || tasks <= self.len() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Why call `id` may not start now, if it may not: a duplicate id or
@@ -1024,6 +1062,9 @@ impl Conn {
             Ok(route) => route,
             Err(e) => return self.refuse_call(id, e).await,
         };
+        self.in_flight
+            .room_for_handlers(self.limits.max_in_flight)
+            .await;
         if let Some(e) = self.in_flight.refuse(id, self.limits.max_in_flight) {
             return self.refuse_call(id, e).await;
         }
@@ -1190,7 +1231,7 @@ struct CallTask {
 
 impl CallTask {
     fn new(conn: &Arc<Conn>, handler: Handler) -> Self {
-        conn.in_flight.tasks.fetch_add(1, Ordering::AcqRel);
+        conn.in_flight.tasks.fetch_add(1, Ordering::SeqCst);
         CallTask {
             conn: Arc::clone(conn),
             handler: Some(handler),
@@ -1204,7 +1245,8 @@ impl Drop for CallTask {
             self.conn.caller.enter(|| drop(handler));
         }
         let in_flight = &self.conn.in_flight;
-        if in_flight.tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let last = in_flight.tasks.fetch_sub(1, Ordering::SeqCst) == 1;
+        if last || in_flight.waiting.load(Ordering::SeqCst) {
             in_flight.tasks_done.notify_waiters();
         }
     }
