@@ -273,6 +273,7 @@ async fn closing_main_disconnects_everyone_and_refuses_newcomers() {
     });
     assert!(eventually(Duration::from_secs(5), || handler.started() == 1).await);
     assert!(!main.is_closed());
+    assert!(!first.is_closed());
 
     tokio::time::timeout(Duration::from_secs(5), main.close())
         .await
@@ -283,6 +284,7 @@ async fn closing_main_disconnects_everyone_and_refuses_newcomers() {
     assert!(eventually(Duration::from_secs(5), || handler.aborted() == 1).await);
     for api in [&first, &second] {
         assert!(matches!(api.closed().await, IpcError::Disconnected { .. }));
+        assert!(api.is_closed());
     }
     for _ in 0..2 {
         let gone = disconnections.recv().await.unwrap();

@@ -789,6 +789,12 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
             pub async fn closed(&self) -> #rt::IpcError {
                 self.__ipc_connection.closed().await
             }
+
+            /// Whether the connection to main is closed (`closed` says
+            /// why).
+            pub fn is_closed(&self) -> bool {
+                self.__ipc_connection.is_closed()
+            }
         }
     }
 }

@@ -494,9 +494,11 @@ pub use ipc_macros::events;
 /// every frame for a channel outside its list, whatever bytes the renderer
 /// sends. The type connects with `EditorApi::connect_inherited()`,
 /// `connect_unix(path, token)`, `connect_tcp(addr, token)` or
-/// `connect(transport)`, and gives no access
-/// to the raw connection. It is `Clone`: a clone is another handle on the
-/// same connection, for another task.
+/// `connect(transport)`; besides its fields it has `id()`, `label()`,
+/// `flush()`, `close()`, `closed()` (waits, and says why) and
+/// `is_closed()`, and gives no access to the raw connection. It is
+/// `Clone`: a clone is another handle on the same connection, for another
+/// task.
 ///
 /// Name each trait by its path (`api::Notes`), not through a `use` of the
 /// trait alone: `expose!` reaches the `notes_methods` module generated
