@@ -126,6 +126,11 @@ pub enum IpcError {
         main: u16,
     },
     /// The handler panicked. Main caught the panic and keeps serving.
+    /// The process's panic hook still ran first, so the usual "thread
+    /// panicked" message (and a backtrace, with `RUST_BACKTRACE`) is on
+    /// main's stderr; `std::panic::set_hook` changes that. A `send`
+    /// handler's panic reaches the renderer only as a `tracing` warning,
+    /// since nobody waits for its result.
     #[error("the handler for `{channel}` panicked: {message}; main is still running, but this call failed (this is a bug in the handler)")]
     HandlerPanicked {
         /// The channel whose handler panicked.
