@@ -2,9 +2,9 @@
 //! internally tagged and untagged enums, `#[serde(flatten)]`, fields
 //! skipped when encoding. They compile (the contract cannot see serde's
 //! attributes), so each fails at run time with an error that names the
-//! cause; and a type no bytes can decode is the contract's mistake, not
-//! the renderer's: main does not count it as a violation, so an honest
-//! renderer is never disconnected for it.
+//! cause, on the sender where it can; and a type no bytes can decode is
+//! the contract's mistake, not the renderer's: main does not count it as
+//! a violation, so an honest renderer is never disconnected for it.
 
 use std::{
     collections::HashMap,
@@ -183,21 +183,27 @@ async fn a_flattened_argument_fails_to_encode_naming_flatten() {
     assert_eq!(main.renderer_stats(api.id()).unwrap().violations, 0);
 }
 
-/// A field skipped when encoding garbles what follows it: the bytes could
-/// be anyone's, so it is an ordinary bad payload (and a violation), whose
-/// message names skipped fields as a likely cause.
+/// A field skipped when encoding would garble what follows it (bincode
+/// writes no field names): the sender refuses it, naming the field, and
+/// nothing is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_field_skipped_when_encoding_is_named_as_a_likely_cause() {
-    let (_main, api, _) = connected().await;
+async fn a_field_skipped_when_encoding_is_refused_by_the_sender() {
+    let (main, api, _) = connected().await;
     let sparse = Sparse {
         note: None,
         count: 3,
     };
-    let why = reason(api.shapes.sparse(sparse).await.unwrap_err());
-    assert!(why.contains("`#[serde(skip_serializing_if)]`"), "{why}");
+    match api.shapes.sparse(sparse).await.unwrap_err() {
+        IpcError::Encode { reason, .. } => assert!(
+            reason.starts_with("field `note` of `Sparse` was skipped when encoding ("),
+            "{reason}"
+        ),
+        other => panic!("expected Encode, got {other:?}"),
+    }
     let sparse = Sparse {
         note: Some("kept".into()),
         count: 3,
     };
     assert_eq!(api.shapes.sparse(sparse).await.unwrap(), 3);
+    assert_eq!(main.renderer_stats(api.id()).unwrap().violations, 0);
 }

@@ -397,12 +397,14 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 /// | --- | --- | --- |
 /// | `#[serde(tag = "…")]` (internally or adjacently tagged enums), `#[serde(untagged)]`, `serde_json::Value` | every value fails to decode: [`CodecError::NeedsSelfDescribing`](crate::codec::CodecError::NeedsSelfDescribing), naming the type | serde's default, externally tagged enums; JSON as a `String` |
 /// | `#[serde(flatten)]` | fails to encode, on the sender (its map has no length up front) | a nested field |
-/// | `#[serde(skip_serializing_if = "…")]`, `#[serde(skip_serializing)]` | the value is garbled or fails to decode whenever the field is skipped ([`IpcError::BadPayload`], whose message names skipped fields as a likely cause) | always encode the field (`Option` is cheap: one byte for `None`); `#[serde(skip)]`, skipped on both sides, is fine |
+/// | `#[serde(skip_serializing_if = "…")]`, `#[serde(skip_serializing)]` | fails to encode, on the sender, whenever the field is skipped, naming the field (bincode writes no field names: the receiver would read the next field in its place) | always encode the field (`Option` is cheap: one byte for `None`); `#[serde(skip)]`, skipped on both sides, is fine |
 ///
 /// Main does not count a value that no bytes could decode as a protocol
 /// violation (the contract's types are at fault, not the renderer), so an
-/// honest renderer is never disconnected for it; a garbled value is
-/// counted, as main cannot tell it from a hostile one.
+/// honest renderer is never disconnected for it; bytes that do not decode
+/// as a type that could have decoded are counted (a peer built from
+/// another contract, or a hostile one), and their error names skipped
+/// fields as a likely cause.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::Deserialize`",
     label = "sent over IPC here",

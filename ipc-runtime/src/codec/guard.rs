@@ -1192,18 +1192,27 @@ mod tests {
     /// A field skipped when encoding shifts the others: the error says
     /// that this may be why.
     #[test]
-    fn a_field_skipped_when_encoding_is_named_as_a_likely_cause() {
+    fn a_field_skipped_when_encoding_is_refused_and_named_as_a_likely_cause() {
         #[derive(Debug, Serialize, Deserialize)]
         struct Sparse {
             #[serde(skip_serializing_if = "Option::is_none")]
             note: Option<String>,
             count: u8,
         }
-        let bytes = encode_to_vec(&Sparse {
+        // Refused when encoding, naming the field.
+        let sparse = Sparse {
             note: None,
             count: 9,
-        })
-        .unwrap();
+        };
+        match encode_to_vec(&sparse).unwrap_err() {
+            CodecError::Encode(why) => assert!(
+                why.starts_with("field `note` of `Sparse` was skipped when encoding"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // What a sender without that check writes: the count alone.
+        let bytes = encode_to_vec(&9u8).unwrap();
         let e = decode::<Sparse>(&bytes).unwrap_err();
         assert!(matches!(e, CodecError::Decode(_)), "{e:?}");
         assert!(

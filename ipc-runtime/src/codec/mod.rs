@@ -37,6 +37,9 @@
 
 mod guard;
 pub(crate) mod splice;
+mod strict;
+
+use strict::Strict;
 
 use bytes::{Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
@@ -91,7 +94,19 @@ pub enum CodecError {
     },
 }
 
-/// Why bytes that do not decode as the expected type most often do not.
+impl CodecError {
+    /// The reason for an [`IpcError::Encode`](crate::IpcError::Encode),
+    /// whose own words already say that encoding failed.
+    pub(crate) fn into_encode_reason(self) -> String {
+        match self {
+            CodecError::Encode(why) => why,
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Why bytes that do not decode as the expected type most often do not
+/// (this crate's encoder refuses skipped fields, a peer's may not).
 const DISAGREE: &str = "both sides must be built from the same contract, and each type must \
      decode from what it encodes: a field skipped when encoding (`#[serde(skip_serializing_if)]`, \
      `skip_serializing`) is read from the next field's bytes; see `IpcType`";
@@ -107,7 +122,18 @@ pub(crate) fn encode_error(e: bincode::error::EncodeError) -> CodecError {
              cannot cross IPC: the wire format (bincode) writes the length first"
                 .into(),
         ),
+        // A `Serialize` impl's own error (or `strict`'s): its words alone.
+        EncodeError::OtherString(why) => CodecError::Encode(why),
         other => CodecError::Encode(other.to_string()),
+    }
+}
+
+/// The error for bytes bincode could not decode: a `Deserialize` impl's
+/// own words alone ("missing field `id`"), bincode's as it says them.
+fn decode_error(e: bincode::error::DecodeError) -> CodecError {
+    match e {
+        bincode::error::DecodeError::OtherString(why) => CodecError::Decode(why),
+        other => CodecError::Decode(other.to_string()),
     }
 }
 
@@ -121,12 +147,12 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, dst: &mut BytesMut) -> Resu
         buf: dst,
         splices: None,
     };
-    bincode::serde::encode_into_writer(value, writer, CONFIG).map_err(encode_error)
+    bincode::serde::encode_into_writer(Strict(value), writer, CONFIG).map_err(encode_error)
 }
 
 /// Encodes `value` into a new vector.
 pub fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, CONFIG).map_err(encode_error)
+    bincode::serde::encode_to_vec(Strict(value), CONFIG).map_err(encode_error)
 }
 
 /// Decodes a `T` that must fill `bytes` exactly.
@@ -148,7 +174,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
                 type_name: core::any::type_name::<T>(),
                 expecting,
             },
-            None => CodecError::Decode(e.to_string()),
+            None => decode_error(e),
         },
     )?;
     if read != bytes.len() {

@@ -88,7 +88,8 @@ impl<'a> FrameBuf<'a> {
             buf: self.buf,
             splices: Some(self.splices),
         };
-        bincode::serde::encode_into_writer(value, writer, CONFIG).map_err(super::encode_error)
+        bincode::serde::encode_into_writer(super::Strict(value), writer, CONFIG)
+            .map_err(super::encode_error)
     }
 
     /// Appends `bytes` already encoded: spliced if large, copied if not.

@@ -747,7 +747,7 @@ impl Main {
         let encode = |buf: &mut BytesMut| {
             crate::codec::encode_into(args, buf).map_err(|e| IpcError::Encode {
                 channel: channel.to_string(),
-                reason: e.to_string(),
+                reason: e.into_encode_reason(),
             })
         };
         let deliver = |payload: EventPayload<'_>| -> usize {

@@ -86,7 +86,7 @@ impl PushError {
         match self {
             PushError::Encode(e) => IpcError::Encode {
                 channel: channel.to_string(),
-                reason: e.to_string(),
+                reason: e.into_encode_reason(),
             },
             PushError::TooLarge { size, limit } => IpcError::FrameTooLarge {
                 size: size as u64,
