@@ -1126,11 +1126,28 @@ pub mod held {
         /// Waits once, then returns `len` bytes, counted until main has
         /// queued them.
         async fn value(&self, len: u32) -> Counted;
+        /// Answers at once.
+        async fn fast(&self, n: u64) -> u64;
+        /// Never finishes; its destructor panics.
+        async fn bomb(&self) -> u64;
+        /// Never finishes; its destructor blocks its thread for `ms`.
+        async fn stuck(&self, ms: u64) -> u64;
+        /// Waits once, then blocks its thread for `ms`.
+        async fn block(&self, ms: u64) -> u64;
     }
 
     expose! {
         pub struct HeldApi {
-            held: Held { hang, value },
+            held: Held { hang, value, fast, bomb, stuck, block },
+        }
+    }
+
+    /// Runs `f` when dropped.
+    pub struct OnDrop<F: FnMut()>(pub F);
+
+    impl<F: FnMut()> Drop for OnDrop<F> {
+        fn drop(&mut self) {
+            (self.0)()
         }
     }
 
@@ -1153,6 +1170,26 @@ pub mod held {
                 bytes: vec![7; len as usize],
                 alive: self.values.enter(),
             }
+        }
+
+        async fn fast(&self, n: u64) -> u64 {
+            n
+        }
+
+        async fn bomb(&self) -> u64 {
+            let _bomb = OnDrop(|| panic!("a handler's destructor panicked"));
+            std::future::pending().await
+        }
+
+        async fn stuck(&self, ms: u64) -> u64 {
+            let _stuck = OnDrop(|| std::thread::sleep(std::time::Duration::from_millis(ms)));
+            std::future::pending().await
+        }
+
+        async fn block(&self, ms: u64) -> u64 {
+            tokio::task::yield_now().await;
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            ms
         }
     }
 }
@@ -1270,5 +1307,80 @@ async fn replies_waiting_for_a_slow_reader_hold_at_most_max_in_flight_values() {
     assert!(
         peak <= MAX_IN_FLIGHT + 1,
         "{peak} reply values held at once under max_in_flight = {MAX_IN_FLIGHT}"
+    );
+}
+
+/// A cancelled handler whose destructor panics (tokio catches it) is
+/// still counted gone: the connection serves on, and sees its renderer
+/// leave. (Counted forever, it held up every later call.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_handlers_whose_destructor_panics_leave_the_connection_serving() {
+    let (main, _) = held_main(2);
+    let api = ipc_suite::connect_memory_as::<held::HeldApi>(&main, "bombs")
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let call = tokio::time::timeout(Duration::from_millis(100), api.held.bomb()).await;
+        assert!(call.is_err(), "{call:?}");
+    }
+    let answered = tokio::time::timeout(Duration::from_millis(900), api.held.fast(3)).await;
+    assert_eq!(
+        answered.expect("answered before the wait's bound").unwrap(),
+        3
+    );
+    let mut gone = main.disconnections();
+    drop(api);
+    next_disconnection(&mut gone, "main sees the renderer leave").await;
+}
+
+/// A cancelled handler that blocks its thread as it is dropped holds the
+/// serve loop up for a second at most, not until it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_cancelled_handler_stuck_in_its_destructor_holds_calls_up_for_a_second_at_most() {
+    let (main, _) = held_main(1);
+    let api = ipc_suite::connect_memory_as::<held::HeldApi>(&main, "stuck")
+        .await
+        .unwrap();
+    let call = tokio::time::timeout(Duration::from_millis(100), api.held.stuck(2500)).await;
+    assert!(call.is_err(), "{call:?}");
+    let start = Instant::now();
+    assert_eq!(api.held.fast(3).await.unwrap(), 3);
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_millis(2500),
+        "answered after {waited:?}"
+    );
+}
+
+/// Replies answered on their first poll are written before main waits
+/// for cancelled handlers: a call that finished at once is not held up
+/// by one still blocking its thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replies_already_answered_are_written_before_main_waits_for_cancelled_handlers() {
+    use ipc_suite::raw::cancel_body;
+    let (main, _) = held_main(3);
+    let (mut raw, _) = accepted::<held::HeldApi, held::HeldContract>(&main, "quick").await;
+    let ms = ipc_runtime::codec::encode_to_vec(&(1500u64,)).unwrap();
+    let n = |n: u64| ipc_runtime::codec::encode_to_vec(&(n,)).unwrap();
+    let mut wire = Vec::new();
+    wire.extend_from_slice(&framed(&invoke_body(1, "held:block", &ms)));
+    wire.extend_from_slice(&framed(&invoke_body(2, "held:block", &ms)));
+    raw.stream.write_all(&wire).await.unwrap();
+    // Both are blocking their threads by now (they yield first).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut wire = Vec::new();
+    wire.extend_from_slice(&framed(&cancel_body(1)));
+    wire.extend_from_slice(&framed(&cancel_body(2)));
+    wire.extend_from_slice(&framed(&invoke_body(3, "held:fast", &n(3))));
+    wire.extend_from_slice(&framed(&invoke_body(4, "held:hang", &n(4))));
+    wire.extend_from_slice(&framed(&invoke_body(5, "held:fast", &n(5))));
+    let start = Instant::now();
+    raw.stream.write_all(&wire).await.unwrap();
+    let frame = raw.read().await.unwrap();
+    assert_eq!((frame.kind, frame.call_id()), (kind::REPLY_OK, 3));
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_millis(500),
+        "the reply to call 3 took {waited:?}"
     );
 }

@@ -103,18 +103,23 @@ impl InFlight {
         self.len.load(Ordering::Acquire)
     }
 
-    /// Waits while handlers no longer counted as calls bring the call
-    /// tasks alive to `limit`: cancelled ones not yet dropped (an aborted
-    /// task drops its handler only when the runtime gets to it) and
-    /// finished ones whose reply waits for room. Without it, a renderer
-    /// pairing each call with its cancel kept thousands of handlers alive
-    /// under a limit of 4, and one reading slowly twice `limit` replies.
-    /// Only uncounted handlers are waited for: calls beyond the limit are
-    /// refused ([`InFlight::refuse`]).
+    /// Whether handlers no longer counted as calls bring the call tasks
+    /// alive to `limit`: cancelled ones not yet dropped (an aborted task
+    /// drops its handler only when the runtime gets to it) and finished
+    /// ones whose reply waits for room.
+    fn handlers_at(&self, limit: usize) -> bool {
+        let tasks = self.tasks.load(Ordering::SeqCst);
+        tasks >= limit && tasks > self.len()
+    }
+
+    /// Waits while [`InFlight::handlers_at`] `limit`, for up to `LINGER`.
+    /// Without it, a renderer pairing each call with its cancel kept
+    /// thousands of handlers alive under a limit of 4, and one reading
+    /// slowly twice `limit` replies. Only uncounted handlers are waited
+    /// for (calls beyond the limit are refused, [`InFlight::refuse`]), and
+    /// not forever: one that blocks its thread after being cancelled must
+    /// not stop main from serving the renderer, or from seeing it leave.
     async fn room_for_handlers(&self, limit: usize) {
-        if self.tasks.load(Ordering::SeqCst) < limit {
-            return;
-        }
         /// Clears `waiting` however the wait ends.
         struct Waiting<'a>(&'a AtomicBool);
         impl Drop for Waiting<'_> {
@@ -124,18 +129,21 @@ impl InFlight {
         }
         self.waiting.store(true, Ordering::SeqCst);
         let _waiting = Waiting(&self.waiting);
-        loop {
-            let notified = self.tasks_done.notified();
-            tokio::pin!(notified);
-            // Registered before the count is read: a drop in between
-            // still wakes this wait (it reads `waiting` after counting).
-            notified.as_mut().enable();
-            let tasks = self.tasks.load(Ordering::SeqCst);
-            if tasks < limit || tasks <= self.len() {
-                return;
+        let wait = async {
+            loop {
+                let notified = self.tasks_done.notified();
+                tokio::pin!(notified);
+                // Registered before the count is read: a drop in between
+                // still wakes this wait (it reads `waiting` after
+                // counting).
+                notified.as_mut().enable();
+                if !self.handlers_at(limit) {
+                    return;
+                }
+                notified.await;
             }
-            notified.await;
-        }
+        };
+        let _ = tokio::time::timeout(LINGER, wait).await;
     }
 
     /// Why call `id` may not start now, if it may not: a duplicate id or
@@ -961,7 +969,11 @@ impl Conn {
         };
         let pushed = self.out.push(|buf| frame.write_body(buf), true).await;
         if let Err(PushError::TooLarge { size, limit }) = pushed {
-            warn!(renderer = %self.id(), size, limit, "an error reply was larger than the renderer accepts; it is told so instead");
+            if self.oversized_replies.first() {
+                warn!(renderer = %self.id(), size, limit, "an error reply was larger than the renderer accepts; it is told so instead (later ones are debug records)");
+            } else {
+                debug!(renderer = %self.id(), size, limit, "an error reply was larger than the renderer accepts; it is told so instead");
+            }
             let error = IpcError::FrameTooLarge {
                 size: size as u64,
                 limit,
@@ -1062,9 +1074,13 @@ impl Conn {
             Ok(route) => route,
             Err(e) => return self.refuse_call(id, e).await,
         };
-        self.in_flight
-            .room_for_handlers(self.limits.max_in_flight)
-            .await;
+        if self.in_flight.handlers_at(self.limits.max_in_flight) {
+            // Replies queued quietly must not wait with this call.
+            self.out.write_through().await;
+            self.in_flight
+                .room_for_handlers(self.limits.max_in_flight)
+                .await;
+        }
         if let Some(e) = self.in_flight.refuse(id, self.limits.max_in_flight) {
             return self.refuse_call(id, e).await;
         }
@@ -1241,13 +1257,21 @@ impl CallTask {
 
 impl Drop for CallTask {
     fn drop(&mut self) {
+        /// Counts the task gone however the handler's drop ends: a
+        /// destructor in it may panic (tokio catches that), and a task
+        /// counted forever would hold the serve loop up at each call.
+        struct Gone<'a>(&'a InFlight);
+        impl Drop for Gone<'_> {
+            fn drop(&mut self) {
+                let last = self.0.tasks.fetch_sub(1, Ordering::SeqCst) == 1;
+                if last || self.0.waiting.load(Ordering::SeqCst) {
+                    self.0.tasks_done.notify_waiters();
+                }
+            }
+        }
+        let _gone = Gone(&self.conn.in_flight);
         if let Some(handler) = self.handler.take() {
             self.conn.caller.enter(|| drop(handler));
-        }
-        let in_flight = &self.conn.in_flight;
-        let last = in_flight.tasks.fetch_sub(1, Ordering::SeqCst) == 1;
-        if last || in_flight.waiting.load(Ordering::SeqCst) {
-            in_flight.tasks_done.notify_waiters();
         }
     }
 }
