@@ -197,10 +197,10 @@ async fn refused_subscriptions_warn_once() {
     assert_eq!(refused(" DEBUG "), 47, "{text}");
 }
 
-/// A renderer's own `max_frame_size` may refuse every reply and event
-/// main has for it: that is its choice, so main neither logs an error per
-/// call (it logged one each) nor a warning per event, but one warning of
-/// each, then debug records.
+/// A renderer's own `max_frame_size` may refuse every reply, error reply
+/// and event main has for it: that is its choice, so main neither logs an
+/// error or a warning per call (it logged one each) nor a warning per
+/// event, but one warning of each, then debug records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_and_events_larger_than_a_renderer_accepts_warn_once() {
     let (records, _one_at_a_time) = records().await;
@@ -216,6 +216,14 @@ async fn replies_and_events_larger_than_a_renderer_accepts_warn_once() {
     let api = api.unwrap();
     for _ in 0..20 {
         let e = api.probe.echo("x".repeat(300)).await.unwrap_err();
+        assert!(
+            matches!(e, ipc_runtime::IpcError::FrameTooLarge { .. }),
+            "{e:?}"
+        );
+    }
+    // Error replies too: a handler's long panic message.
+    for _ in 0..5 {
+        let e = api.probe.explode("z".repeat(300)).await.unwrap_err();
         assert!(
             matches!(e, ipc_runtime::IpcError::FrameTooLarge { .. }),
             "{e:?}"
@@ -238,6 +246,10 @@ async fn replies_and_events_larger_than_a_renderer_accepts_warn_once() {
     assert_eq!(count(" ERROR ", reply), 0, "{text}");
     assert_eq!(count(" WARN ", reply), 1, "{text}");
     assert_eq!(count(" DEBUG ", reply), 19, "{text}");
+    // One warning for replies of either kind: the first was a value's.
+    let error_reply = "an error reply was larger than the renderer accepts";
+    assert_eq!(count(" WARN ", error_reply), 0, "{text}");
+    assert_eq!(count(" DEBUG ", error_reply), 5, "{text}");
     let event = "event not sent: larger than the renderer accepts";
     assert_eq!(count(" WARN ", event), 1, "{text}");
     assert_eq!(count(" DEBUG ", event), 19, "{text}");
