@@ -191,18 +191,18 @@ impl<'a> Limits<'a> {
         self.items_left().saturating_sub(self.promised.get())
     }
 
-    /// The error for a type that asked for a self-describing format
-    /// (`deserialize_any`, `deserialize_ignored_any`: an internally tagged
-    /// or untagged enum, `#[serde(flatten)]`, `serde_json::Value`), which
-    /// bincode is not, whatever the bytes: noted, so that the caller can
-    /// tell this mistake in the types from bad input.
-    fn self_describing<E: Error>(self, expected: &dyn Expected) -> E {
-        let expecting = expected.to_string();
-        let error = E::custom(format_args!(
-            "a type expecting {expecting} needs a self-describing format"
-        ));
-        self.wanted_any.set(Some(expecting));
-        error
+    /// Notes that bincode refused a type's request for a self-describing
+    /// format (`deserialize_any`, `deserialize_ignored_any`,
+    /// `deserialize_identifier` outside an enum's variant), if `error` is
+    /// that refusal, with what the type expected (`expecting`, made only
+    /// then). bincode refuses those whatever the bytes, so the caller can
+    /// tell this mistake in the types from bad input. Told apart by
+    /// bincode's words, on the error path only.
+    fn note_refusal<E: fmt::Display>(self, error: &E, expecting: impl FnOnce() -> String) {
+        let text = error.to_string();
+        if text.contains("AnyNotSupported") || text.contains("IdentifierNotSupported") {
+            self.wanted_any.set(Some(expecting()));
+        }
     }
 }
 
@@ -340,29 +340,38 @@ macro_rules! forward_deserialize {
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<'_, D> {
     type Error = D::Error;
 
-    // bincode refuses both whatever the bytes; refused here, so that the
-    // caller learns which type asked.
+    // Forwarded (bincode refuses them, but the number deserializer it hands
+    // an enum's variant tag may serve them), and the refusal noted.
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        Err(self.limits.self_describing(&visitor))
+        // Only types that do not suit bincode ask: the text costs nothing
+        // to the others.
+        let expecting = (&visitor as &dyn Expected).to_string();
+        let limits = self.limits;
+        let visitor = self.wrap(visitor);
+        self.inner
+            .deserialize_any(visitor)
+            .inspect_err(|e| limits.note_refusal(e, || expecting))
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        Err(self.limits.self_describing(&visitor))
+        let expecting = (&visitor as &dyn Expected).to_string();
+        let limits = self.limits;
+        let visitor = self.wrap(visitor);
+        self.inner
+            .deserialize_ignored_any(visitor)
+            .inspect_err(|e| limits.note_refusal(e, || expecting))
     }
 
-    // bincode reads enum variants as numbers (it hands their visitors a
-    // number's deserializer) and refuses identifiers anywhere else: a type
-    // asks for one there only where a self-describing format names its
-    // fields (a map, as `#[serde(flatten)]` reads one). Told apart by
-    // bincode's words, on the error path only.
+    // Asked of every enum's variant tag (bincode hands it a number's
+    // deserializer, which serves it): the visitor's text is not made
+    // unless bincode refused, where a type wants a field's name (a map, as
+    // `#[serde(flatten)]` reads one).
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         let limits = self.limits;
         let visitor = self.wrap(visitor);
-        self.inner.deserialize_identifier(visitor).inspect_err(|e| {
-            if e.to_string().contains("IdentifierNotSupported") {
-                limits.wanted_any.set(Some("a field name".into()));
-            }
-        })
+        self.inner
+            .deserialize_identifier(visitor)
+            .inspect_err(|e| limits.note_refusal(e, || "a field name".into()))
     }
 
     forward_deserialize! {
@@ -1187,6 +1196,88 @@ mod tests {
         );
         let map: HashMap<String, u32> = [("id".to_string(), 1)].into();
         refused::<Flat>(&encode_to_vec(&map).unwrap(), "a field name");
+    }
+
+    /// `deserialize_any` is served where bincode can serve it: an enum
+    /// whose variant tag is read that way (to accept a name or an index)
+    /// decodes.
+    #[test]
+    fn a_variant_tag_read_with_deserialize_any_decodes() {
+        #[derive(Debug, PartialEq, Serialize)]
+        enum Level {
+            Low,
+            High,
+        }
+        impl<'de> Deserialize<'de> for Level {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Tag;
+                impl<'de> Deserialize<'de> for Tag {
+                    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                        struct V;
+                        impl serde::de::Visitor<'_> for V {
+                            type Value = Tag;
+                            fn expecting(
+                                &self,
+                                f: &mut std::fmt::Formatter<'_>,
+                            ) -> std::fmt::Result {
+                                f.write_str("a level's name or index")
+                            }
+                            fn visit_u64<E>(self, _: u64) -> Result<Tag, E> {
+                                Ok(Tag)
+                            }
+                        }
+                        d.deserialize_any(V)
+                    }
+                }
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Level;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a level")
+                    }
+                    fn visit_enum<A: serde::de::EnumAccess<'de>>(
+                        self,
+                        a: A,
+                    ) -> Result<Level, A::Error> {
+                        use serde::de::VariantAccess;
+                        let (Tag, variant) = a.variant::<Tag>()?;
+                        variant.unit_variant()?;
+                        Ok(Level::High)
+                    }
+                }
+                d.deserialize_enum("Level", &["Low", "High"], V)
+            }
+        }
+        let bytes = encode_to_vec(&Level::High).unwrap();
+        assert_eq!(decode::<Level>(&bytes), Ok(Level::High));
+        let _ = Level::Low;
+    }
+
+    /// A type that swallows bincode's refusal (a field falling back to its
+    /// default) would decode a wrong value from bytes it leaves unread: it
+    /// is refused as a type that needs a self-describing format all the
+    /// same.
+    #[test]
+    fn a_refusal_the_type_swallows_still_names_the_type() {
+        #[derive(Debug, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        enum Tagged {
+            A { n: u8 },
+        }
+        fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Tagged>, D::Error> {
+            Ok(Tagged::deserialize(d).ok())
+        }
+        #[derive(Debug, Deserialize)]
+        struct Lenient {
+            #[serde(deserialize_with = "lenient")]
+            _tagged: Option<Tagged>,
+            _count: u8,
+        }
+        let e = decode::<Lenient>(&[1, 5, 9]).unwrap_err();
+        assert!(
+            matches!(&e, CodecError::NeedsSelfDescribing { expecting, .. } if expecting == "internally tagged enum Tagged"),
+            "{e:?}"
+        );
     }
 
     /// A field skipped when encoding shifts the others: the error says

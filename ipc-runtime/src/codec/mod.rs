@@ -168,15 +168,16 @@ pub fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let wanted_any = core::cell::Cell::new(None);
     let seed = guard::GuardSeed::<T>::new(bytes.len(), &wanted_any);
-    let (value, read) = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG).map_err(
-        |e| match wanted_any.take() {
-            Some(expecting) => CodecError::NeedsSelfDescribing {
-                type_name: core::any::type_name::<T>(),
-                expecting,
-            },
-            None => decode_error(e),
-        },
-    )?;
+    let decoded = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG);
+    // A refusal the type swallowed (a field that falls back to its default
+    // on error) still leaves a wrong value, and its bytes unread.
+    if let Some(expecting) = wanted_any.take() {
+        return Err(CodecError::NeedsSelfDescribing {
+            type_name: core::any::type_name::<T>(),
+            expecting,
+        });
+    }
+    let (value, read) = decoded.map_err(decode_error)?;
     if read != bytes.len() {
         return Err(CodecError::TrailingBytes {
             extra: bytes.len() - read,
