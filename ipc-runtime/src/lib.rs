@@ -390,21 +390,34 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 /// Values cross as bincode, a compact format that is not self-describing:
 /// it writes no field names and no type tags, and reads back exactly the
 /// shape the type's `Deserialize` asks for. Serde features that need to
-/// look at the data to decide what it is cannot work with it, and no
+/// look at the data to decide what it is cannot work with it, nor can a
+/// type whose `Serialize` and `Deserialize` disagree on its shape; no
 /// compile-time check can see them (they are attributes on your types):
 ///
 /// | serde feature | what happens | instead |
 /// | --- | --- | --- |
-/// | `#[serde(tag = "…")]` (internally or adjacently tagged enums), `#[serde(untagged)]`, `serde_json::Value` | every value fails to decode: [`CodecError::NeedsSelfDescribing`](crate::codec::CodecError::NeedsSelfDescribing), naming the type | serde's default, externally tagged enums; JSON as a `String` |
+/// | `#[serde(tag = "…")]` (internally or adjacently tagged enums), `#[serde(untagged)]`, `serde_json::Value`, adapters that buffer what they read (`serde_with`'s `OneOrMany`, `PickFirst`, …) | every value that reaches it fails to decode: [`CodecError::NeedsSelfDescribing`](crate::codec::CodecError::NeedsSelfDescribing), naming the type | serde's default, externally tagged enums; JSON as a `String` |
 /// | `#[serde(flatten)]` | fails to encode, on the sender (its map has no length up front) | a nested field |
-/// | `#[serde(skip_serializing_if = "…")]`, `#[serde(skip_serializing)]` | fails to encode, on the sender, whenever the field is skipped, naming the field (bincode writes no field names: the receiver would read the next field in its place) | always encode the field (`Option` is cheap: one byte for `None`); `#[serde(skip)]`, skipped on both sides, is fine |
+/// | `#[serde(skip_serializing_if = "…")]` on a field of a struct or struct variant | fails to encode, on the sender, whenever the field is skipped, naming it | always encode the field (`Option` is cheap: one byte for `None`); `#[serde(skip)]`, skipped on both sides, is fine |
+/// | `#[serde(skip_serializing)]`, `skip_serializing_if` in a tuple struct or tuple variant, `#[serde(skip_deserializing)]` alone, `#[serde(skip)]` on an enum variant followed by others | **not caught** (serde tells the serializer nothing): the receiver reads what follows shifted, and fails to decode ([`IpcError::BadPayload`]) or, worse, decodes a wrong value | skip on both sides or not at all; put skipped variants last |
 ///
-/// Main does not count a value that no bytes could decode as a protocol
-/// violation (the contract's types are at fault, not the renderer), so an
-/// honest renderer is never disconnected for it; bytes that do not decode
-/// as a type that could have decoded are counted (a peer built from
-/// another contract, or a hostile one), and their error names skipped
-/// fields as a likely cause.
+/// Three limits of the decoder, which treats what a renderer sends as
+/// hostile, also apply to honest values: a value nests at most 128 levels
+/// deep (a linked list of `Option<Box<Node>>` longer than that fails), a
+/// payload's collections together hold no more items than it has bytes
+/// (which only collections of zero-sized items, such as `Vec<()>`, can
+/// reach), and its items take at most 32 times its bytes in memory, or
+/// 64 MiB if that is more.
+///
+/// Main does not count a value that no bytes could decode (the first row)
+/// as a protocol violation: the contract's types are at fault, not the
+/// renderer, and an honest renderer must not be disconnected for them.
+/// Every other payload that fails to decode is counted, as main cannot
+/// tell it from a hostile one: a garbled value, one over the decoder's
+/// limits, and one that a validating `Deserialize` (`#[serde(try_from)]`)
+/// refuses. Where honest renderers may send values that fail validation,
+/// take the raw value and validate in the handler, returning a typed
+/// error.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::Deserialize`",
     label = "sent over IPC here",

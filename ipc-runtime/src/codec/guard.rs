@@ -270,7 +270,8 @@ impl<'a, X> Guard<'a, X> {
         }
         if self.limits.items_left() == 0 {
             return Err(E::custom(format_args!(
-                "the payload claims more items than its {} bytes can hold",
+                "the payload claims more items than its {} bytes can hold \
+                 (an item of a zero-sized type, such as `()`, counts as a byte: see `IpcType`)",
                 self.limits.budget
             )));
         }
@@ -1307,7 +1308,7 @@ mod tests {
         let e = decode::<Sparse>(&bytes).unwrap_err();
         assert!(matches!(e, CodecError::Decode(_)), "{e:?}");
         assert!(
-            e.to_string().contains("`#[serde(skip_serializing_if)]`"),
+            e.to_string().contains("skipped on one side only (`skip_serializing`"),
             "{e}"
         );
     }

@@ -57,7 +57,7 @@ pub enum CodecError {
     #[error("could not encode the value: {0}")]
     Encode(String),
     /// The bytes are not a valid encoding of the expected type.
-    #[error("could not decode the value: {0} ({DISAGREE})")]
+    #[error("could not decode the value: {0}")]
     Decode(String),
     /// The type cannot be decoded from this format whatever the bytes: a
     /// type in it asks serde for a self-describing format (its
@@ -105,11 +105,13 @@ impl CodecError {
     }
 }
 
-/// Why bytes that do not decode as the expected type most often do not
-/// (this crate's encoder refuses skipped fields, a peer's may not).
+/// Why bytes that do not decode as the expected type most often do not,
+/// added to bincode's own errors (not to those of a type's `Deserialize`,
+/// or of the guard, which say what they refused).
 const DISAGREE: &str = "both sides must be built from the same contract, and each type must \
-     decode from what it encodes: a field skipped when encoding (`#[serde(skip_serializing_if)]`, \
-     `skip_serializing`) is read from the next field's bytes; see `IpcType`";
+     decode from what it encodes: a field or enum variant skipped on one side only \
+     (`skip_serializing`, `skip_deserializing`, `#[serde(skip)]` on a variant) shifts what \
+     follows; see `IpcType`";
 
 /// The error for a value bincode could not encode, in words a user can act
 /// on where bincode's are terse.
@@ -133,7 +135,7 @@ pub(crate) fn encode_error(e: bincode::error::EncodeError) -> CodecError {
 fn decode_error(e: bincode::error::DecodeError) -> CodecError {
     match e {
         bincode::error::DecodeError::OtherString(why) => CodecError::Decode(why),
-        other => CodecError::Decode(other.to_string()),
+        other => CodecError::Decode(format!("{other} ({DISAGREE})")),
     }
 }
 

@@ -2,14 +2,19 @@
 //! without a word: a struct field skipped when encoding.
 //!
 //! bincode writes no field names, so a decoder reads a struct's fields by
-//! position. A field that `#[serde(skip_serializing_if = "…")]` (or
-//! `#[serde(skip_serializing)]`) leaves out shifts every field after it:
-//! the receiver reads the next field's bytes in its place, and fails with
-//! some unrelated error or, worse, decodes a wrong value. serde tells the
-//! serializer about such a field (`SerializeStruct::skip_field`), and
-//! bincode ignores it. [`Strict`] wraps the serializer, at every level of
-//! nesting, and fails there instead, naming the field and its struct, on
-//! the sender, before anything is written.
+//! position. A field that `#[serde(skip_serializing_if = "…")]` leaves
+//! out shifts every field after it: the receiver reads the next field's
+//! bytes in its place, and fails with some unrelated error or, worse,
+//! decodes a wrong value. serde tells the serializer about such a field of
+//! a struct or struct variant (`SerializeStruct::skip_field`), and bincode
+//! ignores it. [`Strict`] wraps the serializer, at every level of nesting,
+//! and fails there instead, naming the field and its struct, on the
+//! sender, before anything is written.
+//!
+//! Not caught, because serde says nothing of them: a field always skipped
+//! (`#[serde(skip_serializing)]`), one skipped in a tuple struct or tuple
+//! variant, a field or variant skipped only when decoding. The `IpcType`
+//! docs list them.
 //!
 //! Everything else is forwarded unchanged (and inlined: the wrappers are
 //! zero-sized besides what they wrap).
@@ -34,11 +39,10 @@ impl<T: Serialize + ?Sized> Serialize for Strict<'_, T> {
 /// The error for field `key` of struct `name`, skipped when encoding.
 fn skipped<E: Error>(name: &str, key: &str) -> E {
     E::custom(format_args!(
-        "field `{key}` of `{name}` was skipped when encoding (`#[serde(skip_serializing_if)]` or \
-         `#[serde(skip_serializing)]`), which the IPC wire format (bincode) cannot carry: it \
-         writes no field names, so the receiver would read the next field in its place; encode \
-         every field (an `Option` takes one byte when `None`), or skip it on both sides with \
-         `#[serde(skip)]`"
+        "field `{key}` of `{name}` was skipped when encoding (`#[serde(skip_serializing_if)]`), \
+         which the IPC wire format (bincode) cannot carry: it writes no field names, so the \
+         receiver would read the next field in its place; encode every field (an `Option` takes \
+         one byte when `None`), or skip it on both sides with `#[serde(skip)]`"
     ))
 }
 
