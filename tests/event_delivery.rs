@@ -586,3 +586,76 @@ async fn a_renderer_dropped_while_behind_says_so_when_it_reads_on() {
         other => panic!("expected Disconnected, got {other:?}"),
     }
 }
+
+/// Falling behind once does not colour a later end: a renderer that
+/// paused for a stuck listener, caught up, and later lost its main (whose
+/// runtime went away without a farewell) reads the plain reason, not the
+/// slow-consumer one (it did, however long ago it had fallen behind).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_that_caught_up_reads_the_plain_reason_when_main_dies() {
+    use ipc_runtime::IpcError;
+    let main_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (main, _) = {
+        let _on_main_rt = main_rt.enter();
+        probe_main()
+    };
+    let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(64 * 1024);
+    let accepting = main_rt.spawn({
+        let main = main.clone();
+        async move { main.accept::<ProbeApi>(main_end, "once behind").await }
+    });
+    let api = ipc_runtime::Connection::builder()
+        .connect_as::<ProbeApi>(renderer_end)
+        .await
+        .unwrap();
+    accepting.await.unwrap().unwrap();
+    let (release_tx, stuck) = stuck_until_released();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let _guard = api
+        .events
+        .on_note({
+            let seen = seen.clone();
+            move |_| {
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    stuck();
+                }
+            }
+        })
+        .await
+        .unwrap();
+    assert!(main.subscribed(api.id(), "probe:note").await);
+    // Until main finds no room: the renderer has stopped reading.
+    let notes = ProbeEventsEmitter::new(&main, Target::All);
+    let big = "n".repeat(64 * 1024);
+    let mut sent = 0;
+    loop {
+        let room = main_rt.spawn({
+            let main = main.clone();
+            async move { main.room_for_events(&Target::All).await }
+        });
+        if tokio::time::timeout(Duration::from_millis(500), room)
+            .await
+            .is_err()
+        {
+            break;
+        }
+        sent += notes.note(big.clone());
+        assert!(sent < 10_000, "the renderer never fell behind");
+    }
+    drop(release_tx);
+    assert!(eventually(T, || seen.load(Ordering::SeqCst) == sent).await);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Main's process dies: its runtime goes, with no farewell.
+    main_rt.shutdown_background();
+    match tokio::time::timeout(T, api.closed()).await.unwrap() {
+        IpcError::Disconnected { reason } => assert_eq!(
+            reason,
+            "main closed the connection without saying why (its process ended, or it failed)"
+        ),
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+}

@@ -941,6 +941,11 @@ async fn sweep_timeouts(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
+/// How soon after reading resumed (it had paused for slow listeners) the
+/// end of the stream is put down to main having dropped this renderer as
+/// a slow consumer.
+const FELL_BEHIND_RECENTLY: Duration = Duration::from_secs(2);
+
 /// Reads main's frames and completes the matching calls, until the
 /// connection ends; then fails everything still pending.
 ///
@@ -970,10 +975,12 @@ async fn read_replies(
     let dropped = || IpcError::disconnected("the connection was dropped by this renderer");
     let mut replies = Vec::new();
     let mut wake = Vec::new();
-    // Whether reading ever paused for slow listeners: main may then have
-    // dropped this renderer as a slow consumer, its farewell stuck behind
-    // the events this renderer did not read in time.
-    let mut fell_behind = false;
+    // When reading last resumed after pausing for slow listeners: main
+    // may have dropped this renderer as a slow consumer meanwhile, its
+    // farewell stuck behind the events this renderer did not read in time
+    // (main stops writing a second later, so the end of the stream follows
+    // soon after reading resumes).
+    let mut resumed: Option<tokio::time::Instant> = None;
     let reason = loop {
         // An event the dispatcher has no room for yet.
         let mut blocked = None;
@@ -999,12 +1006,12 @@ async fn read_replies(
             // The listeners are behind: wait for them rather than drop the
             // event. Meanwhile nothing more is read, so main's queue for
             // this renderer fills and main applies its limits (counted).
-            fell_behind = true;
             tokio::select! {
                 biased;
                 () = &mut stopped => break dropped(),
                 () = shared.events.push_when_room(event) => {}
             }
+            resumed = Some(tokio::time::Instant::now());
             continue;
         }
         let read = tokio::select! {
@@ -1019,10 +1026,12 @@ async fn read_replies(
             Ok(false) => match reader.end() {
                 // Main gives up writing to a renderer that does not read
                 // (after a second), often in the middle of a frame.
-                cut if fell_behind => break IpcError::disconnected(format!(
+                cut if resumed.is_some_and(|at| at.elapsed() < FELL_BEHIND_RECENTLY) => {
+                    break IpcError::disconnected(format!(
                     "main closed the connection without saying why, after this renderer fell behind reading events (its listeners were slow): main may have dropped it as a slow consumer (`SlowConsumer::Disconnect`) and given up telling it, or main's process ended or failed{}",
                     cut.map(|e| format!("; {e}")).unwrap_or_default()
-                )),
+                ))
+                }
                 None => break IpcError::disconnected(
                     "main closed the connection without saying why (its process ended, or it failed)",
                 ),
