@@ -79,9 +79,9 @@ fn hostile(len: u64, rest: &[u8]) -> Vec<u8> {
 }
 
 /// Slack for the one allocation the decoder makes that no length field
-/// drives: the text of the error (`CodecError::Decode(e.to_string())`), a few
-/// dozen bytes.
-const SLACK: usize = 256;
+/// drives: the text of the error (`CodecError::Decode`), with the hint
+/// added to bincode's own errors, a few hundred bytes.
+const SLACK: usize = 1024;
 
 /// Decodes `bytes` as a `T`, expecting an error, and checks the largest
 /// allocation made meanwhile. `item_size` is the in-memory size of one item of

@@ -1308,7 +1308,8 @@ mod tests {
         let e = decode::<Sparse>(&bytes).unwrap_err();
         assert!(matches!(e, CodecError::Decode(_)), "{e:?}");
         assert!(
-            e.to_string().contains("skipped on one side only (`skip_serializing`"),
+            e.to_string()
+                .contains("skipped on one side only (`skip_serializing`"),
             "{e}"
         );
     }
