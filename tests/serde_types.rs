@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod shapes {
     use super::*;
-    use ipc_runtime::{expose, service};
+    use ipc_runtime::{events, expose, service};
 
     /// Internally tagged: serialises, but decoding needs `deserialize_any`.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +46,32 @@ pub mod shapes {
         pub count: u8,
     }
 
+    /// A field always skipped when encoding, which serde does not tell
+    /// the encoder about: the receiver reads the next field's bytes in
+    /// its place.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Secret {
+        #[serde(skip_serializing)]
+        pub secret: u32,
+        pub items: Vec<u32>,
+    }
+
+    /// A variant skipped by serde before others: `Low` is encoded as the
+    /// second variant and decoded as the second one decoding knows, `High`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub enum Level {
+        #[serde(skip)]
+        Internal,
+        Low,
+        High,
+    }
+
+    #[events(namespace = "shape-events")]
+    pub trait ShapeEvents {
+        /// A level.
+        fn level(&self, level: Level);
+    }
+
     #[service(namespace = "shapes")]
     pub trait Shapes {
         /// Takes a tagged enum.
@@ -64,11 +90,16 @@ pub mod shapes {
         /// Records `n`, one way (sends are handled in order).
         #[ipc(send)]
         async fn mark(&self, n: u32);
+        /// Takes a struct with a field always skipped when encoding.
+        async fn secret(&self, secret: Secret) -> u32;
+        /// Returns `Level::Low`.
+        async fn level(&self) -> Level;
     }
 
     expose! {
         pub struct ShapesApi {
-            shapes: Shapes { area, unit, draw, flat, sparse, ping, mark },
+            shapes: Shapes { area, unit, draw, flat, sparse, ping, mark, secret, level },
+            events: ShapeEvents { level },
         }
     }
 
@@ -99,22 +130,63 @@ pub mod shapes {
         async fn mark(&self, n: u32) {
             self.marked.store(n, std::sync::atomic::Ordering::SeqCst);
         }
+        async fn secret(&self, secret: Secret) -> u32 {
+            secret.secret
+        }
+        async fn level(&self) -> Level {
+            Level::Low
+        }
     }
 }
 
-use shapes::{Flat, Plain, Shape, ShapesApi, ShapesServer, Sparse};
+use shapes::{
+    Flat, Level, Plain, Secret, Shape, ShapeEventsContract, ShapeEventsEmitter, ShapesApi,
+    ShapesServer, Sparse,
+};
 
 async fn connected() -> (Main, ShapesApi, Arc<AtomicU32>) {
+    let (main, api, marked, _) = connected_raw().await;
+    (main, api, marked)
+}
+
+/// Also a `ClientCore` on the same connection: it encodes what it is
+/// given without the check the generated clients make in debug builds
+/// (as a release build, or another client, would send it).
+async fn connected_raw() -> (Main, ShapesApi, Arc<AtomicU32>, ipc_runtime::ClientCore) {
     let plain = Plain::default();
     let marked = plain.marked.clone();
     let main = Main::builder()
         .service(ShapesServer::new(plain))
+        .events::<ShapeEventsContract>()
         .build()
         .unwrap();
-    let api = ipc_suite::connect_memory_as::<ShapesApi>(&main, "shapes")
-        .await
-        .unwrap();
-    (main, api, marked)
+    let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(256 * 1024);
+    let (accepted, conn) = tokio::join!(
+        main.accept::<ShapesApi>(main_end, "shapes"),
+        ipc_runtime::Connection::builder()
+            .api::<ShapesApi>()
+            .connect(renderer_end)
+    );
+    accepted.unwrap();
+    let conn = conn.unwrap();
+    let api = <ShapesApi as ipc_runtime::Api>::__from_connection(conn.clone());
+    (main, api, marked, ipc_runtime::ClientCore::new(&conn))
+}
+
+/// What a generated client or emitter reports, in debug builds, for a
+/// value that does not survive the wire format: it is refused on the
+/// sender, naming its type and why.
+fn refused_on_the_sender(e: IpcError, type_name: &str, why: &str) {
+    match e {
+        IpcError::Encode { reason, .. } => assert!(
+            reason.contains(&format!(
+                "{type_name}` does not survive the IPC wire format: "
+            )) && reason.contains(why)
+                && reason.contains("(checked in debug builds only;"),
+            "{reason}"
+        ),
+        other => panic!("expected Encode, got {other:?}"),
+    }
 }
 
 fn reason(e: IpcError) -> String {
@@ -129,9 +201,13 @@ fn reason(e: IpcError) -> String {
 /// violation counted, and its other calls work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arguments_no_bytes_can_decode_fail_each_call_without_a_violation() {
-    let (main, api, marked) = connected().await;
+    let (main, api, marked, unchecked) = connected_raw().await;
+    let circle = (Shape::Circle { r: 2 },);
     for _ in 0..20 {
-        let e = api.shapes.area(Shape::Circle { r: 2 }).await.unwrap_err();
+        let e = unchecked
+            .invoke::<_, u32>("shapes:area", &circle)
+            .await
+            .unwrap_err();
         let why = reason(e);
         assert!(
             why.contains("Shape,)` cannot be decoded from the IPC wire format")
@@ -141,7 +217,7 @@ async fn arguments_no_bytes_can_decode_fail_each_call_without_a_violation() {
         );
     }
     for _ in 0..20 {
-        api.shapes.draw(Shape::Circle { r: 2 }).await.unwrap();
+        unchecked.send("shapes:draw", &circle).await.unwrap();
     }
     // Sends are handled in order: once this one is, so were the others.
     api.shapes.mark(1).await.unwrap();
@@ -152,17 +228,41 @@ async fn arguments_no_bytes_can_decode_fail_each_call_without_a_violation() {
     assert_eq!(stats.violations, 0);
 }
 
-/// A reply no bytes can decode fails the call on the renderer, naming
-/// the type.
+/// The generated client refuses such arguments on the sender, in debug
+/// builds, before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_client_refuses_arguments_no_bytes_can_decode() {
+    let (main, api, _) = connected().await;
+    let e = api.shapes.area(Shape::Circle { r: 2 }).await.unwrap_err();
+    if cfg!(debug_assertions) {
+        refused_on_the_sender(e, "Shape,)", "cannot be decoded from the IPC wire format");
+    } else {
+        assert!(reason(e).contains("cannot be decoded from the IPC wire format"));
+    }
+    let e = api.shapes.draw(Shape::Circle { r: 2 }).await;
+    if cfg!(debug_assertions) {
+        refused_on_the_sender(e.unwrap_err(), "Shape,)", "internally tagged enum Shape");
+    }
+    assert_eq!(main.renderer_stats(api.id()).unwrap().violations, 0);
+}
+
+/// A reply no bytes can decode fails the call, naming the type: refused
+/// by main's encoder in debug builds, by the renderer's decoder in
+/// release builds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_no_bytes_can_decode_names_its_type() {
     let (_main, api, _) = connected().await;
-    let why = reason(api.shapes.unit().await.unwrap_err());
-    assert!(
-        why.starts_with("the reply could not be decoded: `")
-            && why.contains("Shape` cannot be decoded from the IPC wire format"),
-        "{why}"
-    );
+    let e = api.shapes.unit().await.unwrap_err();
+    if cfg!(debug_assertions) {
+        refused_on_the_sender(e, "Shape", "cannot be decoded from the IPC wire format");
+    } else {
+        let why = reason(e);
+        assert!(
+            why.starts_with("the reply could not be decoded: `")
+                && why.contains("Shape` cannot be decoded from the IPC wire format"),
+            "{why}"
+        );
+    }
 }
 
 /// A flattened struct fails on the renderer, before anything is sent.
@@ -205,5 +305,48 @@ async fn a_field_skipped_when_encoding_is_refused_by_the_sender() {
         count: 3,
     };
     assert_eq!(api.shapes.sparse(sparse).await.unwrap(), 3);
+    assert_eq!(main.renderer_stats(api.id()).unwrap().violations, 0);
+}
+
+/// Fields and variants skipped on one side only in ways serde does not
+/// tell the encoder about garble what follows them; in debug builds the
+/// generated clients, handlers and emitters decode what they encoded and
+/// refuse a value that does not come back the same, on the sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_skipped_on_one_side_only_are_refused_on_the_sender_in_debug_builds() {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let (main, api, _, unchecked) = connected_raw().await;
+    let secret = Secret {
+        secret: 5,
+        items: vec![0],
+    };
+    // Unchecked, main's handler reads a different value: no error at all.
+    let args = (secret.clone(),);
+    let read: u32 = unchecked.invoke("shapes:secret", &args).await.unwrap();
+    assert_eq!(read, 1, "the length of `items`, read as `secret`");
+    // Checked, the client refuses it.
+    let e = api.shapes.secret(secret).await.unwrap_err();
+    refused_on_the_sender(e, "Secret,)", "decodes as a different value");
+    // A reply: main's encoder refuses `Level::Low` (it would decode as
+    // `High`), and the caller is told.
+    refused_on_the_sender(
+        api.shapes.level().await.unwrap_err(),
+        "Level",
+        "decodes as a different value",
+    );
+    // An event: not sent (every `Level` is shifted: `High` does not
+    // decode at all), where an unchecked emit queues it.
+    let _listening = api.events.on_level(|_| {}).await.unwrap();
+    assert!(main.subscribed(api.id(), "shape-events:level").await);
+    let levels = ShapeEventsEmitter::new(&main, ipc_runtime::Target::All);
+    assert_eq!(levels.level(Level::Low), 0);
+    assert_eq!(levels.level(Level::High), 0);
+    let unchecked_emitter = ipc_runtime::EmitterCore::new(&main, ipc_runtime::Target::All);
+    assert_eq!(
+        unchecked_emitter.emit("shape-events:level", &(Level::Low,)),
+        1
+    );
     assert_eq!(main.renderer_stats(api.id()).unwrap().violations, 0);
 }

@@ -88,8 +88,8 @@ pin_project_lite::pin_project! {
 impl<F, T, E> Run for Running<F, T, E>
 where
     F: Future<Output = Ret<T, E>> + Send,
-    T: Serialize + Send,
-    E: Serialize + Send,
+    T: Serialize + DeserializeOwned + Send,
+    E: Serialize + DeserializeOwned + Send,
 {
     fn poll_run(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         let this = self.project();
@@ -115,8 +115,8 @@ where
 
     fn encode_value(self: Pin<&mut Self>, dst: &mut FrameBuf<'_>) -> Result<(), CodecError> {
         match self.project().value.take() {
-            Some(Ok(value)) => dst.encode(&value),
-            Some(Err(error)) => dst.encode(&error),
+            Some(Ok(value)) => dst.encode_checked(&value, codec::check_for::<T>()),
+            Some(Err(error)) => dst.encode_checked(&error, codec::check_for::<E>()),
             None => Err(CodecError::Encode(
                 "internal error: the handler has no value to encode".into(),
             )),
@@ -129,8 +129,8 @@ impl Handler {
     pub(crate) fn new<F, T, E>(future: F) -> Handler
     where
         F: Future<Output = Ret<T, E>> + Send + 'static,
-        T: Serialize + Send + 'static,
-        E: Serialize + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Serialize + DeserializeOwned + Send + 'static,
     {
         Handler(Box::pin(Running {
             future,
@@ -177,8 +177,8 @@ pub(crate) fn decode_args<T: DeserializeOwned>(payload: &Bytes) -> Result<T, Out
 pub(crate) fn serve<A, T, E, F, Fut>(payload: Bytes, handler: F) -> Handler
 where
     A: DeserializeOwned + Send + 'static,
-    T: Serialize + Send + 'static,
-    E: Serialize + Send + 'static,
+    T: Serialize + DeserializeOwned + Send + 'static,
+    E: Serialize + DeserializeOwned + Send + 'static,
     F: FnOnce(A) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {

@@ -399,7 +399,18 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 /// | `#[serde(tag = "…")]` (internally or adjacently tagged enums), `#[serde(untagged)]`, `serde_json::Value`, adapters that buffer what they read (`serde_with`'s `OneOrMany`, `PickFirst`, …) | every value that reaches it fails to decode: [`CodecError::NeedsSelfDescribing`](crate::codec::CodecError::NeedsSelfDescribing), naming the type | serde's default, externally tagged enums; JSON as a `String` |
 /// | `#[serde(flatten)]` | fails to encode, on the sender (its map has no length up front) | a nested field |
 /// | `#[serde(skip_serializing_if = "…")]` on a field of a struct or struct variant | fails to encode, on the sender, whenever the field is skipped, naming it | always encode the field (`Option` is cheap: one byte for `None`); `#[serde(skip)]`, skipped on both sides, is fine |
-/// | `#[serde(skip_serializing)]`, `skip_serializing_if` in a tuple struct or tuple variant, `#[serde(skip_deserializing)]` alone, `#[serde(skip)]` on an enum variant followed by others | **not caught** (serde tells the serializer nothing): the receiver reads what follows shifted, and fails to decode ([`IpcError::BadPayload`]) or, worse, decodes a wrong value | skip on both sides or not at all; put skipped variants last |
+/// | `#[serde(skip_serializing)]`, `skip_serializing_if` in a tuple struct or tuple variant, `#[serde(skip_deserializing)]` alone, `#[serde(skip)]` on an enum variant followed by others | serde tells the encoder nothing: in debug builds, refused on the sender by the round-trip check below; in release builds, the receiver reads what follows shifted, and fails to decode ([`IpcError::BadPayload`]) or, worse, decodes a wrong value | skip on both sides or not at all; put skipped variants last |
+///
+/// In debug builds (`debug_assertions`), the generated clients, handlers
+/// and emitters also check each value before it leaves: they decode the
+/// bytes they encoded and encode the result again, and a value that does
+/// not come back the same (or does not decode) is refused on the sender
+/// with [`IpcError::Encode`] ("`Secret` does not survive the IPC wire
+/// format: …"), naming its type. Values whose encoding is over 256 KiB are
+/// not checked, nor are large [`Blob`]s (blobs survive anyway), nor what
+/// [`ClientCore`] and [`EmitterCore`] are given directly. The value's own
+/// `Serialize` still runs once; the decoded copy's runs once more. Release
+/// builds skip the check: it costs a decode and an encode per message.
 ///
 /// Three limits of the decoder, which treats what a renderer sends as
 /// hostile, also apply to honest values: a value nests at most 128 levels
@@ -581,6 +592,7 @@ pub mod __private {
         use std::{future::Future, marker::PhantomData};
 
         use crate::{
+            codec::check_for,
             dispatch::{serve, Handler},
             main_process::EmitterCore,
             renderer::{ClientCore, ListenerCore, Subscription},
@@ -615,14 +627,14 @@ pub mod __private {
             ) -> impl Future<Output = Result<T, IpcError>>;
         }
 
-        impl<A: Serialize, T: DeserializeOwned> Invoke<A, T> for &Probe<A, T> {
+        impl<A: Serialize + DeserializeOwned, T: DeserializeOwned> Invoke<A, T> for &Probe<A, T> {
             async fn invoke(
                 &self,
                 core: &ClientCore,
                 channel: &'static str,
                 args: A,
             ) -> Result<T, IpcError> {
-                core.invoke(channel, &args).await
+                core.invoke_checked(channel, &args, check_for::<A>()).await
             }
         }
 
@@ -661,8 +673,8 @@ pub mod __private {
             ) -> impl Future<Output = Result<T, CallError<E>>>;
         }
 
-        impl<A: Serialize, T: DeserializeOwned, E: DeserializeOwned> InvokeFallible<A, T, E>
-            for &Probe<A, T, E>
+        impl<A: Serialize + DeserializeOwned, T: DeserializeOwned, E: DeserializeOwned>
+            InvokeFallible<A, T, E> for &Probe<A, T, E>
         {
             async fn invoke_fallible(
                 &self,
@@ -670,7 +682,8 @@ pub mod __private {
                 channel: &'static str,
                 args: A,
             ) -> Result<T, CallError<E>> {
-                core.invoke_fallible(channel, &args).await
+                core.invoke_fallible_checked(channel, &args, check_for::<A>())
+                    .await
             }
         }
 
@@ -709,14 +722,14 @@ pub mod __private {
             ) -> impl Future<Output = Result<(), IpcError>>;
         }
 
-        impl<A: Serialize> SendMessage<A> for &Probe<A> {
+        impl<A: Serialize + DeserializeOwned> SendMessage<A> for &Probe<A> {
             async fn send(
                 &self,
                 core: &ClientCore,
                 channel: &'static str,
                 args: A,
             ) -> Result<(), IpcError> {
-                core.send(channel, &args).await
+                core.send_checked(channel, &args, check_for::<A>()).await
             }
         }
 
@@ -751,9 +764,9 @@ pub mod __private {
             fn emit(&self, core: &EmitterCore, channel: &'static str, args: A) -> usize;
         }
 
-        impl<A: Serialize> Emit<A> for &Probe<A> {
+        impl<A: Serialize + DeserializeOwned> Emit<A> for &Probe<A> {
             fn emit(&self, core: &EmitterCore, channel: &'static str, args: A) -> usize {
-                core.emit(channel, &args)
+                core.emit_checked(channel, &args, check_for::<A>())
             }
         }
 
@@ -828,7 +841,7 @@ pub mod __private {
         impl<A, T> Serve<A, T> for &Probe<A, T>
         where
             A: DeserializeOwned + Send + 'static,
-            T: Serialize + Send + 'static,
+            T: Serialize + DeserializeOwned + Send + 'static,
         {
             fn serve<F, Fut>(&self, payload: bytes::Bytes, handler: F) -> Handler
             where
@@ -873,8 +886,8 @@ pub mod __private {
         impl<A, T, E> ServeFallible<A, T, E> for &Probe<A, T, E>
         where
             A: DeserializeOwned + Send + 'static,
-            T: Serialize + Send + 'static,
-            E: Serialize + Send + 'static,
+            T: Serialize + DeserializeOwned + Send + 'static,
+            E: Serialize + DeserializeOwned + Send + 'static,
         {
             fn serve_fallible<F, Fut>(&self, payload: bytes::Bytes, handler: F) -> Handler
             where

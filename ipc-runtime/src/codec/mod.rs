@@ -157,6 +157,52 @@ pub fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
     bincode::serde::encode_to_vec(Strict(value), CONFIG).map_err(encode_error)
 }
 
+/// A check of a value's bytes just encoded: [`survives`] for its type.
+pub(crate) type Check = fn(&[u8]) -> Result<(), CodecError>;
+
+/// The check that values of `T` survive the wire format, in debug builds
+/// (it costs a decode and an encode per message); none in release builds.
+pub(crate) fn check_for<T: Serialize + DeserializeOwned>() -> Option<Check> {
+    cfg!(debug_assertions).then_some(survives::<T> as Check)
+}
+
+/// The largest encoding [`survives`] checks: beyond it, a debug build
+/// would spend too long on a large value (a megabyte of `Vec<u8>` is
+/// decoded byte by byte), and a type's shape shows in small values too.
+pub(crate) const CHECK_MAX: usize = 256 * 1024;
+
+/// Checks that `bytes`, a `T` just encoded, decode as a `T` that encodes
+/// to the same bytes (if they are [`CHECK_MAX`] bytes at most). A type whose `Serialize` and `Deserialize` disagree
+/// on its shape (a field or enum variant skipped on one side only, which
+/// serde does not tell the encoder about), that needs a self-describing
+/// format, or that the decoder's limits refuse, fails here, on the sender,
+/// instead of reaching the other side garbled. The value's own `Serialize`
+/// is not run again (it may have side effects); the decoded copy's is.
+pub(crate) fn survives<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<(), CodecError> {
+    if bytes.len() > CHECK_MAX {
+        return Ok(());
+    }
+    let fails = |what: String| {
+        Err(CodecError::Encode(format!(
+            "`{}` does not survive the IPC wire format: {what} (checked in debug builds only; \
+             see `IpcType` for what serde can describe but IPC cannot carry)",
+            core::any::type_name::<T>()
+        )))
+    };
+    match decode::<T>(bytes) {
+        Err(e) => fails(format!("what it encodes does not decode as it: {e}")),
+        Ok(back) => match encode_to_vec(&back) {
+            Ok(again) if again == bytes => Ok(()),
+            _ => fails(
+                "what it encodes decodes as a different value: a field or enum variant skipped \
+                 on one side only (`skip_serializing`, `skip_deserializing`, `#[serde(skip)]` on \
+                 a variant followed by others) shifts what follows"
+                    .into(),
+            ),
+        },
+    }
+}
+
 /// Decodes a `T` that must fill `bytes` exactly.
 ///
 /// No allocation made while decoding is larger than `bytes.len()` plus the

@@ -92,6 +92,23 @@ impl<'a> FrameBuf<'a> {
             .map_err(super::encode_error)
     }
 
+    /// Encodes `value` like [`FrameBuf::encode`], then runs `check` (see
+    /// [`check_for`](super::check_for)) on the bytes written, unless a blob
+    /// in it was spliced (its bytes are not in this buffer; blobs survive
+    /// anyway).
+    pub(crate) fn encode_checked<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        check: Option<super::Check>,
+    ) -> Result<(), CodecError> {
+        let (start, splices) = (self.buf.len(), self.splices.len());
+        self.encode(value)?;
+        match check {
+            Some(check) if self.splices.len() == splices => check(&self.buf[start..]),
+            _ => Ok(()),
+        }
+    }
+
     /// Appends `bytes` already encoded: spliced if large, copied if not.
     pub(crate) fn append(&mut self, bytes: &Bytes) {
         if bytes.len() >= SPLICE_MIN {

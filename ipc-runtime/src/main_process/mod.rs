@@ -469,7 +469,18 @@ impl EmitterCore {
     /// its queue is full under [`SlowConsumer::DropEvents`]. A value that
     /// cannot be encoded is logged and reaches nobody.
     pub fn emit<A: Serialize + ?Sized>(&self, channel: &'static str, args: &A) -> usize {
-        match self.main.emit(&self.target, channel, args) {
+        self.emit_checked(channel, args, None)
+    }
+
+    /// [`EmitterCore::emit`], running `check` on the encoded arguments
+    /// (what the generated emitters do: [`codec::check_for`](crate::codec::check_for)).
+    pub(crate) fn emit_checked<A: Serialize + ?Sized>(
+        &self,
+        channel: &'static str,
+        args: &A,
+        check: Option<crate::codec::Check>,
+    ) -> usize {
+        match self.main.emit(&self.target, channel, args, check) {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(%channel, error = %e, "event not sent");
@@ -738,6 +749,7 @@ impl Main {
         target: &Target,
         channel: &'static str,
         args: &A,
+        check: Option<crate::codec::Check>,
     ) -> Result<usize, IpcError> {
         thread_local! {
             /// Where small events are encoded, to be copied into each
@@ -745,10 +757,12 @@ impl Main {
             static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
         }
         let encode = |buf: &mut BytesMut| {
-            crate::codec::encode_into(args, buf).map_err(|e| IpcError::Encode {
-                channel: channel.to_string(),
-                reason: e.into_encode_reason(),
-            })
+            crate::codec::encode_into(args, buf)
+                .and_then(|()| check.map_or(Ok(()), |check| check(buf)))
+                .map_err(|e| IpcError::Encode {
+                    channel: channel.to_string(),
+                    reason: e.into_encode_reason(),
+                })
         };
         let deliver = |payload: EventPayload<'_>| -> usize {
             // Looked up first, so that the registry is not locked while

@@ -50,7 +50,18 @@ impl ClientCore {
         channel: &'static str,
         args: &A,
     ) -> Result<T, IpcError> {
-        match self.conn.call(channel, args, self.timeout()).await? {
+        self.invoke_checked(channel, args, None).await
+    }
+
+    /// [`ClientCore::invoke`], running `check` on the encoded arguments
+    /// (what the generated clients do: [`codec::check_for`]).
+    pub(crate) async fn invoke_checked<A: Serialize, T: DeserializeOwned>(
+        &self,
+        channel: &'static str,
+        args: &A,
+        check: Option<codec::Check>,
+    ) -> Result<T, IpcError> {
+        match self.conn.call(channel, args, check, self.timeout()).await? {
             Reply::Ok(bytes) => codec::decode_shared(&bytes).map_err(|e| bad_reply(channel, e)),
             Reply::Err(_) => Err(IpcError::protocol(format!(
                 "main sent a typed error for `{channel}`, which declares none; main and renderer disagree on the contract"
@@ -65,7 +76,22 @@ impl ClientCore {
         channel: &'static str,
         args: &A,
     ) -> Result<T, CallError<E>> {
-        match self.conn.call(channel, args, self.timeout()).await? {
+        self.invoke_fallible_checked(channel, args, None).await
+    }
+
+    /// [`ClientCore::invoke_fallible`], running `check` on the encoded
+    /// arguments.
+    pub(crate) async fn invoke_fallible_checked<
+        A: Serialize,
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    >(
+        &self,
+        channel: &'static str,
+        args: &A,
+        check: Option<codec::Check>,
+    ) -> Result<T, CallError<E>> {
+        match self.conn.call(channel, args, check, self.timeout()).await? {
             Reply::Ok(bytes) => {
                 codec::decode_shared(&bytes).map_err(|e| bad_reply(channel, e).into())
             }
@@ -84,6 +110,16 @@ impl ClientCore {
         channel: &'static str,
         args: &A,
     ) -> Result<(), IpcError> {
-        self.conn.send(channel, args, self.timeout()).await
+        self.send_checked(channel, args, None).await
+    }
+
+    /// [`ClientCore::send`], running `check` on the encoded arguments.
+    pub(crate) async fn send_checked<A: Serialize>(
+        &self,
+        channel: &'static str,
+        args: &A,
+        check: Option<codec::Check>,
+    ) -> Result<(), IpcError> {
+        self.conn.send(channel, args, check, self.timeout()).await
     }
 }

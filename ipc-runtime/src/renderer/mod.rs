@@ -35,7 +35,7 @@ use tracing::{debug, warn};
 use self::pending::{Call, Calls};
 use crate::{
     caller::RendererId,
-    codec::{splice::FrameBuf, CodecError},
+    codec::{self, splice::FrameBuf, CodecError},
     contract::{Api, Service, ServiceDescriptor, ServiceSummary},
     deadline::capped,
     error::WireError,
@@ -666,11 +666,12 @@ impl Connection {
         &self,
         channel: &'static str,
         args: &(impl Serialize + ?Sized),
+        check: Option<codec::Check>,
         timeout: Duration,
     ) -> Result<Reply, IpcError> {
         self.request(channel, timeout, true, |id, buf| {
             Head::Invoke { id, channel }.write(buf);
-            buf.encode(args)
+            buf.encode_checked(args, check)
         })
         .await
     }
@@ -794,6 +795,7 @@ impl Connection {
         &self,
         channel: &'static str,
         args: &(impl Serialize + ?Sized),
+        check: Option<codec::Check>,
         timeout: Duration,
     ) -> Result<(), IpcError> {
         if self.shared.is_closed.load(Ordering::Acquire) {
@@ -801,7 +803,7 @@ impl Connection {
         }
         let frame = |buf: &mut FrameBuf<'_>| {
             Head::Send { channel }.write(buf);
-            buf.encode(args)
+            buf.encode_checked(args, check)
         };
         // Queued at once unless the queue is full (main is not keeping up);
         // only then is a timer armed.
