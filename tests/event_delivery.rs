@@ -261,18 +261,18 @@ fn stuck_until_released() -> (
     (release_tx, stuck)
 }
 
-/// A listener stuck in its callback: the renderer takes in at most 16 MiB
-/// of events behind it (it took 300 MiB of 1 MiB events, its queue bounded
-/// only by a count), then stops reading, main's queue fills, and
-/// `room_for_events` waits.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stuck_listener_holds_a_bounded_number_of_bytes() {
-    const MIB: usize = 1024 * 1024;
-    let (main, _) = probe_main();
-    let api = connect_memory(&main, "stuck").await.unwrap();
+/// Listens to notes with a callback stuck on the first until the sender
+/// is used or dropped; also counts the notes seen.
+async fn stuck_on_the_first_note(
+    api: &ProbeApi,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    Arc<AtomicUsize>,
+    ipc_runtime::Subscription,
+) {
     let (release_tx, stuck) = stuck_until_released();
     let seen = Arc::new(AtomicUsize::new(0));
-    let _guard = api
+    let guard = api
         .events
         .on_note({
             let seen = seen.clone();
@@ -284,6 +284,19 @@ async fn a_stuck_listener_holds_a_bounded_number_of_bytes() {
         })
         .await
         .unwrap();
+    (release_tx, seen, guard)
+}
+
+/// A listener stuck in its callback: the renderer takes in at most 16 MiB
+/// of events behind it (it took 300 MiB of 1 MiB events, its queue bounded
+/// only by a count), then stops reading, main's queue fills, and
+/// `room_for_events` waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_listener_holds_a_bounded_number_of_bytes() {
+    const MIB: usize = 1024 * 1024;
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "stuck").await.unwrap();
+    let (release_tx, _seen, _guard) = stuck_on_the_first_note(&api).await;
     let before = rss_mib();
     let notes = ProbeEventsEmitter::new(&main, Target::All);
     let big = "n".repeat(MIB);
@@ -613,20 +626,7 @@ async fn a_renderer_that_caught_up_reads_the_plain_reason_when_main_dies() {
         .await
         .unwrap();
     accepting.await.unwrap().unwrap();
-    let (release_tx, stuck) = stuck_until_released();
-    let seen = Arc::new(AtomicUsize::new(0));
-    let _guard = api
-        .events
-        .on_note({
-            let seen = seen.clone();
-            move |_| {
-                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                    stuck();
-                }
-            }
-        })
-        .await
-        .unwrap();
+    let (release_tx, seen, _guard) = stuck_on_the_first_note(&api).await;
     assert!(main.subscribed(api.id(), "probe:note").await);
     // Until main finds no room: the renderer has stopped reading.
     let notes = ProbeEventsEmitter::new(&main, Target::All);

@@ -1195,10 +1195,15 @@ pub mod held {
 }
 
 fn held_main(max_in_flight: usize) -> (Main, held::Counts) {
+    held_main_with(|l| l.max_in_flight = max_in_flight)
+}
+
+/// Main serving [`held`], with no violation limit and `edit`'s limits.
+fn held_main_with(edit: impl FnOnce(&mut Limits)) -> (Main, held::Counts) {
     let counts = held::Counts::default();
     let mut limits = Limits::default();
-    limits.max_in_flight = max_in_flight;
     limits.max_violations = None;
+    edit(&mut limits);
     let main = Main::builder()
         .service(held::HeldServer::new(counts.clone()))
         .limits(limits)
@@ -1256,19 +1261,10 @@ async fn invoke_and_cancel_churn_is_bounded_on_two_threads() {
 async fn replies_waiting_for_a_slow_reader_hold_at_most_max_in_flight_values() {
     use tokio::io::AsyncReadExt;
     const MAX_IN_FLIGHT: usize = 16;
-    let (main, counts) = {
-        let counts = held::Counts::default();
-        let mut limits = Limits::default();
-        limits.max_in_flight = MAX_IN_FLIGHT;
-        limits.max_queued_frames = 2;
-        limits.max_violations = None;
-        let main = Main::builder()
-            .service(held::HeldServer::new(counts.clone()))
-            .limits(limits)
-            .build()
-            .unwrap();
-        (main, counts)
-    };
+    let (main, counts) = held_main_with(|l| {
+        l.max_in_flight = MAX_IN_FLIGHT;
+        l.max_queued_frames = 2;
+    });
     let (main_end, peer) = tokio::io::duplex(256);
     let (read, write) = tokio::io::split(main_end);
     let (raw, _) = accepted_over::<held::HeldApi, held::HeldContract, _>(
