@@ -94,11 +94,17 @@ pub mod shapes {
         async fn secret(&self, secret: Secret) -> u32;
         /// Returns `Level::Low`.
         async fn level(&self) -> Level;
+        /// Returns `counts` without the keys in `drop`.
+        async fn tally(
+            &self,
+            counts: HashMap<String, u32>,
+            drop: std::collections::HashSet<String>,
+        ) -> HashMap<String, u32>;
     }
 
     expose! {
         pub struct ShapesApi {
-            shapes: Shapes { area, unit, draw, flat, sparse, ping, mark, secret, level },
+            shapes: Shapes { area, unit, draw, flat, sparse, ping, mark, secret, level, tally },
             events: ShapeEvents { level },
         }
     }
@@ -135,6 +141,14 @@ pub mod shapes {
         }
         async fn level(&self) -> Level {
             Level::Low
+        }
+        async fn tally(
+            &self,
+            mut counts: HashMap<String, u32>,
+            drop: std::collections::HashSet<String>,
+        ) -> HashMap<String, u32> {
+            counts.retain(|k, _| !drop.contains(k));
+            counts
         }
     }
 }
@@ -349,4 +363,17 @@ async fn values_skipped_on_one_side_only_are_refused_on_the_sender_in_debug_buil
         1
     );
     assert_eq!(main.renderer_stats(api.id()).unwrap().violations, 0);
+}
+
+/// Maps and sets list their entries in another order in each copy: the
+/// debug-build check does not take that for a value that does not
+/// survive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_maps_and_sets_cross_both_ways() {
+    let (_main, api, _) = connected().await;
+    let counts: HashMap<String, u32> = (0..100).map(|i| (format!("k{i}"), i)).collect();
+    let drop: std::collections::HashSet<String> = (0..50).map(|i| format!("k{}", i * 2)).collect();
+    let kept = api.shapes.tally(counts.clone(), drop).await.unwrap();
+    let expected: HashMap<String, u32> = counts.into_iter().filter(|(_, v)| v % 2 == 1).collect();
+    assert_eq!(kept, expected);
 }

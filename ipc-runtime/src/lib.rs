@@ -404,7 +404,9 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 /// In debug builds (`debug_assertions`), the generated clients, handlers
 /// and emitters also check each value before it leaves: they decode the
 /// bytes they encoded and encode the result again, and a value that does
-/// not come back the same (or does not decode) is refused on the sender
+/// not come back as the same bytes, in some order (a `HashMap` lists its
+/// entries in another order in each copy), or does not decode, is refused
+/// on the sender
 /// with [`IpcError::Encode`] ("`Secret` does not survive the IPC wire
 /// format: …"), naming its type. Values whose encoding is over 256 KiB are
 /// not checked, nor are large [`Blob`]s (blobs survive anyway), nor what

@@ -172,7 +172,8 @@ pub(crate) fn check_for<T: Serialize + DeserializeOwned>() -> Option<Check> {
 pub(crate) const CHECK_MAX: usize = 256 * 1024;
 
 /// Checks that `bytes`, a `T` just encoded, decode as a `T` that encodes
-/// to the same bytes (if they are [`CHECK_MAX`] bytes at most). A type whose `Serialize` and `Deserialize` disagree
+/// to the same bytes, in some order (if they are [`CHECK_MAX`] bytes at
+/// most). A type whose `Serialize` and `Deserialize` disagree
 /// on its shape (a field or enum variant skipped on one side only, which
 /// serde does not tell the encoder about), that needs a self-describing
 /// format, or that the decoder's limits refuse, fails here, on the sender,
@@ -192,7 +193,7 @@ pub(crate) fn survives<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<
     match decode::<T>(bytes) {
         Err(e) => fails(format!("what it encodes does not decode as it: {e}")),
         Ok(back) => match encode_to_vec(&back) {
-            Ok(again) if again == bytes => Ok(()),
+            Ok(again) if again == bytes || same_bytes_reordered(&again, bytes) => Ok(()),
             _ => fails(
                 "what it encodes decodes as a different value: a field or enum variant skipped \
                  on one side only (`skip_serializing`, `skip_deserializing`, `#[serde(skip)]` on \
@@ -201,6 +202,22 @@ pub(crate) fn survives<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<
             ),
         },
     }
+}
+
+/// Whether `a` and `b` hold the same bytes, in any order: a `HashMap` or
+/// `HashSet` decoded anew lists its entries in another order, and must
+/// not fail [`survives`]. (A shift from a skipped field or variant changes
+/// the bytes, not just their order, in all but contrived cases.)
+fn same_bytes_reordered(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut counts = [0isize; 256];
+    for (&x, &y) in a.iter().zip(b) {
+        counts[usize::from(x)] += 1;
+        counts[usize::from(y)] -= 1;
+    }
+    counts.iter().all(|&c| c == 0)
 }
 
 /// Decodes a `T` that must fill `bytes` exactly.
@@ -245,4 +262,38 @@ pub fn decode_shared<T: DeserializeOwned>(frame: &Bytes) -> Result<T, CodecError
     }
     let _shared = crate::blob::share_from(frame);
     decode(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use super::{encode_to_vec, survives};
+
+    /// Maps and sets whose order changes from copy to copy survive; a
+    /// skipped field does not.
+    #[test]
+    fn survives_allows_reordered_maps_and_sets_only() {
+        let map: HashMap<String, u32> = (0..200).map(|i| (i.to_string(), i)).collect();
+        let set: HashSet<u64> = (0..200).map(|i| i * 1_000_003).collect();
+        let value = (map, set, vec![1u8, 2, 3]);
+        let bytes = encode_to_vec(&value).unwrap();
+        assert_eq!(
+            survives::<(HashMap<String, u32>, HashSet<u64>, Vec<u8>)>(&bytes),
+            Ok(())
+        );
+
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Secret {
+            #[serde(skip_serializing)]
+            secret: u32,
+            items: Vec<u32>,
+        }
+        let bytes = encode_to_vec(&Secret {
+            secret: 5,
+            items: vec![0],
+        })
+        .unwrap();
+        assert!(survives::<Secret>(&bytes).is_err());
+    }
 }
