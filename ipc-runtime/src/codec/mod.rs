@@ -284,6 +284,7 @@ mod tests {
         );
 
         #[derive(serde::Serialize, serde::Deserialize)]
+        #[allow(dead_code)] // its fields are only encoded
         struct Secret {
             #[serde(skip_serializing)]
             secret: u32,
