@@ -66,6 +66,24 @@ pub mod shapes {
         High,
     }
 
+    /// Lowercased as it is decoded: a value built in capitals does not
+    /// arrive as sent.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(from = "String", into = "String")]
+    pub struct Tag(pub String);
+
+    impl From<String> for Tag {
+        fn from(s: String) -> Tag {
+            Tag(s.to_lowercase())
+        }
+    }
+
+    impl From<Tag> for String {
+        fn from(t: Tag) -> String {
+            t.0
+        }
+    }
+
     #[events(namespace = "shape-events")]
     pub trait ShapeEvents {
         /// A level.
@@ -94,6 +112,10 @@ pub mod shapes {
         async fn secret(&self, secret: Secret) -> u32;
         /// Returns `Level::Low`.
         async fn level(&self) -> Level;
+        /// Returns the tag's text as main received it.
+        async fn tag(&self, tag: Tag) -> String;
+        /// Returns `Tag("LOUD")`, built in capitals.
+        async fn loud_tag(&self) -> Tag;
         /// Returns `counts` without the keys in `drop`.
         async fn tally(
             &self,
@@ -104,7 +126,9 @@ pub mod shapes {
 
     expose! {
         pub struct ShapesApi {
-            shapes: Shapes { area, unit, draw, flat, sparse, ping, mark, secret, level, tally },
+            shapes: Shapes {
+                area, unit, draw, flat, sparse, ping, mark, secret, level, tally, tag, loud_tag,
+            },
             events: ShapeEvents { level },
         }
     }
@@ -142,6 +166,12 @@ pub mod shapes {
         async fn level(&self) -> Level {
             Level::Low
         }
+        async fn tag(&self, tag: Tag) -> String {
+            tag.0
+        }
+        async fn loud_tag(&self) -> Tag {
+            Tag("LOUD".into())
+        }
         async fn tally(
             &self,
             mut counts: HashMap<String, u32>,
@@ -155,7 +185,7 @@ pub mod shapes {
 
 use shapes::{
     Flat, Level, Plain, Secret, Shape, ShapeEventsContract, ShapeEventsEmitter, ShapesApi,
-    ShapesServer, Sparse,
+    ShapesServer, Sparse, Tag,
 };
 
 async fn connected() -> (Main, ShapesApi, Arc<AtomicU32>) {
@@ -167,11 +197,19 @@ async fn connected() -> (Main, ShapesApi, Arc<AtomicU32>) {
 /// given without the check the generated clients make in debug builds
 /// (as a release build, or another client, would send it).
 async fn connected_raw() -> (Main, ShapesApi, Arc<AtomicU32>, ipc_runtime::ClientCore) {
+    connected_checking(cfg!(debug_assertions)).await
+}
+
+/// [`connected_raw`], with the round-trip check on or off on both sides.
+async fn connected_checking(
+    check: bool,
+) -> (Main, ShapesApi, Arc<AtomicU32>, ipc_runtime::ClientCore) {
     let plain = Plain::default();
     let marked = plain.marked.clone();
     let main = Main::builder()
         .service(ShapesServer::new(plain))
         .events::<ShapeEventsContract>()
+        .check_round_trips(check)
         .build()
         .unwrap();
     let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(256 * 1024);
@@ -179,6 +217,7 @@ async fn connected_raw() -> (Main, ShapesApi, Arc<AtomicU32>, ipc_runtime::Clien
         main.accept::<ShapesApi>(main_end, "shapes"),
         ipc_runtime::Connection::builder()
             .api::<ShapesApi>()
+            .check_round_trips(check)
             .connect(renderer_end)
     );
     accepted.unwrap();
@@ -376,4 +415,22 @@ async fn hash_maps_and_sets_cross_both_ways() {
     let kept = api.shapes.tally(counts.clone(), drop).await.unwrap();
     let expected: HashMap<String, u32> = counts.into_iter().filter(|(_, v)| v % 2 == 1).collect();
     assert_eq!(kept, expected);
+}
+
+/// A type that normalizes as it is decoded does not arrive as sent: the
+/// check refuses it, and an app that means it turns the check off, on the
+/// renderer (`ConnectionBuilder::check_round_trips`) and on main
+/// (`MainBuilder::check_round_trips`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_round_trip_check_can_be_turned_off_for_types_that_normalize() {
+    if cfg!(debug_assertions) {
+        let (_main, api, _) = connected().await;
+        let e = api.shapes.tag(Tag("ABC".into())).await.unwrap_err();
+        refused_on_the_sender(e, "Tag,)", "decodes as a different value");
+        let e = api.shapes.loud_tag().await.unwrap_err();
+        refused_on_the_sender(e, "Tag", "decodes as a different value");
+    }
+    let (_main, api, _, _) = connected_checking(false).await;
+    assert_eq!(api.shapes.tag(Tag("ABC".into())).await.unwrap(), "abc");
+    assert_eq!(api.shapes.loud_tag().await.unwrap(), Tag("loud".into()));
 }

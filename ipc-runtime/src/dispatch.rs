@@ -72,7 +72,11 @@ type Ret<T, E> = Result<Result<T, E>, Outcome>;
 /// A [`Handler`]'s type-erased inside.
 trait Run: Send {
     fn poll_run(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome>;
-    fn encode_value(self: Pin<&mut Self>, dst: &mut FrameBuf<'_>) -> Result<(), CodecError>;
+    fn encode_value(
+        self: Pin<&mut Self>,
+        dst: &mut FrameBuf<'_>,
+        check: bool,
+    ) -> Result<(), CodecError>;
 }
 
 pin_project_lite::pin_project! {
@@ -113,10 +117,18 @@ where
         })
     }
 
-    fn encode_value(self: Pin<&mut Self>, dst: &mut FrameBuf<'_>) -> Result<(), CodecError> {
+    fn encode_value(
+        self: Pin<&mut Self>,
+        dst: &mut FrameBuf<'_>,
+        check: bool,
+    ) -> Result<(), CodecError> {
         match self.project().value.take() {
-            Some(Ok(value)) => dst.encode_checked(&value, codec::check_for::<T>()),
-            Some(Err(error)) => dst.encode_checked(&error, codec::check_for::<E>()),
+            Some(Ok(value)) => {
+                dst.encode_checked(&value, codec::check_for::<T>().filter(|_| check))
+            }
+            Some(Err(error)) => {
+                dst.encode_checked(&error, codec::check_for::<E>().filter(|_| check))
+            }
             None => Err(CodecError::Encode(
                 "internal error: the handler has no value to encode".into(),
             )),
@@ -156,9 +168,14 @@ impl Handler {
     }
 
     /// Appends the encoding of the value (or typed error) the handler
-    /// returned to `dst`.
-    pub(crate) fn encode_value(&mut self, dst: &mut FrameBuf<'_>) -> Result<(), CodecError> {
-        self.0.as_mut().encode_value(dst)
+    /// returned to `dst`; with `check`, in debug builds, checks that it
+    /// survives the wire format ([`codec::check_for`]).
+    pub(crate) fn encode_value(
+        &mut self,
+        dst: &mut FrameBuf<'_>,
+        check: bool,
+    ) -> Result<(), CodecError> {
+        self.0.as_mut().encode_value(dst, check)
     }
 }
 
@@ -320,7 +337,7 @@ mod tests {
     /// The bytes `encode_value` appends.
     fn value_of(handler: &mut Handler) -> Result<Vec<u8>, CodecError> {
         let (mut buf, mut splices) = (BytesMut::new(), Vec::new());
-        handler.encode_value(&mut FrameBuf::new(&mut buf, &mut splices))?;
+        handler.encode_value(&mut FrameBuf::new(&mut buf, &mut splices), true)?;
         Ok(buf.to_vec())
     }
 

@@ -411,8 +411,13 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 /// format: …"), naming its type. Values whose encoding is over 256 KiB are
 /// not checked, nor are large [`Blob`]s (blobs survive anyway), nor what
 /// [`ClientCore`] and [`EmitterCore`] are given directly. The value's own
-/// `Serialize` still runs once; the decoded copy's runs once more. Release
-/// builds skip the check: it costs a decode and an encode per message.
+/// `Serialize` still runs once; the decoded copy's runs once more. A
+/// `Deserialize` that normalizes what it reads (trims, lowercases) fails
+/// the check for a value not yet normalized, since that value would not
+/// arrive as sent: normalize on the sending side too, or turn the check
+/// off ([`ConnectionBuilder::check_round_trips`],
+/// [`MainBuilder::check_round_trips`]). Release builds skip the check: it
+/// costs a decode and an encode per message.
 ///
 /// Three limits of the decoder, which treats what a renderer sends as
 /// hostile, also apply to honest values: a value nests at most 128 levels

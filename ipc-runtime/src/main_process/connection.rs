@@ -317,6 +317,7 @@ pub(crate) async fn accept(
         allowed: setup.router.allowed_by(&grant),
         grant,
         limits: limits.clone(),
+        round_trips: setup.round_trips,
         subscriptions: Mutex::default(),
         subscribed: watch::channel(0).0,
         groups: Mutex::default(),
@@ -672,6 +673,8 @@ pub(crate) struct Conn {
     /// The same, by route index: one lookup per frame finds both.
     allowed: Box<[bool]>,
     limits: Limits,
+    /// See [`MainBuilder::check_round_trips`](crate::MainBuilder::check_round_trips).
+    round_trips: bool,
     /// The event channels it listens to: only channels main declares
     /// (checked before one is added), so a fast unkeyed hash is safe.
     subscriptions: Mutex<HashSet<String, rustc_hash::FxBuildHasher>>,
@@ -1165,7 +1168,7 @@ impl Conn {
         };
         let frame = |buf: &mut FrameBuf<'_>| {
             head.write(buf);
-            handler.encode_value(buf)
+            handler.encode_value(buf, self.round_trips)
         };
         let (too_large, error) = match self.out.push(frame, wake).await {
             Ok(()) | Err(PushError::Closed | PushError::Full) => return,

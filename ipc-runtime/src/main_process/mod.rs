@@ -61,6 +61,7 @@ pub struct MainBuilder<C = ()> {
     limits: Limits,
     spin: Duration,
     flush_every: Option<usize>,
+    round_trips: bool,
     inner: Arc<Inner>,
     contracts: PhantomData<fn() -> C>,
 }
@@ -73,6 +74,7 @@ impl<C> MainBuilder<C> {
             limits: self.limits,
             spin: self.spin,
             flush_every: self.flush_every,
+            round_trips: self.round_trips,
             inner: self.inner,
             contracts: PhantomData,
         }
@@ -155,6 +157,18 @@ impl<C> MainBuilder<C> {
     /// (`Duration::MAX` spins whenever it may).
     pub fn spin_before_parking(mut self, spin: Duration) -> Self {
         self.spin = spin;
+        self
+    }
+
+    /// Whether main checks, before sending, that each reply, typed error
+    /// and event its generated handlers and emitters send survives the
+    /// wire format (decoding it and encoding it again gives the same bytes,
+    /// in some order): on in debug builds, off in release builds. See
+    /// [`IpcType`](crate::IpcType) for what it catches. Turn it off for a
+    /// type whose `Deserialize` normalizes on purpose (trims, lowercases),
+    /// which the check refuses.
+    pub fn check_round_trips(mut self, check: bool) -> Self {
+        self.round_trips = check;
         self
     }
 
@@ -247,6 +261,7 @@ impl<C> MainBuilder<C> {
             limits: self.limits,
             spin: self.spin,
             flush_every: self.flush_every,
+            round_trips: self.round_trips,
         });
         if self.inner.setup.set(setup).is_err() {
             return Err(IpcError::Config {
@@ -372,6 +387,8 @@ pub(crate) struct Setup {
     pub spin: Duration,
     /// See [`MainBuilder::flush_replies_every`]: `None` decides by itself.
     pub flush_every: Option<usize>,
+    /// See [`MainBuilder::check_round_trips`].
+    pub round_trips: bool,
 }
 
 struct Entry {
@@ -610,6 +627,7 @@ impl Main {
             limits: Limits::default(),
             spin: Duration::ZERO,
             flush_every: None,
+            round_trips: cfg!(debug_assertions),
             contracts: PhantomData,
         }
     }
@@ -756,6 +774,7 @@ impl Main {
             /// renderer's queue: no allocation per event.
             static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
         }
+        let check = check.filter(|_| self.inner.setup().is_ok_and(|s| s.round_trips));
         let encode = |buf: &mut BytesMut| {
             crate::codec::encode_into(args, buf)
                 .and_then(|()| check.map_or(Ok(()), |check| check(buf)))

@@ -68,6 +68,7 @@ pub struct ConnectionBuilder {
     handshake_timeout: Duration,
     max_frame_size: usize,
     spin: Duration,
+    round_trips: bool,
 }
 
 impl ConnectionBuilder {
@@ -141,6 +142,18 @@ impl ConnectionBuilder {
     /// `Duration::MAX` spins whenever it may.
     pub fn spin_before_parking(mut self, spin: Duration) -> Self {
         self.spin = spin;
+        self
+    }
+
+    /// Whether this renderer checks, before sending, that the arguments
+    /// its generated clients send survive the wire format (decoding them
+    /// and encoding them again gives the same bytes, in some order): on in
+    /// debug builds, off in release builds. See
+    /// [`IpcType`](crate::IpcType) for what it catches. Turn it off for a
+    /// type whose `Deserialize` normalizes on purpose (trims, lowercases),
+    /// which the check refuses.
+    pub fn check_round_trips(mut self, check: bool) -> Self {
+        self.round_trips = check;
         self
     }
 
@@ -309,6 +322,7 @@ impl ConnectionBuilder {
             next_id: AtomicU64::new(1),
             call_timeout: self.call_timeout,
             spin: self.spin,
+            round_trips: self.round_trips,
             id: RendererId(welcome.id),
             label: welcome.label,
             closed: closed_rx,
@@ -397,6 +411,8 @@ struct Shared {
     call_timeout: Duration,
     /// See [`ConnectionBuilder::spin_before_parking`].
     spin: Duration,
+    /// See [`ConnectionBuilder::check_round_trips`].
+    round_trips: bool,
     id: RendererId,
     label: String,
     closed: watch::Receiver<bool>,
@@ -626,6 +642,7 @@ impl Connection {
             handshake_timeout: Duration::from_secs(10),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             spin: Duration::ZERO,
+            round_trips: cfg!(debug_assertions),
         }
     }
 
@@ -669,6 +686,7 @@ impl Connection {
         check: Option<codec::Check>,
         timeout: Duration,
     ) -> Result<Reply, IpcError> {
+        let check = check.filter(|_| self.shared.round_trips);
         self.request(channel, timeout, true, |id, buf| {
             Head::Invoke { id, channel }.write(buf);
             buf.encode_checked(args, check)
@@ -801,6 +819,7 @@ impl Connection {
         if self.shared.is_closed.load(Ordering::Acquire) {
             return Err(self.shared.closed_reason());
         }
+        let check = check.filter(|_| self.shared.round_trips);
         let frame = |buf: &mut FrameBuf<'_>| {
             Head::Send { channel }.write(buf);
             buf.encode_checked(args, check)
