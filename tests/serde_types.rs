@@ -84,10 +84,60 @@ pub mod shapes {
         }
     }
 
+    /// Odd numbers are refused as they are decoded.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(try_from = "u32")]
+    pub struct Even(pub u32);
+
+    impl TryFrom<u32> for Even {
+        type Error = String;
+        fn try_from(n: u32) -> Result<Even, String> {
+            if n % 2 == 0 {
+                Ok(Even(n))
+            } else {
+                Err(format!("{n} is odd"))
+            }
+        }
+    }
+
+    /// Encoded under a fresh nonce each time: other bytes for one value.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Sealed(pub u32);
+
+    static NONCE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+    impl Serialize for Sealed {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let nonce = NONCE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (nonce, self.0 ^ nonce).serialize(s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Sealed {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let (nonce, sealed) = <(u32, u32)>::deserialize(d)?;
+            Ok(Sealed(sealed ^ nonce))
+        }
+    }
+
+    /// Panics as it is decoded.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct Fragile(pub u8);
+
+    impl<'de> Deserialize<'de> for Fragile {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            panic!("Fragile is decoded only where it is expected")
+        }
+    }
+
     #[events(namespace = "shape-events")]
     pub trait ShapeEvents {
         /// A level.
         fn level(&self, level: Level);
+        /// Some numbers.
+        fn nums(&self, nums: Vec<u32>);
+        /// A value that panics as it is decoded.
+        fn fragile(&self, fragile: Fragile);
     }
 
     #[service(namespace = "shapes")]
@@ -116,6 +166,10 @@ pub mod shapes {
         async fn tag(&self, tag: Tag) -> String;
         /// Returns `Tag("LOUD")`, built in capitals.
         async fn loud_tag(&self) -> Tag;
+        /// Returns the number.
+        async fn even(&self, even: Even) -> u32;
+        /// Returns the number.
+        async fn sealed(&self, sealed: Sealed) -> u32;
         /// Returns `counts` without the keys in `drop`.
         async fn tally(
             &self,
@@ -128,8 +182,9 @@ pub mod shapes {
         pub struct ShapesApi {
             shapes: Shapes {
                 area, unit, draw, flat, sparse, ping, mark, secret, level, tally, tag, loud_tag,
+                even, sealed,
             },
-            events: ShapeEvents { level },
+            events: ShapeEvents { level, nums, fragile },
         }
     }
 
@@ -166,6 +221,12 @@ pub mod shapes {
         async fn level(&self) -> Level {
             Level::Low
         }
+        async fn even(&self, even: Even) -> u32 {
+            even.0
+        }
+        async fn sealed(&self, sealed: Sealed) -> u32 {
+            sealed.0
+        }
         async fn tag(&self, tag: Tag) -> String {
             tag.0
         }
@@ -184,8 +245,8 @@ pub mod shapes {
 }
 
 use shapes::{
-    Flat, Level, Plain, Secret, Shape, ShapeEventsContract, ShapeEventsEmitter, ShapesApi,
-    ShapesServer, Sparse, Tag,
+    Even, Flat, Fragile, Level, Plain, Sealed, Secret, Shape, ShapeEventsContract,
+    ShapeEventsEmitter, ShapesApi, ShapesServer, Sparse, Tag,
 };
 
 async fn connected() -> (Main, ShapesApi, Arc<AtomicU32>) {
@@ -389,13 +450,15 @@ async fn values_skipped_on_one_side_only_are_refused_on_the_sender_in_debug_buil
         "Level",
         "decodes as a different value",
     );
-    // An event: not sent (every `Level` is shifted: `High` does not
-    // decode at all), where an unchecked emit queues it.
+    // An event: not sent, where an unchecked emit queues it. (`High`
+    // does not decode at all: serde's own words, "expected variant index
+    // 0 <= i < 2", which the check leaves to the receiver, as it does a
+    // type's validation.)
     let _listening = api.events.on_level(|_| {}).await.unwrap();
     assert!(main.subscribed(api.id(), "shape-events:level").await);
     let levels = ShapeEventsEmitter::new(&main, ipc_runtime::Target::All);
     assert_eq!(levels.level(Level::Low), 0);
-    assert_eq!(levels.level(Level::High), 0);
+    assert_eq!(levels.level(Level::High), 1);
     let unchecked_emitter = ipc_runtime::EmitterCore::new(&main, ipc_runtime::Target::All);
     assert_eq!(
         unchecked_emitter.emit("shape-events:level", &(Level::Low,)),
@@ -433,4 +496,35 @@ async fn the_round_trip_check_can_be_turned_off_for_types_that_normalize() {
     let (_main, api, _, _) = connected_checking(false).await;
     assert_eq!(api.shapes.tag(Tag("ABC".into())).await.unwrap(), "abc");
     assert_eq!(api.shapes.loud_tag().await.unwrap(), Tag("loud".into()));
+}
+
+/// What the round-trip check does not judge, so lets through: a value its
+/// type's own `Deserialize` refuses (a validation may need what only the
+/// receiver has; the receiver applies it), a `Serialize` that writes other
+/// bytes each time (a nonce), a panic in the type's code on the sender,
+/// and a sender thread whose stack is too small for the decoder's guard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_round_trip_check_leaves_what_it_cannot_judge_to_the_receiver() {
+    let (main, api, _) = connected().await;
+    match api.shapes.even(Even(3)).await.unwrap_err() {
+        IpcError::BadPayload { reason, .. } => assert!(reason.contains("3 is odd"), "{reason}"),
+        other => panic!("expected main's BadPayload, got {other:?}"),
+    }
+    assert_eq!(api.shapes.even(Even(4)).await.unwrap(), 4);
+    assert_eq!(api.shapes.sealed(Sealed(42)).await.unwrap(), 42);
+    let emitter = ShapeEventsEmitter::new(&main, ipc_runtime::Target::All);
+    let fragile =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| emitter.fragile(Fragile(1))));
+    assert_eq!(
+        fragile.ok(),
+        Some(0),
+        "no listener, and no panic out of emit"
+    );
+    let _listening = api.events.on_nums(|_| {}).await.unwrap();
+    assert!(main.subscribed(api.id(), "shape-events:nums").await);
+    let small_stack = std::thread::Builder::new()
+        .stack_size(144 * 1024)
+        .spawn(move || emitter.nums(vec![1, 2, 3]))
+        .unwrap();
+    assert_eq!(small_stack.join().unwrap(), 1);
 }

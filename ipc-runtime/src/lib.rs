@@ -403,19 +403,27 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 ///
 /// In debug builds (`debug_assertions`), the generated clients, handlers
 /// and emitters also check each value before it leaves: they decode the
-/// bytes they encoded and encode the result again, and a value that does
-/// not come back as the same bytes, in some order (a `HashMap` lists its
-/// entries in another order in each copy), or does not decode, is refused
-/// on the sender
-/// with [`IpcError::Encode`] ("`Secret` does not survive the IPC wire
-/// format: …"), naming its type. Values whose encoding is over 256 KiB are
-/// not checked, nor are large [`Blob`]s (blobs survive anyway), nor what
-/// [`ClientCore`] and [`EmitterCore`] are given directly. The value's own
-/// `Serialize` still runs once; the decoded copy's runs once more. A
-/// `Deserialize` that normalizes what it reads (trims, lowercases) fails
-/// the check for a value not yet normalized, since that value would not
-/// arrive as sent: normalize on the sending side too, or turn the check
-/// off ([`ConnectionBuilder::check_round_trips`],
+/// bytes they encoded and encode the result again. A value whose bytes do
+/// not decode as its type for a reason of the format (bincode's own
+/// errors, bytes left over, a self-describing format needed), or that
+/// comes back as other bytes, not just in another order (a `HashMap`
+/// lists its entries in another order in each copy), is refused on the
+/// sender with [`IpcError::Encode`] ("`Secret` does not survive the IPC
+/// wire format: …"), naming its type. What it cannot judge it lets
+/// through, for the receiver: a decode that fails in the type's own words
+/// (a validation such as `#[serde(try_from)]`, which may need what only
+/// the receiver has, or serde's own, such as a variant index out of
+/// range) or at the decoder's limits, a `Serialize` that writes other
+/// bytes each time (a nonce, a timestamp), and a panic in the type's
+/// code. Values whose encoding is over 64 KiB are not checked, nor are
+/// large [`Blob`]s (blobs survive anyway), nor what [`ClientCore`] and
+/// [`EmitterCore`] are given directly. The value's own `Serialize` still
+/// runs once; the decoded copy's `Deserialize` runs on the sender, its
+/// `Serialize` once or twice, and its `Drop` once. A `Deserialize` that
+/// normalizes what it reads (trims, lowercases) fails the check for a
+/// value not yet normalized, since that value would not arrive as sent:
+/// normalize on the sending side too, or turn the check off
+/// ([`ConnectionBuilder::check_round_trips`],
 /// [`MainBuilder::check_round_trips`]). Release builds skip the check: it
 /// costs a decode and an encode per message.
 ///

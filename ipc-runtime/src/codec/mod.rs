@@ -167,22 +167,34 @@ pub(crate) fn check_for<T: Serialize + DeserializeOwned>() -> Option<Check> {
 }
 
 /// The largest encoding [`survives`] checks: beyond it, a debug build
-/// would spend too long on a large value (a megabyte of `Vec<u8>` is
-/// decoded byte by byte), and a type's shape shows in small values too.
-pub(crate) const CHECK_MAX: usize = 256 * 1024;
+/// would spend too long on a large value, under the connection's write
+/// lock (256 KiB of `Vec<u8>`, decoded and encoded byte by byte, took
+/// 67 ms), and a type's shape shows in small values too.
+pub(crate) const CHECK_MAX: usize = 64 * 1024;
 
 /// Checks that `bytes`, a `T` just encoded, decode as a `T` that encodes
 /// to the same bytes, in some order (if they are [`CHECK_MAX`] bytes at
-/// most). A type whose `Serialize` and `Deserialize` disagree
-/// on its shape (a field or enum variant skipped on one side only, which
-/// serde does not tell the encoder about), that needs a self-describing
-/// format, or that the decoder's limits refuse, fails here, on the sender,
-/// instead of reaching the other side garbled. The value's own `Serialize`
-/// is not run again (it may have side effects); the decoded copy's is.
+/// most). A type whose `Serialize` and `Deserialize` disagree on its shape
+/// (a field or enum variant skipped on one side only, which serde does not
+/// tell the encoder about), or that needs a self-describing format, fails
+/// here, on the sender, instead of reaching the other side garbled. Not
+/// judged, so passed: a decode that fails in the type's own words or at
+/// the guard's limits, a `Serialize` whose bytes change from one call to
+/// the next, and a panic in the type's code. The value's own `Serialize`
+/// is not run again (it may have side effects); the decoded copy's runs
+/// once or twice, and its `Deserialize` and `Drop` once.
 pub(crate) fn survives<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<(), CodecError> {
     if bytes.len() > CHECK_MAX {
         return Ok(());
     }
+    // The type's code may panic on this side (it was written for the
+    // other): that is not this check's to report.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| round_trip::<T>(bytes)))
+        .unwrap_or(Ok(()))
+}
+
+/// [`survives`], panics aside.
+fn round_trip<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<(), CodecError> {
     let fails = |what: String| {
         Err(CodecError::Encode(format!(
             "`{}` does not survive the IPC wire format: {what} (checked in debug builds only; \
@@ -190,17 +202,31 @@ pub(crate) fn survives<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<
             core::any::type_name::<T>()
         )))
     };
-    match decode::<T>(bytes) {
-        Err(e) => fails(format!("what it encodes does not decode as it: {e}")),
-        Ok(back) => match encode_to_vec(&back) {
-            Ok(again) if again == bytes || same_bytes_reordered(&again, bytes) => Ok(()),
-            _ => fails(
-                "what it encodes decodes as a different value: a field or enum variant skipped \
-                 on one side only (`skip_serializing`, `skip_deserializing`, `#[serde(skip)]` on \
-                 a variant followed by others) shifts what follows"
-                    .into(),
-            ),
-        },
+    let back = match decode_classified::<T>(bytes) {
+        Ok(back) => back,
+        // The type's own words (a validation, which may need what only
+        // the receiver has) and the decoder's limits (this thread's stack)
+        // are the receiver's to apply.
+        Err((_, true)) => return Ok(()),
+        Err((e, false)) => return fails(format!("what it encodes does not decode as it: {e}")),
+    };
+    let same = |a: &[u8], b: &[u8]| a == b || same_bytes_reordered(a, b);
+    let Ok(again) = encode_to_vec(&back) else {
+        return Ok(());
+    };
+    if same(&again, bytes) {
+        return Ok(());
+    }
+    // A `Serialize` that writes other bytes each time (a nonce, a
+    // timestamp) cannot be judged this way.
+    match encode_to_vec(&back) {
+        Ok(third) if same(&third, &again) => fails(
+            "what it encodes decodes as a different value: a field or enum variant skipped on \
+             one side only (`skip_serializing`, `skip_deserializing`, `#[serde(skip)]` on a \
+             variant followed by others) shifts what follows"
+                .into(),
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -231,23 +257,36 @@ fn same_bytes_reordered(a: &[u8], b: &[u8]) -> bool {
 /// A type that cannot be decoded from this format at all fails with
 /// [`CodecError::NeedsSelfDescribing`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_classified(bytes).map_err(|(e, _)| e)
+}
+
+/// [`decode`], telling a failure of the format (bincode's own errors,
+/// trailing bytes, a type that needs a self-describing format: `false`)
+/// from one in the type's own words or the guard's (a validation, a
+/// limit: `true`).
+fn decode_classified<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, (CodecError, bool)> {
     let wanted_any = core::cell::Cell::new(None);
     let seed = guard::GuardSeed::<T>::new(bytes.len(), &wanted_any);
     let decoded = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG);
     // A refusal the type swallowed (a field that falls back to its default
     // on error) still leaves a wrong value, and its bytes unread.
     if let Some(expecting) = wanted_any.take() {
-        return Err(CodecError::NeedsSelfDescribing {
+        let e = CodecError::NeedsSelfDescribing {
             type_name: core::any::type_name::<T>(),
             expecting,
-        });
+        };
+        return Err((e, false));
     }
-    let (value, read) = decoded.map_err(decode_error)?;
+    let (value, read) = decoded.map_err(|e| {
+        let own_words = matches!(e, bincode::error::DecodeError::OtherString(_));
+        (decode_error(e), own_words)
+    })?;
     if read != bytes.len() {
-        return Err(CodecError::TrailingBytes {
+        let e = CodecError::TrailingBytes {
             extra: bytes.len() - read,
             total: bytes.len(),
-        });
+        };
+        return Err((e, false));
     }
     Ok(value)
 }
