@@ -83,6 +83,13 @@ impl InFlight {
     /// `limit` (a handler that blocks its thread holds its task up);
     /// whether they all did.
     async fn tasks_dropped(&self, limit: std::time::Duration) -> bool {
+        self.wait_for_tasks(limit, || self.tasks.load(Ordering::SeqCst) == 0)
+            .await
+    }
+
+    /// Waits until `done`, read again each time a call task drops (and
+    /// `tasks_done` is signalled), for at most `limit`; whether it came.
+    async fn wait_for_tasks(&self, limit: std::time::Duration, done: impl Fn() -> bool) -> bool {
         let wait = async {
             loop {
                 let notified = self.tasks_done.notified();
@@ -90,7 +97,7 @@ impl InFlight {
                 // Registered before the count is read: a drop in between
                 // still wakes this wait.
                 notified.as_mut().enable();
-                if self.tasks.load(Ordering::Acquire) == 0 {
+                if done() {
                     return;
                 }
                 notified.await;
@@ -127,23 +134,12 @@ impl InFlight {
                 self.0.store(false, Ordering::SeqCst);
             }
         }
+        // Set before the count is read: a task that drops in between reads
+        // it after counting itself gone, and signals.
         self.waiting.store(true, Ordering::SeqCst);
         let _waiting = Waiting(&self.waiting);
-        let wait = async {
-            loop {
-                let notified = self.tasks_done.notified();
-                tokio::pin!(notified);
-                // Registered before the count is read: a drop in between
-                // still wakes this wait (it reads `waiting` after
-                // counting).
-                notified.as_mut().enable();
-                if !self.handlers_at(limit) {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        let _ = tokio::time::timeout(LINGER, wait).await;
+        self.wait_for_tasks(LINGER, || !self.handlers_at(limit))
+            .await;
     }
 
     /// Why call `id` may not start now, if it may not: a duplicate id or
