@@ -542,6 +542,18 @@ fn farewell(reason: &DisconnectReason, by_close: bool) -> Option<String> {
     }
 }
 
+/// Logs a problem counted in `repeats` (a [`Repeats`]): the first for a
+/// renderer as a warning that says so, the rest as debug records.
+macro_rules! warn_first {
+    ($repeats:expr, $msg:literal, $($fields:tt)+) => {
+        if $repeats.first() {
+            warn!($($fields)+, concat!($msg, " (later ones are debug records)"))
+        } else {
+            debug!($($fields)+, $msg)
+        }
+    };
+}
+
 /// Counts a problem a renderer can cause at will without breaking the
 /// protocol (so it is not a violation), so that main logs the first as a
 /// warning and the rest as debug records: one renderer cannot flood
@@ -919,11 +931,11 @@ impl Conn {
                 true
             }
             Err(PushError::TooLarge { size, limit }) => {
-                if self.oversized_events.first() {
-                    warn!(renderer = %self.id(), %channel, size, limit, "event not sent: larger than the renderer accepts (later ones are debug records)");
-                } else {
-                    debug!(renderer = %self.id(), %channel, size, limit, "event not sent: larger than the renderer accepts");
-                }
+                warn_first!(
+                    self.oversized_events,
+                    "event not sent: larger than the renderer accepts",
+                    renderer = %self.id(), %channel, size, limit
+                );
                 self.events_dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
@@ -968,11 +980,11 @@ impl Conn {
         };
         let pushed = self.out.push(|buf| frame.write_body(buf), true).await;
         if let Err(PushError::TooLarge { size, limit }) = pushed {
-            if self.oversized_replies.first() {
-                warn!(renderer = %self.id(), size, limit, "an error reply was larger than the renderer accepts; it is told so instead (later ones are debug records)");
-            } else {
-                debug!(renderer = %self.id(), size, limit, "an error reply was larger than the renderer accepts; it is told so instead");
-            }
+            warn_first!(
+                self.oversized_replies,
+                "an error reply was larger than the renderer accepts; it is told so instead",
+                renderer = %self.id(), size, limit
+            );
             let error = IpcError::FrameTooLarge {
                 size: size as u64,
                 limit,
@@ -1035,11 +1047,11 @@ impl Conn {
             // Not a violation: a renderer cannot know main's limit, so one
             // using only the generated API may well ask for more.
             let limit = self.limits.max_subscriptions;
-            if self.refused_subscriptions.first() {
-                warn!(renderer = %self.id(), %channel, limit, "subscription refused: the renderer listens to as many event channels as main allows (later refusals are debug records)");
-            } else {
-                debug!(renderer = %self.id(), %channel, limit, "subscription refused again");
-            }
+            warn_first!(
+                self.refused_subscriptions,
+                "subscription refused: the renderer listens to as many event channels as main allows",
+                renderer = %self.id(), %channel, limit
+            );
             return self
                 .fail(id, &IpcError::TooManySubscriptions { limit })
                 .await;
@@ -1176,12 +1188,14 @@ impl Conn {
         if !too_large {
             // The handler's value could not be encoded: main's own bug.
             error!(renderer = %self.id(), %channel, %error, "the reply could not be sent");
-        } else if self.oversized_replies.first() {
+        } else {
             // Larger than the renderer's own `max_frame_size`: its choice,
             // which it may make on every call.
-            warn!(renderer = %self.id(), %channel, %error, "the reply could not be sent (later ones larger than the renderer accepts are debug records)");
-        } else {
-            debug!(renderer = %self.id(), %channel, %error, "the reply could not be sent");
+            warn_first!(
+                self.oversized_replies,
+                "the reply could not be sent",
+                renderer = %self.id(), %channel, %error
+            );
         }
         self.fail(id, &error).await;
     }
@@ -1198,10 +1212,12 @@ impl Conn {
         };
         if !types_at_fault {
             self.violation(&e);
-        } else if self.undecodable_types.first() {
-            warn!(renderer = %self.id(), %channel, "{e} (later ones are debug records)");
         } else {
-            debug!(renderer = %self.id(), %channel, "{e}");
+            warn_first!(
+                self.undecodable_types,
+                "arguments of a type no bytes can decode",
+                renderer = %self.id(), %channel, error = %e
+            );
         }
         e
     }
