@@ -55,12 +55,14 @@
 //!   with "the value nests too deep for the stack left", before the stack
 //!   can run out.
 //!
-//! And a type that asks for a self-describing format (`deserialize_any`,
-//! `deserialize_ignored_any`), which bincode refuses whatever the bytes,
-//! is refused here instead, noting what its visitor expected, so that
+//! And when a type asks for a self-describing format (`deserialize_any`,
+//! `deserialize_ignored_any`, `deserialize_identifier` outside an enum's
+//! variant tag) and bincode refuses, whatever the bytes, the refusal is
+//! noted with what the type's visitor expected, so that
 //! [`decode`](super::decode) can name the mistake in the types
 //! ([`CodecError::NeedsSelfDescribing`](super::CodecError::NeedsSelfDescribing))
-//! rather than blame the input.
+//! rather than blame the input. The requests themselves are forwarded:
+//! the number deserializer bincode hands a variant tag serves them.
 //!
 //! Everything else is forwarded unchanged, including borrowed (zero-copy)
 //! strings and byte slices.
