@@ -123,8 +123,12 @@ where
         check: bool,
     ) -> Result<(), CodecError> {
         match self.project().value.take() {
-            Some(Ok(value)) => dst.encode_checked(&value, check.then(codec::check_for::<T>)),
-            Some(Err(error)) => dst.encode_checked(&error, check.then(codec::check_for::<E>)),
+            Some(Ok(value)) => {
+                dst.encode_checked(&value, codec::check_for::<T>().filter(|_| check))
+            }
+            Some(Err(error)) => {
+                dst.encode_checked(&error, codec::check_for::<E>().filter(|_| check))
+            }
             None => Err(CodecError::Encode(
                 "internal error: the handler has no value to encode".into(),
             )),

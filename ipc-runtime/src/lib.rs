@@ -424,9 +424,8 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 /// value not yet normalized, since that value would not arrive as sent:
 /// normalize on the sending side too, or turn the check off
 /// ([`ConnectionBuilder::check_round_trips`],
-/// [`MainBuilder::check_round_trips`]). Release builds skip the check
-/// unless it is turned on there: it costs a decode and an encode per
-/// message.
+/// [`MainBuilder::check_round_trips`]). Release builds skip the check: it
+/// costs a decode and an encode per message.
 ///
 /// Three limits of the decoder, which treats what a renderer sends as
 /// hostile, also apply to honest values: a value nests at most 128 levels
@@ -650,8 +649,7 @@ pub mod __private {
                 channel: &'static str,
                 args: A,
             ) -> Result<T, IpcError> {
-                core.invoke_checked(channel, &args, Some(check_for::<A>()))
-                    .await
+                core.invoke_checked(channel, &args, check_for::<A>()).await
             }
         }
 
@@ -699,7 +697,7 @@ pub mod __private {
                 channel: &'static str,
                 args: A,
             ) -> Result<T, CallError<E>> {
-                core.invoke_fallible_checked(channel, &args, Some(check_for::<A>()))
+                core.invoke_fallible_checked(channel, &args, check_for::<A>())
                     .await
             }
         }
@@ -746,8 +744,7 @@ pub mod __private {
                 channel: &'static str,
                 args: A,
             ) -> Result<(), IpcError> {
-                core.send_checked(channel, &args, Some(check_for::<A>()))
-                    .await
+                core.send_checked(channel, &args, check_for::<A>()).await
             }
         }
 
@@ -784,7 +781,7 @@ pub mod __private {
 
         impl<A: Serialize + DeserializeOwned> Emit<A> for &Probe<A> {
             fn emit(&self, core: &EmitterCore, channel: &'static str, args: A) -> usize {
-                core.emit_checked(channel, &args, Some(check_for::<A>()))
+                core.emit_checked(channel, &args, check_for::<A>())
             }
         }
 

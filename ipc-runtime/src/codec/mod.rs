@@ -160,11 +160,10 @@ pub fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
 /// A check of a value's bytes just encoded: [`survives`] for its type.
 pub(crate) type Check = fn(&[u8]) -> Result<(), CodecError>;
 
-/// The check that values of `T` survive the wire format. Whether it runs
-/// is the connection's setting (`check_round_trips`: on in debug builds,
-/// where it costs a decode and an encode per message).
-pub(crate) fn check_for<T: Serialize + DeserializeOwned>() -> Check {
-    survives::<T>
+/// The check that values of `T` survive the wire format, in debug builds
+/// (it costs a decode and an encode per message); none in release builds.
+pub(crate) fn check_for<T: Serialize + DeserializeOwned>() -> Option<Check> {
+    cfg!(debug_assertions).then_some(survives::<T> as Check)
 }
 
 /// The largest encoding [`survives`] checks: beyond it, a debug build

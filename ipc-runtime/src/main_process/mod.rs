@@ -163,8 +163,7 @@ impl<C> MainBuilder<C> {
     /// Whether main checks, before sending, that each reply, typed error
     /// and event its generated handlers and emitters send survives the
     /// wire format (decoding it and encoding it again gives the same bytes,
-    /// in some order). By default on in debug builds, and off in release
-    /// builds, where it would cost a decode and an encode per message. See
+    /// in some order): on in debug builds, off in release builds. See
     /// [`IpcType`](crate::IpcType) for what it catches. Turn it off for a
     /// type whose `Deserialize` normalizes on purpose (trims, lowercases),
     /// which the check refuses.

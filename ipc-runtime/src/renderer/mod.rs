@@ -147,9 +147,8 @@ impl ConnectionBuilder {
 
     /// Whether this renderer checks, before sending, that the arguments
     /// its generated clients send survive the wire format (decoding them
-    /// and encoding them again gives the same bytes, in some order). By
-    /// default on in debug builds, and off in release builds, where it
-    /// would cost a decode and an encode per message. See
+    /// and encoding them again gives the same bytes, in some order): on in
+    /// debug builds, off in release builds. See
     /// [`IpcType`](crate::IpcType) for what it catches. Turn it off for a
     /// type whose `Deserialize` normalizes on purpose (trims, lowercases),
     /// which the check refuses.
