@@ -202,13 +202,14 @@ fn round_trip<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<(), Codec
             core::any::type_name::<T>()
         )))
     };
-    let back = match decode_classified::<T>(bytes) {
+    let back = match decode::<T>(bytes) {
         Ok(back) => back,
         // The type's own words (a validation, which may need what only
         // the receiver has) and the decoder's limits (this thread's stack)
-        // are the receiver's to apply.
-        Err((_, true)) => return Ok(()),
-        Err((e, false)) => return fails(format!("what it encodes does not decode as it: {e}")),
+        // are the receiver's to apply: every `Decode` error but bincode's
+        // own, to which `decode_error` adds `DISAGREE`.
+        Err(CodecError::Decode(why)) if !why.contains(DISAGREE) => return Ok(()),
+        Err(e) => return fails(format!("what it encodes does not decode as it: {e}")),
     };
     let same = |a: &[u8], b: &[u8]| a == b || same_bytes_reordered(a, b);
     let Ok(again) = encode_to_vec(&back) else {
@@ -257,36 +258,23 @@ fn same_bytes_reordered(a: &[u8], b: &[u8]) -> bool {
 /// A type that cannot be decoded from this format at all fails with
 /// [`CodecError::NeedsSelfDescribing`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    decode_classified(bytes).map_err(|(e, _)| e)
-}
-
-/// [`decode`], telling a failure of the format (bincode's own errors,
-/// trailing bytes, a type that needs a self-describing format: `false`)
-/// from one in the type's own words or the guard's (a validation, a
-/// limit: `true`).
-fn decode_classified<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, (CodecError, bool)> {
     let wanted_any = core::cell::Cell::new(None);
     let seed = guard::GuardSeed::<T>::new(bytes.len(), &wanted_any);
     let decoded = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG);
     // A refusal the type swallowed (a field that falls back to its default
     // on error) still leaves a wrong value, and its bytes unread.
     if let Some(expecting) = wanted_any.take() {
-        let e = CodecError::NeedsSelfDescribing {
+        return Err(CodecError::NeedsSelfDescribing {
             type_name: core::any::type_name::<T>(),
             expecting,
-        };
-        return Err((e, false));
+        });
     }
-    let (value, read) = decoded.map_err(|e| {
-        let own_words = matches!(e, bincode::error::DecodeError::OtherString(_));
-        (decode_error(e), own_words)
-    })?;
+    let (value, read) = decoded.map_err(decode_error)?;
     if read != bytes.len() {
-        let e = CodecError::TrailingBytes {
+        return Err(CodecError::TrailingBytes {
             extra: bytes.len() - read,
             total: bytes.len(),
-        };
-        return Err((e, false));
+        });
     }
     Ok(value)
 }
