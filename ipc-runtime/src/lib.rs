@@ -424,8 +424,8 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 /// value not yet normalized, since that value would not arrive as sent:
 /// normalize on the sending side too, or turn the check off
 /// ([`ConnectionBuilder::check_round_trips`],
-/// [`MainBuilder::check_round_trips`]). Release builds skip the check: it
-/// costs a decode and an encode per message.
+/// [`MainBuilder::check_round_trips`]). Release builds never check (the
+/// check is compiled out): it costs a decode and an encode per message.
 ///
 /// Three limits of the decoder, which treats what a renderer sends as
 /// hostile, also apply to honest values: a value nests at most 128 levels

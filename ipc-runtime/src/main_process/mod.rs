@@ -163,8 +163,10 @@ impl<C> MainBuilder<C> {
     /// Whether main checks, before sending, that each reply, typed error
     /// and event its generated handlers and emitters send survives the
     /// wire format (decoding it and encoding it again gives the same bytes,
-    /// in some order): on in debug builds, off in release builds. See
-    /// [`IpcType`](crate::IpcType) for what it catches. Turn it off for a
+    /// in some order): on by default in debug builds. Release builds never
+    /// check, whatever this says: the check is compiled out, so that it
+    /// costs them nothing. See [`IpcType`](crate::IpcType) for what it
+    /// catches. Turn it off for a
     /// type whose `Deserialize` normalizes on purpose (trims, lowercases),
     /// which the check refuses.
     pub fn check_round_trips(mut self, check: bool) -> Self {
@@ -774,7 +776,7 @@ impl Main {
             /// renderer's queue: no allocation per event.
             static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
         }
-        let check = check.filter(|_| self.inner.setup().is_ok_and(|s| s.round_trips));
+        let check = check.filter(|_| self.inner.setup.get().is_some_and(|s| s.round_trips));
         let encode = |buf: &mut BytesMut| {
             crate::codec::encode_into(args, buf)
                 .and_then(|()| check.map_or(Ok(()), |check| check(buf)))

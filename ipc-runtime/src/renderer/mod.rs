@@ -147,8 +147,9 @@ impl ConnectionBuilder {
 
     /// Whether this renderer checks, before sending, that the arguments
     /// its generated clients send survive the wire format (decoding them
-    /// and encoding them again gives the same bytes, in some order): on in
-    /// debug builds, off in release builds. See
+    /// and encoding them again gives the same bytes, in some order): on by
+    /// default in debug builds. Release builds never check, whatever this
+    /// says: the check is compiled out, so that it costs them nothing. See
     /// [`IpcType`](crate::IpcType) for what it catches. Turn it off for a
     /// type whose `Deserialize` normalizes on purpose (trims, lowercases),
     /// which the check refuses.
