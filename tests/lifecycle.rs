@@ -228,7 +228,7 @@ async fn a_renderer_writing_when_main_drops_it_is_told_why() {
             let mut n = 0u64;
             while sender.probe.record(n).await.is_ok() {
                 n += 1;
-                if n.is_multiple_of(64) {
+                if n % 64 == 0 {
                     tokio::task::yield_now().await;
                 }
             }
