@@ -175,7 +175,7 @@ async fn a_renderer_that_exits_before_its_handshake_is_reported_with_its_exit_st
     );
     assert!(
         err.to_string()
-            .contains("renderer `confused` exited: exit status: 1"),
+            .contains("before its handshake: renderer `confused` exited (exit status: 1); the program spawned must connect with `connect_inherited`"),
         "{err}"
     );
     assert_eq!(main.renderer_count(), 0);

@@ -331,6 +331,31 @@ pub async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> Option<F:
     .await
 }
 
+/// Runs `fut` to completion on the calling thread, with no tokio runtime
+/// around it: what a GUI toolkit's own executor does on its thread.
+/// Called from a plain thread (`std::thread::spawn`).
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark()
+        }
+    }
+    assert!(
+        tokio::runtime::Handle::try_current().is_err(),
+        "block_on is for threads outside any runtime"
+    );
+    let mut fut = std::pin::pin!(fut);
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
 /// Polls `check` every 10 ms until it holds or `within` passes.
 pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;

@@ -558,11 +558,24 @@ impl Auth {
     }
 }
 
+/// The tokio runtime `what` is called in, which will run the tasks that
+/// serve renderers; a clear error outside one (rather than tokio's panic
+/// when the first task is spawned, after a renderer's process was started).
+pub(crate) fn current_runtime(what: &str) -> Result<tokio::runtime::Handle, IpcError> {
+    tokio::runtime::Handle::try_current().map_err(|_| IpcError::Config {
+        reason: format!(
+            "{what} must be called inside a tokio runtime, whose tasks then serve the renderers"
+        ),
+    })
+}
+
 impl Main {
-    /// Checks that this main is built and not closed, so that a renderer
-    /// could be accepted now: what is checked before a renderer's program
-    /// is started, which would otherwise only be refused.
-    pub(crate) fn check_accepting(&self) -> Result<(), IpcError> {
+    /// Checks that this main is built and not closed, and that it is
+    /// called inside a runtime, so that a renderer could be accepted now:
+    /// what is checked before a renderer's program is started, which would
+    /// otherwise only be refused.
+    pub(crate) fn check_accepting(&self, what: &str) -> Result<(), IpcError> {
+        current_runtime(what)?;
         self.inner.setup()?;
         self.check_open()
     }
@@ -641,12 +654,14 @@ impl Main {
     ///
     /// The transport is trusted as the renderer's credential, so use this
     /// for in-memory pipes and sockets that only the intended renderer can
-    /// hold. Fails if the handshake fails (the renderer is told why).
+    /// hold. Fails if the handshake fails (the renderer is told why), and
+    /// with [`IpcError::Config`] outside a tokio runtime.
     pub async fn accept<A: Api>(
         &self,
         transport: Transport,
         label: &str,
     ) -> Result<RendererInfo, IpcError> {
+        current_runtime("Main::accept")?;
         let (info, _) = self
             .accept_with(transport, Auth::trusted::<A>(label))
             .await?;

@@ -333,6 +333,7 @@ impl ConnectionBuilder {
             events: listen::EventQueue::default(),
             sweep: Notify::new(),
             farewell: Mutex::default(),
+            runtime: tokio::runtime::Handle::current(),
         });
         tokio::spawn(listen::dispatch_events(Arc::clone(&shared), stop.clone()));
         let writer_stop = stop.clone();
@@ -381,6 +382,12 @@ impl ConnectionBuilder {
 /// a `send`), as much as the socket takes at once. A process that ends
 /// with `std::process::exit` runs no destructors: call
 /// [`Connection::flush`] or [`Connection::close`] before it.
+///
+/// A connection is made inside a tokio runtime, whose tasks then carry
+/// it; its calls, `send`s and listeners may be used from any thread,
+/// including one outside every runtime that polls them with an executor
+/// of its own (a GUI toolkit's thread): the timers they wait on are then
+/// the connection runtime's.
 #[derive(Clone)]
 pub struct Connection {
     shared: Arc<Shared>,
@@ -431,6 +438,9 @@ struct Shared {
     sweep: Notify,
     /// Why main ended the connection, if it said so before closing it.
     farewell: Mutex<Option<String>>,
+    /// The runtime the connection was made on: its timers serve calls
+    /// made from threads outside any runtime (see [`Shared::timer`]).
+    runtime: tokio::runtime::Handle,
 }
 
 struct State {
@@ -442,6 +452,21 @@ struct State {
 }
 
 impl Shared {
+    /// Runs `make`, which creates a timer, in the caller's runtime or,
+    /// for a call made from a thread outside any tokio runtime (a GUI
+    /// thread polling it with an executor of its own), in the
+    /// connection's: a call waits on a timer only when it must wait (for
+    /// a slot, for room in the queue), so without this such a caller
+    /// would work until the first time it had to wait, then panic.
+    fn timer<T>(&self, make: impl FnOnce() -> T) -> T {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            make()
+        } else {
+            let _entered = self.runtime.enter();
+            make()
+        }
+    }
+
     /// What main said as it ended the connection, once the reader has it.
     fn farewell(&self) -> Option<String> {
         self.farewell
@@ -730,10 +755,9 @@ impl Connection {
         let pushed = match self.shared.out.push_if_room(|buf| frame(id, buf), true) {
             Ok(pushed) => pushed,
             Err(frame) => {
-                let wait = Box::pin(tokio::time::timeout_at(
-                    deadline,
-                    self.shared.push_unsent(id, frame),
-                ));
+                let wait = Box::pin(self.shared.timer(|| {
+                    tokio::time::timeout_at(deadline, self.shared.push_unsent(id, frame))
+                }));
                 match wait.await {
                     Ok(Some(pushed)) => pushed,
                     // Timed out (or the connection closed) before its invoke
@@ -802,7 +826,10 @@ impl Connection {
                 }
             }
         });
-        match tokio::time::timeout_at(deadline, admitted).await {
+        let admitted = self
+            .shared
+            .timer(|| tokio::time::timeout_at(deadline, admitted));
+        match admitted.await {
             Ok(admitted) => admitted,
             Err(_) => Err(timed_out),
         }
@@ -830,10 +857,9 @@ impl Connection {
         let pushed = match self.shared.out.push_if_room(frame, true) {
             Ok(pushed) => pushed,
             Err(frame) => {
-                let wait = Box::pin(tokio::time::timeout(
-                    capped(timeout),
-                    self.shared.out.push(frame, true),
-                ));
+                let wait = Box::pin(self.shared.timer(|| {
+                    tokio::time::timeout(capped(timeout), self.shared.out.push(frame, true))
+                }));
                 match wait.await {
                     Ok(pushed) => pushed,
                     Err(_) => {
@@ -872,7 +898,10 @@ impl Connection {
         self.shared.close(IpcError::disconnected(
             "the connection was closed by this renderer",
         ));
-        let written = tokio::time::timeout(DRAIN_ON_DROP, flushed).await;
+        let written = self
+            .shared
+            .timer(|| tokio::time::timeout(DRAIN_ON_DROP, flushed))
+            .await;
         self.shared.stop.cancel();
         match written {
             Ok(true) => Ok(()),

@@ -45,6 +45,13 @@ fn identity(fd: RawFd) -> Option<(u64, u64, bool)> {
 /// The child is killed if this value is dropped while it still runs; call
 /// [`RendererProcess::wait`] to let it finish on its own.
 ///
+/// A child that exits (or crashes) stays a zombie, its exit status kept
+/// for [`RendererProcess::wait`], until `wait`, [`RendererProcess::kill`]
+/// or dropping this value collects it. An app that keeps its windows'
+/// `RendererProcess`es in a table should take a window out when it ends
+/// (its [`RendererProcess::disconnected`] returns, or
+/// [`Main::disconnections`] names it) rather than when the user closes it.
+///
 /// Main sees the renderer leave when every copy of the child's socket is
 /// closed. A process the child starts before it connects (a wrapper
 /// script's helper, say) inherits a copy; so when main kills the child
@@ -172,18 +179,20 @@ impl Main {
     /// in the command's `pre_exec`).
     ///
     /// Fails before starting anything if the renderer would be refused:
-    /// with [`IpcError::Config`] if this main is not built yet or does not
-    /// serve every contract `A` draws from, with
+    /// with [`IpcError::Config`] outside a tokio runtime, if this main is
+    /// not built yet, or if it does not serve every contract `A` draws
+    /// from, with
     /// [`IpcError::Disconnected`] if it is closed.
     pub async fn spawn_renderer<A: Api>(
         &self,
         command: std::process::Command,
         label: &str,
     ) -> Result<RendererProcess, IpcError> {
-        self.check_accepting()?;
+        self.check_accepting("Main::spawn_renderer")?;
         self.check_serves::<A>()?;
-        let (main_end, child_end) =
-            StdUnixStream::pair().map_err(|e| IpcError::io("creating a socket pair", e))?;
+        let (main_end, child_end) = StdUnixStream::pair()
+            .and_then(|(a, b)| Ok((above_stdio(a)?, above_stdio(b)?)))
+            .map_err(|e| IpcError::io("creating a socket pair", e))?;
         let fd = child_end.as_raw_fd();
         let mut command = tokio::process::Command::from(command);
         let (device, inode, _) = identity(fd).ok_or_else(|| {
@@ -235,7 +244,10 @@ impl Main {
                     // renderer): its exit status says more than the
                     // closed socket.
                     (IpcError::Disconnected { reason }, Ok(Ok(status))) => IpcError::Disconnected {
-                        reason: format!("{reason} (renderer `{label}` exited: {status})"),
+                        reason: format!(
+                            "{reason}: renderer `{label}` exited ({status}); the program spawned must \
+                             connect with `connect_inherited` (is it the renderer, and did it print an error?)"
+                        ),
                     },
                     (e, _) => e,
                 });
@@ -247,6 +259,24 @@ impl Main {
             closed,
             main: self.clone(),
         })
+    }
+}
+
+/// `stream`, moved above the standard streams' numbers if it took one of
+/// them (main started with stdin or stdout closed): the child's standard
+/// streams, set up on 0–2 after the fork, would replace its end of the
+/// socket, and inherit main's end as one of them.
+fn above_stdio(stream: StdUnixStream) -> std::io::Result<StdUnixStream> {
+    if stream.as_raw_fd() > 2 {
+        return Ok(stream);
+    }
+    // SAFETY: fcntl only reads `stream`'s descriptor, which is open; on
+    // success the new descriptor is ours alone, and owned from here on.
+    unsafe {
+        match libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) {
+            -1 => Err(std::io::Error::last_os_error()),
+            fd => Ok(StdUnixStream::from_raw_fd(fd)),
+        }
     }
 }
 

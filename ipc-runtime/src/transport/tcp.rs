@@ -74,9 +74,7 @@ impl Main {
             "frames and tokens cross unencrypted; over another network, secure the stream \
              yourself (TLS) and hand it to Main::accept",
         )?;
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| IpcError::Config {
-            reason: "listen_tcp must be called inside a tokio runtime".into(),
-        })?;
+        let runtime = crate::main_process::current_runtime("Main::listen_tcp")?;
         let std_listener = std::net::TcpListener::bind(&addrs[..])
             .map_err(|e| IpcError::io(format!("listening on {}", list(&addrs)), e))?;
         let addr = std_listener

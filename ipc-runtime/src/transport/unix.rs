@@ -360,11 +360,8 @@ impl Main {
             }
         };
         let path = dir.join(SOCKET_FILE);
-        let listening = tokio::runtime::Handle::try_current()
-            .map_err(|_| IpcError::Config {
-                reason: "listen_unix must be called inside a tokio runtime".into(),
-            })
-            .and_then(|runtime| {
+        let listening =
+            crate::main_process::current_runtime("Main::listen_unix").and_then(|runtime| {
                 let _entered = runtime.enter();
                 let listener = UnixListener::bind(&path)
                     .map_err(|e| IpcError::io(format!("listening on {}", path.display()), e))?;
