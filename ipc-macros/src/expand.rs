@@ -808,7 +808,11 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
             "Calls `f` with each `{channel}` event, in the order main emitted them, until the returned guard is dropped \
              or the connection closes (dropping every handle of the API closes it: keep one while you listen). \
              Returns once main has recorded the subscription. `f` runs on the connection's event dispatcher: it must \
-             return quickly and not block (hand the event to a channel or a task for longer work)."
+             return quickly and not block (hand the event to a channel or a task for longer work). \
+             `f` returns nothing, so an `async` block is refused: for async work (such as calling main back when \
+             an event arrives), `tokio::spawn` it from `f`, or loop over `{stream}()` to handle each event in \
+             turn, in order.",
+            stream = names::listener_method("stream", method.ident()),
         ),
     };
     let spacer = if docs.is_empty() {

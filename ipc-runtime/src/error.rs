@@ -35,7 +35,7 @@ pub enum IpcError {
         timeout: Duration,
     },
     /// The connection is gone: the peer exited, crashed or closed it.
-    #[error("disconnected: {reason}; calls on this connection cannot succeed any more")]
+    #[error("disconnected: {reason}; nothing more can go through this connection")]
     Disconnected {
         /// What ended the connection, as far as this side knows.
         reason: String,

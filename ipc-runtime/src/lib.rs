@@ -22,7 +22,7 @@
 //! | Electron | here |
 //! | --- | --- |
 //! | `ipcRenderer.invoke` / `ipcMain.handle` | a `#[service]` method, returning `T` or `Result<T, E>` |
-//! | `ipcRenderer.send` / `ipcMain.on` | a method marked `#[ipc(send)]` (fire and forget, in order) |
+//! | `ipcRenderer.send` / `ipcMain.on` | a method marked `#[ipc(send)]` (fire and forget, in order; `flush` the API before `std::process::exit`) |
 //! | `webContents.send` / `ipcRenderer.on` | an `#[events]` method; listeners return guards |
 //! | preload + `contextBridge.exposeInMainWorld` | an `expose!` type, and main accepting the renderer as it |
 //! | channel strings such as `"notes:get"` | `namespace:method`, derived and checked by the macros |
@@ -447,7 +447,7 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::Deserialize`",
     label = "sent over IPC here",
-    note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]` on the type; for a container such as `Vec<T>` or `Option<T>`, on the type inside",
+    note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]` on the type; for a container such as `Vec<T>` or `Option<T>`, on the type inside; a type of another crate that lacks them (such as `std::io::Error`) cannot cross: convert it into a type of your own, or a `String`",
     note = "an IPC type must also own its data and be `Send + 'static` (`String`, not `&str`); `Arc<T>` needs serde's `rc` feature (each side then has its own copy), and `Rc<T>` is not `Send`"
 )]
 pub trait IpcType {

@@ -105,6 +105,9 @@ impl ClientCore {
 
     /// Sends a fire-and-forget message: returns once it is queued, waiting
     /// at most the client's timeout for room ([`IpcError::SendTimeout`]).
+    /// Queued messages are written when the connection is dropped, but not
+    /// if the process ends with `std::process::exit`: await
+    /// [`Connection::flush`](crate::Connection::flush) first.
     pub async fn send<A: Serialize>(
         &self,
         channel: &'static str,
