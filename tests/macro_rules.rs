@@ -2,8 +2,8 @@
 //! contract written by hand. Fragments such as `$t:ty` and `$ns:literal`
 //! reach the attribute macros wrapped in invisible groups: a `Result`
 //! passed as `$t:ty` still delivers its error as [`CallError::Handler`], a
-//! `()` is still nothing, and a namespace passed as `$ns:literal` is still
-//! a string.
+//! `()` is still nothing, a namespace passed as `$ns:literal` is still
+//! a string, and a `timeout_secs` passed as `$secs:literal` still a number.
 
 use std::{
     sync::{Arc, Mutex},
@@ -20,11 +20,12 @@ use serde::{Deserialize, Serialize};
 pub struct Missing(u64);
 
 macro_rules! store {
-    ($name:ident, $events:ident, $ns:literal, $get:ty, $unit:ty) => {
+    ($name:ident, $events:ident, $ns:literal, $secs:literal, $get:ty, $unit:ty) => {
         /// A store, made by `store!`.
         #[service(namespace = $ns)]
         pub trait $name {
             /// Fails for a missing note.
+            #[ipc(timeout_secs = $secs)]
             async fn get(&self, id: u64) -> $get;
             /// Fire and forget, returning `()` through `$unit`.
             #[ipc(send)]
@@ -40,7 +41,7 @@ macro_rules! store {
     };
 }
 
-store!(Notes, NotesEvents, "notes", Result<String, Missing>, ());
+store!(Notes, NotesEvents, "notes", 60, Result<String, Missing>, ());
 
 expose! {
     /// All of it.

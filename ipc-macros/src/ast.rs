@@ -111,6 +111,8 @@ pub struct Method {
     pub kind: Kind,
     /// `rename = "..."`, if given.
     pub rename: Option<LitStr>,
+    /// `timeout_secs = N`, if given: how long its calls wait by default.
+    pub timeout_secs: Option<u64>,
     /// The method part of the channel: the rename, or the kebab-case name.
     pub channel_part: String,
     /// The arguments after the receiver.
@@ -287,6 +289,7 @@ impl Method {
             item,
             kind,
             rename: attrs.rename,
+            timeout_secs: attrs.timeout_secs,
             channel_part,
             args,
             output,

@@ -22,6 +22,8 @@ const NAMESPACE: &str = "namespace";
 const SEND: &str = "send";
 /// `#[ipc(rename = "...")]`.
 const RENAME: &str = "rename";
+/// `#[ipc(timeout_secs = 300)]`.
+const TIMEOUT_SECS: &str = "timeout_secs";
 /// `#[service(crate = "...")]`, `#[ipc(crate = "...")]` on an `expose!` API.
 const CRATE: &str = "crate";
 
@@ -128,15 +130,19 @@ pub struct MethodAttrs {
     pub send: Option<Span>,
     /// `#[ipc(rename = "...")]`: the explicit channel part.
     pub rename: Option<LitStr>,
+    /// `#[ipc(timeout_secs = N)]`: how long the method's calls wait, by
+    /// default (at least 1).
+    pub timeout_secs: Option<u64>,
 }
 
 /// Parses and removes the `#[ipc(...)]` attributes of one method, leaving the
 /// others (doc comments, lints) in place. An event takes only `rename`: it
-/// is always a push from main, so `send` is refused with its own message.
+/// is always a push from main, so `send` and `timeout_secs` are refused
+/// with messages of their own.
 pub fn method(cx: &mut Ctxt, flavor: Flavor, attrs: &mut Vec<Attribute>) -> MethodAttrs {
     let mut out = MethodAttrs::default();
     let known: &[&str] = match flavor {
-        Flavor::Service => &[SEND, RENAME],
+        Flavor::Service => &[SEND, RENAME, TIMEOUT_SECS],
         Flavor::Events => &[RENAME],
     };
     attrs.retain(|attr| {
@@ -166,7 +172,7 @@ pub fn method(cx: &mut Ctxt, flavor: Flavor, attrs: &mut Vec<Attribute>) -> Meth
         if !matches!(attr.meta, syn::Meta::List(_)) {
             let message = match flavor {
                 Flavor::Service => {
-                    "#[ipc] needs an option: `#[ipc(send)]` or `#[ipc(rename = \"...\")]`"
+                    "#[ipc] needs an option: `#[ipc(send)]`, `#[ipc(rename = \"...\")]` or `#[ipc(timeout_secs = 300)]`"
                 }
                 Flavor::Events => {
                     "#[ipc] needs an option: on an event, `#[ipc(rename = \"...\")]`"
@@ -189,6 +195,19 @@ pub fn method(cx: &mut Ctxt, flavor: Flavor, attrs: &mut Vec<Attribute>) -> Meth
                     cx.syn_error(meta.error("`send` is given twice; keep one"));
                 } else {
                     out.send = Some(span_of(&meta));
+                }
+            } else if meta.path.is_ident(TIMEOUT_SECS) && flavor == Flavor::Events {
+                skip_value(&meta)?;
+                cx.syn_error(meta.error(
+                    "`timeout_secs` does not apply to events: main pushes them, and nothing waits for a reply; remove it",
+                ));
+            } else if meta.path.is_ident(TIMEOUT_SECS) {
+                if let Some(secs) = seconds_value(cx, &meta)? {
+                    if out.timeout_secs.is_some() {
+                        cx.syn_error(meta.error("`timeout_secs` is given twice; keep one"));
+                    } else {
+                        out.timeout_secs = Some(secs);
+                    }
                 }
             } else if meta.path.is_ident(RENAME) {
                 let value = string_value(cx, &meta, RENAME, "get-user")?;
@@ -328,6 +347,33 @@ fn string_value(
     }
 }
 
+/// Parses `timeout_secs = N`: a whole number of seconds, at least 1.
+fn seconds_value(cx: &mut Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<u64>> {
+    let usage = "write a whole number of seconds, such as `timeout_secs = 300`";
+    if !meta.input.peek(Token![=]) {
+        skip_value(meta)?;
+        cx.syn_error(meta.error(format!("`{TIMEOUT_SECS}` needs a value: {usage}")));
+        return Ok(None);
+    }
+    let mut expr: Expr = meta.value()?.parse()?;
+    // As in `string_value`: a literal from a `macro_rules!` fragment.
+    while let Expr::Group(group) = expr {
+        expr = *group.expr;
+    }
+    let problem = match &expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => match lit.base10_parse::<u64>() {
+            Ok(0) => "a timeout of 0 seconds would fail every call; give at least 1".to_string(),
+            Ok(secs) => return Ok(Some(secs)),
+            Err(_) => format!("`{TIMEOUT_SECS}` is out of range: {usage}"),
+        },
+        _ => format!("`{TIMEOUT_SECS}` takes a number: {usage}"),
+    };
+    cx.error_spanned_by(&expr, problem);
+    Ok(None)
+}
+
 /// Skips the value of an option (`= expr` or `(...)`), so that parsing can
 /// carry on with the next option.
 fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
@@ -352,7 +398,14 @@ fn unknown(meta: &ParseNestedMeta, attr: &str, known: &[&str]) -> syn::Error {
         .get_ident()
         .map(ToString::to_string)
         .unwrap_or_else(|| meta.path.to_token_stream().to_string().replace(' ', ""));
-    let hint = match closest(&written, known) {
+    // `timeout` for `timeout_secs`: a known option the written one begins.
+    let begun = || {
+        known
+            .iter()
+            .copied()
+            .find(|k| written.len() >= 4 && k.starts_with(written.as_str()))
+    };
+    let hint = match closest(&written, known).or_else(begun) {
         Some(k) => format!("did you mean `{k}`?"),
         None => format!("expected {}", one_of(known)),
     };

@@ -794,7 +794,7 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
     let docs = doc_attrs(&method.item.attrs);
     let lints = lint_attrs(&method.item.attrs);
     let channel = service.channel(method);
-    let what = match method.kind {
+    let mut what = match method.kind {
         Kind::Invoke => format!("Calls `{channel}` and waits for the reply."),
         Kind::Send => format!(
             "Sends a message on `{channel}` without waiting for it to be handled; messages from one connection are handled in the order sent.\n\n\
@@ -815,6 +815,12 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
             stream = names::listener_method("stream", method.ident()),
         ),
     };
+    if let Some(secs) = method.timeout_secs {
+        what.push_str(&format!(
+            "\n\nDeclared with `#[ipc(timeout_secs = {secs})]`: waits at most {secs} s, whatever the \
+             connection's `call_timeout`; a client given another timeout with `with_timeout` waits that long."
+        ));
+    }
     let spacer = if docs.is_empty() {
         quote!()
     } else {
@@ -984,11 +990,21 @@ fn expand_client(service: &Service) -> TokenStream {
         let allows = allows_bound(service, m);
         // Hygienic, so that an argument called `core` does not shadow it.
         let core = Ident::new("__ipc_core", Span::mixed_site());
+        // `#[ipc(timeout_secs = N)]`: a core of the call's own, moved into
+        // the future.
+        let (core_of_call, core_in_future) = match m.timeout_secs {
+            None => (quote!(&self.core), quote!()),
+            Some(secs) => (
+                quote!(self.core.with_default_timeout(::core::time::Duration::from_secs(#secs))),
+                quote!(let #core = &#core;),
+            ),
+        };
         quote! {
             #docs
             pub fn #ident(&self, #(#arg_idents: #arg_tys),*) -> #rt::BoxFuture<'_, #ret> #allows {
-                let #core = &self.core;
+                let #core = #core_of_call;
                 #rt::Box::pin(async move {
+                    #core_in_future
                     #[allow(unused_imports)]
                     use #rt::probe::{#real as _, #inert as _};
                     (&&#probe::NEW)

@@ -301,7 +301,7 @@
 //! | arguments and results are owned, concrete, sized types | `&str`, `&Note`, `impl ToString`, `dyn Display`, `Self`, `str`, `[u8]` |
 //! | at most 16 arguments (serde's largest tuple) | `async fn f(&self, a1: u8, /* .. */ a17: u8)` |
 //! | arguments and results implement `Serialize` and `Deserialize`, reported on the type (how they use serde is not checked: see [`IpcType`] for what fails at run time) | `async fn get(&self) -> Note` where `Note` derives neither |
-//! | only known options, each given once; `send` only on service methods | `#[ipc(sned)]` ("did you mean `send`?"), `#[ipc(send, send)]`, `#[ipc(send)]` on an event |
+//! | only known options, each given once; `send` and `timeout_secs` only on service methods; `timeout_secs` a whole number of seconds, at least 1 | `#[ipc(sned)]` ("did you mean `send`?"), `#[ipc(send, send)]`, `#[ipc(send)]` on an event, `#[ipc(timeout_secs = "5m")]` |
 //! | the macros go on traits holding only methods | `#[service] struct Notes`, `type Item;` in a service |
 //! | names the generated types use for themselves stay free | a method `new` or `with_timeout`, an event `new`, an `expose!` field `__ipc_connection` |
 //! | main and renderers see the same contract in every build | `#[cfg(feature = "admin")]` on one method (put it on the whole trait) |
@@ -474,8 +474,17 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> IpcType
 ///     async fn get_user(&self) -> User;                          // "notes:get-user"
 ///     #[ipc(rename = "whoami")]
 ///     async fn current_user(&self) -> User;                      // "notes:whoami"
+///     #[ipc(timeout_secs = 600)]
+///     async fn pick_file(&self) -> Option<PathBuf>;              // waits up to 10 minutes
 /// }
 /// ```
+///
+/// A call waits for its reply at most the connection's `call_timeout` (30
+/// seconds unless its `ConnectionBuilder` says otherwise), then fails with
+/// [`IpcError::Timeout`] and main cancels its handler. A method whose work
+/// legitimately takes longer (a file dialog waiting for the user) declares
+/// its own with `#[ipc(timeout_secs = N)]`; a client's `with_timeout` still
+/// overrides it.
 ///
 /// Generates `NotesServer`, `NotesClient`, `NotesContract` and a module
 /// `notes_methods` beside the trait; see the [crate documentation](crate)

@@ -40,6 +40,18 @@ impl ClientCore {
         }
     }
 
+    /// The same core with `timeout`, unless [`ClientCore::with_timeout`]
+    /// gave it one: what the generated method of a call declared with
+    /// `#[ipc(timeout_secs = N)]` uses, so that the declaration overrides
+    /// the connection's `call_timeout`, and a client's `with_timeout`
+    /// overrides both.
+    pub fn with_default_timeout(&self, timeout: Duration) -> Self {
+        ClientCore {
+            conn: self.conn.clone(),
+            timeout: Some(self.timeout.unwrap_or(timeout)),
+        }
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout.unwrap_or_else(|| self.conn.call_timeout())
     }
