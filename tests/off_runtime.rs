@@ -8,6 +8,7 @@
 //! Main, whose tasks serve each renderer, needs a runtime to accept one:
 //! outside any, `spawn_renderer` and `accept` fail with a `Config` error
 //! saying so. `spawn_renderer` used to panic after starting the child.
+//! So does a renderer connecting outside any runtime.
 
 use std::{future::Future, pin::Pin, task::Poll, time::Duration};
 
@@ -169,4 +170,19 @@ fn main_accepts_no_renderer_outside_a_runtime() {
     let accepted = block_on(main.accept::<ProbeApi>(ours, "window"));
     refused(accepted.unwrap_err(), "Main::accept");
     assert_eq!(main.renderer_count(), 0);
+}
+
+/// A renderer, whose connection is carried by tasks of its runtime, is
+/// told so when it connects from outside one.
+#[test]
+fn a_renderer_connects_only_inside_a_runtime() {
+    let (_ours, theirs) = transport::memory_pair(4096);
+    let connected = block_on(ipc_runtime::Connection::builder().connect(theirs));
+    match connected.map(drop) {
+        Err(IpcError::Config { reason }) => assert!(
+            reason.starts_with("ConnectionBuilder::connect must be called inside a tokio runtime"),
+            "{reason}"
+        ),
+        other => panic!("expected a Config error, got {other:?}"),
+    }
 }

@@ -161,6 +161,7 @@ impl ConnectionBuilder {
     /// Connects over `transport`, for example one end of
     /// [`memory_pair`](crate::transport::memory_pair).
     pub async fn connect(self, transport: Transport) -> Result<Connection, IpcError> {
+        in_runtime("ConnectionBuilder::connect")?;
         self.handshake(transport, None).await
     }
 
@@ -178,6 +179,7 @@ impl ConnectionBuilder {
         path: impl AsRef<Path>,
         token: &str,
     ) -> Result<Connection, IpcError> {
+        in_runtime("ConnectionBuilder::connect_unix")?;
         let transport = transport::unix::connect(path.as_ref()).await?;
         self.handshake(transport, Some(token.to_string())).await
     }
@@ -192,6 +194,7 @@ impl ConnectionBuilder {
         addr: impl tokio::net::ToSocketAddrs,
         token: &str,
     ) -> Result<Connection, IpcError> {
+        in_runtime("ConnectionBuilder::connect_tcp")?;
         let transport = transport::tcp::connect(addr).await?;
         self.handshake(transport, Some(token.to_string())).await
     }
@@ -199,6 +202,7 @@ impl ConnectionBuilder {
     /// Connects over the socket inherited from main, in a process started
     /// by [`Main::spawn_renderer`](crate::Main::spawn_renderer).
     pub async fn connect_inherited(self) -> Result<Connection, IpcError> {
+        in_runtime("ConnectionBuilder::connect_inherited")?;
         let transport = transport::child::inherited()?;
         self.handshake(transport, None).await
     }
@@ -371,6 +375,19 @@ impl ConnectionBuilder {
             _stop: Arc::new(stop.drop_guard()),
         })
     }
+}
+
+/// Checks that `what` is called inside a tokio runtime, whose tasks will
+/// carry the connection: a clear error rather than tokio's panic.
+fn in_runtime(what: &str) -> Result<(), IpcError> {
+    tokio::runtime::Handle::try_current()
+        .map(drop)
+        .map_err(|_| IpcError::Config {
+            reason: format!(
+                "{what} must be called inside a tokio runtime, whose tasks then carry the connection \
+                 (once made, it may be used from any thread)"
+            ),
+        })
 }
 
 /// A renderer's connection to main.
