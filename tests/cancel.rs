@@ -549,40 +549,10 @@ async fn guards_dropped_from_another_thread_stop_deliveries() {
 mod stuck_send {
     use std::time::Duration;
 
-    use ipc_runtime::{expose, service, Limits, Main};
-    use ipc_suite::{connect_memory_as, next_disconnection};
-
-    #[service(namespace = "stuck")]
-    pub trait Stuck {
-        #[ipc(send)]
-        async fn put(&self, data: Vec<u8>);
-    }
-
-    expose! {
-        pub struct StuckApi {
-            stuck: Stuck { put },
-        }
-    }
-
-    struct Never;
-
-    impl Stuck for Never {
-        async fn put(&self, _data: Vec<u8>) {
-            std::future::pending::<()>().await
-        }
-    }
-
-    /// A main whose `put` never finishes, which stops reading from a
-    /// renderer once 1000 bytes of its messages wait.
-    fn stuck_main() -> Main {
-        let mut limits = Limits::default();
-        limits.max_queued_send_bytes = 1000;
-        Main::builder()
-            .service(StuckServer::new(Never))
-            .limits(limits)
-            .build()
-            .unwrap()
-    }
+    use ipc_suite::{
+        connect_memory_as, next_disconnection,
+        stuck::{stuck_main, StuckApi},
+    };
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_renderer_held_by_a_send_handler_that_never_ends_can_be_disconnected() {

@@ -12,9 +12,11 @@
 
 use std::{future::Future, pin::Pin, task::Poll, time::Duration};
 
-use ipc_runtime::{expose, service, transport, IpcError, Limits, Main};
+use ipc_runtime::{transport, IpcError, Limits};
 use ipc_suite::{
-    block_on, connect_memory, connect_memory_as, probe_main, probe_main_with, ProbeApi,
+    block_on, connect_memory, connect_memory_as, probe_main, probe_main_with,
+    stuck::{stuck_main, StuckApi},
+    ProbeApi,
 };
 
 const RENDERER: &str = env!("CARGO_BIN_EXE_ipc-test-renderer");
@@ -99,37 +101,9 @@ async fn closing_off_any_runtime_works() {
     assert!(closed.is_ok(), "{closed:?}");
 }
 
-#[service(namespace = "stuck")]
-pub trait Stuck {
-    #[ipc(send)]
-    async fn put(&self, data: Vec<u8>);
-}
-
-expose! {
-    pub struct StuckApi {
-        stuck: Stuck { put },
-    }
-}
-
-/// A `put` that never finishes: with the send budget full, main stops
-/// reading from the renderer, and its `send`s wait for room.
-struct Never;
-
-impl Stuck for Never {
-    async fn put(&self, _data: Vec<u8>) {
-        std::future::pending::<()>().await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_waiting_for_room_off_any_runtime_times_out() {
-    let mut limits = Limits::default();
-    limits.max_queued_send_bytes = 1000;
-    let main = Main::builder()
-        .service(StuckServer::new(Never))
-        .limits(limits)
-        .build()
-        .unwrap();
+    let main = stuck_main();
     let api = connect_memory_as::<StuckApi>(&main, "gui").await.unwrap();
     let id = api.id();
     let stuck = api.stuck.with_timeout(Duration::from_millis(200));

@@ -472,3 +472,45 @@ impl Drop for KillOnDrop {
         unsafe { libc::kill(self.0, libc::SIGKILL) };
     }
 }
+
+/// A service whose one `send` handler never finishes: with main's send
+/// budget full, main stops reading from the renderer, and its `send`s wait
+/// for room in its own queue.
+pub mod stuck {
+    use ipc_runtime::{expose, service, Limits, Main};
+
+    /// Takes messages it never finishes handling.
+    #[service(namespace = "stuck")]
+    pub trait Stuck {
+        /// Never returns.
+        #[ipc(send)]
+        async fn put(&self, data: Vec<u8>);
+    }
+
+    expose! {
+        /// All of [`Stuck`].
+        pub struct StuckApi {
+            stuck: Stuck { put },
+        }
+    }
+
+    struct Never;
+
+    impl Stuck for Never {
+        async fn put(&self, _data: Vec<u8>) {
+            std::future::pending::<()>().await
+        }
+    }
+
+    /// A main whose `put` never finishes, which stops reading from a
+    /// renderer once 1000 bytes of its messages wait.
+    pub fn stuck_main() -> Main {
+        let mut limits = Limits::default();
+        limits.max_queued_send_bytes = 1000;
+        Main::builder()
+            .service(StuckServer::new(Never))
+            .limits(limits)
+            .build()
+            .unwrap()
+    }
+}
