@@ -1,7 +1,7 @@
 //! `#[ipc(timeout_secs = N)]`: a method whose work legitimately takes
 //! long (a file dialog waiting for the user) declares how long its calls
-//! wait. The declaration overrides the connection's `call_timeout`, and a
-//! client's `with_timeout` overrides the declaration.
+//! wait. Its calls wait that long, or the connection's `call_timeout` if
+//! that is longer; a client's `with_timeout` overrides both.
 
 use std::time::Duration;
 
@@ -43,9 +43,14 @@ impl Dialog for Slow {
     }
 }
 
-/// A renderer whose connection gives calls 100 ms. Main stops reading
-/// from it while 1000 bytes of its `note`s wait for their handler.
+/// A renderer whose connection gives calls 100 ms.
 async fn impatient_renderer() -> (Main, DialogApi) {
+    renderer_waiting(Duration::from_millis(100)).await
+}
+
+/// A renderer whose connection gives calls `call_timeout`. Main stops
+/// reading from it while 1000 bytes of its `note`s wait for their handler.
+async fn renderer_waiting(call_timeout: Duration) -> (Main, DialogApi) {
     let mut limits = Limits::default();
     limits.max_queued_send_bytes = 1000;
     let main = Main::builder()
@@ -57,7 +62,7 @@ async fn impatient_renderer() -> (Main, DialogApi) {
     let (accepted, api) = tokio::join!(
         main.accept::<DialogApi>(main_end, "window"),
         Connection::builder()
-            .call_timeout(Duration::from_millis(100))
+            .call_timeout(call_timeout)
             .connect_as::<DialogApi>(renderer_end)
     );
     accepted.unwrap();
@@ -80,6 +85,13 @@ async fn a_declared_timeout_overrides_the_connections() {
     assert_eq!(timed_out_after(undeclared), Duration::from_millis(100));
     let too_long = api.dialog.pick(1500).await;
     assert_eq!(timed_out_after(too_long), Duration::from_secs(1));
+}
+
+/// A declaration does not cut short a connection made to wait longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_connection_timeout_outlasts_the_declared_one() {
+    let (_main, api) = renderer_waiting(Duration::from_secs(3)).await;
+    assert_eq!(api.dialog.pick(1500).await.unwrap(), 1500);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,16 +102,17 @@ async fn closing_off_any_runtime_works() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_send_waiting_for_room_off_any_runtime_times_out() {
+async fn a_send_or_call_waiting_for_room_off_any_runtime_times_out() {
     let main = stuck_main();
     let api = connect_memory_as::<StuckApi>(&main, "gui").await.unwrap();
     let id = api.id();
     let stuck = api.stuck.with_timeout(Duration::from_millis(200));
-    let (sent, e) = off_runtime(move || {
+    let (sent, e, pinged) = off_runtime(move || {
         block_on(async {
             for sent in 0u64.. {
                 if let Err(e) = stuck.put(vec![0; 600]).await {
-                    return (sent, e);
+                    // The queue is full: a call waits for room too.
+                    return (sent, e, stuck.ping().await);
                 }
             }
             unreachable!()
@@ -120,7 +121,32 @@ async fn a_send_waiting_for_room_off_any_runtime_times_out() {
     .await;
     assert!(sent > 0);
     assert!(matches!(e, IpcError::SendTimeout { .. }), "{e:?}");
+    assert!(
+        matches!(pinged, Err(IpcError::Timeout { .. })),
+        "{pinged:?}"
+    );
     assert!(main.disconnect(id));
+}
+
+/// The same wait for a slot, from a runtime of the caller's own that has
+/// no timers (`enable_io` only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_a_slot_in_a_runtime_without_timers_gets_its_reply() {
+    let (main, _) = probe_main_with(|b| {
+        let mut limits = Limits::default();
+        limits.max_in_flight = 1;
+        b.limits(limits)
+    });
+    let api = connect_memory(&main, "gui").await.unwrap();
+    let (slept, sum) = off_runtime(move || {
+        let io_only = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        io_only.block_on(both(api.probe.sleep(100), api.probe.add(1, 2)))
+    })
+    .await;
+    assert_eq!((slept.unwrap(), sum.unwrap()), (100, 3));
 }
 
 /// A plain `#[test]`: its thread has no runtime.

@@ -349,10 +349,12 @@ fn string_value(
 
 /// Parses `timeout_secs = N`: a whole number of seconds, at least 1.
 fn seconds_value(cx: &mut Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<u64>> {
-    let usage = "write a whole number of seconds, such as `timeout_secs = 300`";
+    let example = "for example `timeout_secs = 300`";
     if !meta.input.peek(Token![=]) {
         skip_value(meta)?;
-        cx.syn_error(meta.error(format!("`{TIMEOUT_SECS}` needs a value: {usage}")));
+        cx.syn_error(meta.error(format!(
+            "`{TIMEOUT_SECS}` needs a value: a whole number of seconds, {example}"
+        )));
         return Ok(None);
     }
     let mut expr: Expr = meta.value()?.parse()?;
@@ -361,14 +363,22 @@ fn seconds_value(cx: &mut Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<u6
         expr = *group.expr;
     }
     let problem = match &expr {
+        // A suffix would be dropped by the parse below, and the attribute
+        // never reaches rustc: `1m` would mean one second.
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) if !lit.suffix().is_empty() => format!(
+            "`{TIMEOUT_SECS}` counts seconds and takes no suffix (`{}` is not a unit it knows): write the number of seconds alone, {example}",
+            lit.suffix()
+        ),
         Expr::Lit(ExprLit {
             lit: Lit::Int(lit), ..
         }) => match lit.base10_parse::<u64>() {
             Ok(0) => "a timeout of 0 seconds would fail every call; give at least 1".to_string(),
             Ok(secs) => return Ok(Some(secs)),
-            Err(_) => format!("`{TIMEOUT_SECS}` is out of range: {usage}"),
+            Err(_) => format!("`{TIMEOUT_SECS}` is out of range: at most {} seconds", u64::MAX),
         },
-        _ => format!("`{TIMEOUT_SECS}` takes a number: {usage}"),
+        _ => format!("`{TIMEOUT_SECS}` takes a whole number of seconds, {example}"),
     };
     cx.error_spanned_by(&expr, problem);
     Ok(None)

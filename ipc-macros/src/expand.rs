@@ -817,8 +817,8 @@ pub(crate) fn client_docs(service: &Service, method: &Method) -> TokenStream {
     };
     if let Some(secs) = method.timeout_secs {
         what.push_str(&format!(
-            "\n\nDeclared with `#[ipc(timeout_secs = {secs})]`: waits at most {secs} s, whatever the \
-             connection's `call_timeout`; a client given another timeout with `with_timeout` waits that long."
+            "\n\nDeclared with `#[ipc(timeout_secs = {secs})]`: waits at most {secs} s, or the connection's \
+             `call_timeout` if that is longer; a client given a timeout with `with_timeout` waits that long instead."
         ));
     }
     let spacer = if docs.is_empty() {
@@ -883,7 +883,8 @@ pub(crate) fn client_shell(service: &Service, methods: TokenStream) -> TokenStre
             quote!(#rt::ClientCore),
             quote! {
                 /// Returns a client whose calls time out after `timeout` instead of
-                /// the connection's default. It bounds request/reply calls (the
+                /// the connection's default, and instead of the timeouts methods
+                /// declare with `#[ipc(timeout_secs = N)]`. It bounds request/reply calls (the
                 /// wait for an in-flight slot, for room to queue, and for the
                 /// reply) and a `send`'s wait for room to queue (a `send`
                 /// returns once queued). `Duration::MAX` waits as long as the
@@ -995,7 +996,7 @@ fn expand_client(service: &Service) -> TokenStream {
         let (core_of_call, core_in_future) = match m.timeout_secs {
             None => (quote!(&self.core), quote!()),
             Some(secs) => (
-                quote!(self.core.with_default_timeout(::core::time::Duration::from_secs(#secs))),
+                quote!(self.core.with_declared_timeout(::core::time::Duration::from_secs(#secs))),
                 quote!(let #core = &#core;),
             ),
         };

@@ -27,7 +27,7 @@ pub enum IpcError {
     /// A `send` waited its whole timeout for room in this connection's
     /// outgoing queue: main did not read from the connection all that
     /// time. Nothing was sent.
-    #[error("`send` on `{channel}` was not sent: main did not read from this connection for {timeout:?} (it stops reading from a renderer whose `send` messages wait for a handler that does not finish: `Limits::max_queued_send_bytes`); raise the timeout with `with_timeout` or the connection's `call_timeout` if main may legitimately be that slow")]
+    #[error("`send` on `{channel}` was not sent: main did not read from this connection for {timeout:?} (it stops reading from a renderer whose `send` messages wait for a handler that does not finish: `Limits::max_queued_send_bytes`); if main may legitimately be that slow, raise the timeout (for this method, `#[ipc(timeout_secs = N)]` on it in the trait; for this client, `with_timeout`; for the connection, `call_timeout`)")]
     SendTimeout {
         /// The channel of the message.
         channel: String,

@@ -483,8 +483,9 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> IpcType
 /// seconds unless its `ConnectionBuilder` says otherwise), then fails with
 /// [`IpcError::Timeout`] and main cancels its handler. A method whose work
 /// legitimately takes longer (a file dialog waiting for the user) declares
-/// its own with `#[ipc(timeout_secs = N)]`; a client's `with_timeout` still
-/// overrides it.
+/// so with `#[ipc(timeout_secs = N)]`: its calls wait N seconds, or the
+/// connection's `call_timeout` if that is longer. A client's
+/// `with_timeout` overrides both.
 ///
 /// Generates `NotesServer`, `NotesClient`, `NotesContract` and a module
 /// `notes_methods` beside the trait; see the [crate documentation](crate)

@@ -485,12 +485,14 @@ pub mod stuck {
         /// Never returns.
         #[ipc(send)]
         async fn put(&self, data: Vec<u8>);
+        /// Answers 0: a call that main answers at once once it reads it.
+        async fn ping(&self) -> u64;
     }
 
     expose! {
         /// All of [`Stuck`].
         pub struct StuckApi {
-            stuck: Stuck { put },
+            stuck: Stuck { put, ping },
         }
     }
 
@@ -499,6 +501,10 @@ pub mod stuck {
     impl Stuck for Never {
         async fn put(&self, _data: Vec<u8>) {
             std::future::pending::<()>().await
+        }
+
+        async fn ping(&self) -> u64 {
+            0
         }
     }
 

@@ -40,15 +40,19 @@ impl ClientCore {
         }
     }
 
-    /// The same core with `timeout`, unless [`ClientCore::with_timeout`]
-    /// gave it one: what the generated method of a call declared with
-    /// `#[ipc(timeout_secs = N)]` uses, so that the declaration overrides
-    /// the connection's `call_timeout`, and a client's `with_timeout`
-    /// overrides both.
-    pub fn with_default_timeout(&self, timeout: Duration) -> Self {
+    /// The same core for a method declared with `#[ipc(timeout_secs = N)]`
+    /// (what its generated method uses): its calls wait `declared`, or the
+    /// connection's `call_timeout` if that is longer (a declaration says
+    /// how long the method's work may take, and does not cut short a
+    /// connection made to wait longer). A timeout set with
+    /// [`ClientCore::with_timeout`] is kept: it overrides both.
+    pub fn with_declared_timeout(&self, declared: Duration) -> Self {
         ClientCore {
             conn: self.conn.clone(),
-            timeout: Some(self.timeout.unwrap_or(timeout)),
+            timeout: Some(
+                self.timeout
+                    .unwrap_or_else(|| declared.max(self.conn.call_timeout())),
+            ),
         }
     }
 

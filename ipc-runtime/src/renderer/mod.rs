@@ -102,7 +102,8 @@ impl ConnectionBuilder {
 
     /// How long a call waits for its reply unless the client overrides it
     /// (default [`DEFAULT_CALL_TIMEOUT`]; `Duration::MAX` waits as long as
-    /// the connection lives). Set it for an `expose!` type with
+    /// the connection lives). A method declared with
+    /// `#[ipc(timeout_secs = N)]` waits N seconds if that is longer. Set it for an `expose!` type with
     /// `Connection::builder().call_timeout(t).connect_inherited_as::<MyApi>()`
     /// (or `connect_unix_as`, `connect_as`).
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
@@ -455,8 +456,8 @@ struct Shared {
     sweep: Notify,
     /// Why main ended the connection, if it said so before closing it.
     farewell: Mutex<Option<String>>,
-    /// The runtime the connection was made on: its timers serve calls
-    /// made from threads outside any runtime (see [`Shared::timer`]).
+    /// The runtime the connection was made on, whose timers its calls'
+    /// waits use (see [`Shared::timer`]).
     runtime: tokio::runtime::Handle,
 }
 
@@ -469,19 +470,17 @@ struct State {
 }
 
 impl Shared {
-    /// Runs `make`, which creates a timer, in the caller's runtime or,
-    /// for a call made from a thread outside any tokio runtime (a GUI
-    /// thread polling it with an executor of its own), in the
-    /// connection's: a call waits on a timer only when it must wait (for
-    /// a slot, for room in the queue), so without this such a caller
-    /// would work until the first time it had to wait, then panic.
+    /// Runs `make`, which creates a timer, in the connection's runtime,
+    /// whatever the caller's: a call waits on a timer only when it must
+    /// wait (for a slot, for room in the queue), so a caller outside any
+    /// runtime (a GUI thread polling it with an executor of its own), or
+    /// in one without timers, would otherwise work until the first time
+    /// it had to wait, then panic. The connection's runtime has timers
+    /// (its handshake used them); once it shuts down, the connection is
+    /// closed and these waits end without polling their timers.
     fn timer<T>(&self, make: impl FnOnce() -> T) -> T {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            make()
-        } else {
-            let _entered = self.runtime.enter();
-            make()
-        }
+        let _entered = self.runtime.enter();
+        make()
     }
 
     /// What main said as it ended the connection, once the reader has it.

@@ -15,6 +15,12 @@ pub trait Files {
     async fn wait(&self) -> bool;
     #[ipc(timout_secs = 60)]
     async fn import(&self) -> bool;
+    #[ipc(timeout_secs = 1m)]
+    async fn print(&self) -> bool;
+    #[ipc(timeout_secs = 500ms)]
+    async fn scan(&self) -> bool;
+    #[ipc(timeout_secs = 1.5)]
+    async fn upload(&self) -> bool;
 }
 
 fn main() {}
