@@ -134,37 +134,58 @@ impl<'de, T: serde::Deserialize<'de>> DeserializeSeed<'de> for GuardSeed<'_, T> 
     type Value = T;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
-        let (items, promised, memory) = (Cell::new(0), Cell::new(0), Cell::new(0));
-        let limits = Limits {
+        let shared = Shared {
             budget: self.budget,
-            items: &items,
-            promised: &promised,
-            memory: &memory,
+            memory_budget: self.budget.saturating_mul(MEMORY_RATIO).max(MEMORY_FLOOR),
+            items: Cell::new(0),
+            promised: Cell::new(0),
+            memory: Cell::new(0),
             wanted_any: self.wanted_any,
+        };
+        let limits = Limits {
+            shared: &shared,
             depth: 0,
         };
         T::deserialize(limits.guard(deserializer))
     }
 }
 
-/// The limits of one decode, carried by every [`Guard`] of it.
-#[derive(Clone, Copy)]
-struct Limits<'a> {
+/// What every [`Guard`] of one decode shares: its budgets and counts.
+struct Shared<'a> {
     /// The frame's length in bytes: the most items its sequences and maps
     /// may hold together.
     budget: usize,
+    /// The most bytes the items of this decode may take in memory.
+    memory_budget: usize,
     /// How many items the sequences and maps of this decode have yielded so
-    /// far; shared by all of them.
-    items: &'a Cell<usize>,
-    /// How many items size hints have promised and not yet yielded; shared.
-    promised: &'a Cell<usize>,
-    /// The bytes the items yielded so far take in memory; shared.
-    memory: &'a Cell<usize>,
+    /// far.
+    items: Cell<usize>,
+    /// How many items size hints have promised and not yet yielded.
+    promised: Cell<usize>,
+    /// The bytes the items yielded so far take in memory.
+    memory: Cell<usize>,
     /// What the visitor of a type that asked for a self-describing format
-    /// expected; shared, and read by the caller once the decode failed.
+    /// expected; read by the caller once the decode failed.
     wanted_any: &'a Cell<Option<String>>,
+}
+
+/// The limits of one decode, carried by every [`Guard`] of it: two words,
+/// since every value, seed, visitor and access of the decode is wrapped in
+/// a guard of its own.
+#[derive(Clone, Copy)]
+struct Limits<'a> {
+    /// The decode's budgets and counts.
+    shared: &'a Shared<'a>,
     /// How many levels enclose the wrapped object.
     depth: usize,
+}
+
+impl<'a> core::ops::Deref for Limits<'a> {
+    type Target = Shared<'a>;
+
+    fn deref(&self) -> &Shared<'a> {
+        self.shared
+    }
 }
 
 impl<'a> Limits<'a> {
@@ -181,11 +202,6 @@ impl<'a> Limits<'a> {
     /// How many more items the budget allows.
     fn items_left(self) -> usize {
         self.budget.saturating_sub(self.items.get())
-    }
-
-    /// The most bytes the items of this decode may take in memory.
-    fn memory_budget(self) -> usize {
-        self.budget.saturating_mul(MEMORY_RATIO).max(MEMORY_FLOOR)
     }
 
     /// How many more items a size hint may promise.
@@ -288,7 +304,7 @@ impl<'a, X> Guard<'a, X> {
             return Ok(());
         }
         let memory = self.limits.memory.get().saturating_add(size_of::<T>());
-        let budget = self.limits.memory_budget();
+        let budget = self.limits.memory_budget;
         if memory > budget {
             return Err(E::custom(format_args!(
                 "the decoded value would take more than {budget} bytes of memory \
