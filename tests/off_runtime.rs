@@ -56,14 +56,20 @@ async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     .await
 }
 
-/// With one slot on main, the second call waits for the first's reply.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_waiting_for_a_slot_off_any_runtime_gets_its_reply() {
-    let (main, _) = probe_main_with(|b| {
+/// A main with one in-flight slot per renderer: a second call waits for
+/// the first's reply.
+fn one_slot_main() -> (ipc_runtime::Main, std::sync::Arc<ipc_suite::ProbeHandler>) {
+    probe_main_with(|b| {
         let mut limits = Limits::default();
         limits.max_in_flight = 1;
         b.limits(limits)
-    });
+    })
+}
+
+/// With one slot on main, the second call waits for the first's reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_a_slot_off_any_runtime_gets_its_reply() {
+    let (main, _) = one_slot_main();
     let api = connect_memory(&main, "gui").await.unwrap();
     let (slept, sum) =
         off_runtime(move || block_on(both(api.probe.sleep(100), api.probe.add(1, 2)))).await;
@@ -73,11 +79,7 @@ async fn a_call_waiting_for_a_slot_off_any_runtime_gets_its_reply() {
 /// A call that waits for a slot off any runtime still times out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waiting_for_a_slot_off_any_runtime_times_out() {
-    let (main, _) = probe_main_with(|b| {
-        let mut limits = Limits::default();
-        limits.max_in_flight = 1;
-        b.limits(limits)
-    });
+    let (main, _) = one_slot_main();
     let api = connect_memory(&main, "gui").await.unwrap();
     let patient = api.probe.clone();
     let hasty = api.probe.with_timeout(Duration::from_millis(100));
@@ -132,11 +134,7 @@ async fn a_send_or_call_waiting_for_room_off_any_runtime_times_out() {
 /// no timers (`enable_io` only).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waiting_for_a_slot_in_a_runtime_without_timers_gets_its_reply() {
-    let (main, _) = probe_main_with(|b| {
-        let mut limits = Limits::default();
-        limits.max_in_flight = 1;
-        b.limits(limits)
-    });
+    let (main, _) = one_slot_main();
     let api = connect_memory(&main, "gui").await.unwrap();
     let (slept, sum) = off_runtime(move || {
         let io_only = tokio::runtime::Builder::new_current_thread()

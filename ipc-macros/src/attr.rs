@@ -315,19 +315,10 @@ fn string_value(
     name: &str,
     example: &str,
 ) -> syn::Result<Option<LitStr>> {
-    if !meta.input.peek(Token![=]) {
-        skip_value(meta)?;
-        cx.syn_error(meta.error(format!(
-            "`{name}` needs a value: write `{name} = \"{example}\"`"
-        )));
+    let missing = || format!("`{name}` needs a value: write `{name} = \"{example}\"`");
+    let Some(expr) = value_of(cx, meta, missing)? else {
         return Ok(None);
-    }
-    let mut expr: Expr = meta.value()?.parse()?;
-    // A literal passed through a `macro_rules!` `$ns:literal` or `$ns:expr`
-    // arrives in an invisible group.
-    while let Expr::Group(group) = expr {
-        expr = *group.expr;
-    }
+    };
     match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
@@ -350,18 +341,11 @@ fn string_value(
 /// Parses `timeout_secs = N`: a whole number of seconds, at least 1.
 fn seconds_value(cx: &mut Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<u64>> {
     let example = "for example `timeout_secs = 300`";
-    if !meta.input.peek(Token![=]) {
-        skip_value(meta)?;
-        cx.syn_error(meta.error(format!(
-            "`{TIMEOUT_SECS}` needs a value: a whole number of seconds, {example}"
-        )));
+    let missing =
+        || format!("`{TIMEOUT_SECS}` needs a value: a whole number of seconds, {example}");
+    let Some(expr) = value_of(cx, meta, missing)? else {
         return Ok(None);
-    }
-    let mut expr: Expr = meta.value()?.parse()?;
-    // As in `string_value`: a literal from a `macro_rules!` fragment.
-    while let Expr::Group(group) = expr {
-        expr = *group.expr;
-    }
+    };
     let problem = match &expr {
         // A suffix would be dropped by the parse below, and the attribute
         // never reaches rustc: `1m` would mean one second.
@@ -382,6 +366,27 @@ fn seconds_value(cx: &mut Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<u6
     };
     cx.error_spanned_by(&expr, problem);
     Ok(None)
+}
+
+/// The expression after an option's `=`; without one, reports `missing()`
+/// and skips whatever the option has instead (`None`).
+fn value_of(
+    cx: &mut Ctxt,
+    meta: &ParseNestedMeta,
+    missing: impl FnOnce() -> String,
+) -> syn::Result<Option<Expr>> {
+    if !meta.input.peek(Token![=]) {
+        skip_value(meta)?;
+        cx.syn_error(meta.error(missing()));
+        return Ok(None);
+    }
+    let mut expr: Expr = meta.value()?.parse()?;
+    // A literal passed through a `macro_rules!` `$ns:literal` or `$ns:expr`
+    // arrives in an invisible group.
+    while let Expr::Group(group) = expr {
+        expr = *group.expr;
+    }
+    Ok(Some(expr))
 }
 
 /// Skips the value of an option (`= expr` or `(...)`), so that parsing can
