@@ -356,6 +356,22 @@ macro_rules! forward_deserialize {
     )*};
 }
 
+impl<'a, D> Guard<'a, D> {
+    /// Forwards a request that bincode may refuse (one for a
+    /// self-describing format) with `visitor` wrapped, and notes a refusal
+    /// with what the type expected (`expecting`, made only then).
+    fn forward_noting_refusal<V, T, E: fmt::Display>(
+        self,
+        visitor: V,
+        expecting: impl FnOnce() -> String,
+        forward: impl FnOnce(D, Guard<'a, V>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let limits = self.limits;
+        let visitor = self.wrap(visitor);
+        forward(self.inner, visitor).inspect_err(|e| limits.note_refusal(e, expecting))
+    }
+}
+
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<'_, D> {
     type Error = D::Error;
 
@@ -365,20 +381,12 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<'_, D> {
         // Only types that do not suit bincode ask: the text costs nothing
         // to the others.
         let expecting = (&visitor as &dyn Expected).to_string();
-        let limits = self.limits;
-        let visitor = self.wrap(visitor);
-        self.inner
-            .deserialize_any(visitor)
-            .inspect_err(|e| limits.note_refusal(e, || expecting))
+        self.forward_noting_refusal(visitor, || expecting, D::deserialize_any)
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         let expecting = (&visitor as &dyn Expected).to_string();
-        let limits = self.limits;
-        let visitor = self.wrap(visitor);
-        self.inner
-            .deserialize_ignored_any(visitor)
-            .inspect_err(|e| limits.note_refusal(e, || expecting))
+        self.forward_noting_refusal(visitor, || expecting, D::deserialize_ignored_any)
     }
 
     // Asked of every enum's variant tag (bincode hands it a number's
@@ -386,11 +394,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guard<'_, D> {
     // unless bincode refused, where a type wants a field's name (a map, as
     // `#[serde(flatten)]` reads one).
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        let limits = self.limits;
-        let visitor = self.wrap(visitor);
-        self.inner
-            .deserialize_identifier(visitor)
-            .inspect_err(|e| limits.note_refusal(e, || "a field name".into()))
+        let expecting = || "a field name".into();
+        self.forward_noting_refusal(visitor, expecting, D::deserialize_identifier)
     }
 
     forward_deserialize! {
