@@ -148,6 +148,15 @@ pub fn method(cx: &mut Ctxt, flavor: Flavor, attrs: &mut Vec<Attribute>) -> Meth
     attrs.retain(|attr| {
         let conditional = attr.path().is_ident("cfg")
             || (attr.path().is_ident("cfg_attr") && cfg_attr_lints(attr).is_none());
+        if conditional && flavor == Flavor::Service && cfg_attr_sets_only_timeout(attr) {
+            cx.error_spanned_by(
+                attr,
+                "`timeout_secs` cannot be set under a condition: the macro reads `#[ipc(...)]` before `cfg` is decided. \
+                 Declare one `#[ipc(timeout_secs = N)]`, or choose the wait at run time with \
+                 `Connection::builder().call_timeout(..)` or the client's `with_timeout(..)`",
+            );
+            return false;
+        }
         if conditional {
             let also = if attr.path().is_ident("cfg_attr") {
                 " (a `cfg_attr` that only adds doc comments or lint levels is fine)"
@@ -304,6 +313,43 @@ pub fn cfg_attr_lints(attr: &Attribute) -> Option<(syn::Meta, Vec<syn::Meta>)> {
         })
         .collect();
     Some((predicate, lints))
+}
+
+/// Whether `attr` is a `#[cfg_attr(predicate, ...)]` whose `#[ipc(...)]`
+/// options are all `timeout_secs` (beside doc comments and lint levels):
+/// a condition that does not touch the contract, refused with a message of
+/// its own.
+fn cfg_attr_sets_only_timeout(attr: &Attribute) -> bool {
+    use syn::{punctuated::Punctuated, Meta};
+    if !attr.path().is_ident("cfg_attr") {
+        return false;
+    }
+    let Ok(inner) = attr.parse_args_with(|input: syn::parse::ParseStream| {
+        input.parse::<Meta>()?;
+        input.parse::<Token![,]>()?;
+        Punctuated::<Meta, Token![,]>::parse_terminated(input)
+    }) else {
+        return false;
+    };
+    let mut sets_timeout = false;
+    for meta in &inner {
+        if meta.path().is_ident("doc") || is_lint_level(meta.path()) {
+            continue;
+        }
+        let Meta::List(list) = meta else { return false };
+        if !list.path.is_ident(IPC) {
+            return false;
+        }
+        let Ok(options) = list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)
+        else {
+            return false;
+        };
+        if options.is_empty() || !options.iter().all(|o| o.path().is_ident(TIMEOUT_SECS)) {
+            return false;
+        }
+        sets_timeout = true;
+    }
+    sets_timeout
 }
 
 /// Parses `= "..."` after an option that takes a string. A missing or

@@ -21,6 +21,8 @@ pub trait Files {
     async fn scan(&self) -> bool;
     #[ipc(timeout_secs = 1.5)]
     async fn upload(&self) -> bool;
+    #[cfg_attr(debug_assertions, ipc(timeout_secs = 600))]
+    async fn debug_dump(&self) -> bool;
 }
 
 fn main() {}
