@@ -422,3 +422,111 @@ async fn a_welcome_larger_than_the_renderer_accepts_fails_the_accept() {
     assert!(connected.is_err());
     assert_eq!(main.renderer_count(), 0);
 }
+
+/// Two versions of a bank's contract: the same trait, channels and type
+/// names, but `Transfer`'s fields moved and retyped, and `Notice` with one
+/// more variant. On the wire v2's bytes would read as a v1 `Transfer` with
+/// the parties swapped, so the handshake must refuse it.
+macro_rules! bank {
+    ($version:ident, { $($transfer:tt)* }, { $($notice:tt)* }) => {
+        pub mod $version {
+            use ipc_runtime::{events, expose, service};
+            use serde::{Deserialize, Serialize};
+
+            #[derive(Debug, Clone, Serialize, Deserialize)]
+            pub struct Transfer { $($transfer)* }
+
+            #[derive(Debug, Clone, Serialize, Deserialize)]
+            pub enum Notice { $($notice)* }
+
+            #[service(namespace = "bank")]
+            pub trait Bank {
+                async fn pay(&self, transfer: Transfer) -> String;
+            }
+
+            #[events(namespace = "bank")]
+            pub trait BankEvents {
+                fn notice(&self, notice: Notice);
+            }
+
+            pub struct Teller;
+
+            impl Bank for Teller {
+                async fn pay(&self, transfer: Transfer) -> String {
+                    format!("{transfer:?}")
+                }
+            }
+
+            expose! {
+                /// The whole bank.
+                pub struct BankApi {
+                    bank: Bank { pay },
+                    events: BankEvents { notice },
+                }
+            }
+
+            pub fn main() -> ipc_runtime::Main {
+                ipc_runtime::Main::builder()
+                    .service(BankServer::new(Teller))
+                    .events::<BankEventsContract>()
+                    .build()
+                    .unwrap()
+            }
+        }
+    };
+}
+
+bank!(v1, { pub from: String, pub to: String, pub cents: u64 }, { Paid, Refused(String) });
+bank!(v2_fields, { pub to: String, pub from: String, pub cents: i64 }, { Paid, Refused(String) });
+bank!(v2_variant, { pub from: String, pub to: String, pub cents: u64 }, { Paid, Refused(String), Frozen });
+// The same encoding, written differently: the same contract.
+bank!(v1_spelled_out, { pub from: std::string::String, pub to: ::std::string::String, pub cents: core::primitive::u64 }, { Paid, Refused(String) });
+
+async fn bank_connect<A: ipc_runtime::Api>(main: &Main) -> Result<A, IpcError> {
+    let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
+    let (_, conn) = tokio::join!(
+        main.accept::<v1::BankApi>(main_end, "renderer"),
+        Connection::builder().connect_as::<A>(renderer_end)
+    );
+    conn
+}
+
+#[tokio::test]
+async fn a_type_changed_under_the_same_name_is_a_mismatch() {
+    let main = v1::main();
+    let differences = |err: IpcError| match err {
+        IpcError::HandshakeMismatch { differences, .. } => differences,
+        other => panic!("expected a handshake mismatch, got {other:?}"),
+    };
+    let err = bank_connect::<v2_fields::BankApi>(&main)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        differences(err)[0],
+        "service `Bank`: channel `bank:pay` has a different signature"
+    );
+    let err = bank_connect::<v2_variant::BankApi>(&main)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        differences(err)[0],
+        "service `BankEvents`: channel `bank:notice` has a different signature"
+    );
+    assert_eq!(main.renderer_count(), 0);
+
+    let api = bank_connect::<v1_spelled_out::BankApi>(&main)
+        .await
+        .unwrap();
+    let paid = api
+        .bank
+        .pay(v1_spelled_out::Transfer {
+            from: "alice".into(),
+            to: "bob".into(),
+            cents: 5,
+        })
+        .await
+        .unwrap();
+    assert_eq!(paid, r#"Transfer { from: "alice", to: "bob", cents: 5 }"#);
+}

@@ -131,7 +131,7 @@ fn rt_at(span: Span) -> TokenStream {
 
 fn expand_service(service: &Service) -> TokenStream {
     let trait_def = expand_trait(service);
-    let contract = expand_contract(service);
+    let contract = expand_contract(service, true);
     let client = expand_client(service);
     let server = expand_server(service);
     let module = expand_methods_module(service);
@@ -154,7 +154,7 @@ fn expand_service(service: &Service) -> TokenStream {
 
 fn expand_events(service: &Service) -> TokenStream {
     let trait_def = expand_events_trait(service);
-    let contract = expand_contract(service);
+    let contract = expand_contract(service, true);
     let emitter = expand_emitter(service);
     let listener = expand_listener(service);
     let module = expand_methods_module(service);
@@ -691,8 +691,11 @@ pub(crate) fn type_name(ty: &Type) -> String {
     out
 }
 
-/// `NotesContract`: channel constants and the descriptor.
-pub(crate) fn expand_contract(service: &Service) -> TokenStream {
+/// `NotesContract`: channel constants and the descriptor. With `traced`,
+/// the descriptor traces the methods' types for the handshake; without
+/// (the stand-in of a trait with errors, whose types may not even be
+/// valid), it names no type.
+pub(crate) fn expand_contract(service: &Service, traced: bool) -> TokenStream {
     let rt = rt();
     let vis = &service.item.vis;
     let Names {
@@ -735,6 +738,29 @@ pub(crate) fn expand_contract(service: &Service) -> TokenStream {
                 (type_name(ok), quote!(::core::option::Option::Some(#e)))
             }
         };
+        // The types traced for the handshake, through a probe (an inert
+        // one for types without serde's traits, which fail the build on
+        // their own `IpcType` check).
+        let arg_tys = m.args.iter().map(|a| &a.ty);
+        let (ok_ty, err_ty) = match (&m.output, m.kind) {
+            (Output::Value(t), Kind::Invoke) => (quote!(#t), quote!(())),
+            (Output::Fallible { ok, err }, Kind::Invoke) => (quote!(#ok), quote!(#err)),
+            _ => (quote!(()), quote!(())),
+        };
+        let shapes = if traced {
+            quote! {
+                || {
+                    static SHAPES: #rt::OnceLock<#rt::WireShapes> = #rt::OnceLock::new();
+                    *SHAPES.get_or_init(|| {
+                        #[allow(unused_imports)]
+                        use #rt::probe::{Shapes as _, ShapesInert as _};
+                        (&&#rt::probe::Probe::<(#(#arg_tys,)*), #ok_ty, #err_ty>::NEW).shapes()
+                    })
+                }
+            }
+        } else {
+            quote!(#rt::WireShapes::untraced)
+        };
         quote! {
             #rt::MethodDescriptor {
                 name: #name,
@@ -743,6 +769,7 @@ pub(crate) fn expand_contract(service: &Service) -> TokenStream {
                 args: &[#(#args),*],
                 output: #output,
                 error: #error,
+                shapes: #shapes,
             }
         }
     });
@@ -766,7 +793,6 @@ pub(crate) fn expand_contract(service: &Service) -> TokenStream {
                 namespace: #namespace,
                 methods: &[#(#methods),*],
             };
-            const FINGERPRINT: u64 = #rt::service_fingerprint(<Self as #rt::Service>::DESCRIPTOR);
         }
     }
 }

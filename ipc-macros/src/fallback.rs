@@ -36,7 +36,7 @@ pub fn service(errors: syn::Error, model: &Service) -> TokenStream {
     let service = without_duplicates(model);
     let mut out = errors.to_compile_error();
     service.item.to_tokens(&mut out);
-    out.extend(expand::expand_contract(&service));
+    out.extend(expand::expand_contract(&service, false));
     match service.flavor {
         Flavor::Service => {
             out.extend(stub_client(&service));

@@ -3,7 +3,7 @@
 
 use std::fmt::{self, Write as _};
 
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// How a method is carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -27,7 +27,7 @@ pub struct ArgDescriptor {
 }
 
 /// One method of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct MethodDescriptor {
     /// The method's name in the trait.
     pub name: &'static str,
@@ -41,10 +41,53 @@ pub struct MethodDescriptor {
     pub output: &'static str,
     /// `E` of `Result<T, E>`, as written, when the method has a typed error.
     pub error: Option<&'static str>,
+    /// Traces the wire shapes of the argument, result and error types (the
+    /// macros generate it; it traces once per process). A descriptor
+    /// written by hand can use [`WireShapes::untraced`].
+    pub shapes: fn() -> WireShapes,
+}
+
+/// The wire shapes of a method's types, for the connect-time comparison:
+/// a hash of each type's encoding traced from its `Deserialize` impl (the
+/// names and order of struct fields and enum variants, and their types, but
+/// not the type's own name), or `None` for a type that cannot be traced,
+/// which is then compared by its name as written.
+///
+/// Tracing runs the type's `Deserialize` impl on made-up values (numbers
+/// 1, strings `"a"`, one item per collection, each enum variant in turn).
+/// A type whose impl refuses such values (say a `try_from` that validates)
+/// cannot be traced; nor can one that asks for a self-describing format,
+/// which the wire format refuses anyway. A panic in the impl counts as
+/// "cannot be traced" too, but it is still a panic: under `panic = "abort"`
+/// it ends the process, as it would on a hostile frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireShapes {
+    /// The argument tuple's shape.
+    pub args: Option<u64>,
+    /// The result's shape (`()` for `send` and events).
+    pub output: Option<u64>,
+    /// The typed error's shape (`()` for a method without one).
+    pub error: Option<u64>,
+}
+
+impl WireShapes {
+    /// Nothing traced: each type is compared by its name as written.
+    pub fn untraced() -> Self {
+        Self::default()
+    }
+
+    /// Traces argument tuple `A`, result `T` and typed error `E`.
+    pub fn trace<A: DeserializeOwned, T: DeserializeOwned, E: DeserializeOwned>() -> Self {
+        WireShapes {
+            args: crate::shape::trace::<A>(),
+            output: crate::shape::trace::<T>(),
+            error: crate::shape::trace::<E>(),
+        }
+    }
 }
 
 /// Everything `#[service]` or `#[events]` records about one trait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct ServiceDescriptor {
     /// The trait's name.
     pub name: &'static str,
@@ -69,10 +112,6 @@ impl ServiceDescriptor {
 pub trait Service {
     /// The contract's descriptor.
     const DESCRIPTOR: &'static ServiceDescriptor;
-    /// A hash of the descriptor, computed at compile time: equal
-    /// fingerprints mean the same channels with the same kinds and type
-    /// names.
-    const FINGERPRINT: u64;
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -90,9 +129,13 @@ const fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     hash.wrapping_mul(FNV_PRIME)
 }
 
-/// The fingerprint of one method: its channel, kind, argument types and
-/// result types (not the argument names, which do not reach the wire).
-pub const fn method_fingerprint(method: &MethodDescriptor) -> u64 {
+/// The fingerprint of one method: its channel, kind, and the wire shapes
+/// of its argument and result types ([`WireShapes`]; a type that cannot be
+/// traced counts by its name as written). Not the argument names, which do
+/// not reach the wire. Computed at run time: main and the renderer each
+/// compute their own at connect time, and the handshake compares them.
+pub fn method_fingerprint(method: &MethodDescriptor) -> u64 {
+    let shapes = (method.shapes)();
     let mut h = fnv(FNV_OFFSET, method.channel.as_bytes());
     h = fnv(
         h,
@@ -102,28 +145,32 @@ pub const fn method_fingerprint(method: &MethodDescriptor) -> u64 {
             MethodKind::Event => b"event",
         },
     );
-    let mut i = 0;
-    while i < method.args.len() {
-        h = fnv(h, method.args[i].ty.as_bytes());
-        i += 1;
-    }
+    let shape_or_name = |h: u64, shape: Option<u64>, name: &str| match shape {
+        Some(shape) => fnv(fnv(h, b"shape"), &shape.to_le_bytes()),
+        None => fnv(fnv(h, b"name"), name.as_bytes()),
+    };
+    h = match shapes.args {
+        Some(_) => shape_or_name(h, shapes.args, ""),
+        None => method
+            .args
+            .iter()
+            .fold(fnv(h, b"names"), |h, arg| fnv(h, arg.ty.as_bytes())),
+    };
     h = fnv(h, b"->");
-    h = fnv(h, method.output.as_bytes());
+    h = shape_or_name(h, shapes.output, method.output);
     match method.error {
-        Some(e) => fnv(h, e.as_bytes()),
+        Some(e) => shape_or_name(h, shapes.error, e),
         None => fnv(h, b"!"),
     }
 }
 
 /// The fingerprint of a service: its name, namespace and every method's
-/// fingerprint, in order. Generated code evaluates it at compile time.
-pub const fn service_fingerprint(service: &ServiceDescriptor) -> u64 {
+/// fingerprint ([`method_fingerprint`]), in order.
+pub fn service_fingerprint(service: &ServiceDescriptor) -> u64 {
     let mut h = fnv(FNV_OFFSET, service.name.as_bytes());
     h = fnv(h, service.namespace.as_bytes());
-    let mut i = 0;
-    while i < service.methods.len() {
-        h = fnv(h, &method_fingerprint(&service.methods[i]).to_le_bytes());
-        i += 1;
+    for method in service.methods {
+        h = fnv(h, &method_fingerprint(method).to_le_bytes());
     }
     h
 }
@@ -358,6 +405,7 @@ mod tests {
         }],
         output: "Note",
         error: Some("NotesError"),
+        shapes: WireShapes::untraced,
     };
 
     #[test]
@@ -378,6 +426,48 @@ mod tests {
         };
         assert_eq!(method_fingerprint(&GET), method_fingerprint(&renamed));
         assert_ne!(method_fingerprint(&GET), method_fingerprint(&retyped));
+    }
+
+    /// Traced, the types count by their shapes, not by how they are
+    /// written; a type that cannot be traced still counts by name.
+    #[test]
+    fn traced_types_count_by_shape() {
+        let traced = MethodDescriptor {
+            shapes: WireShapes::trace::<(u64,), String, u8>,
+            ..GET
+        };
+        let written_otherwise = MethodDescriptor {
+            args: &[ArgDescriptor {
+                name: "id",
+                ty: "core::primitive::u64",
+            }],
+            output: "std::string::String",
+            ..traced
+        };
+        let other_output = MethodDescriptor {
+            shapes: WireShapes::trace::<(u64,), Vec<u8>, u8>,
+            ..traced
+        };
+        let fp = method_fingerprint(&traced);
+        assert_ne!(fp, method_fingerprint(&GET));
+        assert_eq!(fp, method_fingerprint(&written_otherwise));
+        assert_ne!(fp, method_fingerprint(&other_output));
+        let untraced_output = || WireShapes {
+            output: None,
+            ..WireShapes::trace::<(u64,), String, u8>()
+        };
+        let by_name = MethodDescriptor {
+            shapes: untraced_output,
+            ..traced
+        };
+        assert_ne!(fp, method_fingerprint(&by_name));
+        assert_ne!(
+            method_fingerprint(&by_name),
+            method_fingerprint(&MethodDescriptor {
+                output: "Other",
+                ..by_name
+            })
+        );
     }
 
     #[test]

@@ -358,13 +358,14 @@ mod error;
 mod frame;
 mod main_process;
 mod renderer;
+mod shape;
 mod spin;
 
 pub use blob::Blob;
 pub use caller::{Caller, Peer, RendererId};
 pub use contract::{
     method_fingerprint, service_fingerprint, Api, ArgDescriptor, MethodDescriptor, MethodKind,
-    Service, ServiceDescriptor,
+    Service, ServiceDescriptor, WireShapes,
 };
 pub use dispatch::{BoxFuture, Dispatch, Handler, Served};
 pub use error::{ApiNotGranted, CallError, IpcError};
@@ -571,8 +572,8 @@ pub mod limits {
 pub mod __private {
     pub use crate::{
         contract::{
-            service_fingerprint, Api, ArgDescriptor, MethodDescriptor, MethodKind, Service,
-            ServiceDescriptor,
+            Api, ArgDescriptor, MethodDescriptor, MethodKind, Service, ServiceDescriptor,
+            WireShapes,
         },
         dispatch::{BoxFuture, Dispatch, Handler, Served},
         main_process::{EmitterCore, Main, Target},
@@ -584,7 +585,8 @@ pub mod __private {
     };
     pub use bytes::Bytes;
     pub use std::{
-        boxed::Box, future::Future, marker::PhantomData, path::Path, sync::Arc, time::Duration,
+        boxed::Box, future::Future, marker::PhantomData, path::Path, sync::Arc, sync::OnceLock,
+        time::Duration,
     };
     pub use tokio::net::ToSocketAddrs;
 
@@ -779,6 +781,30 @@ pub mod __private {
                 _: A,
             ) -> impl Future<Output = Result<(), IpcError>> {
                 async { Err(inert()) }
+            }
+        }
+
+        /// The wire shapes of a method's types, for the handshake.
+        pub trait Shapes {
+            /// Traces the argument tuple, the result and the typed error.
+            fn shapes(&self) -> crate::WireShapes;
+        }
+
+        impl<A: DeserializeOwned, T: DeserializeOwned, E: DeserializeOwned> Shapes for &Probe<A, T, E> {
+            fn shapes(&self) -> crate::WireShapes {
+                crate::WireShapes::trace::<A, T, E>()
+            }
+        }
+
+        /// The inert [`Shapes`].
+        pub trait ShapesInert {
+            /// Never called in a built program.
+            fn shapes(&self) -> crate::WireShapes;
+        }
+
+        impl<A, T, E> ShapesInert for Probe<A, T, E> {
+            fn shapes(&self) -> crate::WireShapes {
+                crate::WireShapes::untraced()
             }
         }
 
