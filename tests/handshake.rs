@@ -136,7 +136,7 @@ async fn another_protocol_version_is_refused_with_both_versions() {
             err,
             IpcError::ProtocolMismatch {
                 renderer: 99,
-                main: 1
+                main: ipc_runtime::PROTOCOL_VERSION
             }
         ),
         "{err:?}"

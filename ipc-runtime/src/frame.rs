@@ -34,8 +34,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::{codec, contract::ServiceSummary, error::WireError, IpcError};
 
-/// The version of the wire protocol described above.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The version of the wire protocol: the frame layout and the handshake,
+/// including how contract fingerprints are computed. Main refuses a
+/// renderer that speaks another version with
+/// [`IpcError::ProtocolMismatch`], naming both. Version 2: fingerprints
+/// cover the wire shapes of a method's types, not only their names.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Bytes of the length prefix.
 pub(crate) const PREFIX: usize = 4;
