@@ -217,6 +217,19 @@ async fn handlers_see_the_caller_main_recorded() {
     // A number that crossed the wire maps back to the renderer main knows.
     assert_eq!(main.renderer_id(who_b.id), Some(b.id()));
     assert_eq!(main.renderer_id(u64::MAX), None);
+    // Groups, as they are at the time of the call.
+    assert!(who_a.groups.is_empty());
+    assert!(main.join_group(a.id(), "editors"));
+    assert!(main.join_group(a.id(), "admins"));
+    assert_eq!(
+        a.probe.clone().whoami().await.unwrap().groups,
+        ["admins", "editors"]
+    );
+    assert!(b.probe.clone().whoami().await.unwrap().groups.is_empty());
+    assert!(main.leave_group(a.id(), "admins"));
+    assert_eq!(a.probe.clone().whoami().await.unwrap().groups, ["editors"]);
+    // An in-memory pair has no OS credentials.
+    assert_eq!((who_a.pid, who_a.uid), (None, None));
 }
 
 #[tokio::test]

@@ -41,6 +41,18 @@ async fn a_hand_made_frame_outside_the_whitelist_is_not_allowed() {
             channel: "probe:add".into()
         }
     );
+    // The channel is checked before its payload is decoded: a payload that
+    // would not decode gets the same answer, not `BadPayload` (which would
+    // tell the renderer what the method takes).
+    raw.frame(&invoke_body(4, "probe:add", &[0xff])).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!((reply.kind, reply.call_id()), (kind::REPLY_FAILED, 4));
+    assert_eq!(
+        reply.error(),
+        WireError::NotAllowed {
+            channel: "probe:add".into()
+        }
+    );
 
     raw.frame(&send_body("probe:record", &[9])).await;
     let notice = raw.read().await.unwrap();

@@ -1,6 +1,10 @@
 //! Who is calling: main's own record of a renderer connection.
 
-use std::{fmt, sync::Arc};
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{Arc, Mutex},
+};
 
 /// A renderer connection's id, assigned by main and unique for the life of
 /// a [`Main`](crate::Main).
@@ -36,12 +40,26 @@ pub struct Peer {
 /// and label main assigned, the credentials the OS reported), never from
 /// bytes the renderer sent. Inside a handler, get it with
 /// [`Caller::current`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Caller {
     pub(crate) id: RendererId,
     pub(crate) label: Arc<str>,
     pub(crate) peer: Option<Peer>,
+    /// The connection's groups, shared with main's record of it: what
+    /// `Main::join_group` and `leave_group` change.
+    pub(crate) groups: Arc<Mutex<HashSet<String>>>,
 }
+
+/// Two callers are equal if they are the same connection (with the same
+/// label and credentials); groups change over a connection's life and are
+/// not compared.
+impl PartialEq for Caller {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.label == other.label && self.peer == other.peer
+    }
+}
+
+impl Eq for Caller {}
 
 // Set while a handler is polled: a pointer to the connection's record, so
 // that entering it costs no clone.
@@ -69,6 +87,35 @@ impl Caller {
     /// The peer process's credentials, when the transport reports them.
     pub fn peer(&self) -> Option<Peer> {
         self.peer
+    }
+
+    /// The groups main has put the connection in
+    /// ([`Main::join_group`](crate::Main::join_group)), sorted, as they
+    /// are now.
+    pub fn groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self.lock_groups().iter().cloned().collect();
+        groups.sort();
+        groups
+    }
+
+    /// Whether main has put the connection in `group`.
+    pub fn in_group(&self, group: &str) -> bool {
+        self.lock_groups().contains(group)
+    }
+
+    /// Puts the connection in `group`; `false` if it was already there.
+    pub(crate) fn join(&self, group: &str) -> bool {
+        self.lock_groups().insert(group.to_string())
+    }
+
+    /// Takes the connection out of `group`; `false` if it was not there.
+    pub(crate) fn leave(&self, group: &str) -> bool {
+        self.lock_groups().remove(group)
+    }
+
+    fn lock_groups(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // Each critical section is one set operation: never inconsistent.
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` (one poll of a handler) with `self` as the current caller.

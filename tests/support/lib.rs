@@ -31,6 +31,12 @@ pub struct WhoAmI {
     pub id: u64,
     /// The label main assigned.
     pub label: String,
+    /// The groups main has put the renderer in, sorted.
+    pub groups: Vec<String>,
+    /// The peer's process id, as the OS reported it to main.
+    pub pid: Option<i32>,
+    /// The peer's user id, as the OS reported it to main.
+    pub uid: Option<u32>,
 }
 
 /// The service every end-to-end test talks to.
@@ -205,6 +211,9 @@ impl Probe for ProbeHandler {
         WhoAmI {
             id: caller.id().get(),
             label: caller.label().to_string(),
+            groups: caller.groups(),
+            pid: caller.peer().and_then(|p| p.pid),
+            uid: caller.peer().and_then(|p| p.uid),
         }
     }
 

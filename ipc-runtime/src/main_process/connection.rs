@@ -307,6 +307,7 @@ pub(crate) async fn accept(
             id,
             label: info.label.as_str().into(),
             peer,
+            groups: Arc::default(),
         },
         out,
         in_flight: InFlight::default(),
@@ -316,7 +317,6 @@ pub(crate) async fn accept(
         round_trips: setup.round_trips,
         subscriptions: Mutex::default(),
         subscribed: watch::channel(0).0,
-        groups: Mutex::default(),
         events_sent: AtomicU64::new(0),
         events_dropped: AtomicU64::new(0),
         refused_subscriptions: Repeats::default(),
@@ -688,8 +688,6 @@ pub(crate) struct Conn {
     subscriptions: Mutex<HashSet<String, rustc_hash::FxBuildHasher>>,
     /// Bumped whenever `subscriptions` gains a channel.
     subscribed: watch::Sender<u64>,
-    /// The groups main put it in.
-    groups: Mutex<HashSet<String>>,
     events_sent: AtomicU64,
     events_dropped: AtomicU64,
     /// Subscriptions refused for `max_subscriptions` (not violations: a
@@ -840,21 +838,19 @@ impl Conn {
     }
 
     pub(crate) fn groups(&self) -> Vec<String> {
-        let mut v: Vec<String> = lock(&self.groups).iter().cloned().collect();
-        v.sort();
-        v
+        self.caller.groups()
     }
 
     pub(crate) fn in_group(&self, group: &str) -> bool {
-        lock(&self.groups).contains(group)
+        self.caller.in_group(group)
     }
 
     pub(crate) fn join(&self, group: &str) -> bool {
-        lock(&self.groups).insert(group.to_string())
+        self.caller.join(group)
     }
 
     pub(crate) fn leave(&self, group: &str) -> bool {
-        lock(&self.groups).remove(group)
+        self.caller.leave(group)
     }
 
     /// Waits until the renderer's queue has room for half its event limit
