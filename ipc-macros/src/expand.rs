@@ -515,8 +515,9 @@ fn expand_emitter(service: &Service) -> TokenStream {
         let arg_tys: Vec<&Type> = m.args.iter().map(|a| &a.ty).collect();
         let what = format!(
             "Pushes `{channel}` to every renderer of the target that listens to it; returns how many it was queued for. \
-             A listening renderer it was not queued for is named in a `tracing` event: a warning if the event is \
-             larger than that renderer's `max_frame_size`, a debug event if its queue is full under `SlowConsumer::DropEvents`; \
+             A listening renderer it was not queued for is named in a `tracing` event: if the event is \
+             larger than that renderer's `max_frame_size`, a warning the first time for that renderer and a debug event after; \
+             a debug event if its queue is full under `SlowConsumer::DropEvents`; \
              a value that cannot be encoded is logged as an error and reaches nobody."
         );
         quote! {

@@ -485,13 +485,12 @@ impl<'ast> Visit<'ast> for Finder<'_> {
     }
 
     fn visit_type_slice(&mut self, t: &'ast syn::TypeSlice) {
-        let elem = &t.elem;
         self.cx.error_spanned_by(
             t,
             format!(
                 "a slice has no size of its own, so it cannot be an IPC {}; use `Vec<{}>`",
                 self.what,
-                quote::quote!(#elem)
+                owned_name(&t.elem)
             ),
         );
     }
@@ -633,7 +632,7 @@ impl Finder<'_> {
             });
             let instead = match slice {
                 Some(slice) => {
-                    let elem = crate::expand::type_name(&slice.elem);
+                    let elem = owned_name(&slice.elem);
                     format!("`Vec<{elem}>` or `Box<[{elem}]>`")
                 }
                 None => "`String` or `Box<str>`".to_string(),
@@ -793,5 +792,20 @@ fn check_unique_channels(cx: &mut Ctxt, service: &Service) {
         } else {
             seen.insert(&method.channel_part, method);
         }
+    }
+}
+
+/// How to write `ty` owned, for advice that names it: `String` for `&str`,
+/// `Vec<T>` for `&[T]`, `T` for `&T`, and other types as written. (Advice
+/// to use `Vec<&str>` would only lead to the next error.)
+fn owned_name(ty: &Type) -> String {
+    match ty {
+        Type::Reference(r) if is_str(&r.elem) => "String".to_string(),
+        Type::Reference(r) => match &*r.elem {
+            Type::Slice(slice) => format!("Vec<{}>", owned_name(&slice.elem)),
+            elem => owned_name(elem),
+        },
+        Type::Paren(p) => owned_name(&p.elem),
+        other => crate::expand::type_name(other),
     }
 }

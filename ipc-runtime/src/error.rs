@@ -34,7 +34,10 @@ pub enum IpcError {
         /// How long the sender waited for room.
         timeout: Duration,
     },
-    /// The connection is gone: the peer exited, crashed or closed it.
+    /// The connection is gone, or never came to be: the peer exited,
+    /// crashed or closed it; main did not answer a renderer's handshake
+    /// in time; or, from `Main`'s `listen_*`, `issue_token` and
+    /// `spawn_renderer`, main has been closed.
     #[error("disconnected: {reason}; nothing more can go through this connection")]
     Disconnected {
         /// What ended the connection, as far as this side knows.
@@ -135,7 +138,9 @@ pub enum IpcError {
     HandlerPanicked {
         /// The channel whose handler panicked.
         channel: String,
-        /// The panic message, if it was a string.
+        /// The panic message (a `&str` or `String` payload), cut to 1024
+        /// characters and an ellipsis; for any other payload, the words
+        /// "a non-string panic payload".
         message: String,
     },
     /// The connection's credentials were refused: by main, or by the
@@ -146,8 +151,10 @@ pub enum IpcError {
         /// Why the credentials were refused.
         reason: String,
     },
-    /// The peer broke the protocol (an unexpected or malformed frame), or
-    /// did not do its part of the handshake in time.
+    /// The peer broke the protocol (an unexpected or malformed frame), or,
+    /// on main's side, a renderer did not do its part of the handshake in
+    /// time (a renderer that main does not answer in time gets
+    /// [`IpcError::Disconnected`]).
     #[error("protocol error: {reason}")]
     Protocol {
         /// What was wrong.

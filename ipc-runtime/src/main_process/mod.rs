@@ -483,10 +483,12 @@ impl EmitterCore {
 
     /// Pushes one event to every renderer in the target that listens to
     /// `channel`; returns how many it was queued for. A listening renderer
-    /// it was not queued for is named in a `tracing` event: a warning if
-    /// the event is larger than that renderer accepts, a debug event if
-    /// its queue is full under [`SlowConsumer::DropEvents`]. A value that
-    /// cannot be encoded is logged and reaches nobody.
+    /// it was not queued for is named in a `tracing` event: if the event is
+    /// larger than that renderer accepts, a warning the first time for
+    /// that renderer and a debug event after; a debug event if its queue
+    /// is full under [`SlowConsumer::DropEvents`]. Both are counted in its
+    /// `events_dropped`. A value that cannot be encoded is logged and
+    /// reaches nobody.
     pub fn emit<A: Serialize + ?Sized>(&self, channel: &'static str, args: &A) -> usize {
         self.emit_checked(channel, args, None)
     }
@@ -957,7 +959,9 @@ impl Main {
     /// Every later disconnection, with its reason: the renderer closed the
     /// connection, misbehaved, fell behind, or main dropped it. A renderer
     /// that exits, crashes or is killed closes its end like one that
-    /// closes it on purpose ([`DisconnectReason::Closed`] for all); for a
+    /// closes it on purpose ([`DisconnectReason::Closed`] for all, or
+    /// [`DisconnectReason::Failed`] if it died partway through sending a
+    /// frame); for a
     /// child process, its exit status
     /// ([`RendererProcess::wait`](crate::RendererProcess::wait)) tells them
     /// apart. A receiver that falls more than 256 behind skips the oldest.

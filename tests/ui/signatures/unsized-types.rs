@@ -10,6 +10,7 @@ pub trait Notes {
     async fn shared(&self, text: std::sync::Arc<str>) -> u64;
     async fn counted(&self) -> std::rc::Rc<[u8]>;
     async fn labels(&self, labels: std::sync::Arc<[&'static str]>) -> u64;
+    async fn names(&self) -> Option<[&'static str]>;
 }
 
 fn main() {}
