@@ -448,7 +448,7 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent over IPC: it must implement `serde::Serialize` and `serde::Deserialize`",
     label = "sent over IPC here",
-    note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]` on the type; for a container such as `Vec<T>` or `Option<T>`, on the type inside; a type of another crate that lacks them (such as `std::io::Error`) cannot cross: convert it into a type of your own, or a `String`",
+    note = "derive both with `#[derive(serde::Serialize, serde::Deserialize)]` on the type (one alone is not enough: each side both encodes and decodes it); for a container such as `Vec<T>` or `Option<T>`, on the type inside; a type of another crate that lacks them (such as `std::io::Error`) cannot cross: convert it into a type of your own, or a `String`",
     note = "an IPC type must also own its data and be `Send + 'static` (`String`, not `&str`); `Arc<T>` needs serde's `rc` feature (each side then has its own copy), and `Rc<T>` is not `Send`"
 )]
 pub trait IpcType {
