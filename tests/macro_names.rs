@@ -4,7 +4,9 @@
 //! methods of `Arc` (`clone`, `into`, `drop`), and an argument written as a
 //! pattern beside one called `arg0`, a `send` returning `(())`, and a doc
 //! comment on an `expose!` entry; two APIs whose names and fields join
-//! alike (`Pair_api.x`, `Pair.api_x`). The trait also declares the bounds
+//! alike (`Pair_api.x`, `Pair.api_x`); a user's `SHAPES` const in an
+//! argument type and a `shapes` method on every type, beside the
+//! generated code's own. The trait also declares the bounds
 //! the macro adds (`Send + Sync + 'static`): repeated, they must not make
 //! clippy's `trait_duplication_in_bounds` fire (denied in CI).
 #![warn(clippy::trait_duplication_in_bounds)]
@@ -26,6 +28,18 @@ pub struct W(pub u32);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct H(pub String);
 
+/// Named like a static the generated descriptor once declared.
+const SHAPES: usize = 2;
+
+/// A method every type has, named like one the generated code once called.
+trait Everything {
+    fn shapes(&self) -> u8 {
+        0
+    }
+}
+
+impl<T: ?Sized> Everything for T {}
+
 /// Awkward names, on purpose.
 #[service(namespace = "names")]
 pub trait Names: Send + Sync + 'static {
@@ -42,7 +56,7 @@ pub trait Names: Send + Sync + 'static {
     /// Named like `Drop::drop`.
     async fn drop(&self) -> u64;
     /// A pattern argument, beside one called `arg0`.
-    async fn pair(&self, _: (u8, u8), arg0: u64) -> u64;
+    async fn pair(&self, _: [u8; SHAPES], arg0: u64) -> u64;
     /// A `send` returning `()` in parentheses, which is still nothing.
     #[ipc(send)]
     #[allow(unused_parens)]
@@ -102,7 +116,7 @@ impl Names for Handler {
     async fn drop(&self) -> u64 {
         4
     }
-    async fn pair(&self, (a, b): (u8, u8), arg0: u64) -> u64 {
+    async fn pair(&self, [a, b]: [u8; SHAPES], arg0: u64) -> u64 {
         u64::from(a) * 100 + u64::from(b) * 10 + arg0
     }
     async fn note(&self, n: u64) {
@@ -126,7 +140,8 @@ async fn awkward_names_are_served_and_granted() {
     assert_eq!(names.clone().await.unwrap(), 2);
     assert_eq!(names.into().await.unwrap(), 3);
     assert_eq!(names.drop().await.unwrap(), 4);
-    assert_eq!(names.pair((1, 2), 3).await.unwrap(), 123);
+    assert_eq!(names.pair([1, 2], 3).await.unwrap(), 123);
+    assert_eq!(names.shapes(), 0);
     names.note(5).await.unwrap();
     api.flush().await.unwrap();
     assert!(

@@ -751,11 +751,12 @@ pub(crate) fn expand_contract(service: &Service, traced: bool) -> TokenStream {
         let shapes = if traced {
             quote! {
                 || {
-                    static SHAPES: #rt::OnceLock<#rt::WireShapes> = #rt::OnceLock::new();
-                    *SHAPES.get_or_init(|| {
+                    // Names no user item could take by accident.
+                    static __IPC_SHAPES: #rt::OnceLock<#rt::WireShapes> = #rt::OnceLock::new();
+                    *__IPC_SHAPES.get_or_init(|| {
                         #[allow(unused_imports)]
                         use #rt::probe::{Shapes as _, ShapesInert as _};
-                        (&&#rt::probe::Probe::<(#(#arg_tys,)*), #ok_ty, #err_ty>::NEW).shapes()
+                        (&&#rt::probe::Probe::<(#(#arg_tys,)*), #ok_ty, #err_ty>::NEW).__ipc_shapes()
                     })
                 }
             }

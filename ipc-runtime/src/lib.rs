@@ -786,12 +786,14 @@ pub mod __private {
 
         /// The wire shapes of a method's types, for the handshake.
         pub trait Shapes {
-            /// Traces the argument tuple, the result and the typed error.
-            fn shapes(&self) -> crate::WireShapes;
+            /// Traces the argument tuple, the result and the typed error
+            /// (named so that no method of a user's trait in scope takes
+            /// its place).
+            fn __ipc_shapes(&self) -> crate::WireShapes;
         }
 
         impl<A: DeserializeOwned, T: DeserializeOwned, E: DeserializeOwned> Shapes for &Probe<A, T, E> {
-            fn shapes(&self) -> crate::WireShapes {
+            fn __ipc_shapes(&self) -> crate::WireShapes {
                 crate::WireShapes::trace::<A, T, E>()
             }
         }
@@ -799,11 +801,11 @@ pub mod __private {
         /// The inert [`Shapes`].
         pub trait ShapesInert {
             /// Never called in a built program.
-            fn shapes(&self) -> crate::WireShapes;
+            fn __ipc_shapes(&self) -> crate::WireShapes;
         }
 
         impl<A, T, E> ShapesInert for Probe<A, T, E> {
-            fn shapes(&self) -> crate::WireShapes {
+            fn __ipc_shapes(&self) -> crate::WireShapes {
                 crate::WireShapes::untraced()
             }
         }

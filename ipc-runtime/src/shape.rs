@@ -13,21 +13,26 @@
 //! recursive type's reference to itself.
 //!
 //! An enum yields one variant per pass, so `T` is traced again until every
-//! variant of every enum met has been seen (at most [`MAX_PASSES`] passes).
-//! A value that contains itself (a tree's children, a list's tail) is
-//! recorded as a reference to the enclosing type of that name, and its
-//! content is made as small as the type allows (`None`, no items, a unit
-//! variant or one not already being made), so that tracing ends.
+//! variant of every enum met has been seen. Each place an enum occurs (its
+//! path of field, item and variant positions from the top) is explored and
+//! recorded apart, so `Patch<String>` and `Patch<u32>` in two fields of one
+//! struct are both seen. A value nested in two others of the same type
+//! (same name, and same fields for a struct) is recorded as a reference to
+//! that type, and made as small as the type allows (`None`, no items, a
+//! unit variant or one known to end), so that tracing ends; one level of
+//! such nesting is traced in full, so `Wrapper<Wrapper<u8>>` and
+//! `Wrapper<Wrapper<String>>` differ.
 //!
 //! Tracing can fail: a type whose `Deserialize` refuses made-up values
-//! (validation with `try_from`, say), asks for a self-describing format,
-//! nests deeper than [`MAX_DEPTH`] or needs more than [`MAX_PASSES`]
-//! passes or [`MAX_NODES`] steps. The caller then falls back to the type's
-//! name as written. The result depends only on the type and this
-//! algorithm, never on addresses or hash seeds, so two processes built from
-//! the same types agree.
+//! (validation with `try_from`, say), asks for a self-describing format
+//! (which bincode refuses too), nests deeper than [`MAX_DEPTH`], or needs
+//! more than [`MAX_PASSES`] passes or [`MAX_STEPS`] steps. The caller then
+//! falls back to the type's name as written, and a debug record says so.
+//! The result depends only on the type and this algorithm, never on
+//! addresses, hash seeds or the caller's stack (tracing runs on a stack of
+//! its own), so two processes built from the same types agree.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{
@@ -38,35 +43,51 @@ use serde::de::{
 /// How deep a traced value may nest before tracing gives up.
 const MAX_DEPTH: usize = 64;
 /// How many times a type may be traced to see every variant of its enums.
-const MAX_PASSES: usize = 1024;
-/// How many steps one pass may take (a `[u8; 4096]` takes 4097).
-const MAX_NODES: usize = 100_000;
-/// The stack a level of nesting must leave free to go one level deeper.
-const STACK_RESERVE: usize = 64 * 1024;
+const MAX_PASSES: usize = 4096;
+/// How many steps all passes together may take (a `[u8; 4096]` takes 4097
+/// a pass).
+const MAX_STEPS: usize = 2_000_000;
+/// The stack tracing runs on, whatever the caller's: the same for main and
+/// renderers, so that how deep a type may go does not depend on the thread.
+const TRACE_STACK: usize = 32 * 1024 * 1024;
+/// The stack a level must leave free to go one deeper: a last resort for
+/// types whose values take megabytes of stack (bincode could not decode
+/// them either), so that tracing fails instead of overflowing.
+const STACK_RESERVE: usize = 1024 * 1024;
 
 /// The shape of `T`'s encoding as a 64-bit hash, or `None` if it cannot be
 /// traced (see the module docs). Runs `T`'s `Deserialize` impl on made-up
 /// values; a panic in it counts as "cannot be traced".
 pub(crate) fn trace<T: DeserializeOwned>() -> Option<u64> {
-    std::panic::catch_unwind(|| {
-        let mut state = State::default();
-        for _ in 0..MAX_PASSES {
-            state.open.clear();
-            state.built = vec![Vec::new()];
-            state.minimal = 0;
-            state.nodes = 0;
-            T::deserialize(Tracer { st: &mut state }).ok()?;
-            let top = state.built.pop()?.pop()?;
-            if state.enums.values().all(EnumSeen::complete) {
-                let mut h = Hash::default();
-                state.hash(&top, &mut h, &mut Vec::new());
-                return Some(h.0);
-            }
+    let shape = stacker::grow(TRACE_STACK, || {
+        std::panic::catch_unwind(trace_here::<T>).ok().flatten()
+    });
+    if shape.is_none() {
+        tracing::debug!(
+            r#type = std::any::type_name::<T>(),
+            "compared by its name at the handshake: its wire shape cannot be traced \
+             (its Deserialize refuses made-up values, or the type is too large to trace)"
+        );
+    }
+    shape
+}
+
+fn trace_here<T: DeserializeOwned>() -> Option<u64> {
+    let mut state = State::default();
+    for _ in 0..MAX_PASSES {
+        state.open.clear();
+        state.built = vec![Vec::new()];
+        state.minimal = 0;
+        state.steered.clear();
+        T::deserialize(Tracer { st: &mut state }).ok()?;
+        let top = state.built.pop()?.pop()?;
+        if state.enums.values().all(EnumSeen::complete) {
+            let mut h = Hash::default();
+            state.hash(&top, &mut h, &mut Vec::new());
+            return Some(h.0);
         }
-        None
-    })
-    .ok()
-    .flatten()
+    }
+    None
 }
 
 /// What was recorded of one value.
@@ -83,27 +104,33 @@ enum Node {
     Tuple(Vec<Node>),
     Struct(&'static [&'static str], Vec<Node>),
     /// An enum, whose variants are in [`State::enums`].
-    Enum(EnumKey),
-    /// A value of a type already being traced around it: the type's name.
+    Enum(Site),
+    /// A value of a type already being traced twice around it: its name.
     Recursive(&'static str),
     /// Not traced: made as small as possible inside a recursive value.
     Skipped,
 }
 
-/// An enum by its name and variant names: never by address, so that two
-/// builds of the same types agree. (Two enums alike in both, such as
-/// `Result<u8, E>` and `Result<u16, E>`, share what is recorded: some of
-/// their differences then go unseen, the same way in every build.)
-type EnumKey = (&'static str, &'static [&'static str]);
+/// An enum type, by its name and variant names.
+type EnumType = (&'static str, &'static [&'static str]);
 
-/// The variants of one enum seen so far.
+/// One place an enum occurs in the definitions of the types traced: its
+/// type, the nearest struct or enum variant around it (`None` at the top),
+/// and its position there, through any tuples, options, sequences and maps
+/// in between. So `Patch<String>` and `Patch<u32>` in two fields of a
+/// struct are two places, but the same field of a struct met twice (as in
+/// a tree) is one. Never an address, so that two builds of the same types
+/// agree.
+type Site = (EnumType, Option<Open>, Vec<u32>);
+
+/// The variants of one enum occurrence seen so far.
 #[derive(Debug, Default)]
 struct EnumSeen {
     count: usize,
     /// Each variant's content, once seen.
     variants: BTreeMap<u32, Variant>,
     /// Variants chosen in this or an earlier pass (seen, or being seen).
-    claimed: BTreeSet<u32>,
+    claimed: Vec<u32>,
 }
 
 impl EnumSeen {
@@ -120,13 +147,21 @@ enum Variant {
     Struct(&'static [&'static str], Vec<Node>),
 }
 
+/// What tells two struct-like types of the same name apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Layout {
+    Fields(&'static [&'static str]),
+    Tuple(usize),
+    Newtype,
+}
+
 /// A value being traced, innermost last.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Open {
-    /// A struct, tuple struct, newtype or unit struct of this name.
-    Named(&'static str),
+    /// A struct, tuple struct or newtype struct.
+    Named(&'static str, Layout),
     /// This variant of an enum.
-    Variant(EnumKey, u32),
+    Variant(EnumType, u32),
     /// Anything else.
     Anonymous,
 }
@@ -138,10 +173,16 @@ struct State {
     /// the top-level value.
     built: Vec<Vec<Node>>,
     /// Above 0 inside a recursive value: options are `None`, sequences and
-    /// maps empty, enums take a unit variant if they have one.
+    /// maps empty, enums take a variant known to end.
     minimal: usize,
-    nodes: usize,
-    enums: BTreeMap<EnumKey, EnumSeen>,
+    steps: usize,
+    enums: BTreeMap<Site, EnumSeen>,
+    /// Places whose variant was chosen to reach an enum not complete yet,
+    /// in this pass: one value a pass goes that way, the others end.
+    steered: Vec<Site>,
+    /// For each enum type, a variant known to end (a unit variant if one
+    /// has been seen): what a recursive value takes.
+    ends: BTreeMap<EnumType, (bool, u32)>,
 }
 
 /// Why tracing stopped; never shown (the caller falls back to the type's
@@ -179,15 +220,26 @@ impl State {
     }
 
     fn step(&mut self) -> Result<()> {
-        self.nodes += 1;
-        if self.nodes > MAX_NODES {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
             return Err(Stop);
         }
         Ok(())
     }
 
-    /// Opens a value with parts; `recursive` if a value of the same type
-    /// is already open around it.
+    /// How many values like `open` are open around the next one.
+    fn repeats(&self, open: Open) -> usize {
+        self.open
+            .iter()
+            .filter(|o| match (o, open) {
+                (Open::Variant(a, _), Open::Variant(b, _)) => *a == b,
+                (a, b) => **a == b,
+            })
+            .count()
+    }
+
+    /// Opens a value with parts; `recursive` if it is nested in two others
+    /// of the same type.
     fn open(&mut self, open: Open) -> Result<bool> {
         self.step()?;
         if self.open.len() >= MAX_DEPTH
@@ -195,14 +247,7 @@ impl State {
         {
             return Err(Stop);
         }
-        let recursive = match open {
-            Open::Named(name) => self.open.contains(&Open::Named(name)),
-            Open::Variant(key, _) => self
-                .open
-                .iter()
-                .any(|o| matches!(o, Open::Variant(k, _) if *k == key)),
-            Open::Anonymous => false,
-        };
+        let recursive = open != Open::Anonymous && self.repeats(open) >= 2;
         if recursive {
             self.minimal += 1;
         }
@@ -213,70 +258,101 @@ impl State {
 
     /// Closes the innermost value, returning its parts; records `node` made
     /// of them in the value around it, or, for a recursive value, a
-    /// reference to its type.
+    /// reference to its type (`name`).
     fn close(
         &mut self,
         recursive: bool,
+        name: &'static str,
         node: impl FnOnce(Vec<Node>) -> Node,
     ) -> Result<Option<Vec<Node>>> {
         self.open.pop();
         let parts = self.built.pop().ok_or(Stop)?;
-        let (node, parts) = if recursive {
+        if recursive {
             self.minimal -= 1;
-            (None, None)
-        } else if self.minimal > 0 {
-            (Some(Node::Skipped), None)
-        } else {
-            (Some(node(parts.clone())), Some(parts))
-        };
-        if let Some(node) = node {
-            self.built.last_mut().ok_or(Stop)?.push(node);
+            self.leaf(Node::Recursive(name))?;
+            return Ok(None);
         }
-        Ok(parts)
+        if self.minimal > 0 {
+            self.leaf(Node::Skipped)?;
+            return Ok(None);
+        }
+        self.built.last_mut().ok_or(Stop)?.push(node(parts.clone()));
+        Ok(Some(parts))
     }
 
-    /// The variant to make for an enum: one not seen yet, if not inside a
-    /// recursive value; otherwise a unit variant, or the first not being
-    /// made around it.
-    fn choose(&mut self, key: EnumKey, units: Option<u32>) -> u32 {
-        let count = key.1.len();
+    /// Where the next value, an enum of type `ty`, goes: see [`Site`].
+    fn site(&self, ty: EnumType) -> Site {
+        // `built[j + 1]` holds the parts of `open[j]` made so far, so the
+        // next value's position in it is its length.
+        let mut path = vec![self.built.last().map_or(0, Vec::len) as u32];
+        for j in (0..self.open.len()).rev() {
+            if self.open[j] != Open::Anonymous {
+                path.reverse();
+                return (ty, Some(self.open[j]), path);
+            }
+            path.push(self.built[j].len() as u32);
+        }
+        path.reverse();
+        (ty, None, path)
+    }
+
+    /// The variant to make for an enum at `site`: one not seen there yet,
+    /// or one leading to an enum not complete yet, if not inside a
+    /// recursive value; otherwise one known to end, or the first not
+    /// being made around this value.
+    fn choose(&mut self, site: &Site) -> u32 {
+        let ty = site.0;
+        let count = ty.1.len() as u32;
         let open: Vec<u32> = self
             .open
             .iter()
             .filter_map(|o| match o {
-                Open::Variant(k, v) if *k == key => Some(*v),
+                Open::Variant(t, v) if *t == ty => Some(*v),
                 _ => None,
             })
             .collect();
-        let recursive = !open.is_empty();
-        if self.minimal == 0 && !recursive {
-            let seen = self.enums.entry(key).or_default();
-            seen.count = count;
-            if let Some(v) = (0..count as u32).find(|v| !seen.claimed.contains(v)) {
-                seen.claimed.insert(v);
+        if self.minimal == 0 && open.len() < 2 {
+            let seen = self.enums.entry(site.clone()).or_default();
+            seen.count = count as usize;
+            if let Some(v) = (0..count).find(|v| !seen.claimed.contains(v)) {
+                seen.claimed.push(v);
                 return v;
             }
-            // Every variant is seen or being seen: head for an enum inside
-            // one of them that is not complete yet.
-            if let Some(v) = (0..count as u32).find(|v| self.leads_to_unseen(key, *v)) {
-                return v;
+            if !self.steered.contains(site) {
+                if let Some(v) = (0..count).find(|v| self.leads_to_unseen(site, *v)) {
+                    self.steered.push(site.clone());
+                    return v;
+                }
             }
         }
-        units
-            .or_else(|| (0..count as u32).find(|v| !open.contains(v)))
-            .unwrap_or(0)
+        match self.ends.get(&ty) {
+            Some((_, v)) if !open.contains(v) => *v,
+            _ => (0..count).find(|v| !open.contains(v)).unwrap_or(0),
+        }
     }
 
-    /// Whether variant `v` of `key`, as recorded, holds an enum with a
+    /// Notes that variant `v` of `ty` ended; a unit variant is preferred.
+    fn ended(&mut self, ty: EnumType, v: u32, unit: bool) {
+        let best = self.ends.entry(ty).or_insert((unit, v));
+        if unit && !best.0 {
+            *best = (true, v);
+        }
+    }
+
+    /// Whether variant `v` at `site`, as recorded, holds an enum with a
     /// variant not seen yet.
-    fn leads_to_unseen(&self, key: EnumKey, v: u32) -> bool {
-        let Some(variant) = self.enums.get(&key).and_then(|s| s.variants.get(&v)) else {
+    fn leads_to_unseen(&self, site: &Site, v: u32) -> bool {
+        let Some(variant) = self.enums.get(site).and_then(|s| s.variants.get(&v)) else {
             return false;
         };
-        self.variant_holds_unseen(variant, &mut vec![key])
+        self.variant_holds_unseen(variant, &mut Vec::new())
     }
 
-    fn variant_holds_unseen(&self, variant: &Variant, visited: &mut Vec<EnumKey>) -> bool {
+    fn variant_holds_unseen<'s>(
+        &'s self,
+        variant: &'s Variant,
+        visited: &mut Vec<&'s Site>,
+    ) -> bool {
         match variant {
             Variant::Unit => false,
             Variant::Newtype(node) => self.holds_unseen(node, visited),
@@ -286,19 +362,19 @@ impl State {
         }
     }
 
-    fn holds_unseen(&self, node: &Node, visited: &mut Vec<EnumKey>) -> bool {
+    fn holds_unseen<'s>(&'s self, node: &'s Node, visited: &mut Vec<&'s Site>) -> bool {
         match node {
             Node::Option(inner) | Node::Seq(inner) => self.holds_unseen(inner, visited),
             Node::Map(k, v) => self.holds_unseen(k, visited) || self.holds_unseen(v, visited),
             Node::Tuple(parts) | Node::Struct(_, parts) => {
                 parts.iter().any(|p| self.holds_unseen(p, visited))
             }
-            Node::Enum(key) => {
-                if visited.contains(key) {
+            Node::Enum(site) => {
+                if visited.contains(&site) {
                     return false;
                 }
-                visited.push(*key);
-                let Some(seen) = self.enums.get(key) else {
+                visited.push(site);
+                let Some(seen) = self.enums.get(site) else {
                     return false;
                 };
                 !seen.complete()
@@ -311,78 +387,90 @@ impl State {
         }
     }
 
-    /// Feeds `node` into `h`: the hash of the value's shape.
-    fn hash(&self, node: &Node, h: &mut Hash, enums: &mut Vec<EnumKey>) {
+    /// Feeds `node` into `h`: the hash of the value's shape. Each enum
+    /// occurrence is spelled out the first time it is met and referred to
+    /// by number after, so hashing takes as long as what was recorded.
+    fn hash<'s>(&'s self, node: &'s Node, h: &mut Hash, defined: &mut Vec<&'s Site>) {
         match node {
+            // Bincode writes a `Vec<u8>` and a byte buffer alike.
+            Node::Prim("bytes") => {
+                h.word("seq");
+                h.word("u8");
+            }
             Node::Prim(name) => h.word(name),
             Node::Unit => h.word("unit"),
             Node::Option(inner) => {
                 h.word("option");
-                self.hash(inner, h, enums);
+                self.hash(inner, h, defined);
             }
             Node::Seq(inner) => {
                 h.word("seq");
-                self.hash(inner, h, enums);
+                self.hash(inner, h, defined);
             }
             Node::Map(key, value) => {
                 h.word("map");
-                self.hash(key, h, enums);
-                self.hash(value, h, enums);
+                self.hash(key, h, defined);
+                self.hash(value, h, defined);
             }
             Node::Tuple(parts) => {
                 h.word("tuple");
-                self.hash_all(parts, h, enums);
+                self.hash_all(parts, h, defined);
             }
-            Node::Struct(fields, parts) => self.hash_struct(fields, parts, h, enums),
+            Node::Struct(fields, parts) => self.hash_struct(fields, parts, h, defined),
             Node::Recursive(name) => {
                 h.word("recursive");
                 h.word(name);
             }
             Node::Skipped => h.word("skipped"),
-            Node::Enum(key) => {
-                h.word("enum");
-                if let Some(at) = enums.iter().position(|k| k == key) {
-                    // An enum inside its own variants: a reference back.
-                    h.word("cycle");
+            Node::Enum(site) => {
+                if let Some(at) = defined.iter().position(|s| *s == site) {
+                    h.word("enum-ref");
                     h.word(&at.to_string());
                     return;
                 }
-                enums.push(*key);
-                let seen = self.enums.get(key);
-                h.word(&key.1.len().to_string());
-                for (index, name) in key.1.iter().enumerate() {
+                defined.push(site);
+                h.word("enum");
+                let names = site.0 .1;
+                h.word(&names.len().to_string());
+                let seen = self.enums.get(site);
+                for (index, name) in names.iter().enumerate() {
                     h.word(name);
                     match seen.and_then(|s| s.variants.get(&(index as u32))) {
                         None => h.word("unseen"),
                         Some(Variant::Unit) => h.word("unit"),
-                        Some(Variant::Newtype(inner)) => self.hash(inner, h, enums),
+                        Some(Variant::Newtype(inner)) => self.hash(inner, h, defined),
                         Some(Variant::Tuple(parts)) => {
                             h.word("tuple");
-                            self.hash_all(parts, h, enums);
+                            self.hash_all(parts, h, defined);
                         }
                         Some(Variant::Struct(fields, parts)) => {
-                            self.hash_struct(fields, parts, h, enums)
+                            self.hash_struct(fields, parts, h, defined)
                         }
                     }
                 }
-                enums.pop();
             }
         }
     }
 
-    fn hash_all(&self, parts: &[Node], h: &mut Hash, enums: &mut Vec<EnumKey>) {
+    fn hash_all<'s>(&'s self, parts: &'s [Node], h: &mut Hash, defined: &mut Vec<&'s Site>) {
         h.word(&parts.len().to_string());
         for part in parts {
-            self.hash(part, h, enums);
+            self.hash(part, h, defined);
         }
     }
 
-    fn hash_struct(&self, fields: &[&str], parts: &[Node], h: &mut Hash, enums: &mut Vec<EnumKey>) {
+    fn hash_struct<'s>(
+        &'s self,
+        fields: &[&str],
+        parts: &'s [Node],
+        h: &mut Hash,
+        defined: &mut Vec<&'s Site>,
+    ) {
         h.word("struct");
         h.word(&parts.len().to_string());
         for (i, part) in parts.iter().enumerate() {
             h.word(fields.get(i).copied().unwrap_or("?"));
-            self.hash(part, h, enums);
+            self.hash(part, h, defined);
         }
     }
 }
@@ -411,10 +499,12 @@ struct Tracer<'a> {
 }
 
 impl Tracer<'_> {
-    /// `len` parts, each traced by `visitor` through a [`Parts`] access.
+    /// A value of `len` parts, each traced by `visitor` through a [`Parts`]
+    /// access.
     fn parts<'de, V: Visitor<'de>>(
         self,
         open: Open,
+        name: &'static str,
         len: usize,
         visitor: V,
         node: impl FnOnce(Vec<Node>) -> Node,
@@ -424,7 +514,7 @@ impl Tracer<'_> {
             st: self.st,
             left: len,
         })?;
-        self.st.close(recursive, node)?;
+        self.st.close(recursive, name, node)?;
         Ok(value)
     }
 
@@ -489,7 +579,7 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
         }
         let recursive = self.st.open(Open::Anonymous)?;
         let value = visitor.visit_some(Tracer { st: self.st })?;
-        self.st.close(recursive, |mut parts| {
+        self.st.close(recursive, "", |mut parts| {
             Node::Option(Box::new(parts.pop().unwrap_or(Node::Skipped)))
         })?;
         Ok(value)
@@ -514,26 +604,24 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value> {
-        let recursive = self.st.open(Open::Named(name))?;
+        let recursive = self.st.open(Open::Named(name, Layout::Newtype))?;
         let value = visitor.visit_newtype_struct(Tracer { st: self.st })?;
         // Encoded as its content, and recorded so.
-        self.st
-            .close(recursive, |mut parts| parts.pop().unwrap_or(Node::Skipped))?;
-        if recursive {
-            self.st.leaf(Node::Recursive(name))?;
-        }
+        self.st.close(recursive, name, |mut parts| {
+            parts.pop().unwrap_or(Node::Skipped)
+        })?;
         Ok(value)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let items = self.items();
-        self.parts(Open::Anonymous, items, visitor, |mut parts| {
+        self.parts(Open::Anonymous, "", items, visitor, |mut parts| {
             Node::Seq(Box::new(parts.pop().unwrap_or(Node::Skipped)))
         })
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        self.parts(Open::Anonymous, len, visitor, Node::Tuple)
+        self.parts(Open::Anonymous, "", len, visitor, Node::Tuple)
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -542,7 +630,8 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value> {
-        self.named(name, len, visitor, Node::Tuple)
+        let open = Open::Named(name, Layout::Tuple(len));
+        self.parts(open, name, len, visitor, Node::Tuple)
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -552,7 +641,7 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
             st: self.st,
             left: entries * 2,
         })?;
-        self.st.close(recursive, |mut parts| {
+        self.st.close(recursive, "", |mut parts| {
             let value = parts.pop().unwrap_or(Node::Skipped);
             let key = parts.pop().unwrap_or(Node::Skipped);
             Node::Map(Box::new(key), Box::new(value))
@@ -566,7 +655,8 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        self.named(name, fields.len(), visitor, |parts| {
+        let open = Open::Named(name, Layout::Fields(fields));
+        self.parts(open, name, fields.len(), visitor, |parts| {
             Node::Struct(fields, parts)
         })
     }
@@ -577,31 +667,26 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        let key = (name, variants);
-        // Which variant is unit is only known once seen; until then the
-        // first one not being made around this value is taken.
-        let units = self.st.enums.get(&key).and_then(|seen| {
-            seen.variants
-                .iter()
-                .find(|(_, v)| matches!(v, Variant::Unit))
-                .map(|(i, _)| *i)
-        });
-        let variant = self.st.choose(key, units);
-        let recursive = self.st.open(Open::Variant(key, variant))?;
+        let ty = (name, variants);
+        let site = self.st.site(ty);
+        let variant = self.st.choose(&site);
+        let recursive = self.st.open(Open::Variant(ty, variant))?;
         let fresh = self.st.minimal == 0
             && self
                 .st
                 .enums
-                .get(&key)
+                .get(&site)
                 .is_some_and(|seen| !seen.variants.contains_key(&variant));
         let value = visitor.visit_enum(Choice {
             st: self.st,
+            ty,
             variant,
         })?;
-        let parts = self.st.close(recursive, |_| Node::Enum(key))?;
-        if recursive {
-            self.st.leaf(Node::Recursive(name))?;
-        }
+        let recorded_site = site.clone();
+        let parts = self
+            .st
+            .close(recursive, name, move |_| Node::Enum(recorded_site))?;
+        self.st.ended(ty, variant, false);
         if let (true, Some(mut parts)) = (fresh, parts) {
             // What the variant access recorded: its kind, then its parts.
             let recorded = match parts.first() {
@@ -614,7 +699,7 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
                 }
                 _ => None,
             };
-            if let (Some(seen), Some(recorded)) = (self.st.enums.get_mut(&key), recorded) {
+            if let (Some(seen), Some(recorded)) = (self.st.enums.get_mut(&site), recorded) {
                 seen.variants.insert(variant, recorded);
             }
         }
@@ -624,25 +709,6 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
     fn is_human_readable(&self) -> bool {
         // As bincode: `IpAddr` and the like take their compact form.
         false
-    }
-}
-
-impl Tracer<'_> {
-    /// A struct or tuple struct of `len` fields, by name.
-    fn named<'de, V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        len: usize,
-        visitor: V,
-        node: impl FnOnce(Vec<Node>) -> Node,
-    ) -> Result<V::Value> {
-        let st = self.st;
-        let recursive_before = st.open.contains(&Open::Named(name));
-        let value = Tracer { st }.parts(Open::Named(name), len, visitor, node)?;
-        if recursive_before {
-            st.leaf(Node::Recursive(name))?;
-        }
-        Ok(value)
     }
 }
 
@@ -688,6 +754,7 @@ impl<'de> MapAccess<'de> for Parts<'_> {
 /// The variant [`State::choose`] picked, handed to an enum's visitor.
 struct Choice<'a> {
     st: &'a mut State,
+    ty: EnumType,
     variant: u32,
 }
 
@@ -706,6 +773,7 @@ impl<'de> VariantAccess<'de> for Choice<'_> {
     type Error = Stop;
 
     fn unit_variant(self) -> Result<()> {
+        self.st.ended(self.ty, self.variant, true);
         self.st.leaf(Node::Prim("unit-variant"))
     }
 
@@ -969,9 +1037,17 @@ mod tests {
 
     #[test]
     fn common_types_are_traced() {
+        // Bincode writes bytes and a `Vec<u8>` alike, so either side may
+        // use either.
+        let bytes = [1u8, 2, 3];
+        assert_eq!(
+            crate::codec::encode_to_vec(&crate::Blob::from(bytes.to_vec())).unwrap(),
+            crate::codec::encode_to_vec(&bytes.to_vec()).unwrap()
+        );
         let blob = trace::<crate::Blob>().unwrap();
         assert_eq!(trace::<serde_bytes::ByteBuf>().unwrap(), blob);
-        assert_ne!(trace::<Vec<u8>>().unwrap(), blob);
+        assert_eq!(trace::<Vec<u8>>().unwrap(), blob);
+        assert_ne!(trace::<Vec<u16>>().unwrap(), blob);
         assert!(trace::<std::num::NonZeroU32>().is_some());
         assert!(trace::<std::net::IpAddr>().is_some());
         assert!(trace::<std::time::Duration>().is_some());
@@ -982,5 +1058,163 @@ mod tests {
         assert_ne!(trace::<u32>().unwrap(), trace::<u64>().unwrap());
         assert_ne!(trace::<Option<u32>>().unwrap(), trace::<u32>().unwrap());
         assert!(trace::<()>().is_some());
+    }
+
+    /// A generic enum in two places, each checked.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Patch<T> {
+        Keep,
+        Set(T),
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Update<A, B> {
+        name: Patch<A>,
+        age: Patch<B>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Wrapper<T>(T);
+
+    #[allow(dead_code)]
+    mod db {
+        #[derive(serde::Deserialize)]
+        pub struct User {
+            pub id: u64,
+            pub name: String,
+        }
+    }
+
+    #[allow(dead_code)]
+    mod db_v2 {
+        #[derive(serde::Deserialize)]
+        pub struct User {
+            pub name: String,
+            pub id: u64,
+        }
+    }
+
+    #[allow(dead_code)]
+    mod api {
+        #[derive(serde::Deserialize)]
+        pub struct User<Inner> {
+            pub display: String,
+            pub inner: Inner,
+        }
+    }
+
+    #[test]
+    fn the_same_type_name_in_two_places_is_checked_in_both() {
+        assert_ne!(
+            trace::<Update<String, u8>>().unwrap(),
+            trace::<Update<u32, u8>>().unwrap()
+        );
+        assert_ne!(
+            trace::<(Result<u8, String>, Result<u16, String>)>().unwrap(),
+            trace::<(Result<u8, String>, Result<u64, String>)>().unwrap()
+        );
+        assert_ne!(
+            trace::<Wrapper<Wrapper<u8>>>().unwrap(),
+            trace::<Wrapper<Wrapper<String>>>().unwrap()
+        );
+        assert_ne!(
+            trace::<Vec<Result<Result<u8, String>, String>>>().unwrap(),
+            trace::<Vec<Result<Result<u16, String>, String>>>().unwrap()
+        );
+        assert_ne!(
+            trace::<api::User<db::User>>().unwrap(),
+            trace::<api::User<db_v2::User>>().unwrap()
+        );
+    }
+
+    macro_rules! ast {
+        ($($op:ident),*) => {
+            #[derive(Deserialize)]
+            #[allow(dead_code)]
+            enum Ast {
+                $($op(Box<Ast>, Box<Ast>),)*
+                Num(i64),
+                Var(String),
+            }
+        };
+    }
+    ast!(A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16, A17, A18, A19);
+
+    macro_rules! nested {
+        ($outer:ident: $($v:ident),*) => {
+            #[derive(Deserialize)]
+            #[allow(dead_code)]
+            enum $outer {
+                $($v(Inner),)*
+            }
+        };
+    }
+    macro_rules! inner {
+        ($($v:ident),*) => {
+            #[derive(Deserialize)]
+            #[allow(dead_code)]
+            enum Inner {
+                $($v,)*
+                Last(u8),
+            }
+        };
+    }
+    nested!(Outer: O0, O1, O2, O3, O4, O5, O6, O7, O8, O9, O10, O11, O12, O13, O14, O15, O16, O17,
+        O18, O19, O20, O21, O22, O23, O24, O25, O26, O27, O28, O29, O30, O31, O32, O33, O34, O35,
+        O36, O37, O38, O39);
+    inner!(
+        I0, I1, I2, I3, I4, I5, I6, I7, I8, I9, I10, I11, I12, I13, I14, I15, I16, I17, I18, I19,
+        I20, I21, I22, I23, I24, I25, I26, I27, I28
+    );
+
+    #[test]
+    fn large_and_recursive_enums_are_traced() {
+        // Twenty binary operators before the leaves: each value made
+        // inside a recursive one takes a variant known to end.
+        assert!(trace::<Ast>().is_some());
+        // 40 variants each holding a 30-variant enum: 1200 to see.
+        assert!(trace::<Outer>().is_some());
+    }
+
+    /// Nested inline, each level holding four of the one below.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Level0 {
+        Z,
+        A(u8),
+    }
+    macro_rules! level {
+        ($name:ident, $below:ident) => {
+            #[derive(Deserialize)]
+            #[allow(dead_code)]
+            enum $name {
+                Z,
+                A(Box<$below>, Box<$below>, Box<$below>, Box<$below>),
+            }
+        };
+    }
+    level!(Level1, Level0);
+    level!(Level2, Level1);
+    level!(Level3, Level2);
+    level!(Level4, Level3);
+    level!(Level5, Level4);
+    level!(Level6, Level5);
+    level!(Level7, Level6);
+    level!(Level8, Level7);
+
+    #[test]
+    fn the_result_does_not_depend_on_the_callers_stack() {
+        let here = (trace::<Level8>(), trace::<Tree>(), trace::<Ast>());
+        assert!(here.0.is_some());
+        let small = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| (trace::<Level8>(), trace::<Tree>(), trace::<Ast>()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(here, small);
     }
 }
