@@ -114,10 +114,12 @@ pub trait Service {
     const DESCRIPTOR: &'static ServiceDescriptor;
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-const fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+/// FNV-1a of `bytes` continued from `hash`, then a separator byte that no
+/// UTF-8 text holds.
+pub(crate) const fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     let mut i = 0;
     while i < bytes.len() {
         hash ^= bytes[i] as u64;
@@ -145,12 +147,13 @@ pub fn method_fingerprint(method: &MethodDescriptor) -> u64 {
             MethodKind::Event => b"event",
         },
     );
-    let shape_or_name = |h: u64, shape: Option<u64>, name: &str| match shape {
-        Some(shape) => fnv(fnv(h, b"shape"), &shape.to_le_bytes()),
+    let shape = |h: u64, shape: u64| fnv(fnv(h, b"shape"), &shape.to_le_bytes());
+    let shape_or_name = |h: u64, traced: Option<u64>, name: &str| match traced {
+        Some(traced) => shape(h, traced),
         None => fnv(fnv(h, b"name"), name.as_bytes()),
     };
     h = match shapes.args {
-        Some(_) => shape_or_name(h, shapes.args, ""),
+        Some(traced) => shape(h, traced),
         None => method
             .args
             .iter()

@@ -475,21 +475,18 @@ impl State {
     }
 }
 
-/// FNV-1a over words, each ended by a byte no UTF-8 text holds.
+/// The fingerprints' FNV-1a over words, each ended by a separator.
 struct Hash(u64);
 
 impl Default for Hash {
     fn default() -> Self {
-        Hash(0xcbf2_9ce4_8422_2325)
+        Hash(crate::contract::FNV_OFFSET)
     }
 }
 
 impl Hash {
     fn word(&mut self, word: &str) {
-        for b in word.bytes().chain([0xff]) {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        self.0 = crate::contract::fnv(self.0, word.as_bytes());
     }
 }
 
