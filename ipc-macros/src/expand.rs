@@ -739,10 +739,13 @@ pub(crate) fn expand_contract(service: &Service, traced: bool) -> TokenStream {
                 (type_name(ok), quote!(::core::option::Option::Some(#e)))
             }
         };
-        // The types traced for the handshake, through a probe (an inert
-        // one for types without serde's traits, which fail the build on
-        // their own `IpcType` check).
-        let arg_tys = m.args.iter().map(|a| &a.ty);
+        // The types traced for the handshake, each argument on its own,
+        // through a probe (an inert one for types without serde's traits,
+        // which fail the build on their own `IpcType` check).
+        let arg_shapes = m.args.iter().map(|a| {
+            let (ty, name) = (&a.ty, type_name(&a.ty));
+            quote!(((&&#rt::probe::Probe::<#ty>::NEW).__ipc_shape(), #name))
+        });
         let (ok_ty, err_ty) = match (&m.output, m.kind) {
             (Output::Value(t), Kind::Invoke) => (quote!(#t), quote!(())),
             (Output::Fallible { ok, err }, Kind::Invoke) => (quote!(#ok), quote!(#err)),
@@ -756,7 +759,11 @@ pub(crate) fn expand_contract(service: &Service, traced: bool) -> TokenStream {
                     *__IPC_SHAPES.get_or_init(|| {
                         #[allow(unused_imports)]
                         use #rt::probe::{Shapes as _, ShapesInert as _};
-                        (&&#rt::probe::Probe::<(#(#arg_tys,)*), #ok_ty, #err_ty>::NEW).__ipc_shapes()
+                        #rt::WireShapes {
+                            args: #rt::WireShapes::args_of(&[#(#arg_shapes),*]),
+                            output: (&&#rt::probe::Probe::<#ok_ty>::NEW).__ipc_shape(),
+                            error: (&&#rt::probe::Probe::<#err_ty>::NEW).__ipc_shape(),
+                        }
                     })
                 }
             }

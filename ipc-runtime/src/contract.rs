@@ -51,7 +51,9 @@ pub struct MethodDescriptor {
 /// a hash of each type's encoding traced from its `Deserialize` impl (the
 /// names and order of struct fields and enum variants, and their types, but
 /// not the type's own name), or `None` for a type that cannot be traced,
-/// which is then compared by its name as written.
+/// which is then compared by its name as written. The macros trace each
+/// argument on its own ([`WireShapes::args_of`]), so that one argument that
+/// cannot be traced leaves the others compared by shape.
 ///
 /// Tracing runs the type's `Deserialize` impl on made-up values (numbers
 /// 1, strings `"a"`, one item per collection, each enum variant in turn).
@@ -62,7 +64,8 @@ pub struct MethodDescriptor {
 /// it ends the process, as it would on a hostile frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WireShapes {
-    /// The argument tuple's shape.
+    /// The argument list's shape (`None`: every argument is compared by
+    /// its name as written).
     pub args: Option<u64>,
     /// The result's shape (`()` for `send` and events).
     pub output: Option<u64>,
@@ -76,13 +79,35 @@ impl WireShapes {
         Self::default()
     }
 
-    /// Traces argument tuple `A`, result `T` and typed error `E`.
+    /// Traces argument tuple `A` (as one type: if any argument cannot be
+    /// traced, all are compared by name), result `T` and typed error `E`.
     pub fn trace<A: DeserializeOwned, T: DeserializeOwned, E: DeserializeOwned>() -> Self {
         WireShapes {
             args: crate::shape::trace::<A>(),
             output: crate::shape::trace::<T>(),
             error: crate::shape::trace::<E>(),
         }
+    }
+
+    /// The argument list's shape from each argument's, traced one by one:
+    /// `(shape, name as written)` in order, an argument whose shape is
+    /// `None` counting by its name.
+    ///
+    /// ```
+    /// use ipc_runtime::WireShapes;
+    ///
+    /// let a = WireShapes::args_of(&[(Some(7), "Memo"), (None, "Amount")]);
+    /// let b = WireShapes::args_of(&[(Some(7), "Memo"), (None, "Cents")]);
+    /// assert_ne!(a, b);
+    /// ```
+    pub fn args_of(args: &[(Option<u64>, &str)]) -> Option<u64> {
+        let h = args
+            .iter()
+            .fold(fnv(FNV_OFFSET, b"args"), |h, (shape, name)| match shape {
+                Some(shape) => fnv(fnv(h, b"shape"), &shape.to_le_bytes()),
+                None => fnv(fnv(h, b"name"), name.as_bytes()),
+            });
+        Some(h)
     }
 }
 

@@ -39,7 +39,8 @@ use crate::{codec, contract::ServiceSummary, error::WireError, IpcError};
 /// renderer that speaks another version with
 /// [`IpcError::ProtocolMismatch`], naming both. Version 2: fingerprints
 /// cover the wire shapes of a method's types, not only their names.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 3: each argument's shape is traced on its own.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes of the length prefix.
 pub(crate) const PREFIX: usize = 4;

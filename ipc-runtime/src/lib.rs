@@ -784,29 +784,28 @@ pub mod __private {
             }
         }
 
-        /// The wire shapes of a method's types, for the handshake.
+        /// The wire shape of one type, for the handshake.
         pub trait Shapes {
-            /// Traces the argument tuple, the result and the typed error
-            /// (named so that no method of a user's trait in scope takes
-            /// its place).
-            fn __ipc_shapes(&self) -> crate::WireShapes;
+            /// Traces the wire shape of `A` (named so that no method of a
+            /// user's trait in scope takes its place).
+            fn __ipc_shape(&self) -> Option<u64>;
         }
 
-        impl<A: DeserializeOwned, T: DeserializeOwned, E: DeserializeOwned> Shapes for &Probe<A, T, E> {
-            fn __ipc_shapes(&self) -> crate::WireShapes {
-                crate::WireShapes::trace::<A, T, E>()
+        impl<A: DeserializeOwned> Shapes for &Probe<A> {
+            fn __ipc_shape(&self) -> Option<u64> {
+                crate::shape::trace::<A>()
             }
         }
 
         /// The inert [`Shapes`].
         pub trait ShapesInert {
             /// Never called in a built program.
-            fn __ipc_shapes(&self) -> crate::WireShapes;
+            fn __ipc_shape(&self) -> Option<u64>;
         }
 
-        impl<A, T, E> ShapesInert for Probe<A, T, E> {
-            fn __ipc_shapes(&self) -> crate::WireShapes {
-                crate::WireShapes::untraced()
+        impl<A> ShapesInert for Probe<A> {
+            fn __ipc_shape(&self) -> Option<u64> {
+                None
             }
         }
 

@@ -28,6 +28,8 @@
 //! (which bincode refuses too), nests deeper than [`MAX_DEPTH`], or needs
 //! more than [`MAX_PASSES`] passes or [`MAX_STEPS`] steps. The caller then
 //! falls back to the type's name as written, and a debug record says so.
+//! The macros trace each argument of a method on its own, so such a type
+//! costs only its own comparison by shape.
 //! The result depends only on the type and this algorithm, never on
 //! addresses, hash seeds or the caller's stack (tracing runs on a stack of
 //! its own), so two processes built from the same types agree.
