@@ -22,7 +22,7 @@ async fn child_process_round_trip() {
         .unwrap();
     let pid = child.pid().expect("running");
     assert_ne!(pid, std::process::id(), "a separate OS process");
-    assert_eq!(child.info().peer.and_then(|p| p.pid), Some(pid as i32));
+    assert_eq!(child.info().peer.and_then(|p| p.pid), Some(pid));
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::MetadataExt;

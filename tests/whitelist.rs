@@ -111,6 +111,7 @@ async fn a_renderer_built_with_a_wider_api_than_granted_is_refused_at_connect() 
         api,
         grant,
         channels,
+        ..
     } = &**e;
     assert_eq!((api.as_str(), grant.as_str()), ("ProbeApi", "NarrowApi"));
     assert!(

@@ -1150,6 +1150,7 @@ pub(crate) fn server_shell(
         server, contract, ..
     } = names_of(service);
     let trait_name = service.ident().to_string();
+    let server_name = server.to_string();
     let doc = format!(
         "Main-side adapter that serves [`{trait_name}`] with a handler value: \
          register it with `MainBuilder::service`. `new` takes the handler; `from_arc` shares one \
@@ -1171,6 +1172,19 @@ pub(crate) fn server_shell(
             /// other code.
             pub fn from_arc(handler: #rt::Arc<H>) -> Self {
                 Self { handler }
+            }
+        }
+
+        impl<H> ::core::fmt::Debug for #server<H> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#server_name).finish_non_exhaustive()
+            }
+        }
+
+        impl<H> ::core::clone::Clone for #server<H> {
+            /// Another server of the same handler value.
+            fn clone(&self) -> Self {
+                Self { handler: ::core::clone::Clone::clone(&self.handler) }
             }
         }
 

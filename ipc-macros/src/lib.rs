@@ -30,11 +30,13 @@ mod valid;
 
 use proc_macro::TokenStream;
 
-/// Turns a trait into a typed IPC service: main-side dispatch, a
-/// renderer-side client and the contract descriptor.
-///
-/// See the `ipc-runtime` crate documentation for the full description and
-/// examples.
+// Documented where `ipc-runtime` re-exports it: these docs are only for
+// this crate's own pages (dependencies are built without `cfg(doc)`), so
+// that the re-export's page does not end with a pointer to itself.
+#[cfg_attr(
+    doc,
+    doc = "Turns a trait into a typed IPC service: main-side dispatch, a renderer-side client and the contract descriptor.\n\nUse it as `ipc_runtime::service`, documented there with examples."
+)]
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = proc_macro2::TokenStream::from(args);
@@ -42,11 +44,10 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::service(args, input).into()
 }
 
-/// Turns a trait into a typed set of events that main pushes to renderers:
-/// a main-side emitter and a renderer-side listener.
-///
-/// See the `ipc-runtime` crate documentation for the full description and
-/// examples.
+#[cfg_attr(
+    doc,
+    doc = "Turns a trait into a typed set of events that main pushes to renderers: a main-side emitter and a renderer-side listener.\n\nUse it as `ipc_runtime::events`, documented there with examples."
+)]
 #[proc_macro_attribute]
 pub fn events(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = proc_macro2::TokenStream::from(args);
@@ -54,12 +55,10 @@ pub fn events(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::events(args, input).into()
 }
 
-/// Declares renderer API types: each lists, per service and events trait,
-/// exactly the methods and events a renderer accepted as that type may
-/// reach.
-///
-/// See the `ipc-runtime` crate documentation for the full description and
-/// examples.
+#[cfg_attr(
+    doc,
+    doc = "Declares renderer API types: each lists, per service and events trait, exactly the methods and events a renderer accepted as that type may reach.\n\nUse it as `ipc_runtime::expose`, documented there with examples."
+)]
 #[proc_macro]
 pub fn expose(input: TokenStream) -> TokenStream {
     expose::expose(proc_macro2::TokenStream::from(input)).into()

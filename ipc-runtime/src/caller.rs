@@ -26,9 +26,11 @@ impl fmt::Display for RendererId {
 
 /// What the operating system says about the process at the other end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Peer {
-    /// The peer's process id, when known.
-    pub pid: Option<i32>,
+    /// The peer's process id, when known (the type of
+    /// [`std::process::Child::id`]).
+    pub pid: Option<u32>,
     /// The peer's user id, when known (`SO_PEERCRED` on a Unix socket; for
     /// a spawned renderer, its process's owner, on Linux).
     pub uid: Option<u32>,

@@ -169,14 +169,18 @@ pub enum IpcError {
         /// What is inconsistent.
         reason: String,
     },
-    /// An operating-system operation failed.
-    #[error("{context}: {source}")]
+    /// An operating-system operation failed. The message includes the
+    /// operating system's, so this error has no [`source`]; reach the
+    /// `io::Error` itself (say, for its [`kind`](io::Error::kind)) with
+    /// [`IpcError::io_error`].
+    ///
+    /// [`source`]: std::error::Error::source
+    #[error("{context}: {error}")]
     Io {
         /// What was being done.
         context: String,
         /// The underlying error.
-        #[source]
-        source: Arc<io::Error>,
+        error: Arc<io::Error>,
     },
 }
 
@@ -200,10 +204,35 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 impl IpcError {
     /// Wraps an I/O error with what was being done.
-    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+    pub(crate) fn io(context: impl Into<String>, error: io::Error) -> Self {
         IpcError::Io {
             context: context.into(),
-            source: Arc::new(source),
+            error: Arc::new(error),
+        }
+    }
+
+    /// The operating system's error, for an [`IpcError::Io`].
+    ///
+    /// ```
+    /// use ipc_runtime::{expose, service};
+    /// # #[service(namespace = "notes")]
+    /// # pub trait Notes { async fn get(&self, id: u64) -> String; }
+    /// # expose! { pub struct NotesApi { notes: Notes { get } } }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = NotesApi::connect_unix("/nonexistent/main.sock", "token")
+    ///     .await
+    ///     .err()
+    ///     .unwrap();
+    /// let kind = err.io_error().map(std::io::Error::kind);
+    /// assert_eq!(kind, Some(std::io::ErrorKind::NotFound));
+    /// # }
+    /// ```
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            IpcError::Io { error, .. } => Some(error),
+            _ => None,
         }
     }
 
@@ -257,6 +286,7 @@ impl<E> CallError<E> {
 /// allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the renderer connected as `{api}`, which reaches {}, but main accepts it as `{grant}`, which does not allow them; connect the renderer as `{grant}`, or have main accept it as `{api}`", channels.join(", "))]
+#[non_exhaustive]
 pub struct ApiNotGranted {
     /// The renderer's API type.
     pub api: String,

@@ -291,7 +291,7 @@
 //! | one channel per method in a trait | `async fn get(..)` beside `#[ipc(rename = "get")] async fn fetch(..)` |
 //! | one channel per method across the traits one `expose!` API lists | `Notes::get` and `Archive::fetch` both on `notes:get` |
 //! | one channel per method across the services and events traits registered on one main (reported when the program is built: `cargo build` and `cargo test`, not `cargo check`) | `.service(NotesServer::new(h)).service(ArchiveServer::new(h))` with both on `notes:get`; a service registered twice |
-//! | `expose!` names traits, methods and events that exist (nearest name suggested) | `notes: Note { get }`, `notes: Notes { gett }` |
+//! | `expose!` names traits, methods and events that exist (nearest name suggested; a name that is not a `#[service]` or `#[events]` trait, such as a struct `Note`, is reported as "no `note_methods`") | `notes: Notes2 { get }`, `notes: Notes { gett }` |
 //! | an `expose!` entry lists something, each method once, each trait and field once | `notes: Notes {}`, `Notes { get, get }` |
 //! | a renderer calls and listens to only what its API exposes | `api.notes.log(..)` when `ViewerApi` lists `Notes { get }` |
 //! | service methods are `async fn`s taking `&self` | `fn get(&self)`, `async fn get(&mut self)`, `async fn get()` |
@@ -371,8 +371,9 @@ pub use dispatch::{BoxFuture, Dispatch, Handler, Served};
 pub use error::{ApiNotGranted, CallError, IpcError};
 pub use frame::PROTOCOL_VERSION;
 pub use main_process::{
-    DisconnectReason, Disconnection, EmitterCore, Limits, Main, MainBuilder, RendererInfo,
-    RendererStats, SlowConsumer, Target, DEFAULT_FLUSH_REPLIES_EVERY, DEFAULT_HANDSHAKE_TIMEOUT,
+    ContractList, DisconnectReason, Disconnection, EmitterCore, Limits, Main, MainBuilder,
+    RendererInfo, RendererStats, SlowConsumer, Target, DEFAULT_FLUSH_REPLIES_EVERY,
+    DEFAULT_HANDSHAKE_TIMEOUT,
 };
 pub use renderer::{
     ClientCore, Connection, ConnectionBuilder, EventStream, ListenerCore, Subscription,
@@ -397,7 +398,7 @@ pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint
 ///
 /// | serde feature | what happens | instead |
 /// | --- | --- | --- |
-/// | `#[serde(tag = "…")]` (internally or adjacently tagged enums), `#[serde(untagged)]`, `serde_json::Value`, adapters that buffer what they read (`serde_with`'s `OneOrMany`, `PickFirst`, …) | every value that reaches it fails to decode: [`CodecError::NeedsSelfDescribing`](crate::codec::CodecError::NeedsSelfDescribing), naming the type | serde's default, externally tagged enums; JSON as a `String` |
+/// | `#[serde(tag = "…")]` (internally or adjacently tagged enums), `#[serde(untagged)]`, `serde_json::Value`, adapters that buffer what they read (`serde_with`'s `OneOrMany`, `PickFirst`, …) | every value that reaches it fails to decode, with [`IpcError::BadPayload`] (a [`CodecError::NeedsSelfDescribing`](crate::codec::CodecError::NeedsSelfDescribing) inside: "`Shape` cannot be decoded from the IPC wire format", naming the serde feature); in debug builds the sender refuses it first, with [`IpcError::Encode`] | serde's default, externally tagged enums; JSON as a `String` |
 /// | `#[serde(flatten)]` | fails to encode, on the sender (its map has no length up front) | a nested field |
 /// | `#[serde(skip_serializing_if = "…")]` on a field of a struct or struct variant | fails to encode, on the sender, whenever the field is skipped, naming it | always encode the field (`Option` is cheap: one byte for `None`); `#[serde(skip)]`, skipped on both sides, is fine |
 /// | `#[serde(skip_serializing)]`, `skip_serializing_if` in a tuple struct or tuple variant, `#[serde(skip_deserializing)]` alone, `#[serde(skip)]` on an enum variant followed by others | serde tells the encoder nothing: the receiver reads what follows shifted, and fails to decode ([`IpcError::BadPayload`]) or, worse, decodes a wrong value. In debug builds the round-trip check below refuses on the sender what would decode as another value or break the format (not a shift that fails in serde's own words, such as a variant index out of range) | skip on both sides or not at all; put skipped variants last |
@@ -520,9 +521,10 @@ pub use ipc_macros::service;
 /// `listener.on_changed(|note| ..).await?` returns a guard; dropping it
 /// unsubscribes; `listener.stream_changed().await?` returns an
 /// [`EventStream`] of the notes instead; an event with several arguments
-/// streams them as a tuple) and `NotesEventsContract`: for a trait `T`,
-/// `TEmitter`, `TListener` and `TContract`. Register the contract on main
-/// with [`MainBuilder::events`].
+/// streams them as a tuple), `NotesEventsContract` and the module
+/// `notes_events_methods` that `expose!` reaches: for a trait `T`,
+/// `TEmitter`, `TListener`, `TContract` and `t_methods`. Register the
+/// contract on main with [`MainBuilder::events`].
 #[doc(inline)]
 pub use ipc_macros::events;
 
@@ -557,6 +559,10 @@ pub use ipc_macros::events;
 /// beside the trait by that path, and an imported `Notes` fails with
 /// "unresolved import `self::notes_methods`". Import
 /// `api::{Notes, notes_methods}` together if you prefer the short name.
+/// The same error, "no `note_methods`", means the name is not a
+/// `#[service]` or `#[events]` trait: a struct `Note`, or a trait without
+/// the attribute. If rustc then suggests another module (`notes_methods`),
+/// write that trait's name (`Notes`) instead.
 #[doc(inline)]
 pub use ipc_macros::expose;
 

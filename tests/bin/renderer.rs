@@ -96,7 +96,7 @@ async fn run(args: &[String]) -> Result<(), String> {
             if socket == "unix" {
                 // Main learned who is calling from the socket (SO_PEERCRED),
                 // not from anything this process said.
-                let mine = (Some(std::process::id() as i32), Some(unsafe { libc::getuid() }));
+                let mine = (Some(std::process::id()), Some(unsafe { libc::getuid() }));
                 check((me.pid, me.uid) == mine, "main recorded this process's pid and uid")?;
             }
             check(matches!(probe.add(40, 2).await, Ok(42)), "a call over the socket")?;

@@ -34,7 +34,7 @@ pub struct WhoAmI {
     /// The groups main has put the renderer in, sorted.
     pub groups: Vec<String>,
     /// The peer's process id, as the OS reported it to main.
-    pub pid: Option<i32>,
+    pub pid: Option<u32>,
     /// The peer's user id, as the OS reported it to main.
     pub uid: Option<u32>,
 }

@@ -83,6 +83,7 @@ impl Default for Limits {
 /// The policy for a renderer that does not read fast enough, once its
 /// outgoing queue ([`Limits::max_queued_frames`]) is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SlowConsumer {
     /// Drop further events for it (counted in
     /// [`RendererStats::events_dropped`](crate::RendererStats::events_dropped));
@@ -182,6 +183,7 @@ pub(crate) fn violations_count(n: u32) -> String {
 /// A renderer's disconnection, as broadcast by
 /// [`Main::disconnections`](crate::Main::disconnections).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Disconnection {
     /// The renderer.
     pub renderer: crate::RendererInfo,

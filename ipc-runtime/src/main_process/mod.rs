@@ -66,6 +66,36 @@ pub struct MainBuilder<C = ()> {
     contracts: PhantomData<fn() -> C>,
 }
 
+/// The contracts a [`MainBuilder`] has registered, as a type: `()`, then
+/// `(Contract, Earlier)` for each [`service`](MainBuilder::service) or
+/// [`events`](MainBuilder::events) call. Name it to write code generic over
+/// builders:
+///
+/// ```
+/// use ipc_runtime::{ContractList, IpcError, Main, MainBuilder};
+///
+/// fn finish<C: ContractList>(builder: MainBuilder<C>) -> Result<Main, IpcError> {
+///     builder.build()
+/// }
+/// # let _ = finish(Main::builder());
+/// ```
+///
+/// Implemented for every such list; it cannot be implemented otherwise.
+pub trait ContractList: Contracts {}
+
+impl<T: Contracts> ContractList for T {}
+
+impl<C> std::fmt::Debug for MainBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let contracts: Vec<&str> = self.router.descriptors().map(|d| d.name).collect();
+        f.debug_struct("MainBuilder")
+            .field("contracts", &contracts)
+            .field("limits", &self.limits)
+            .field("spin_before_parking", &self.spin)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C> MainBuilder<C> {
     fn with<D>(self) -> MainBuilder<D> {
         MainBuilder {
@@ -116,8 +146,10 @@ impl<C> MainBuilder<C> {
     }
 
     /// The largest frame accepted from a renderer, in bytes (default
-    /// [`DEFAULT_MAX_FRAME_SIZE`]). Larger frames are refused from their
-    /// length prefix, before any memory is set aside for them.
+    /// [`DEFAULT_MAX_FRAME_SIZE`]; at most `u32::MAX`, the largest length
+    /// a frame's prefix can state, which a larger value is lowered to).
+    /// Larger frames are refused from their length prefix, before any
+    /// memory is set aside for them.
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.limits.max_frame_size = bytes.min(u32::MAX as usize);
         self
@@ -245,7 +277,7 @@ impl<C> MainBuilder<C> {
     /// zero [`Limits::handshake_timeout`].
     pub fn build(self) -> Result<Main, IpcError>
     where
-        C: Contracts,
+        C: ContractList,
     {
         #[allow(clippy::let_unit_value)]
         let () = const { C::CHECK };
@@ -435,6 +467,7 @@ impl Inner {
 
 /// What main knows about one connected renderer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RendererInfo {
     /// The id main assigned.
     pub id: RendererId,
@@ -448,6 +481,7 @@ pub struct RendererInfo {
 
 /// Usage counters of one renderer connection, as main sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RendererStats {
     /// Calls being handled now.
     pub in_flight: usize,

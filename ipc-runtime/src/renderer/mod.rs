@@ -120,7 +120,8 @@ impl ConnectionBuilder {
     }
 
     /// The largest frame accepted from main (default
-    /// [`DEFAULT_MAX_FRAME_SIZE`]).
+    /// [`DEFAULT_MAX_FRAME_SIZE`]; at most `u32::MAX`, the largest length
+    /// a frame's prefix can state, which a larger value is lowered to).
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.max_frame_size = bytes.min(u32::MAX as usize);
         self

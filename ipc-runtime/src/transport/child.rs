@@ -228,7 +228,7 @@ impl Main {
         // Not `SO_PEERCRED`: on a socket pair it names the process that
         // made the pair, main itself.
         let peer = Peer {
-            pid: child.id().and_then(|p| i32::try_from(p).ok()),
+            pid: child.id(),
             uid: child.id().and_then(uid_of),
         };
         let transport = Transport::from_unix(stream).with_peer(Some(peer));

@@ -58,7 +58,7 @@ impl Transport {
     /// there for why; the kernel may grant less).
     pub fn from_unix(stream: tokio::net::UnixStream) -> Self {
         let peer = stream.peer_cred().ok().map(|cred| Peer {
-            pid: cred.pid(),
+            pid: cred.pid().and_then(|pid| u32::try_from(pid).ok()),
             uid: Some(cred.uid()),
         });
         enlarge_send_buffer(&stream);

@@ -59,10 +59,12 @@ impl UnixEndpoint {
     /// again. A token is never good for a second attempt, so that one seen
     /// by someone else cannot be replayed after a failure either.
     ///
-    /// Fails with [`IpcError::Disconnected`] once main is closed, and with
-    /// [`IpcError::Config`] if main does not serve every
+    /// Fails with [`IpcError::Disconnected`] once main is closed, and, once
+    /// main is built, with [`IpcError::Config`] if it does not serve every
     /// contract `A` draws from (every renderer connecting as `A` would be
-    /// refused).
+    /// refused). A token issued before [`build`](crate::MainBuilder::build)
+    /// is not checked: a renderer presenting it for such an `A` is refused
+    /// at its handshake instead.
     pub fn issue_token<A: Api>(&self, label: &str) -> Result<String, IpcError> {
         self.gate.issue_token::<A>(label)
     }
