@@ -151,6 +151,42 @@ async fn events_sent_just_before_a_disconnect_are_all_delivered() {
     }
 }
 
+/// A detached listener hears every event until the connection closes,
+/// and is dropped then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_listener_lasts_as_long_as_the_connection() {
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "detached").await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    api.events
+        .on_tick(move |n| {
+            let _ = tx.send(n);
+        })
+        .await
+        .unwrap()
+        .detach();
+    assert_eq!(
+        main.renderer_stats(api.id()).unwrap().subscriptions,
+        ["probe:tick"]
+    );
+    let emitter = ProbeEventsEmitter::new(&main, Target::Renderer(api.id()));
+    for n in 0..3 {
+        emitter.tick(n);
+    }
+    assert!(main.disconnect(api.id()));
+    // The callback, and the sender it holds, go when the listeners end.
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut got = Vec::new();
+        while let Some(n) = rx.recv().await {
+            got.push(n);
+        }
+        got
+    })
+    .await
+    .expect("the detached listener ends once the connection closes");
+    assert_eq!(got, [0, 1, 2]);
+}
+
 #[tokio::test]
 async fn a_renderer_without_listeners_gets_no_event_frames() {
     let (main, _) = probe_main();

@@ -358,3 +358,26 @@ async fn an_unread_event_stream_warns_at_10_000_events() {
         text()
     );
 }
+
+/// Dropping a `RendererProcess` kills the renderer: a debug record says
+/// so, for the program that dropped it by accident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_running_renderer_process_leaves_a_record() {
+    let (records, _one_at_a_time) = records().await;
+    let (main, _) = probe_main();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ipc-test-renderer"));
+    command.arg("idle");
+    let child = main
+        .spawn_renderer::<ProbeApi>(command, "dropped")
+        .await
+        .unwrap();
+    let id = child.id();
+    drop(child);
+    let text = records.text();
+    assert!(
+        text.lines().any(|l| l.contains("killing the renderer")
+            && l.contains(&format!("renderer={id}"))
+            && l.contains("label=dropped")),
+        "{text}"
+    );
+}

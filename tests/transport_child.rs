@@ -181,6 +181,52 @@ async fn a_renderer_that_exits_before_its_handshake_is_reported_with_its_exit_st
     assert_eq!(main.renderer_count(), 0);
 }
 
+/// A program that misreads its role plays main in the child too: the
+/// child's `spawn_renderer` is refused, so there is one child, not a chain
+/// of copies, and the child's own error says what to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renderer_playing_main_by_mistake_cannot_spawn_copies_of_itself() {
+    let (main, _) = probe_main();
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let mut command = Command::new(RENDERER);
+    command
+        .arg("main-by-mistake")
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    let err = main
+        .spawn_renderer::<ProbeApi>(command, "confused")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("renderer `confused` exited (exit status: 1)"),
+        "{err}"
+    );
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        stderr.contains("spawn_renderer refused: invalid configuration: this process was started by Main::spawn_renderer as a renderer")
+            && stderr.contains("check how the program decides which part to play"),
+        "{stderr}"
+    );
+}
+
+/// A renderer that has connected may be a main of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_renderer_may_spawn_renderers_of_its_own() {
+    let (main, _) = probe_main();
+    let mut command = Command::new(RENDERER);
+    command.arg("nested-main");
+    let mut child = main
+        .spawn_renderer::<ProbeApi>(command, "nested")
+        .await
+        .unwrap();
+    let status = child.wait().await.unwrap();
+    assert!(
+        status.success(),
+        "the nested main's checks failed: {status}"
+    );
+}
+
 /// A main that does not serve everything an API draws from (here its
 /// builder forgot `.events::<ProbeEventsContract>()`) would refuse every
 /// renderer accepted as that API at its handshake. Granting the API says

@@ -14,6 +14,12 @@
 //!   "ready" and wait (to be killed);
 //! - `send-and-return N`: send `record(1..=N)` and return from `main` at
 //!   once, without closing or flushing;
+//! - `main-by-mistake`: play main instead of connecting, as a program that
+//!   misreads its role would: spawn this program in the same mode (at most
+//!   two levels deep, should the runtime fail to refuse), and report what
+//!   `spawn_renderer` said;
+//! - `nested-main`: connect, then be a main of its own and spawn a `calls`
+//!   renderer;
 //! - `flood`, `half-frame`, `half-hello PATH`, `serve-unix`, `soak-main SECS`,
 //!   `soak-good SECS`, `soak-bad`, `impostor PATH`: see `faults.rs`.
 
@@ -123,6 +129,40 @@ async fn run(args: &[String]) -> Result<(), String> {
             // must still reach main.
             Ok(())
         }
+        Some("main-by-mistake") => {
+            let depth: u32 = std::env::var("IPC_TEST_COPY_DEPTH")
+                .ok()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0);
+            if depth >= 2 {
+                return Err("started copies of itself without end".into());
+            }
+            let (main, _) = ipc_suite::probe_main();
+            let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+            command
+                .arg("main-by-mistake")
+                .env("IPC_TEST_COPY_DEPTH", (depth + 1).to_string());
+            match main.spawn_renderer::<ProbeApi>(command, "copy").await {
+                Ok(_) => Err("spawn_renderer started a copy".into()),
+                Err(e) => Err(format!("spawn_renderer refused: {e}")),
+            }
+        }
+        Some("nested-main") => {
+            let api = ProbeApi::connect_inherited()
+                .await
+                .map_err(|e| e.to_string())?;
+            let (main, handler) = ipc_suite::probe_main();
+            let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+            command.arg("calls");
+            let mut child = main
+                .spawn_renderer::<ProbeApi>(command, "grandchild")
+                .await
+                .map_err(|e| format!("a connected renderer could not spawn: {e}"))?;
+            let status = child.wait().await.map_err(|e| e.to_string())?;
+            check(status.success(), "the grandchild's calls")?;
+            check(handler.recorded_now() == [1, 2, 3, 4, 5], "the grandchild reached this main")?;
+            api.close().await.map_err(|e| e.to_string())
+        }
         Some("idle") => {
             let conn = ProbeApi::connect_inherited()
                 .await
@@ -212,7 +252,7 @@ async fn run(args: &[String]) -> Result<(), String> {
         Some("soak-main") => faults::soak_main(secs(args)?).await,
         Some("soak-good") => faults::soak_good(secs(args)?).await,
         Some("soak-bad") => faults::soak_bad(),
-        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|tcp ADDRESS TOKEN|connect-and-exit|send-and-return N|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|impostor PATH|soak-main SECS|soak-good SECS|soak-bad".into()),
+        _ => Err("usage: ipc-test-renderer calls|unix PATH TOKEN|tcp ADDRESS TOKEN|connect-and-exit|send-and-return N|main-by-mistake|nested-main|idle|listen|busy|flood|half-frame|half-hello PATH|serve-unix|impostor PATH|soak-main SECS|soak-good SECS|soak-bad".into()),
     }
 }
 

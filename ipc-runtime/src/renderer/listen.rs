@@ -342,11 +342,16 @@ fn dispatch(listeners: &[Arc<Listener>], channel: &Channel, payload: &Bytes) {
 /// that callback, the call under way finishes (the drop does not wait for
 /// it, so a callback that waits for the dropping thread cannot deadlock);
 /// no later event reaches it.
-#[must_use = "dropping the subscription unsubscribes at once: bind it to a name that lives as long as you listen (`let _guard = ...`; `let _ = ...` drops it at once)"]
+///
+/// To listen for as long as the connection lasts, with no guard to keep,
+/// call [`detach`](Self::detach).
+#[must_use = "dropping the subscription unsubscribes at once: keep it for as long as you listen (`let _guard = ...`), or call `.detach()` to listen for as long as the connection lasts; `let _ = ...` would drop it at once"]
 pub struct Subscription {
     shared: Arc<Shared>,
     channel: &'static str,
     listener: Arc<Listener>,
+    /// Set by [`Subscription::detach`]: dropping unsubscribes nothing.
+    detached: bool,
 }
 
 impl fmt::Debug for Subscription {
@@ -362,10 +367,32 @@ impl Subscription {
     pub fn channel(&self) -> &'static str {
         self.channel
     }
+
+    /// Keeps the callback for as long as the connection lasts, without a
+    /// guard: it is dropped with the connection's other listeners when the
+    /// connection closes, and there is no way to unsubscribe it before.
+    ///
+    /// ```no_run
+    /// # use ipc_runtime::{events, expose};
+    /// # #[events(namespace = "notes")]
+    /// # pub trait NotesEvents { fn changed(&self, id: u64); }
+    /// # expose! { pub struct ViewerApi { events: NotesEvents { changed } } }
+    /// # async fn listen(api: ViewerApi) -> Result<(), ipc_runtime::IpcError> {
+    /// api.events.on_changed(|id| println!("note {id} changed")).await?.detach();
+    /// # Ok(())
+    /// # }
+    /// # fn main() {}
+    /// ```
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         self.listener.active.store(false, Ordering::Release);
         let mut listeners = self.shared.listeners();
         if listeners.remove(self.channel, self.listener.id) {
@@ -401,6 +428,7 @@ impl Connection {
             shared: Arc::clone(&self.shared),
             channel,
             listener,
+            detached: false,
         };
         if let Joined::Subscribe(confirmed) = joined {
             self.subscribe_on_main(channel).await?;

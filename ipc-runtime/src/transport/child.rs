@@ -149,6 +149,13 @@ impl Drop for RendererProcess {
         // `child` kills the process as it drops, right after this, if it
         // still runs.
         if let Ok(None) = self.child.try_wait() {
+            tracing::debug!(
+                renderer = %self.info.id,
+                label = %self.info.label,
+                pid = self.child.id(),
+                "killing the renderer: its RendererProcess was dropped while it still ran \
+                 (keep the value, or `wait` for the renderer, to let it run)"
+            );
             self.release_when_killed();
         }
     }
@@ -182,7 +189,10 @@ impl Main {
     /// with [`IpcError::Config`] outside a tokio runtime, if this main is
     /// not built yet, or if it does not serve every contract `A` draws
     /// from, with
-    /// [`IpcError::Disconnected`] if it is closed.
+    /// [`IpcError::Disconnected`] if it is closed. Also fails with
+    /// [`IpcError::Config`] in a process that main started as a renderer
+    /// and that has not connected yet: a program that misreads which part
+    /// it plays would otherwise start copies of itself without end.
     pub async fn spawn_renderer<A: Api>(
         &self,
         command: std::process::Command,
@@ -190,6 +200,7 @@ impl Main {
     ) -> Result<RendererProcess, IpcError> {
         self.check_accepting("Main::spawn_renderer")?;
         self.check_serves::<A>()?;
+        check_not_an_unconnected_renderer()?;
         let (main_end, child_end) = StdUnixStream::pair()
             .and_then(|(a, b)| Ok((above_stdio(a)?, above_stdio(b)?)))
             .map_err(|e| IpcError::io("creating a socket pair", e))?;
@@ -307,43 +318,62 @@ fn uid_of(pid: u32) -> Option<u32> {
 /// wrapped twice (two owners of one descriptor).
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// The socket this process inherited from main.
-pub(crate) fn inherited() -> Result<Transport, IpcError> {
-    let not_spawned = |why: String| IpcError::Config {
-        reason: format!(
-            "{why}; connect_inherited works only in a process started by Main::spawn_renderer"
-        ),
-    };
-    let value = std::env::var(FD_ENV).map_err(|_| not_spawned(format!("{FD_ENV} is not set")))?;
+/// The descriptor of the socket main handed this process, as [`FD_ENV`]
+/// names it and checked to be that socket; or why there is none.
+fn inherited_fd() -> Result<RawFd, String> {
+    let value = std::env::var(FD_ENV).map_err(|_| format!("{FD_ENV} is not set"))?;
     let mut parts = value.split(':').map(str::parse::<u64>);
     let (Some(Ok(fd)), Some(Ok(device)), Some(Ok(inode)), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(not_spawned(format!(
+        return Err(format!(
             "{FD_ENV}={value:?} is not what main passes (FD:DEVICE:INODE)"
-        )));
+        ));
     };
     let fd = RawFd::try_from(fd)
         .ok()
         .filter(|fd| *fd > 2)
         .ok_or_else(|| {
-            not_spawned(format!(
+            format!(
                 "{FD_ENV}={value:?} does not name a descriptor main passed (one above 2: 0 to 2 are the standard streams)"
-            ))
+            )
         })?;
     match identity(fd) {
-        Some((_, _, false)) => {
-            return Err(not_spawned(format!(
-                "descriptor {fd} from {FD_ENV} is not a socket"
-            )))
-        }
-        Some((d, i, true)) if (d, i) == (device, inode) => {}
-        _ => {
-            return Err(not_spawned(format!(
-                "descriptor {fd} is not the socket main handed over (this process inherited {FD_ENV} but not that socket)"
-            )))
-        }
+        Some((_, _, false)) => Err(format!("descriptor {fd} from {FD_ENV} is not a socket")),
+        Some((d, i, true)) if (d, i) == (device, inode) => Ok(fd),
+        _ => Err(format!(
+            "descriptor {fd} is not the socket main handed over (this process inherited {FD_ENV} but not that socket)"
+        )),
     }
+}
+
+/// Refuses to spawn a renderer from a process that main started as one
+/// and that has not connected yet: a program that misreads its role (say,
+/// it checks for `--render` where main passes `--renderer`) runs main's
+/// code in the child, which would spawn another child, and so on without
+/// end.
+fn check_not_an_unconnected_renderer() -> Result<(), IpcError> {
+    if TAKEN.load(Ordering::SeqCst) || inherited_fd().is_err() {
+        return Ok(());
+    }
+    Err(IpcError::Config {
+        reason: format!(
+            "this process was started by Main::spawn_renderer as a renderer ({FD_ENV} names its \
+             socket, not yet connected), yet it is spawning a renderer itself, as main would: check \
+             how the program decides which part to play (the argument or environment variable its \
+             main passes to the renderer's command); a renderer that is meant to start renderers of \
+             its own must connect with connect_inherited first"
+        ),
+    })
+}
+
+/// The socket this process inherited from main.
+pub(crate) fn inherited() -> Result<Transport, IpcError> {
+    let fd = inherited_fd().map_err(|why| IpcError::Config {
+        reason: format!(
+            "{why}; connect_inherited works only in a process started by Main::spawn_renderer"
+        ),
+    })?;
     if TAKEN.swap(true, Ordering::SeqCst) {
         return Err(IpcError::Config {
             reason: "the inherited socket was already used by an earlier connect_inherited".into(),
