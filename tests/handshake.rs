@@ -57,20 +57,20 @@ async fn a_renderer_from_another_contract_gets_a_mismatch_naming_the_channels() 
     assert_ne!(renderer, main_fp);
     assert!(
         differences.contains(
-            &"service `Probe`: channel `probe:echo` has a different signature".to_string()
+            &"trait `Probe`: channel `probe:echo` has a different signature: not the same result type".to_string()
         ),
         "{differences:?}"
     );
     assert!(
         differences.contains(
-            &"service `Probe`: channel `probe:legacy` exists only in the renderer's contract"
+            &"trait `Probe`: channel `probe:legacy` exists only in the renderer's contract"
                 .to_string()
         ),
         "{differences:?}"
     );
     assert!(
         differences.contains(
-            &"service `Probe`: channel `probe:add` exists only in main's contract".to_string()
+            &"trait `Probe`: channel `probe:add` exists only in main's contract".to_string()
         ),
         "{differences:?}"
     );
@@ -383,7 +383,8 @@ async fn the_handshake_timeout_bounds_writing_the_hello() {
 /// why; the renderer only saw a broken pipe.
 #[tokio::test]
 async fn a_renderer_accepted_by_an_unbuilt_main_is_told_why() {
-    let unbuilt = Main::builder().main();
+    let builder = Main::builder();
+    let unbuilt = builder.main();
     let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
     let (accepted, connected) = tokio::join!(
         unbuilt.accept::<ProbeApi>(main_end, "early"),
@@ -527,8 +528,8 @@ async fn a_type_changed_under_the_same_name_is_a_mismatch() {
     assert_eq!(
         differences(err)[..2],
         [
-            "service `Bank`: channel `bank:pay` has a different signature",
-            "service `Bank`: channel `bank:pay-with-memo` has a different signature"
+            "trait `Bank`: channel `bank:pay` has a different signature: not the same arguments",
+            "trait `Bank`: channel `bank:pay-with-memo` has a different signature: not the same arguments"
         ]
     );
     let err = bank_connect::<v2_variant::BankApi>(&main)
@@ -537,7 +538,7 @@ async fn a_type_changed_under_the_same_name_is_a_mismatch() {
         .unwrap();
     assert_eq!(
         differences(err)[0],
-        "service `BankEvents`: channel `bank:notice` has a different signature"
+        "trait `BankEvents`: channel `bank:notice` has a different signature: not the same arguments"
     );
     assert_eq!(main.renderer_count(), 0);
 

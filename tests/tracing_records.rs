@@ -381,3 +381,51 @@ async fn dropping_a_running_renderer_process_leaves_a_record() {
         "{text}"
     );
 }
+
+/// An emitter made from the `Main` of a builder that is then dropped
+/// unbuilt reaches no one, ever: the first such emit warns (it looked like
+/// "nobody listens"), and accepting a renderer there says why.
+#[tokio::test]
+async fn emitting_through_a_main_that_was_never_built_warns_once() {
+    let (records, _one_at_a_time) = records().await;
+    let builder = ipc_runtime::Main::builder();
+    let unbuilt = builder.main();
+    let emitter = ipc_suite::ProbeEventsEmitter::new(&unbuilt, ipc_runtime::Target::All);
+    // Not yet abandoned: a builder still being configured.
+    assert_eq!(emitter.tick(1), 0);
+    assert!(!records.text().contains("never built"));
+    drop(builder);
+    assert_eq!(emitter.tick(2), 0);
+    assert_eq!(emitter.tick(3), 0);
+    let text = records.text();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("never built")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("channel=probe:tick"),
+        "{text}"
+    );
+    let (main_end, _renderer_end) = ipc_runtime::transport::memory_pair(1024);
+    let err = unbuilt
+        .accept::<ProbeApi>(main_end, "late")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("main was never built"), "{err}");
+}
+
+/// A built main whose emits reach no one (nobody listens) does not warn.
+#[tokio::test]
+async fn emitting_to_no_listener_through_a_built_main_does_not_warn() {
+    let (records, _one_at_a_time) = records().await;
+    let builder = ipc_runtime::Main::builder();
+    let emitter = ipc_suite::ProbeEventsEmitter::new(&builder.main(), ipc_runtime::Target::All);
+    let _main = builder
+        .events::<ipc_suite::ProbeEventsContract>()
+        .build()
+        .unwrap();
+    assert_eq!(emitter.tick(1), 0);
+    assert!(
+        !records.text().contains("never built"),
+        "{}",
+        records.text()
+    );
+}

@@ -293,7 +293,8 @@ async fn a_closed_or_unbuilt_main_starts_no_renderer() {
         other => panic!("expected Disconnected, got {other:?}"),
     }
 
-    let unbuilt = Main::builder().main();
+    let builder = Main::builder();
+    let unbuilt = builder.main();
     match unbuilt.spawn_renderer::<ProbeApi>(touch(), "early").await {
         Err(IpcError::Config { reason }) => {
             assert!(reason.contains("not built yet"), "{reason}")

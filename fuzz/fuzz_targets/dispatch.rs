@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use ipc_runtime::{codec, expose, method_fingerprint, service, service_fingerprint, Main, Service};
+use ipc_runtime::{codec, expose, service, Main, Service};
 use libfuzzer_sys::fuzz_target;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,15 +58,8 @@ impl Fuzzed for Handler {
 }
 
 #[derive(Serialize)]
-struct Summary {
-    name: String,
-    fingerprint: u64,
-    methods: Vec<(String, u64)>,
-}
-
-#[derive(Serialize)]
-struct Hello {
-    services: Vec<Summary>,
+struct Hello<S> {
+    services: Vec<S>,
     token: Option<String>,
     max_frame_size: u64,
     api: Option<(String, Vec<String>)>,
@@ -75,15 +68,7 @@ struct Hello {
 fn hello() -> Vec<u8> {
     let d = FuzzedContract::DESCRIPTOR;
     let hello = Hello {
-        services: vec![Summary {
-            name: d.name.into(),
-            fingerprint: service_fingerprint(d),
-            methods: d
-                .methods
-                .iter()
-                .map(|m| (m.channel.into(), method_fingerprint(m)))
-                .collect(),
-        }],
+        services: vec![ipc_runtime::__private::hello_summary(d)],
         token: None,
         max_frame_size: 1 << 20,
         api: None,

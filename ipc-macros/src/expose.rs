@@ -731,7 +731,11 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
         #own
         impl #ident {
             /// Connects over the socket inherited from main (in a process
-            /// started by `Main::spawn_renderer`).
+            /// started by `Main::spawn_renderer`), with the default
+            /// settings. For others (`max_frame_size`, `call_timeout`, …),
+            /// connect with `Connection::builder()`, its settings, then
+            /// `.connect_inherited_as::<ThisApi>()` (likewise
+            /// `connect_unix_as`, `connect_tcp_as`, `connect_as`).
             pub async fn connect_inherited() -> ::core::result::Result<Self, #rt::IpcError> {
                 #rt::Connection::builder().connect_inherited_as::<Self>().await
             }

@@ -163,34 +163,59 @@ pub(crate) const fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
 /// not reach the wire. Computed at run time: main and the renderer each
 /// compute their own at connect time, and the handshake compares them.
 pub fn method_fingerprint(method: &MethodDescriptor) -> u64 {
+    fingerprint_of(method.channel, &method_parts(method))
+}
+
+/// The parts of a method's fingerprint, hashed apart so that a handshake
+/// mismatch can say which differs: its kind, its arguments, its result and
+/// its typed error.
+pub(crate) fn method_parts(method: &MethodDescriptor) -> [u64; 4] {
     let shapes = (method.shapes)();
-    let mut h = fnv(FNV_OFFSET, method.channel.as_bytes());
-    h = fnv(
-        h,
+    let shape = |shape: u64| fnv(fnv(FNV_OFFSET, b"shape"), &shape.to_le_bytes());
+    let shape_or_name = |traced: Option<u64>, name: &str| match traced {
+        Some(traced) => shape(traced),
+        None => fnv(fnv(FNV_OFFSET, b"name"), name.as_bytes()),
+    };
+    let kind = fnv(
+        FNV_OFFSET,
         match method.kind {
             MethodKind::Invoke => b"invoke",
             MethodKind::Send => b"send",
             MethodKind::Event => b"event",
         },
     );
-    let shape = |h: u64, shape: u64| fnv(fnv(h, b"shape"), &shape.to_le_bytes());
-    let shape_or_name = |h: u64, traced: Option<u64>, name: &str| match traced {
-        Some(traced) => shape(h, traced),
-        None => fnv(fnv(h, b"name"), name.as_bytes()),
-    };
-    h = match shapes.args {
-        Some(traced) => shape(h, traced),
+    let args = match shapes.args {
+        Some(traced) => shape(traced),
         None => method
             .args
             .iter()
-            .fold(fnv(h, b"names"), |h, arg| fnv(h, arg.ty.as_bytes())),
+            .fold(fnv(FNV_OFFSET, b"names"), |h, arg| {
+                fnv(h, arg.ty.as_bytes())
+            }),
     };
-    h = fnv(h, b"->");
-    h = shape_or_name(h, shapes.output, method.output);
-    match method.error {
-        Some(e) => shape_or_name(h, shapes.error, e),
-        None => fnv(h, b"!"),
-    }
+    let output = shape_or_name(shapes.output, method.output);
+    let error = match method.error {
+        Some(e) => shape_or_name(shapes.error, e),
+        None => fnv(FNV_OFFSET, b"!"),
+    };
+    [kind, args, output, error]
+}
+
+/// What each of [`method_parts`] is, in a mismatch's words.
+const PART_NAMES: [&str; 4] = [
+    "kind of method (invoke, send or event)",
+    "arguments",
+    "result type",
+    "error type",
+];
+
+/// A method's fingerprint from its channel and [`method_parts`].
+fn fingerprint_of(channel: &str, parts: &[u64; 4]) -> u64 {
+    parts
+        .iter()
+        .fold(fnv(FNV_OFFSET, channel.as_bytes()), |h, part| {
+            fnv(h, &part.to_le_bytes())
+        })
 }
 
 /// The fingerprint of a service: its name, namespace and every method's
@@ -251,12 +276,13 @@ pub(crate) fn combine(fingerprints: impl IntoIterator<Item = u64>) -> u64 {
 }
 
 /// What a renderer sends about one service in its handshake: enough for main
-/// to name the channels that differ.
+/// to name the channels that differ, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ServiceSummary {
     pub name: String,
     pub fingerprint: u64,
-    pub methods: Vec<(String, u64)>,
+    /// Each method's channel and [`method_parts`].
+    pub methods: Vec<(String, [u64; 4])>,
 }
 
 impl ServiceSummary {
@@ -267,7 +293,7 @@ impl ServiceSummary {
             methods: d
                 .methods
                 .iter()
-                .map(|m| (m.channel.to_string(), method_fingerprint(m)))
+                .map(|m| (m.channel.to_string(), method_parts(m)))
                 .collect(),
         }
     }
@@ -352,6 +378,31 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// The namespaces of `renderer`'s and `main`'s versions of one trait, if
+/// that is all that differs between their channels: every channel renamed
+/// from one namespace to the other, the methods the same.
+fn renamed_namespace<'a>(
+    renderer: &'a ServiceSummary,
+    main: &'a ServiceSummary,
+) -> Option<(&'a str, &'a str)> {
+    fn split(summary: &ServiceSummary) -> Option<(&str, Vec<&str>)> {
+        let mut namespace = None;
+        let mut methods = Vec::with_capacity(summary.methods.len());
+        for (channel, _) in &summary.methods {
+            let (ns, method) = channel.split_once(':')?;
+            if *namespace.get_or_insert(ns) != ns {
+                return None;
+            }
+            methods.push(method);
+        }
+        methods.sort_unstable();
+        Some((namespace?, methods))
+    }
+    let (renderer_ns, renderer_methods) = split(renderer)?;
+    let (main_ns, main_methods) = split(main)?;
+    (renderer_ns != main_ns && renderer_methods == main_methods).then_some((renderer_ns, main_ns))
+}
+
 /// Checks a renderer's services against main's. On mismatch, returns both
 /// contract fingerprints and the differences in words (see
 /// [`Differences`] for how many), then, if a service differs between the
@@ -380,17 +431,35 @@ pub(crate) fn compare(
             continue;
         }
         versions = true;
+        if let Some((renderer_ns, main_ns)) = renamed_namespace(r, m) {
+            differences.push(|| {
+                format!(
+                    "trait `{name}`: its namespace is `{}` in the renderer's contract but `{main_ns}` in main's",
+                    Quoted(renderer_ns)
+                )
+            });
+            continue;
+        }
         let before = differences.count();
-        for (channel, fp) in &r.methods {
+        for (channel, parts) in &r.methods {
             match m.methods.iter().find(|(c, _)| c == channel) {
                 None => differences.push(|| {
                     format!(
-                        "service `{name}`: channel `{}` exists only in the renderer's contract",
+                        "trait `{name}`: channel `{}` exists only in the renderer's contract",
                         Quoted(channel)
                     )
                 }),
-                Some((_, mfp)) if mfp != fp => differences.push(|| {
-                    format!("service `{name}`: channel `{channel}` has a different signature")
+                Some((_, main_parts)) if main_parts != parts => differences.push(|| {
+                    let differing: Vec<&str> = PART_NAMES
+                        .iter()
+                        .zip(parts.iter().zip(main_parts))
+                        .filter(|(_, (a, b))| a != b)
+                        .map(|(what, _)| *what)
+                        .collect();
+                    format!(
+                        "trait `{name}`: channel `{channel}` has a different signature: not the same {}",
+                        differing.join(" and ")
+                    )
                 }),
                 Some(_) => {}
             }
@@ -398,12 +467,12 @@ pub(crate) fn compare(
         for (channel, _) in &m.methods {
             if !r.methods.iter().any(|(c, _)| c == channel) {
                 differences.push(|| {
-                    format!("service `{name}`: channel `{channel}` exists only in main's contract")
+                    format!("trait `{name}`: channel `{channel}` exists only in main's contract")
                 });
             }
         }
         if differences.count() == before {
-            differences.push(|| format!("service `{name}` differs (namespace or method order)"));
+            differences.push(|| format!("trait `{name}` differs (namespace or method order)"));
         }
     }
     if differences.count() == 0 {
@@ -499,6 +568,92 @@ mod tests {
         );
     }
 
+    /// A mismatch says which parts of a signature differ.
+    #[test]
+    fn compare_names_the_parts_that_differ() {
+        let notes = |methods| ServiceDescriptor {
+            name: "Notes",
+            namespace: "notes",
+            methods,
+        };
+        let diff = |renderer: &'static [MethodDescriptor]| {
+            let (_, _, diffs) = compare(
+                &[ServiceSummary::of(&notes(renderer))],
+                &[ServiceSummary::of(&notes(&[GET]))],
+            )
+            .unwrap_err();
+            diffs[0].clone()
+        };
+        assert_eq!(
+            diff(&[MethodDescriptor {
+                kind: MethodKind::Send,
+                error: None,
+                ..GET
+            }]),
+            "trait `Notes`: channel `notes:get` has a different signature: not the same kind of method (invoke, send or event) and error type"
+        );
+        assert_eq!(
+            diff(&[MethodDescriptor {
+                args: &[],
+                error: Some("Other"),
+                ..GET
+            }]),
+            "trait `Notes`: channel `notes:get` has a different signature: not the same arguments and error type"
+        );
+    }
+
+    /// A trait whose namespace changed is one line, not one per channel.
+    #[test]
+    fn compare_names_a_renamed_namespace() {
+        const LIST: MethodDescriptor = MethodDescriptor {
+            name: "list",
+            channel: "notes:list",
+            ..GET
+        };
+        let main = ServiceDescriptor {
+            name: "Notes",
+            namespace: "notes",
+            methods: &[GET, LIST],
+        };
+        let renderer = ServiceDescriptor {
+            namespace: "note",
+            methods: &[
+                MethodDescriptor {
+                    channel: "note:list",
+                    ..LIST
+                },
+                MethodDescriptor {
+                    channel: "note:get",
+                    ..GET
+                },
+            ],
+            ..main
+        };
+        let (_, _, diffs) = compare(
+            &[ServiceSummary::of(&renderer)],
+            &[ServiceSummary::of(&main)],
+        )
+        .unwrap_err();
+        assert_eq!(
+            diffs,
+            [
+                "trait `Notes`: its namespace is `note` in the renderer's contract but `notes` in main's",
+                "main and the renderer must be built from the same version of each contract"
+            ]
+        );
+        // Another method too: each channel is listed.
+        let other = ServiceDescriptor {
+            methods: &[MethodDescriptor {
+                channel: "note:get",
+                ..GET
+            }],
+            ..renderer
+        };
+        let (_, _, diffs) =
+            compare(&[ServiceSummary::of(&other)], &[ServiceSummary::of(&main)]).unwrap_err();
+        assert_eq!(diffs.len(), 4, "{diffs:?}");
+    }
+
     #[test]
     fn compare_names_differing_channels() {
         let a = ServiceDescriptor {
@@ -519,7 +674,7 @@ mod tests {
         assert_eq!(
             diffs,
             [
-                "service `Notes`: channel `notes:get` has a different signature",
+                "trait `Notes`: channel `notes:get` has a different signature: not the same result type",
                 "main and the renderer must be built from the same version of each contract"
             ]
         );
@@ -561,7 +716,9 @@ mod tests {
         };
         let mut wide = ServiceSummary::of(&notes);
         wide.fingerprint ^= 1;
-        wide.methods = (0..10_000).map(|i| (format!("{long}{i}"), 0)).collect();
+        wide.methods = (0..10_000)
+            .map(|i| (format!("{long}{i}"), [0; 4]))
+            .collect();
         let (_, _, diffs) = compare(&[wide], &[ServiceSummary::of(&notes)]).unwrap_err();
         assert_eq!(diffs.len(), LISTED_DIFFERENCES + 2);
         assert_eq!(diffs[LISTED_DIFFERENCES], "and 9985 more");

@@ -96,7 +96,7 @@ pub enum IpcError {
         reason: String,
     },
     /// A frame was larger than the receiver accepts.
-    #[error("frame of {size} bytes exceeds the limit of {limit} bytes; send less data per call (split it, or pass a file path instead) or raise the receiver's `max_frame_size` (`MainBuilder::max_frame_size` for what renderers send, `ConnectionBuilder::max_frame_size` for what main sends)")]
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes; send less data per call (split it, or pass a file path instead) or raise the receiver's `max_frame_size` (`MainBuilder::max_frame_size` for what renderers send, `ConnectionBuilder::max_frame_size` for what main sends: `Connection::builder().max_frame_size(n).connect_inherited_as::<YourApi>()` in place of `YourApi::connect_inherited()`)")]
     FrameTooLarge {
         /// The size of the frame, from its length prefix.
         size: u64,
@@ -253,6 +253,11 @@ impl IpcError {
 ///
 /// The handler's own error arrives typed, as [`CallError::Handler`]; a
 /// failure to carry the call arrives as [`CallError::Ipc`].
+///
+/// `?` turns it into `Box<dyn Error>` or `anyhow::Error` (when `E` is an
+/// error type), or into a `CallError<E>` of the same `E`; not into an
+/// [`IpcError`], which has no room for `E`: match the two cases, or use
+/// [`CallError::handler`].
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError<E> {
     /// The handler ran and returned this error.
@@ -366,9 +371,12 @@ pub(crate) enum WireError {
     },
 }
 
-impl From<WireError> for IpcError {
-    fn from(e: WireError) -> Self {
-        match e {
+impl WireError {
+    /// The error as the receiving side reports it. A method, not a `From`
+    /// impl: rustc lists `IpcError`'s `From` impls when a user's `?` does
+    /// not convert, and this crate-private type would appear there.
+    pub(crate) fn into_ipc(self) -> IpcError {
+        match self {
             WireError::UnknownChannel { channel } => IpcError::UnknownChannel { channel },
             WireError::NotAllowed { channel } => IpcError::NotAllowed { channel },
             WireError::TooManyInFlight { limit } => IpcError::TooManyInFlight {
@@ -503,7 +511,7 @@ mod tests {
             IpcError::HandshakeMismatch {
                 renderer: 1,
                 main: 2,
-                differences: vec!["service `Notes` differs".into()],
+                differences: vec!["trait `Notes` differs".into()],
             },
             IpcError::ProtocolMismatch {
                 renderer: 2,
@@ -530,7 +538,7 @@ mod tests {
         for e in errors {
             let wire = crate::codec::encode_to_vec(&WireError::from(&e)).unwrap();
             let back: WireError = crate::codec::decode(&wire).unwrap();
-            assert_eq!(IpcError::from(back).to_string(), e.to_string());
+            assert_eq!(back.into_ipc().to_string(), e.to_string());
         }
     }
 }

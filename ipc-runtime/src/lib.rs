@@ -598,6 +598,12 @@ pub mod __private {
 
     pub use crate::IpcType as WireType;
 
+    /// What a renderer's hello says about contract `d`, to encode: for
+    /// tests and fuzz targets that write handshakes by hand.
+    pub fn hello_summary(d: &ServiceDescriptor) -> impl serde::Serialize {
+        crate::contract::ServiceSummary::of(d)
+    }
+
     /// Runtime calls that add no type errors of their own.
     ///
     /// Generated code never calls a serde-bounded runtime function on the

@@ -4,10 +4,7 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{
-    codec, method_fingerprint, service_fingerprint, Api, Main, RendererId, Service, Transport,
-    PROTOCOL_VERSION,
-};
+use ipc_runtime::{codec, Api, Main, RendererId, Service, Transport, PROTOCOL_VERSION};
 use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
@@ -40,16 +37,18 @@ pub mod kind {
     pub const EVENT: u8 = 0x24;
 }
 
+/// A contract as a hello lists it, written by hand (the real client's is
+/// `ipc_runtime::__private::hello_summary`).
 #[derive(Serialize, Deserialize)]
 struct Summary {
     name: String,
     fingerprint: u64,
-    methods: Vec<(String, u64)>,
+    methods: Vec<(String, [u64; 4])>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct Hello {
-    services: Vec<Summary>,
+struct Hello<S> {
+    services: Vec<S>,
     token: Option<String>,
     max_frame_size: u64,
     api: Option<(String, Vec<String>)>,
@@ -57,18 +56,8 @@ struct Hello {
 
 /// The handshake body for service `S`, as the real client would send it.
 pub fn hello_body<S: Service>(token: Option<&str>) -> Vec<u8> {
-    let d = S::DESCRIPTOR;
-    let services = vec![Summary {
-        name: d.name.to_string(),
-        fingerprint: service_fingerprint(d),
-        methods: d
-            .methods
-            .iter()
-            .map(|m| (m.channel.to_string(), method_fingerprint(m)))
-            .collect(),
-    }];
     encode_hello(Hello {
-        services,
+        services: vec![ipc_runtime::__private::hello_summary(S::DESCRIPTOR)],
         token: token.map(str::to_string),
         max_frame_size: 1 << 20,
         api: None,
@@ -94,7 +83,7 @@ pub fn hello_body_claiming(services: Vec<String>, api: Option<(String, Vec<Strin
     })
 }
 
-fn encode_hello(hello: Hello) -> Vec<u8> {
+fn encode_hello<S: Serialize>(hello: Hello<S>) -> Vec<u8> {
     let mut body = vec![kind::HELLO];
     body.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
     body.extend_from_slice(&codec::encode_to_vec(&hello).unwrap());

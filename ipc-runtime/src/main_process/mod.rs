@@ -63,7 +63,23 @@ pub struct MainBuilder<C = ()> {
     flush_every: Option<usize>,
     round_trips: bool,
     inner: Arc<Inner>,
+    /// Marks main as abandoned if the builder is dropped unbuilt.
+    _abandon: AbandonUnbuilt,
     contracts: PhantomData<fn() -> C>,
+}
+
+/// Dropped with its [`MainBuilder`] (moved from one builder type to the
+/// next, it is dropped once): if main was not built by then, it never
+/// will be, and emitting through its [`Main`]s reaches no one, which
+/// [`Main::emit`] then says.
+struct AbandonUnbuilt(Arc<Inner>);
+
+impl Drop for AbandonUnbuilt {
+    fn drop(&mut self) {
+        if self.0.setup.get().is_none() {
+            self.0.abandoned.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The contracts a [`MainBuilder`] has registered, as a type: `()`, then
@@ -106,6 +122,7 @@ impl<C> MainBuilder<C> {
             flush_every: self.flush_every,
             round_trips: self.round_trips,
             inner: self.inner,
+            _abandon: self._abandon,
             contracts: PhantomData,
         }
     }
@@ -255,7 +272,10 @@ impl<C> MainBuilder<C> {
     /// ```
     ///
     /// Until `build` is called it reaches no renderer: accepting one fails
-    /// with a configuration error, and events go nowhere.
+    /// with a configuration error, and events go nowhere. If this builder
+    /// is dropped without a successful `build` (a `Main` taken from one
+    /// builder, another one built), the first event emitted through it
+    /// logs a warning, as it will never reach anyone.
     pub fn main(&self) -> Main {
         Main {
             inner: Arc::clone(&self.inner),
@@ -370,6 +390,11 @@ pub(crate) struct Inner {
     pub(crate) closing: tokio_util::sync::CancellationToken,
     /// Handshake refusals logged at `WARN`, at most one a second.
     pub(crate) refusals: RefusalLog,
+    /// Set when the builder was dropped without building main (or its
+    /// `build` failed): main will never reach a renderer.
+    abandoned: AtomicBool,
+    /// Whether an emit through an abandoned main has warned yet.
+    warned_abandoned: AtomicBool,
 }
 
 /// Logs handshake refusals: the first in any second at `WARN` (with how
@@ -536,6 +561,10 @@ impl EmitterCore {
         check: Option<crate::codec::Check>,
     ) -> usize {
         match self.main.emit(&self.target, channel, args, check) {
+            Ok(0) => {
+                self.main.inner.warn_if_abandoned(channel);
+                0
+            }
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(%channel, error = %e, "event not sent");
@@ -663,16 +692,20 @@ impl Main {
 impl Main {
     /// Starts configuring a main process.
     pub fn builder() -> MainBuilder {
+        let inner = Arc::new(Inner {
+            setup: std::sync::OnceLock::new(),
+            disconnections: broadcast::channel(256).0,
+            next_id: AtomicU64::new(1),
+            renderers: Mutex::new(HashMap::default()),
+            closed: AtomicBool::new(false),
+            closing: tokio_util::sync::CancellationToken::new(),
+            refusals: RefusalLog::default(),
+            abandoned: AtomicBool::new(false),
+            warned_abandoned: AtomicBool::new(false),
+        });
         MainBuilder {
-            inner: Arc::new(Inner {
-                setup: std::sync::OnceLock::new(),
-                disconnections: broadcast::channel(256).0,
-                next_id: AtomicU64::new(1),
-                renderers: Mutex::new(HashMap::default()),
-                closed: AtomicBool::new(false),
-                closing: tokio_util::sync::CancellationToken::new(),
-                refusals: RefusalLog::default(),
-            }),
+            _abandon: AbandonUnbuilt(Arc::clone(&inner)),
+            inner,
             router: Router::default(),
             errors: Vec::new(),
             limits: Limits::default(),
@@ -1005,11 +1038,33 @@ impl Main {
 }
 
 impl Inner {
+    /// Warns, once per main, of an event emitted through a main whose
+    /// builder was dropped without building it: it will never reach a
+    /// renderer, which would otherwise look like "nobody listens".
+    #[cold]
+    fn warn_if_abandoned(&self, channel: &str) {
+        if self.abandoned.load(Ordering::Relaxed)
+            && !self.warned_abandoned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                %channel,
+                "event emitted through a Main that was never built: the MainBuilder it came from \
+                 was dropped without a successful build, so no renderer will ever receive its \
+                 events; make the emitter from the Main of the builder you build (`builder.main()`)"
+            );
+        }
+    }
+
     /// What main serves, once built.
     pub(crate) fn setup(&self) -> Result<Arc<Setup>, IpcError> {
         self.setup.get().cloned().ok_or_else(|| IpcError::Config {
-            reason: "main is not built yet: call MainBuilder::build before accepting renderers"
-                .into(),
+            reason: if self.abandoned.load(Ordering::Relaxed) {
+                "main was never built: the MainBuilder this Main came from was dropped without \
+                 a successful build; take the Main (`builder.main()`) from the builder you build"
+            } else {
+                "main is not built yet: call MainBuilder::build before accepting renderers"
+            }
+            .into(),
         })
     }
 

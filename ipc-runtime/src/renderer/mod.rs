@@ -289,7 +289,7 @@ impl ConnectionBuilder {
             let answer = tokio::time::timeout_at(deadline, reader.next()).await;
             return Err(match answer {
                 Ok(Some(Ok(body))) => match Frame::parse(body) {
-                    Ok(Frame::Rejected(reason)) => reason.into(),
+                    Ok(Frame::Rejected(reason)) => reason.into_ipc(),
                     _ => e.into_ipc(),
                 },
                 _ => e.into_ipc(),
@@ -307,7 +307,7 @@ impl ConnectionBuilder {
         };
         let welcome = match answer {
             Frame::Welcome(w) => w,
-            Frame::Rejected(e) => return Err(e.into()),
+            Frame::Rejected(e) => return Err(e.into_ipc()),
             _ => {
                 return Err(IpcError::protocol(
                     "main answered the handshake with an unexpected frame",
@@ -1160,7 +1160,7 @@ fn route_frame(shared: &Shared, body: Bytes) -> Result<Option<(u64, Reply)>, (Ch
     match Frame::parse(body) {
         Ok(Frame::ReplyOk { id, payload }) => Ok(Some((id, Reply::Ok(payload)))),
         Ok(Frame::ReplyErr { id, payload }) => Ok(Some((id, Reply::Err(payload)))),
-        Ok(Frame::ReplyFailed { id, error }) => Ok(Some((id, Reply::Failed(error.into())))),
+        Ok(Frame::ReplyFailed { id, error }) => Ok(Some((id, Reply::Failed(error.into_ipc())))),
         Ok(Frame::Event { channel, payload }) => {
             shared.events.push(channel, payload).map(|()| None)
         }
@@ -1169,7 +1169,7 @@ fn route_frame(shared: &Shared, body: Bytes) -> Result<Option<(u64, Reply)>, (Ch
             Ok(None)
         }
         Ok(Frame::Notice(error)) => {
-            warn!(error = %IpcError::from(error), "main reported a problem with a message from this renderer");
+            warn!(error = %error.into_ipc(), "main reported a problem with a message from this renderer");
             Ok(None)
         }
         Ok(other) => {
