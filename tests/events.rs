@@ -64,7 +64,7 @@ async fn events_reach_one_renderer_a_group_or_all_in_order() {
     ProbeEventsEmitter::new(&main, Target::GroupExcept("editors".into(), a.id())).tick(4);
     ProbeEventsEmitter::new(&main, Target::AllExcept(b.id())).tick(5);
     // Ordering: a long run to one renderer arrives as emitted.
-    let to_c = ProbeEventsEmitter::new(&main, c.id().into());
+    let to_c = ProbeEventsEmitter::new(&main, c.id());
     for n in 100..400 {
         to_c.tick(n);
     }

@@ -557,8 +557,9 @@ fn expand_emitter(service: &Service) -> TokenStream {
         }
 
         impl #emitter {
-            /// An emitter pushing through `main` to `target`.
-            pub fn new(main: &#rt::Main, target: #rt::Target) -> Self {
+            /// An emitter pushing through `main` to `target` (a `Target`,
+            /// or a `RendererId` for one renderer).
+            pub fn new(main: &#rt::Main, target: impl ::core::convert::Into<#rt::Target>) -> Self {
                 Self { core: #rt::EmitterCore::new(main, target) }
             }
 

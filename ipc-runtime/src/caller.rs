@@ -72,6 +72,51 @@ impl Caller {
     /// invoked by main (for example when a test calls the handler directly,
     /// or in a task the handler spawned: spawned tasks do not inherit it,
     /// so pass the `Caller` along).
+    ///
+    /// A chat window's message, passed on to every other window, with only
+    /// editors allowed to post:
+    ///
+    /// ```
+    /// use ipc_runtime::{events, service, Caller, Main, Target};
+    ///
+    /// #[service(namespace = "chat")]
+    /// pub trait Chat {
+    ///     async fn post(&self, text: String) -> Result<(), String>;
+    /// }
+    ///
+    /// #[events(namespace = "chat")]
+    /// pub trait ChatEvents {
+    ///     fn posted(&self, from: String, text: String);
+    /// }
+    ///
+    /// pub struct Room {
+    ///     main: Main,
+    /// }
+    ///
+    /// impl Chat for Room {
+    ///     async fn post(&self, text: String) -> Result<(), String> {
+    ///         let caller = Caller::current().ok_or("not called by a renderer")?;
+    ///         if !caller.in_group("editors") {
+    ///             return Err(format!("{} may not post", caller.label()));
+    ///         }
+    ///         let others = Target::AllExcept(caller.id());
+    ///         ChatEventsEmitter::new(&self.main, others).posted(caller.label().into(), text);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// fn main() -> Result<(), ipc_runtime::IpcError> {
+    ///     let builder = Main::builder();
+    ///     let room = Room { main: builder.main() };
+    ///     let main = builder
+    ///         .service(ChatServer::new(room))
+    ///         .events::<ChatEventsContract>()
+    ///         .build()?;
+    ///     // … accept or spawn renderers, and `main.join_group(id, "editors")`.
+    /// #   drop(main);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn current() -> Option<Caller> {
         CALLER.is_set().then(|| CALLER.with(Clone::clone))
     }

@@ -532,11 +532,12 @@ pub struct EmitterCore {
 }
 
 impl EmitterCore {
-    /// An emitter pushing to `target` through `main`.
-    pub fn new(main: &Main, target: Target) -> Self {
+    /// An emitter pushing to `target` (a [`Target`], or a [`RendererId`]
+    /// for one renderer) through `main`.
+    pub fn new(main: &Main, target: impl Into<Target>) -> Self {
         EmitterCore {
             main: main.clone(),
-            target,
+            target: target.into(),
         }
     }
 
