@@ -137,16 +137,7 @@ async fn events_sent_just_before_a_disconnect_are_all_delivered() {
             emitter.tick(n);
         }
         assert!(main.disconnect(api.id()));
-        // The callback, and the sender it holds, go when the listeners end.
-        let got = tokio::time::timeout(Duration::from_secs(10), async {
-            let mut got = Vec::new();
-            while let Some(n) = rx.recv().await {
-                got.push(n);
-            }
-            got
-        })
-        .await
-        .expect("the listener ends once the connection closes");
+        let got = received_until_listeners_end(&mut rx).await;
         assert_eq!(got, (0..EVENTS).collect::<Vec<_>>(), "round {round}");
     }
 }
@@ -174,8 +165,15 @@ async fn a_detached_listener_lasts_as_long_as_the_connection() {
         emitter.tick(n);
     }
     assert!(main.disconnect(api.id()));
-    // The callback, and the sender it holds, go when the listeners end.
-    let got = tokio::time::timeout(Duration::from_secs(10), async {
+    assert_eq!(received_until_listeners_end(&mut rx).await, [0, 1, 2]);
+}
+
+/// What a listener's callback sent on `rx` until the callback, and the
+/// sender it holds, were dropped with the connection's listeners.
+async fn received_until_listeners_end(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<u64>,
+) -> Vec<u64> {
+    tokio::time::timeout(Duration::from_secs(10), async {
         let mut got = Vec::new();
         while let Some(n) = rx.recv().await {
             got.push(n);
@@ -183,8 +181,7 @@ async fn a_detached_listener_lasts_as_long_as_the_connection() {
         got
     })
     .await
-    .expect("the detached listener ends once the connection closes");
-    assert_eq!(got, [0, 1, 2]);
+    .expect("the listener ends once the connection closes")
 }
 
 #[tokio::test]
