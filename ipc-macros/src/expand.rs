@@ -761,7 +761,7 @@ pub(crate) fn expand_contract(service: &Service, traced: bool) -> TokenStream {
                         #[allow(unused_imports)]
                         use #rt::probe::{Shapes as _, ShapesInert as _};
                         #rt::WireShapes {
-                            args: #rt::WireShapes::args_of(&[#(#arg_shapes),*]),
+                            args: ::core::option::Option::Some(#rt::WireShapes::args_of(&[#(#arg_shapes),*])),
                             output: (&&#rt::probe::Probe::<#ok_ty>::NEW).__ipc_shape(),
                             error: (&&#rt::probe::Probe::<#err_ty>::NEW).__ipc_shape(),
                         }

@@ -101,14 +101,11 @@ impl WireShapes {
     /// let b = WireShapes::args_of(&[(Some(7), "Memo"), (None, "Cents")]);
     /// assert_ne!(a, b);
     /// ```
-    pub fn args_of(args: &[(Option<u64>, &str)]) -> Option<u64> {
-        let h = args
-            .iter()
-            .fold(fnv(FNV_OFFSET, b"args"), |h, (shape, name)| match shape {
-                Some(shape) => fnv(fnv(h, b"shape"), &shape.to_le_bytes()),
-                None => fnv(fnv(h, b"name"), name.as_bytes()),
-            });
-        Some(h)
+    pub fn args_of(args: &[(Option<u64>, &str)]) -> u64 {
+        args.iter()
+            .fold(fnv(FNV_OFFSET, b"args"), |h, (shape, name)| {
+                shape_or_name(h, *shape, name)
+            })
     }
 }
 
@@ -171,11 +168,6 @@ pub fn method_fingerprint(method: &MethodDescriptor) -> u64 {
 /// its typed error.
 pub(crate) fn method_parts(method: &MethodDescriptor) -> [u64; 4] {
     let shapes = (method.shapes)();
-    let shape = |shape: u64| fnv(fnv(FNV_OFFSET, b"shape"), &shape.to_le_bytes());
-    let shape_or_name = |traced: Option<u64>, name: &str| match traced {
-        Some(traced) => shape(traced),
-        None => fnv(fnv(FNV_OFFSET, b"name"), name.as_bytes()),
-    };
     let kind = fnv(
         FNV_OFFSET,
         match method.kind {
@@ -185,7 +177,7 @@ pub(crate) fn method_parts(method: &MethodDescriptor) -> [u64; 4] {
         },
     );
     let args = match shapes.args {
-        Some(traced) => shape(traced),
+        Some(traced) => shape(FNV_OFFSET, traced),
         None => method
             .args
             .iter()
@@ -193,12 +185,26 @@ pub(crate) fn method_parts(method: &MethodDescriptor) -> [u64; 4] {
                 fnv(h, arg.ty.as_bytes())
             }),
     };
-    let output = shape_or_name(shapes.output, method.output);
+    let output = shape_or_name(FNV_OFFSET, shapes.output, method.output);
     let error = match method.error {
-        Some(e) => shape_or_name(shapes.error, e),
+        Some(e) => shape_or_name(FNV_OFFSET, shapes.error, e),
         None => fnv(FNV_OFFSET, b"!"),
     };
     [kind, args, output, error]
+}
+
+/// `hash` continued with a type's traced shape, or with its name as
+/// written if it could not be traced.
+fn shape_or_name(hash: u64, traced: Option<u64>, name: &str) -> u64 {
+    match traced {
+        Some(traced) => shape(hash, traced),
+        None => fnv(fnv(hash, b"name"), name.as_bytes()),
+    }
+}
+
+/// `hash` continued with a type's traced shape.
+fn shape(hash: u64, traced: u64) -> u64 {
+    fnv(fnv(hash, b"shape"), &traced.to_le_bytes())
 }
 
 /// What each of [`method_parts`] is, in a mismatch's words.

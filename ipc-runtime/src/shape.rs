@@ -594,8 +594,7 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
         _: &'static str,
         visitor: V,
     ) -> Result<V::Value> {
-        self.st.leaf(Node::Unit)?;
-        visitor.visit_unit()
+        self.deserialize_unit(visitor)
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(

@@ -62,16 +62,16 @@ pub struct MainBuilder<C = ()> {
     spin: Duration,
     flush_every: Option<usize>,
     round_trips: bool,
-    inner: Arc<Inner>,
-    /// Marks main as abandoned if the builder is dropped unbuilt.
-    _abandon: AbandonUnbuilt,
+    /// The main being built; marked abandoned if the builder is dropped
+    /// unbuilt.
+    inner: AbandonUnbuilt,
     contracts: PhantomData<fn() -> C>,
 }
 
-/// Dropped with its [`MainBuilder`] (moved from one builder type to the
-/// next, it is dropped once): if main was not built by then, it never
-/// will be, and emitting through its [`Main`]s reaches no one, which
-/// [`Main::emit`] then says.
+/// A [`MainBuilder`]'s main, dropped with the builder (moved from one
+/// builder type to the next, it is dropped once): if main was not built by
+/// then, it never will be, and emitting through its [`Main`]s reaches no
+/// one, which [`EmitterCore::emit`] then says.
 struct AbandonUnbuilt(Arc<Inner>);
 
 impl Drop for AbandonUnbuilt {
@@ -122,7 +122,6 @@ impl<C> MainBuilder<C> {
             flush_every: self.flush_every,
             round_trips: self.round_trips,
             inner: self.inner,
-            _abandon: self._abandon,
             contracts: PhantomData,
         }
     }
@@ -278,7 +277,7 @@ impl<C> MainBuilder<C> {
     /// logs a warning, as it will never reach anyone.
     pub fn main(&self) -> Main {
         Main {
-            inner: Arc::clone(&self.inner),
+            inner: Arc::clone(&self.inner.0),
         }
     }
 
@@ -317,12 +316,14 @@ impl<C> MainBuilder<C> {
             flush_every: self.flush_every,
             round_trips: self.round_trips,
         });
-        if self.inner.setup.set(setup).is_err() {
+        if self.inner.0.setup.set(setup).is_err() {
             return Err(IpcError::Config {
                 reason: "this main was already built".into(),
             });
         }
-        Ok(Main { inner: self.inner })
+        Ok(Main {
+            inner: Arc::clone(&self.inner.0),
+        })
     }
 }
 
@@ -705,8 +706,7 @@ impl Main {
             warned_abandoned: AtomicBool::new(false),
         });
         MainBuilder {
-            _abandon: AbandonUnbuilt(Arc::clone(&inner)),
-            inner,
+            inner: AbandonUnbuilt(inner),
             router: Router::default(),
             errors: Vec::new(),
             limits: Limits::default(),
