@@ -161,8 +161,9 @@ async fn a_call_waiting_for_a_slot_times_out_gives_way_and_fails_on_close() {
             assert_eq!(*timeout, Duration::from_millis(50));
             // The message covers this case too, not only a slow handler.
             assert!(
-                e.to_string()
-                    .contains("waited all that time to be sent (never sent), for one of main's in-flight slots"),
+                e.to_string().contains(
+                    "never reached main: it waits for one of main's `Limits::max_in_flight` slots"
+                ),
                 "{e}"
             );
         }

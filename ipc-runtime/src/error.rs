@@ -17,7 +17,7 @@ pub enum IpcError {
     /// sent, for one of main's in-flight slots behind earlier calls or for
     /// room in this connection's outgoing queue while main did not read
     /// it (then it was never sent).
-    #[error("call to `{channel}` timed out after {timeout:?}: the handler is slow or stuck (main has been told to cancel it), or the call waited all that time to be sent (never sent), for one of main's in-flight slots behind earlier calls (`Limits::max_in_flight`) or for main to read this connection; if the work is legitimately long, raise the timeout (for this method, `#[ipc(timeout_secs = N)]` on it in the trait; for this client, `with_timeout`; for the connection, `call_timeout`), or make fewer calls at once")]
+    #[error("call to `{channel}` timed out after {timeout:?} without a reply. Its handler may be slow or stuck (main has been told to cancel it), or the call never reached main: it waits for one of main's `Limits::max_in_flight` slots, and for main to read this connection. If the work legitimately takes this long, raise the timeout: `#[ipc(timeout_secs = N)]` on the method in the trait, `with_timeout` on the client, or `call_timeout` on the connection")]
     Timeout {
         /// The channel that was called.
         channel: String,

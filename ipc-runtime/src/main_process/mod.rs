@@ -791,6 +791,40 @@ impl Main {
     /// Puts renderer `id` in `group` (for example "editor windows"), so that
     /// events sent to the group reach it. Returns `false` if it is not
     /// connected or already in the group.
+    ///
+    /// ```
+    /// use ipc_runtime::{events, expose, transport, Main, Target};
+    ///
+    /// #[events(namespace = "doc")]
+    /// pub trait DocEvents {
+    ///     fn saved(&self, path: String);
+    /// }
+    ///
+    /// expose! {
+    ///     pub struct WindowApi { doc: DocEvents { saved } }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ipc_runtime::IpcError> {
+    /// let main = Main::builder().events::<DocEventsContract>().build()?;
+    /// let (main_end, renderer_end) = transport::memory_pair(64 * 1024);
+    /// let (editor, window) = tokio::join!(
+    ///     main.accept::<WindowApi>(main_end, "editor"),
+    ///     WindowApi::connect(renderer_end),
+    /// );
+    /// let (editor, window) = (editor?, window?);
+    /// let mut saved = window.doc.stream_saved().await?;
+    ///
+    /// main.join_group(editor.id, "editors");
+    /// DocEventsEmitter::new(&main, Target::Group("editors".into())).saved("a.txt".into());
+    /// assert_eq!(saved.recv().await.as_deref(), Some("a.txt"));
+    ///
+    /// main.leave_group(editor.id, "editors");
+    /// // Now reaches no one:
+    /// assert_eq!(DocEventsEmitter::new(&main, Target::Group("editors".into())).saved("b.txt".into()), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join_group(&self, id: RendererId, group: &str) -> bool {
         self.inner
             .renderers()
@@ -1033,6 +1067,28 @@ impl Main {
     /// child process, its exit status
     /// ([`RendererProcess::wait`](crate::RendererProcess::wait)) tells them
     /// apart. A receiver that falls more than 256 behind skips the oldest.
+    ///
+    /// ```no_run
+    /// # async fn f(main: ipc_runtime::Main) {
+    /// use ipc_runtime::DisconnectReason;
+    /// use tokio::sync::broadcast::error::RecvError;
+    ///
+    /// let mut gone = main.disconnections();
+    /// tokio::spawn(async move {
+    ///     loop {
+    ///         match gone.recv().await {
+    ///             Ok(d) if matches!(d.reason, DisconnectReason::Closed) => {
+    ///                 println!("{} closed", d.renderer.label);
+    ///             }
+    ///             Ok(d) => eprintln!("{} was disconnected: {}", d.renderer.label, d.reason),
+    ///             Err(RecvError::Lagged(skipped)) => eprintln!("missed {skipped} disconnections"),
+    ///             // Main was dropped.
+    ///             Err(RecvError::Closed) => break,
+    ///         }
+    ///     }
+    /// });
+    /// # }
+    /// ```
     pub fn disconnections(&self) -> broadcast::Receiver<Disconnection> {
         self.inner.disconnections.subscribe()
     }

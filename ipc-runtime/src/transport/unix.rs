@@ -328,6 +328,44 @@ impl Main {
     /// listen removes the directories whose lock nobody holds. Use
     /// [`Main::listen_unix_in`] with a directory of the app's own to keep
     /// them in one place.
+    ///
+    /// A renderer that main did not start itself (one launched by a
+    /// launcher, a shell script, or a test) connects with the socket's
+    /// path and a one-time token issued for it:
+    ///
+    /// ```
+    /// use ipc_runtime::{expose, service, Main};
+    ///
+    /// #[service(namespace = "clock")]
+    /// pub trait Clock {
+    ///     async fn now(&self) -> u64;
+    /// }
+    ///
+    /// expose! {
+    ///     pub struct ClockApi { clock: Clock { now } }
+    /// }
+    ///
+    /// struct Fixed;
+    /// impl Clock for Fixed {
+    ///     async fn now(&self) -> u64 { 42 }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ipc_runtime::IpcError> {
+    /// let main = Main::builder().service(ClockServer::new(Fixed)).build()?;
+    /// let endpoint = main.listen_unix()?;
+    /// // Hand both to the renderer, for example in its environment:
+    /// let path = endpoint.path().to_owned();
+    /// let token = endpoint.issue_token::<ClockApi>("clock-window")?;
+    ///
+    /// // In the renderer's process (here a task of the same one):
+    /// let api = ClockApi::connect_unix(&path, &token).await?;
+    /// assert_eq!(api.clock.now().await?, 42);
+    /// // The token is used up: a second connect with it is refused.
+    /// assert!(ClockApi::connect_unix(&path, &token).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn listen_unix(&self) -> Result<UnixEndpoint, IpcError> {
         self.listen_unix_in(&std::env::temp_dir())
     }
