@@ -157,7 +157,10 @@ fn main_accepts_no_renderer_outside_a_runtime() {
         match e {
         IpcError::Config { reason } => assert_eq!(
             reason,
-            format!("{what} must be called inside a tokio runtime, whose tasks then serve the renderers")
+            format!(
+                "{what} must be called inside a tokio runtime (with I/O and time enabled: `#[tokio::main]`, \
+                 or `enable_all()` on a runtime builder), whose tasks then serve the renderers"
+            )
         ),
         other => panic!("expected a Config error, got {other:?}"),
     }

@@ -212,6 +212,14 @@
 //! threads. Keep shared state behind `Arc`, `Mutex` or `tokio::sync`
 //! types, not `Rc` or `RefCell`.
 //!
+//! Both sides need a tokio runtime with its I/O and time drivers, as
+//! `#[tokio::main]` (either flavour) and `Runtime::new` build it; a
+//! runtime from `tokio::runtime::Builder` needs `.enable_all()`. Called
+//! outside any runtime, the runtime's entry points return
+//! [`IpcError::Config`]; in one that lacks a driver, tokio panics at the
+//! first connect, listen or accept, naming the driver to enable (tokio
+//! offers no way to ask beforehand).
+//!
 //! # Security model
 //!
 //! Main is the only trusted party. Each renderer is accepted *as* one

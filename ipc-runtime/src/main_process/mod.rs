@@ -631,7 +631,8 @@ impl Auth {
 pub(crate) fn current_runtime(what: &str) -> Result<tokio::runtime::Handle, IpcError> {
     tokio::runtime::Handle::try_current().map_err(|_| IpcError::Config {
         reason: format!(
-            "{what} must be called inside a tokio runtime, whose tasks then serve the renderers"
+            "{what} must be called inside a tokio runtime (with I/O and time enabled: `#[tokio::main]`, or `enable_all()` on a runtime builder), \
+             whose tasks then serve the renderers"
         ),
     })
 }
