@@ -294,3 +294,41 @@ async fn a_renderer_sends_no_token_to_another_users_socket() {
         "bytes the impostor received"
     );
 }
+
+/// Main checks a hello's token before it decodes the rest (the contract
+/// lists, the costly part): a connection with no token, or a wrong one,
+/// is refused as unauthorized however malformed what follows it is; one
+/// with a good token is refused for the malformed rest, and its token is
+/// used up.
+#[tokio::test]
+async fn the_token_is_checked_before_the_rest_of_the_hello() {
+    use ipc_suite::raw::hello_head;
+    let (main, _) = probe_main();
+    let unix = main.listen_unix().unwrap();
+    let good = unix.issue_token::<ProbeApi>("good").unwrap();
+    let bad = "f".repeat(good.len());
+    for (token, refused_for) in [
+        (None, "none was presented"),
+        (Some(bad.as_str()), "the token is unknown"),
+        (Some(good.as_str()), "malformed frame"),
+        (
+            Some(good.as_str()),
+            "the token is unknown, was already used",
+        ),
+    ] {
+        let mut peer = RawPeer {
+            stream: tokio::net::UnixStream::connect(unix.path()).await.unwrap(),
+        };
+        let mut body = hello_head(token);
+        body.extend_from_slice(&[0xff; 64]);
+        peer.frame(&body).await;
+        let answer = tokio::time::timeout(T, peer.read()).await.unwrap().unwrap();
+        assert_eq!(answer.kind, kind::REJECTED);
+        let reason = match answer.error() {
+            WireError::Unauthorized { reason } | WireError::Protocol { reason } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(reason.contains(refused_for), "{token:?}: {reason}");
+    }
+    assert_eq!(main.renderer_count(), 0);
+}

@@ -354,6 +354,40 @@ async fn a_cancel_frame_with_bytes_left_over_gets_a_notice() {
     good_still_served(&good).await;
 }
 
+/// Frames only main sends (a notice, a welcome, a failed reply, each
+/// carrying a body that would be costly or impossible to decode) are
+/// refused by their kind byte: the notice says so, not that the body was
+/// malformed, since main never read it. A second hello gets a notice too.
+#[tokio::test]
+async fn frames_only_main_sends_are_refused_unread() {
+    let (_main, good, mut raw) = setup().await;
+    for k in [
+        kind::NOTICE,
+        kind::WELCOME,
+        kind::REJECTED,
+        kind::REPLY_FAILED,
+        kind::EVENT,
+    ] {
+        let mut body = vec![k];
+        // A million empty strings' worth of claims, then garbage.
+        body.extend_from_slice(&[0xfb, 0x40, 0x42, 0x0f, 0x00]);
+        body.extend_from_slice(&[0u8; 4096]);
+        body.extend_from_slice(&[0xff; 16]);
+        raw.frame(&body).await;
+        let notice = raw.read().await.unwrap();
+        assert_eq!(notice.kind, kind::NOTICE);
+        assert_protocol_error(
+            &notice,
+            &format!("unexpected frame: frame kind {k:#04x} is not sent by renderers"),
+        );
+    }
+    raw.frame(&ipc_suite::raw::hello_body::<ProbeContract>(None))
+        .await;
+    let notice = raw.read().await.unwrap();
+    assert_protocol_error(&notice, "a hello after the handshake");
+    good_still_served(&good).await;
+}
+
 /// Writes `wire` a byte at a time, with a pause after each.
 async fn trickle(raw: &mut RawPeer, wire: Vec<u8>) {
     for byte in wire {

@@ -10,7 +10,7 @@ use std::{
 
 use ipc_suite::{
     probe_main,
-    raw::{accepted, invoke_body, kind},
+    raw::{accepted, invoke_body, kind, WireError},
     ProbeApi, ProbeContract,
 };
 
@@ -427,5 +427,76 @@ async fn emitting_to_no_listener_through_a_built_main_does_not_warn() {
         !records.text().contains("never built"),
         "{}",
         records.text()
+    );
+}
+
+/// An address that checks itself as it is decoded, and whose error quotes
+/// what it was given: the common `#[serde(try_from)]` pattern.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Email(String);
+
+impl TryFrom<String> for Email {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.contains('@') {
+            true => Ok(Email(text)),
+            false => Err(format!("not an email address: {text}")),
+        }
+    }
+}
+
+#[ipc_runtime::service(namespace = "mail")]
+pub trait Mail {
+    async fn send_to(&self, to: Email) -> u64;
+}
+
+ipc_runtime::expose! {
+    pub struct MailApi { mail: Mail { send_to } }
+}
+
+struct Outbox;
+
+impl Mail for Outbox {
+    async fn send_to(&self, _to: Email) -> u64 {
+        1
+    }
+}
+
+/// What a payload's `Deserialize` says of it reaches main's log and the
+/// renderer's error escaped and cut short: a renderer cannot write lines
+/// of its own into main's log (a forged record), nor make one of
+/// megabytes.
+#[tokio::test]
+async fn a_decode_error_quoting_the_payload_cannot_forge_or_flood_the_log() {
+    let (records, _one_at_a_time) = records().await;
+    let main = ipc_runtime::Main::builder()
+        .service(MailServer::new(Outbox))
+        .build()
+        .unwrap();
+    let (mut raw, _) = accepted::<MailApi, MailContract>(&main, "hostile").await;
+    let forged = "x\n2099-01-01T00:00:00Z  INFO ipc_runtime: renderer connected label=\"admin\"";
+    let long = "y".repeat(100_000);
+    for text in [forged, &long] {
+        let args = ipc_runtime::codec::encode_to_vec(&(text,)).unwrap();
+        raw.frame(&invoke_body(1, "mail:send-to", &args)).await;
+        let reply = raw.read().await.unwrap();
+        assert_eq!(reply.kind, kind::REPLY_FAILED);
+        let WireError::BadPayload { reason, .. } = reply.error() else {
+            panic!("expected BadPayload, got {:?}", reply.error());
+        };
+        assert!(reason.contains("not an email address"), "{reason}");
+        assert!(
+            !reason.contains('\n') && reason.chars().count() <= 501,
+            "{reason}"
+        );
+    }
+    let text = records.text();
+    assert!(text.contains("not an email address: x\\n2099"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("2099")), "{text}");
+    assert!(
+        text.lines().all(|l| l.len() < 2_000),
+        "a record of {} bytes",
+        text.len()
     );
 }

@@ -354,7 +354,18 @@ pub(crate) struct Quoted<'a>(pub &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (shown, cut) = match self.0.char_indices().nth(QUOTED_CHARS) {
+        Cut(self.0, QUOTED_CHARS).fmt(f)
+    }
+}
+
+/// Text cut to its number of characters (and an ellipsis), its control
+/// characters escaped as [`Escaped`] does: for longer text that may quote
+/// a renderer's input, such as what a payload's `Deserialize` said of it.
+pub(crate) struct Cut<'a>(pub &'a str, pub usize);
+
+impl fmt::Display for Cut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (shown, cut) = match self.0.char_indices().nth(self.1) {
             None => (self.0, false),
             Some((at, _)) => (&self.0[..at], true),
         };

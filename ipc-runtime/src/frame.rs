@@ -5,7 +5,7 @@
 //!
 //! | kind | frame | direction | fields after the kind byte |
 //! | --- | --- | --- | --- |
-//! | `0x01` | hello | renderer → main | protocol version (`u16` LE), then [`Hello`] |
+//! | `0x01` | hello | renderer → main | protocol version (`u16` LE), the token (an `Option<String>`), then [`Hello`] |
 //! | `0x02` | welcome | main → renderer | [`Welcome`] |
 //! | `0x03` | rejected | main → renderer | a wire error |
 //! | `0x10` | invoke | renderer → main | call id (`u64` LE), channel (`u8` length + UTF-8), payload |
@@ -21,7 +21,11 @@
 //!
 //! Payloads and structured fields are encoded by [`crate::codec`]. The frame
 //! length is checked against the limit before any buffer for the frame is
-//! allocated (`transport::reader`).
+//! allocated (`transport::reader`). Each side parses only the kinds its peer
+//! sends ([`Sender`]): a frame of another kind is refused from its kind
+//! byte, before anything in its body is decoded. The hello's token comes
+//! before the rest, so that main checks it before it decodes the contract
+//! lists of a connection that may not talk to it at all.
 //!
 //! A wire error is an enum encoded by its variant's index; new errors are
 //! appended, so an older peer of the same [`PROTOCOL_VERSION`] still reads
@@ -39,8 +43,9 @@ use crate::{codec, contract::ServiceSummary, error::WireError, IpcError};
 /// renderer that speaks another version with
 /// [`IpcError::ProtocolMismatch`], naming both. Version 2: fingerprints
 /// cover the wire shapes of a method's types, not only their names.
-/// Version 3: each argument's shape is traced on its own.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// Version 3: each argument's shape is traced on its own. Version 4: the
+/// hello's token comes first, before the contract lists.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Bytes of the length prefix.
 pub(crate) const PREFIX: usize = 4;
@@ -61,11 +66,54 @@ mod kind {
     pub const EVENT: u8 = 0x24;
 }
 
-/// The renderer's side of the handshake.
+/// Who sent a frame: each side parses only what the other sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sender {
+    Main,
+    Renderer,
+}
+
+impl Sender {
+    /// Whether frames of kind `k` come from this side.
+    fn sends(self, k: u8) -> bool {
+        match self {
+            Sender::Renderer => matches!(
+                k,
+                kind::HELLO
+                    | kind::INVOKE
+                    | kind::SEND
+                    | kind::CANCEL
+                    | kind::SUBSCRIBE
+                    | kind::UNSUBSCRIBE
+            ),
+            Sender::Main => matches!(
+                k,
+                kind::WELCOME
+                    | kind::REJECTED
+                    | kind::REPLY_OK
+                    | kind::REPLY_ERR
+                    | kind::REPLY_FAILED
+                    | kind::NOTICE
+                    | kind::EVENT
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Sender::Main => "main",
+            Sender::Renderer => "renderers",
+        })
+    }
+}
+
+/// The renderer's side of the handshake, after its token (which main
+/// reads first: [`Frame::Hello`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Hello {
     pub services: Vec<ServiceSummary>,
-    pub token: Option<String>,
     /// The largest frame the renderer accepts, so that main can refuse an
     /// oversize reply with an error instead of sending it.
     pub max_frame_size: u64,
@@ -87,9 +135,13 @@ pub(crate) struct Welcome {
 /// One decoded frame.
 #[derive(Debug, Clone)]
 pub(crate) enum Frame {
+    /// A hello: its version and token read, the rest ([`Hello`]) left
+    /// encoded until main knows the connection may talk to it
+    /// ([`Hello::decode`]).
     Hello {
         version: u16,
-        hello: Hello,
+        token: Option<String>,
+        rest: Bytes,
     },
     Welcome(Welcome),
     Rejected(WireError),
@@ -141,6 +193,8 @@ pub(crate) enum FrameError {
     Empty,
     #[error("unknown frame kind {0:#04x}")]
     UnknownKind(u8),
+    #[error("frame kind {kind:#04x} is not sent by {from}")]
+    WrongSender { kind: u8, from: Sender },
     #[error("frame kind {kind:#04x} is truncated: {need} more bytes expected")]
     Truncated { kind: u8, need: usize },
     #[error("channel name is not UTF-8")]
@@ -164,7 +218,12 @@ impl FrameError {
     }
 
     pub(crate) fn into_ipc(self) -> IpcError {
-        IpcError::protocol(format!("malformed frame: {self}"))
+        match self {
+            FrameError::WrongSender { .. } => {
+                IpcError::protocol(format!("unexpected frame: {self}"))
+            }
+            _ => IpcError::protocol(format!("malformed frame: {self}")),
+        }
     }
 }
 
@@ -233,13 +292,40 @@ impl Reader {
     }
 }
 
+impl Hello {
+    /// Decodes the rest of a hello, after its token.
+    pub(crate) fn decode(rest: &[u8]) -> Result<Hello, FrameError> {
+        codec::decode(rest).map_err(|e| FrameError::Body {
+            kind: kind::HELLO,
+            reason: e.to_string(),
+        })
+    }
+}
+
 impl Frame {
-    /// Parses a frame body (without its length prefix).
-    pub(crate) fn parse(mut body: Bytes) -> Result<Frame, FrameError> {
+    /// A hello frame presenting `token` and `hello`.
+    pub(crate) fn hello(token: Option<String>, hello: &Hello) -> Result<Frame, codec::CodecError> {
+        Ok(Frame::Hello {
+            version: PROTOCOL_VERSION,
+            token,
+            rest: Bytes::from(codec::encode_to_vec(hello)?),
+        })
+    }
+
+    /// Parses a frame body (without its length prefix) that `from` sent.
+    /// A kind that `from` never sends is refused before its body is read.
+    pub(crate) fn parse(mut body: Bytes, from: Sender) -> Result<Frame, FrameError> {
         if body.is_empty() {
             return Err(FrameError::Empty);
         }
         let k = body.get_u8();
+        if !from.sends(k) {
+            let known = Sender::Main.sends(k) || Sender::Renderer.sends(k);
+            return Err(match known {
+                true => FrameError::WrongSender { kind: k, from },
+                false => FrameError::UnknownKind(k),
+            });
+        }
         let mut r = Reader { kind: k, body };
         Ok(match k {
             kind::HELLO => {
@@ -248,17 +334,22 @@ impl Frame {
                     // The rest may be laid out differently: do not read it.
                     Frame::Hello {
                         version,
-                        hello: Hello {
-                            services: Vec::new(),
-                            token: None,
-                            max_frame_size: 0,
-                            api: None,
-                        },
+                        token: None,
+                        rest: Bytes::new(),
                     }
                 } else {
+                    let (token, read) =
+                        codec::decode_prefix::<Option<String>>(&r.body).map_err(|e| {
+                            FrameError::Body {
+                                kind: k,
+                                reason: e.to_string(),
+                            }
+                        })?;
+                    r.body.advance(read);
                     Frame::Hello {
                         version,
-                        hello: r.value()?,
+                        token,
+                        rest: r.rest(),
                     }
                 }
             }
@@ -326,10 +417,16 @@ impl Frame {
     /// Appends the frame body (without its length prefix) to `dst`.
     pub(crate) fn write_body(&self, dst: &mut BytesMut) -> Result<(), codec::CodecError> {
         let (head, payload) = match self {
-            Frame::Hello { version, hello } => {
+            Frame::Hello {
+                version,
+                token,
+                rest,
+            } => {
                 dst.put_u8(kind::HELLO);
                 dst.put_u16_le(*version);
-                return codec::encode_into(hello, dst);
+                codec::encode_into(token, dst)?;
+                dst.put_slice(rest);
+                return Ok(());
             }
             Frame::Welcome(w) => {
                 dst.put_u8(kind::WELCOME);
@@ -588,7 +685,7 @@ mod tests {
         frame.encode(&mut buf).unwrap();
         assert_eq!(announced(&buf), Some(buf.len() - PREFIX));
         buf.advance(PREFIX);
-        Frame::parse(buf.freeze()).unwrap()
+        Frame::parse(buf.freeze(), Sender::Renderer).unwrap()
     }
 
     #[test]
@@ -614,13 +711,94 @@ mod tests {
     }
 
     #[test]
+    fn a_hello_carries_its_token_ahead_of_the_rest() {
+        let hello = Hello {
+            services: Vec::new(),
+            max_frame_size: 1 << 20,
+            api: Some(("Api".into(), vec!["a:b".into()])),
+        };
+        let frame = Frame::hello(Some("t0ken".into()), &hello).unwrap();
+        let Frame::Hello {
+            version,
+            token,
+            rest,
+        } = round_trip(frame)
+        else {
+            panic!("not a hello");
+        };
+        assert_eq!(
+            (version, token.as_deref()),
+            (PROTOCOL_VERSION, Some("t0ken"))
+        );
+        assert_eq!(Hello::decode(&rest).unwrap(), hello);
+
+        // The token is read whatever follows it: the rest is decoded only
+        // once main has checked the token.
+        let mut body = vec![kind::HELLO];
+        body.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        body.extend_from_slice(&codec::encode_to_vec(&Some("t0ken")).unwrap());
+        body.extend_from_slice(&[0xff; 32]);
+        let Ok(Frame::Hello { token, rest, .. }) =
+            Frame::parse(Bytes::from(body), Sender::Renderer)
+        else {
+            panic!("the head of a hello did not parse");
+        };
+        assert_eq!(token.as_deref(), Some("t0ken"));
+        assert!(Hello::decode(&rest).is_err());
+    }
+
+    #[test]
+    fn each_side_parses_only_the_kinds_its_peer_sends() {
+        let all = [
+            kind::HELLO,
+            kind::WELCOME,
+            kind::REJECTED,
+            kind::INVOKE,
+            kind::SEND,
+            kind::CANCEL,
+            kind::SUBSCRIBE,
+            kind::UNSUBSCRIBE,
+            kind::REPLY_OK,
+            kind::REPLY_ERR,
+            kind::REPLY_FAILED,
+            kind::NOTICE,
+            kind::EVENT,
+        ];
+        for k in all {
+            assert!(
+                Sender::Main.sends(k) != Sender::Renderer.sends(k),
+                "{k:#04x} must come from exactly one side"
+            );
+            // A body that would fail to decode: refused by its kind alone
+            // on the side that never receives it.
+            let body = Bytes::from([&[k][..], &[0xff; 64]].concat());
+            let from = if Sender::Main.sends(k) {
+                Sender::Renderer
+            } else {
+                Sender::Main
+            };
+            match Frame::parse(body, from) {
+                Err(e @ FrameError::WrongSender { .. }) => assert_eq!(
+                    e.to_string(),
+                    format!("frame kind {k:#04x} is not sent by {from}")
+                ),
+                other => panic!("{k:#04x} from {from}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Frame::parse(Bytes::from_static(&[0x7f]), Sender::Renderer),
+            Err(FrameError::UnknownKind(0x7f))
+        ));
+    }
+
+    #[test]
     fn a_channel_that_is_not_utf8_is_an_error() {
         for len in [2, CHANNEL_INLINE, CHANNEL_INLINE + 1, 255] {
             let mut body = vec![kind::SEND, len as u8];
             body.extend(std::iter::repeat_n(0xff, len));
             assert!(
                 matches!(
-                    Frame::parse(Bytes::from(body)),
+                    Frame::parse(Bytes::from(body), Sender::Renderer),
                     Err(FrameError::ChannelNotUtf8)
                 ),
                 "{len}"
@@ -636,7 +814,9 @@ mod tests {
             let mut body = vec![kind::SEND, len as u8];
             body.extend_from_slice(name.as_bytes());
             body.extend_from_slice(b"payload");
-            let Frame::Send { channel, payload } = Frame::parse(Bytes::from(body)).unwrap() else {
+            let Frame::Send { channel, payload } =
+                Frame::parse(Bytes::from(body), Sender::Renderer).unwrap()
+            else {
                 panic!("not a send frame");
             };
             assert_eq!(
@@ -654,7 +834,8 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_bytes_parse_or_fail_without_panicking(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
-            let _ = Frame::parse(Bytes::from(body));
+            let _ = Frame::parse(Bytes::from(body.clone()), Sender::Renderer);
+            let _ = Frame::parse(Bytes::from(body), Sender::Main);
         }
     }
 
@@ -663,7 +844,7 @@ mod tests {
         let mut cancel = vec![kind::CANCEL];
         cancel.extend_from_slice(&7u64.to_le_bytes());
         assert!(matches!(
-            Frame::parse(Bytes::from(cancel.clone())),
+            Frame::parse(Bytes::from(cancel.clone()), Sender::Renderer),
             Ok(Frame::Cancel { id: 7 })
         ));
         let mut unsubscribe = vec![kind::UNSUBSCRIBE, 1, b'a'];
@@ -672,7 +853,7 @@ mod tests {
         subscribe.extend_from_slice(&[1, b'a']);
         for body in [&mut cancel, &mut subscribe, &mut unsubscribe] {
             body.extend_from_slice(&[0xde, 0xad]);
-            let e = Frame::parse(Bytes::from(body.clone())).unwrap_err();
+            let e = Frame::parse(Bytes::from(body.clone()), Sender::Renderer).unwrap_err();
             assert!(
                 e.to_string().contains("2 unexpected bytes at the end"),
                 "{body:?}: {e}"
@@ -690,7 +871,7 @@ mod tests {
             &[],
         ] {
             assert!(
-                Frame::parse(Bytes::copy_from_slice(body)).is_err(),
+                Frame::parse(Bytes::copy_from_slice(body), Sender::Renderer).is_err(),
                 "{body:?}"
             );
         }

@@ -46,22 +46,24 @@ struct Summary {
     methods: Vec<(String, [u64; 4])>,
 }
 
+/// A hello after its token, which comes first (see `encode_hello`).
 #[derive(Serialize, Deserialize)]
 struct Hello<S> {
     services: Vec<S>,
-    token: Option<String>,
     max_frame_size: u64,
     api: Option<(String, Vec<String>)>,
 }
 
 /// The handshake body for service `S`, as the real client would send it.
 pub fn hello_body<S: Service>(token: Option<&str>) -> Vec<u8> {
-    encode_hello(Hello {
-        services: vec![ipc_runtime::__private::hello_summary(S::DESCRIPTOR)],
-        token: token.map(str::to_string),
-        max_frame_size: 1 << 20,
-        api: None,
-    })
+    encode_hello(
+        token,
+        Hello {
+            services: vec![ipc_runtime::__private::hello_summary(S::DESCRIPTOR)],
+            max_frame_size: 1 << 20,
+            api: None,
+        },
+    )
 }
 
 /// A hand-made handshake body: services by name (each with fingerprint 0
@@ -75,18 +77,29 @@ pub fn hello_body_claiming(services: Vec<String>, api: Option<(String, Vec<Strin
             methods: Vec::new(),
         })
         .collect();
-    encode_hello(Hello {
-        services,
-        token: None,
-        max_frame_size: 1 << 20,
-        api,
-    })
+    encode_hello(
+        None,
+        Hello {
+            services,
+            max_frame_size: 1 << 20,
+            api,
+        },
+    )
 }
 
-fn encode_hello<S: Serialize>(hello: Hello<S>) -> Vec<u8> {
+/// A hello body: the kind, the protocol version, the token, then the rest.
+fn encode_hello<S: Serialize>(token: Option<&str>, hello: Hello<S>) -> Vec<u8> {
+    let mut body = hello_head(token);
+    body.extend_from_slice(&codec::encode_to_vec(&hello).unwrap());
+    body
+}
+
+/// The start of a hello body, up to and including its token: what main
+/// reads before it knows whether the connection may talk to it.
+pub fn hello_head(token: Option<&str>) -> Vec<u8> {
     let mut body = vec![kind::HELLO];
     body.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-    body.extend_from_slice(&codec::encode_to_vec(&hello).unwrap());
+    body.extend_from_slice(&codec::encode_to_vec(&token).unwrap());
     body
 }
 

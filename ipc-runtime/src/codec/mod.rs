@@ -258,6 +258,20 @@ fn same_bytes_reordered(a: &[u8], b: &[u8]) -> bool {
 /// A type that cannot be decoded from this format at all fails with
 /// [`CodecError::NeedsSelfDescribing`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, read) = decode_prefix(bytes)?;
+    if read != bytes.len() {
+        return Err(CodecError::TrailingBytes {
+            extra: bytes.len() - read,
+            total: bytes.len(),
+        });
+    }
+    Ok(value)
+}
+
+/// Decodes a `T` from the start of `bytes`, within the same bounds as
+/// [`decode`], and returns it with the number of bytes it took; what
+/// follows is left for the caller.
+pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     let wanted_any = core::cell::Cell::new(None);
     let seed = guard::GuardSeed::<T>::new(bytes.len(), &wanted_any);
     let decoded = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG);
@@ -269,14 +283,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
             expecting,
         });
     }
-    let (value, read) = decoded.map_err(decode_error)?;
-    if read != bytes.len() {
-        return Err(CodecError::TrailingBytes {
-            extra: bytes.len() - read,
-            total: bytes.len(),
-        });
-    }
-    Ok(value)
+    decoded.map_err(decode_error)
 }
 
 /// Decodes a `T` that must fill `frame` exactly, like [`decode`], letting

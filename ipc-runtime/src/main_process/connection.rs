@@ -29,12 +29,14 @@ use super::{
 use crate::{
     caller::{Caller, RendererId},
     codec::{splice::FrameBuf, CodecError},
-    contract::{self, Escaped, Grant, MethodKind, Quoted},
+    contract::{self, Cut, Escaped, Grant, MethodKind, Quoted},
     cpus,
     deadline::capped,
     dispatch::{Handler, Outcome, Route},
     error::{panic_message, WireError},
-    frame::{Channel, Frame, Head, StreamError, Welcome, PROTOCOL_VERSION},
+    frame::{
+        Channel, Frame, FrameError, Head, Hello, Sender, StreamError, Welcome, PROTOCOL_VERSION,
+    },
     spin::spin_then_wait,
     transport::{
         reader::{FrameReader, LARGE_FRAME},
@@ -59,6 +61,10 @@ const SEND_QUEUE: usize = 256;
 /// is tens of thousands of methods, and a connection that has not yet
 /// shown it may connect cannot make main buffer more.
 pub(crate) const MAX_HELLO_SIZE: usize = 1024 * 1024;
+
+/// What a `BadPayload` error quotes of the decoder's words at most, in
+/// characters.
+const BAD_PAYLOAD_CHARS: usize = 500;
 
 /// The calls of one renderer being handled in tasks of their own, by call
 /// id. (A call answered on its first poll is never in it.)
@@ -606,8 +612,12 @@ async fn read_hello(
         Ok(Some(Err(e))) => return Err(e.into_ipc()),
         Ok(Some(Ok(body))) => body,
     };
-    let (version, hello) = match Frame::parse(body) {
-        Ok(Frame::Hello { version, hello }) => (version, hello),
+    let (version, token, rest) = match Frame::parse(body, Sender::Renderer) {
+        Ok(Frame::Hello {
+            version,
+            token,
+            rest,
+        }) => (version, token, rest),
         Ok(_) => {
             return Err(IpcError::protocol(
                 "the first frame must be a handshake (hello)",
@@ -623,7 +633,7 @@ async fn read_hello(
     }
     let (label, grant) = match auth {
         Auth::Trusted { label, grant } => (label.clone(), Arc::clone(grant)),
-        Auth::Token(tokens, _) => match &hello.token {
+        Auth::Token(tokens, _) => match &token {
             None => {
                 return Err(IpcError::Unauthorized {
                     reason: "this socket requires a token and none was presented; pass the token main issued for this renderer (UnixEndpoint::issue_token, TcpEndpoint::issue_token)".into(),
@@ -634,6 +644,9 @@ async fn read_hello(
             })?,
         },
     };
+    // Only now, from a connection that may talk to main: the contract
+    // lists are the costly part of a hello to decode.
+    let hello = Hello::decode(&rest).map_err(FrameError::into_ipc)?;
     if let Err((renderer, main_fp, differences)) =
         contract::compare(&hello.services, &setup.summaries)
     {
@@ -1204,7 +1217,10 @@ impl Conn {
         let types_at_fault = matches!(reason, CodecError::NeedsSelfDescribing { .. });
         let e = IpcError::BadPayload {
             channel: channel.to_string(),
-            reason: reason.to_string(),
+            // A `Deserialize` may quote the renderer's input in its error
+            // (`not an email address: …`): escaped, so that it cannot
+            // write lines of its own in main's log, and bounded.
+            reason: Cut(&reason.to_string(), BAD_PAYLOAD_CHARS).to_string(),
         };
         if !types_at_fault {
             self.violation(&e);
@@ -1532,7 +1548,7 @@ async fn serve(
             }
             Err(e) => return read_failed(e),
         };
-        match Frame::parse(body) {
+        match Frame::parse(body, Sender::Renderer) {
             Ok(Frame::Invoke {
                 id,
                 channel,
@@ -1594,6 +1610,13 @@ async fn serve(
                     Ok(()) => conn.unsubscribe(channel),
                     Err(e) => conn.refuse_frame(e).await,
                 }
+            }
+            // Parsing refused every other kind renderers do not send.
+            Ok(Frame::Hello { .. }) => {
+                conn.refuse_frame(IpcError::protocol(
+                    "unexpected frame: a hello after the handshake",
+                ))
+                .await;
             }
             Ok(other) => {
                 debug!(renderer = %conn.id(), frame = ?other, "unexpected frame");

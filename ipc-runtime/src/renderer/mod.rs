@@ -39,7 +39,7 @@ use crate::{
     contract::{Api, Service, ServiceDescriptor, ServiceSummary},
     deadline::capped,
     error::WireError,
-    frame::{Channel, Frame, Head, Hello, StreamError, PROTOCOL_VERSION},
+    frame::{Channel, Frame, Head, Hello, Sender, StreamError},
     spin::spin_then_wait,
     transport::{
         self,
@@ -252,24 +252,24 @@ impl ConnectionBuilder {
     ) -> Result<Connection, IpcError> {
         let (read, mut writer, _) = transport.into_parts();
         let mut reader = FrameReader::new(read, self.max_frame_size);
-        let hello = Frame::Hello {
-            version: PROTOCOL_VERSION,
-            hello: Hello {
-                services: self
-                    .services
-                    .iter()
-                    .map(|d| ServiceSummary::of(d))
-                    .collect(),
-                token,
-                max_frame_size: self.max_frame_size as u64,
-                api: self.api.map(|(name, allowed)| {
-                    (
-                        name.to_string(),
-                        allowed.iter().map(|c| c.to_string()).collect(),
-                    )
-                }),
-            },
+        let hello = Hello {
+            services: self
+                .services
+                .iter()
+                .map(|d| ServiceSummary::of(d))
+                .collect(),
+            max_frame_size: self.max_frame_size as u64,
+            api: self.api.map(|(name, allowed)| {
+                (
+                    name.to_string(),
+                    allowed.iter().map(|c| c.to_string()).collect(),
+                )
+            }),
         };
+        let hello = Frame::hello(token, &hello).map_err(|e| IpcError::Encode {
+            channel: "the handshake".into(),
+            reason: e.into_encode_reason(),
+        })?;
         // One deadline for the whole handshake: writing the hello too waits
         // for main (to read it, once it fills the transport's buffer).
         let deadline = tokio::time::Instant::now() + capped(self.handshake_timeout);
@@ -288,7 +288,7 @@ impl ConnectionBuilder {
             // arrived, says more than the broken pipe.
             let answer = tokio::time::timeout_at(deadline, reader.next()).await;
             return Err(match answer {
-                Ok(Some(Ok(body))) => match Frame::parse(body) {
+                Ok(Some(Ok(body))) => match Frame::parse(body, Sender::Main) {
                     Ok(Frame::Rejected(reason)) => reason.into_ipc(),
                     _ => e.into_ipc(),
                 },
@@ -303,7 +303,7 @@ impl ConnectionBuilder {
                 ))
             }
             Ok(Some(Err(e))) => return Err(e.into_ipc()),
-            Ok(Some(Ok(body))) => Frame::parse(body).map_err(|e| e.into_ipc())?,
+            Ok(Some(Ok(body))) => Frame::parse(body, Sender::Main).map_err(|e| e.into_ipc())?,
         };
         let welcome = match answer {
             Frame::Welcome(w) => w,
@@ -1157,7 +1157,7 @@ fn read_failed(e: StreamError) -> IpcError {
 /// event the dispatcher has no room for is given back (`Err`), anything
 /// else is dealt with here.
 fn route_frame(shared: &Shared, body: Bytes) -> Result<Option<(u64, Reply)>, (Channel, Bytes)> {
-    match Frame::parse(body) {
+    match Frame::parse(body, Sender::Main) {
         Ok(Frame::ReplyOk { id, payload }) => Ok(Some((id, Reply::Ok(payload)))),
         Ok(Frame::ReplyErr { id, payload }) => Ok(Some((id, Reply::Err(payload)))),
         Ok(Frame::ReplyFailed { id, error }) => Ok(Some((id, Reply::Failed(error.into_ipc())))),

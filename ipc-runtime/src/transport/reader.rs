@@ -264,7 +264,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::frame::{Channel, Frame};
+    use crate::frame::{Channel, Frame, Sender};
 
     fn reader(limit: usize) -> FrameReader {
         FrameReader::new(Box::pin(tokio::io::empty()), limit)
@@ -300,7 +300,7 @@ mod tests {
             for piece in wire.chunks(chunk) {
                 r.absorb(piece);
                 while let Some(body) = r.buffered().unwrap() {
-                    got.push(Frame::parse(body).unwrap());
+                    got.push(Frame::parse(body, Sender::Renderer).unwrap());
                 }
             }
             assert!(!r.has_partial(), "chunk {chunk}");
@@ -423,7 +423,7 @@ mod tests {
         assert!(r.buffered().unwrap().is_none());
         r.absorb(&wire[PREFIX + 1..]);
         let body = r.buffered().unwrap().expect("a whole frame");
-        let Frame::Send { payload, .. } = Frame::parse(body).unwrap() else {
+        let Frame::Send { payload, .. } = Frame::parse(body, Sender::Renderer).unwrap() else {
             panic!("a send frame")
         };
         let (kept,): (Blob,) = codec::decode_shared(&payload).unwrap();
@@ -519,7 +519,8 @@ mod tests {
             let mut r = reader(1024);
             r.absorb(&body);
             while let Ok(Some(frame)) = r.buffered() {
-                let _ = Frame::parse(frame);
+                let _ = Frame::parse(frame.clone(), Sender::Renderer);
+                let _ = Frame::parse(frame, Sender::Main);
             }
         }
     }
