@@ -354,24 +354,24 @@ async fn a_cancel_frame_with_bytes_left_over_gets_a_notice() {
     good_still_served(&good).await;
 }
 
-/// Frames only main sends (a notice, a welcome, a failed reply, each
-/// carrying a body that would be costly or impossible to decode) are
-/// refused by their kind byte: the notice says so, not that the body was
-/// malformed, since main never read it. A second hello gets a notice too.
+/// Frames only main sends are refused by their kind byte: the notice
+/// says so, not that the body was malformed (each body here would fail to
+/// decode), since main never read it. A hello after the handshake is
+/// refused unread too, even one announcing a token of 2 GiB.
 #[tokio::test]
 async fn frames_only_main_sends_are_refused_unread() {
     let (_main, good, mut raw) = setup().await;
-    for k in [
-        kind::NOTICE,
+    let main_only = [
         kind::WELCOME,
         kind::REJECTED,
+        kind::REPLY_OK,
+        kind::REPLY_ERR,
         kind::REPLY_FAILED,
+        kind::NOTICE,
         kind::EVENT,
-    ] {
+    ];
+    for k in main_only {
         let mut body = vec![k];
-        // A million empty strings' worth of claims, then garbage.
-        body.extend_from_slice(&[0xfb, 0x40, 0x42, 0x0f, 0x00]);
-        body.extend_from_slice(&[0u8; 4096]);
         body.extend_from_slice(&[0xff; 16]);
         raw.frame(&body).await;
         let notice = raw.read().await.unwrap();
@@ -381,8 +381,11 @@ async fn frames_only_main_sends_are_refused_unread() {
             &format!("unexpected frame: frame kind {k:#04x} is not sent by renderers"),
         );
     }
-    raw.frame(&ipc_suite::raw::hello_body::<ProbeContract>(None))
-        .await;
+    let mut hello = ipc_suite::raw::hello_head(None);
+    hello.pop(); // `None`…
+    hello.push(1); // …becomes `Some`, of a string of 2 GiB:
+    hello.extend_from_slice(&[0xfb, 0xff, 0xff, 0xff, 0x7f]);
+    raw.frame(&hello).await;
     let notice = raw.read().await.unwrap();
     assert_protocol_error(&notice, "a hello after the handshake");
     good_still_served(&good).await;

@@ -446,13 +446,34 @@ impl TryFrom<String> for Email {
     }
 }
 
+/// Internally tagged: no bytes decode it (it needs a self-describing
+/// format), whatever an honest renderer sends.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind")]
+pub enum Shape {
+    Circle { r: u32 },
+}
+
+/// A reply whose `Serialize` panics, quoting its value.
+#[derive(Debug, serde::Deserialize)]
+pub struct Loud(String);
+
+impl serde::Serialize for Loud {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("cannot encode {}", self.0)
+    }
+}
+
 #[ipc_runtime::service(namespace = "mail")]
 pub trait Mail {
     async fn send_to(&self, to: Email) -> u64;
+    async fn lookup(&self, id: u64) -> Email;
+    async fn draw(&self, shape: Shape, points: Vec<(u32, u32)>) -> u64;
+    async fn shout(&self, text: String) -> Loud;
 }
 
 ipc_runtime::expose! {
-    pub struct MailApi { mail: Mail { send_to } }
+    pub struct MailApi { mail: Mail { send_to, lookup, draw, shout } }
 }
 
 struct Outbox;
@@ -461,23 +482,50 @@ impl Mail for Outbox {
     async fn send_to(&self, _to: Email) -> u64 {
         1
     }
+    async fn lookup(&self, _id: u64) -> Email {
+        Email("a@b".into())
+    }
+    async fn draw(&self, _shape: Shape, _points: Vec<(u32, u32)>) -> u64 {
+        1
+    }
+    async fn shout(&self, text: String) -> Loud {
+        Loud(text)
+    }
 }
 
-/// What a payload's `Deserialize` says of it reaches main's log and the
-/// renderer's error escaped and cut short: a renderer cannot write lines
-/// of its own into main's log (a forged record), nor make one of
-/// megabytes.
-#[tokio::test]
-async fn a_decode_error_quoting_the_payload_cannot_forge_or_flood_the_log() {
-    let (records, _one_at_a_time) = records().await;
+async fn mail_renderer() -> ipc_suite::raw::RawPeer {
     let main = ipc_runtime::Main::builder()
         .service(MailServer::new(Outbox))
         .build()
         .unwrap();
-    let (mut raw, _) = accepted::<MailApi, MailContract>(&main, "hostile").await;
-    let forged = "x\n2099-01-01T00:00:00Z  INFO ipc_runtime: renderer connected label=\"admin\"";
+    let (raw, _) = accepted::<MailApi, MailContract>(&main, "hostile").await;
+    // Main lives on in the connection's tasks.
+    raw
+}
+
+/// A line a renderer would like main's log to show.
+const FORGED: &str =
+    "x\n2099-01-01T00:00:00Z  INFO ipc_runtime: renderer connected label=\"admin\"";
+
+/// No line of `log` is one a peer wrote.
+fn assert_no_forged_line(log: &str) {
+    assert!(!log.lines().any(|l| l.starts_with("2099")), "{log}");
+    for c in ['\u{2028}', '\u{2029}', '\u{202e}'] {
+        assert!(!log.contains(c), "{c:?} in {log}");
+    }
+}
+
+/// What a payload's `Deserialize` says of it reaches main's log and the
+/// renderer's error escaped and cut short: a renderer cannot write lines
+/// of its own into main's log (a forged record, a Unicode line separator,
+/// a bidirectional override), nor make one of megabytes.
+#[tokio::test]
+async fn a_decode_error_quoting_the_payload_cannot_forge_or_flood_the_log() {
+    let (records, _one_at_a_time) = records().await;
+    let mut raw = mail_renderer().await;
     let long = "y".repeat(100_000);
-    for text in [forged, &long] {
+    let disguised = "a\u{2028}2099 forged\u{202e}desrever";
+    for text in [FORGED, &long, disguised] {
         let args = ipc_runtime::codec::encode_to_vec(&(text,)).unwrap();
         raw.frame(&invoke_body(1, "mail:send-to", &args)).await;
         let reply = raw.read().await.unwrap();
@@ -487,16 +535,87 @@ async fn a_decode_error_quoting_the_payload_cannot_forge_or_flood_the_log() {
         };
         assert!(reason.contains("not an email address"), "{reason}");
         assert!(
-            !reason.contains('\n') && reason.chars().count() <= 501,
+            !reason.contains('\n') && reason.chars().count() < 600,
             "{reason}"
         );
     }
     let text = records.text();
     assert!(text.contains("not an email address: x\\n2099"), "{text}");
-    assert!(!text.lines().any(|l| l.starts_with("2099")), "{text}");
+    assert!(text.contains("\\u{2028}2099"), "{text}");
+    assert_no_forged_line(&text);
     assert!(
         text.lines().all(|l| l.len() < 2_000),
         "a record of {} bytes",
         text.len()
     );
+}
+
+/// Main's own advice for a contract type that no bytes decode is told to
+/// the renderer whole: only a value's own words are cut.
+#[tokio::test]
+async fn main_s_advice_for_an_undecodable_type_is_not_cut() {
+    let (_records, _one_at_a_time) = records().await;
+    let mut raw = mail_renderer().await;
+    raw.frame(&invoke_body(1, "mail:draw", &[0, 0, 0])).await;
+    let reply = raw.read().await.unwrap();
+    let WireError::BadPayload { reason, .. } = reply.error() else {
+        panic!("expected BadPayload, got {:?}", reply.error());
+    };
+    assert!(
+        reason.ends_with("send such data as a `String` of JSON"),
+        "{reason}"
+    );
+}
+
+/// A reply whose `Serialize` panics with the renderer's words in its
+/// message is logged (and answered) with them escaped.
+#[tokio::test]
+async fn a_reply_that_cannot_be_encoded_cannot_forge_the_log() {
+    let (records, _one_at_a_time) = records().await;
+    let mut raw = mail_renderer().await;
+    let args = ipc_runtime::codec::encode_to_vec(&(FORGED,)).unwrap();
+    raw.frame(&invoke_body(1, "mail:shout", &args)).await;
+    let reply = raw.read().await.unwrap();
+    assert_eq!(reply.kind, kind::REPLY_FAILED);
+    let text = records.text();
+    assert!(text.contains("cannot encode x\\n2099"), "{text}");
+    assert_no_forged_line(&text);
+}
+
+/// The other way: what main's bytes make a reply's `Deserialize` say, and
+/// main's notices, reach the renderer's log and errors escaped and cut.
+#[tokio::test]
+async fn main_s_words_reach_the_renderer_escaped_and_cut() {
+    use ipc_suite::raw::{reply_ok_body, welcome_body, RawPeer};
+    let (records, _one_at_a_time) = records().await;
+    let (renderer_end, main_end) = tokio::net::UnixStream::pair().unwrap();
+    let long = format!("{FORGED}{}", "y".repeat(100_000));
+    let fake_main = tokio::spawn(async move {
+        let mut main = RawPeer { stream: main_end };
+        assert_eq!(main.read().await.unwrap().kind, kind::HELLO);
+        main.frame(&welcome_body(1, "fake", 1 << 20, 8)).await;
+        let error = WireError::Protocol {
+            reason: FORGED.into(),
+        };
+        let mut notice = vec![kind::NOTICE];
+        notice.extend_from_slice(&ipc_runtime::codec::encode_to_vec(&error).unwrap());
+        main.frame(&notice).await;
+        let call = main.read().await.unwrap();
+        main.frame(&reply_ok_body(call.call_id(), &long)).await;
+        main
+    });
+    let api = ipc_runtime::Connection::builder()
+        .connect_as::<MailApi>(ipc_runtime::Transport::from_unix(renderer_end))
+        .await
+        .unwrap();
+    let err = api.mail.lookup(1).await.unwrap_err();
+    let ipc_runtime::IpcError::BadPayload { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        !reason.contains('\n') && reason.chars().count() < 600,
+        "{reason}"
+    );
+    let _main = fake_main.await.unwrap();
+    assert_no_forged_line(&records.text());
 }

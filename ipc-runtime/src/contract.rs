@@ -361,7 +361,20 @@ impl fmt::Display for Quoted<'_> {
 /// Text cut to its number of characters (and an ellipsis), its control
 /// characters escaped as [`Escaped`] does: for longer text that may quote
 /// a renderer's input, such as what a payload's `Deserialize` said of it.
+/// (Cut first, then escaped: an escaped character takes up to ten.)
 pub(crate) struct Cut<'a>(pub &'a str, pub usize);
+
+/// What the peer's bytes made a value's own code say (a `Deserialize`'s
+/// or `Serialize`'s error, a panic message) is kept to this many
+/// characters…
+pub(crate) const PEER_TEXT_CHARS: usize = 500;
+
+/// …and escaped ([`Cut`]), once, where the error is made: the text may
+/// quote the peer's input (`not an email address: …`), and goes into
+/// logs and error messages on both sides.
+pub(crate) fn peer_text(text: &str) -> String {
+    Cut(text, PEER_TEXT_CHARS).to_string()
+}
 
 impl fmt::Display for Cut<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -377,15 +390,26 @@ impl fmt::Display for Cut<'_> {
     }
 }
 
-/// Text shown whole, its control characters escaped as [`Quoted`] does:
-/// for log records of text that may carry a renderer's input (a panic
-/// message, say), already bounded where it was made.
+/// Text shown whole, with every character that could break or disguise
+/// a line of a log escaped: control characters (`\n`, `\u{1b}`), the
+/// Unicode line and paragraph separators (which some log viewers and
+/// JSON tools take for line breaks) and the bidirectional overrides and
+/// isolates (which reorder how a line reads).
 pub(crate) struct Escaped<'a>(pub &'a str);
+
+/// Whether `c` is escaped by [`Escaped`].
+fn disguises_a_line(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.0.chars() {
-            if c.is_control() {
+            if disguises_a_line(c) {
                 write!(f, "{}", c.escape_default())?;
             } else {
                 f.write_char(c)?;
@@ -757,6 +781,12 @@ mod tests {
         assert_eq!(
             Quoted("api\n2026 ERROR forged\r\u{1b}[31m\u{85}").to_string(),
             "api\\n2026 ERROR forged\\r\\u{1b}[31m\\u{85}"
+        );
+        // Unicode's line and paragraph separators, and the marks that
+        // reorder how a line reads, are escaped too; other text is not.
+        assert_eq!(
+            Escaped("a\u{2028}b\u{2029}c\u{202e}d\u{2066}e\u{200f}f é 字").to_string(),
+            "a\\u{2028}b\\u{2029}c\\u{202e}d\\u{2066}e\\u{200f}f é 字"
         );
     }
 }

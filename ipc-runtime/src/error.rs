@@ -188,18 +188,16 @@ pub enum IpcError {
 /// error reports, so that the report of a panic always fits a small frame.
 pub(crate) const PANIC_MESSAGE_CHARS: usize = 1024;
 
-/// The message a panic was raised with (`panic!("…")`), for error reports,
-/// cut to [`PANIC_MESSAGE_CHARS`] characters.
+/// The message a panic was raised with (`panic!("…")`), for error reports
+/// and logs, cut to [`PANIC_MESSAGE_CHARS`] characters and escaped (it may
+/// quote a renderer's input).
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     let message = panic
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a non-string panic payload");
-    match message.char_indices().nth(PANIC_MESSAGE_CHARS) {
-        None => message.to_string(),
-        Some((at, _)) => format!("{}…", &message[..at]),
-    }
+    crate::contract::Cut(message, PANIC_MESSAGE_CHARS).to_string()
 }
 
 impl IpcError {

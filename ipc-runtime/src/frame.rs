@@ -135,13 +135,13 @@ pub(crate) struct Welcome {
 /// One decoded frame.
 #[derive(Debug, Clone)]
 pub(crate) enum Frame {
-    /// A hello: its version and token read, the rest ([`Hello`]) left
-    /// encoded until main knows the connection may talk to it
-    /// ([`Hello::decode`]).
+    /// A hello: its version read, and what follows left encoded (the
+    /// token, then [`Hello`]) until main is in the handshake
+    /// ([`Hello::token`]) and knows the connection may talk to it
+    /// ([`Hello::decode`]): a hello after the handshake is refused unread.
     Hello {
         version: u16,
-        token: Option<String>,
-        rest: Bytes,
+        body: Bytes,
     },
     Welcome(Welcome),
     Rejected(WireError),
@@ -293,6 +293,17 @@ impl Reader {
 }
 
 impl Hello {
+    /// The token at the start of a hello's `body` (after its version),
+    /// borrowed from it (nothing is allocated, however long it is), and
+    /// the rest of the body.
+    pub(crate) fn token(body: &Bytes) -> Result<(Option<&str>, Bytes), FrameError> {
+        let (token, read) = codec::decode_str_prefix(body).map_err(|e| FrameError::Body {
+            kind: kind::HELLO,
+            reason: e.to_string(),
+        })?;
+        Ok((token, body.slice(read..)))
+    }
+
     /// Decodes the rest of a hello, after its token.
     pub(crate) fn decode(rest: &[u8]) -> Result<Hello, FrameError> {
         codec::decode(rest).map_err(|e| FrameError::Body {
@@ -304,11 +315,12 @@ impl Hello {
 
 impl Frame {
     /// A hello frame presenting `token` and `hello`.
-    pub(crate) fn hello(token: Option<String>, hello: &Hello) -> Result<Frame, codec::CodecError> {
+    pub(crate) fn hello(token: Option<&str>, hello: &Hello) -> Result<Frame, codec::CodecError> {
+        let mut body = codec::encode_to_vec(&token)?;
+        body.extend_from_slice(&codec::encode_to_vec(hello)?);
         Ok(Frame::Hello {
             version: PROTOCOL_VERSION,
-            token,
-            rest: Bytes::from(codec::encode_to_vec(hello)?),
+            body: Bytes::from(body),
         })
     }
 
@@ -329,28 +341,13 @@ impl Frame {
         let mut r = Reader { kind: k, body };
         Ok(match k {
             kind::HELLO => {
+                // The rest may be laid out differently in another version:
+                // read by `Hello::token` and `Hello::decode` once main
+                // has checked the version.
                 let version = r.u16()?;
-                if version != PROTOCOL_VERSION {
-                    // The rest may be laid out differently: do not read it.
-                    Frame::Hello {
-                        version,
-                        token: None,
-                        rest: Bytes::new(),
-                    }
-                } else {
-                    let (token, read) =
-                        codec::decode_prefix::<Option<String>>(&r.body).map_err(|e| {
-                            FrameError::Body {
-                                kind: k,
-                                reason: e.to_string(),
-                            }
-                        })?;
-                    r.body.advance(read);
-                    Frame::Hello {
-                        version,
-                        token,
-                        rest: r.rest(),
-                    }
+                Frame::Hello {
+                    version,
+                    body: r.rest(),
                 }
             }
             kind::WELCOME => Frame::Welcome(r.value()?),
@@ -417,15 +414,10 @@ impl Frame {
     /// Appends the frame body (without its length prefix) to `dst`.
     pub(crate) fn write_body(&self, dst: &mut BytesMut) -> Result<(), codec::CodecError> {
         let (head, payload) = match self {
-            Frame::Hello {
-                version,
-                token,
-                rest,
-            } => {
+            Frame::Hello { version, body } => {
                 dst.put_u8(kind::HELLO);
                 dst.put_u16_le(*version);
-                codec::encode_into(token, dst)?;
-                dst.put_slice(rest);
+                dst.put_slice(body);
                 return Ok(());
             }
             Frame::Welcome(w) => {
@@ -717,19 +709,12 @@ mod tests {
             max_frame_size: 1 << 20,
             api: Some(("Api".into(), vec!["a:b".into()])),
         };
-        let frame = Frame::hello(Some("t0ken".into()), &hello).unwrap();
-        let Frame::Hello {
-            version,
-            token,
-            rest,
-        } = round_trip(frame)
-        else {
+        let frame = Frame::hello(Some("t0ken"), &hello).unwrap();
+        let Frame::Hello { version, body } = round_trip(frame) else {
             panic!("not a hello");
         };
-        assert_eq!(
-            (version, token.as_deref()),
-            (PROTOCOL_VERSION, Some("t0ken"))
-        );
+        let (token, rest) = Hello::token(&body).unwrap();
+        assert_eq!((version, token), (PROTOCOL_VERSION, Some("t0ken")));
         assert_eq!(Hello::decode(&rest).unwrap(), hello);
 
         // The token is read whatever follows it: the rest is decoded only
@@ -738,12 +723,12 @@ mod tests {
         body.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
         body.extend_from_slice(&codec::encode_to_vec(&Some("t0ken")).unwrap());
         body.extend_from_slice(&[0xff; 32]);
-        let Ok(Frame::Hello { token, rest, .. }) =
-            Frame::parse(Bytes::from(body), Sender::Renderer)
+        let Ok(Frame::Hello { body, .. }) = Frame::parse(Bytes::from(body), Sender::Renderer)
         else {
             panic!("the head of a hello did not parse");
         };
-        assert_eq!(token.as_deref(), Some("t0ken"));
+        let (token, rest) = Hello::token(&body).unwrap();
+        assert_eq!(token, Some("t0ken"));
         assert!(Hello::decode(&rest).is_err());
     }
 

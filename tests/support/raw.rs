@@ -191,8 +191,9 @@ pub fn reply_ok_body<T: Serialize>(id: u64, value: &T) -> Vec<u8> {
 
 /// Main's errors in their wire form: the variants of `ipc-runtime`'s
 /// private `WireError`, in its order (the codec encodes a variant by its
-/// index), so that a test can check which error a frame carries.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// index), so that a test can check which error a frame carries, or play
+/// main and send one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum WireError {
     UnknownChannel {

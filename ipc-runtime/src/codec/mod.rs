@@ -124,17 +124,23 @@ pub(crate) fn encode_error(e: bincode::error::EncodeError) -> CodecError {
              cannot cross IPC: the wire format (bincode) writes the length first"
                 .into(),
         ),
-        // A `Serialize` impl's own error (or `strict`'s): its words alone.
-        EncodeError::OtherString(why) => CodecError::Encode(why),
+        // A `Serialize` impl's own error (or `strict`'s): its words alone,
+        // which may quote the value (perhaps a renderer's input).
+        EncodeError::OtherString(why) => CodecError::Encode(crate::contract::peer_text(&why)),
         other => CodecError::Encode(other.to_string()),
     }
 }
 
 /// The error for bytes bincode could not decode: a `Deserialize` impl's
-/// own words alone ("missing field `id`"), bincode's as it says them.
+/// own words alone ("missing field `id`"), bincode's as it says them. A
+/// `Deserialize` may quote the bytes it refused (`not an email address:
+/// …`), which the peer chose: its words are escaped and cut short, so that
+/// they cannot write lines of their own into a log.
 fn decode_error(e: bincode::error::DecodeError) -> CodecError {
     match e {
-        bincode::error::DecodeError::OtherString(why) => CodecError::Decode(why),
+        bincode::error::DecodeError::OtherString(why) => {
+            CodecError::Decode(crate::contract::peer_text(&why))
+        }
         other => CodecError::Decode(format!("{other} ({DISAGREE})")),
     }
 }
@@ -268,10 +274,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
-/// Decodes a `T` from the start of `bytes`, within the same bounds as
-/// [`decode`], and returns it with the number of bytes it took; what
-/// follows is left for the caller.
-pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+/// Reads an `Option<&str>` from the start of `bytes`, borrowing the text
+/// (nothing is allocated), and returns it with the number of bytes it
+/// took; what follows is left for the caller.
+pub(crate) fn decode_str_prefix(bytes: &[u8]) -> Result<(Option<&str>, usize), CodecError> {
+    bincode::serde::borrow_decode_from_slice(bytes, CONFIG).map_err(decode_error)
+}
+
+/// Decodes a `T` from the start of `bytes`, within the bounds [`decode`]
+/// states, and returns it with the number of bytes it took.
+fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     let wanted_any = core::cell::Cell::new(None);
     let seed = guard::GuardSeed::<T>::new(bytes.len(), &wanted_any);
     let decoded = bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG);

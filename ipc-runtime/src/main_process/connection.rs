@@ -29,7 +29,7 @@ use super::{
 use crate::{
     caller::{Caller, RendererId},
     codec::{splice::FrameBuf, CodecError},
-    contract::{self, Cut, Escaped, Grant, MethodKind, Quoted},
+    contract::{self, Grant, MethodKind, Quoted},
     cpus,
     deadline::capped,
     dispatch::{Handler, Outcome, Route},
@@ -61,10 +61,6 @@ const SEND_QUEUE: usize = 256;
 /// is tens of thousands of methods, and a connection that has not yet
 /// shown it may connect cannot make main buffer more.
 pub(crate) const MAX_HELLO_SIZE: usize = 1024 * 1024;
-
-/// What a `BadPayload` error quotes of the decoder's words at most, in
-/// characters.
-const BAD_PAYLOAD_CHARS: usize = 500;
 
 /// The calls of one renderer being handled in tasks of their own, by call
 /// id. (A call answered on its first poll is never in it.)
@@ -612,12 +608,8 @@ async fn read_hello(
         Ok(Some(Err(e))) => return Err(e.into_ipc()),
         Ok(Some(Ok(body))) => body,
     };
-    let (version, token, rest) = match Frame::parse(body, Sender::Renderer) {
-        Ok(Frame::Hello {
-            version,
-            token,
-            rest,
-        }) => (version, token, rest),
+    let (version, body) = match Frame::parse(body, Sender::Renderer) {
+        Ok(Frame::Hello { version, body }) => (version, body),
         Ok(_) => {
             return Err(IpcError::protocol(
                 "the first frame must be a handshake (hello)",
@@ -631,9 +623,10 @@ async fn read_hello(
             main: PROTOCOL_VERSION,
         });
     }
+    let (token, rest) = Hello::token(&body).map_err(FrameError::into_ipc)?;
     let (label, grant) = match auth {
         Auth::Trusted { label, grant } => (label.clone(), Arc::clone(grant)),
-        Auth::Token(tokens, _) => match &token {
+        Auth::Token(tokens, _) => match token {
             None => {
                 return Err(IpcError::Unauthorized {
                     reason: "this socket requires a token and none was presented; pass the token main issued for this renderer (UnixEndpoint::issue_token, TcpEndpoint::issue_token)".into(),
@@ -1217,10 +1210,9 @@ impl Conn {
         let types_at_fault = matches!(reason, CodecError::NeedsSelfDescribing { .. });
         let e = IpcError::BadPayload {
             channel: channel.to_string(),
-            // A `Deserialize` may quote the renderer's input in its error
-            // (`not an email address: …`): escaped, so that it cannot
-            // write lines of its own in main's log, and bounded.
-            reason: Cut(&reason.to_string(), BAD_PAYLOAD_CHARS).to_string(),
+            // A `Deserialize`'s own words in it are escaped and bounded
+            // (`codec::decode_error`): they may quote the renderer's input.
+            reason: reason.to_string(),
         };
         if !types_at_fault {
             self.violation(&e);
@@ -1326,8 +1318,8 @@ async fn finish(caller: &Caller, channel: &'static str, handler: &mut Handler) -
 /// The outcome of a handler that panicked.
 fn panicked(caller: &Caller, channel: &'static str, panic: Box<dyn Any + Send>) -> Outcome {
     let message = panic_message(&*panic);
-    // The message may carry the renderer's input: escaped in the log.
-    error!(renderer = %caller.id, %channel, message = %Escaped(&message), "handler panicked");
+    // Escaped by `panic_message`: it may carry the renderer's input.
+    error!(renderer = %caller.id, %channel, %message, "handler panicked");
     Outcome::Failed(IpcError::HandlerPanicked {
         channel: channel.to_string(),
         message,

@@ -36,7 +36,7 @@ use self::pending::{Call, Calls};
 use crate::{
     caller::RendererId,
     codec::{self, splice::FrameBuf, CodecError},
-    contract::{Api, Service, ServiceDescriptor, ServiceSummary},
+    contract::{Api, Cut, Service, ServiceDescriptor, ServiceSummary},
     deadline::capped,
     error::WireError,
     frame::{Channel, Frame, Head, Hello, Sender, StreamError},
@@ -266,7 +266,7 @@ impl ConnectionBuilder {
                 )
             }),
         };
-        let hello = Frame::hello(token, &hello).map_err(|e| IpcError::Encode {
+        let hello = Frame::hello(token.as_deref(), &hello).map_err(|e| IpcError::Encode {
             channel: "the handshake".into(),
             reason: e.into_encode_reason(),
         })?;
@@ -1164,24 +1164,33 @@ fn route_frame(shared: &Shared, body: Bytes) -> Result<Option<(u64, Reply)>, (Ch
         Ok(Frame::Event { channel, payload }) => {
             shared.events.push(channel, payload).map(|()| None)
         }
+        // Main's words, escaped and bounded before they reach this
+        // renderer's log or errors (like a renderer's words on main).
         Ok(Frame::Notice(WireError::Disconnected { reason })) => {
+            let reason = Cut(&reason, FAREWELL_CHARS).to_string();
             *shared.farewell.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
             Ok(None)
         }
         Ok(Frame::Notice(error)) => {
-            warn!(error = %error.into_ipc(), "main reported a problem with a message from this renderer");
+            let error = error.into_ipc().to_string();
+            warn!(error = %Cut(&error, FAREWELL_CHARS), "main reported a problem with a message from this renderer");
             Ok(None)
         }
         Ok(other) => {
-            warn!(frame = ?other, "ignored an unexpected frame from main");
+            let frame = format!("{other:?}");
+            warn!(frame = %Cut(&frame, FAREWELL_CHARS), "ignored an unexpected frame from main");
             Ok(None)
         }
         Err(e) => {
-            warn!(error = %e, "ignored a malformed frame from main");
+            warn!(error = %e, "ignored a frame from main");
             Ok(None)
         }
     }
 }
+
+/// What this renderer keeps of a notice or farewell from main, in
+/// characters.
+const FAREWELL_CHARS: usize = 2000;
 
 /// Hands `replies` to the calls waiting for them: the calls are completed
 /// under one lock, and woken after it is released. Both vectors are left

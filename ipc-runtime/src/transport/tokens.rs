@@ -24,6 +24,10 @@ use crate::{
 /// [`TcpEndpoint::set_token_lifetime`](super::tcp::TcpEndpoint::set_token_lifetime)).
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
+/// Every token is 32 random bytes in hex: a presented token of another
+/// length is refused before it is looked up.
+const TOKEN_LEN: usize = 64;
+
 /// A token main issued: what it admits, and until when.
 struct Issued {
     label: String,
@@ -53,6 +57,7 @@ impl Tokens {
             IpcError::io("generating a token", std::io::Error::other(e.to_string()))
         })?;
         let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        debug_assert_eq!(token.len(), TOKEN_LEN);
         let now = Instant::now();
         let lifetime = *self.lifetime.lock().unwrap_or_else(|e| e.into_inner());
         let mut issued = self.lock();
@@ -73,6 +78,10 @@ impl Tokens {
     /// The label and grant the token was issued for, if it is valid (not
     /// used yet, not expired); a token works once.
     pub(crate) fn redeem(&self, token: &str) -> Option<(String, Arc<Grant>)> {
+        if token.len() != TOKEN_LEN {
+            // Not one of ours: not even hashed.
+            return None;
+        }
         let issued = self.lock().remove(token)?;
         (issued.expires > Instant::now()).then_some((issued.label, issued.grant))
     }

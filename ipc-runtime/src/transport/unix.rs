@@ -52,8 +52,9 @@ impl UnixEndpoint {
     /// connection, made within the token lifetime (60 s unless
     /// [`UnixEndpoint::set_token_lifetime`] says otherwise).
     ///
-    /// The first handshake that presents the token uses it up, whether or
-    /// not main then admits the renderer: one refused (say with
+    /// The first handshake that presents the token uses it up (one of a
+    /// renderer of another protocol version is refused before its token
+    /// is read), whether or not main then admits the renderer: one refused (say with
     /// [`IpcError::ApiNotGranted`]), or one that gave up waiting for a
     /// busy main before main read its hello, needs a new token to try
     /// again. A token is never good for a second attempt, so that one seen
