@@ -227,6 +227,14 @@ impl FrameError {
     }
 }
 
+/// A body of kind `kind` that did not decode.
+fn body_error(kind: u8, e: codec::CodecError) -> FrameError {
+    FrameError::Body {
+        kind,
+        reason: e.to_string(),
+    }
+}
+
 /// `error`, found after call `id` was read.
 fn in_call(id: u64, error: FrameError) -> FrameError {
     FrameError::InCall {
@@ -285,10 +293,7 @@ impl Reader {
     }
 
     fn value<T: serde::de::DeserializeOwned>(self) -> Result<T, FrameError> {
-        codec::decode(&self.body).map_err(|e| FrameError::Body {
-            kind: self.kind,
-            reason: e.to_string(),
-        })
+        codec::decode(&self.body).map_err(|e| body_error(self.kind, e))
     }
 }
 
@@ -297,19 +302,14 @@ impl Hello {
     /// borrowed from it (nothing is allocated, however long it is), and
     /// the rest of the body.
     pub(crate) fn token(body: &Bytes) -> Result<(Option<&str>, Bytes), FrameError> {
-        let (token, read) = codec::decode_str_prefix(body).map_err(|e| FrameError::Body {
-            kind: kind::HELLO,
-            reason: e.to_string(),
-        })?;
+        let (token, read) =
+            codec::decode_str_prefix(body).map_err(|e| body_error(kind::HELLO, e))?;
         Ok((token, body.slice(read..)))
     }
 
     /// Decodes the rest of a hello, after its token.
     pub(crate) fn decode(rest: &[u8]) -> Result<Hello, FrameError> {
-        codec::decode(rest).map_err(|e| FrameError::Body {
-            kind: kind::HELLO,
-            reason: e.to_string(),
-        })
+        codec::decode(rest).map_err(|e| body_error(kind::HELLO, e))
     }
 }
 

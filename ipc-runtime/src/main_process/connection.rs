@@ -1603,17 +1603,11 @@ async fn serve(
                     Err(e) => conn.refuse_frame(e).await,
                 }
             }
-            // Parsing refused every other kind renderers do not send.
-            Ok(Frame::Hello { .. }) => {
+            // `Frame::parse` refused the kinds only main sends: what is
+            // left is a hello after the handshake, never read further.
+            Ok(_) => {
                 conn.refuse_frame(IpcError::protocol(
                     "unexpected frame: a hello after the handshake",
-                ))
-                .await;
-            }
-            Ok(other) => {
-                debug!(renderer = %conn.id(), frame = ?other, "unexpected frame");
-                conn.refuse_frame(IpcError::protocol(
-                    "that frame kind is not sent by renderers",
                 ))
                 .await;
             }
