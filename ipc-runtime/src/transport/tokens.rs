@@ -24,9 +24,11 @@ use crate::{
 /// [`TcpEndpoint::set_token_lifetime`](super::tcp::TcpEndpoint::set_token_lifetime)).
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
-/// Every token is 32 random bytes in hex: a presented token of another
-/// length is refused before it is looked up.
-const TOKEN_LEN: usize = 64;
+/// Every token is this many random bytes…
+const TOKEN_BYTES: usize = 32;
+/// …in hex: a presented token of another length is refused before it is
+/// looked up.
+const TOKEN_LEN: usize = 2 * TOKEN_BYTES;
 
 /// A token main issued: what it admits, and until when.
 struct Issued {
@@ -52,12 +54,11 @@ impl Default for Tokens {
 
 impl Tokens {
     fn issue(&self, label: &str, grant: Grant) -> Result<String, IpcError> {
-        let mut raw = [0u8; 32];
+        let mut raw = [0u8; TOKEN_BYTES];
         getrandom::fill(&mut raw).map_err(|e| {
             IpcError::io("generating a token", std::io::Error::other(e.to_string()))
         })?;
         let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        debug_assert_eq!(token.len(), TOKEN_LEN);
         let now = Instant::now();
         let lifetime = *self.lifetime.lock().unwrap_or_else(|e| e.into_inner());
         let mut issued = self.lock();
