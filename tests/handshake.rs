@@ -74,12 +74,25 @@ async fn a_renderer_from_another_contract_gets_a_mismatch_naming_the_channels() 
         ),
         "{differences:?}"
     );
+    // The advice is the message's, not one of the differences.
+    assert!(
+        differences
+            .iter()
+            .all(|d| d.starts_with("trait `Probe`: channel")),
+        "{differences:?}"
+    );
     let message = err.to_string();
     assert!(
         message.contains(&format!("{renderer:#018x}"))
-            && message.contains(&format!("{main_fp:#018x}")),
+            && message.contains(&format!("{main_fp:#018x}"))
+            && message.contains(
+                "main must serve every contract the renderer was built with, in the same version"
+            ),
         "{message}"
     );
+    // What `unwrap` and a `main` returning the error print: the message,
+    // fingerprints in hex.
+    assert_eq!(format!("{err:?}"), message);
     // Main refused it too, with the same error, and keeps no state for it.
     assert!(matches!(accepted, Err(IpcError::HandshakeMismatch { .. })));
     assert_eq!(main.renderer_count(), 0);

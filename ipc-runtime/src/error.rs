@@ -9,7 +9,18 @@ use serde::{Deserialize, Serialize};
 /// handler, which arrives as [`CallError::Handler`]).
 ///
 /// Every message says what happened and, where there is one, what to do.
-#[derive(Debug, Clone, thiserror::Error)]
+/// `Debug` shows that message too (as `Display` does), since it is what
+/// `unwrap`, `expect` and a `main` returning `Result` print; match on the
+/// variant to reach its fields.
+///
+/// ```
+/// use ipc_runtime::IpcError;
+///
+/// let e = IpcError::TooManyInFlight { limit: 256 };
+/// assert_eq!(format!("{e:?}"), e.to_string());
+/// assert!(e.to_string().starts_with("too many calls in flight"));
+/// ```
+#[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum IpcError {
     /// No reply arrived in time: the handler was slow or stuck (main was
@@ -105,7 +116,7 @@ pub enum IpcError {
     },
     /// The renderer's contracts do not match main's: a contract main does
     /// not serve, or another version of one.
-    #[error("handshake mismatch: {} (contract fingerprints: renderer {renderer:#018x}, main {main:#018x})", differences.join("; "))]
+    #[error("handshake mismatch: {}; main must serve every contract the renderer was built with, in the same version (contract fingerprints: renderer {renderer:#018x}, main {main:#018x})", differences.join("; "))]
     HandshakeMismatch {
         /// The fingerprint of the renderer's contract.
         renderer: u64,
@@ -287,7 +298,7 @@ impl<E> CallError<E> {
 /// What [`IpcError::ApiNotGranted`] reports: the renderer's API, main's
 /// grant for it, and the channels the one reaches and the other does not
 /// allow.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the renderer connected as `{api}`, which reaches {}, but main accepts it as `{grant}`, which does not allow them; connect the renderer as `{grant}`, or have main accept it as `{api}`", channels.join(", "))]
 #[non_exhaustive]
 pub struct ApiNotGranted {
@@ -298,6 +309,20 @@ pub struct ApiNotGranted {
     /// The channels the renderer's API reaches and the grant does not
     /// allow, quoted (at most 16, then "and N more").
     pub channels: Vec<String>,
+}
+
+/// `Debug` shows the message, for the reason [`IpcError`]'s does.
+impl std::fmt::Debug for IpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// `Debug` shows the message, for the reason [`IpcError`]'s does.
+impl std::fmt::Debug for ApiNotGranted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The errors that main sends to a renderer, in their wire form.
