@@ -11,7 +11,7 @@ use std::{
 
 use ipc_runtime::{CallError, Connection, IpcError, Main, Transport};
 use ipc_suite::{
-    connect_memory, ends_disconnected, eventually, poll_once, probe_main,
+    connect_memory, ends_disconnected, eventually, poll_once, probe_main, probe_main_with,
     raw::{framed, hello_body, invoke_body, kind, reply_ok_body, welcome, welcome_body, RawPeer},
     MathError, ProbeApi,
 };
@@ -145,7 +145,7 @@ async fn dropping_the_call_future_cancels_the_handler() {
 
 #[tokio::test]
 async fn a_panicking_handler_fails_only_its_call() {
-    let (main, _) = probe_main();
+    let (main, _) = probe_main_with(|b| b.forward_panic_messages(true));
     let conn = connect_memory(&main, "reckless").await.unwrap();
     let probe = conn.probe.clone();
     match probe.explode("boom".into()).await {
@@ -171,7 +171,7 @@ async fn a_panicking_handler_fails_only_its_call() {
 /// timeout.
 #[tokio::test]
 async fn long_failure_reports_reach_a_renderer_with_a_small_frame_limit() {
-    let (main, _) = probe_main();
+    let (main, _) = probe_main_with(|b| b.forward_panic_messages(true));
     for (limit, message) in [(4096, "p".repeat(8000)), (256, "\n".repeat(900))] {
         let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(64 * 1024);
         let (accepted, api) = tokio::join!(

@@ -8,8 +8,9 @@ use std::{
     time::Duration,
 };
 
+use ipc_runtime::IpcError;
 use ipc_suite::{
-    probe_main,
+    connect_memory, probe_main, probe_main_with,
     raw::{accepted, invoke_body, kind, WireError},
     ProbeApi, ProbeContract,
 };
@@ -204,7 +205,8 @@ async fn refused_subscriptions_warn_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_and_events_larger_than_a_renderer_accepts_warn_once() {
     let (records, _one_at_a_time) = records().await;
-    let (main, _) = probe_main();
+    // Forwarded, so that a long panic message makes a long error reply.
+    let (main, _) = probe_main_with(|b| b.forward_panic_messages(true));
     let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(64 * 1024);
     let (accepted, api) = tokio::join!(
         main.accept::<ProbeApi>(main_end, "small"),
@@ -253,6 +255,39 @@ async fn replies_and_events_larger_than_a_renderer_accepts_warn_once() {
     let event = "event not sent: larger than the renderer accepts";
     assert_eq!(count(" WARN ", event), 1, "{text}");
     assert_eq!(count(" DEBUG ", event), 19, "{text}");
+}
+
+/// A panic message is for main's developer: by default the renderer
+/// learns only that its call's handler panicked, and main's log has the
+/// message (escaped: it may quote the renderer's input).
+#[tokio::test]
+async fn panic_messages_stay_in_mains_log_by_default() {
+    let (records, _one_at_a_time) = records().await;
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "curious").await.unwrap();
+    // Panicking on the first poll, and later in a task of its own.
+    for secret in ["db password hunter2", "later: /home/main/secret.key"] {
+        match api.probe.explode(secret.into()).await {
+            Err(IpcError::HandlerPanicked { channel, message }) => {
+                assert_eq!(channel, "probe:explode");
+                assert!(!message.contains("hunter2") && !message.contains("secret"));
+                assert!(
+                    message.contains("main's log")
+                        && message.contains("MainBuilder::forward_panic_messages(true)"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a contained panic, got {other:?}"),
+        }
+        let text = records.text();
+        assert!(
+            text.lines().any(|l| l.contains(" ERROR ")
+                && l.contains("handler panicked")
+                && l.contains(secret)),
+            "{text}"
+        );
+    }
+    assert_eq!(api.probe.add(1, 2).await.unwrap(), 3);
 }
 
 /// Refusals before a token is shown (any local user can connect to a TCP

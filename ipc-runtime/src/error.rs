@@ -139,19 +139,23 @@ pub enum IpcError {
         /// Main's protocol version.
         main: u16,
     },
-    /// The handler panicked. Main caught the panic and keeps serving.
-    /// The process's panic hook still ran first, so the usual "thread
-    /// panicked" message (and a backtrace, with `RUST_BACKTRACE`) is on
-    /// main's stderr; `std::panic::set_hook` changes that. A `send`
-    /// handler's panic reaches the renderer only as a `tracing` warning,
-    /// since nobody waits for its result.
+    /// The handler panicked. Main caught the panic and keeps serving; it
+    /// logs the panic's message (a `tracing` error), and the process's
+    /// panic hook ran first, so the usual "thread panicked" message (and a
+    /// backtrace, with `RUST_BACKTRACE`) is on main's stderr;
+    /// `std::panic::set_hook` changes that. The renderer learns the
+    /// message only if main forwards them
+    /// ([`MainBuilder::forward_panic_messages`](crate::MainBuilder::forward_panic_messages)).
+    /// A `send` handler's panic reaches the renderer as a notice, which it
+    /// logs as a `tracing` warning, since nobody waits for its result.
     #[error("the handler for `{channel}` panicked: {message}; main is still running, but this call failed (this is a bug in the handler)")]
     HandlerPanicked {
         /// The channel whose handler panicked.
         channel: String,
         /// The panic message (a `&str` or `String` payload), cut to 1024
         /// characters and an ellipsis; for any other payload, the words
-        /// "a non-string panic payload".
+        /// "a non-string panic payload". On the renderer, unless main
+        /// forwards panic messages, words saying it was withheld instead.
         message: String,
     },
     /// The connection's credentials were refused: by main, or by the
@@ -194,6 +198,10 @@ pub enum IpcError {
         error: Arc<io::Error>,
     },
 }
+
+/// What a renderer is told in place of a panic's message, unless main
+/// forwards them.
+pub(crate) const PANIC_MESSAGE_WITHHELD: &str = "(its message is in main's log; main sends panic messages to renderers only with `MainBuilder::forward_panic_messages(true)`)";
 
 /// Panic messages are cut to this many characters (and an ellipsis) in
 /// error reports, so that the report of a panic always fits a small frame.

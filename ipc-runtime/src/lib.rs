@@ -235,7 +235,8 @@
 //! wait concurrently (see below). Each call has a timeout (the connection's default, or
 //! `client.with_timeout(..)`); dropping a call's future tells main to abort
 //! the handler. A panicking handler fails only its own call with
-//! [`IpcError::HandlerPanicked`]. Handlers learn who called them with
+//! [`IpcError::HandlerPanicked`]; the panic's message stays in main's log
+//! unless [`MainBuilder::forward_panic_messages`] sends it on. Handlers learn who called them with
 //! [`Caller::current`]: main's own record of the connection, never
 //! something the renderer claims.
 //!

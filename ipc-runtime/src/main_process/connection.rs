@@ -33,7 +33,7 @@ use crate::{
     cpus,
     deadline::capped,
     dispatch::{Handler, Outcome, Route},
-    error::{panic_message, WireError},
+    error::{panic_message, WireError, PANIC_MESSAGE_WITHHELD},
     frame::{
         Channel, Frame, FrameError, Head, Hello, Sender, StreamError, Welcome, PROTOCOL_VERSION,
     },
@@ -317,6 +317,7 @@ pub(crate) async fn accept(
         grant,
         limits: limits.clone(),
         round_trips: setup.round_trips,
+        forward_panics: setup.forward_panics,
         subscriptions: Mutex::default(),
         subscribed: watch::channel(0).0,
         events_sent: AtomicU64::new(0),
@@ -689,6 +690,8 @@ pub(crate) struct Conn {
     limits: Limits,
     /// See [`MainBuilder::check_round_trips`](crate::MainBuilder::check_round_trips).
     round_trips: bool,
+    /// See [`MainBuilder::forward_panic_messages`](crate::MainBuilder::forward_panic_messages).
+    forward_panics: bool,
     /// The event channels it listens to: only channels main declares
     /// (checked before one is added), so a fast unkeyed hash is safe.
     subscriptions: Mutex<HashSet<String, rustc_hash::FxBuildHasher>>,
@@ -1114,7 +1117,7 @@ impl Conn {
     /// `None` if it has to wait.
     async fn first_poll(&self, handler: &mut Handler, channel: &'static str) -> Option<Outcome> {
         std::future::poll_fn(|cx| {
-            Poll::Ready(match poll_handler(&self.caller, channel, handler, cx) {
+            Poll::Ready(match poll_handler(self, channel, handler, cx) {
                 Poll::Ready(outcome) => Some(outcome),
                 Poll::Pending => None,
             })
@@ -1131,7 +1134,7 @@ impl Conn {
             let task = async move {
                 let CallTask { conn, handler } = &mut call;
                 let Some(handler) = handler else { return };
-                let outcome = finish(&conn.caller, channel, handler).await;
+                let outcome = finish(conn, channel, handler).await;
                 conn.in_flight.finished(id, tokio::task::id());
                 conn.reply(id, channel, outcome, handler, true).await;
             };
@@ -1298,31 +1301,39 @@ impl Drop for CallTask {
 /// Polls a handler once with `caller` as the current caller, containing a
 /// panic.
 fn poll_handler(
-    caller: &Caller,
+    conn: &Conn,
     channel: &'static str,
     handler: &mut Handler,
     cx: &mut Context<'_>,
 ) -> Poll<Outcome> {
-    match caller.enter(|| std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx)))) {
+    match conn
+        .caller
+        .enter(|| std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx))))
+    {
         Ok(polled) => polled,
-        Err(panic) => Poll::Ready(panicked(caller, channel, panic)),
+        Err(panic) => Poll::Ready(panicked(conn, channel, panic)),
     }
 }
 
-/// Runs a handler to completion with `caller` as the current caller,
-/// containing panics.
-async fn finish(caller: &Caller, channel: &'static str, handler: &mut Handler) -> Outcome {
-    std::future::poll_fn(|cx| poll_handler(caller, channel, handler, cx)).await
+/// Runs a handler to completion with `conn`'s caller as the current
+/// caller, containing panics.
+async fn finish(conn: &Conn, channel: &'static str, handler: &mut Handler) -> Outcome {
+    std::future::poll_fn(|cx| poll_handler(conn, channel, handler, cx)).await
 }
 
-/// The outcome of a handler that panicked.
-fn panicked(caller: &Caller, channel: &'static str, panic: Box<dyn Any + Send>) -> Outcome {
+/// The outcome of a handler that panicked, for the renderer: the panic's
+/// message only if main forwards them.
+fn panicked(conn: &Conn, channel: &'static str, panic: Box<dyn Any + Send>) -> Outcome {
     let message = panic_message(&*panic);
     // Escaped by `panic_message`: it may carry the renderer's input.
-    error!(renderer = %caller.id, %channel, %message, "handler panicked");
+    error!(renderer = %conn.id(), %channel, %message, "handler panicked");
     Outcome::Failed(IpcError::HandlerPanicked {
         channel: channel.to_string(),
-        message,
+        message: if conn.forward_panics {
+            message
+        } else {
+            PANIC_MESSAGE_WITHHELD.to_string()
+        },
     })
 }
 
@@ -1458,7 +1469,7 @@ async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<QueuedSend>, busy: Ar
             }
             SendJob::Running(channel, handler) => (channel, handler),
         };
-        let outcome = finish(&conn.caller, channel, &mut handler).await;
+        let outcome = finish(&conn, channel, &mut handler).await;
         conn.sent(channel, outcome).await;
         busy.fetch_sub(1, Ordering::AcqRel);
     }

@@ -62,6 +62,7 @@ pub struct MainBuilder<C = ()> {
     spin: Duration,
     flush_every: Option<usize>,
     round_trips: bool,
+    forward_panics: bool,
     /// The main being built; marked abandoned if the builder is dropped
     /// unbuilt.
     inner: AbandonUnbuilt,
@@ -121,6 +122,7 @@ impl<C> MainBuilder<C> {
             spin: self.spin,
             flush_every: self.flush_every,
             round_trips: self.round_trips,
+            forward_panics: self.forward_panics,
             inner: self.inner,
             contracts: PhantomData,
         }
@@ -222,6 +224,34 @@ impl<C> MainBuilder<C> {
         self
     }
 
+    /// Whether the renderer whose call made a handler panic is told the
+    /// panic's message, in [`IpcError::HandlerPanicked`]: off by default.
+    /// A panic message is written for main's developer, and may carry
+    /// main's data (a path, a query, another renderer's input), while
+    /// renderers are untrusted; by default the renderer learns only that
+    /// the handler panicked. Main logs the message either way (a `tracing`
+    /// error with the renderer's id and the channel), and the process's
+    /// panic hook prints it on stderr. Turn it on during development, or
+    /// where every renderer is trusted.
+    ///
+    /// ```
+    /// # use ipc_runtime::{service, Main};
+    /// # #[service(namespace = "notes")]
+    /// # pub trait Notes { async fn get(&self, id: u64) -> String; }
+    /// # struct MyNotes;
+    /// # impl Notes for MyNotes { async fn get(&self, id: u64) -> String { String::new() } }
+    /// # fn main() {
+    /// let main = Main::builder()
+    ///     .service(NotesServer::new(MyNotes))
+    ///     .forward_panic_messages(cfg!(debug_assertions))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn forward_panic_messages(mut self, forward: bool) -> Self {
+        self.forward_panics = forward;
+        self
+    }
+
     /// While main handles a burst of frames that arrived together from one
     /// renderer (calls, and also sends, cancels and subscriptions), write
     /// the replies queued so far after every `frames` of them; `0` writes
@@ -315,6 +345,7 @@ impl<C> MainBuilder<C> {
             spin: self.spin,
             flush_every: self.flush_every,
             round_trips: self.round_trips,
+            forward_panics: self.forward_panics,
         });
         if self.inner.0.setup.set(setup).is_err() {
             return Err(IpcError::Config {
@@ -449,6 +480,8 @@ pub(crate) struct Setup {
     pub flush_every: Option<usize>,
     /// See [`MainBuilder::check_round_trips`].
     pub round_trips: bool,
+    /// See [`MainBuilder::forward_panic_messages`].
+    pub forward_panics: bool,
 }
 
 struct Entry {
@@ -714,6 +747,7 @@ impl Main {
             spin: Duration::ZERO,
             flush_every: None,
             round_trips: cfg!(debug_assertions),
+            forward_panics: false,
             contracts: PhantomData,
         }
     }
