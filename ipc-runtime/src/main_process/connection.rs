@@ -541,6 +541,12 @@ fn farewell(reason: &DisconnectReason, by_close: bool) -> Option<String> {
             "main disconnected this renderer after {}; the last: {last}",
             violations_count(*violations)
         )),
+        // Main's own failure (a panic in its task for this renderer, say):
+        // its details are main's, like a handler's panic message.
+        DisconnectReason::Failed(_) => Some(
+            "main disconnected this renderer: main failed while serving it (main's log says why)"
+                .into(),
+        ),
         other => Some(format!("main disconnected this renderer: {other}")),
     }
 }
