@@ -321,6 +321,67 @@ async fn calls_abandoned_before_their_invoke_was_queued_queue_no_cancels() {
     );
 }
 
+/// A `send` that waits for room in the write queue, polled once and then
+/// kept (as a future left behind by `select!` on `&mut fut` is), is handed
+/// the room when main reads; it must not keep it from the others: another
+/// `send` waiting the ordinary way goes ahead as soon as the queue has
+/// emptied, not at its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_kept_after_one_poll_holds_up_no_other_producer() {
+    use ipc_suite::{raw::welcome, stuck::StuckClient};
+    use tokio::io::AsyncReadExt;
+
+    let (main_end, renderer_end) = tokio::io::duplex(64);
+    let (mut rd, mut wr) = tokio::io::split(main_end);
+    let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let fake_main = tokio::spawn(async move {
+        welcome(&mut rd, &mut wr, "stuck", 100).await;
+        let _ = go_rx.await;
+        // Reads everything from now on, and never answers.
+        while let Ok(len) = rd.read_u32().await {
+            let mut body = vec![0; len as usize];
+            if rd.read_exact(&mut body).await.is_err() {
+                break;
+            }
+        }
+    });
+    let conn = Connection::builder()
+        .service::<ipc_suite::stuck::StuckContract>()
+        .call_timeout(Duration::from_secs(30))
+        .connect(ipc_runtime::Transport::new(renderer_rd, renderer_wr))
+        .await
+        .unwrap();
+    let client = StuckClient::new(&conn);
+    let mut kept = None;
+    for i in 0..100u8 {
+        let mut send = Box::pin(client.put(vec![i; 64 * 1024]));
+        if poll_once(&mut send).await.is_none() {
+            kept = Some(send);
+            break;
+        }
+    }
+    let kept = kept.expect("the queue filled");
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.put(vec![7; 16]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    go_tx.send(()).unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiting send went ahead once main read the queue empty")
+        .unwrap();
+    assert!(sent.is_ok(), "{sent:?}");
+    drop(kept);
+    drop(client);
+    conn.close().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), fake_main)
+        .await
+        .expect("the connection closed")
+        .unwrap();
+}
+
 /// The renderer's runtime is dropped with everything going on: listeners
 /// receiving a flood of events, calls running on main, calls waiting for
 /// a slot, sends. Main must not panic or hang, and keeps serving others.

@@ -103,6 +103,16 @@ impl PushError {
     }
 }
 
+/// Counts one waiter in a [`WriteQueue`]'s count of those waiting (for
+/// room, or for events to drain) while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 thread_local! {
     /// The queue whose lock this thread holds while it runs a frame's
     /// encoding (user code), as an address; 0 for none.
@@ -118,8 +128,10 @@ pub(crate) struct WriteQueue {
     /// Wakes the writer task.
     wake: Notify,
     /// Wakes producers waiting for room, one at a time (each passes it
-    /// on; closing wakes them all).
+    /// on; closing wakes them all, and so does a writer that finds nothing
+    /// left to take while `room_waiters` says one waits).
     room: Notify,
+    room_waiters: AtomicUsize,
     /// Wakes every [`WriteQueue::room_for_events`] wait whenever the frames
     /// held go down (a batch written), if `event_waiters` says one waits.
     drained: Notify,
@@ -543,6 +555,8 @@ impl WriteQueue {
             return;
         }
         on_full();
+        self.room_waiters.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.room_waiters);
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
@@ -610,6 +624,15 @@ impl WriteQueue {
             if s.buf.is_empty() {
                 (s.taken_frames, s.taken_bytes) = (0, 0);
                 drop(s);
+                // Room handed to a producer whose wait is neither polled
+                // again nor dropped (a future polled once and kept, say)
+                // stays with it; with nothing left to take, nothing would
+                // hand it on, and every other producer would wait until
+                // some other frame is queued. The queue is empty, so there
+                // is room: wake them all.
+                if self.room_waiters.load(Ordering::Acquire) > 0 {
+                    self.room.notify_waiters();
+                }
                 self.drained_some();
                 return None;
             }
@@ -651,12 +674,6 @@ impl WriteQueue {
         };
         if ready() {
             return;
-        }
-        struct Waiting<'a>(&'a AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
         }
         self.event_waiters.fetch_add(1, Ordering::AcqRel);
         let _waiting = Waiting(&self.event_waiters);
@@ -820,6 +837,7 @@ impl Outbox {
             }),
             wake: Notify::new(),
             room: Notify::new(),
+            room_waiters: AtomicUsize::new(0),
             drained: Notify::new(),
             event_waiters: AtomicUsize::new(0),
             written: watch::channel(Written::default()).0,
@@ -1286,6 +1304,40 @@ mod tests {
             writer.await.unwrap().unwrap();
             assert_eq!(read.await.unwrap(), pushed, "every frame let in arrives");
         }
+    }
+
+    #[tokio::test]
+    async fn a_producer_handed_room_but_never_polled_again_holds_up_no_one() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let outbox = Arc::new(Outbox::new(Box::pin(a), 4, 1 << 20));
+        // Nothing writes yet: fill the queue.
+        while outbox.state().has_room(4) {
+            outbox.try_push(bytes_frame(b"full")).unwrap();
+        }
+        // The first in line, polled once and then kept, as a future left
+        // behind by `select!` on `&mut fut` is: room is handed to it.
+        let mut kept = Box::pin(outbox.push(bytes_frame(b"kept"), true));
+        let pending = std::future::poll_fn(|cx| Poll::Ready(kept.as_mut().poll(cx).is_pending()));
+        assert!(pending.await, "the queue is full");
+        let next = tokio::spawn({
+            let outbox = Arc::clone(&outbox);
+            async move { outbox.push(bytes_frame(b"next"), true).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let writer = tokio::spawn(run_writer(outbox.queue(), CancellationToken::new(), None));
+        let mut reader = FrameReader::new(Box::pin(b), 1 << 20);
+        for _ in 0..4 {
+            assert_eq!(&reader.next().await.unwrap().unwrap()[..], b"full");
+        }
+        tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("the next producer got in once the queue was empty")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&reader.next().await.unwrap().unwrap()[..], b"next");
+        drop(kept);
+        drop(outbox);
+        writer.await.unwrap().unwrap();
     }
 
     #[test]
