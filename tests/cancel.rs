@@ -321,6 +321,78 @@ async fn calls_abandoned_before_their_invoke_was_queued_queue_no_cancels() {
     );
 }
 
+/// Listeners given up while their subscribe request waited for room in
+/// the write queue (main not reading) never asked main for anything: they
+/// must not queue an unsubscribe either, for the reason calls given up
+/// then queue no cancel (above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_abandoned_before_their_subscription_was_queued_queue_no_unsubscribes() {
+    use ipc_suite::raw::welcome;
+    use tokio::io::AsyncReadExt;
+
+    let (main_end, renderer_end) = tokio::io::duplex(4096);
+    let (mut rd, mut wr) = tokio::io::split(main_end);
+    let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let fake_main = tokio::spawn(async move {
+        welcome(&mut rd, &mut wr, "stuck", 100_000).await;
+        let _ = go_rx.await;
+        let (mut subscribes, mut unsubscribes) = (0usize, 0usize);
+        while let Ok(len) = rd.read_u32().await {
+            let mut body = vec![0; len as usize];
+            if rd.read_exact(&mut body).await.is_err() {
+                break;
+            }
+            match body[0] {
+                0x13 => subscribes += 1,
+                0x14 => unsubscribes += 1,
+                _ => {}
+            }
+        }
+        drop(wr);
+        (subscribes, unsubscribes)
+    });
+    let conn = Connection::builder()
+        .service::<ipc_suite::ProbeContract>()
+        .service::<ipc_suite::ProbeEventsContract>()
+        .call_timeout(Duration::MAX)
+        .connect(ipc_runtime::Transport::new(renderer_rd, renderer_wr))
+        .await
+        .unwrap();
+    let probe = ipc_suite::ProbeClient::new(&conn);
+    let events = ipc_suite::ProbeEventsListener::new(&conn);
+    // Fill the queue up to the point where producers wait.
+    let mut filler = Vec::new();
+    for _ in 0..200 {
+        let mut call = probe.len(vec![0; 4096]);
+        assert!(poll_once(&mut call).await.is_none());
+        filler.push(call);
+    }
+    // Listeners, by callback and by stream, that wait for room to ask
+    // main, then are given up.
+    for i in 0..2000 {
+        if i % 2 == 0 {
+            let mut listen = events.on_tick(|_| {});
+            assert!(poll_once(&mut listen).await.is_none(), "main never answers");
+        } else {
+            let mut stream = events.stream_note();
+            assert!(poll_once(&mut stream).await.is_none(), "main never answers");
+        }
+    }
+    drop(filler);
+    go_tx.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
+    let (subscribes, unsubscribes) = tokio::time::timeout(Duration::from_secs(10), fake_main)
+        .await
+        .expect("the fake main reads to the end")
+        .unwrap();
+    assert_eq!(
+        (subscribes, unsubscribes),
+        (0, 0),
+        "unsubscribe frames for subscriptions never asked were held for a main that was not reading"
+    );
+}
+
 /// A `send` that waits for room in the write queue, polled once and then
 /// kept (as a future left behind by `select!` on `&mut fut` is), is handed
 /// the room when main reads; it must not keep it from the others: another

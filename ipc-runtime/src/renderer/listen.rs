@@ -152,15 +152,27 @@ pub(crate) struct Listeners {
     /// on every event); the keys are this program's own channels, so a
     /// fast unkeyed hash is safe.
     by_channel: HashMap<&'static [u8], ListenerList, rustc_hash::FxBuildHasher>,
-    /// Per channel with listeners: set once main has confirmed a
-    /// subscription to it. A new map entry (a new flag) each time a
-    /// channel gets its first listener, so that a late answer to an
-    /// earlier subscription sets only its own flag.
-    confirmed: HashMap<&'static str, Arc<AtomicBool>, rustc_hash::FxBuildHasher>,
+    /// Per channel with listeners, what main was asked and said. A new map
+    /// entry each time a channel gets its first listener, so that a late
+    /// answer to an earlier subscription sets only its own flag.
+    subscribed: HashMap<&'static str, Arc<Subscribed>, rustc_hash::FxBuildHasher>,
     /// Bumped, under the lock, whenever a listener comes or goes: the
     /// dispatcher reads it without the lock to know whether the list it
     /// looked up for the previous event still holds.
     changes: Arc<AtomicU64>,
+}
+
+/// Where a channel's subscription on main stands, since the channel got
+/// its first listener.
+#[derive(Default)]
+struct Subscribed {
+    /// A subscribe frame was queued: main is to be told when the last
+    /// listener goes. One given up before its frame was queued (while it
+    /// waited for room) asked nothing, and an unsubscribe for it would be
+    /// queued past the queue's bounds for nothing.
+    asked: AtomicBool,
+    /// Main has confirmed a subscription.
+    confirmed: AtomicBool,
 }
 
 /// How a new listener joins its channel.
@@ -169,10 +181,10 @@ enum Joined {
     Confirmed,
     /// Main has not confirmed a subscription yet (the channel is new, or
     /// another listener's subscription is on its way): the listener asks
-    /// main itself, and sets the flag once main has answered yes. Main
+    /// main itself, and sets `confirmed` once main has answered yes. Main
     /// takes a repeated subscription as one, so each listener returns on
     /// main's answer to its own request, whoever else is waiting.
-    Subscribe(Arc<AtomicBool>),
+    Subscribe(Arc<Subscribed>),
 }
 
 impl Listeners {
@@ -204,13 +216,13 @@ impl Listeners {
             .collect();
         self.changed();
         if first {
-            self.confirmed.insert(channel, Arc::default());
+            self.subscribed.insert(channel, Arc::default());
         }
-        let flag = Arc::clone(self.confirmed.entry(channel).or_default());
-        let joined = if flag.load(Ordering::Acquire) {
+        let state = Arc::clone(self.subscribed.entry(channel).or_default());
+        let joined = if state.confirmed.load(Ordering::Acquire) {
             Joined::Confirmed
         } else {
-            Joined::Subscribe(flag)
+            Joined::Subscribe(state)
         };
         (listener, joined)
     }
@@ -234,11 +246,13 @@ impl Listeners {
                 ));
             }
         }
-        self.confirmed.clear();
+        self.subscribed.clear();
         ended
     }
 
-    /// Removes a listener; returns whether it was the channel's last.
+    /// Removes a listener; returns whether main is to be told to stop
+    /// sending the channel's events: it was the channel's last listener,
+    /// and main was asked to send them.
     fn remove(&mut self, channel: &'static str, id: u64) -> bool {
         let Some(list) = self.by_channel.get_mut(channel.as_bytes()) else {
             return false;
@@ -251,8 +265,10 @@ impl Listeners {
         self.changes.fetch_add(1, Ordering::Release);
         if list.is_empty() {
             self.by_channel.remove(channel.as_bytes());
-            self.confirmed.remove(channel);
-            return true;
+            return self
+                .subscribed
+                .remove(channel)
+                .is_some_and(|state| state.asked.load(Ordering::Acquire));
         }
         false
     }
@@ -397,7 +413,10 @@ impl Drop for Subscription {
         let mut listeners = self.shared.listeners();
         if listeners.remove(self.channel, self.listener.id) {
             // Queued under the lock: a new first listener of the channel
-            // queues its subscription after this, never before it.
+            // queues its subscription after this, never before it. (And
+            // after the subscribe frame that asked: a listener's request
+            // is queued while its own guard lives, so the last one to go
+            // finds every request of its channel queued or given up.)
             self.shared.send_from_drop(Frame::Unsubscribe {
                 channel: Channel::from_static(self.channel),
             });
@@ -430,17 +449,24 @@ impl Connection {
             listener,
             detached: false,
         };
-        if let Joined::Subscribe(confirmed) = joined {
-            self.subscribe_on_main(channel).await?;
-            confirmed.store(true, Ordering::Release);
+        if let Joined::Subscribe(state) = joined {
+            self.subscribe_on_main(channel, &state.asked).await?;
+            state.confirmed.store(true, Ordering::Release);
         }
         Ok(subscription)
     }
 
-    /// Asks main to send the events on `channel` to this renderer.
-    async fn subscribe_on_main(&self, channel: &'static str) -> Result<(), IpcError> {
+    /// Asks main to send the events on `channel` to this renderer,
+    /// setting `asked` as the request is queued.
+    async fn subscribe_on_main(
+        &self,
+        channel: &'static str,
+        asked: &AtomicBool,
+    ) -> Result<(), IpcError> {
         let reply = self
             .request(channel, self.call_timeout(), false, |id, buf| {
+                // Under the queue's lock, which an unsubscribe also takes.
+                asked.store(true, Ordering::Release);
                 Frame::Subscribe {
                     id,
                     channel: Channel::from_static(channel),
