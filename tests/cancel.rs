@@ -321,6 +321,32 @@ async fn calls_abandoned_before_their_invoke_was_queued_queue_no_cancels() {
     );
 }
 
+/// A call waiting for an in-flight slot, polled once and then kept, keeps
+/// the slot it is let in for (as with a fair semaphore), and no more:
+/// with both of main's slots free, another call goes through at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_kept_in_line_for_a_slot_holds_up_no_other_call() {
+    let (main, handler) = main_allowing(2);
+    let api = Arc::new(connect_memory(&main, "kept").await.unwrap());
+    let running: Vec<_> = (0..2)
+        .map(|_| {
+            let api = Arc::clone(&api);
+            tokio::spawn(async move { api.probe.gated(1).await })
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(5), || handler.at_gate() == 2).await);
+    let mut kept = Box::pin(api.probe.add(1, 1));
+    assert!(poll_once(&mut kept).await.is_none(), "both slots are taken");
+    handler.open_gate(2);
+    for call in running {
+        call.await.unwrap().unwrap();
+    }
+    let other = api.probe.clone().with_timeout(Duration::from_secs(5));
+    assert_eq!(other.add(2, 2).await.unwrap(), 4);
+    // The kept call still gets its own slot when it is polled again.
+    assert_eq!(kept.await.unwrap(), 2);
+}
+
 /// Listeners given up while their subscribe request waited for room in
 /// the write queue (main not reading) never asked main for anything: they
 /// must not queue an unsubscribe either, for the reason calls given up

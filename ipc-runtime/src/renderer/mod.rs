@@ -529,10 +529,10 @@ impl Shared {
         }
     }
 
-    /// Adds call `id` unless every in-flight slot is taken or calls ahead
-    /// of it wait for one (all waiting calls, for a call without a place in
-    /// line): then it is handed back, and a call in line (its ticket and
-    /// waker) is woken when its turn comes. Fails if the connection is
+    /// Adds call `id` unless the free in-flight slots are all for calls
+    /// waiting ahead of it (all waiting calls, for a call without a place
+    /// in line): then it is handed back, and a call in line (its ticket and
+    /// waker) is woken when a slot is for it. Fails if the connection is
     /// closed.
     fn try_admit(
         &self,
@@ -540,33 +540,22 @@ impl Shared {
         call: Call,
         in_line: Option<(u64, &Waker)>,
     ) -> Result<Result<(), Call>, IpcError> {
-        let next = {
-            let mut state = self.state();
-            if let Some(reason) = &state.closed {
-                return Err(reason.clone());
+        let mut state = self.state();
+        if let Some(reason) = &state.closed {
+            return Err(reason.clone());
+        }
+        let deadline = call.deadline;
+        let ticket = in_line.map(|(ticket, _)| ticket);
+        if let Err(call) = state.calls.admit(id, call, ticket) {
+            if let Some((ticket, waker)) = in_line {
+                state.calls.register(ticket, waker);
             }
-            let deadline = call.deadline;
-            let ticket = in_line.map(|(ticket, _)| ticket);
-            let next = match state.calls.admit(id, call, ticket) {
-                // Leaving the line, this call may leave another free slot
-                // to the next one.
-                Ok(next) => next,
-                Err(call) => {
-                    if let Some((ticket, waker)) = in_line {
-                        state.calls.register(ticket, waker);
-                    }
-                    return Ok(Err(call));
-                }
-            };
-            // The sweeper sleeps until the earliest deadline it knows of.
-            if state.next_sweep.is_none_or(|at| deadline < at) {
-                state.next_sweep = Some(deadline);
-                self.sweep.notify_one();
-            }
-            next
-        };
-        if let Some(next) = next {
-            next.wake();
+            return Ok(Err(call));
+        }
+        // The sweeper sleeps until the earliest deadline it knows of.
+        if state.next_sweep.is_none_or(|at| deadline < at) {
+            state.next_sweep = Some(deadline);
+            self.sweep.notify_one();
         }
         Ok(Ok(()))
     }
@@ -816,10 +805,11 @@ impl Connection {
     /// Waits until call `id` gets one of main's in-flight slots, at most
     /// until its deadline.
     ///
-    /// Calls wait in line, in the order they came; only the first is woken
-    /// when a slot frees (or the connection closes, which wakes them all).
-    /// A call future that is kept but no longer polled keeps its place, as
-    /// with a fair semaphore.
+    /// Calls wait in line, in the order they came, and free slots go to
+    /// them one each in that order, as with a fair semaphore: a slot that
+    /// frees wakes only the call it is for (the connection closing wakes
+    /// them all). A call future that is kept but no longer polled keeps the
+    /// slot it was let in for, and holds up no one else.
     async fn wait_for_slot(&self, id: u64, call: Call) -> Result<(), IpcError> {
         let deadline = call.deadline;
         let timed_out = call.timed_out();

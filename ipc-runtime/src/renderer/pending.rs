@@ -25,9 +25,10 @@ pub(super) struct Calls {
     counted: usize,
     /// Main's in-flight limit.
     limit: usize,
-    /// The calls waiting for one of the `limit` slots, by ticket (served
-    /// in order), with the waker of each: only the first in line is woken
-    /// when a slot frees.
+    /// The calls waiting for one of the `limit` slots, by ticket, with the
+    /// waker of each. Free slots go to them in order, one each, as with a
+    /// fair semaphore: with `n` slots free, the first `n` in line may take
+    /// one (and have been woken), and no one else.
     waiting: BTreeMap<u64, Option<Waker>>,
     next_ticket: u64,
 }
@@ -119,34 +120,34 @@ impl Calls {
         }
     }
 
-    /// Adds call `id`, unless it is counted and every slot is taken, or
-    /// calls waiting for a slot come first (all of them for a call without
-    /// a `ticket`, those with earlier tickets otherwise): then the call is
-    /// handed back.
-    ///
-    /// A call admitted with its ticket leaves the line; if another slot is
-    /// free, the next call in line is returned, to wake once the lock is
-    /// released.
-    pub(super) fn admit(
-        &mut self,
-        id: u64,
-        call: Call,
-        ticket: Option<u64>,
-    ) -> Result<Option<Waker>, Call> {
-        let mut next = None;
+    /// Adds call `id`, unless it is counted and the free slots are all
+    /// for calls waiting ahead of it (every call in line, for a call
+    /// without a `ticket`; those with earlier tickets otherwise): then the
+    /// call is handed back. A call admitted with its ticket leaves the
+    /// line.
+    pub(super) fn admit(&mut self, id: u64, call: Call, ticket: Option<u64>) -> Result<(), Call> {
         if call.counted {
-            let first = self.waiting.keys().next().copied();
-            if self.counted >= self.limit || first.is_some_and(|t| Some(t) != ticket) {
+            let free = self.free();
+            let ahead = match ticket {
+                // At most `free` counted: the line may be long.
+                Some(ticket) => self.waiting.range(..ticket).take(free).count(),
+                None => self.waiting.len(),
+            };
+            if ahead >= free {
                 return Err(call);
             }
             self.counted += 1;
             if let Some(ticket) = ticket {
                 self.waiting.remove(&ticket);
-                next = self.next_in_line();
             }
         }
         self.calls.insert(id, call);
-        Ok(next)
+        Ok(())
+    }
+
+    /// How many of main's slots are free.
+    fn free(&self) -> usize {
+        self.limit.saturating_sub(self.counted)
     }
 
     /// Takes call `id`'s reply if it has come (the call is then gone), or
@@ -223,7 +224,7 @@ impl Calls {
     fn removed(&mut self, call: Call) -> Removed {
         let next = if call.counted {
             self.counted -= 1;
-            self.next_in_line()
+            self.newly_let_in()
         } else {
             None
         };
@@ -254,14 +255,14 @@ impl Calls {
     }
 
     /// Leaves the queue for a slot without one (the call gave up, or was
-    /// dropped; a call admitted with its ticket has left already): if it
-    /// was first in line and a slot is free, the next call in line, to
-    /// wake once the lock is released.
+    /// dropped; a call admitted with its ticket has left already): if a
+    /// free slot was for it, the call in line it now goes to, to wake once
+    /// the lock is released.
     pub(super) fn stop_waiting(&mut self, ticket: u64) -> Option<Waker> {
-        let was_first = self.waiting.keys().next() == Some(&ticket);
-        self.waiting.remove(&ticket);
-        if was_first {
-            self.next_in_line()
+        let free = self.free();
+        let had_a_slot = self.waiting.range(..ticket).take(free).count() < free;
+        if self.waiting.remove(&ticket).is_some() && had_a_slot {
+            self.newly_let_in()
         } else {
             None
         }
@@ -273,13 +274,14 @@ impl Calls {
         self.calls.len()
     }
 
-    /// The waker of the first call in line, taken, if a slot is free for
-    /// it. It registers again if it is refused.
-    fn next_in_line(&mut self) -> Option<Waker> {
-        if self.counted >= self.limit {
-            return None;
-        }
-        self.waiting.values_mut().next().and_then(Option::take)
+    /// The waker, taken, of the call in line that a slot just freed (or a
+    /// place ahead of it just left) lets in: the last of the first
+    /// [`free`](Self::free) calls in line. Those ahead of it were let in
+    /// before, and woken then; one that is never polled again keeps only
+    /// its own slot, not the line.
+    fn newly_let_in(&mut self) -> Option<Waker> {
+        let last = self.free().checked_sub(1)?;
+        self.waiting.values_mut().nth(last).and_then(Option::take)
     }
 
     /// Removes every call still waiting for its reply (the connection
@@ -464,13 +466,45 @@ mod tests {
         let (_, waker_first) = counter();
         calls.register(first, &waker_first);
         calls.remove(1).unwrap().next.expect("first").wake();
-        // The first's waker was taken: the second slot wakes no one yet…
-        assert!(calls.remove(2).unwrap().next.is_none());
-        // …until the first takes its slot and hands the turn on.
-        let next = calls.admit(3, call(true), Some(first)).ok().unwrap();
-        next.expect("the second in line").wake();
+        // The second slot goes to the second in line, whether or not the
+        // first has taken its own yet.
+        calls.remove(2).unwrap().next.expect("second").wake();
         assert_eq!(woken_second.0.load(Ordering::SeqCst), 1);
         calls.admit(4, call(true), Some(second)).ok().unwrap();
+        calls.admit(3, call(true), Some(first)).ok().unwrap();
+    }
+
+    #[test]
+    fn a_call_let_in_but_never_polled_keeps_its_slot_and_not_the_line() {
+        let mut calls = Calls::new(2);
+        calls.admit(1, call(true), None).ok().unwrap();
+        calls.admit(2, call(true), None).ok().unwrap();
+        let kept = calls.wait();
+        let (_, waker) = counter();
+        calls.register(kept, &waker);
+        // Both slots free; the first is for `kept`, which never comes back
+        // for it.
+        calls
+            .remove(1)
+            .unwrap()
+            .next
+            .expect("kept is let in")
+            .wake();
+        assert!(calls.remove(2).unwrap().next.is_none(), "no one else waits");
+        // A newcomer takes the other slot, and no more.
+        calls.admit(3, call(true), None).ok().unwrap();
+        assert!(calls.admit(4, call(true), None).is_err(), "kept's slot");
+        // Another in line behind `kept` gets the slot the newcomer frees.
+        let behind = calls.wait();
+        let (woken, waker) = counter();
+        calls.register(behind, &waker);
+        calls.remove(3).unwrap().next.expect("behind").wake();
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        calls.admit(4, call(true), Some(behind)).ok().unwrap();
+        // `kept` gives up at last: its slot goes to whoever comes next.
+        assert!(calls.stop_waiting(kept).is_none(), "no one waits");
+        calls.admit(5, call(true), None).ok().unwrap();
+        assert_eq!(calls.counted, 2);
     }
 
     #[test]
