@@ -173,6 +173,40 @@ fn main_accepts_no_renderer_outside_a_runtime() {
     assert_eq!(main.renderer_count(), 0);
 }
 
+/// In a runtime without I/O, tokio panics when main registers the
+/// renderer's socket (it offers no way to ask first): before the child is
+/// started, so that no renderer is left running with no one to wait for
+/// or kill it.
+#[test]
+fn spawning_in_a_runtime_without_io_starts_no_child() {
+    let (main, _) = probe_main();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("touch '{}'", marker.display()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let spawned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(main.spawn_renderer::<ProbeApi>(command, "window"))
+    }));
+    let panic = spawned
+        .map(drop)
+        .expect_err("tokio refuses I/O it has no driver for");
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    assert!(message.contains("IO is disabled"), "{message}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!marker.exists(), "the child was started");
+    assert_eq!(main.renderer_count(), 0);
+}
+
 /// A renderer, whose connection is carried by tasks of its runtime, is
 /// told so when it connects from outside one.
 #[test]

@@ -227,15 +227,18 @@ impl Main {
                 Ok(())
             });
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| IpcError::io(format!("starting renderer `{label}`"), e))?;
-        drop(child_end);
+        // Registered with tokio before the child exists: in a runtime
+        // without I/O, tokio panics here, and not after starting a child
+        // that nothing would then wait for or kill.
         main_end
             .set_nonblocking(true)
             .map_err(|e| IpcError::io("configuring the renderer socket", e))?;
         let stream = tokio::net::UnixStream::from_std(main_end)
             .map_err(|e| IpcError::io("registering the renderer socket", e))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| IpcError::io(format!("starting renderer `{label}`"), e))?;
+        drop(child_end);
         // Not `SO_PEERCRED`: on a socket pair it names the process that
         // made the pair, main itself.
         let peer = Peer {
