@@ -148,8 +148,11 @@ impl Drop for RendererProcess {
     fn drop(&mut self) {
         // `child` kills the process as it drops, right after this, if it
         // still runs.
+        // At the level of "renderer connected" and "renderer
+        // disconnected": the disconnection that follows reads as the
+        // renderer closing its connection, which the kill made it do.
         if let Ok(None) = self.child.try_wait() {
-            tracing::debug!(
+            tracing::info!(
                 renderer = %self.info.id,
                 label = %self.info.label,
                 pid = self.child.id(),
