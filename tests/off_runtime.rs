@@ -208,14 +208,26 @@ fn spawning_in_a_runtime_without_io_starts_no_child() {
 }
 
 /// A renderer, whose connection is carried by tasks of its runtime, is
-/// told so when it connects from outside one.
+/// told so when it connects from outside one; the message names the
+/// builder's method, and says an API type's `connect_…` calls it.
 #[test]
 fn a_renderer_connects_only_inside_a_runtime() {
+    let connected = block_on(ProbeApi::connect_inherited());
+    match connected.map(drop) {
+        Err(IpcError::Config { reason }) => assert!(
+            reason.starts_with(
+                "ConnectionBuilder::connect_inherited (which the `connect_…` functions of `expose!` types call) \
+                 must be called inside a tokio runtime"
+            ),
+            "{reason}"
+        ),
+        other => panic!("expected a Config error, got {other:?}"),
+    }
     let (_ours, theirs) = transport::memory_pair(4096);
     let connected = block_on(ipc_runtime::Connection::builder().connect(theirs));
     match connected.map(drop) {
         Err(IpcError::Config { reason }) => assert!(
-            reason.starts_with("ConnectionBuilder::connect must be called inside a tokio runtime"),
+            reason.starts_with("ConnectionBuilder::connect (which"),
             "{reason}"
         ),
         other => panic!("expected a Config error, got {other:?}"),

@@ -300,7 +300,7 @@
 //! | one channel per method in a trait | `async fn get(..)` beside `#[ipc(rename = "get")] async fn fetch(..)` |
 //! | one channel per method across the traits one `expose!` API lists | `Notes::get` and `Archive::fetch` both on `notes:get` |
 //! | one channel per method across the services and events traits registered on one main (reported when the program is built: `cargo build` and `cargo test`, not `cargo check`) | `.service(NotesServer::new(h)).service(ArchiveServer::new(h))` with both on `notes:get`; a service registered twice |
-//! | `expose!` names traits, methods and events that exist (nearest name suggested; a name that is not a `#[service]` or `#[events]` trait, such as a struct `Note`, is reported as "no `note_methods`") | `notes: Notes2 { get }`, `notes: Notes { gett }` |
+//! | `expose!` names traits, methods and events that exist (rustc suggests a similar name when there is one; a name that is not a `#[service]` or `#[events]` trait, such as a struct `Note`, is reported as "no `note_methods`") | `notes: Notes2 { get }`, `notes: Notes { gett }` |
 //! | an `expose!` entry lists something, each method once, each trait and field once | `notes: Notes {}`, `Notes { get, get }` |
 //! | a renderer calls and listens to only what its API exposes | `api.notes.log(..)` when `ViewerApi` lists `Notes { get }` |
 //! | service methods are `async fn`s taking `&self` | `fn get(&self)`, `async fn get(&mut self)`, `async fn get()` |
