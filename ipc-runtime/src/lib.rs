@@ -281,6 +281,45 @@
 //! or after the caller's `.await` resumes. [`Main::subscribed`] waits until
 //! a renderer listens, so that nothing emitted afterwards is missed.
 //!
+//! A handler that pushes events holds an emitter, made before main is
+//! built from the builder's [`MainBuilder::main`]:
+//!
+//! ```
+//! use ipc_runtime::{events, service, Main, Target};
+//!
+//! #[events(namespace = "notes")]
+//! pub trait NotesEvents {
+//!     fn changed(&self, id: u64);
+//! }
+//!
+//! #[service(namespace = "notes")]
+//! pub trait Notes {
+//!     async fn touch(&self, id: u64);
+//! }
+//!
+//! struct MyNotes {
+//!     changed: NotesEventsEmitter,
+//! }
+//!
+//! impl Notes for MyNotes {
+//!     async fn touch(&self, id: u64) {
+//!         // To every renderer that listens, the caller included.
+//!         self.changed.changed(id);
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), ipc_runtime::IpcError> {
+//! let builder = Main::builder();
+//! let changed = NotesEventsEmitter::new(&builder.main(), Target::All);
+//! let main = builder
+//!     .service(NotesServer::new(MyNotes { changed }))
+//!     .events::<NotesEventsContract>()
+//!     .build()?;
+//! # drop(main);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Errors
 //!
 //! Runtime failures are one enum, [`IpcError`]; a method returning
