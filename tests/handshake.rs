@@ -57,7 +57,7 @@ async fn a_renderer_from_another_contract_gets_a_mismatch_naming_the_channels() 
     assert_ne!(renderer, main_fp);
     assert!(
         differences.contains(
-            &"trait `Probe`: channel `probe:echo` has a different signature: not the same result type".to_string()
+            &"trait `Probe`: channel `probe:echo` has a different signature: not the same result type (main's: `String`)".to_string()
         ),
         "{differences:?}"
     );
@@ -541,8 +541,8 @@ async fn a_type_changed_under_the_same_name_is_a_mismatch() {
     assert_eq!(
         differences(err)[..2],
         [
-            "trait `Bank`: channel `bank:pay` has a different signature: not the same arguments",
-            "trait `Bank`: channel `bank:pay-with-memo` has a different signature: not the same arguments"
+            "trait `Bank`: channel `bank:pay` has a different signature: not the same arguments (main's: `(transfer: Transfer)`)",
+            "trait `Bank`: channel `bank:pay-with-memo` has a different signature: not the same arguments (main's: `(memo: Memo, transfer: Transfer)`)"
         ]
     );
     let err = bank_connect::<v2_variant::BankApi>(&main)
@@ -551,7 +551,7 @@ async fn a_type_changed_under_the_same_name_is_a_mismatch() {
         .unwrap();
     assert_eq!(
         differences(err)[0],
-        "trait `BankEvents`: channel `bank:notice` has a different signature: not the same arguments"
+        "trait `BankEvents`: channel `bank:notice` has a different signature: not the same arguments (main's: `(notice: Notice)`)"
     );
     assert_eq!(main.renderer_count(), 0);
 

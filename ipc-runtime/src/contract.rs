@@ -208,12 +208,7 @@ fn shape(hash: u64, traced: u64) -> u64 {
 }
 
 /// What each of [`method_parts`] is, in a mismatch's words.
-const PART_NAMES: [&str; 4] = [
-    "kind of method (invoke, send or event)",
-    "arguments",
-    "result type",
-    "error type",
-];
+const PART_NAMES: [&str; 4] = ["kind of method", "arguments", "result type", "error type"];
 
 /// A method's fingerprint from its channel and [`method_parts`].
 fn fingerprint_of(channel: &str, parts: &[u64; 4]) -> u64 {
@@ -289,6 +284,11 @@ pub(crate) struct ServiceSummary {
     pub fingerprint: u64,
     /// Each method's channel and [`method_parts`].
     pub methods: Vec<(String, [u64; 4])>,
+    /// Each method's signature as written, in the order of `methods`: in
+    /// a summary made from a descriptor (main's own), never sent, so that
+    /// a renderer's arrives without them.
+    #[serde(skip)]
+    pub signatures: Vec<Signature>,
 }
 
 impl ServiceSummary {
@@ -301,6 +301,53 @@ impl ServiceSummary {
                 .iter()
                 .map(|m| (m.channel.to_string(), method_parts(m)))
                 .collect(),
+            signatures: d.methods.iter().map(Signature::of).collect(),
+        }
+    }
+}
+
+/// A method's types as written in the trait, for a handshake mismatch to
+/// say what main's side of a differing part is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Signature {
+    kind: MethodKind,
+    args: &'static [ArgDescriptor],
+    output: &'static str,
+    error: Option<&'static str>,
+}
+
+impl Signature {
+    fn of(m: &MethodDescriptor) -> Self {
+        Signature {
+            kind: m.kind,
+            args: m.args,
+            output: m.output,
+            error: m.error,
+        }
+    }
+
+    /// Part `part` of [`method_parts`] (see [`PART_NAMES`]) on main's
+    /// side, in words.
+    fn describe(&self, part: usize) -> String {
+        match part {
+            0 => match self.kind {
+                MethodKind::Invoke => "main's is an invoke".into(),
+                MethodKind::Send => "main's is a send".into(),
+                MethodKind::Event => "main's is an event".into(),
+            },
+            1 => {
+                let args: Vec<String> = self
+                    .args
+                    .iter()
+                    .map(|a| format!("{}: {}", a.name, a.ty))
+                    .collect();
+                format!("main's: `({})`", args.join(", "))
+            }
+            2 => format!("main's: `{}`", self.output),
+            _ => match self.error {
+                Some(e) => format!("main's: `{e}`"),
+                None => "main's has none".into(),
+            },
         }
     }
 }
@@ -479,23 +526,36 @@ pub(crate) fn compare(
         }
         let before = differences.count();
         for (channel, parts) in &r.methods {
-            match m.methods.iter().find(|(c, _)| c == channel) {
+            match m.methods.iter().position(|(c, _)| c == channel) {
                 None => differences.push(|| {
                     format!(
                         "trait `{name}`: channel `{}` exists only in the renderer's contract",
                         Quoted(channel)
                     )
                 }),
-                Some((_, main_parts)) if main_parts != parts => differences.push(|| {
-                    let differing: Vec<&str> = PART_NAMES
+                Some(i) if &m.methods[i].1 != parts => differences.push(|| {
+                    // Main's side of each differing part, where main knows
+                    // it: the type to look at (a type of the same name may
+                    // have gained, lost or changed a field or variant).
+                    let signature = m.signatures.get(i);
+                    let differing: Vec<String> = PART_NAMES
                         .iter()
-                        .zip(parts.iter().zip(main_parts))
+                        .enumerate()
+                        .zip(parts.iter().zip(&m.methods[i].1))
                         .filter(|(_, (a, b))| a != b)
-                        .map(|(what, _)| *what)
+                        .map(|((part, what), _)| match signature {
+                            Some(signature) => format!("{what} ({})", signature.describe(part)),
+                            None => what.to_string(),
+                        })
                         .collect();
+                    // "a", "a and b", "a, b and c".
+                    let listed = match differing.split_last() {
+                        Some((last, [])) => last.clone(),
+                        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                        None => String::new(),
+                    };
                     format!(
-                        "trait `{name}`: channel `{channel}` has a different signature: not the same {}",
-                        differing.join(" and ")
+                        "trait `{name}`: channel `{channel}` has a different signature: not the same {listed}"
                     )
                 }),
                 Some(_) => {}
@@ -621,7 +681,7 @@ mod tests {
                 error: None,
                 ..GET
             }]),
-            "trait `Notes`: channel `notes:get` has a different signature: not the same kind of method (invoke, send or event) and error type"
+            "trait `Notes`: channel `notes:get` has a different signature: not the same kind of method (main's is an invoke) and error type (main's: `NotesError`)"
         );
         assert_eq!(
             diff(&[MethodDescriptor {
@@ -629,7 +689,23 @@ mod tests {
                 error: Some("Other"),
                 ..GET
             }]),
-            "trait `Notes`: channel `notes:get` has a different signature: not the same arguments and error type"
+            "trait `Notes`: channel `notes:get` has a different signature: not the same arguments (main's: `(id: u64)`) and error type (main's: `NotesError`)"
+        );
+        // Main's typed error, where the renderer has none; a method of
+        // main's without arguments.
+        let (_, _, diffs) = compare(
+            &[ServiceSummary::of(&notes(&[GET]))],
+            &[ServiceSummary::of(&notes(&[MethodDescriptor {
+                kind: MethodKind::Send,
+                args: &[],
+                error: None,
+                ..GET
+            }]))],
+        )
+        .unwrap_err();
+        assert_eq!(
+            diffs[0],
+            "trait `Notes`: channel `notes:get` has a different signature: not the same kind of method (main's is a send), arguments (main's: `()`) and error type (main's has none)"
         );
     }
 
@@ -704,7 +780,7 @@ mod tests {
         assert_eq!(
             diffs,
             [
-                "trait `Notes`: channel `notes:get` has a different signature: not the same result type"
+                "trait `Notes`: channel `notes:get` has a different signature: not the same result type (main's: `Other`)"
             ]
         );
         assert!(compare(&[ServiceSummary::of(&a)], &[ServiceSummary::of(&a)]).is_ok());
@@ -725,6 +801,7 @@ mod tests {
                 name: format!("{long}{i}"),
                 fingerprint: 0,
                 methods: Vec::new(),
+                signatures: Vec::new(),
             })
             .collect();
         let (_, _, diffs) = compare(&many, &[]).unwrap_err();
