@@ -5,9 +5,9 @@
 //! count a violation; and a renderer's queue must not grow with calls it
 //! gave up before their invoke was queued.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use ipc_runtime::{transport, Connection, IpcError, Main};
+use ipc_runtime::{transport, Connection, ConnectionBuilder, IpcError, Main};
 use ipc_suite::{
     connect_memory, eventually, next_disconnection, poll_once, probe_main, probe_main_with,
     ProbeApi,
@@ -242,6 +242,74 @@ async fn select_racing_replies_never_errors_or_disconnects() {
     let _ = handler;
 }
 
+/// A renderer whose main welcomes it and then reads nothing until told to
+/// (`go`); from then on main reads to the end of the connection, and
+/// returns the body of every frame it read. The pipe between them holds
+/// `pipe` bytes; the renderer knows the contracts `services` registers,
+/// and never times out.
+async fn renderer_of_a_stalled_main(
+    pipe: usize,
+    services: impl FnOnce(ConnectionBuilder) -> ConnectionBuilder,
+) -> (
+    Connection,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Vec<Vec<u8>>>,
+) {
+    use tokio::io::AsyncReadExt;
+
+    let (main_end, renderer_end) = tokio::io::duplex(pipe);
+    let (mut rd, mut wr) = tokio::io::split(main_end);
+    let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let fake_main = tokio::spawn(async move {
+        ipc_suite::raw::welcome(&mut rd, &mut wr, "stalled", 100_000).await;
+        let _ = go_rx.await;
+        let mut frames = Vec::new();
+        while let Ok(len) = rd.read_u32().await {
+            let mut body = vec![0; len as usize];
+            if rd.read_exact(&mut body).await.is_err() {
+                break;
+            }
+            frames.push(body);
+        }
+        drop(wr);
+        frames
+    });
+    let conn = services(Connection::builder())
+        .call_timeout(Duration::MAX)
+        .connect(ipc_runtime::Transport::new(renderer_rd, renderer_wr))
+        .await
+        .unwrap();
+    (conn, go_tx, fake_main)
+}
+
+/// Calls of 4 KiB polled once each, until the write queue is full: later
+/// producers wait for room.
+async fn fill_the_queue(probe: &ipc_suite::ProbeClient) -> Vec<impl Future + Unpin + '_> {
+    let mut filler = Vec::new();
+    for _ in 0..200 {
+        let mut call = probe.len(vec![0; 4096]);
+        assert!(poll_once(&mut call).await.is_none());
+        filler.push(call);
+    }
+    filler
+}
+
+/// Lets the stalled main read, closes the connection, and returns what
+/// main read.
+async fn let_main_read(
+    conn: Connection,
+    go: tokio::sync::oneshot::Sender<()>,
+    fake_main: tokio::task::JoinHandle<Vec<Vec<u8>>>,
+) -> Vec<Vec<u8>> {
+    go.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
+    tokio::time::timeout(Duration::from_secs(10), fake_main)
+        .await
+        .expect("the fake main reads to the end")
+        .unwrap()
+}
+
 /// Calls that give up while waiting for room in the write queue (main not
 /// reading) never had their invoke queued: they must not queue a cancel
 /// either. Cancels are queued past the queue's bounds (a destructor cannot
@@ -249,51 +317,10 @@ async fn select_racing_replies_never_errors_or_disconnects() {
 /// as long as main does not read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_abandoned_before_their_invoke_was_queued_queue_no_cancels() {
-    use ipc_suite::raw::welcome;
-    use tokio::io::AsyncReadExt;
-
-    let (main_end, renderer_end) = tokio::io::duplex(64);
-    let (mut rd, mut wr) = tokio::io::split(main_end);
-    let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
-    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-    let fake_main = tokio::spawn(async move {
-        welcome(&mut rd, &mut wr, "stuck", 100_000).await;
-        // Stops reading until told to go on.
-        let _ = go_rx.await;
-        let mut invoked = std::collections::HashSet::new();
-        let mut cancels = Vec::new();
-        while let Ok(len) = rd.read_u32().await {
-            let mut body = vec![0; len as usize];
-            if rd.read_exact(&mut body).await.is_err() {
-                break;
-            }
-            let id = || u64::from_le_bytes(body[1..9].try_into().unwrap());
-            match body[0] {
-                0x10 => {
-                    invoked.insert(id());
-                }
-                0x12 => cancels.push(id()),
-                _ => {}
-            }
-        }
-        let never_invoked = cancels.iter().filter(|id| !invoked.contains(id)).count();
-        drop(wr);
-        (invoked.len(), cancels.len(), never_invoked)
-    });
-    let conn = Connection::builder()
-        .service::<ipc_suite::ProbeContract>()
-        .call_timeout(Duration::MAX)
-        .connect(ipc_runtime::Transport::new(renderer_rd, renderer_wr))
-        .await
-        .unwrap();
+    let (conn, go, fake_main) =
+        renderer_of_a_stalled_main(64, |b| b.service::<ipc_suite::ProbeContract>()).await;
     let probe = ipc_suite::ProbeClient::new(&conn);
-    // Fill the queue up to the point where callers wait.
-    let mut filler = Vec::new();
-    for _ in 0..200 {
-        let mut call = probe.len(vec![0; 4096]);
-        assert!(poll_once(&mut call).await.is_none());
-        filler.push(call);
-    }
+    let filler = fill_the_queue(&probe).await;
     // 2000 calls that wait for room, then give up: half dropped by an
     // outer timeout, half by their own (the library's) timeout.
     const ABANDONED: u64 = 2000;
@@ -308,13 +335,19 @@ async fn calls_abandoned_before_their_invoke_was_queued_queue_no_cancels() {
         }
     }
     drop(filler);
-    go_tx.send(()).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
-    let (invoked, _, never_invoked) = tokio::time::timeout(Duration::from_secs(10), fake_main)
-        .await
-        .expect("the fake main reads to the end")
-        .unwrap();
-    assert!(invoked > 0, "the filler calls were invoked");
+    drop((probe, short));
+    let frames = let_main_read(conn, go, fake_main).await;
+    let id = |body: &[u8]| u64::from_le_bytes(body[1..9].try_into().unwrap());
+    let invoked: std::collections::HashSet<u64> = frames
+        .iter()
+        .filter(|b| b[0] == 0x10)
+        .map(|b| id(b))
+        .collect();
+    let never_invoked = frames
+        .iter()
+        .filter(|b| b[0] == 0x12 && !invoked.contains(&id(b)))
+        .count();
+    assert!(!invoked.is_empty(), "the filler calls were invoked");
     assert!(
         never_invoked < 10,
         "{never_invoked} cancel frames for calls whose invoke was never queued were held for a main that was not reading"
@@ -353,47 +386,14 @@ async fn a_call_kept_in_line_for_a_slot_holds_up_no_other_call() {
 /// then queue no cancel (above).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_abandoned_before_their_subscription_was_queued_queue_no_unsubscribes() {
-    use ipc_suite::raw::welcome;
-    use tokio::io::AsyncReadExt;
-
-    let (main_end, renderer_end) = tokio::io::duplex(4096);
-    let (mut rd, mut wr) = tokio::io::split(main_end);
-    let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
-    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-    let fake_main = tokio::spawn(async move {
-        welcome(&mut rd, &mut wr, "stuck", 100_000).await;
-        let _ = go_rx.await;
-        let (mut subscribes, mut unsubscribes) = (0usize, 0usize);
-        while let Ok(len) = rd.read_u32().await {
-            let mut body = vec![0; len as usize];
-            if rd.read_exact(&mut body).await.is_err() {
-                break;
-            }
-            match body[0] {
-                0x13 => subscribes += 1,
-                0x14 => unsubscribes += 1,
-                _ => {}
-            }
-        }
-        drop(wr);
-        (subscribes, unsubscribes)
-    });
-    let conn = Connection::builder()
-        .service::<ipc_suite::ProbeContract>()
-        .service::<ipc_suite::ProbeEventsContract>()
-        .call_timeout(Duration::MAX)
-        .connect(ipc_runtime::Transport::new(renderer_rd, renderer_wr))
-        .await
-        .unwrap();
+    let (conn, go, fake_main) = renderer_of_a_stalled_main(4096, |b| {
+        b.service::<ipc_suite::ProbeContract>()
+            .service::<ipc_suite::ProbeEventsContract>()
+    })
+    .await;
     let probe = ipc_suite::ProbeClient::new(&conn);
     let events = ipc_suite::ProbeEventsListener::new(&conn);
-    // Fill the queue up to the point where producers wait.
-    let mut filler = Vec::new();
-    for _ in 0..200 {
-        let mut call = probe.len(vec![0; 4096]);
-        assert!(poll_once(&mut call).await.is_none());
-        filler.push(call);
-    }
+    let filler = fill_the_queue(&probe).await;
     // Listeners, by callback and by stream, that wait for room to ask
     // main, then are given up.
     for i in 0..2000 {
@@ -406,14 +406,11 @@ async fn listeners_abandoned_before_their_subscription_was_queued_queue_no_unsub
         }
     }
     drop(filler);
-    go_tx.send(()).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
-    let (subscribes, unsubscribes) = tokio::time::timeout(Duration::from_secs(10), fake_main)
-        .await
-        .expect("the fake main reads to the end")
-        .unwrap();
+    drop((probe, events));
+    let frames = let_main_read(conn, go, fake_main).await;
+    let count = |kind: u8| frames.iter().filter(|b| b[0] == kind).count();
     assert_eq!(
-        (subscribes, unsubscribes),
+        (count(0x13), count(0x14)),
         (0, 0),
         "unsubscribe frames for subscriptions never asked were held for a main that was not reading"
     );
@@ -426,31 +423,9 @@ async fn listeners_abandoned_before_their_subscription_was_queued_queue_no_unsub
 /// emptied, not at its timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_kept_after_one_poll_holds_up_no_other_producer() {
-    use ipc_suite::{raw::welcome, stuck::StuckClient};
-    use tokio::io::AsyncReadExt;
-
-    let (main_end, renderer_end) = tokio::io::duplex(64);
-    let (mut rd, mut wr) = tokio::io::split(main_end);
-    let (renderer_rd, renderer_wr) = tokio::io::split(renderer_end);
-    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-    let fake_main = tokio::spawn(async move {
-        welcome(&mut rd, &mut wr, "stuck", 100).await;
-        let _ = go_rx.await;
-        // Reads everything from now on, and never answers.
-        while let Ok(len) = rd.read_u32().await {
-            let mut body = vec![0; len as usize];
-            if rd.read_exact(&mut body).await.is_err() {
-                break;
-            }
-        }
-    });
-    let conn = Connection::builder()
-        .service::<ipc_suite::stuck::StuckContract>()
-        .call_timeout(Duration::from_secs(30))
-        .connect(ipc_runtime::Transport::new(renderer_rd, renderer_wr))
-        .await
-        .unwrap();
-    let client = StuckClient::new(&conn);
+    let (conn, go, fake_main) =
+        renderer_of_a_stalled_main(64, |b| b.service::<ipc_suite::stuck::StuckContract>()).await;
+    let client = ipc_suite::stuck::StuckClient::new(&conn);
     let mut kept = None;
     for i in 0..100u8 {
         let mut send = Box::pin(client.put(vec![i; 64 * 1024]));
@@ -461,11 +436,11 @@ async fn a_send_kept_after_one_poll_holds_up_no_other_producer() {
     }
     let kept = kept.expect("the queue filled");
     let waiting = tokio::spawn({
-        let client = client.clone();
+        let client = client.clone().with_timeout(Duration::from_secs(30));
         async move { client.put(vec![7; 16]).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    go_tx.send(()).unwrap();
+    go.send(()).unwrap();
     let sent = tokio::time::timeout(Duration::from_secs(5), waiting)
         .await
         .expect("the waiting send went ahead once main read the queue empty")
