@@ -304,6 +304,35 @@ impl ServiceSummary {
             signatures: d.methods.iter().map(Signature::of).collect(),
         }
     }
+
+    /// The same service with only the channels `visible` allows, in the
+    /// order of their names, and a fingerprint of those alone (its name
+    /// and each channel's [`method_parts`]): two summaries of the same
+    /// channels have the same, however their methods were ordered.
+    fn only(&self, visible: &dyn Fn(&str) -> bool) -> ServiceSummary {
+        type Kept<'a> = (&'a (String, [u64; 4]), Option<&'a Signature>);
+        let mut kept: Vec<Kept<'_>> = self
+            .methods
+            .iter()
+            .enumerate()
+            .filter(|(_, (channel, _))| visible(channel))
+            .map(|(i, method)| (method, self.signatures.get(i)))
+            .collect();
+        kept.sort_unstable_by(|a, b| a.0 .0.cmp(&b.0 .0));
+        let fingerprint = kept.iter().fold(
+            fnv(FNV_OFFSET, self.name.as_bytes()),
+            |h, ((channel, parts), _)| fnv(h, &fingerprint_of(channel, parts).to_le_bytes()),
+        );
+        ServiceSummary {
+            name: self.name.clone(),
+            fingerprint,
+            methods: kept.iter().map(|(method, _)| (*method).clone()).collect(),
+            signatures: kept
+                .iter()
+                .filter_map(|(_, signature)| signature.cloned())
+                .collect(),
+        }
+    }
 }
 
 /// A method's types as written in the trait, for a handshake mismatch to
@@ -491,18 +520,45 @@ fn renamed_namespace<'a>(
     (renderer_ns != main_ns && renderer_methods == main_methods).then_some((renderer_ns, main_ns))
 }
 
-/// Checks a renderer's services against main's. On mismatch, returns both
-/// contract fingerprints and the differences in words (see
-/// [`Differences`] for how many).
+/// Checks a renderer's services against main's, on every channel: see
+/// [`compare_visible`].
 pub(crate) fn compare(
     renderer: &[ServiceSummary],
     main: &[ServiceSummary],
 ) -> Result<(), (u64, u64, Vec<String>)> {
+    compare_visible(renderer, main, &|_| true)
+}
+
+/// Checks a renderer's services against main's, on the channels `visible`
+/// allows (those main's grant lets the renderer reach: the only ones its
+/// calls and events can use). On mismatch, returns both contracts'
+/// fingerprints over those channels and the differences in words (see
+/// [`Differences`] for how many).
+///
+/// Nothing is said or compared of other channels, so that a renderer
+/// learns nothing of them from a handshake (not their signatures, not
+/// whether main has them, not through a fingerprint), as it learns nothing
+/// from calling one ([`IpcError::NotAllowed`](crate::IpcError::NotAllowed)).
+/// A renderer's service is left out unless it has such channels, or main
+/// has a service of that name with such channels.
+pub(crate) fn compare_visible(
+    renderer: &[ServiceSummary],
+    main: &[ServiceSummary],
+    visible: &dyn Fn(&str) -> bool,
+) -> Result<(), (u64, u64, Vec<String>)> {
+    let main: Vec<ServiceSummary> = main.iter().map(|m| m.only(visible)).collect();
     let mut differences = Differences::default();
+    let mut renderer_fps = Vec::with_capacity(renderer.len());
     let mut main_fps = Vec::with_capacity(renderer.len());
-    for r in renderer {
+    for whole in renderer {
+        let r = whole.only(visible);
+        let found = main.iter().find(|m| m.name == r.name);
+        if r.methods.is_empty() && found.is_none_or(|m| m.methods.is_empty()) {
+            continue;
+        }
+        renderer_fps.push(r.fingerprint);
         let name = Quoted(&r.name);
-        let Some(m) = main.iter().find(|m| m.name == r.name) else {
+        let Some(m) = found else {
             differences.push(|| {
                 format!(
                     "`{name}` is not registered on main (register it with `MainBuilder::service`, or `MainBuilder::events` for an events trait)"
@@ -515,7 +571,7 @@ pub(crate) fn compare(
         if m.fingerprint == r.fingerprint {
             continue;
         }
-        if let Some((renderer_ns, main_ns)) = renamed_namespace(r, m) {
+        if let Some((renderer_ns, main_ns)) = renamed_namespace(whole, m) {
             differences.push(|| {
                 format!(
                     "trait `{name}`: its namespace is `{}` in the renderer's contract but `{main_ns}` in main's",
@@ -575,8 +631,11 @@ pub(crate) fn compare(
     if differences.count() == 0 {
         Ok(())
     } else {
-        let renderer_fp = combine(renderer.iter().map(|r| r.fingerprint));
-        Err((renderer_fp, combine(main_fps), differences.into_lines()))
+        Err((
+            combine(renderer_fps),
+            combine(main_fps),
+            differences.into_lines(),
+        ))
     }
 }
 
@@ -800,7 +859,7 @@ mod tests {
             .map(|i| ServiceSummary {
                 name: format!("{long}{i}"),
                 fingerprint: 0,
-                methods: Vec::new(),
+                methods: vec![(format!("{long}{i}:m"), [0; 4])],
                 signatures: Vec::new(),
             })
             .collect();

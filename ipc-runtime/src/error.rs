@@ -114,13 +114,14 @@ pub enum IpcError {
         /// The configured limit.
         limit: usize,
     },
-    /// The renderer's contracts do not match main's: a contract main does
-    /// not serve, or another version of one.
-    #[error("handshake mismatch: {}; main must serve every contract the renderer was built with, in the same version (contract fingerprints: renderer {renderer:#018x}, main {main:#018x})", differences.join("; "))]
+    /// The renderer's contracts do not match main's on the channels it may
+    /// reach: a contract main does not serve, or another version of one.
+    #[error("handshake mismatch: {}; main must serve the channels this renderer may reach, from the same version of their contracts (contract fingerprints: renderer {renderer:#018x}, main {main:#018x})", differences.join("; "))]
     HandshakeMismatch {
-        /// The fingerprint of the renderer's contract.
+        /// The fingerprint of the renderer's contracts, over the channels
+        /// main compared: those its grant lets the renderer reach.
         renderer: u64,
-        /// The fingerprint of main's contract for the same services.
+        /// The fingerprint of main's contracts over the same channels.
         main: u64,
         /// Each service or channel that differs, in words.
         differences: Vec<String>,

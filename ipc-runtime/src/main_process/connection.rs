@@ -647,8 +647,10 @@ async fn read_hello(
     // Only now, from a connection that may talk to main: the contract
     // lists are the costly part of a hello to decode.
     let hello = Hello::decode(&rest).map_err(FrameError::into_ipc)?;
+    // On the channels the grant allows: the renderer learns nothing of
+    // the others.
     if let Err((renderer, main_fp, differences)) =
-        contract::compare(&hello.services, &setup.summaries)
+        contract::compare_visible(&hello.services, &setup.summaries, &|c| grant.allows(c))
     {
         return Err(IpcError::HandshakeMismatch {
             renderer,
