@@ -145,7 +145,7 @@ async fn dropping_the_call_future_cancels_the_handler() {
 
 #[tokio::test]
 async fn a_panicking_handler_fails_only_its_call() {
-    let (main, _) = probe_main_with(|b| b.forward_panic_messages(true));
+    let (main, _) = probe_main_with(|b| b.forward_failure_details(true));
     let conn = connect_memory(&main, "reckless").await.unwrap();
     let probe = conn.probe.clone();
     match probe.explode("boom".into()).await {
@@ -171,7 +171,7 @@ async fn a_panicking_handler_fails_only_its_call() {
 /// timeout.
 #[tokio::test]
 async fn long_failure_reports_reach_a_renderer_with_a_small_frame_limit() {
-    let (main, _) = probe_main_with(|b| b.forward_panic_messages(true));
+    let (main, _) = probe_main_with(|b| b.forward_failure_details(true));
     for (limit, message) in [(4096, "p".repeat(8000)), (256, "\n".repeat(900))] {
         let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(64 * 1024);
         let (accepted, api) = tokio::join!(

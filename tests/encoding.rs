@@ -23,6 +23,16 @@ impl Serialize for Picky {
     }
 }
 
+/// Panics as it is encoded, with a message quoting main's data.
+#[derive(Debug, Deserialize)]
+pub struct Boom;
+
+impl Serialize for Boom {
+    fn serialize<S: Serializer>(&self, _s: S) -> Result<S::Ok, S::Error> {
+        panic!("db password hunter2")
+    }
+}
+
 /// Methods whose values may not cross.
 #[service(namespace = "enc")]
 pub trait Enc {
@@ -32,12 +42,14 @@ pub trait Enc {
     async fn get(&self, refuse: bool) -> Picky;
     /// Returns `len` bytes.
     async fn bytes(&self, len: u32) -> Vec<u8>;
+    /// Returns a value whose `Serialize` panics.
+    async fn boom(&self) -> Boom;
 }
 
 expose! {
     /// Everything `Enc` offers.
     pub struct EncApi {
-        enc: Enc { put, get, bytes },
+        enc: Enc { put, get, bytes, boom },
     }
 }
 
@@ -50,6 +62,9 @@ impl Enc for Handler {
     async fn get(&self, refuse: bool) -> Picky {
         Picky { refuse }
     }
+    async fn boom(&self) -> Boom {
+        Boom
+    }
     async fn bytes(&self, len: u32) -> Vec<u8> {
         vec![7; len as usize]
     }
@@ -57,8 +72,14 @@ impl Enc for Handler {
 
 /// A renderer accepting frames of at most `max_frame` bytes.
 async fn connect(max_frame: usize) -> (Main, EncClient<EncApi>) {
+    connect_forwarding(max_frame, false).await
+}
+
+/// Like [`connect`], main forwarding failure details if `forward`.
+async fn connect_forwarding(max_frame: usize, forward: bool) -> (Main, EncClient<EncApi>) {
     let main = Main::builder()
         .service(EncServer::new(Handler))
+        .forward_failure_details(forward)
         .build()
         .unwrap();
     let (main_end, renderer_end) = transport::memory_pair(256 * 1024);
@@ -84,16 +105,36 @@ async fn an_argument_that_cannot_be_encoded_is_an_encode_error_and_nothing_is_se
     assert_eq!(client.put(Picky { refuse: false }).await.unwrap(), 1);
 }
 
+/// A reply main cannot encode fails that call; why is main's business (its
+/// value's own words, which may quote main's data), told to the renderer
+/// only if main forwards failure details.
 #[tokio::test]
 async fn a_reply_that_cannot_be_encoded_fails_that_call_only() {
-    let (_main, client) = connect(64 * 1024).await;
-    let err = client.get(true).await.unwrap_err();
-    assert!(
-        matches!(&err, IpcError::Encode { channel, reason }
-            if channel == "enc:get" && reason.contains("refuses to be encoded")),
-        "{err:?}"
-    );
-    assert_eq!(client.get(false).await.unwrap(), Picky { refuse: false });
+    for forward in [false, true] {
+        let (_main, client) = connect_forwarding(64 * 1024, forward).await;
+        let err = client.get(true).await.unwrap_err();
+        let IpcError::Encode { channel, reason } = &err else {
+            panic!("expected an encode error, got {err:?}");
+        };
+        assert_eq!(channel, "enc:get");
+        assert_eq!(
+            reason.contains("refuses to be encoded"),
+            forward,
+            "{reason}"
+        );
+        let err = client.boom().await.unwrap_err();
+        let IpcError::Encode { reason, .. } = &err else {
+            panic!("expected an encode error, got {err:?}");
+        };
+        assert_eq!(reason.contains("hunter2"), forward, "{reason}");
+        if !forward {
+            assert!(
+                reason.contains("MainBuilder::forward_failure_details(true)"),
+                "{reason}"
+            );
+        }
+        assert_eq!(client.get(false).await.unwrap(), Picky { refuse: false });
+    }
 }
 
 #[tokio::test]

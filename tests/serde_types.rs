@@ -267,10 +267,13 @@ async fn connected_checking(
 ) -> (Main, ShapesApi, Arc<AtomicU32>, ipc_runtime::ClientCore) {
     let plain = Plain::default();
     let marked = plain.marked.clone();
+    // Main tells the renderer why a reply could not be encoded: these tests
+    // read it there.
     let main = Main::builder()
         .service(ShapesServer::new(plain))
         .events::<ShapeEventsContract>()
         .check_round_trips(check)
+        .forward_failure_details(true)
         .build()
         .unwrap();
     let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(256 * 1024);

@@ -206,7 +206,7 @@ async fn refused_subscriptions_warn_once() {
 async fn replies_and_events_larger_than_a_renderer_accepts_warn_once() {
     let (records, _one_at_a_time) = records().await;
     // Forwarded, so that a long panic message makes a long error reply.
-    let (main, _) = probe_main_with(|b| b.forward_panic_messages(true));
+    let (main, _) = probe_main_with(|b| b.forward_failure_details(true));
     let (main_end, renderer_end) = ipc_runtime::transport::memory_pair(64 * 1024);
     let (accepted, api) = tokio::join!(
         main.accept::<ProbeApi>(main_end, "small"),
@@ -272,8 +272,8 @@ async fn panic_messages_stay_in_mains_log_by_default() {
                 assert_eq!(channel, "probe:explode");
                 assert!(!message.contains("hunter2") && !message.contains("secret"));
                 assert!(
-                    message.contains("main's log")
-                        && message.contains("MainBuilder::forward_panic_messages(true)"),
+                    message.contains("withheld by main (its log has it")
+                        && message.contains("MainBuilder::forward_failure_details(true)"),
                     "{message}"
                 );
             }

@@ -335,6 +335,10 @@ impl ServiceSummary {
     }
 }
 
+/// Main's types are quoted in a handshake rejection up to this many
+/// characters, so that its size does not depend on how they are written.
+const SIGNATURE_CHARS: usize = 200;
+
 /// A method's types as written in the trait, for a handshake mismatch to
 /// say what main's side of a differing part is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -370,11 +374,11 @@ impl Signature {
                     .iter()
                     .map(|a| format!("{}: {}", a.name, a.ty))
                     .collect();
-                format!("main's: `({})`", args.join(", "))
+                format!("main's: `({})`", Cut(&args.join(", "), SIGNATURE_CHARS))
             }
-            2 => format!("main's: `{}`", self.output),
+            2 => format!("main's: `{}`", Cut(self.output, SIGNATURE_CHARS)),
             _ => match self.error {
-                Some(e) => format!("main's: `{e}`"),
+                Some(e) => format!("main's: `{}`", Cut(e, SIGNATURE_CHARS)),
                 None => "main's has none".into(),
             },
         }

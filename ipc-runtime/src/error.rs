@@ -98,7 +98,9 @@ pub enum IpcError {
     },
     /// A value could not be encoded before sending: a call's arguments
     /// (on the renderer), an event's (on main), or a reply (on main; the
-    /// caller gets this error for that call).
+    /// caller gets this error for that call, with the reason withheld
+    /// unless main forwards failure details:
+    /// [`MainBuilder::forward_failure_details`](crate::MainBuilder::forward_failure_details)).
     #[error("the value for `{channel}` could not be encoded: {reason}")]
     Encode {
         /// The channel the value was for.
@@ -146,7 +148,7 @@ pub enum IpcError {
     /// backtrace, with `RUST_BACKTRACE`) is on main's stderr;
     /// `std::panic::set_hook` changes that. The renderer learns the
     /// message only if main forwards them
-    /// ([`MainBuilder::forward_panic_messages`](crate::MainBuilder::forward_panic_messages)).
+    /// ([`MainBuilder::forward_failure_details`](crate::MainBuilder::forward_failure_details)).
     /// A `send` handler's panic reaches the renderer as a notice, which it
     /// logs as a `tracing` warning, since nobody waits for its result.
     #[error("the handler for `{channel}` panicked: {message}; main is still running, but this call failed (this is a bug in the handler)")]
@@ -200,9 +202,10 @@ pub enum IpcError {
     },
 }
 
-/// What a renderer is told in place of a panic's message, unless main
+/// What a renderer is told in place of the details of a failure on main's
+/// side (a panic's message, why a reply could not be encoded), unless main
 /// forwards them.
-pub(crate) const PANIC_MESSAGE_WITHHELD: &str = "(its message is in main's log; main sends panic messages to renderers only with `MainBuilder::forward_panic_messages(true)`)";
+pub(crate) const WITHHELD: &str = "withheld by main (its log has it; main tells renderers only with `MainBuilder::forward_failure_details(true)`)";
 
 /// Panic messages are cut to this many characters (and an ellipsis) in
 /// error reports, so that the report of a panic always fits a small frame.

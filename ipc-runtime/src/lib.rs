@@ -236,7 +236,7 @@
 //! `client.with_timeout(..)`); dropping a call's future tells main to abort
 //! the handler. A panicking handler fails only its own call with
 //! [`IpcError::HandlerPanicked`]; the panic's message stays in main's log
-//! unless [`MainBuilder::forward_panic_messages`] sends it on. Handlers learn who called them with
+//! unless [`MainBuilder::forward_failure_details`] sends it on. Handlers learn who called them with
 //! [`Caller::current`]: main's own record of the connection, never
 //! something the renderer claims.
 //!

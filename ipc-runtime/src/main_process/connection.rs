@@ -33,7 +33,7 @@ use crate::{
     cpus,
     deadline::capped,
     dispatch::{Handler, Outcome, Route},
-    error::{panic_message, WireError, PANIC_MESSAGE_WITHHELD},
+    error::{panic_message, WireError, WITHHELD},
     frame::{
         Channel, Frame, FrameError, Head, Hello, Sender, StreamError, Welcome, PROTOCOL_VERSION,
     },
@@ -317,7 +317,7 @@ pub(crate) async fn accept(
         grant,
         limits: limits.clone(),
         round_trips: setup.round_trips,
-        forward_panics: setup.forward_panics,
+        forward_details: setup.forward_details,
         subscriptions: Mutex::default(),
         subscribed: watch::channel(0).0,
         events_sent: AtomicU64::new(0),
@@ -698,8 +698,8 @@ pub(crate) struct Conn {
     limits: Limits,
     /// See [`MainBuilder::check_round_trips`](crate::MainBuilder::check_round_trips).
     round_trips: bool,
-    /// See [`MainBuilder::forward_panic_messages`](crate::MainBuilder::forward_panic_messages).
-    forward_panics: bool,
+    /// See [`MainBuilder::forward_failure_details`](crate::MainBuilder::forward_failure_details).
+    forward_details: bool,
     /// The event channels it listens to: only channels main declares
     /// (checked before one is added), so a fast unkeyed hash is safe.
     subscriptions: Mutex<HashSet<String, rustc_hash::FxBuildHasher>>,
@@ -1198,9 +1198,17 @@ impl Conn {
                 e.into_ipc(channel, || IpcError::disconnected("closed")),
             ),
         };
-        if !too_large {
-            // The handler's value could not be encoded: main's own bug.
+        let error = if !too_large {
+            // The handler's value could not be encoded: main's own bug,
+            // told in its value's words (`Serialize`'s error or panic).
             error!(renderer = %self.id(), %channel, %error, "the reply could not be sent");
+            match error {
+                IpcError::Encode { channel, .. } if !self.forward_details => IpcError::Encode {
+                    channel,
+                    reason: WITHHELD.to_string(),
+                },
+                error => error,
+            }
         } else {
             // Larger than the renderer's own `max_frame_size`: its choice,
             // which it may make on every call.
@@ -1209,7 +1217,8 @@ impl Conn {
                 "the reply could not be sent",
                 renderer = %self.id(), %channel, %error
             );
-        }
+            error
+        };
         self.fail(id, &error).await;
     }
 
@@ -1337,10 +1346,10 @@ fn panicked(conn: &Conn, channel: &'static str, panic: Box<dyn Any + Send>) -> O
     error!(renderer = %conn.id(), %channel, %message, "handler panicked");
     Outcome::Failed(IpcError::HandlerPanicked {
         channel: channel.to_string(),
-        message: if conn.forward_panics {
+        message: if conn.forward_details {
             message
         } else {
-            PANIC_MESSAGE_WITHHELD.to_string()
+            WITHHELD.to_string()
         },
     })
 }

@@ -62,7 +62,7 @@ pub struct MainBuilder<C = ()> {
     spin: Duration,
     flush_every: Option<usize>,
     round_trips: bool,
-    forward_panics: bool,
+    forward_details: bool,
     /// The main being built; marked abandoned if the builder is dropped
     /// unbuilt.
     inner: AbandonUnbuilt,
@@ -122,7 +122,7 @@ impl<C> MainBuilder<C> {
             spin: self.spin,
             flush_every: self.flush_every,
             round_trips: self.round_trips,
-            forward_panics: self.forward_panics,
+            forward_details: self.forward_details,
             inner: self.inner,
             contracts: PhantomData,
         }
@@ -224,14 +224,17 @@ impl<C> MainBuilder<C> {
         self
     }
 
-    /// Whether the renderer whose call made a handler panic is told the
-    /// panic's message, in [`IpcError::HandlerPanicked`]: off by default.
-    /// A panic message is written for main's developer, and may carry
-    /// main's data (a path, a query, another renderer's input), while
-    /// renderers are untrusted; by default the renderer learns only that
-    /// the handler panicked. Main logs the message either way (a `tracing`
-    /// error with the renderer's id and the channel), and the process's
-    /// panic hook prints it on stderr. Turn it on during development, or
+    /// Whether a renderer whose call failed through a bug on main's side
+    /// is told the details: a handler's panic message
+    /// ([`IpcError::HandlerPanicked`]), or why main could not encode the
+    /// reply ([`IpcError::Encode`]: a `Serialize` that panicked or
+    /// refused, in its own words). Off by default: such text is written
+    /// for main's developer, and may carry main's data (a path, a query,
+    /// another renderer's input), while renderers are untrusted; by
+    /// default the renderer learns what failed, and that the details are
+    /// withheld. Main logs them either way (a `tracing` error with the
+    /// renderer's id and the channel; a panic's message is also on stderr,
+    /// from the process's panic hook). Turn it on during development, or
     /// where every renderer is trusted.
     ///
     /// ```
@@ -243,12 +246,12 @@ impl<C> MainBuilder<C> {
     /// # fn main() {
     /// let main = Main::builder()
     ///     .service(NotesServer::new(MyNotes))
-    ///     .forward_panic_messages(cfg!(debug_assertions))
+    ///     .forward_failure_details(cfg!(debug_assertions))
     ///     .build();
     /// # }
     /// ```
-    pub fn forward_panic_messages(mut self, forward: bool) -> Self {
-        self.forward_panics = forward;
+    pub fn forward_failure_details(mut self, forward: bool) -> Self {
+        self.forward_details = forward;
         self
     }
 
@@ -345,7 +348,7 @@ impl<C> MainBuilder<C> {
             spin: self.spin,
             flush_every: self.flush_every,
             round_trips: self.round_trips,
-            forward_panics: self.forward_panics,
+            forward_details: self.forward_details,
         });
         if self.inner.0.setup.set(setup).is_err() {
             return Err(IpcError::Config {
@@ -480,8 +483,8 @@ pub(crate) struct Setup {
     pub flush_every: Option<usize>,
     /// See [`MainBuilder::check_round_trips`].
     pub round_trips: bool,
-    /// See [`MainBuilder::forward_panic_messages`].
-    pub forward_panics: bool,
+    /// See [`MainBuilder::forward_failure_details`].
+    pub forward_details: bool,
 }
 
 struct Entry {
@@ -747,7 +750,7 @@ impl Main {
             spin: Duration::ZERO,
             flush_every: None,
             round_trips: cfg!(debug_assertions),
-            forward_panics: false,
+            forward_details: false,
             contracts: PhantomData,
         }
     }
