@@ -30,6 +30,12 @@ pub(super) struct Calls {
     /// fair semaphore: with `n` slots free, the first `n` in line may take
     /// one (and have been woken), and no one else.
     waiting: BTreeMap<u64, Option<Waker>>,
+    /// The first ticket in line that no free slot is for (the
+    /// [`free`](Self::free)-th, counting from 0), or `None` if a slot is
+    /// free for every call in line: the calls before it may take one.
+    /// Kept as the line and the free slots change, so that no operation
+    /// counts places in line.
+    cut: Option<u64>,
     next_ticket: u64,
 }
 
@@ -73,7 +79,7 @@ pub(super) struct Removed {
     /// The call's reply; `None` if it was still waiting for it, so that
     /// main may still be running it.
     pub(super) reply: Option<Reply>,
-    /// The call first in line for a slot, if this freed one: to wake once
+    /// The call in line the freed slot is now for, if any: to wake once
     /// the lock is released.
     pub(super) next: Option<Waker>,
     /// Whether its invoke had been queued ([`Call::sent`]).
@@ -116,6 +122,7 @@ impl Calls {
             counted: 0,
             limit: limit.max(1),
             waiting: BTreeMap::new(),
+            cut: None,
             next_ticket: 0,
         }
     }
@@ -127,15 +134,15 @@ impl Calls {
     /// line.
     pub(super) fn admit(&mut self, id: u64, call: Call, ticket: Option<u64>) -> Result<(), Call> {
         if call.counted {
-            let free = self.free();
-            let ahead = match ticket {
-                // At most `free` counted: the line may be long.
-                Some(ticket) => self.waiting.range(..ticket).take(free).count(),
-                None => self.waiting.len(),
+            let let_in = match ticket {
+                Some(ticket) => self.cut.is_none_or(|cut| ticket < cut),
+                None => self.waiting.len() < self.free(),
             };
-            if ahead >= free {
+            if !let_in {
                 return Err(call);
             }
+            // The calls let in stay those before `cut`: one fewer slot,
+            // and one fewer call before it.
             self.counted += 1;
             if let Some(ticket) = ticket {
                 self.waiting.remove(&ticket);
@@ -224,7 +231,7 @@ impl Calls {
     fn removed(&mut self, call: Call) -> Removed {
         let next = if call.counted {
             self.counted -= 1;
-            self.newly_let_in()
+            self.let_in_one_more()
         } else {
             None
         };
@@ -242,6 +249,10 @@ impl Calls {
     pub(super) fn wait(&mut self) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
+        // Last in line: let in if a slot is free for every call before it.
+        if self.cut.is_none() && self.waiting.len() >= self.free() {
+            self.cut = Some(ticket);
+        }
         self.waiting.insert(ticket, None);
         ticket
     }
@@ -259,12 +270,16 @@ impl Calls {
     /// free slot was for it, the call in line it now goes to, to wake once
     /// the lock is released.
     pub(super) fn stop_waiting(&mut self, ticket: u64) -> Option<Waker> {
-        let free = self.free();
-        let had_a_slot = self.waiting.range(..ticket).take(free).count() < free;
-        if self.waiting.remove(&ticket).is_some() && had_a_slot {
-            self.newly_let_in()
-        } else {
-            None
+        self.waiting.remove(&ticket)?;
+        match self.cut {
+            // It was let in: its slot goes to the call at the cut.
+            Some(cut) if ticket < cut => self.let_in_one_more(),
+            // It was the first not let in: the next one is now.
+            Some(cut) if ticket == cut => {
+                self.cut = self.after(cut);
+                None
+            }
+            _ => None,
         }
     }
 
@@ -274,14 +289,26 @@ impl Calls {
         self.calls.len()
     }
 
-    /// The waker, taken, of the call in line that a slot just freed (or a
-    /// place ahead of it just left) lets in: the last of the first
-    /// [`free`](Self::free) calls in line. Those ahead of it were let in
-    /// before, and woken then; one that is never polled again keeps only
-    /// its own slot, not the line.
-    fn newly_let_in(&mut self) -> Option<Waker> {
-        let last = self.free().checked_sub(1)?;
-        self.waiting.values_mut().nth(last).and_then(Option::take)
+    /// A slot is free for one more call in line (one was freed, or a call
+    /// let in left the line): lets in the call at the cut, and returns its
+    /// waker, taken, to wake once the lock is released. The calls before it
+    /// were let in before, and woken then; one that is never polled again
+    /// keeps only its own slot, not the line.
+    fn let_in_one_more(&mut self) -> Option<Waker> {
+        let cut = self.cut?;
+        self.cut = self.after(cut);
+        self.waiting.get_mut(&cut).and_then(Option::take)
+    }
+
+    /// The ticket in line after `ticket`.
+    fn after(&self, ticket: u64) -> Option<u64> {
+        self.waiting
+            .range((
+                std::ops::Bound::Excluded(ticket),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+            .map(|(&t, _)| t)
     }
 
     /// Removes every call still waiting for its reply (the connection
@@ -525,6 +552,83 @@ mod tests {
             .map(|c| c.0.load(Ordering::SeqCst))
             .collect();
         assert_eq!(woken, [1, 0, 0]);
+    }
+
+    /// Random schedules of calls joining, leaving and waiting in line,
+    /// against the definition: with `n` slots free, exactly the first `n`
+    /// in line may take one, each of them has been woken (its waker taken,
+    /// as a call that registered and was then let in), every other call in
+    /// line still has its waker registered, and no more than the limit
+    /// are ever admitted.
+    #[test]
+    fn the_line_follows_its_definition_through_random_schedules() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below as u64) as usize
+        };
+        for round in 0..300 {
+            let limit = 1 + round % 5;
+            let mut calls = Calls::new(limit);
+            let (_, waker) = counter();
+            let (mut next_id, mut admitted, mut in_line) = (0u64, Vec::new(), Vec::new());
+            for _ in 0..200 {
+                next_id += 1;
+                match random(5) {
+                    // A new call: admitted, or it takes a ticket, tries with
+                    // it at once and registers if refused.
+                    0 | 1 => {
+                        if calls.admit(next_id, call(true), None).is_ok() {
+                            admitted.push(next_id);
+                        } else {
+                            let ticket = calls.wait();
+                            if calls.admit(next_id, call(true), Some(ticket)).is_ok() {
+                                admitted.push(next_id);
+                            } else {
+                                calls.register(ticket, &waker);
+                                in_line.push((ticket, next_id));
+                            }
+                        }
+                    }
+                    // A call finishes.
+                    2 if !admitted.is_empty() => {
+                        let id = admitted.swap_remove(random(admitted.len()));
+                        calls.remove(id).unwrap();
+                    }
+                    // A call in line is polled: it tries its ticket.
+                    3 if !in_line.is_empty() => {
+                        let at = random(in_line.len());
+                        let (ticket, id) = in_line[at];
+                        if calls.admit(id, call(true), Some(ticket)).is_ok() {
+                            admitted.push(id);
+                            in_line.swap_remove(at);
+                        } else {
+                            calls.register(ticket, &waker);
+                        }
+                    }
+                    // A call in line gives up.
+                    4 if !in_line.is_empty() => {
+                        let (ticket, _) = in_line.swap_remove(random(in_line.len()));
+                        calls.stop_waiting(ticket);
+                    }
+                    _ => {}
+                }
+                assert!(calls.counted <= limit);
+                assert_eq!(calls.counted, admitted.len());
+                let free = limit - calls.counted;
+                let line: Vec<u64> = calls.waiting.keys().copied().collect();
+                assert_eq!(
+                    calls.cut,
+                    line.get(free).copied(),
+                    "the cut is the {free}th in line"
+                );
+                for (rank, waker) in calls.waiting.values().enumerate() {
+                    assert_eq!(waker.is_none(), rank < free, "rank {rank}, {free} free");
+                }
+            }
+        }
     }
 
     #[test]
