@@ -141,7 +141,7 @@ fn a_panic_in_a_calls_task_ends_the_connection() {
     // The renderer is told main failed, not the panic's message (main's).
     assert!(
         matches!(&call, Some(IpcError::Disconnected { reason })
-            if reason == "main disconnected this renderer: main failed while serving it (main's log says why)"),
+            if reason == "main disconnected this renderer after a failure while serving it (main's log says what failed)"),
         "{call:?}"
     );
     match reason {

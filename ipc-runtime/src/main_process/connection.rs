@@ -541,10 +541,11 @@ fn farewell(reason: &DisconnectReason, by_close: bool) -> Option<String> {
             "main disconnected this renderer after {}; the last: {last}",
             violations_count(*violations)
         )),
-        // Main's own failure (a panic in its task for this renderer, say):
-        // its details are main's, like a handler's panic message.
+        // A failure while serving the renderer: main's own (a panic in its
+        // task for it, whose details are main's, like a handler's panic
+        // message), or the connection's (a read that failed).
         DisconnectReason::Failed(_) => Some(
-            "main disconnected this renderer: main failed while serving it (main's log says why)"
+            "main disconnected this renderer after a failure while serving it (main's log says what failed)"
                 .into(),
         ),
         other => Some(format!("main disconnected this renderer: {other}")),
