@@ -216,7 +216,7 @@ fn a_renderer_connects_only_inside_a_runtime() {
     match connected.map(drop) {
         Err(IpcError::Config { reason }) => assert!(
             reason.starts_with(
-                "ConnectionBuilder::connect_inherited (which the `connect_…` functions of `expose!` types call) \
+                "ConnectionBuilder::connect_inherited (which the `connect…` functions of `expose!` types call) \
                  must be called inside a tokio runtime"
             ),
             "{reason}"

@@ -386,7 +386,7 @@ fn in_runtime(what: &str) -> Result<(), IpcError> {
         .map(drop)
         .map_err(|_| IpcError::Config {
             reason: format!(
-                "{what} (which the `connect_…` functions of `expose!` types call) must be called inside a tokio runtime \
+                "{what} (which the `connect…` functions of `expose!` types call) must be called inside a tokio runtime \
                  (with I/O and time enabled: `#[tokio::main]`, or `enable_all()` on a runtime builder), \
                  whose tasks then carry the connection (once made, it may be used from any thread)"
             ),
