@@ -629,7 +629,7 @@ pub(crate) fn compare_visible(
             }
         }
         if differences.count() == before {
-            differences.push(|| format!("trait `{name}` differs (namespace or method order)"));
+            differences.push(|| format!("trait `{name}` differs"));
         }
     }
     if differences.count() == 0 {
