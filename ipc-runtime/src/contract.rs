@@ -281,7 +281,6 @@ pub(crate) fn combine(fingerprints: impl IntoIterator<Item = u64>) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ServiceSummary {
     pub name: String,
-    pub fingerprint: u64,
     /// Each method's channel and [`method_parts`].
     pub methods: Vec<(String, [u64; 4])>,
     /// Each method's signature as written, in the order of `methods`: in
@@ -295,7 +294,6 @@ impl ServiceSummary {
     pub(crate) fn of(d: &ServiceDescriptor) -> Self {
         ServiceSummary {
             name: d.name.to_string(),
-            fingerprint: service_fingerprint(d),
             methods: d
                 .methods
                 .iter()
@@ -306,9 +304,7 @@ impl ServiceSummary {
     }
 
     /// The same service with only the channels `visible` allows, in the
-    /// order of their names, and a fingerprint of those alone (its name
-    /// and each channel's [`method_parts`]): two summaries of the same
-    /// channels have the same, however their methods were ordered.
+    /// order of their names.
     fn only(&self, visible: &dyn Fn(&str) -> bool) -> ServiceSummary {
         type Kept<'a> = (&'a (String, [u64; 4]), Option<&'a Signature>);
         let mut kept: Vec<Kept<'_>> = self
@@ -319,19 +315,25 @@ impl ServiceSummary {
             .map(|(i, method)| (method, self.signatures.get(i)))
             .collect();
         kept.sort_unstable_by(|a, b| a.0 .0.cmp(&b.0 .0));
-        let fingerprint = kept.iter().fold(
-            fnv(FNV_OFFSET, self.name.as_bytes()),
-            |h, ((channel, parts), _)| fnv(h, &fingerprint_of(channel, parts).to_le_bytes()),
-        );
         ServiceSummary {
             name: self.name.clone(),
-            fingerprint,
             methods: kept.iter().map(|(method, _)| (*method).clone()).collect(),
             signatures: kept
                 .iter()
                 .filter_map(|(_, signature)| signature.cloned())
                 .collect(),
         }
+    }
+
+    /// A fingerprint of the service's name and each channel's
+    /// [`method_parts`], in the order of `methods`: made by main from
+    /// summaries [`only`](Self::only) made, two of the same channels
+    /// have the same, however their methods were declared.
+    fn fingerprint(&self) -> u64 {
+        self.methods.iter().fold(
+            fnv(FNV_OFFSET, self.name.as_bytes()),
+            |h, (channel, parts)| fnv(h, &fingerprint_of(channel, parts).to_le_bytes()),
+        )
     }
 }
 
@@ -550,19 +552,27 @@ pub(crate) fn compare_visible(
     main: &[ServiceSummary],
     visible: &dyn Fn(&str) -> bool,
 ) -> Result<(), (u64, u64, Vec<String>)> {
-    let main: Vec<ServiceSummary> = main.iter().map(|m| m.only(visible)).collect();
+    let main: Vec<(ServiceSummary, u64)> = main
+        .iter()
+        .map(|m| {
+            let m = m.only(visible);
+            let fingerprint = m.fingerprint();
+            (m, fingerprint)
+        })
+        .collect();
     let mut differences = Differences::default();
     let mut renderer_fps = Vec::with_capacity(renderer.len());
     let mut main_fps = Vec::with_capacity(renderer.len());
     for whole in renderer {
         let r = whole.only(visible);
-        let found = main.iter().find(|m| m.name == r.name);
-        if r.methods.is_empty() && found.is_none_or(|m| m.methods.is_empty()) {
+        let found = main.iter().find(|(m, _)| m.name == r.name);
+        if r.methods.is_empty() && found.is_none_or(|(m, _)| m.methods.is_empty()) {
             continue;
         }
-        renderer_fps.push(r.fingerprint);
+        let renderer_fp = r.fingerprint();
+        renderer_fps.push(renderer_fp);
         let name = Quoted(&r.name);
-        let Some(m) = found else {
+        let Some((m, main_fp)) = found else {
             differences.push(|| {
                 format!(
                     "`{name}` is not registered on main (register it with `MainBuilder::service`, or `MainBuilder::events` for an events trait)"
@@ -571,8 +581,8 @@ pub(crate) fn compare_visible(
             main_fps.push(0);
             continue;
         };
-        main_fps.push(m.fingerprint);
-        if m.fingerprint == r.fingerprint {
+        main_fps.push(*main_fp);
+        if *main_fp == renderer_fp {
             continue;
         }
         if let Some((renderer_ns, main_ns)) = renamed_namespace(whole, m) {
@@ -862,7 +872,6 @@ mod tests {
         let many: Vec<ServiceSummary> = (0..10_000)
             .map(|i| ServiceSummary {
                 name: format!("{long}{i}"),
-                fingerprint: 0,
                 methods: vec![(format!("{long}{i}:m"), [0; 4])],
                 signatures: Vec::new(),
             })
@@ -884,7 +893,6 @@ mod tests {
             methods: &[GET],
         };
         let mut wide = ServiceSummary::of(&notes);
-        wide.fingerprint ^= 1;
         wide.methods = (0..10_000)
             .map(|i| (format!("{long}{i}"), [0; 4]))
             .collect();

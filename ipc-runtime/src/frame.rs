@@ -44,8 +44,11 @@ use crate::{codec, contract::ServiceSummary, error::WireError, IpcError};
 /// [`IpcError::ProtocolMismatch`], naming both. Version 2: fingerprints
 /// cover the wire shapes of a method's types, not only their names.
 /// Version 3: each argument's shape is traced on its own. Version 4: the
-/// hello's token comes first, before the contract lists.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// hello's token comes first, before the contract lists. Version 5: the
+/// hello lists each contract's channels and their parts without a
+/// fingerprint of the whole, which main computes over the channels it
+/// compares.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Bytes of the length prefix.
 pub(crate) const PREFIX: usize = 4;

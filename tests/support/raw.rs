@@ -42,7 +42,6 @@ pub mod kind {
 #[derive(Serialize, Deserialize)]
 struct Summary {
     name: String,
-    fingerprint: u64,
     methods: Vec<(String, [u64; 4])>,
 }
 
@@ -66,16 +65,14 @@ pub fn hello_body<S: Service>(token: Option<&str>) -> Vec<u8> {
     )
 }
 
-/// A hand-made handshake body: services by name (each with fingerprint 0
-/// and one method, on `probe:echo`, a channel the probe's API reaches, so
-/// that main compares it) and the API the renderer claims, by name and
-/// channels.
+/// A hand-made handshake body: services by name (each with one method,
+/// on `probe:echo`, a channel the probe's API reaches, so that main
+/// compares it) and the API the renderer claims, by name and channels.
 pub fn hello_body_claiming(services: Vec<String>, api: Option<(String, Vec<String>)>) -> Vec<u8> {
     let services = services
         .into_iter()
         .map(|name| Summary {
             name,
-            fingerprint: 0,
             methods: vec![("probe:echo".into(), [0; 4])],
         })
         .collect();
