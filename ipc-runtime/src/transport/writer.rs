@@ -546,10 +546,7 @@ impl WriteQueue {
     /// `on_full` runs once, before waiting, if the queue is full (for a
     /// record of the limit being hit).
     pub(crate) async fn room(&self, on_full: impl FnOnce()) {
-        let has_room = || {
-            let s = self.state();
-            s.closed || s.has_room(self.max_frames)
-        };
+        let has_room = || self.would_take_a_frame();
         // Registering with the `Notify` takes its lock: only when full.
         if has_room() {
             return;
@@ -649,13 +646,16 @@ impl WriteQueue {
     /// nothing left to take, nothing else would hand it on. See
     /// [`STRANDED_AFTER`].
     fn wake_stranded(&self) {
-        let has_room = {
-            let s = self.state();
-            s.closed || s.has_room(self.max_frames)
-        };
-        if has_room {
+        if self.would_take_a_frame() {
             self.room.notify_waiters();
         }
+    }
+
+    /// Whether a producer that may wait would not ([`WriteQueue::push`]):
+    /// the queue has room, or is closed (and refuses at once).
+    fn would_take_a_frame(&self) -> bool {
+        let s = self.state();
+        s.closed || s.has_room(self.max_frames)
     }
 
     /// The frames held went down (or the queue closed): wakes the
