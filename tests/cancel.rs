@@ -419,8 +419,8 @@ async fn listeners_abandoned_before_their_subscription_was_queued_queue_no_unsub
 /// A `send` that waits for room in the write queue, polled once and then
 /// kept (as a future left behind by `select!` on `&mut fut` is), is handed
 /// the room when main reads; it must not keep it from the others: another
-/// `send` waiting the ordinary way goes ahead as soon as the queue has
-/// emptied, not at its timeout.
+/// `send` waiting the ordinary way goes ahead within the writer's
+/// `STRANDED_AFTER` (10 ms) of the queue going idle, not at its timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_kept_after_one_poll_holds_up_no_other_producer() {
     let (conn, go, fake_main) =

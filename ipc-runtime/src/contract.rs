@@ -157,8 +157,11 @@ pub(crate) const fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
 /// The fingerprint of one method: its channel, kind, and the wire shapes
 /// of its argument and result types ([`WireShapes`]; a type that cannot be
 /// traced counts by its name as written). Not the argument names, which do
-/// not reach the wire. Computed at run time: main and the renderer each
-/// compute their own at connect time, and the handshake compares them.
+/// not reach the wire. Computed at run time, for logs and tests that name
+/// a contract's version: the handshake does not exchange it, but compares
+/// the four parts it is made of (kind, arguments, result and error), which
+/// the renderer sends for each channel, so that a mismatch can say which
+/// part differs.
 pub fn method_fingerprint(method: &MethodDescriptor) -> u64 {
     fingerprint_of(method.channel, &method_parts(method))
 }
@@ -220,7 +223,10 @@ fn fingerprint_of(channel: &str, parts: &[u64; 4]) -> u64 {
 }
 
 /// The fingerprint of a service: its name, namespace and every method's
-/// fingerprint ([`method_fingerprint`]), in order.
+/// fingerprint ([`method_fingerprint`]), in order. Not used by the
+/// handshake, which compares channel by channel: the fingerprints an
+/// [`IpcError::HandshakeMismatch`](crate::IpcError::HandshakeMismatch)
+/// reports cover only the channels it compared, and differ from this.
 pub fn service_fingerprint(service: &ServiceDescriptor) -> u64 {
     let mut h = fnv(FNV_OFFSET, service.name.as_bytes());
     h = fnv(h, service.namespace.as_bytes());

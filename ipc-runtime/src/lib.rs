@@ -10,8 +10,8 @@
 //!   `H: Notes`, a plain struct holding its own state), `NotesClient`
 //!   (renderer side: one typed async method per channel) and
 //!   `NotesContract` (channel constants such as `NotesContract::GET ==
-//!   "notes:get"`, and the descriptor whose fingerprint main and renderer
-//!   compare at connect time);
+//!   "notes:get"`, and the descriptor whose channels main and renderer
+//!   compare at connect time, those the renderer may reach);
 //! - [`#[events]`](events) on a trait of events main pushes to renderers.
 //!   It generates `NotesEventsEmitter` (main side) and `NotesEventsListener`
 //!   (renderer side, with `on_…` methods returning guards);

@@ -4,7 +4,8 @@
 //! Build a [`Main`] with [`Main::builder`], register each service's
 //! generated `…Server`, then accept renderers: spawned as child processes
 //! ([`Main::spawn_renderer`]), connecting to a private Unix socket
-//! ([`Main::listen_unix`]), or over any [`Transport`] ([`Main::accept`]).
+//! ([`Main::listen_unix`]) or a loopback TCP port ([`Main::listen_tcp`]),
+//! or over any [`Transport`] ([`Main::accept`]).
 
 mod connection;
 mod limits;

@@ -73,8 +73,9 @@ pub struct ConnectionBuilder {
 
 impl ConnectionBuilder {
     /// Declares that this renderer calls service `S` (the `…Contract` type
-    /// that `#[service]` generated). Main checks every declared service
-    /// against its own at connect time.
+    /// that `#[service]` generated). At connect time main compares the
+    /// declared services with its own on the channels its grant lets this
+    /// renderer reach; the others are not compared.
     pub fn service<S: Service>(mut self) -> Self {
         if !self
             .services
@@ -87,7 +88,8 @@ impl ConnectionBuilder {
     }
 
     /// Declares that this renderer uses API `A` (an `expose!` type): its
-    /// contracts are checked at connect time, and main refuses the
+    /// contracts are compared with main's at connect time (as
+    /// [`service`](Self::service) says), and main refuses the
     /// connection if it does not grant every channel `A` exposes. The
     /// generated `A::connect_*` functions call this for you.
     pub fn api<A: Api>(mut self) -> Self {
