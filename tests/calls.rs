@@ -887,7 +887,9 @@ async fn a_connection_that_cannot_write_any_more_is_closed() {
 }
 
 /// `send` messages main had received but held back (its send budget full
-/// behind a slow handler) when it closed are still handled, in order.
+/// behind a slow handler) when it closed are still handled, in order,
+/// before `Main::close` returns; a handler that never finishes is aborted
+/// after the grace, and dropped before `close` returns.
 mod sends_held_at_close {
     use std::{
         sync::{Arc, Mutex},
@@ -951,15 +953,79 @@ mod sends_held_at_close {
         // share of the 1000-byte budget (and so 3 is not read).
         assert!(eventually(Duration::from_secs(5), || *started.lock().unwrap() == [1]).await);
         tokio::time::sleep(Duration::from_millis(200)).await;
+        // The handler goes on once main has begun to close.
+        let opens = tokio::spawn({
+            let gate = Arc::clone(&gate);
+            async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                gate.add_permits(10);
+            }
+        });
         main.close().await;
-        gate.add_permits(10);
-        assert!(
-            eventually(Duration::from_secs(5), || done.lock().unwrap().len() >= 2).await,
-            "handled: {:?}",
-            done.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        // 3 was never read: only what main had received is handled.
+        // 3 was never read: only what main had received is handled, and
+        // all of it by the time `close` returns.
         assert_eq!(*done.lock().unwrap(), [1, 2]);
+        opens.await.unwrap();
+    }
+
+    /// Drops a flag when dropped: whether the handler's future is gone.
+    struct Dropped(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Never finishes: sets `started`, and `dropped` once its future is
+    /// dropped.
+    struct Forever {
+        started: Arc<std::sync::atomic::AtomicBool>,
+        dropped: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl SlowSend for Forever {
+        async fn hold(&self, _n: u64, _data: Vec<u8>) {
+            let _flag = Dropped(Arc::clone(&self.dropped));
+            self.started
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<()>().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_one_is_aborted_before_close_returns() {
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let main = Main::builder()
+            .service(SlowSendServer::new(Forever {
+                started: Arc::clone(&started),
+                dropped: Arc::clone(&dropped),
+            }))
+            .build()
+            .unwrap();
+        let api = connect_memory_as::<SlowSendApi>(&main, "sender")
+            .await
+            .unwrap();
+        api.slow.hold(1, vec![0; 10]).await.unwrap();
+        assert!(
+            eventually(Duration::from_secs(5), || started
+                .load(std::sync::atomic::Ordering::SeqCst))
+            .await
+        );
+        let closing = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(30), main.close())
+            .await
+            .expect("close gives up on a stuck send handler");
+        assert!(
+            dropped.load(std::sync::atomic::Ordering::SeqCst),
+            "the stuck handler was dropped before close returned"
+        );
+        // It was given its grace (5 s) first.
+        assert!(
+            closing.elapsed() >= Duration::from_secs(4),
+            "{:?}",
+            closing.elapsed()
+        );
     }
 }

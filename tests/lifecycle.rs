@@ -84,6 +84,27 @@ async fn every_disconnection_is_reported_when_close_returns() {
     }
 }
 
+/// Once `close` has returned and the app has dropped its `Main`, main's
+/// services (and what their handlers hold: a database, a file lock) are
+/// freed at once, so that the app can open them again. Each renderer's
+/// task kept them for another second, while it let the renderer's last
+/// frames be written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_then_drop_frees_the_services() {
+    let (main, handler) = probe_main();
+    let api = connect_memory(&main, "window").await.unwrap();
+    assert_eq!(api.probe.add(1, 2).await.unwrap(), 3);
+    main.close().await;
+    drop(main);
+    assert!(
+        ipc_suite::eventually(Duration::from_millis(300), || std::sync::Arc::strong_count(
+            &handler
+        ) == 1)
+        .await,
+        "the handler is still held"
+    );
+}
+
 /// The same for `Main::disconnected`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disconnection_is_reported_when_disconnected_returns() {

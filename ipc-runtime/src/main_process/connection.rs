@@ -330,6 +330,7 @@ pub(crate) async fn accept(
         ending: Mutex::new(None),
         shut: AtomicBool::new(false),
         stop: CancellationToken::new(),
+        sends: SendsTask::default(),
     });
     let (closed_tx, closed_rx) = watch::channel(None);
     // Registered before the renderer is welcomed, so that once its
@@ -396,11 +397,18 @@ pub(crate) async fn accept(
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
         let sends = Sends::new(send_tx, conn.limits.max_queued_send_bytes);
         // Messages already received are still handled after a disconnect:
-        // the loop ends once `send_tx` is dropped and its queue is empty.
-        tokio::spawn(Arc::clone(&conn).ends_on_panic(
-            run_sends(Arc::clone(&conn), send_rx, Arc::clone(&sends.busy)),
+        // the loop ends once `send_tx` is dropped and its queue is empty
+        // (or `Main::close` gives up on it).
+        let done = conn.sends.done.clone().drop_guard();
+        let run = run_sends(Arc::clone(&conn), send_rx, Arc::clone(&sends.busy));
+        let task = tokio::spawn(Arc::clone(&conn).ends_on_panic(
+            async move {
+                let _done = done;
+                run.await;
+            },
             "the task handling `send` messages",
         ));
+        let _ = conn.sends.abort.set(task.abort_handle());
         // Main's own reason, once it decided to end the connection, wins
         // over what the loop saw next (the renderer closing, say).
         let leftover = sends.leftover();
@@ -461,7 +469,10 @@ pub(crate) async fn accept(
             let _ = tokio::time::timeout_at(farewell_until, told).await;
         }
         // Released in order: what is queued is still written, for up to
-        // `LINGER`.
+        // `LINGER`. Main's services go first: once the renderer is reported
+        // gone, this task holds none of its handlers (only the `send`
+        // messages still to be handled do).
+        drop(setup);
         release.abrupt = false;
         drop(release);
         // The writer ends by itself once the frames already queued (a last
@@ -730,6 +741,19 @@ pub(crate) struct Conn {
     shut: AtomicBool,
     /// Ends the serve loop.
     stop: CancellationToken,
+    /// The task handling its `send` messages, which outlives the
+    /// connection until the messages already received are handled.
+    sends: SendsTask,
+}
+
+/// The task that runs a connection's `send` handlers, as far as
+/// [`Main::close`](crate::Main::close) needs it.
+#[derive(Default)]
+struct SendsTask {
+    /// Cancelled once the task is done with every message received, or
+    /// aborted and dropped (its handler with it).
+    done: CancellationToken,
+    abort: std::sync::OnceLock<AbortHandle>,
 }
 
 impl Conn {
@@ -740,6 +764,26 @@ impl Conn {
     /// Ends the connection for `reason` (the first reason given wins).
     pub(crate) fn shut(&self, reason: DisconnectReason) {
         self.shut_as(reason, false);
+    }
+
+    /// Waits until the `send` messages already received from this
+    /// renderer are handled, or `deadline`; then aborts the handler still
+    /// running, if any, and waits (up to `LINGER`) for it to be dropped.
+    /// Whether they were all handled.
+    pub(crate) async fn sends_handled_by(&self, deadline: tokio::time::Instant) -> bool {
+        if self.sends.abort.get().is_none() {
+            // Never started: the connection ended before it was served.
+            return true;
+        }
+        let done = self.sends.done.cancelled();
+        if tokio::time::timeout_at(deadline, done).await.is_ok() {
+            return true;
+        }
+        if let Some(task) = self.sends.abort.get() {
+            task.abort();
+        }
+        let _ = tokio::time::timeout(LINGER, self.sends.done.cancelled()).await;
+        false
     }
 
     /// Ends the connection because main is closing (unless it is ending

@@ -662,6 +662,10 @@ impl Auth {
     }
 }
 
+/// How long [`Main::close`] waits for the `send` messages already
+/// received to be handled before it aborts their handlers.
+const CLOSE_SENDS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The tokio runtime `what` is called in, which will run the tasks that
 /// serve renderers; a clear error outside one (rather than tokio's panic
 /// when the first task is spawned, after a renderer's process was started).
@@ -995,13 +999,18 @@ impl Main {
     /// dropped, destructors run (waiting at most a second for a handler,
     /// running in its own task, that blocks its thread; one that blocks
     /// before its first `.await` holds up its connection, and this, until
-    /// it returns). `send` messages already received are
-    /// still handled. Closing again does nothing.
+    /// it returns). `send` messages already received are still handled
+    /// first, in order: `close` waits for them for up to 5 seconds from
+    /// its start, then aborts the handlers still running and waits for
+    /// them to be dropped likewise (so a stuck `send` handler delays it,
+    /// but never hangs it). Once it returns, nothing main serves a
+    /// renderer with is still running. Closing again does nothing.
     ///
     /// Dropping every `Main` handle does not do this: each connection is
     /// served by tasks of its own, which keep what they need alive until
     /// the renderer goes away or the runtime shuts down.
     pub async fn close(&self) {
+        let deadline = tokio::time::Instant::now() + CLOSE_SENDS_GRACE;
         let (conns, mut ended): (Vec<_>, Vec<_>) = {
             let renderers = self.inner.renderers();
             self.inner.closed.store(true, Ordering::Release);
@@ -1017,11 +1026,23 @@ impl Main {
                 "main closing: disconnecting every renderer"
             );
         }
-        for conn in conns {
+        for conn in &conns {
             conn.shut_for_close();
         }
         for closed in &mut ended {
             let _ = closed.wait_for(Option::is_some).await;
+        }
+        let mut cut = 0usize;
+        for conn in &conns {
+            if !conn.sends_handled_by(deadline).await {
+                cut += 1;
+            }
+        }
+        if cut > 0 {
+            tracing::warn!(
+                renderers = cut,
+                "main closing: `send` handlers still running {CLOSE_SENDS_GRACE:?} after main began to close were aborted"
+            );
         }
     }
 
