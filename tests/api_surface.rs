@@ -82,3 +82,23 @@ fn generic_code_can_finish_a_builder() {
     let main = finish(Main::builder().service(ProbeServer::new(ProbeHandler::default())));
     assert_eq!(main.unwrap().renderer_count(), 0);
 }
+
+/// Weak handles go where callbacks go (other threads), say which API and
+/// connection they are for, and the connection under them is the API's.
+#[tokio::test]
+async fn weak_handles_are_sendable_and_say_what_they_hold() {
+    fn sendable<T: Send + Sync + Clone + 'static>(_: &T) {}
+    let (main, _) = ipc_suite::probe_main();
+    let api = connect_memory(&main, "window").await.unwrap();
+    let weak = api.downgrade();
+    sendable(&weak);
+    let shown = format!("{weak:?}");
+    assert!(
+        shown.starts_with(
+            r#"WeakApi { api: "ProbeApi", connection: WeakConnection(Connection { id: "#
+        ) && shown.contains(r#"label: "window""#),
+        "{shown}"
+    );
+    let again = weak.upgrade().unwrap();
+    assert_eq!(again.id(), api.id());
+}

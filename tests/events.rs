@@ -692,3 +692,45 @@ async fn streams_deliver_in_order_and_end_when_main_closes() {
     main.close().await;
     assert_eq!(output(ended).await, format!("{}\nended", all.join(",")));
 }
+
+/// A detached listener whose callback calls main back through a weak
+/// handle on its API: the calls work while the app holds the API, and
+/// dropping the API still closes the connection. (Holding the API itself,
+/// the callback kept the connection, its tasks and its place among main's
+/// renderers for ever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_holding_a_weak_api_lets_the_connection_close() {
+    let (main, _) = probe_main();
+    let api = connect_memory(&main, "window").await.unwrap();
+    let id = api.id();
+    let weak = api.downgrade();
+    let (tx, mut sums) = tokio::sync::mpsc::unbounded_channel();
+    api.events
+        .on_tick({
+            let weak = weak.clone();
+            move |n| {
+                let Some(api) = weak.upgrade() else { return };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(api.probe.add(n, 1).await.unwrap());
+                });
+            }
+        })
+        .await
+        .unwrap()
+        .detach();
+    listening(&main, id, &["probe:tick"]).await;
+    ProbeEventsEmitter::new(&main, id).tick(41);
+    let sum = tokio::time::timeout(Duration::from_secs(10), sums.recv()).await;
+    assert_eq!(sum.unwrap(), Some(42));
+    assert!(weak.upgrade().is_some());
+
+    drop(api);
+    let gone = tokio::time::timeout(Duration::from_secs(10), main.disconnected(id)).await;
+    assert!(
+        gone.is_ok(),
+        "main still serves the renderer whose every handle was dropped"
+    );
+    assert!(weak.upgrade().is_none());
+    assert!(format!("{weak:?}").contains("dropped"), "{weak:?}");
+}

@@ -799,6 +799,15 @@ fn expand(api: &ApiDecl, checks: Checks) -> TokenStream {
             pub fn is_closed(&self) -> bool {
                 self.__ipc_connection.is_closed()
             }
+
+            /// A handle on this API that does not keep its connection
+            /// open, for a listener's callback that calls main back (one
+            /// holding the API itself keeps the connection open for as
+            /// long as it is registered: a detached one, for ever).
+            /// `upgrade` gives the API back while another handle lives.
+            pub fn downgrade(&self) -> #rt::WeakApi<Self> {
+                #rt::WeakApi::__new(self.__ipc_connection.downgrade())
+            }
         }
     }
 }

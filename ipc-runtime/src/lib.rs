@@ -424,8 +424,8 @@ pub use main_process::{
     DEFAULT_HANDSHAKE_TIMEOUT,
 };
 pub use renderer::{
-    ClientCore, Connection, ConnectionBuilder, EventStream, ListenerCore, Subscription,
-    DEFAULT_CALL_TIMEOUT,
+    ClientCore, Connection, ConnectionBuilder, EventStream, ListenerCore, Subscription, WeakApi,
+    WeakConnection, DEFAULT_CALL_TIMEOUT,
 };
 pub use transport::{child::RendererProcess, tcp::TcpEndpoint, unix::UnixEndpoint, Transport};
 
@@ -634,6 +634,7 @@ pub mod __private {
         main_process::{EmitterCore, Main, Target},
         renderer::{
             ClientCore, Connection, ConnectionBuilder, EventStream, ListenerCore, Subscription,
+            WeakApi,
         },
         transport::Transport,
         CallError, IpcError, RendererId,

@@ -388,6 +388,12 @@ impl Subscription {
     /// guard: it is dropped with the connection's other listeners when the
     /// connection closes, and there is no way to unsubscribe it before.
     ///
+    /// A callback that holds a handle on its own connection (the API, to
+    /// call main back) then keeps the connection open for ever: dropping
+    /// every other handle no longer closes it. Let it hold a weak handle
+    /// instead, which the API's `downgrade` gives
+    /// ([`WeakApi`](crate::WeakApi) shows one).
+    ///
     /// ```no_run
     /// # use ipc_runtime::{events, expose};
     /// # #[events(namespace = "notes")]

@@ -17,7 +17,7 @@ use std::{
     path::Path,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, Weak,
     },
     task::{Context, Poll, Waker},
     time::Duration,
@@ -398,7 +398,11 @@ fn in_runtime(what: &str) -> Result<(), IpcError> {
 /// A renderer's connection to main.
 ///
 /// Cheap to clone; the connection closes when the last clone (including
-/// those inside clients) is dropped. What was sent until then is still
+/// those inside clients and API types) is dropped. A listener's callback
+/// that holds one keeps the connection open for as long as the callback
+/// is registered (for a detached listener, for ever): let it hold a
+/// [`WeakConnection`] ([`Connection::downgrade`], or the `downgrade` of an
+/// `expose!` type) instead. What was sent until then is still
 /// written: for up to a second while the runtime runs, and, if the
 /// runtime shuts down first (a renderer returning from `main` right after
 /// a `send`), as much as the socket takes at once. A process that ends
@@ -667,7 +671,134 @@ impl Shared {
     }
 }
 
+/// A handle on a [`Connection`] that does not keep it open, as
+/// [`std::sync::Weak`] is to `Arc`: for a listener's callback that calls
+/// main back, which would otherwise keep its own connection open.
+/// [`upgrade`](Self::upgrade) gives the connection while another handle
+/// on it lives.
+#[derive(Clone)]
+pub struct WeakConnection {
+    shared: Weak<Shared>,
+    stop: Weak<DropGuard>,
+}
+
+impl WeakConnection {
+    /// The connection, if a handle on it (a [`Connection`], a client, an
+    /// API) still lives; `None` once the last one was dropped, which
+    /// closed it. A connection closed otherwise (by main, or by
+    /// [`Connection::close`] while other handles live) still upgrades,
+    /// and its calls fail with [`IpcError::Disconnected`].
+    pub fn upgrade(&self) -> Option<Connection> {
+        let stop = self.stop.upgrade()?;
+        Some(Connection {
+            shared: self.shared.upgrade()?,
+            _stop: stop,
+        })
+    }
+}
+
+impl fmt::Debug for WeakConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.upgrade() {
+            Some(conn) => f.debug_tuple("WeakConnection").field(&conn).finish(),
+            None => f.write_str("WeakConnection(dropped)"),
+        }
+    }
+}
+
+/// A handle on an API (an `expose!` type) that does not keep its
+/// connection open, made by the API's `downgrade`: for a listener's
+/// callback that calls main back.
+///
+/// ```no_run
+/// use ipc_runtime::{events, expose, service};
+///
+/// #[service(namespace = "notes")]
+/// pub trait Notes {
+///     async fn get(&self, id: u64) -> String;
+/// }
+///
+/// #[events(namespace = "notes")]
+/// pub trait NotesEvents {
+///     fn changed(&self, id: u64);
+/// }
+///
+/// expose! {
+///     pub struct ViewerApi {
+///         notes: Notes { get },
+///         events: NotesEvents { changed },
+///     }
+/// }
+///
+/// async fn follow(api: &ViewerApi) -> Result<(), ipc_runtime::IpcError> {
+///     // Holding `api` itself, the callback would keep the connection
+///     // open after the app dropped every other handle on it.
+///     let weak = api.downgrade();
+///     api.events
+///         .on_changed(move |id| {
+///             let Some(api) = weak.upgrade() else { return };
+///             tokio::spawn(async move {
+///                 if let Ok(text) = api.notes.get(id).await {
+///                     println!("note {id} is now {text:?}");
+///                 }
+///             });
+///         })
+///         .await?
+///         .detach();
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+pub struct WeakApi<A> {
+    conn: WeakConnection,
+    api: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<A: Api> WeakApi<A> {
+    /// Used by the `downgrade` that `expose!` generates.
+    #[doc(hidden)]
+    pub fn __new(conn: WeakConnection) -> Self {
+        WeakApi {
+            conn,
+            api: std::marker::PhantomData,
+        }
+    }
+
+    /// The API, if a handle on its connection still lives (see
+    /// [`WeakConnection::upgrade`]).
+    pub fn upgrade(&self) -> Option<A> {
+        self.conn.upgrade().map(A::__from_connection)
+    }
+}
+
+impl<A> Clone for WeakApi<A> {
+    fn clone(&self) -> Self {
+        WeakApi {
+            conn: self.conn.clone(),
+            api: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<A: Api> fmt::Debug for WeakApi<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakApi")
+            .field("api", &A::NAME)
+            .field("connection", &self.conn)
+            .finish()
+    }
+}
+
 impl Connection {
+    /// A handle on this connection that does not keep it open: see
+    /// [`WeakConnection`].
+    pub fn downgrade(&self) -> WeakConnection {
+        WeakConnection {
+            shared: Arc::downgrade(&self.shared),
+            stop: Arc::downgrade(&self._stop),
+        }
+    }
+
     /// Starts configuring a connection.
     pub fn builder() -> ConnectionBuilder {
         ConnectionBuilder {
