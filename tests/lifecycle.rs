@@ -388,3 +388,72 @@ async fn a_listed_renderer_whose_welcome_fails_is_reported() {
     );
     assert!(accepting.await.unwrap().is_err());
 }
+
+/// Closing main from a handler, as a "quit" message does.
+mod close_from_a_handler {
+    use std::{
+        sync::{Arc, Mutex, OnceLock},
+        time::Duration,
+    };
+
+    use ipc_runtime::{expose, service, Main};
+    use ipc_suite::{connect_memory_as, eventually};
+
+    #[service(namespace = "app")]
+    pub trait App {
+        /// Closes main, then records that it got past `close`.
+        #[ipc(send)]
+        async fn quit(&self);
+    }
+
+    expose! {
+        pub struct AppApi {
+            app: App { quit },
+        }
+    }
+
+    #[derive(Default)]
+    struct Quitter {
+        main: OnceLock<Main>,
+        after_close: Mutex<Option<Duration>>,
+    }
+
+    impl App for Arc<Quitter> {
+        async fn quit(&self) {
+            let started = tokio::time::Instant::now();
+            self.main.get().unwrap().close().await;
+            *self.after_close.lock().unwrap() = Some(started.elapsed());
+        }
+    }
+
+    /// `close` waits for the `send` handlers still running, but not for
+    /// the one calling it, which goes on once `close` returns. (Waited
+    /// for, it was aborted once `close` had waited its whole grace, 5 s,
+    /// and never got past `close`.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_handler_goes_on_after_close() {
+        let quitter = Arc::new(Quitter::default());
+        let main = Main::builder()
+            .service(AppServer::new(Arc::clone(&quitter)))
+            .build()
+            .unwrap();
+        quitter.main.set(main.clone()).unwrap();
+        let api = connect_memory_as::<AppApi>(&main, "window").await.unwrap();
+        let other = connect_memory_as::<AppApi>(&main, "other").await.unwrap();
+        api.app.quit().await.unwrap();
+        assert!(
+            eventually(Duration::from_secs(10), || quitter
+                .after_close
+                .lock()
+                .unwrap()
+                .is_some())
+            .await,
+            "the handler never got past `close`"
+        );
+        let took = quitter.after_close.lock().unwrap().unwrap();
+        assert!(took < Duration::from_secs(3), "close took {took:?}");
+        assert!(main.is_closed());
+        let reason = tokio::time::timeout(Duration::from_secs(5), other.closed()).await;
+        assert!(reason.unwrap().to_string().contains("main shut down"));
+    }
+}

@@ -771,17 +771,20 @@ impl Conn {
     /// running, if any, and waits (up to `LINGER`) for it to be dropped.
     /// Whether they were all handled.
     pub(crate) async fn sends_handled_by(&self, deadline: tokio::time::Instant) -> bool {
-        if self.sends.abort.get().is_none() {
+        let Some(task) = self.sends.abort.get() else {
             // Never started: the connection ended before it was served.
+            return true;
+        };
+        if tokio::task::try_id() == Some(task.id()) {
+            // Called from one of these handlers (a "quit" message): it goes
+            // on once `close` returns.
             return true;
         }
         let done = self.sends.done.cancelled();
         if tokio::time::timeout_at(deadline, done).await.is_ok() {
             return true;
         }
-        if let Some(task) = self.sends.abort.get() {
-            task.abort();
-        }
+        task.abort();
         let _ = tokio::time::timeout(LINGER, self.sends.done.cancelled()).await;
         false
     }

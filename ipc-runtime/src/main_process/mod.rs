@@ -1004,7 +1004,12 @@ impl Main {
     /// its start, then aborts the handlers still running and waits for
     /// them to be dropped likewise (so a stuck `send` handler delays it,
     /// but never hangs it). Once it returns, nothing main serves a
-    /// renderer with is still running. Closing again does nothing.
+    /// renderer with is still running, but for the `send` handler that
+    /// called it, if one did (a "quit" message), which goes on (and the
+    /// messages after it). An invoke
+    /// handler that calls it is aborted with its renderer's other calls:
+    /// the code after `close().await` there does not run. Closing again
+    /// does nothing.
     ///
     /// Dropping every `Main` handle does not do this: each connection is
     /// served by tasks of its own, which keep what they need alive until
