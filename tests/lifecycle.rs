@@ -389,10 +389,15 @@ async fn a_listed_renderer_whose_welcome_fails_is_reported() {
     assert!(accepting.await.unwrap().is_err());
 }
 
-/// Closing main from a handler, as a "quit" message does.
-mod close_from_a_handler {
+/// `Main::close` and `send` handlers: those still running when main
+/// closes, of any renderer, and those that close main themselves (a
+/// "quit" message).
+mod close_and_send_handlers {
     use std::{
-        sync::{Arc, Mutex, OnceLock},
+        sync::{
+            atomic::{AtomicBool, AtomicUsize, Ordering},
+            Arc, Mutex, OnceLock,
+        },
         time::Duration,
     };
 
@@ -401,29 +406,87 @@ mod close_from_a_handler {
 
     #[service(namespace = "app")]
     pub trait App {
-        /// Closes main, then records that it got past `close`.
+        /// Closes main (once another `quit` has started, if `together`),
+        /// then records how long `close` took.
         #[ipc(send)]
-        async fn quit(&self);
+        async fn quit(&self, together: bool);
+        /// Never finishes; sets `dropped` when its future is dropped.
+        #[ipc(send)]
+        async fn stuck(&self);
     }
 
     expose! {
         pub struct AppApi {
-            app: App { quit },
+            app: App { quit, stuck },
         }
     }
 
-    #[derive(Default)]
-    struct Quitter {
+    struct State {
         main: OnceLock<Main>,
-        after_close: Mutex<Option<Duration>>,
+        started: AtomicUsize,
+        dropped: Arc<AtomicBool>,
+        closes: Mutex<Vec<Duration>>,
+        together: tokio::sync::Barrier,
     }
 
-    impl App for Arc<Quitter> {
-        async fn quit(&self) {
+    /// Sets its flag when dropped.
+    struct Flag(Arc<AtomicBool>);
+
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl App for Arc<State> {
+        async fn quit(&self, together: bool) {
+            if together {
+                // Both handlers run before either closes main (which would
+                // leave the other's message unread).
+                self.together.wait().await;
+            }
             let started = tokio::time::Instant::now();
             self.main.get().unwrap().close().await;
-            *self.after_close.lock().unwrap() = Some(started.elapsed());
+            self.closes.lock().unwrap().push(started.elapsed());
         }
+
+        async fn stuck(&self) {
+            let _flag = Flag(Arc::clone(&self.dropped));
+            self.started.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await
+        }
+    }
+
+    fn app_main() -> (Main, Arc<State>) {
+        let state = Arc::new(State {
+            main: OnceLock::new(),
+            started: AtomicUsize::new(0),
+            dropped: Arc::default(),
+            closes: Mutex::default(),
+            together: tokio::sync::Barrier::new(2),
+        });
+        let main = Main::builder()
+            .service(AppServer::new(Arc::clone(&state)))
+            .build()
+            .unwrap();
+        state.main.set(main.clone()).unwrap();
+        (main, state)
+    }
+
+    async fn connect(main: &Main, label: &str) -> AppApi {
+        connect_memory_as::<AppApi>(main, label).await.unwrap()
+    }
+
+    /// Waits until `n` `quit` handlers got past `close`, and returns how
+    /// long each `close` took.
+    async fn closes(state: &State, n: usize) -> Vec<Duration> {
+        let done = || state.closes.lock().unwrap().len() == n;
+        assert!(
+            eventually(Duration::from_secs(15), done).await,
+            "only {:?} of {n} handlers got past `close`",
+            state.closes.lock().unwrap()
+        );
+        state.closes.lock().unwrap().clone()
     }
 
     /// `close` waits for the `send` handlers still running, but not for
@@ -432,28 +495,68 @@ mod close_from_a_handler {
     /// and never got past `close`.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_send_handler_goes_on_after_close() {
-        let quitter = Arc::new(Quitter::default());
-        let main = Main::builder()
-            .service(AppServer::new(Arc::clone(&quitter)))
-            .build()
-            .unwrap();
-        quitter.main.set(main.clone()).unwrap();
-        let api = connect_memory_as::<AppApi>(&main, "window").await.unwrap();
-        let other = connect_memory_as::<AppApi>(&main, "other").await.unwrap();
-        api.app.quit().await.unwrap();
-        assert!(
-            eventually(Duration::from_secs(10), || quitter
-                .after_close
-                .lock()
-                .unwrap()
-                .is_some())
-            .await,
-            "the handler never got past `close`"
-        );
-        let took = quitter.after_close.lock().unwrap().unwrap();
-        assert!(took < Duration::from_secs(3), "close took {took:?}");
+        let (main, state) = app_main();
+        let api = connect(&main, "window").await;
+        let other = connect(&main, "other").await;
+        api.app.quit(false).await.unwrap();
+        let took = closes(&state, 1).await;
+        assert!(took[0] < Duration::from_secs(3), "close took {took:?}");
         assert!(main.is_closed());
         let reason = tokio::time::timeout(Duration::from_secs(5), other.closed()).await;
         assert!(reason.unwrap().to_string().contains("main shut down"));
+    }
+
+    /// Two "quit" messages at once, from two renderers: neither `close`
+    /// waits for the other's handler. (Each did, for 5 s, and then one
+    /// aborted the other.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_handlers_closing_at_once_both_go_on() {
+        let (main, state) = app_main();
+        let (a, b) = (connect(&main, "a").await, connect(&main, "b").await);
+        a.app.quit(true).await.unwrap();
+        b.app.quit(true).await.unwrap();
+        let took = closes(&state, 2).await;
+        assert!(took.iter().all(|t| *t < Duration::from_secs(3)), "{took:?}");
+    }
+
+    /// A second `close` while the first waits for a handler returns only
+    /// once the first is done: an app whose "quit" handler closes main,
+    /// and whose `main` closes it too and then exits, does not cut the
+    /// handlers off. (It returned at once.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_close_waits_for_the_first() {
+        let (main, state) = app_main();
+        let api = connect(&main, "window").await;
+        api.app.stuck().await.unwrap();
+        let started = || state.started.load(Ordering::SeqCst) == 1;
+        assert!(eventually(Duration::from_secs(5), started).await);
+        let first = tokio::spawn({
+            let main = main.clone();
+            async move { main.close().await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        main.close().await;
+        assert!(
+            state.dropped.load(Ordering::SeqCst),
+            "the second close returned while a send handler still ran"
+        );
+        first.await.unwrap();
+    }
+
+    /// The `send` handler of a renderer gone before main closes is waited
+    /// for and stopped like the others: only the renderers still connected
+    /// were (the handler, and what it held, lived on).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_handlers_of_renderers_gone_before_are_stopped_too() {
+        let (main, state) = app_main();
+        let api = connect(&main, "window").await;
+        let id = api.id();
+        api.app.stuck().await.unwrap();
+        let started = || state.started.load(Ordering::SeqCst) == 1;
+        assert!(eventually(Duration::from_secs(5), started).await);
+        drop(api);
+        main.disconnected(id).await;
+        main.close().await;
+        assert!(state.dropped.load(Ordering::SeqCst));
     }
 }

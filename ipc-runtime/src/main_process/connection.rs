@@ -47,7 +47,7 @@ use crate::{
 
 /// How long frames already queued for a renderer that has gone away (or
 /// is being dropped) may take to be written before its writer is stopped.
-const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long main waits for its farewell to a renderer it drops (why) to
 /// be written before it reports the renderer released: long enough for one
 /// that reads, short enough that `Main::close` does not wait long on one
@@ -218,6 +218,9 @@ pub(crate) async fn accept(
     transport: Transport,
     auth: Auth,
 ) -> Result<(RendererInfo, ClosedWatch), IpcError> {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let _ = main.runtime.get_or_init(|| runtime);
+    }
     let setup = match main.setup() {
         Ok(setup) => setup,
         Err(e) => {
@@ -330,7 +333,6 @@ pub(crate) async fn accept(
         ending: Mutex::new(None),
         shut: AtomicBool::new(false),
         stop: CancellationToken::new(),
-        sends: SendsTask::default(),
     });
     let (closed_tx, closed_rx) = watch::channel(None);
     // Registered before the renderer is welcomed, so that once its
@@ -393,25 +395,24 @@ pub(crate) async fn accept(
 
     release.reason =
         DisconnectReason::Failed("main's task for this renderer ended unexpectedly".into());
+    let send_tasks = Arc::clone(&main.send_tasks);
     tokio::spawn(async move {
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE);
         let sends = Sends::new(send_tx, conn.limits.max_queued_send_bytes);
         // Messages already received are still handled after a disconnect:
         // the loop ends once `send_tx` is dropped and its queue is empty
         // (or `Main::close` gives up on it).
-        let done = conn.sends.done.clone().drop_guard();
-        let run = run_sends(Arc::clone(&conn), send_rx, Arc::clone(&sends.busy));
-        let task = tokio::spawn(Arc::clone(&conn).ends_on_panic(
-            async move {
-                let _done = done;
-                run.await;
-            },
+        send_tasks.spawn(Arc::clone(&conn).ends_on_panic(
+            run_sends(
+                Arc::clone(&conn),
+                send_rx,
+                Arc::clone(&sends.busy),
+                Arc::clone(&sends.held),
+            ),
             "the task handling `send` messages",
         ));
-        let _ = conn.sends.abort.set(task.abort_handle());
         // Main's own reason, once it decided to end the connection, wins
         // over what the loop saw next (the renderer closing, say).
-        let leftover = sends.leftover();
         // A panic while serving (a bug, or a `tracing` layer that panics on
         // a record) ends this connection like any other failure: the
         // renderer is told, unregistered and reported, not left behind.
@@ -425,7 +426,6 @@ pub(crate) async fn accept(
             }),
             () = conn.stop.cancelled() => conn.ending().unwrap_or(DisconnectReason::ClosedByMain),
         };
-        leftover.hand_on();
         // Released with this reason however the task ends from here: a
         // `tracing` layer may panic on a record below.
         release.reason = reason.clone();
@@ -741,19 +741,6 @@ pub(crate) struct Conn {
     shut: AtomicBool,
     /// Ends the serve loop.
     stop: CancellationToken,
-    /// The task handling its `send` messages, which outlives the
-    /// connection until the messages already received are handled.
-    sends: SendsTask,
-}
-
-/// The task that runs a connection's `send` handlers, as far as
-/// [`Main::close`](crate::Main::close) needs it.
-#[derive(Default)]
-struct SendsTask {
-    /// Cancelled once the task is done with every message received, or
-    /// aborted and dropped (its handler with it).
-    done: CancellationToken,
-    abort: std::sync::OnceLock<AbortHandle>,
 }
 
 impl Conn {
@@ -764,29 +751,6 @@ impl Conn {
     /// Ends the connection for `reason` (the first reason given wins).
     pub(crate) fn shut(&self, reason: DisconnectReason) {
         self.shut_as(reason, false);
-    }
-
-    /// Waits until the `send` messages already received from this
-    /// renderer are handled, or `deadline`; then aborts the handler still
-    /// running, if any, and waits (up to `LINGER`) for it to be dropped.
-    /// Whether they were all handled.
-    pub(crate) async fn sends_handled_by(&self, deadline: tokio::time::Instant) -> bool {
-        let Some(task) = self.sends.abort.get() else {
-            // Never started: the connection ended before it was served.
-            return true;
-        };
-        if tokio::task::try_id() == Some(task.id()) {
-            // Called from one of these handlers (a "quit" message): it goes
-            // on once `close` returns.
-            return true;
-        }
-        let done = self.sends.done.cancelled();
-        if tokio::time::timeout_at(deadline, done).await.is_ok() {
-            return true;
-        }
-        task.abort();
-        let _ = tokio::time::timeout(LINGER, self.sends.done.cancelled()).await;
-        false
     }
 
     /// Ends the connection because main is closing (unless it is ending
@@ -1434,8 +1398,8 @@ struct Sends {
     /// The whole budget: a message larger than it takes all of it.
     cap: u32,
     /// The message [`Sends::queue`] is waiting to queue, with its share
-    /// of the budget, where the end of the connection finds it if the
-    /// wait is dropped: received, it is still handled.
+    /// of the budget, where [`run_sends`] finds it if the wait is dropped:
+    /// received, it is still handled.
     held: Arc<Mutex<Option<(SendJob, u32)>>>,
 }
 
@@ -1448,16 +1412,6 @@ impl Sends {
             budget: Arc::new(Semaphore::new(cap)),
             cap: cap as u32,
             held: Arc::default(),
-        }
-    }
-
-    /// What the end of the connection needs to queue a message left held
-    /// when `serve` stopped (see [`Leftover::hand_on`]).
-    fn leftover(&self) -> Leftover {
-        Leftover {
-            tx: self.tx.clone(),
-            budget: Arc::clone(&self.budget),
-            held: Arc::clone(&self.held),
         }
     }
 
@@ -1492,8 +1446,8 @@ impl Sends {
             .await
             .map_err(|_| stopped())?;
         let slot = self.tx.reserve().await.map_err(|_| stopped())?;
-        // Only this wait and the end of the connection (once `serve`, and
-        // so this wait, is dropped) take it.
+        // Only this wait and `run_sends` (once `serve`, and so this wait,
+        // is dropped) take it.
         if let Some((job, _)) = lock(&self.held).take() {
             slot.send((job, permit));
         }
@@ -1501,43 +1455,35 @@ impl Sends {
     }
 }
 
-/// A `send` message `serve` had received but was still waiting to queue
-/// when it stopped (main closed or dropped the renderer meanwhile).
-struct Leftover {
-    tx: mpsc::Sender<QueuedSend>,
-    budget: Arc<Semaphore>,
+/// Handles `send` messages one at a time, in the order they arrived;
+/// last, once `serve` has stopped (and dropped the queue's sender), the
+/// message it was still waiting to queue, if any (`held`): received
+/// messages are still handled after a disconnect, in order.
+async fn run_sends(
+    conn: Arc<Conn>,
+    mut rx: mpsc::Receiver<QueuedSend>,
+    busy: Arc<AtomicUsize>,
     held: Arc<Mutex<Option<(SendJob, u32)>>>,
-}
-
-impl Leftover {
-    /// Queues the held message, if any, in a task of its own once the
-    /// messages before it leave room: received messages are still handled
-    /// after a disconnect, in order (nothing is read after it).
-    fn hand_on(self) {
-        let Some((job, share)) = lock(&self.held).take() else {
-            return;
-        };
-        tokio::spawn(async move {
-            if let Ok(permit) = self.budget.acquire_many_owned(share).await {
-                let _ = self.tx.send((job, permit)).await;
-            }
-        });
-    }
-}
-
-/// Handles `send` messages one at a time, in the order they arrived.
-async fn run_sends(conn: Arc<Conn>, mut rx: mpsc::Receiver<QueuedSend>, busy: Arc<AtomicUsize>) {
+) {
     while let Some((job, _permit)) = rx.recv().await {
-        let (channel, mut handler) = match job {
-            SendJob::Start(route, payload) => {
-                (route.channel, route.service.call(route.method, payload))
-            }
-            SendJob::Running(channel, handler) => (channel, handler),
-        };
-        let outcome = finish(&conn, channel, &mut handler).await;
-        conn.sent(channel, outcome).await;
+        run_send(&conn, job).await;
         busy.fetch_sub(1, Ordering::AcqRel);
     }
+    let last = lock(&held).take();
+    if let Some((job, _)) = last {
+        run_send(&conn, job).await;
+    }
+}
+
+async fn run_send(conn: &Conn, job: SendJob) {
+    let (channel, mut handler) = match job {
+        SendJob::Start(route, payload) => {
+            (route.channel, route.service.call(route.method, payload))
+        }
+        SendJob::Running(channel, handler) => (channel, handler),
+    };
+    let outcome = finish(conn, channel, &mut handler).await;
+    conn.sent(channel, outcome).await;
 }
 
 /// Reads and dispatches frames until the renderer goes away or breaks the

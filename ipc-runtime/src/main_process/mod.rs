@@ -9,6 +9,7 @@
 
 mod connection;
 mod limits;
+mod send_tasks;
 
 pub(crate) use connection::ClosedWatch;
 pub use limits::{DisconnectReason, Disconnection, Limits, SlowConsumer};
@@ -431,6 +432,14 @@ pub(crate) struct Inner {
     abandoned: AtomicBool,
     /// Whether an emit through an abandoned main has warned yet.
     warned_abandoned: AtomicBool,
+    /// Every connection's task for `send` messages, until it has handled
+    /// them: [`Main::close`] waits for them.
+    pub(crate) send_tasks: Arc<send_tasks::SendTasks>,
+    /// Set once [`Main::close`]'s work is done, which every call waits for.
+    close_finished: tokio::sync::watch::Sender<bool>,
+    /// The runtime main first accepted a renderer on, whose tasks serve
+    /// its renderers: where `close` finishes its work.
+    pub(crate) runtime: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 /// Logs handshake refusals: the first in any second at `WARN` (with how
@@ -666,6 +675,37 @@ impl Auth {
 /// received to be handled before it aborts their handlers.
 const CLOSE_SENDS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Marks [`Main::close`]'s work done when dropped: when it has finished,
+/// or if its task was dropped unfinished (its runtime shut down), so that
+/// no `close` call waits for ever.
+struct Finished(Arc<Inner>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.close_finished.send_replace(true);
+    }
+}
+
+impl Inner {
+    /// The part of [`Main::close`] that waits: until every renderer in
+    /// `ended` is released, then for the `send` messages already received
+    /// (from any renderer, gone before or not) to be handled, for up to
+    /// [`CLOSE_SENDS_GRACE`] in all, after which it stops their handlers.
+    async fn finish_closing(&self, ended: Vec<ClosedWatch>) {
+        let deadline = tokio::time::Instant::now() + CLOSE_SENDS_GRACE;
+        for mut closed in ended {
+            let _ = closed.wait_for(Option::is_some).await;
+        }
+        let stopped = self.send_tasks.finish(deadline, connection::LINGER).await;
+        if stopped > 0 {
+            tracing::warn!(
+                renderers = stopped,
+                "main closing: `send` handlers still running {CLOSE_SENDS_GRACE:?} after main began to close were aborted"
+            );
+        }
+    }
+}
+
 /// The tokio runtime `what` is called in, which will run the tasks that
 /// serve renderers; a clear error outside one (rather than tokio's panic
 /// when the first task is spawned, after a renderer's process was started).
@@ -746,6 +786,9 @@ impl Main {
             refusals: RefusalLog::default(),
             abandoned: AtomicBool::new(false),
             warned_abandoned: AtomicBool::new(false),
+            send_tasks: Arc::default(),
+            close_finished: tokio::sync::watch::channel(false).0,
+            runtime: std::sync::OnceLock::new(),
         });
         MainBuilder {
             inner: AbandonUnbuilt(inner),
@@ -1000,55 +1043,66 @@ impl Main {
     /// running in its own task, that blocks its thread; one that blocks
     /// before its first `.await` holds up its connection, and this, until
     /// it returns). `send` messages already received are still handled
-    /// first, in order: `close` waits for them for up to 5 seconds from
-    /// its start, then aborts the handlers still running and waits for
-    /// them to be dropped likewise (so a stuck `send` handler delays it,
-    /// but never hangs it). Once it returns, nothing main serves a
-    /// renderer with is still running, but for the `send` handler that
-    /// called it, if one did (a "quit" message), which goes on (and the
-    /// messages after it). An invoke
+    /// first, in order, those of renderers gone before included: `close`
+    /// waits for them for up to 5 seconds from its start, then aborts the
+    /// handlers still running and waits (a second at most, for all of
+    /// them) for them to be dropped, so a stuck `send` handler delays it
+    /// but never hangs it. Once it returns, nothing main serves renderers
+    /// with is still running, but for `send` handlers that called it (a
+    /// "quit" message), which go on, with the messages after them. Such a
+    /// handler must await `close` itself: one awaiting a task that calls
+    /// it is waited for, and aborted after the 5 seconds. An invoke
     /// handler that calls it is aborted with its renderer's other calls:
-    /// the code after `close().await` there does not run. Closing again
-    /// does nothing.
+    /// the code after `close().await` there does not run (main still
+    /// closes). Calling it again, or while it runs, waits until the first
+    /// call's work is done.
     ///
     /// Dropping every `Main` handle does not do this: each connection is
     /// served by tasks of its own, which keep what they need alive until
     /// the renderer goes away or the runtime shuts down.
     pub async fn close(&self) {
-        let deadline = tokio::time::Instant::now() + CLOSE_SENDS_GRACE;
-        let (conns, mut ended): (Vec<_>, Vec<_>) = {
-            let renderers = self.inner.renderers();
-            self.inner.closed.store(true, Ordering::Release);
-            self.inner.closing.cancel();
-            renderers
-                .values()
-                .map(|e| (Arc::clone(&e.conn), e.closed.clone()))
-                .unzip()
+        let inner = &self.inner;
+        let mut finished = inner.close_finished.subscribe();
+        let first = {
+            let renderers = inner.renderers();
+            let first = !inner.closed.swap(true, Ordering::AcqRel);
+            first.then(|| {
+                inner.closing.cancel();
+                renderers
+                    .values()
+                    .map(|e| (Arc::clone(&e.conn), e.closed.clone()))
+                    .unzip::<_, _, Vec<_>, Vec<_>>()
+            })
         };
-        if !conns.is_empty() {
-            tracing::info!(
-                renderers = conns.len(),
-                "main closing: disconnecting every renderer"
-            );
-        }
-        for conn in &conns {
-            conn.shut_for_close();
-        }
-        for closed in &mut ended {
-            let _ = closed.wait_for(Option::is_some).await;
-        }
-        let mut cut = 0usize;
-        for conn in &conns {
-            if !conn.sends_handled_by(deadline).await {
-                cut += 1;
+        if let Some((conns, ended)) = first {
+            if !conns.is_empty() {
+                tracing::info!(
+                    renderers = conns.len(),
+                    "main closing: disconnecting every renderer"
+                );
+            }
+            for conn in &conns {
+                conn.shut_for_close();
+            }
+            // The rest runs in a task of its own on main's runtime, so that
+            // it finishes however this call ends (an invoke handler that
+            // calls it is aborted with its renderer's other calls), and
+            // every call waits for it.
+            let finishing = Finished(Arc::clone(inner));
+            match inner.runtime.get() {
+                Some(runtime) => drop(runtime.spawn(async move {
+                    finishing.0.finish_closing(ended).await;
+                    drop(finishing);
+                })),
+                // No renderer was ever accepted: nothing to wait for.
+                None => drop(finishing),
             }
         }
-        if cut > 0 {
-            tracing::warn!(
-                renderers = cut,
-                "main closing: `send` handlers still running {CLOSE_SENDS_GRACE:?} after main began to close were aborted"
-            );
-        }
+        // A `send` handler calling this is not waited for.
+        let _ = inner
+            .send_tasks
+            .closing(finished.wait_for(|finished| *finished))
+            .await;
     }
 
     /// Whether [`Main::close`] was called.
