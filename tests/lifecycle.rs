@@ -559,4 +559,73 @@ mod close_and_send_handlers {
         main.close().await;
         assert!(state.dropped.load(Ordering::SeqCst));
     }
+
+    fn runtime(workers: usize) -> tokio::runtime::Runtime {
+        match workers {
+            0 => tokio::runtime::Builder::new_current_thread(),
+            n => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(n);
+                b
+            }
+        }
+        .enable_all()
+        .build()
+        .unwrap()
+    }
+
+    /// A renderer accepted, served and gone on `runtime`.
+    fn a_renderer_on(runtime: &tokio::runtime::Runtime, main: &Main) {
+        runtime.block_on(async {
+            let api = connect(main, "first").await;
+            let id = api.id();
+            drop(api);
+            main.disconnected(id).await;
+        });
+    }
+
+    /// A `Main` that served renderers on one runtime, then on another:
+    /// `close` on the second does its work there. It ran it on the runtime
+    /// of main's first renderer: one not running (a current-thread runtime
+    /// outside `block_on`) left every `close` waiting for ever, and one
+    /// shut down made `close` return at once, with a handler running.
+    #[test]
+    fn close_works_on_the_callers_runtime() {
+        let (main, state) = app_main();
+        let first = runtime(0);
+        a_renderer_on(&first, &main);
+        let second = runtime(2);
+        second.block_on(async {
+            let api = connect(&main, "second").await;
+            api.app.stuck().await.unwrap();
+            let started = || state.started.load(Ordering::SeqCst) == 1;
+            assert!(eventually(Duration::from_secs(5), started).await);
+            tokio::time::timeout(Duration::from_secs(10), main.close())
+                .await
+                .expect("close waited for a runtime that does not run");
+            assert!(state.dropped.load(Ordering::SeqCst));
+        });
+        drop(first);
+    }
+
+    /// The same with the first runtime shut down.
+    #[test]
+    fn close_works_after_the_first_runtime_is_gone() {
+        let (main, state) = app_main();
+        let first = runtime(0);
+        a_renderer_on(&first, &main);
+        drop(first);
+        runtime(2).block_on(async {
+            let api = connect(&main, "second").await;
+            api.app.stuck().await.unwrap();
+            let started = || state.started.load(Ordering::SeqCst) == 1;
+            assert!(eventually(Duration::from_secs(5), started).await);
+            main.close().await;
+            assert!(
+                state.dropped.load(Ordering::SeqCst),
+                "close returned with a handler running"
+            );
+            assert_eq!(main.renderer_count(), 0);
+        });
+    }
 }

@@ -217,3 +217,39 @@ fn a_panic_in_the_task_handling_sends_ends_the_connection() {
     }
     assert_eq!(count, 0);
 }
+
+/// A `close` that panics on its own record ("main closing: disconnecting
+/// every renderer") has already disconnected the renderers and started
+/// the rest of its work, so a later `close` returns once that is done.
+/// The record came first: main was marked closed, nothing was shut, and
+/// every later `close` waited for ever.
+#[test]
+fn a_close_after_one_that_panicked_returns() {
+    let ended = with_layer_on_own_thread(
+        PanicOn("main closing: disconnecting every renderer"),
+        Duration::from_secs(20),
+        || async {
+            let (main, _) = probe_main();
+            let api = connect_memory(&main, "window").await.unwrap();
+            let first = tokio::spawn({
+                let main = main.clone();
+                async move { main.close().await }
+            })
+            .await;
+            let second = tokio::time::timeout(Duration::from_secs(5), main.close()).await;
+            let closed = tokio::time::timeout(Duration::from_secs(5), api.closed()).await;
+            (
+                first.is_err(),
+                second.is_ok(),
+                closed.is_ok(),
+                main.renderer_count(),
+            )
+        },
+    );
+    let (first_panicked, second_returned, renderer_told, count) =
+        ended.expect("the test froze: no answer within 20 s");
+    assert!(first_panicked, "the layer did not panic");
+    assert!(second_returned, "the second close hung");
+    assert!(renderer_told, "the renderer was not disconnected");
+    assert_eq!(count, 0);
+}

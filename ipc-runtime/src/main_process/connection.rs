@@ -219,7 +219,7 @@ pub(crate) async fn accept(
     auth: Auth,
 ) -> Result<(RendererInfo, ClosedWatch), IpcError> {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        let _ = main.runtime.get_or_init(|| runtime);
+        main.accepting_on(runtime);
     }
     let setup = match main.setup() {
         Ok(setup) => setup,

@@ -437,9 +437,9 @@ pub(crate) struct Inner {
     pub(crate) send_tasks: Arc<send_tasks::SendTasks>,
     /// Set once [`Main::close`]'s work is done, which every call waits for.
     close_finished: tokio::sync::watch::Sender<bool>,
-    /// The runtime main first accepted a renderer on, whose tasks serve
-    /// its renderers: where `close` finishes its work.
-    pub(crate) runtime: std::sync::OnceLock<tokio::runtime::Handle>,
+    /// The runtime main last accepted a renderer on, whose tasks serve
+    /// it: where `close` called outside a runtime does its work.
+    runtime: Mutex<Option<tokio::runtime::Handle>>,
 }
 
 /// Logs handshake refusals: the first in any second at `WARN` (with how
@@ -687,6 +687,18 @@ impl Drop for Finished {
 }
 
 impl Inner {
+    /// Records the runtime a renderer is being accepted on.
+    pub(crate) fn accepting_on(&self, runtime: tokio::runtime::Handle) {
+        *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = Some(runtime);
+    }
+
+    fn last_runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The part of [`Main::close`] that waits: until every renderer in
     /// `ended` is released, then for the `send` messages already received
     /// (from any renderer, gone before or not) to be handled, for up to
@@ -788,7 +800,7 @@ impl Main {
             warned_abandoned: AtomicBool::new(false),
             send_tasks: Arc::default(),
             close_finished: tokio::sync::watch::channel(false).0,
-            runtime: std::sync::OnceLock::new(),
+            runtime: Mutex::new(None),
         });
         MainBuilder {
             inner: AbandonUnbuilt(inner),
@@ -1048,7 +1060,7 @@ impl Main {
     /// handlers still running and waits (a second at most, for all of
     /// them) for them to be dropped, so a stuck `send` handler delays it
     /// but never hangs it. Once it returns, nothing main serves renderers
-    /// with is still running, but for `send` handlers that called it (a
+    /// with is still running, but for `send` handlers waiting in it (a
     /// "quit" message), which go on, with the messages after them. Such a
     /// handler must await `close` itself: one awaiting a task that calls
     /// it is waited for, and aborted after the 5 seconds. An invoke
@@ -1075,27 +1087,36 @@ impl Main {
             })
         };
         if let Some((conns, ended)) = first {
-            if !conns.is_empty() {
-                tracing::info!(
-                    renderers = conns.len(),
-                    "main closing: disconnecting every renderer"
-                );
-            }
+            // Nothing here runs user code (a `tracing` layer) until the
+            // waiting part is under way, so that a panic cannot leave main
+            // closed with its work never done, and every `close` waiting.
             for conn in &conns {
                 conn.shut_for_close();
             }
-            // The rest runs in a task of its own on main's runtime, so that
-            // it finishes however this call ends (an invoke handler that
-            // calls it is aborted with its renderer's other calls), and
-            // every call waits for it.
+            // The rest runs in a task of its own, so that it finishes
+            // however this call ends (an invoke handler that calls it is
+            // aborted with its renderer's other calls), and every call
+            // waits for it: on the caller's runtime, or, called outside
+            // one, on the one main last accepted a renderer on. Dropped
+            // unstarted (that runtime is gone, and the tasks it ran for
+            // main with it), it counts as done.
             let finishing = Finished(Arc::clone(inner));
-            match inner.runtime.get() {
+            let runtime = tokio::runtime::Handle::try_current()
+                .ok()
+                .or_else(|| inner.last_runtime());
+            match runtime {
                 Some(runtime) => drop(runtime.spawn(async move {
                     finishing.0.finish_closing(ended).await;
                     drop(finishing);
                 })),
                 // No renderer was ever accepted: nothing to wait for.
                 None => drop(finishing),
+            }
+            if !conns.is_empty() {
+                tracing::info!(
+                    renderers = conns.len(),
+                    "main closing: disconnecting every renderer"
+                );
             }
         }
         // A `send` handler calling this is not waited for.

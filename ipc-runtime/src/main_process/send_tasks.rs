@@ -18,8 +18,11 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::Notify, task::Id, time::Instant};
-use tokio_util::sync::CancellationToken;
+use tokio::{
+    sync::Notify,
+    task::{AbortHandle, Id},
+    time::Instant,
+};
 
 /// Every connection's `send` task still running.
 #[derive(Default)]
@@ -38,8 +41,11 @@ struct State {
 struct Running {
     /// The task's id, once it has started.
     task: Option<Id>,
-    /// Stops the task: what it runs is dropped at its next poll.
-    stop: CancellationToken,
+    /// Stops the task (what it runs is dropped at its next poll), once
+    /// `spawn` has it.
+    abort: Option<AbortHandle>,
+    /// Asked to stop before `spawn` had the handle: it aborts the task.
+    stop: bool,
     /// How many `close` calls it is waiting in.
     closing: usize,
 }
@@ -53,14 +59,14 @@ impl SendTasks {
     /// Runs `work` (a connection's `send` loop) in a task of its own,
     /// tracked until it ends or is dropped.
     pub(crate) fn spawn(self: &Arc<Self>, work: impl Future<Output = ()> + Send + 'static) {
-        let stop = CancellationToken::new();
         let n = {
             let mut state = self.lock();
             let n = state.next;
             state.next += 1;
             let running = Running {
                 task: None,
-                stop: stop.clone(),
+                abort: None,
+                stop: false,
                 closing: 0,
             };
             state.running.insert(n, running);
@@ -72,18 +78,26 @@ impl SendTasks {
             tasks: Arc::clone(self),
             n,
         };
-        tokio::spawn(async move {
+        // Not spawned under the table's lock: a runtime shutting down
+        // drops the task, and `gone` with it, at once.
+        let task = tokio::spawn(async move {
             let gone = gone;
+            // Its own id, before it can call `close` (`spawn` may not have
+            // the handle yet).
             if let Some(running) = gone.tasks.lock().running.get_mut(&n) {
                 running.task = tokio::task::try_id();
             }
-            tokio::select! {
-                biased;
-                () = stop.cancelled() => {}
-                () = work => {}
-            }
+            work.await;
             drop(gone);
-        });
+        })
+        .abort_handle();
+        let mut state = self.lock();
+        if let Some(running) = state.running.get_mut(&n) {
+            if running.stop {
+                task.abort();
+            }
+            running.abort = Some(task);
+        }
     }
 
     /// Whether every task has ended or waits in a `close`.
@@ -117,8 +131,11 @@ impl SendTasks {
             return 0;
         }
         let mut stopped = 0;
-        for late in self.lock().running.values().filter(|r| r.closing == 0) {
-            late.stop.cancel();
+        for late in self.lock().running.values_mut().filter(|r| r.closing == 0) {
+            match &late.abort {
+                Some(task) => task.abort(),
+                None => late.stop = true,
+            }
             stopped += 1;
         }
         self.settled_by(Instant::now() + linger).await;
@@ -126,7 +143,7 @@ impl SendTasks {
     }
 
     /// Runs `wait` (a `close` call's), marking the `send` task that polls
-    /// it, if any, as closing meanwhile.
+    /// it, if any, as closing meanwhile (for as long as the future lives).
     pub(crate) async fn closing<F: Future>(&self, wait: F) -> F::Output {
         let mut mark = Mark {
             tasks: self,
