@@ -275,6 +275,9 @@
 //! Events to one renderer arrive in the order main emitted them, and its
 //! callbacks run one at a time in that order. Dropping a listener's guard
 //! unsubscribes; when a renderer goes away, main drops its subscriptions.
+//! A callback that calls main back holds a [`WeakApi`] (the API's
+//! `downgrade()`), not the API itself, which would keep its own connection
+//! open for as long as the callback is registered.
 //! Events and replies travel in order on the wire, but callbacks run on the
 //! connection's event task while a reply wakes the code awaiting it: an
 //! event a handler emits before returning may be seen by a callback before
