@@ -628,4 +628,87 @@ mod close_and_send_handlers {
             assert_eq!(main.renderer_count(), 0);
         });
     }
+
+    /// A renderer stuck in `stuck` on `runtime`, once its handler runs.
+    fn stuck_on(runtime: &tokio::runtime::Runtime, main: &Main, state: &State) -> AppApi {
+        runtime.block_on(async {
+            let api = connect(main, "stuck").await;
+            api.app.stuck().await.unwrap();
+            let started = || state.started.load(Ordering::SeqCst) == 1;
+            assert!(eventually(Duration::from_secs(5), started).await);
+            api
+        })
+    }
+
+    /// Polls `close` once on a runtime of its own, which then stops.
+    fn close_polled_once(main: &Main) -> tokio::runtime::Runtime {
+        let once = runtime(0);
+        once.block_on(async {
+            tokio::select! {
+                biased;
+                () = main.close() => panic!("close returned with a handler stuck"),
+                () = std::future::ready(()) => {}
+            }
+        });
+        once
+    }
+
+    /// `close` does its waiting on a thread of its own: whichever runtime
+    /// first polled it, or none, later calls return once the handlers are
+    /// stopped. It ran on the caller's runtime: one polled once and left
+    /// idle kept every later `close` waiting for ever, one dropped made
+    /// them return at once with the handler running, and so did one
+    /// without timers.
+    #[test]
+    fn close_does_not_depend_on_the_runtime_that_polled_it() {
+        // Polled once on a runtime left idle.
+        let (main, state) = app_main();
+        let served = runtime(2);
+        let _api = stuck_on(&served, &main, &state);
+        let idle = close_polled_once(&main);
+        let closed = served
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), main.close()).await });
+        assert!(closed.is_ok(), "close waited for an idle runtime");
+        assert!(state.dropped.load(Ordering::SeqCst));
+        drop(idle);
+
+        // Polled once on a runtime then dropped.
+        let (main, state) = app_main();
+        let _api = stuck_on(&served, &main, &state);
+        drop(close_polled_once(&main));
+        served.block_on(main.close());
+        assert!(
+            state.dropped.load(Ordering::SeqCst),
+            "close returned with a handler running"
+        );
+
+        // Called on a runtime without timers.
+        let (main, state) = app_main();
+        let _api = stuck_on(&served, &main, &state);
+        let no_timers = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        no_timers.block_on(main.close());
+        assert!(
+            state.dropped.load(Ordering::SeqCst),
+            "close returned with a handler running"
+        );
+    }
+
+    /// The same called outside any runtime, the runtime main last served a
+    /// renderer on gone: it returned at once, with the handler running.
+    #[test]
+    fn close_outside_a_runtime_waits_for_the_handlers() {
+        let (main, state) = app_main();
+        let served = runtime(2);
+        let _api = stuck_on(&served, &main, &state);
+        let last = runtime(0);
+        a_renderer_on(&last, &main);
+        drop(last);
+        ipc_suite::block_on(main.close());
+        assert!(
+            state.dropped.load(Ordering::SeqCst),
+            "close returned with a handler running"
+        );
+    }
 }

@@ -218,9 +218,6 @@ pub(crate) async fn accept(
     transport: Transport,
     auth: Auth,
 ) -> Result<(RendererInfo, ClosedWatch), IpcError> {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        main.accepting_on(runtime);
-    }
     let setup = match main.setup() {
         Ok(setup) => setup,
         Err(e) => {

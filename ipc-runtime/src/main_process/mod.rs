@@ -437,9 +437,6 @@ pub(crate) struct Inner {
     pub(crate) send_tasks: Arc<send_tasks::SendTasks>,
     /// Set once [`Main::close`]'s work is done, which every call waits for.
     close_finished: tokio::sync::watch::Sender<bool>,
-    /// The runtime main last accepted a renderer on, whose tasks serve
-    /// it: where `close` called outside a runtime does its work.
-    runtime: Mutex<Option<tokio::runtime::Handle>>,
 }
 
 /// Logs handshake refusals: the first in any second at `WARN` (with how
@@ -676,8 +673,8 @@ impl Auth {
 const CLOSE_SENDS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Marks [`Main::close`]'s work done when dropped: when it has finished,
-/// or if its task was dropped unfinished (its runtime shut down), so that
-/// no `close` call waits for ever.
+/// or if its thread could not be started, so that no `close` call waits
+/// for ever.
 struct Finished(Arc<Inner>);
 
 impl Drop for Finished {
@@ -687,18 +684,6 @@ impl Drop for Finished {
 }
 
 impl Inner {
-    /// Records the runtime a renderer is being accepted on.
-    pub(crate) fn accepting_on(&self, runtime: tokio::runtime::Handle) {
-        *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = Some(runtime);
-    }
-
-    fn last_runtime(&self) -> Option<tokio::runtime::Handle> {
-        self.runtime
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     /// The part of [`Main::close`] that waits: until every renderer in
     /// `ended` is released, then for the `send` messages already received
     /// (from any renderer, gone before or not) to be handled, for up to
@@ -800,7 +785,6 @@ impl Main {
             warned_abandoned: AtomicBool::new(false),
             send_tasks: Arc::default(),
             close_finished: tokio::sync::watch::channel(false).0,
-            runtime: Mutex::new(None),
         });
         MainBuilder {
             inner: AbandonUnbuilt(inner),
@@ -1067,7 +1051,9 @@ impl Main {
     /// handler that calls it is aborted with its renderer's other calls:
     /// the code after `close().await` there does not run (main still
     /// closes). Calling it again, or while it runs, waits until the first
-    /// call's work is done.
+    /// call's work is done. That work runs on a thread of its own, so
+    /// `close` may be called from any runtime, or from none; the runtime
+    /// serving the renderers must keep running for them to be released.
     ///
     /// Dropping every `Main` handle does not do this: each connection is
     /// served by tasks of its own, which keep what they need alive until
@@ -1093,25 +1079,24 @@ impl Main {
             for conn in &conns {
                 conn.shut_for_close();
             }
-            // The rest runs in a task of its own, so that it finishes
-            // however this call ends (an invoke handler that calls it is
-            // aborted with its renderer's other calls), and every call
-            // waits for it: on the caller's runtime, or, called outside
-            // one, on the one main last accepted a renderer on. Dropped
-            // unstarted (that runtime is gone, and the tasks it ran for
-            // main with it), it counts as done.
+            // The rest runs on a thread of its own, with a runtime of its
+            // own for its timers (it only waits on the connections' signals
+            // and aborts tasks, which work from any thread), so that it
+            // finishes however this call ends (an invoke handler that calls
+            // it is aborted with its renderer's other calls) and whatever
+            // runtime polled it, and every call waits for it.
             let finishing = Finished(Arc::clone(inner));
-            let runtime = tokio::runtime::Handle::try_current()
-                .ok()
-                .or_else(|| inner.last_runtime());
-            match runtime {
-                Some(runtime) => drop(runtime.spawn(async move {
-                    finishing.0.finish_closing(ended).await;
+            let _ = std::thread::Builder::new()
+                .name("ipc-main-close".into())
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build();
+                    if let Ok(runtime) = runtime {
+                        runtime.block_on(finishing.0.finish_closing(ended));
+                    }
                     drop(finishing);
-                })),
-                // No renderer was ever accepted: nothing to wait for.
-                None => drop(finishing),
-            }
+                });
             if !conns.is_empty() {
                 tracing::info!(
                     renderers = conns.len(),
