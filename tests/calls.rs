@@ -968,15 +968,6 @@ mod sends_held_at_close {
         opens.await.unwrap();
     }
 
-    /// Drops a flag when dropped: whether the handler's future is gone.
-    struct Dropped(Arc<std::sync::atomic::AtomicBool>);
-
-    impl Drop for Dropped {
-        fn drop(&mut self) {
-            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
     /// Never finishes: sets `started`, and `dropped` once its future is
     /// dropped.
     struct Forever {
@@ -986,7 +977,7 @@ mod sends_held_at_close {
 
     impl SlowSend for Forever {
         async fn hold(&self, _n: u64, _data: Vec<u8>) {
-            let _flag = Dropped(Arc::clone(&self.dropped));
+            let _flag = ipc_suite::DropFlag(Arc::clone(&self.dropped));
             self.started
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             std::future::pending::<()>().await

@@ -429,15 +429,6 @@ mod close_and_send_handlers {
         together: tokio::sync::Barrier,
     }
 
-    /// Sets its flag when dropped.
-    struct Flag(Arc<AtomicBool>);
-
-    impl Drop for Flag {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
     impl App for Arc<State> {
         async fn quit(&self, together: bool) {
             if together {
@@ -451,7 +442,7 @@ mod close_and_send_handlers {
         }
 
         async fn stuck(&self) {
-            let _flag = Flag(Arc::clone(&self.dropped));
+            let _flag = ipc_suite::DropFlag(Arc::clone(&self.dropped));
             self.started.fetch_add(1, Ordering::SeqCst);
             std::future::pending::<()>().await
         }

@@ -365,6 +365,16 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     }
 }
 
+/// Sets its flag when dropped: whether a handler's future (which holds
+/// one) is gone.
+pub struct DropFlag(pub Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Polls `check` every 10 ms until it holds or `within` passes.
 pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;
