@@ -9,10 +9,13 @@ use std::{
     time::Duration,
 };
 
-use ipc_runtime::{CallError, Connection, IpcError, Main, Transport};
+use ipc_runtime::{codec, CallError, Connection, DisconnectCause, IpcError, Main, Transport};
 use ipc_suite::{
     connect_memory, ends_disconnected, eventually, poll_once, probe_main, probe_main_with,
-    raw::{framed, hello_body, invoke_body, kind, reply_ok_body, welcome, welcome_body, RawPeer},
+    raw::{
+        framed, hello_body, invoke_body, kind, reply_ok_body, welcome, welcome_body, RawPeer,
+        WireError,
+    },
     MathError, ProbeApi,
 };
 
@@ -389,9 +392,12 @@ async fn a_reset_from_main_reads_as_main_closing_the_connection() {
         .expect("the call ended promptly")
         .unwrap();
     match result {
-        Err(IpcError::Disconnected { reason }) => assert!(
-            reason.starts_with("main closed the connection") && reason.contains("reset"),
-            "{reason}"
+        // Main's farewell is lost with the reset: the cause is not known.
+        Err(IpcError::Disconnected { reason, cause }) => assert!(
+            reason.starts_with("main closed the connection")
+                && reason.contains("reset")
+                && cause == DisconnectCause::Lost,
+            "{reason} ({cause:?})"
         ),
         other => panic!("expected a disconnection, got {other:?}"),
     }
@@ -496,7 +502,15 @@ async fn sends_queued_before_close_reach_main() {
         probe.record(n).await.unwrap();
     }
     drop(probe);
+    let other = conn.clone();
     conn.close().await.unwrap();
+    // The other handles see it closed here, not lost.
+    let closed = other.closed().await;
+    assert_eq!(
+        closed.disconnect_cause(),
+        Some(DisconnectCause::ClosedHere),
+        "{closed}"
+    );
     assert!(
         eventually(Duration::from_secs(5), || handler.recorded_now().len()
             == 200)
@@ -597,6 +611,63 @@ async fn a_reply_that_arrives_just_before_main_closes_is_not_lost() {
         api.probe.add(1, 1).await,
         Err(IpcError::Disconnected { .. })
     ));
+}
+
+/// Main's farewell (its last frame) says why it ended the connection, in
+/// words and as a cause the renderer can match on; a farewell the renderer
+/// cannot read (a cause it does not know, from a hostile or newer main) is
+/// ignored, and the end reads as main going without a word. Main is played
+/// by hand, so that the frames are exactly these.
+#[tokio::test]
+async fn a_farewell_gives_its_cause_and_an_unreadable_one_is_ignored() {
+    let farewell = |cause| {
+        let mut body = vec![kind::NOTICE];
+        body.extend(
+            codec::encode_to_vec(&WireError::Disconnected {
+                reason: "main's words".into(),
+                cause,
+            })
+            .unwrap(),
+        );
+        body
+    };
+    let readable = farewell(DisconnectCause::Misbehaved);
+    // The cause is the body's last byte (a variant index under 251 is one
+    // byte): one past every cause this renderer knows.
+    let mut unknown = farewell(DisconnectCause::Misbehaved);
+    *unknown.last_mut().unwrap() = 200;
+    for (body, cause, reason) in [
+        (readable, DisconnectCause::Misbehaved, "main's words"),
+        (
+            unknown,
+            DisconnectCause::Lost,
+            "main closed the connection without saying why (its process ended, or it failed)",
+        ),
+    ] {
+        let (renderer_end, main_end) = tokio::net::UnixStream::pair().unwrap();
+        let fake_main = tokio::spawn(async move {
+            let mut main = RawPeer { stream: main_end };
+            assert_eq!(main.read().await.unwrap().kind, kind::HELLO);
+            main.frame(&welcome_body(1, "fake", 1 << 20, 8)).await;
+            main.frame(&body).await;
+        });
+        let api = Connection::builder()
+            .connect_as::<ProbeApi>(Transport::from_unix(renderer_end))
+            .await
+            .unwrap();
+        fake_main.await.unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), api.closed())
+            .await
+            .unwrap();
+        assert_eq!(ended.disconnect_cause(), Some(cause), "{ended}");
+        assert!(
+            matches!(&ended, IpcError::Disconnected { reason: r, .. } if r == reason),
+            "{ended}"
+        );
+        // A call made after the end says the same.
+        let late = api.probe.add(1, 1).await.unwrap_err();
+        assert_eq!(late.disconnect_cause(), Some(cause));
+    }
 }
 
 /// A handler that works without awaiting, so that it finishes on its first

@@ -7,7 +7,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use ipc_runtime::{transport, Connection, ConnectionBuilder, IpcError, Main};
+use ipc_runtime::{transport, Connection, ConnectionBuilder, DisconnectCause, IpcError, Main};
 use ipc_suite::{
     connect_memory, eventually, next_disconnection, poll_once, probe_main, probe_main_with,
     ProbeApi,
@@ -67,8 +67,9 @@ async fn a_call_pending_when_the_connection_runtime_is_dropped_ends() {
     let ended = tokio::time::timeout(Duration::from_secs(5), call).await;
     let result = ended.expect("the pending call ended instead of hanging");
     match result.unwrap() {
-        Err(IpcError::Disconnected { reason }) => {
-            assert!(reason.contains("runtime"), "{reason}")
+        Err(IpcError::Disconnected { reason, cause }) => {
+            assert!(reason.contains("runtime"), "{reason}");
+            assert_eq!(cause, DisconnectCause::ClosedHere);
         }
         other => panic!("{other:?}"),
     }
@@ -85,7 +86,7 @@ async fn after_the_connection_runtime_is_dropped_the_handle_reports_it() {
     tokio::task::spawn_blocking(move || drop(rt)).await.unwrap();
     let closed = tokio::time::timeout(Duration::from_secs(5), api.closed()).await;
     assert!(
-        matches!(&closed, Ok(IpcError::Disconnected { reason }) if reason.contains("runtime")),
+        matches!(&closed, Ok(IpcError::Disconnected { reason, cause: DisconnectCause::ClosedHere }) if reason.contains("runtime")),
         "{closed:?}"
     );
     let call = tokio::time::timeout(Duration::from_secs(5), api.probe.add(1, 2)).await;

@@ -375,7 +375,7 @@ async fn every_namespace_round_trips() {
     let log = app.quit().await;
     assert!(
         log.iter()
-            .any(|l| l.contains("[settings#2] main closed this window")),
+            .any(|l| l.contains("[settings#2] main closed this window; exiting")),
         "main closed the settings window on exit:\n{}",
         log.join("\n")
     );

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{service, transport, Connection, IpcError, Main, Service};
+use ipc_runtime::{service, transport, Connection, DisconnectCause, IpcError, Main, Service};
 use ipc_suite::{
     probe_main, probe_main_with,
     raw::{framed, hello_body, hello_body_claiming, kind, RawPeer},
@@ -443,8 +443,9 @@ async fn the_handshake_timeout_bounds_writing_the_hello() {
     .await
     .expect("connect gave up by itself");
     match connected {
-        Err(IpcError::Disconnected { reason }) => {
-            assert!(reason.contains("within 300ms"), "{reason}")
+        Err(IpcError::Disconnected { reason, cause }) => {
+            assert!(reason.contains("within 300ms"), "{reason}");
+            assert_eq!(cause, DisconnectCause::Lost);
         }
         other => panic!("expected a disconnection, got {:?}", other.err()),
     }

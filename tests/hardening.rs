@@ -8,7 +8,8 @@ use std::{
 };
 
 use ipc_runtime::{
-    DisconnectReason, IpcError, Limits, Main, RendererId, SlowConsumer, Target, Transport,
+    DisconnectCause, DisconnectReason, IpcError, Limits, Main, RendererId, SlowConsumer, Target,
+    Transport,
 };
 use ipc_suite::{
     call_ends_disconnected, connect_memory, ends_disconnected, eventually, next_disconnection,
@@ -701,10 +702,13 @@ async fn nothing_sent_after_the_last_violation_is_handled() {
     let kinds: Vec<_> = frames.iter().map(|f| f.kind).collect();
     assert_eq!(kinds, [kind::NOTICE, kind::NOTICE]);
     match frames[1].error() {
-        WireError::Disconnected { reason } => assert_eq!(
-            reason,
-            "main disconnected this renderer after 1 protocol violation; the last: protocol error: malformed frame: unknown frame kind 0x7f"
-        ),
+        WireError::Disconnected { reason, cause } => {
+            assert_eq!(
+                reason,
+                "main disconnected this renderer after 1 protocol violation; the last: protocol error: malformed frame: unknown frame kind 0x7f"
+            );
+            assert_eq!(cause, DisconnectCause::Misbehaved);
+        }
         other => panic!("expected the reason, got {other:?}"),
     }
     assert!(
@@ -820,11 +824,14 @@ async fn when_main_dies_pending_calls_fail_promptly_and_listeners_end() {
     // frame may be written after main died); a main that shuts down or
     // drops it says so.
     match api.closed().await {
-        IpcError::Disconnected { reason } => assert!(
-            reason.starts_with("main closed the connection")
-                || reason.starts_with("writing to main failed"),
-            "{reason}"
-        ),
+        IpcError::Disconnected { reason, cause } => {
+            assert!(
+                reason.starts_with("main closed the connection")
+                    || reason.starts_with("writing to main failed"),
+                "{reason}"
+            );
+            assert_eq!(cause, DisconnectCause::Lost);
+        }
         other => panic!("expected Disconnected, got {other:?}"),
     }
     // The listener ended: its callback (and the sender it held) is gone.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{transport, Connection, IpcError, Limits, Transport};
+use ipc_runtime::{transport, Connection, DisconnectCause, IpcError, Limits, Transport};
 use ipc_suite::{connect_memory, probe_main, probe_main_with, ProbeApi};
 
 /// How long any step below may take before the test calls it a hang.
@@ -128,7 +128,10 @@ async fn a_closed_main_opens_no_endpoint_and_issues_no_token() {
     let tcp = main.listen_tcp("127.0.0.1:0").unwrap();
     main.close().await;
     let closed = |r: Result<(), IpcError>| match r {
-        Err(IpcError::Disconnected { reason }) => assert!(reason.contains("main is closed")),
+        Err(IpcError::Disconnected { reason, cause }) => {
+            assert!(reason.contains("main is closed"), "{reason}");
+            assert_eq!(cause, DisconnectCause::MainClosed);
+        }
         other => panic!("expected Disconnected, got {other:?}"),
     };
     closed(unix.issue_token::<ProbeApi>("late").map(drop));
@@ -137,14 +140,15 @@ async fn a_closed_main_opens_no_endpoint_and_issues_no_token() {
     closed(main.listen_tcp("127.0.0.1:0").map(drop));
 }
 
-/// A renderer can tell why main ended its connection: main shut down, or
-/// dropped it (here also for misbehaving: a call outside its API with one
-/// violation allowed). Each read "main closed the connection", as for a
-/// main that crashed (`hardening.rs` checks that one still does).
+/// A renderer can tell why main ended its connection, in words and as a
+/// [`DisconnectCause`]: main shut down, or dropped it (here also for
+/// misbehaving: a call outside its API with one violation allowed). Each
+/// would otherwise read "main closed the connection", as for a main that
+/// crashed (`hardening.rs` checks that one still does, as `Lost`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renderer_learns_why_main_ended_its_connection() {
     let reason = |e: IpcError| match e {
-        IpcError::Disconnected { reason } => reason,
+        IpcError::Disconnected { reason, cause } => (reason, cause),
         other => panic!("expected Disconnected, got {other:?}"),
     };
     let (main, _) = probe_main_with(|b| {
@@ -164,20 +168,29 @@ async fn a_renderer_learns_why_main_ended_its_connection() {
     let wayward = wayward.unwrap();
 
     assert!(main.disconnect(dropped.id()));
-    let why = reason(tokio::time::timeout(T, dropped.closed()).await.unwrap());
+    let (why, cause) = reason(tokio::time::timeout(T, dropped.closed()).await.unwrap());
     assert_eq!(why, "main disconnected this renderer (`Main::disconnect`, or its `RendererProcess` killed or dropped)");
+    assert_eq!(cause, DisconnectCause::DisconnectedByMain);
+    // Calls made after it ended say the same.
+    let late = dropped.probe.add(1, 2).await.unwrap_err();
+    assert_eq!(
+        late.disconnect_cause(),
+        Some(DisconnectCause::DisconnectedByMain)
+    );
 
     // `add` is outside the grant it was accepted with.
     let _ = ipc_suite::ProbeClient::new(&wayward).add(1, 2).await;
-    let why = reason(tokio::time::timeout(T, wayward.closed()).await.unwrap());
+    let (why, cause) = reason(tokio::time::timeout(T, wayward.closed()).await.unwrap());
     assert!(
         why.starts_with("main disconnected this renderer after 1 protocol violation; the last: "),
         "{why}"
     );
+    assert_eq!(cause, DisconnectCause::Misbehaved);
 
     main.close().await;
-    let why = reason(tokio::time::timeout(T, closing.closed()).await.unwrap());
+    let (why, cause) = reason(tokio::time::timeout(T, closing.closed()).await.unwrap());
     assert_eq!(why, "main shut down (`Main::close`)");
+    assert_eq!(cause, DisconnectCause::MainClosed);
 }
 
 /// An app's usual exit: `main.close().await`, then its runtime goes.
@@ -208,8 +221,9 @@ fn the_farewell_is_written_before_close_returns() {
         drop(main_rt);
         let why = renderer_rt.block_on(async { tokio::time::timeout(T, api.closed()).await });
         match why {
-            Ok(IpcError::Disconnected { reason }) => {
-                assert_eq!(reason, "main shut down (`Main::close`)", "round {round}")
+            Ok(IpcError::Disconnected { reason, cause }) => {
+                assert_eq!(reason, "main shut down (`Main::close`)", "round {round}");
+                assert_eq!(cause, DisconnectCause::MainClosed, "round {round}");
             }
             other => panic!("round {round}: {other:?}"),
         }
@@ -226,11 +240,12 @@ async fn a_renderer_disconnected_before_close_is_told_so() {
     assert!(main.disconnect(api.id()));
     main.close().await;
     match tokio::time::timeout(T, api.closed()).await.unwrap() {
-        IpcError::Disconnected { reason } => {
+        IpcError::Disconnected { reason, cause } => {
             assert_eq!(
                 reason,
                 "main disconnected this renderer (`Main::disconnect`, or its `RendererProcess` killed or dropped)"
-            )
+            );
+            assert_eq!(cause, DisconnectCause::DisconnectedByMain);
         }
         other => panic!("{other:?}"),
     }
@@ -259,10 +274,13 @@ async fn a_renderer_writing_when_main_drops_it_is_told_why() {
         let why = tokio::time::timeout(T, api.closed()).await.unwrap();
         let _ = sending.await;
         match why {
-            IpcError::Disconnected { reason } => assert_eq!(
-                reason, "main disconnected this renderer (`Main::disconnect`, or its `RendererProcess` killed or dropped)",
-                "round {round}"
-            ),
+            IpcError::Disconnected { reason, cause } => {
+                assert_eq!(
+                    reason, "main disconnected this renderer (`Main::disconnect`, or its `RendererProcess` killed or dropped)",
+                    "round {round}"
+                );
+                assert_eq!(cause, DisconnectCause::DisconnectedByMain, "round {round}");
+            }
             other => panic!("round {round}: {other:?}"),
         }
     }

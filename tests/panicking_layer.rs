@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ipc_runtime::{DisconnectReason, IpcError};
+use ipc_runtime::{DisconnectCause, DisconnectReason, IpcError};
 use ipc_suite::{connect_memory, probe_main, with_layer_on_own_thread};
 
 /// Panics on main's records with this message: "subscribed", which main's
@@ -140,7 +140,7 @@ fn a_panic_in_a_calls_task_ends_the_connection() {
     let (call, reason, count) = ended.expect("the call was left unanswered: nothing within 10 s");
     // The renderer is told main failed, not the panic's message (main's).
     assert!(
-        matches!(&call, Some(IpcError::Disconnected { reason })
+        matches!(&call, Some(IpcError::Disconnected { reason, cause: DisconnectCause::MainFailed })
             if reason == "main disconnected this renderer after a failure while serving it (main's log says what failed)"),
         "{call:?}"
     );

@@ -272,7 +272,7 @@ async fn granting_an_api_main_does_not_fully_serve_fails_before_anything_starts(
 /// broken pipe without being told why).
 #[tokio::test]
 async fn a_closed_or_unbuilt_main_starts_no_renderer() {
-    use ipc_runtime::{IpcError, Main};
+    use ipc_runtime::{DisconnectCause, IpcError, Main};
 
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("started");
@@ -287,8 +287,9 @@ async fn a_closed_or_unbuilt_main_starts_no_renderer() {
     let (main, _) = probe_main();
     main.close().await;
     match main.spawn_renderer::<ProbeApi>(touch(), "late").await {
-        Err(IpcError::Disconnected { reason }) => {
-            assert!(reason.contains("main is closed"), "{reason}")
+        Err(IpcError::Disconnected { reason, cause }) => {
+            assert!(reason.contains("main is closed"), "{reason}");
+            assert_eq!(cause, DisconnectCause::MainClosed);
         }
         other => panic!("expected Disconnected, got {other:?}"),
     }

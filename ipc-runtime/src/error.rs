@@ -46,13 +46,17 @@ pub enum IpcError {
         timeout: Duration,
     },
     /// The connection is gone, or never came to be: the peer exited,
-    /// crashed or closed it; main did not answer a renderer's handshake
-    /// in time; or, from `Main`'s `listen_*`, `issue_token` and
-    /// `spawn_renderer`, main has been closed.
+    /// crashed or closed it; main shut down or dropped this renderer (and
+    /// said why); main did not answer a renderer's handshake in time; or,
+    /// from `Main`'s `listen_*`, `issue_token` and `spawn_renderer`, main
+    /// has been closed. Match on `cause` to act on it (say, reconnect or
+    /// report a bug); `reason` says it in words.
     #[error("disconnected: {reason}; nothing more can go through this connection")]
     Disconnected {
         /// What ended the connection, as far as this side knows.
         reason: String,
+        /// The same, as a value to match on.
+        cause: DisconnectCause,
     },
     /// Main has no handler for this channel, although the renderer's API
     /// lists it (a channel outside the API is [`IpcError::NotAllowed`],
@@ -257,9 +261,34 @@ impl IpcError {
         }
     }
 
-    pub(crate) fn disconnected(reason: impl Into<String>) -> Self {
+    pub(crate) fn disconnected(cause: DisconnectCause, reason: impl Into<String>) -> Self {
         IpcError::Disconnected {
             reason: reason.into(),
+            cause,
+        }
+    }
+
+    /// Why the connection ended, if this error says it has
+    /// ([`IpcError::Disconnected`]).
+    ///
+    /// ```
+    /// use ipc_runtime::{DisconnectCause, IpcError};
+    ///
+    /// // What a renderer does when its connection ends, by cause.
+    /// fn on_end(e: &IpcError) -> &'static str {
+    ///     match e.disconnect_cause() {
+    ///         Some(DisconnectCause::MainClosed) => "main shut down: exit quietly",
+    ///         Some(DisconnectCause::Misbehaved) => "main dropped us for a bug: report it",
+    ///         Some(_) => "the connection ended: exit",
+    ///         None => "not a disconnection",
+    ///     }
+    /// }
+    /// assert_eq!(on_end(&IpcError::TooManyInFlight { limit: 1 }), "not a disconnection");
+    /// ```
+    pub fn disconnect_cause(&self) -> Option<DisconnectCause> {
+        match self {
+            IpcError::Disconnected { cause, .. } => Some(*cause),
+            _ => None,
         }
     }
 
@@ -268,6 +297,44 @@ impl IpcError {
             reason: reason.into(),
         }
     }
+}
+
+/// Why a connection ended, as [`IpcError::Disconnected`] reports it.
+///
+/// A renderer learns the first four from main, which says why as its last
+/// frame when it ends a connection on purpose; a main that crashes or is
+/// killed says nothing, and its renderers read [`Lost`](Self::Lost). On
+/// main, [`DisconnectReason`](crate::DisconnectReason) says in more detail
+/// why each renderer went.
+///
+/// Sent on the wire by its variant's index: new causes are appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum DisconnectCause {
+    /// Main shut down ([`Main::close`](crate::Main::close)); on main, the
+    /// error of `listen_*`, `issue_token` and `spawn_renderer` once it has.
+    MainClosed,
+    /// Main ended this renderer's connection on purpose:
+    /// [`Main::disconnect`](crate::Main::disconnect), or the renderer's
+    /// [`RendererProcess`](crate::RendererProcess) killed or dropped.
+    DisconnectedByMain,
+    /// Main ended this renderer's connection because it broke main's
+    /// [`Limits`](crate::Limits): too many protocol violations, a frame
+    /// over the size limit or slower than the frame timeout, or an
+    /// outgoing queue it let fill up (under `SlowConsumer::Disconnect`).
+    /// A bug in the renderer, or a hostile one.
+    Misbehaved,
+    /// Main ended this renderer's connection after a failure of its own
+    /// while serving it (its log says what failed).
+    MainFailed,
+    /// The peer went without a word, or the connection failed: the other
+    /// process exited, crashed or was killed, closed its end, broke off
+    /// in the middle of a frame, or never answered the handshake; or
+    /// reading or writing the socket failed.
+    Lost,
+    /// This side ended it: the connection was closed or dropped here, or
+    /// the runtime driving it shut down.
+    ClosedHere,
 }
 
 /// The error of a method declared as returning `Result<T, E>`.
@@ -391,6 +458,8 @@ pub(crate) enum WireError {
     /// Appended last: the variants before keep their wire indices.
     Disconnected {
         reason: String,
+        /// Since protocol 6.
+        cause: DisconnectCause,
     },
     /// Appended after `Disconnected`, for the same reason: a reply main
     /// could not encode.
@@ -450,7 +519,7 @@ impl WireError {
             WireError::Internal { reason } => IpcError::Protocol {
                 reason: format!("main failed internally: {reason}"),
             },
-            WireError::Disconnected { reason } => IpcError::Disconnected { reason },
+            WireError::Disconnected { reason, cause } => IpcError::Disconnected { reason, cause },
             WireError::Encode { channel, reason } => IpcError::Encode { channel, reason },
             WireError::ApiNotGranted {
                 api,
@@ -501,7 +570,7 @@ impl From<&IpcError> for WireError {
             }
             IpcError::Unauthorized { reason } => WireError::Unauthorized { reason },
             IpcError::Protocol { reason } => WireError::Protocol { reason },
-            IpcError::Disconnected { reason } => WireError::Disconnected { reason },
+            IpcError::Disconnected { reason, cause } => WireError::Disconnected { reason, cause },
             IpcError::Encode { channel, reason } => WireError::Encode { channel, reason },
             IpcError::ApiNotGranted(e) => {
                 let ApiNotGranted {
@@ -564,7 +633,7 @@ mod tests {
             IpcError::Unauthorized {
                 reason: "no token".into(),
             },
-            IpcError::disconnected("main is closed"),
+            IpcError::disconnected(DisconnectCause::MainClosed, "main is closed"),
             IpcError::Encode {
                 channel: "notes:get".into(),
                 reason: "refused".into(),

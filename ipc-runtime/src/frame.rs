@@ -36,7 +36,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::{codec, contract::ServiceSummary, error::WireError, IpcError};
+use crate::{codec, contract::ServiceSummary, error::WireError, DisconnectCause, IpcError};
 
 /// The version of the wire protocol: the frame layout and the handshake,
 /// including how contract fingerprints are computed. Main refuses a
@@ -47,8 +47,9 @@ use crate::{codec, contract::ServiceSummary, error::WireError, IpcError};
 /// hello's token comes first, before the contract lists. Version 5: the
 /// hello lists each contract's channels and their parts without a
 /// fingerprint of the whole, which main computes over the channels it
-/// compares.
-pub const PROTOCOL_VERSION: u16 = 5;
+/// compares. Version 6: main's farewell (a disconnection notice) carries
+/// a [`DisconnectCause`] besides its words.
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// Bytes of the length prefix.
 pub(crate) const PREFIX: usize = 4;
@@ -658,8 +659,12 @@ impl StreamError {
     pub(crate) fn into_ipc(self) -> IpcError {
         match self {
             StreamError::TooLarge { size, limit } => IpcError::FrameTooLarge { size, limit },
-            StreamError::Truncated { .. } => IpcError::disconnected(self.to_string()),
-            StreamError::Io(e) => IpcError::disconnected(format!("connection error: {e}")),
+            StreamError::Truncated { .. } => {
+                IpcError::disconnected(DisconnectCause::Lost, self.to_string())
+            }
+            StreamError::Io(e) => {
+                IpcError::disconnected(DisconnectCause::Lost, format!("connection error: {e}"))
+            }
         }
     }
 }

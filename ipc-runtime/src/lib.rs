@@ -419,7 +419,7 @@ pub use contract::{
     Service, ServiceDescriptor, WireShapes,
 };
 pub use dispatch::{BoxFuture, Dispatch, Handler, Served};
-pub use error::{ApiNotGranted, CallError, IpcError};
+pub use error::{ApiNotGranted, CallError, DisconnectCause, IpcError};
 pub use frame::PROTOCOL_VERSION;
 pub use main_process::{
     ContractList, DisconnectReason, Disconnection, EmitterCore, Limits, Main, MainBuilder,

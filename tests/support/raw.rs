@@ -242,6 +242,7 @@ pub enum WireError {
     },
     Disconnected {
         reason: String,
+        cause: ipc_runtime::DisconnectCause,
     },
     Encode {
         channel: String,

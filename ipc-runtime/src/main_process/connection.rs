@@ -33,7 +33,7 @@ use crate::{
     cpus,
     deadline::capped,
     dispatch::{Handler, Outcome, Route},
-    error::{panic_message, WireError, WITHHELD},
+    error::{panic_message, DisconnectCause, WireError, WITHHELD},
     frame::{
         Channel, Frame, FrameError, Head, Hello, Sender, StreamError, Welcome, PROTOCOL_VERSION,
     },
@@ -376,6 +376,7 @@ pub(crate) async fn accept(
         ))),
         (true, Ok(true)) => None,
         (true, Ok(false)) => Some(IpcError::disconnected(
+            DisconnectCause::Lost,
             "the renderer went away before main's welcome was written",
         )),
         (true, Err(_)) => Some(IpcError::protocol(format!(
@@ -444,7 +445,7 @@ pub(crate) async fn accept(
         // main that shut down or dropped it from one that crashed.
         let farewell = farewell(&reason, conn.ended_by_close());
         let told = farewell.map(|why| {
-            let notice = Frame::Notice(WireError::Disconnected { reason: why });
+            let notice = Frame::Notice(why);
             let _ = conn.out.push_always(|buf| notice.write_body(buf));
             conn.out.flushed()
         });
@@ -538,26 +539,41 @@ impl Drop for Release {
 /// What main tells a renderer as it ends its connection for `reason`
 /// (`by_close`: because main is closing): nothing if the renderer left (it
 /// would not read it).
-fn farewell(reason: &DisconnectReason, by_close: bool) -> Option<String> {
-    match reason {
-        DisconnectReason::Closed => None,
-        DisconnectReason::ClosedByMain if by_close => Some("main shut down (`Main::close`)".into()),
-        DisconnectReason::ClosedByMain => {
-            Some("main disconnected this renderer (`Main::disconnect`, or its `RendererProcess` killed or dropped)".into())
-        }
-        DisconnectReason::Misbehaved { violations, last } => Some(format!(
-            "main disconnected this renderer after {}; the last: {last}",
-            violations_count(*violations)
-        )),
+fn farewell(reason: &DisconnectReason, by_close: bool) -> Option<WireError> {
+    let (cause, reason) = match reason {
+        DisconnectReason::Closed => return None,
+        DisconnectReason::ClosedByMain if by_close => (
+            DisconnectCause::MainClosed,
+            "main shut down (`Main::close`)".into(),
+        ),
+        DisconnectReason::ClosedByMain => (
+            DisconnectCause::DisconnectedByMain,
+            "main disconnected this renderer (`Main::disconnect`, or its `RendererProcess` killed or dropped)".into(),
+        ),
+        DisconnectReason::Misbehaved { violations, last } => (
+            DisconnectCause::Misbehaved,
+            format!(
+                "main disconnected this renderer after {}; the last: {last}",
+                violations_count(*violations)
+            ),
+        ),
         // A failure while serving the renderer: main's own (a panic in its
         // task for it, whose details are main's, like a handler's panic
         // message), or the connection's (a read that failed).
-        DisconnectReason::Failed(_) => Some(
+        DisconnectReason::Failed(_) => (
+            DisconnectCause::MainFailed,
             "main disconnected this renderer after a failure while serving it (main's log says what failed)"
                 .into(),
         ),
-        other => Some(format!("main disconnected this renderer: {other}")),
-    }
+        // Limits it broke: a frame too large or too slow, a full queue.
+        other @ (DisconnectReason::FrameTooLarge { .. }
+        | DisconnectReason::FrameTimeout(_)
+        | DisconnectReason::SlowConsumer { .. }) => (
+            DisconnectCause::Misbehaved,
+            format!("main disconnected this renderer: {other}"),
+        ),
+    };
+    Some(WireError::Disconnected { reason, cause })
 }
 
 /// Logs a problem counted in `repeats` (a [`Repeats`]): the first for a
@@ -609,6 +625,7 @@ async fn read_hello(
         }
         Ok(None) => {
             return Err(IpcError::disconnected(
+                DisconnectCause::Lost,
                 "the renderer closed the connection before its handshake",
             ))
         }
@@ -1204,7 +1221,9 @@ impl Conn {
             Ok(()) | Err(PushError::Closed | PushError::Full) => return,
             Err(e) => (
                 matches!(e, PushError::TooLarge { .. }),
-                e.into_ipc(channel, || IpcError::disconnected("closed")),
+                e.into_ipc(channel, || {
+                    IpcError::disconnected(DisconnectCause::Lost, "closed")
+                }),
             ),
         };
         let error = if !too_large {
@@ -1642,6 +1661,35 @@ async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every reason main ends a connection for has its cause in the
+    /// farewell; a renderer that closed its end gets none.
+    #[test]
+    fn each_reason_has_its_farewell_cause() {
+        let cause = |reason: DisconnectReason, by_close| match farewell(&reason, by_close) {
+            Some(WireError::Disconnected { cause, .. }) => Some(cause),
+            Some(other) => panic!("not a farewell: {other:?}"),
+            None => None,
+        };
+        use DisconnectCause as C;
+        use DisconnectReason as R;
+        assert_eq!(cause(R::Closed, false), None);
+        assert_eq!(cause(R::ClosedByMain, true), Some(C::MainClosed));
+        assert_eq!(cause(R::ClosedByMain, false), Some(C::DisconnectedByMain));
+        let misbehaved = [
+            R::Misbehaved {
+                violations: 3,
+                last: "x".into(),
+            },
+            R::FrameTooLarge { size: 9, limit: 8 },
+            R::FrameTimeout(std::time::Duration::from_secs(1)),
+            R::SlowConsumer { queued: 8 },
+        ];
+        for reason in misbehaved {
+            assert_eq!(cause(reason, false), Some(C::Misbehaved));
+        }
+        assert_eq!(cause(R::Failed("boom".into()), false), Some(C::MainFailed));
+    }
 
     /// A cancelled call's task that finishes after its id was reused does
     /// not remove the new call: it stays counted against the limit.

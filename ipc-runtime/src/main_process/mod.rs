@@ -37,7 +37,7 @@ use crate::{
     codec::splice::SPLICE_MIN,
     contract::{Api, Grant, Service, ServiceSummary},
     dispatch::{Dispatch, Router, Served},
-    IpcError, Transport,
+    DisconnectCause, IpcError, Transport,
 };
 
 /// The default largest frame main accepts: 16 MiB.
@@ -1276,7 +1276,10 @@ impl Inner {
 
     /// The error for a renderer that connects once main is closed.
     pub(crate) fn closed_error() -> IpcError {
-        IpcError::disconnected("main is closed (Main::close) and accepts no more renderers")
+        IpcError::disconnected(
+            DisconnectCause::MainClosed,
+            "main is closed (Main::close) and accepts no more renderers",
+        )
     }
 
     pub(crate) fn unregister(&self, id: RendererId) {

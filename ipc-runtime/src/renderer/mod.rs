@@ -38,7 +38,7 @@ use crate::{
     codec::{self, splice::FrameBuf, CodecError},
     contract::{Api, Cut, Service, ServiceDescriptor, ServiceSummary},
     deadline::capped,
-    error::WireError,
+    error::{DisconnectCause, WireError},
     frame::{Channel, Frame, Head, Hello, Sender, StreamError},
     spin::spin_then_wait,
     transport::{
@@ -276,10 +276,13 @@ impl ConnectionBuilder {
         // for main (to read it, once it fills the transport's buffer).
         let deadline = tokio::time::Instant::now() + capped(self.handshake_timeout);
         let timed_out = || {
-            IpcError::disconnected(format!(
-                "main did not answer the handshake within {:?}",
-                self.handshake_timeout
-            ))
+            IpcError::disconnected(
+                DisconnectCause::Lost,
+                format!(
+                    "main did not answer the handshake within {:?}",
+                    self.handshake_timeout
+                ),
+            )
         };
         let written = tokio::time::timeout_at(deadline, write_now(&mut writer, hello))
             .await
@@ -301,6 +304,7 @@ impl ConnectionBuilder {
             Err(_) => return Err(timed_out()),
             Ok(None) => {
                 return Err(IpcError::disconnected(
+                    DisconnectCause::Lost,
                     "main closed the connection during the handshake",
                 ))
             }
@@ -353,9 +357,10 @@ impl ConnectionBuilder {
         let reader_give_up = give_up.clone();
         tokio::spawn(async move {
             if let Err(e) = writing.await {
-                writer_shared.close(IpcError::disconnected(format!(
-                    "writing to main failed: {e}"
-                )));
+                writer_shared.close(IpcError::disconnected(
+                    DisconnectCause::Lost,
+                    format!("writing to main failed: {e}"),
+                ));
                 // A connection that cannot write is over, even if reading
                 // still works (a transport of two separate pipes). But
                 // main may have written more before it closed (events, a
@@ -463,7 +468,7 @@ struct Shared {
     /// one it sleeps until.
     sweep: Notify,
     /// Why main ended the connection, if it said so before closing it.
-    farewell: Mutex<Option<String>>,
+    farewell: Mutex<Option<IpcError>>,
     /// The runtime the connection was made on, whose timers its calls'
     /// waits use (see [`Shared::timer`]).
     runtime: tokio::runtime::Handle,
@@ -492,7 +497,7 @@ impl Shared {
     }
 
     /// What main said as it ended the connection, once the reader has it.
-    fn farewell(&self) -> Option<String> {
+    fn farewell(&self) -> Option<IpcError> {
         self.farewell
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -516,7 +521,7 @@ impl Shared {
         let wakers = {
             let mut state = self.state();
             if let Some(said) = said {
-                state.closed = Some(IpcError::disconnected(said));
+                state.closed = Some(said);
             } else if state.closed.is_none() {
                 state.closed = Some(reason);
             }
@@ -664,10 +669,9 @@ impl Shared {
     }
 
     fn closed_reason(&self) -> IpcError {
-        self.state()
-            .closed
-            .clone()
-            .unwrap_or_else(|| IpcError::disconnected("the connection to main is closed"))
+        self.state().closed.clone().unwrap_or_else(|| {
+            IpcError::disconnected(DisconnectCause::Lost, "the connection to main is closed")
+        })
     }
 }
 
@@ -828,11 +832,13 @@ impl Connection {
     }
 
     /// Waits until the connection to main closes (main exited, crashed or
-    /// dropped this renderer) and returns why: main's own words when it
+    /// dropped this renderer) and returns why, an
+    /// [`IpcError::Disconnected`]: main's own words and cause when it
     /// ended the connection on purpose (it shut down with `Main::close`,
     /// or dropped this renderer, saying why), "main closed the
-    /// connection" when it just went away (crashed, killed, or exited
-    /// without closing).
+    /// connection" and [`DisconnectCause::Lost`] when it just went away
+    /// (crashed, killed, or exited without closing). Match on
+    /// [`IpcError::disconnect_cause`] to decide what to do.
     pub async fn closed(&self) -> IpcError {
         let mut rx = self.shared.closed.clone();
         let _ = rx.wait_for(|closed| *closed).await;
@@ -1037,6 +1043,7 @@ impl Connection {
         // Everything sent so far, taken before the queue closes.
         let flushed = self.shared.out.flushed();
         self.shared.close(IpcError::disconnected(
+            DisconnectCause::ClosedHere,
             "the connection was closed by this renderer",
         ));
         let written = self
@@ -1047,9 +1054,10 @@ impl Connection {
         match written {
             Ok(true) => Ok(()),
             Ok(false) => Err(IpcError::disconnected(
+                DisconnectCause::Lost,
                 "the connection ended before everything sent was written",
             )),
-            Err(_) => Err(IpcError::disconnected(format!(
+            Err(_) => Err(IpcError::disconnected(DisconnectCause::ClosedHere, format!(
                 "main did not take what was sent within {DRAIN_ON_DROP:?}; the connection was closed anyway"
             ))),
         }
@@ -1164,7 +1172,12 @@ async fn read_replies(
     let gave_up = give_up.cancelled();
     tokio::pin!(gave_up);
     // Why the connection ended, when `stopped` fires in either wait below.
-    let dropped = || IpcError::disconnected("the connection was dropped by this renderer");
+    let dropped = || {
+        IpcError::disconnected(
+            DisconnectCause::ClosedHere,
+            "the connection was dropped by this renderer",
+        )
+    };
     let mut replies = Vec::new();
     let mut wake = Vec::new();
     // When reading last resumed after pausing for slow listeners: main
@@ -1210,7 +1223,7 @@ async fn read_replies(
             biased;
             () = &mut stopped => break dropped(),
             read = reader.fill() => read,
-            () = &mut gave_up => break IpcError::disconnected("writing to main failed"),
+            () = &mut gave_up => break IpcError::disconnected(DisconnectCause::Lost, "writing to main failed"),
         };
         match read {
             Ok(true) => {}
@@ -1219,12 +1232,13 @@ async fn read_replies(
                 // Main gives up writing to a renderer that does not read
                 // (after a second), often in the middle of a frame.
                 cut if resumed.is_some_and(|at| at.elapsed() < FELL_BEHIND_RECENTLY) => {
-                    break IpcError::disconnected(format!(
+                    break IpcError::disconnected(DisconnectCause::Lost, format!(
                     "main closed the connection without saying why, after this renderer fell behind reading events (its listeners were slow): main may have dropped it as a slow consumer (`SlowConsumer::Disconnect`) and given up telling it, or main's process ended or failed{}",
                     cut.map(|e| format!("; {e}")).unwrap_or_default()
                 ))
                 }
                 None => break IpcError::disconnected(
+                    DisconnectCause::Lost,
                     "main closed the connection without saying why (its process ended, or it failed)",
                 ),
                 Some(e) => break e.into_ipc(),
@@ -1255,6 +1269,7 @@ impl EndOnDrop {
 impl Drop for EndOnDrop {
     fn drop(&mut self) {
         self.end(IpcError::disconnected(
+            DisconnectCause::ClosedHere,
             "the tokio runtime this connection was made on shut down",
         ));
     }
@@ -1269,6 +1284,7 @@ fn read_failed(e: StreamError) -> IpcError {
     match &e {
         StreamError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => {
             IpcError::disconnected(
+                DisconnectCause::Lost,
                 "main closed the connection before reading everything this renderer sent \
                  (connection reset)",
             )
@@ -1290,9 +1306,10 @@ fn route_frame(shared: &Shared, body: Bytes) -> Result<Option<(u64, Reply)>, (Ch
         }
         // Main's words, escaped and bounded before they reach this
         // renderer's log or errors (like a renderer's words on main).
-        Ok(Frame::Notice(WireError::Disconnected { reason })) => {
+        Ok(Frame::Notice(WireError::Disconnected { reason, cause })) => {
             let reason = Cut(&reason, FAREWELL_CHARS).to_string();
-            *shared.farewell.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+            *shared.farewell.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(IpcError::disconnected(cause, reason));
             Ok(None)
         }
         Ok(Frame::Notice(error)) => {

@@ -260,11 +260,12 @@ impl Main {
                     // Most often the program exited (or is not a
                     // renderer): its exit status says more than the
                     // closed socket.
-                    (IpcError::Disconnected { reason }, Ok(Ok(status))) => IpcError::Disconnected {
+                    (IpcError::Disconnected { reason, cause }, Ok(Ok(status))) => IpcError::Disconnected {
                         reason: format!(
                             "{reason}: renderer `{label}` exited ({status}); the program spawned must \
                              connect with `connect_inherited` (is it the renderer, and did it print an error?)"
                         ),
+                        cause,
                     },
                     (e, _) => e,
                 });

@@ -6,7 +6,7 @@
 
 use std::{fmt, io::BufRead, sync::Arc, time::Duration};
 
-use ipc_runtime::{Api, CallError, IpcError, Subscription};
+use ipc_runtime::{Api, CallError, DisconnectCause, IpcError, Subscription};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use super::{
@@ -241,13 +241,26 @@ impl Shell {
         };
         self.out.typed();
         match end {
-            End::ClosedByMain(reason) => self.out.say(format_args!(
-                "main closed this window ({}); exiting",
-                match reason {
-                    IpcError::Disconnected { reason } => reason,
+            End::ClosedByMain(e) => {
+                // What ended it decides what to say (a window could also
+                // decide to reconnect, or to report a bug).
+                let reason = match &e {
+                    IpcError::Disconnected { reason, .. } => reason.clone(),
                     other => other.to_string(),
+                };
+                match e.disconnect_cause() {
+                    Some(DisconnectCause::DisconnectedByMain) => {
+                        self.out.say("main closed this window; exiting")
+                    }
+                    Some(DisconnectCause::MainClosed) => self.out.say("main shut down; exiting"),
+                    Some(DisconnectCause::Misbehaved) => self.out.say(format_args!(
+                        "main dropped this window for breaking its limits, a bug ({reason}); exiting"
+                    )),
+                    _ => self.out.say(format_args!(
+                        "the connection to main ended ({reason}); exiting"
+                    )),
                 }
-            )),
+            }
             End::Quit | End::InputClosed => {
                 self.out.say("closing this window");
                 drop(std::mem::take(&mut self.subscriptions));
