@@ -57,7 +57,7 @@ async fn a_renderer_from_another_contract_gets_a_mismatch_naming_the_channels() 
     assert_ne!(renderer, main_fp);
     assert!(
         differences.contains(
-            &"trait `Probe`: channel `probe:echo` has a different signature: not the same result type (main's: `String`)".to_string()
+            &"trait `Probe`: channel `probe:echo` has a different signature: not the same result type (main's: `String`); at `result`, main's is `String` and this renderer's `u32`".to_string()
         ),
         "{differences:?}"
     );
@@ -165,7 +165,7 @@ async fn a_narrow_renderer_learns_nothing_of_channels_beyond_its_grant() {
     };
     assert_eq!(
         differences,
-        &["trait `Probe`: channel `probe:echo` has a different signature: not the same result type (main's: `String`)"]
+        &["trait `Probe`: channel `probe:echo` has a different signature: not the same result type (main's: `String`); at `result`, main's is `String` and this renderer's `u32`"]
     );
 }
 
@@ -573,6 +573,8 @@ macro_rules! bank {
 bank!(v1, { pub from: String, pub to: String, pub cents: u64 }, { Paid, Refused(String) });
 bank!(v2_fields, { pub to: String, pub from: String, pub cents: i64 }, { Paid, Refused(String) });
 bank!(v2_variant, { pub from: String, pub to: String, pub cents: u64 }, { Paid, Refused(String), Frozen });
+bank!(v2_cents, { pub from: String, pub to: String, pub cents: i64 }, { Paid, Refused(String) });
+bank!(v2_refusal, { pub from: String, pub to: String, pub cents: u64 }, { Paid, Refused { reason: String } });
 // The same encoding, written differently: the same contract.
 bank!(v1_spelled_out, { pub from: std::string::String, pub to: ::std::string::String, pub cents: core::primitive::u64 }, { Paid, Refused(String) });
 
@@ -597,12 +599,13 @@ async fn a_type_changed_under_the_same_name_is_a_mismatch() {
         .err()
         .unwrap();
     // `pay_with_memo` too: its memo cannot be traced, but that does not
-    // hide the change to the other argument.
+    // hide the change to the other argument. Each says where the types
+    // differ, as this renderer sees it (the first difference found).
     assert_eq!(
         differences(err)[..2],
         [
-            "trait `Bank`: channel `bank:pay` has a different signature: not the same arguments (main's: `(transfer: Transfer)`)",
-            "trait `Bank`: channel `bank:pay-with-memo` has a different signature: not the same arguments (main's: `(memo: Memo, transfer: Transfer)`)"
+            "trait `Bank`: channel `bank:pay` has a different signature: not the same arguments (main's: `(transfer: Transfer)`); at `transfer`, the fields are in another order: main's `from, to, cents`, this renderer's `to, from, cents`",
+            "trait `Bank`: channel `bank:pay-with-memo` has a different signature: not the same arguments (main's: `(memo: Memo, transfer: Transfer)`); at `transfer`, the fields are in another order: main's `from, to, cents`, this renderer's `to, from, cents`"
         ]
     );
     let err = bank_connect::<v2_variant::BankApi>(&main)
@@ -611,7 +614,23 @@ async fn a_type_changed_under_the_same_name_is_a_mismatch() {
         .unwrap();
     assert_eq!(
         differences(err)[0],
-        "trait `BankEvents`: channel `bank:notice` has a different signature: not the same arguments (main's: `(notice: Notice)`)"
+        "trait `BankEvents`: channel `bank:notice` has a different signature: not the same arguments (main's: `(notice: Notice)`); at `notice`, variant `Frozen` only in this renderer's"
+    );
+    let err = bank_connect::<v2_cents::BankApi>(&main)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        differences(err)[0],
+        "trait `Bank`: channel `bank:pay` has a different signature: not the same arguments (main's: `(transfer: Transfer)`); at `transfer.cents`, main's is `u64` and this renderer's `i64`"
+    );
+    let err = bank_connect::<v2_refusal::BankApi>(&main)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        differences(err)[0],
+        "trait `BankEvents`: channel `bank:notice` has a different signature: not the same arguments (main's: `(notice: Notice)`); at `notice::Refused`, main's variant is a newtype variant and this renderer's a struct variant"
     );
     assert_eq!(main.renderer_count(), 0);
 

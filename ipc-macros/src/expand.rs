@@ -771,6 +771,22 @@ pub(crate) fn expand_contract(service: &Service, traced: bool) -> TokenStream {
         } else {
             quote!(#rt::WireShapes::untraced)
         };
+        let arg_types = m.args.iter().map(|a| &a.ty);
+        let describe = if traced {
+            quote! {
+                || {
+                    #[allow(unused_imports)]
+                    use #rt::probe::{Describe as _, DescribeInert as _};
+                    #rt::WireDescription::__of(
+                        ::std::vec![#((&&#rt::probe::Probe::<#arg_types>::NEW).__ipc_describe()),*],
+                        (&&#rt::probe::Probe::<#ok_ty>::NEW).__ipc_describe(),
+                        (&&#rt::probe::Probe::<#err_ty>::NEW).__ipc_describe(),
+                    )
+                }
+            }
+        } else {
+            quote!(#rt::WireDescription::none)
+        };
         quote! {
             #rt::MethodDescriptor {
                 name: #name,
@@ -780,6 +796,7 @@ pub(crate) fn expand_contract(service: &Service, traced: bool) -> TokenStream {
                 output: #output,
                 error: #error,
                 shapes: #shapes,
+                describe: #describe,
             }
         }
     });

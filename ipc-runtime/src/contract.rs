@@ -46,7 +46,51 @@ pub struct MethodDescriptor {
     /// macros generate it; it traces once per process). A descriptor
     /// written by hand can use [`WireShapes::untraced`].
     pub shapes: fn() -> WireShapes,
+    /// Describes the same types as trees, for a handshake mismatch to name
+    /// the field, variant or element that differs (the macros generate
+    /// it; it runs only on a mismatch). A descriptor written by hand can
+    /// use [`WireDescription::none`].
+    pub describe: fn() -> WireDescription,
 }
+
+/// The wire shapes of a method's types as trees (field and variant names,
+/// and their types), for a handshake mismatch to say where main's and a
+/// renderer's differ: "at `transfer.cents`, main's is `u64` and this
+/// renderer's `i64`". Opaque; the macros build it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WireDescription {
+    pub(crate) args: Vec<Option<crate::shape::Desc>>,
+    pub(crate) output: Option<crate::shape::Desc>,
+    pub(crate) error: Option<crate::shape::Desc>,
+}
+
+impl WireDescription {
+    /// Nothing described: a mismatch names the types, not what differs
+    /// inside them.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// From each argument's description, the result's and the typed
+    /// error's (`None` for a type that cannot be traced).
+    #[doc(hidden)]
+    pub fn __of(
+        args: Vec<Option<TypeDescription>>,
+        output: Option<TypeDescription>,
+        error: Option<TypeDescription>,
+    ) -> Self {
+        WireDescription {
+            args: args.into_iter().map(|a| a.map(|t| t.0)).collect(),
+            output: output.map(|t| t.0),
+            error: error.map(|t| t.0),
+        }
+    }
+}
+
+/// One type's wire shape as a tree, for [`WireDescription`]. Opaque.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeDescription(pub(crate) crate::shape::Desc);
 
 /// The wire shapes of a method's types, for the connect-time comparison:
 /// a hash of each type's encoding traced from its `Deserialize` impl (the
@@ -349,13 +393,24 @@ const SIGNATURE_CHARS: usize = 200;
 
 /// A method's types as written in the trait, for a handshake mismatch to
 /// say what main's side of a differing part is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Signature {
     kind: MethodKind,
     args: &'static [ArgDescriptor],
     output: &'static str,
     error: Option<&'static str>,
+    describe: fn() -> WireDescription,
 }
+
+/// Compared as written: `describe` describes the same types.
+impl PartialEq for Signature {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, self.args, self.output, self.error)
+            == (other.kind, other.args, other.output, other.error)
+    }
+}
+
+impl Eq for Signature {}
 
 impl Signature {
     fn of(m: &MethodDescriptor) -> Self {
@@ -364,6 +419,7 @@ impl Signature {
             args: m.args,
             output: m.output,
             error: m.error,
+            describe: m.describe,
         }
     }
 
@@ -423,6 +479,11 @@ impl Differences {
     /// How many differences were pushed, listed or not.
     pub(crate) fn count(&self) -> usize {
         self.listed.len() + self.more
+    }
+
+    /// How many differences are listed (the rest are only counted).
+    pub(crate) fn listed(&self) -> usize {
+        self.listed.len()
     }
 
     /// The lines, the last one counting those not listed.
@@ -537,8 +598,85 @@ fn renamed_namespace<'a>(
 pub(crate) fn compare(
     renderer: &[ServiceSummary],
     main: &[ServiceSummary],
-) -> Result<(), (u64, u64, Vec<String>)> {
+) -> Result<(), Mismatch> {
     compare_visible(renderer, main, &|_| true)
+}
+
+/// How a renderer's contract differs from main's, as
+/// [`compare_visible`] finds it.
+#[derive(Debug)]
+pub(crate) struct Mismatch {
+    /// The renderer's fingerprint over the channels compared.
+    pub renderer: u64,
+    /// Main's, over the same channels.
+    pub main: u64,
+    /// The differences in words.
+    pub differences: Vec<String>,
+    /// Main's side of the types that differ, for the renderer to say what
+    /// inside them differs ([`refine`]).
+    pub shapes: Vec<ShapeNote>,
+}
+
+/// Main's wire shapes of the parts of one channel that differ from the
+/// renderer's, attached to line `line` of a mismatch's differences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ShapeNote {
+    pub line: u32,
+    pub channel: String,
+    /// Each argument's shape if the arguments differ (empty otherwise).
+    pub args: Vec<Option<crate::shape::Desc>>,
+    /// The result's, if it differs.
+    pub output: Option<crate::shape::Desc>,
+    /// The typed error's, if it differs.
+    pub error: Option<crate::shape::Desc>,
+}
+
+/// At most this many nodes of main's shapes go into one rejection, so that
+/// its size does not grow with main's types.
+const NOTED_NODES: usize = 4 * crate::shape::MAX_NODES;
+
+/// The differences `mismatch` lists, each that main noted the shapes of
+/// made more precise with what differs inside them, as this renderer
+/// sees it: its own types are described from `services` and compared with
+/// main's.
+pub(crate) fn refine(
+    mut differences: Vec<String>,
+    shapes: &[ShapeNote],
+    services: &[&ServiceDescriptor],
+) -> Vec<String> {
+    for note in shapes {
+        let Some(line) = differences.get_mut(note.line as usize) else {
+            continue;
+        };
+        let Some(method) = services
+            .iter()
+            .flat_map(|s| s.methods)
+            .find(|m| m.channel == note.channel)
+        else {
+            continue;
+        };
+        let mine = (method.describe)();
+        let mut found = Vec::new();
+        if note.args.len() == mine.args.len() {
+            found.extend(note.args.iter().zip(&mine.args).zip(method.args).find_map(
+                |((main, here), arg)| crate::shape::diff(arg.name, main.as_ref()?, here.as_ref()?),
+            ));
+        }
+        let parts = [
+            ("result", &note.output, &mine.output),
+            ("error", &note.error, &mine.error),
+        ];
+        for (root, main, here) in parts {
+            if let (Some(main), Some(here)) = (main, here) {
+                found.extend(crate::shape::diff(root, main, here));
+            }
+        }
+        for detail in found {
+            line.push_str("; ");
+            line.push_str(&detail);
+        }
+    }
+    differences
 }
 
 /// Checks a renderer's services against main's, on the channels `visible`
@@ -557,7 +695,7 @@ pub(crate) fn compare_visible(
     renderer: &[ServiceSummary],
     main: &[ServiceSummary],
     visible: &dyn Fn(&str) -> bool,
-) -> Result<(), (u64, u64, Vec<String>)> {
+) -> Result<(), Mismatch> {
     let main: Vec<(ServiceSummary, u64)> = main
         .iter()
         .map(|m| {
@@ -567,6 +705,8 @@ pub(crate) fn compare_visible(
         })
         .collect();
     let mut differences = Differences::default();
+    let mut shapes = Vec::new();
+    let mut noted_nodes = 0;
     let mut renderer_fps = Vec::with_capacity(renderer.len());
     let mut main_fps = Vec::with_capacity(renderer.len());
     for whole in renderer {
@@ -609,7 +749,9 @@ pub(crate) fn compare_visible(
                         Quoted(channel)
                     )
                 }),
-                Some(i) if &m.methods[i].1 != parts => differences.push(|| {
+                Some(i) if &m.methods[i].1 != parts => {
+                    let listed = differences.listed();
+                    differences.push(|| {
                     // Main's side of each differing part, where main knows
                     // it: the type to look at (a type of the same name may
                     // have gained, lost or changed a field or variant).
@@ -633,7 +775,18 @@ pub(crate) fn compare_visible(
                     format!(
                         "trait `{name}`: channel `{channel}` has a different signature: not the same {listed}"
                     )
-                }),
+                    });
+                    if differences.listed() > listed {
+                        if let Some(signature) = m.signatures.get(i) {
+                            let note =
+                                note_shapes(listed, channel, signature, parts, &m.methods[i].1);
+                            noted_nodes += note.nodes();
+                            if noted_nodes <= NOTED_NODES {
+                                shapes.push(note);
+                            }
+                        }
+                    }
+                }
                 Some(_) => {}
             }
         }
@@ -651,11 +804,53 @@ pub(crate) fn compare_visible(
     if differences.count() == 0 {
         Ok(())
     } else {
-        Err((
-            combine(renderer_fps),
-            combine(main_fps),
-            differences.into_lines(),
-        ))
+        Err(Mismatch {
+            renderer: combine(renderer_fps),
+            main: combine(main_fps),
+            differences: differences.into_lines(),
+            shapes: shapes.into_iter().filter(|n| !n.is_empty()).collect(),
+        })
+    }
+}
+
+/// Main's shapes of the parts of `channel` that differ between the
+/// renderer's `parts` and main's, noted for line `line`.
+fn note_shapes(
+    line: usize,
+    channel: &str,
+    signature: &Signature,
+    parts: &[u64; 4],
+    mains: &[u64; 4],
+) -> ShapeNote {
+    let described = (signature.describe)();
+    let differs = |part: usize| parts[part] != mains[part];
+    ShapeNote {
+        line: line as u32,
+        channel: channel.to_string(),
+        args: if differs(1) {
+            described.args
+        } else {
+            Vec::new()
+        },
+        output: described.output.filter(|_| differs(2)),
+        error: described.error.filter(|_| differs(3)),
+    }
+}
+
+impl ShapeNote {
+    fn is_empty(&self) -> bool {
+        self.args.iter().all(Option::is_none) && self.output.is_none() && self.error.is_none()
+    }
+
+    /// How many nodes its shapes hold.
+    fn nodes(&self) -> usize {
+        let all = self
+            .args
+            .iter()
+            .flatten()
+            .chain(&self.output)
+            .chain(&self.error);
+        all.map(crate::shape::Desc::nodes).sum()
     }
 }
 
@@ -674,6 +869,7 @@ mod tests {
         output: "Note",
         error: Some("NotesError"),
         shapes: WireShapes::untraced,
+        describe: WireDescription::none,
     };
 
     #[test]
@@ -747,11 +943,12 @@ mod tests {
             methods,
         };
         let diff = |renderer: &'static [MethodDescriptor]| {
-            let (_, _, diffs) = compare(
+            let diffs = compare(
                 &[ServiceSummary::of(&notes(renderer))],
                 &[ServiceSummary::of(&notes(&[GET]))],
             )
-            .unwrap_err();
+            .unwrap_err()
+            .differences;
             diffs[0].clone()
         };
         assert_eq!(
@@ -772,7 +969,7 @@ mod tests {
         );
         // Main's typed error, where the renderer has none; a method of
         // main's without arguments.
-        let (_, _, diffs) = compare(
+        let diffs = compare(
             &[ServiceSummary::of(&notes(&[GET]))],
             &[ServiceSummary::of(&notes(&[MethodDescriptor {
                 kind: MethodKind::Send,
@@ -781,7 +978,8 @@ mod tests {
                 ..GET
             }]))],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .differences;
         assert_eq!(
             diffs[0],
             "trait `Notes`: channel `notes:get` has a different signature: not the same kind of method (main's is a send), arguments (main's: `()`) and error type (main's has none)"
@@ -815,11 +1013,12 @@ mod tests {
             ],
             ..main
         };
-        let (_, _, diffs) = compare(
+        let diffs = compare(
             &[ServiceSummary::of(&renderer)],
             &[ServiceSummary::of(&main)],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .differences;
         assert_eq!(
             diffs,
             [
@@ -834,8 +1033,9 @@ mod tests {
             }],
             ..renderer
         };
-        let (_, _, diffs) =
-            compare(&[ServiceSummary::of(&other)], &[ServiceSummary::of(&main)]).unwrap_err();
+        let diffs = compare(&[ServiceSummary::of(&other)], &[ServiceSummary::of(&main)])
+            .unwrap_err()
+            .differences;
         assert_eq!(diffs.len(), 3, "{diffs:?}");
     }
 
@@ -853,8 +1053,12 @@ mod tests {
             }],
             ..a
         };
-        let (rfp, mfp, diffs) =
-            compare(&[ServiceSummary::of(&a)], &[ServiceSummary::of(&b)]).unwrap_err();
+        let Mismatch {
+            renderer: rfp,
+            main: mfp,
+            differences: diffs,
+            ..
+        } = compare(&[ServiceSummary::of(&a)], &[ServiceSummary::of(&b)]).unwrap_err();
         assert_ne!(rfp, mfp);
         assert_eq!(
             diffs,
@@ -863,7 +1067,9 @@ mod tests {
             ]
         );
         assert!(compare(&[ServiceSummary::of(&a)], &[ServiceSummary::of(&a)]).is_ok());
-        let (_, _, diffs) = compare(&[ServiceSummary::of(&a)], &[]).unwrap_err();
+        let diffs = compare(&[ServiceSummary::of(&a)], &[])
+            .unwrap_err()
+            .differences;
         assert_eq!(
             diffs,
             ["`Notes` is not registered on main (register it with `MainBuilder::service`, or `MainBuilder::events` for an events trait)"]
@@ -882,7 +1088,7 @@ mod tests {
                 signatures: Vec::new(),
             })
             .collect();
-        let (_, _, diffs) = compare(&many, &[]).unwrap_err();
+        let diffs = compare(&many, &[]).unwrap_err().differences;
         assert_eq!(diffs.len(), LISTED_DIFFERENCES + 1);
         assert_eq!(
             diffs.last().unwrap(),
@@ -902,10 +1108,111 @@ mod tests {
         wide.methods = (0..10_000)
             .map(|i| (format!("{long}{i}"), [0; 4]))
             .collect();
-        let (_, _, diffs) = compare(&[wide], &[ServiceSummary::of(&notes)]).unwrap_err();
+        let diffs = compare(&[wide], &[ServiceSummary::of(&notes)])
+            .unwrap_err()
+            .differences;
         assert_eq!(diffs.len(), LISTED_DIFFERENCES + 1);
         assert_eq!(diffs[LISTED_DIFFERENCES], "and 9985 more");
         assert!(diffs.iter().map(String::len).sum::<usize>() < 8 * 1024);
+    }
+
+    /// A struct of `fields` `u64` fields, described: main's side of
+    /// `notes:get`'s argument in the tests below.
+    fn wide_struct(fields: usize) -> crate::shape::Desc {
+        crate::shape::Desc::Struct(
+            (0..fields)
+                .map(|i| (format!("f{i}"), crate::shape::Desc::Prim("u64".into())))
+                .collect(),
+        )
+    }
+
+    fn described_wide() -> WireDescription {
+        WireDescription {
+            args: vec![Some(wide_struct(crate::shape::MAX_NODES - 1))],
+            output: None,
+            error: None,
+        }
+    }
+
+    /// Main notes its shapes of the arguments that differ, for the line
+    /// that names them; however many channels differ, what it notes stays
+    /// within `NOTED_NODES` in all.
+    #[test]
+    fn main_notes_its_shapes_of_what_differs_within_a_bound() {
+        let methods: &'static [MethodDescriptor] = Box::leak(
+            (0..16)
+                .map(|i| MethodDescriptor {
+                    channel: Box::leak(format!("notes:m{i:02}").into_boxed_str()),
+                    describe: described_wide,
+                    ..GET
+                })
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        let notes = ServiceDescriptor {
+            name: "Notes",
+            namespace: "notes",
+            methods,
+        };
+        let mut renderer = ServiceSummary::of(&notes);
+        for (_, parts) in &mut renderer.methods {
+            parts[1] ^= 1;
+        }
+        let mismatch = compare(&[renderer], &[ServiceSummary::of(&notes)]).unwrap_err();
+        assert_eq!(mismatch.differences.len(), 16);
+        let noted: Vec<u32> = mismatch.shapes.iter().map(|n| n.line).collect();
+        assert_eq!(
+            noted,
+            [0, 1, 2, 3],
+            "four of 512 nodes fit in {NOTED_NODES}"
+        );
+        assert!(mismatch.shapes.iter().map(ShapeNote::nodes).sum::<usize>() <= NOTED_NODES);
+        let first = &mismatch.shapes[0];
+        assert_eq!(first.channel, "notes:m00");
+        assert_eq!((first.output.as_ref(), first.error.as_ref()), (None, None));
+    }
+
+    /// A renderer refines only the lines a note fits: one for a line that
+    /// is not there, a channel it does not have, or another number of
+    /// arguments leaves the differences as main wrote them.
+    #[test]
+    fn a_renderer_refines_only_the_lines_a_note_fits() {
+        fn narrower() -> WireDescription {
+            WireDescription {
+                args: vec![Some(wide_struct(2))],
+                output: None,
+                error: None,
+            }
+        }
+        static MINE: [MethodDescriptor; 1] = [MethodDescriptor {
+            describe: narrower,
+            ..GET
+        }];
+        let notes = ServiceDescriptor {
+            name: "Notes",
+            namespace: "notes",
+            methods: &MINE,
+        };
+        let note = |line, channel: &str, args| ShapeNote {
+            line,
+            channel: channel.into(),
+            args,
+            output: None,
+            error: None,
+        };
+        let lines = vec!["a".to_string(), "b".to_string()];
+        let main_side = vec![Some(wide_struct(3))];
+        let refined = refine(
+            lines.clone(),
+            &[
+                note(1, "notes:get", main_side.clone()),
+                note(7, "notes:get", main_side.clone()),
+                note(0, "notes:other", main_side.clone()),
+                note(0, "notes:get", vec![None, None]),
+            ],
+            &[&notes],
+        );
+        assert_eq!(refined, ["a", "b; at `id`, field `f2` only in main's"]);
     }
 
     #[test]

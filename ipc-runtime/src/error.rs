@@ -129,7 +129,11 @@ pub enum IpcError {
         renderer: u64,
         /// The fingerprint of main's contracts over the same channels.
         main: u64,
-        /// Each service or channel that differs, in words.
+        /// Each service or channel that differs, in words. On the
+        /// renderer, a type that changed under the same name is followed
+        /// by where it differs: "…; at `transfer.cents`, main's is `u64`
+        /// and this renderer's `i64`" (main's own record names the types
+        /// only: it has not seen the renderer's).
         differences: Vec<String>,
     },
     /// The renderer was built with an API that reaches channels main's
@@ -437,6 +441,10 @@ pub(crate) enum WireError {
         renderer: u64,
         main: u64,
         differences: Vec<String>,
+        /// Main's shapes of the types that differ (since protocol 6), for
+        /// the renderer to say what inside them does
+        /// ([`crate::contract::refine`]).
+        shapes: Vec<crate::contract::ShapeNote>,
     },
     ProtocolMismatch {
         renderer: u16,
@@ -501,6 +509,7 @@ impl WireError {
                 renderer,
                 main,
                 differences,
+                shapes: _,
             } => IpcError::HandshakeMismatch {
                 renderer,
                 main,
@@ -561,6 +570,7 @@ impl From<&IpcError> for WireError {
                 renderer,
                 main,
                 differences,
+                shapes: Vec::new(),
             },
             IpcError::ProtocolMismatch { renderer, main } => {
                 WireError::ProtocolMismatch { renderer, main }

@@ -48,7 +48,9 @@ use crate::{codec, contract::ServiceSummary, error::WireError, DisconnectCause, 
 /// hello lists each contract's channels and their parts without a
 /// fingerprint of the whole, which main computes over the channels it
 /// compares. Version 6: main's farewell (a disconnection notice) carries
-/// a [`DisconnectCause`] besides its words.
+/// a [`DisconnectCause`] besides its words, and a contract mismatch main's
+/// shapes of the types that differ, so that the renderer can name the
+/// field or variant.
 pub const PROTOCOL_VERSION: u16 = 6;
 
 /// Bytes of the length prefix.

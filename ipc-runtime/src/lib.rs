@@ -416,7 +416,7 @@ pub use blob::Blob;
 pub use caller::{Caller, Peer, RendererId};
 pub use contract::{
     method_fingerprint, service_fingerprint, Api, ArgDescriptor, MethodDescriptor, MethodKind,
-    Service, ServiceDescriptor, WireShapes,
+    Service, ServiceDescriptor, WireDescription, WireShapes,
 };
 pub use dispatch::{BoxFuture, Dispatch, Handler, Served};
 pub use error::{ApiNotGranted, CallError, DisconnectCause, IpcError};
@@ -631,7 +631,7 @@ pub mod __private {
     pub use crate::{
         contract::{
             Api, ArgDescriptor, MethodDescriptor, MethodKind, Service, ServiceDescriptor,
-            WireShapes,
+            TypeDescription, WireDescription, WireShapes,
         },
         dispatch::{BoxFuture, Dispatch, Handler, Served},
         main_process::{EmitterCore, Main, Target},
@@ -870,6 +870,31 @@ pub mod __private {
 
         impl<A> ShapesInert for Probe<A> {
             fn __ipc_shape(&self) -> Option<u64> {
+                None
+            }
+        }
+
+        /// The wire shape of one type as a tree, for a handshake mismatch.
+        pub trait Describe {
+            /// Describes the wire shape of `A` (named so that no method of
+            /// a user's trait in scope takes its place).
+            fn __ipc_describe(&self) -> Option<crate::contract::TypeDescription>;
+        }
+
+        impl<A: DeserializeOwned> Describe for &Probe<A> {
+            fn __ipc_describe(&self) -> Option<crate::contract::TypeDescription> {
+                crate::shape::describe::<A>().map(crate::contract::TypeDescription)
+            }
+        }
+
+        /// The inert [`Describe`].
+        pub trait DescribeInert {
+            /// Never called in a built program.
+            fn __ipc_describe(&self) -> Option<crate::contract::TypeDescription>;
+        }
+
+        impl<A> DescribeInert for Probe<A> {
+            fn __ipc_describe(&self) -> Option<crate::contract::TypeDescription> {
                 None
             }
         }

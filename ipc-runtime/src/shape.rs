@@ -37,6 +37,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+mod desc;
+
+pub(crate) use desc::{diff, Desc, VariantDesc, MAX_NODES};
+
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess,
     VariantAccess, Visitor,
@@ -75,6 +79,31 @@ pub(crate) fn trace<T: DeserializeOwned>() -> Option<u64> {
 }
 
 fn trace_here<T: DeserializeOwned>() -> Option<u64> {
+    let (state, top) = traced::<T>()?;
+    let mut h = Hash::default();
+    state.hash(&top, &mut h, &mut Vec::new());
+    Some(h.0)
+}
+
+/// The wire shape of `T` as a tree ([`Desc`]), for a handshake mismatch to
+/// name what differs; `None` where [`trace`] gives `None`. At most
+/// [`desc::MAX_NODES`] nodes are described, the rest is
+/// [`Desc::Skipped`].
+pub(crate) fn describe<T: DeserializeOwned>() -> Option<Desc> {
+    stacker::grow(TRACE_STACK, || {
+        std::panic::catch_unwind(|| {
+            let (state, top) = traced::<T>()?;
+            let mut budget = desc::MAX_NODES;
+            Some(state.describe(&top, &mut budget, &mut Vec::new()))
+        })
+        .ok()
+        .flatten()
+    })
+}
+
+/// `T` traced until every variant of every enum met has been seen: what
+/// was recorded, and the top value.
+fn traced<T: DeserializeOwned>() -> Option<(State, Node)> {
     let mut state = State::default();
     for _ in 0..MAX_PASSES {
         state.open.clear();
@@ -84,9 +113,7 @@ fn trace_here<T: DeserializeOwned>() -> Option<u64> {
         T::deserialize(Tracer { st: &mut state }).ok()?;
         let top = state.built.pop()?.pop()?;
         if state.enums.values().all(EnumSeen::complete) {
-            let mut h = Hash::default();
-            state.hash(&top, &mut h, &mut Vec::new());
-            return Some(h.0);
+            return Some((state, top));
         }
     }
     None
@@ -452,6 +479,93 @@ impl State {
                 }
             }
         }
+    }
+
+    /// `node` as a [`Desc`], spending one of `budget` per node; an enum
+    /// occurrence met again inside itself is a reference to its type, as
+    /// in [`State::hash`].
+    fn describe<'s>(
+        &'s self,
+        node: &'s Node,
+        budget: &mut usize,
+        defined: &mut Vec<&'s Site>,
+    ) -> Desc {
+        if *budget == 0 {
+            return Desc::Skipped;
+        }
+        *budget -= 1;
+        let all =
+            |parts: &'s [Node], budget: &mut usize, defined: &mut Vec<&'s Site>| -> Vec<Desc> {
+                parts
+                    .iter()
+                    .map(|p| self.describe(p, budget, defined))
+                    .collect()
+            };
+        match node {
+            // Bincode writes a `Vec<u8>` and a byte buffer alike.
+            Node::Prim("bytes") => Desc::Seq(Box::new(Desc::Prim("u8".into()))),
+            Node::Prim(name) => Desc::Prim(name.to_string()),
+            Node::Unit => Desc::Unit,
+            Node::Option(inner) => Desc::Option(Box::new(self.describe(inner, budget, defined))),
+            Node::Seq(inner) => Desc::Seq(Box::new(self.describe(inner, budget, defined))),
+            Node::Map(key, value) => Desc::Map(
+                Box::new(self.describe(key, budget, defined)),
+                Box::new(self.describe(value, budget, defined)),
+            ),
+            Node::Tuple(parts) => Desc::Tuple(all(parts, budget, defined)),
+            Node::Struct(fields, parts) => {
+                Desc::Struct(self.describe_fields(fields, parts, budget, defined))
+            }
+            Node::Recursive(name) => Desc::Recursive(name.to_string()),
+            Node::Skipped => Desc::Skipped,
+            Node::Enum(site) => {
+                let (name, variants) = site.0;
+                if defined.contains(&site) {
+                    return Desc::Recursive(name.to_string());
+                }
+                defined.push(site);
+                let seen = self.enums.get(site);
+                let described = variants
+                    .iter()
+                    .enumerate()
+                    .map(|(index, variant)| {
+                        let content = match seen.and_then(|s| s.variants.get(&(index as u32))) {
+                            None => VariantDesc::Unseen,
+                            Some(Variant::Unit) => VariantDesc::Unit,
+                            Some(Variant::Newtype(inner)) => {
+                                VariantDesc::Newtype(self.describe(inner, budget, defined))
+                            }
+                            Some(Variant::Tuple(parts)) => {
+                                VariantDesc::Tuple(all(parts, budget, defined))
+                            }
+                            Some(Variant::Struct(fields, parts)) => VariantDesc::Struct(
+                                self.describe_fields(fields, parts, budget, defined),
+                            ),
+                        };
+                        (variant.to_string(), content)
+                    })
+                    .collect();
+                defined.pop();
+                Desc::Enum(name.to_string(), described)
+            }
+        }
+    }
+
+    fn describe_fields<'s>(
+        &'s self,
+        fields: &[&str],
+        parts: &'s [Node],
+        budget: &mut usize,
+        defined: &mut Vec<&'s Site>,
+    ) -> Vec<(String, Desc)> {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let name = fields.get(i).copied().unwrap_or("?").to_string();
+                (name, self.describe(part, budget, defined))
+            })
+            .collect()
     }
 
     fn hash_all<'s>(&'s self, parts: &'s [Node], h: &mut Hash, defined: &mut Vec<&'s Site>) {
@@ -845,6 +959,46 @@ mod tests {
             pub to: String,
             pub cents: u64,
         }
+    }
+
+    /// Described, the versions of `Transfer` differ where they were
+    /// changed, and the diff says where.
+    #[test]
+    fn a_description_names_the_field_that_changed() {
+        let v1 = super::describe::<v1::Transfer>().unwrap();
+        assert_eq!(v1.render(), "{from: String, to: String, cents: u64}");
+        let retyped = super::describe::<v2_retyped::Transfer>().unwrap();
+        assert_eq!(
+            super::diff("transfer", &v1, &retyped).as_deref(),
+            Some("at `transfer.cents`, main's is `u64` and this renderer's `i64`")
+        );
+        let swapped = super::describe::<v2_swapped::Transfer>().unwrap();
+        assert!(super::diff("transfer", &v1, &swapped)
+            .unwrap()
+            .contains("the fields are in another order"));
+        let renamed = super::describe::<v2_renamed_type::Payment>().unwrap();
+        assert_eq!(super::diff("transfer", &v1, &renamed), None);
+        // Bytes are a sequence of `u8`, however declared.
+        assert_eq!(
+            super::describe::<serde_bytes::ByteBuf>(),
+            super::describe::<Vec<u8>>()
+        );
+    }
+
+    /// Every variant of an enum is described, and a recursive type ends.
+    #[test]
+    fn enums_and_recursive_types_are_described() {
+        let Some(super::Desc::Enum(name, variants)) = super::describe::<Value>() else {
+            panic!("not an enum");
+        };
+        assert_eq!(name, "Value");
+        assert_eq!(variants.len(), 10);
+        assert!(variants
+            .iter()
+            .all(|(_, v)| !matches!(v, super::VariantDesc::Unseen)));
+        let changed = super::describe::<ValueV2>().unwrap();
+        let found = super::diff("value", &super::describe::<Value>().unwrap(), &changed).unwrap();
+        assert!(found.starts_with("at `value::J"), "{found}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::{
 use crate::{
     caller::{Caller, RendererId},
     codec::{splice::FrameBuf, CodecError},
-    contract::{self, Grant, MethodKind, Quoted},
+    contract::{self, Grant, MethodKind, Quoted, ShapeNote},
     cpus,
     deadline::capped,
     dispatch::{Handler, Outcome, Route},
@@ -223,7 +223,13 @@ pub(crate) async fn accept(
         Err(e) => {
             // Not built: the renderer is told why, as for any refusal.
             let (_, mut writer, _) = transport.into_parts();
-            reject(&mut writer, &e, Limits::default().handshake_timeout).await;
+            reject(
+                &mut writer,
+                &e,
+                Vec::new(),
+                Limits::default().handshake_timeout,
+            )
+            .await;
             return Err(e);
         }
     };
@@ -234,10 +240,12 @@ pub(crate) async fn accept(
     let too_many = || IpcError::TooManyRenderers {
         limit: limits.max_renderers,
     };
+    // Main's shapes of the types that differ, if the contracts do.
+    let noted = Mutex::new(Vec::new());
     // A hello still on its way when main closes is not waited for.
     let hello_unless_closed = |reader| async {
         tokio::select! {
-            hello = read_hello(&setup, reader, &auth) => hello,
+            hello = read_hello(&setup, reader, &auth, &noted) => hello,
             () = main.closing.cancelled() => Err(Inner::closed_error()),
         }
     };
@@ -274,7 +282,8 @@ pub(crate) async fn accept(
         Ok(admitted) => admitted,
         Err(e) => {
             main.refusals.refused(&e);
-            reject(&mut writer, &e, limits.handshake_timeout).await;
+            let shapes = std::mem::take(&mut *lock(&noted));
+            reject(&mut writer, &e, shapes, limits.handshake_timeout).await;
             return Err(e);
         }
     };
@@ -484,13 +493,19 @@ pub(crate) async fn accept(
 }
 
 /// Tells a renderer main refuses why, waiting at most `timeout` for it to
-/// take the rejection (one that does not read it is not waited for).
+/// take the rejection (one that does not read it is not waited for). A
+/// handshake mismatch carries main's `shapes` of the types that differ.
 async fn reject(
     writer: &mut crate::transport::BoxWrite,
     error: &IpcError,
+    shapes: Vec<ShapeNote>,
     timeout: std::time::Duration,
 ) {
-    let rejected = Frame::Rejected(WireError::from(error));
+    let mut wire = WireError::from(error);
+    if let WireError::HandshakeMismatch { shapes: sent, .. } = &mut wire {
+        *sent = shapes;
+    }
+    let rejected = Frame::Rejected(wire);
     let _ = tokio::time::timeout(capped(timeout), write_now(writer, rejected)).await;
 }
 
@@ -615,6 +630,7 @@ async fn read_hello(
     setup: &Setup,
     reader: &mut FrameReader,
     auth: &Auth,
+    noted: &Mutex<Vec<ShapeNote>>,
 ) -> Result<Admitted, IpcError> {
     let timeout = setup.limits.handshake_timeout;
     let body = match tokio::time::timeout(capped(timeout), reader.next()).await {
@@ -675,13 +691,16 @@ async fn read_hello(
     let hello = Hello::decode(&rest).map_err(FrameError::into_ipc)?;
     // On the channels the grant allows: the renderer learns nothing of
     // the others.
-    if let Err((renderer, main_fp, differences)) =
+    if let Err(mismatch) =
         contract::compare_visible(&hello.services, &setup.summaries, &|c| grant.allows(c))
     {
+        // Sent with the rejection, for the renderer to say what differs
+        // inside the types named (see `reject`).
+        *lock(noted) = mismatch.shapes;
         return Err(IpcError::HandshakeMismatch {
-            renderer,
-            main: main_fp,
-            differences,
+            renderer: mismatch.renderer,
+            main: mismatch.main,
+            differences: mismatch.differences,
         });
     }
     if let Some((api, allowed)) = &hello.api {

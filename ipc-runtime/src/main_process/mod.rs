@@ -751,11 +751,11 @@ impl Main {
             A::CONTRACTS.iter().map(|d| ServiceSummary::of(d)).collect();
         match crate::contract::compare(&wanted, &setup.summaries) {
             Ok(()) => Ok(()),
-            Err((_, _, differences)) => Err(IpcError::Config {
+            Err(mismatch) => Err(IpcError::Config {
                 reason: format!(
                     "main cannot accept renderers as `{}`: {}",
                     A::NAME,
-                    differences.join("; ")
+                    mismatch.differences.join("; ")
                 ),
             }),
         }

@@ -247,6 +247,25 @@ impl ConnectionBuilder {
         ))
     }
 
+    /// Main's refusal, as this renderer reports it: a contract mismatch
+    /// also says what differs inside the types main named, from main's
+    /// shapes of them and this renderer's own.
+    fn rejected(&self, error: WireError) -> IpcError {
+        match error {
+            WireError::HandshakeMismatch {
+                renderer,
+                main,
+                differences,
+                shapes,
+            } => IpcError::HandshakeMismatch {
+                renderer,
+                main,
+                differences: crate::contract::refine(differences, &shapes, &self.services),
+            },
+            other => other.into_ipc(),
+        }
+    }
+
     async fn handshake(
         self,
         transport: Transport,
@@ -294,7 +313,7 @@ impl ConnectionBuilder {
             let answer = tokio::time::timeout_at(deadline, reader.next()).await;
             return Err(match answer {
                 Ok(Some(Ok(body))) => match Frame::parse(body, Sender::Main) {
-                    Ok(Frame::Rejected(reason)) => reason.into_ipc(),
+                    Ok(Frame::Rejected(reason)) => self.rejected(reason),
                     _ => e.into_ipc(),
                 },
                 _ => e.into_ipc(),
@@ -313,7 +332,7 @@ impl ConnectionBuilder {
         };
         let welcome = match answer {
             Frame::Welcome(w) => w,
-            Frame::Rejected(e) => return Err(e.into_ipc()),
+            Frame::Rejected(e) => return Err(self.rejected(e)),
             _ => {
                 return Err(IpcError::protocol(
                     "main answered the handshake with an unexpected frame",
