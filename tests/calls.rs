@@ -633,7 +633,7 @@ async fn a_farewell_gives_its_cause_and_an_unreadable_one_is_ignored() {
     };
     let readable = farewell(DisconnectCause::Misbehaved);
     // The cause is the body's last byte (a variant index under 251 is one
-    // byte): one past every cause this renderer knows.
+    // byte): far past every cause this renderer knows.
     let mut unknown = farewell(DisconnectCause::Misbehaved);
     *unknown.last_mut().unwrap() = 200;
     for (body, cause, reason) in [
@@ -668,6 +668,91 @@ async fn a_farewell_gives_its_cause_and_an_unreadable_one_is_ignored() {
         let late = api.probe.add(1, 1).await.unwrap_err();
         assert_eq!(late.disconnect_cause(), Some(cause));
     }
+}
+
+/// A main played by hand: it welcomes the renderer, sends `frames`, and
+/// then hangs up, or (`hang_up` false) stays connected, returned.
+async fn fake_main(frames: Vec<Vec<u8>>, hang_up: bool) -> (ProbeApi, Option<RawPeer>) {
+    let (renderer_end, main_end) = tokio::net::UnixStream::pair().unwrap();
+    let fake_main = tokio::spawn(async move {
+        let mut main = RawPeer { stream: main_end };
+        assert_eq!(main.read().await.unwrap().kind, kind::HELLO);
+        main.frame(&welcome_body(1, "fake", 1 << 26, 8)).await;
+        for frame in frames {
+            main.frame(&frame).await;
+        }
+        (!hang_up).then_some(main)
+    });
+    let api = Connection::builder()
+        .connect_as::<ProbeApi>(Transport::from_unix(renderer_end))
+        .await
+        .unwrap();
+    (api, fake_main.await.unwrap())
+}
+
+fn farewell_body(cause: DisconnectCause, reason: String) -> Vec<u8> {
+    let mut body = vec![kind::NOTICE];
+    body.extend(codec::encode_to_vec(&WireError::Disconnected { reason, cause }).unwrap());
+    body
+}
+
+/// Farewells a hostile main could send: cut short, with bytes after it, a
+/// reason of megabytes, cut in the middle of its reason, empty. None
+/// panics or hangs the renderer; one it can read gives its cause (and its
+/// words, cut to a bound), the others are ignored.
+#[tokio::test]
+async fn malformed_and_huge_farewells_are_bounded_or_ignored() {
+    let readable = farewell_body(DisconnectCause::MainClosed, "w".into());
+    let mut cut_short = readable.clone();
+    cut_short.pop();
+    let mut trailing = readable.clone();
+    trailing.push(0);
+    let huge = farewell_body(DisconnectCause::MainFailed, "x".repeat(8 << 20));
+    let mut cut_in_reason = huge.clone();
+    cut_in_reason.truncate(1000);
+    for (name, body, cause) in [
+        ("cut short", cut_short, DisconnectCause::Lost),
+        ("trailing bytes", trailing, DisconnectCause::Lost),
+        ("huge", huge, DisconnectCause::MainFailed),
+        ("cut in its reason", cut_in_reason, DisconnectCause::Lost),
+        ("empty", vec![kind::NOTICE], DisconnectCause::Lost),
+    ] {
+        let (api, _) = fake_main(vec![body], true).await;
+        let ended = tokio::time::timeout(Duration::from_secs(5), api.closed())
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the renderer hangs"));
+        assert_eq!(ended.disconnect_cause(), Some(cause), "{name}: {ended}");
+        match &ended {
+            IpcError::Disconnected { reason, .. } => {
+                assert!(
+                    reason.chars().count() <= 2001,
+                    "{name}: {} chars",
+                    reason.len()
+                )
+            }
+            other => panic!("{name}: {other}"),
+        }
+    }
+}
+
+/// A farewell that is not main's last frame (a hostile main that goes on
+/// serving): the renderer's own close, later, is reported as its own.
+#[tokio::test]
+async fn a_close_here_after_an_early_farewell_is_reported_as_such() {
+    let body = farewell_body(DisconnectCause::MainClosed, "main shut down".into());
+    let (api, main) = fake_main(vec![body], false).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = api.clone();
+    api.close().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), other.closed())
+        .await
+        .unwrap();
+    drop(main);
+    assert_eq!(
+        ended.disconnect_cause(),
+        Some(DisconnectCause::ClosedHere),
+        "{ended}"
+    );
 }
 
 /// A handler that works without awaiting, so that it finishes on its first

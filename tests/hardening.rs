@@ -717,6 +717,37 @@ async fn nothing_sent_after_the_last_violation_is_handled() {
     );
 }
 
+/// A renderer whose frame stops in the middle (its write half shut, its
+/// reading still open) is told main could not read from it, as a lost
+/// connection: not that main failed (`MainFailed`, main's own failures).
+#[tokio::test]
+async fn a_renderer_cut_off_mid_frame_is_told_the_connection_broke() {
+    use tokio::io::AsyncWriteExt;
+    let (main, _) = main_with(|_| {});
+    let (mut raw, _) =
+        ipc_suite::raw::accepted::<ProbeApi, ipc_suite::ProbeContract>(&main, "halfway").await;
+    // A length prefix for 100 bytes, then 3 of them, then the write half shuts.
+    raw.bytes(&[0, 0, 0, 100, 1, 2, 3]).await;
+    raw.stream.shutdown().await.unwrap();
+    let mut notices = Vec::new();
+    while let Some(frame) = raw.read().await {
+        if frame.kind == kind::NOTICE {
+            notices.push(frame.error());
+        }
+    }
+    match notices.as_slice() {
+        [WireError::Disconnected { reason, cause }] => {
+            assert_eq!(*cause, DisconnectCause::Lost);
+            assert!(
+                reason.starts_with("main could not read from this renderer: ")
+                    && reason.contains("in the middle of a frame"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected one farewell, got {other:?}"),
+    }
+}
+
 async fn spawn_raw(main: &Main, mode: &str) -> ipc_runtime::RendererProcess {
     let mut command = Command::new(RENDERER);
     command.arg(mode).stdout(Stdio::piped());

@@ -286,6 +286,94 @@ async fn a_renderer_writing_when_main_drops_it_is_told_why() {
     }
 }
 
+/// A renderer writing when main drops it: its calls and sends fail with
+/// the same cause `closed` gives, main's. Its writer failed first (broken
+/// pipe) and failed them at once as lost, while main's farewell was still
+/// unread (about 1 round in 10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_failing_as_main_drops_a_writing_renderer_agree_with_closed() {
+    let (main, _) = probe_main();
+    let mut disagreements = Vec::new();
+    for round in 0..100 {
+        let api = connect_memory(&main, "busy").await.unwrap();
+        let caller = api.clone();
+        let pending = tokio::spawn(async move { caller.probe.sleep(60_000).await });
+        let sender = api.clone();
+        let sending = tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                if let Err(e) = sender.probe.record(n).await {
+                    return e;
+                }
+                n += 1;
+                if n % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(main.disconnect(api.id()));
+        let why = tokio::time::timeout(T, api.closed()).await.unwrap();
+        let sent = sending.await.unwrap();
+        let called = tokio::time::timeout(T, pending)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        let cause = why.disconnect_cause();
+        assert_eq!(
+            cause,
+            Some(DisconnectCause::DisconnectedByMain),
+            "round {round}"
+        );
+        if called.disconnect_cause() != cause || sent.disconnect_cause() != cause {
+            disagreements.push(format!("round {round}: call: {called}; send: {sent}"));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+/// The renderer closes its connection as main closes: whichever comes
+/// first, its failed call and `closed` give the same cause. Main's
+/// farewell replaced the renderer's own reason for `closed` after the call
+/// had failed with it (a few rounds in 200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_here_racing_mains_close_gives_one_cause() {
+    let mut disagreements = Vec::new();
+    for round in 0..100 {
+        let (main, _) = probe_main();
+        let api = connect_memory(&main, "r").await.unwrap();
+        let caller = api.clone();
+        let pending = tokio::spawn(async move { caller.probe.sleep(60_000).await });
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let other = api.clone();
+        let closing = main.clone();
+        let main_closes = tokio::spawn(async move { closing.close().await });
+        if round % 2 == 0 {
+            tokio::task::yield_now().await;
+        }
+        let _ = api.close().await;
+        let why = tokio::time::timeout(T, other.closed()).await.unwrap();
+        let called = tokio::time::timeout(T, pending)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        main_closes.await.unwrap();
+        assert!(
+            matches!(
+                why.disconnect_cause(),
+                Some(DisconnectCause::ClosedHere | DisconnectCause::MainClosed)
+            ),
+            "round {round}: {why}"
+        );
+        if called.disconnect_cause() != why.disconnect_cause() {
+            disagreements.push(format!("round {round}: call: {called}; closed: {why}"));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
 /// Once a renderer's `connect` returns, main counts it: `renderer_id` finds
 /// the number the renderer reports. Main welcomed it before registering
 /// it, so for a moment it did not (the renderer number, sent back by some

@@ -315,8 +315,10 @@ impl IpcError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum DisconnectCause {
-    /// Main shut down ([`Main::close`](crate::Main::close)); on main, the
-    /// error of `listen_*`, `issue_token` and `spawn_renderer` once it has.
+    /// Main shut down ([`Main::close`](crate::Main::close)): for a
+    /// renderer connected then, or refused for connecting after; on main,
+    /// the error of `listen_*`, `issue_token`, `spawn_renderer` and
+    /// `accept` once it has.
     MainClosed,
     /// Main ended this renderer's connection on purpose:
     /// [`Main::disconnect`](crate::Main::disconnect), or the renderer's
@@ -329,12 +331,14 @@ pub enum DisconnectCause {
     /// A bug in the renderer, or a hostile one.
     Misbehaved,
     /// Main ended this renderer's connection after a failure of its own
-    /// while serving it (its log says what failed).
+    /// while serving it, such as a panic in its task for the renderer (its
+    /// log says what failed).
     MainFailed,
     /// The peer went without a word, or the connection failed: the other
     /// process exited, crashed or was killed, closed its end, broke off
     /// in the middle of a frame, or never answered the handshake; or
-    /// reading or writing the socket failed.
+    /// reading or writing the socket failed (main says so when its reading
+    /// from the renderer failed).
     Lost,
     /// This side ended it: the connection was closed or dropped here, or
     /// the runtime driving it shut down.

@@ -330,6 +330,7 @@ pub(crate) async fn accept(
         subscriptions: Mutex::default(),
         subscribed: watch::channel(0).0,
         events_sent: AtomicU64::new(0),
+        broken_read: std::sync::OnceLock::new(),
         events_dropped: AtomicU64::new(0),
         refused_subscriptions: Repeats::default(),
         undecodable_types: Repeats::default(),
@@ -452,7 +453,7 @@ pub(crate) async fn accept(
         // Main's own reason is the last frame queued for the renderer
         // (past the queue's bounds: one small frame), so that it can tell a
         // main that shut down or dropped it from one that crashed.
-        let farewell = farewell(&reason, conn.ended_by_close());
+        let farewell = farewell(&reason, conn.ended_by_close(), conn.broken_read.get());
         let told = farewell.map(|why| {
             let notice = Frame::Notice(why);
             let _ = conn.out.push_always(|buf| notice.write_body(buf));
@@ -554,8 +555,18 @@ impl Drop for Release {
 /// What main tells a renderer as it ends its connection for `reason`
 /// (`by_close`: because main is closing): nothing if the renderer left (it
 /// would not read it).
-fn farewell(reason: &DisconnectReason, by_close: bool) -> Option<WireError> {
+fn farewell(
+    reason: &DisconnectReason,
+    by_close: bool,
+    broken_read: Option<&String>,
+) -> Option<WireError> {
     let (cause, reason) = match reason {
+        // Reading from the renderer failed (an I/O error, or it stopped in
+        // the middle of a frame): the connection broke, not main.
+        DisconnectReason::Failed(why) if Some(why) == broken_read => (
+            DisconnectCause::Lost,
+            format!("main could not read from this renderer: {why}"),
+        ),
         DisconnectReason::Closed => return None,
         DisconnectReason::ClosedByMain if by_close => (
             DisconnectCause::MainClosed,
@@ -572,9 +583,9 @@ fn farewell(reason: &DisconnectReason, by_close: bool) -> Option<WireError> {
                 violations_count(*violations)
             ),
         ),
-        // A failure while serving the renderer: main's own (a panic in its
-        // task for it, whose details are main's, like a handler's panic
-        // message), or the connection's (a read that failed).
+        // A failure of main's own while serving the renderer (a panic in
+        // its task for it, whose details are main's, like a handler's
+        // panic message).
         DisconnectReason::Failed(_) => (
             DisconnectCause::MainFailed,
             "main disconnected this renderer after a failure while serving it (main's log says what failed)"
@@ -751,6 +762,9 @@ pub(crate) struct Conn {
     /// Bumped whenever `subscriptions` gains a channel.
     subscribed: watch::Sender<u64>,
     events_sent: AtomicU64,
+    /// Why reading from the renderer failed, if `serve` ended so: a
+    /// [`DisconnectReason::Failed`] of the connection's, not main's own.
+    broken_read: std::sync::OnceLock<String>,
     events_dropped: AtomicU64,
     /// Subscriptions refused for `max_subscriptions` (not violations: a
     /// renderer cannot know main's limit).
@@ -802,6 +816,15 @@ impl Conn {
         lock(&self.ending)
             .as_ref()
             .map(|(reason, _)| reason.clone())
+    }
+
+    /// `reason`, noted as the connection's own failure if it is one (see
+    /// [`farewell`]).
+    fn read_broke(&self, reason: DisconnectReason) -> DisconnectReason {
+        if let DisconnectReason::Failed(why) = &reason {
+            let _ = self.broken_read.set(why.clone());
+        }
+        reason
     }
 
     /// Whether main ended the connection because it was closing.
@@ -1580,9 +1603,9 @@ async fn serve(
                     Ok(true) => continue,
                     Ok(false) => match reader.end() {
                         None => return DisconnectReason::Closed,
-                        Some(e) => return DisconnectReason::Failed(e.to_string()),
+                        Some(e) => return conn.read_broke(DisconnectReason::Failed(e.to_string())),
                     },
-                    Err(e) => return read_failed(e),
+                    Err(e) => return conn.read_broke(read_failed(e)),
                 }
             }
             Err(StreamError::TooLarge { size, limit }) => {
@@ -1595,7 +1618,7 @@ async fn serve(
                 let _ = conn.out.push_always(|buf| notice.write_body(buf));
                 return DisconnectReason::FrameTooLarge { size, limit };
             }
-            Err(e) => return read_failed(e),
+            Err(e) => return conn.read_broke(read_failed(e)),
         };
         match Frame::parse(body, Sender::Renderer) {
             Ok(Frame::Invoke {
@@ -1685,7 +1708,7 @@ mod tests {
     /// farewell; a renderer that closed its end gets none.
     #[test]
     fn each_reason_has_its_farewell_cause() {
-        let cause = |reason: DisconnectReason, by_close| match farewell(&reason, by_close) {
+        let cause = |reason: DisconnectReason, by_close| match farewell(&reason, by_close, None) {
             Some(WireError::Disconnected { cause, .. }) => Some(cause),
             Some(other) => panic!("not a farewell: {other:?}"),
             None => None,
@@ -1708,6 +1731,18 @@ mod tests {
             assert_eq!(cause(reason, false), Some(C::Misbehaved));
         }
         assert_eq!(cause(R::Failed("boom".into()), false), Some(C::MainFailed));
+        // The connection's own failure, as `serve` noted it.
+        let broken = "the peer closed the connection in the middle of a frame".to_string();
+        match farewell(&R::Failed(broken.clone()), false, Some(&broken)) {
+            Some(WireError::Disconnected { cause, reason }) => {
+                assert_eq!(cause, C::Lost);
+                assert_eq!(
+                    reason,
+                    format!("main could not read from this renderer: {broken}")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// A cancelled call's task that finishes after its id was reused does

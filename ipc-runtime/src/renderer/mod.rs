@@ -364,6 +364,7 @@ impl ConnectionBuilder {
             events: listen::EventQueue::default(),
             sweep: Notify::new(),
             farewell: Mutex::default(),
+            write_failed: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),
         });
         tokio::spawn(listen::dispatch_events(Arc::clone(&shared), stop.clone()));
@@ -376,16 +377,18 @@ impl ConnectionBuilder {
         let reader_give_up = give_up.clone();
         tokio::spawn(async move {
             if let Err(e) = writing.await {
-                writer_shared.close(IpcError::disconnected(
-                    DisconnectCause::Lost,
-                    format!("writing to main failed: {e}"),
-                ));
                 // A connection that cannot write is over, even if reading
                 // still works (a transport of two separate pipes). But
                 // main may have written more before it closed (events, a
-                // disconnect it is telling): the reader goes on until the
-                // end of the stream, or until nothing more comes once
-                // `DRAIN_ON_DROP` has passed; then `closed` resolves.
+                // disconnect it is telling why): the reader goes on until
+                // the end of the stream, or until nothing more comes once
+                // `DRAIN_ON_DROP` has passed, and then ends the
+                // connection, with main's reason if it read one, so that
+                // calls failing now and `closed` agree.
+                *writer_shared
+                    .write_failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                 tokio::time::sleep(DRAIN_ON_DROP).await;
                 give_up.cancel();
             }
@@ -488,6 +491,8 @@ struct Shared {
     sweep: Notify,
     /// Why main ended the connection, if it said so before closing it.
     farewell: Mutex<Option<IpcError>>,
+    /// Why writing to main failed, if it did.
+    write_failed: Mutex<Option<String>>,
     /// The runtime the connection was made on, whose timers its calls'
     /// waits use (see [`Shared::timer`]).
     runtime: tokio::runtime::Handle,
@@ -531,17 +536,20 @@ impl Shared {
     /// Marks the connection closed and fails every call still waiting for
     /// its reply (or for a slot).
     ///
-    /// The first reason given is kept, except that what main said as it
-    /// ended the connection replaces a reason this renderer recorded first
-    /// (writing failed as main closed its end, say): it is the better
-    /// answer for `Connection::closed` and later calls.
+    /// The first reason given is kept, and is what every call and
+    /// `Connection::closed` report. A connection lost (the reader at the
+    /// end of main's stream, or giving up on it) is closed with what main
+    /// said as it ended the connection, if it did: the better answer. A
+    /// close here (`Connection::close`, the connection dropped, its
+    /// runtime gone) keeps its own reason, whatever main said before.
     fn close(&self, reason: IpcError) {
-        let said = self.farewell();
+        let reason = match reason.disconnect_cause() {
+            Some(DisconnectCause::Lost) => self.farewell().unwrap_or(reason),
+            _ => reason,
+        };
         let wakers = {
             let mut state = self.state();
-            if let Some(said) = said {
-                state.closed = Some(said);
-            } else if state.closed.is_none() {
+            if state.closed.is_none() {
                 state.closed = Some(reason);
             }
             self.is_closed.store(true, Ordering::Release);
@@ -682,9 +690,23 @@ impl Shared {
         let _ = self.out.push_always(|buf| frame.write_body(buf));
     }
 
-    /// The error for a frame on `channel` that could not be queued.
-    fn push_error(&self, channel: &str, e: PushError) -> IpcError {
-        e.into_ipc(channel, || self.closed_reason())
+    /// The error for a frame on `channel` that could not be queued. A
+    /// closed queue means the connection is ending (its writer failed, or
+    /// it was closed): the reason it ends with, once it has, so that every
+    /// call and send agree with `Connection::closed` (the reader may still
+    /// have main's farewell to read).
+    async fn push_error(&self, channel: &str, e: PushError) -> IpcError {
+        match e {
+            PushError::Closed => self.ended().await,
+            e => e.into_ipc(channel, || self.closed_reason()),
+        }
+    }
+
+    /// Waits until the connection has ended, and returns why.
+    async fn ended(&self) -> IpcError {
+        let mut rx = self.closed.clone();
+        let _ = rx.wait_for(|closed| *closed).await;
+        self.closed_reason()
     }
 
     fn closed_reason(&self) -> IpcError {
@@ -856,12 +878,14 @@ impl Connection {
     /// ended the connection on purpose (it shut down with `Main::close`,
     /// or dropped this renderer, saying why), "main closed the
     /// connection" and [`DisconnectCause::Lost`] when it just went away
-    /// (crashed, killed, or exited without closing). Match on
-    /// [`IpcError::disconnect_cause`] to decide what to do.
+    /// (crashed, killed, or exited without closing), and
+    /// [`DisconnectCause::ClosedHere`] when it was closed here first
+    /// ([`Connection::close`], the last handle dropped, its runtime shut
+    /// down). Every call and send that fails because the connection ended
+    /// reports the same. Match on [`IpcError::disconnect_cause`] to decide
+    /// what to do.
     pub async fn closed(&self) -> IpcError {
-        let mut rx = self.shared.closed.clone();
-        let _ = rx.wait_for(|closed| *closed).await;
-        self.shared.closed_reason()
+        self.shared.ended().await
     }
 
     /// The default call timeout.
@@ -944,7 +968,7 @@ impl Connection {
         if let Err(e) = pushed {
             guard.armed = false;
             self.shared.forget(id, false);
-            return Err(self.shared.push_error(channel, e));
+            return Err(self.shared.push_error(channel, e).await);
         }
         // A reply, or the timeout from the sweeper (which has told main
         // to cancel the call).
@@ -1037,7 +1061,10 @@ impl Connection {
                 }
             }
         };
-        pushed.map_err(|e| self.shared.push_error(channel, e))
+        match pushed {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.shared.push_error(channel, e).await),
+        }
     }
 
     /// Waits until every message and call sent so far has been written to
@@ -1047,7 +1074,7 @@ impl Connection {
         if self.shared.out.flushed().await {
             Ok(())
         } else {
-            Err(self.shared.closed_reason())
+            Err(self.shared.ended().await)
         }
     }
 
@@ -1242,7 +1269,13 @@ async fn read_replies(
             biased;
             () = &mut stopped => break dropped(),
             read = reader.fill() => read,
-            () = &mut gave_up => break IpcError::disconnected(DisconnectCause::Lost, "writing to main failed"),
+            () = &mut gave_up => {
+                let why = shared.write_failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                break IpcError::disconnected(
+                    DisconnectCause::Lost,
+                    format!("writing to main failed: {}", why.unwrap_or_default()),
+                );
+            }
         };
         match read {
             Ok(true) => {}
