@@ -775,13 +775,19 @@ pub(crate) fn expand_contract(service: &Service, traced: bool) -> TokenStream {
         let describe = if traced {
             quote! {
                 || {
-                    #[allow(unused_imports)]
-                    use #rt::probe::{Describe as _, DescribeInert as _};
-                    #rt::WireDescription::__of(
-                        ::std::vec![#((&&#rt::probe::Probe::<#arg_types>::NEW).__ipc_describe()),*],
-                        (&&#rt::probe::Probe::<#ok_ty>::NEW).__ipc_describe(),
-                        (&&#rt::probe::Probe::<#err_ty>::NEW).__ipc_describe(),
-                    )
+                    // Described once per process, as the shapes are traced
+                    // once: a renderer that keeps connecting with another
+                    // contract costs main a copy, not a trace.
+                    static __IPC_DESCRIPTION: #rt::OnceLock<#rt::WireDescription> = #rt::OnceLock::new();
+                    ::core::clone::Clone::clone(__IPC_DESCRIPTION.get_or_init(|| {
+                        #[allow(unused_imports)]
+                        use #rt::probe::{Describe as _, DescribeInert as _};
+                        #rt::WireDescription::__of(
+                            ::std::vec![#((&&#rt::probe::Probe::<#arg_types>::NEW).__ipc_describe()),*],
+                            (&&#rt::probe::Probe::<#ok_ty>::NEW).__ipc_describe(),
+                            (&&#rt::probe::Probe::<#err_ty>::NEW).__ipc_describe(),
+                        )
+                    }))
                 }
             }
         } else {

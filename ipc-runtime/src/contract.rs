@@ -48,8 +48,9 @@ pub struct MethodDescriptor {
     pub shapes: fn() -> WireShapes,
     /// Describes the same types as trees, for a handshake mismatch to name
     /// the field, variant or element that differs (the macros generate
-    /// it; it runs only on a mismatch). A descriptor written by hand can
-    /// use [`WireDescription::none`].
+    /// it; it traces once per process, on the first mismatch, and copies
+    /// that after). A descriptor written by hand can use
+    /// [`WireDescription::none`].
     pub describe: fn() -> WireDescription,
 }
 

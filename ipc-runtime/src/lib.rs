@@ -201,7 +201,10 @@
 //! with [`IpcError::Disconnected`] and `api.closed()` returns. A renderer
 //! should end then, for example by running its work in a `tokio::select!`
 //! beside `api.closed()`; one that only listens to events and never looks
-//! keeps running on its own. Renderers also stay in main's process group,
+//! keeps running on its own. The error's [`DisconnectCause`] says why
+//! (`IpcError::disconnect_cause`): main shut down or dropped this renderer
+//! on purpose, dropped it for breaking a limit, failed, or went without a
+//! word (`Lost`: it crashed or was killed). Renderers also stay in main's process group,
 //! so a terminal's Ctrl-C reaches them at the same moment as main: to let
 //! main close them in order (`tokio::signal::ctrl_c`, then
 //! [`Main::close`]), start them in a group of their own with
