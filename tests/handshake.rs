@@ -664,3 +664,59 @@ async fn a_type_changed_under_the_same_name_is_a_mismatch() {
         r#"Transfer { from: "alice", to: "bob", cents: 5 } Memo("rent")"#
     );
 }
+
+/// A main played by hand refuses the renderer with a mismatch whose notes
+/// (main's shapes of the types that differ) the renderer cannot use:
+/// bytes of no known layout, notes far over what it reads, or notes
+/// nested past what its decoder accepts. Each time the renderer still
+/// reports the mismatch, its lines as main wrote them, at once.
+#[tokio::test]
+async fn a_mismatch_whose_notes_cannot_be_read_keeps_its_lines() {
+    use ipc_suite::raw::WireError;
+    // One note (line 0, channel "", no argument names) whose one argument
+    // is `Some` shape nested 100 000 times in shapes of options (variant
+    // 2 of main's shape tree): refused by the decoder's depth limit, not
+    // a stack overflow.
+    let deep = {
+        let mut notes = vec![1u8, 0, 0, 0, 1, 1];
+        notes.extend(std::iter::repeat_n(2u8, 100_000));
+        notes
+    };
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("garbage", b"\xff\xfe not notes".to_vec()),
+        ("oversized", vec![0; 8 << 20]),
+        ("deep", deep),
+    ];
+    for (name, shapes) in cases {
+        let (renderer_end, main_end) = UnixStream::pair().unwrap();
+        let fake_main = tokio::spawn(async move {
+            let mut main = RawPeer { stream: main_end };
+            assert_eq!(main.read().await.unwrap().kind, kind::HELLO);
+            let mut body = vec![kind::REJECTED];
+            body.extend(
+                ipc_runtime::codec::encode_to_vec(&WireError::HandshakeMismatch {
+                    renderer: 1,
+                    main: 2,
+                    differences: vec!["trait `Probe` differs".into()],
+                    shapes: ipc_runtime::Blob::from(shapes),
+                })
+                .unwrap(),
+            );
+            main.frame(&body).await;
+        });
+        let started = std::time::Instant::now();
+        let err = Connection::builder()
+            .connect_as::<ProbeApi>(ipc_runtime::Transport::from_unix(renderer_end))
+            .await
+            .err()
+            .unwrap();
+        fake_main.await.unwrap();
+        match err {
+            IpcError::HandshakeMismatch { differences, .. } => {
+                assert_eq!(differences, ["trait `Probe` differs"], "{name}")
+            }
+            other => panic!("{name}: expected the mismatch, got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "{name}");
+    }
+}

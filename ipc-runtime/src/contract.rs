@@ -624,6 +624,8 @@ pub(crate) struct Mismatch {
 pub(crate) struct ShapeNote {
     pub line: u32,
     pub channel: String,
+    /// Main's names of the arguments, if they differ (empty otherwise).
+    pub arg_names: Vec<String>,
     /// Each argument's shape if the arguments differ (empty otherwise).
     pub args: Vec<Option<crate::shape::Desc>>,
     /// The result's, if it differs.
@@ -636,19 +638,30 @@ pub(crate) struct ShapeNote {
 /// its size does not grow with main's types.
 const NOTED_NODES: usize = 4 * crate::shape::MAX_NODES;
 
+/// A renderer reads main's notes only from a rejection whose notes take at
+/// most this many bytes, and adds at most this many characters to a line:
+/// what a main sends cannot make it spend long or grow its error.
+pub(crate) const NOTES_BYTES: usize = 256 * 1024;
+const DETAIL_CHARS: usize = 400;
+
 /// The differences `mismatch` lists, each that main noted the shapes of
 /// made more precise with what differs inside them, as this renderer
 /// sees it: its own types are described from `services` and compared with
-/// main's.
+/// main's. A line takes one note at most, the first for it; a note for a
+/// line that is not there, or a channel this renderer does not have, is
+/// ignored.
 pub(crate) fn refine(
     mut differences: Vec<String>,
     shapes: &[ShapeNote],
     services: &[&ServiceDescriptor],
 ) -> Vec<String> {
+    let mut refined = vec![false; differences.len()];
     for note in shapes {
-        let Some(line) = differences.get_mut(note.line as usize) else {
+        let line = note.line as usize;
+        if refined.get(line) != Some(&false) {
             continue;
-        };
+        }
+        refined[line] = true;
         let Some(method) = services
             .iter()
             .flat_map(|s| s.methods)
@@ -658,11 +671,7 @@ pub(crate) fn refine(
         };
         let mine = (method.describe)();
         let mut found = Vec::new();
-        if note.args.len() == mine.args.len() {
-            found.extend(note.args.iter().zip(&mine.args).zip(method.args).find_map(
-                |((main, here), arg)| crate::shape::diff(arg.name, main.as_ref()?, here.as_ref()?),
-            ));
-        }
+        found.extend(diff_args(note, &mine.args, method.args));
         let parts = [
             ("result", &note.output, &mine.output),
             ("error", &note.error, &mine.error),
@@ -672,12 +681,52 @@ pub(crate) fn refine(
                 found.extend(crate::shape::diff(root, main, here));
             }
         }
-        for detail in found {
-            line.push_str("; ");
-            line.push_str(&detail);
+        let detail = found.join("; ");
+        if !detail.is_empty() {
+            let line = &mut differences[line];
+            let _ = write!(line, "; {}", Cut(&detail, DETAIL_CHARS));
         }
     }
     differences
+}
+
+/// Where main's arguments (`note`) and this renderer's (`mine`, named by
+/// `args`) differ: their order, if the same names come in another order
+/// (names are not on the wire, so only a reorder that changed the types
+/// is refused), or else the first argument of the same name and place
+/// whose shape differs.
+fn diff_args(
+    note: &ShapeNote,
+    mine: &[Option<crate::shape::Desc>],
+    args: &[ArgDescriptor],
+) -> Option<String> {
+    if note.arg_names.len() != args.len() {
+        return None;
+    }
+    let names: Vec<&str> = args.iter().map(|a| a.name).collect();
+    if note.arg_names != names {
+        let mut sorted_main: Vec<&str> = note.arg_names.iter().map(String::as_str).collect();
+        let mut sorted_here = names.clone();
+        sorted_main.sort_unstable();
+        sorted_here.sort_unstable();
+        return (sorted_main == sorted_here).then(|| {
+            format!(
+                "the arguments are in another order: main's `{}`, this renderer's `{}`",
+                note.arg_names.join(", "),
+                names.join(", ")
+            )
+        });
+    }
+    if note.args.len() != mine.len() {
+        return None;
+    }
+    note.args
+        .iter()
+        .zip(mine)
+        .zip(args)
+        .find_map(|((main, here), arg)| {
+            crate::shape::diff(arg.name, main.as_ref()?, here.as_ref()?)
+        })
 }
 
 /// Checks a renderer's services against main's, on the channels `visible`
@@ -777,14 +826,19 @@ pub(crate) fn compare_visible(
                         "trait `{name}`: channel `{channel}` has a different signature: not the same {listed}"
                     )
                     });
-                    if differences.listed() > listed {
-                        if let Some(signature) = m.signatures.get(i) {
-                            let note =
-                                note_shapes(listed, channel, signature, parts, &m.methods[i].1);
-                            noted_nodes += note.nodes();
-                            if noted_nodes <= NOTED_NODES {
-                                shapes.push(note);
-                            }
+                    // Noted while room is left: past `NOTED_NODES`, no
+                    // more descriptions are even copied.
+                    let signature = m.signatures.get(i);
+                    if let (true, true, Some(signature)) = (
+                        differences.listed() > listed,
+                        noted_nodes < NOTED_NODES,
+                        signature,
+                    ) {
+                        let note = note_shapes(listed, channel, signature, parts, &m.methods[i].1);
+                        let nodes = note.nodes();
+                        if noted_nodes + nodes <= NOTED_NODES {
+                            noted_nodes += nodes;
+                            shapes.push(note);
                         }
                     }
                 }
@@ -828,6 +882,11 @@ fn note_shapes(
     ShapeNote {
         line: line as u32,
         channel: channel.to_string(),
+        arg_names: if differs(1) {
+            signature.args.iter().map(|a| a.name.to_string()).collect()
+        } else {
+            Vec::new()
+        },
         args: if differs(1) {
             described.args
         } else {
@@ -1173,9 +1232,10 @@ mod tests {
         assert_eq!((first.output.as_ref(), first.error.as_ref()), (None, None));
     }
 
-    /// A renderer refines only the lines a note fits: one for a line that
-    /// is not there, a channel it does not have, or another number of
-    /// arguments leaves the differences as main wrote them.
+    /// A renderer refines only the lines a note fits, each once: a note
+    /// for a line that is not there, a line already refined, a channel it
+    /// does not have, or another number of arguments leaves the line as
+    /// main wrote it; and what it adds is bounded.
     #[test]
     fn a_renderer_refines_only_the_lines_a_note_fits() {
         fn narrower() -> WireDescription {
@@ -1194,26 +1254,86 @@ mod tests {
             namespace: "notes",
             methods: &MINE,
         };
-        let note = |line, channel: &str, args| ShapeNote {
+        let note = |line, channel: &str, args: Vec<Option<crate::shape::Desc>>| ShapeNote {
             line,
             channel: channel.into(),
+            arg_names: vec!["id".into(); args.len()],
             args,
             output: None,
             error: None,
         };
         let lines = vec!["a".to_string(), "b".to_string()];
         let main_side = vec![Some(wide_struct(3))];
+        let mut notes_sent = vec![
+            note(1, "notes:get", main_side.clone()),
+            note(7, "notes:get", main_side.clone()),
+            note(0, "notes:other", main_side.clone()),
+            note(0, "notes:get", vec![None, None]),
+            note(0, "notes:get", main_side.clone()),
+        ];
+        // As many more for line 1 as a hostile main likes: one is read.
+        notes_sent.extend((0..100_000).map(|_| note(1, "notes:get", main_side.clone())));
+        let refined = refine(lines.clone(), &notes_sent, &[&notes]);
+        assert_eq!(refined, ["a", "b; at `id`, field `f2` only in main's"]);
+
+        // A detail of a struct whose fields are all different is cut.
+        let named = |prefix: &str| {
+            crate::shape::Desc::Struct(
+                (0..200)
+                    .map(|i| (format!("{prefix}{i}"), crate::shape::Desc::Unit))
+                    .collect(),
+            )
+        };
         let refined = refine(
-            lines.clone(),
-            &[
-                note(1, "notes:get", main_side.clone()),
-                note(7, "notes:get", main_side.clone()),
-                note(0, "notes:other", main_side.clone()),
-                note(0, "notes:get", vec![None, None]),
-            ],
+            vec!["c".into()],
+            &[note(0, "notes:get", vec![Some(named("main_only_field_"))])],
             &[&notes],
         );
-        assert_eq!(refined, ["a", "b; at `id`, field `f2` only in main's"]);
+        assert!(
+            refined[0].chars().count() <= 3 + DETAIL_CHARS + 1,
+            "{}",
+            refined[0]
+        );
+        assert!(refined[0].ends_with('…'), "{}", refined[0]);
+    }
+
+    /// The same arguments in another order (which changes their types on
+    /// the wire) are named as such, not compared by place.
+    #[test]
+    fn arguments_in_another_order_are_named() {
+        static MINE: [MethodDescriptor; 1] = [MethodDescriptor {
+            args: &[
+                ArgDescriptor {
+                    name: "label",
+                    ty: "String",
+                },
+                ArgDescriptor {
+                    name: "count",
+                    ty: "u32",
+                },
+            ],
+            ..GET
+        }];
+        let notes = ServiceDescriptor {
+            name: "Notes",
+            namespace: "notes",
+            methods: &MINE,
+        };
+        let prim = |name: &str| Some(crate::shape::Desc::Prim(name.into()));
+        let swapped = ShapeNote {
+            line: 0,
+            channel: "notes:get".into(),
+            arg_names: vec!["count".into(), "label".into()],
+            args: vec![prim("u32"), prim("str")],
+            output: None,
+            error: None,
+        };
+        // Descriptions only matter once the names agree.
+        let refined = refine(vec!["x".into()], &[swapped], &[&notes]);
+        assert_eq!(
+            refined,
+            ["x; the arguments are in another order: main's `count, label`, this renderer's `label, count`"]
+        );
     }
 
     #[test]

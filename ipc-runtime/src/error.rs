@@ -130,10 +130,15 @@ pub enum IpcError {
         /// The fingerprint of main's contracts over the same channels.
         main: u64,
         /// Each service or channel that differs, in words. On the
-        /// renderer, a type that changed under the same name is followed
-        /// by where it differs: "…; at `transfer.cents`, main's is `u64`
-        /// and this renderer's `i64`" (main's own record names the types
-        /// only: it has not seen the renderer's).
+        /// renderer, a type that changed under the same name is followed,
+        /// where that can be told, by where it differs: "…; at
+        /// `transfer.cents`, main's is `u64` and this renderer's `i64`".
+        /// It cannot for types that cannot be traced (see
+        /// [`WireShapes`](crate::WireShapes)), arguments added or removed
+        /// (main's list is quoted), a difference past the first 512 nodes
+        /// of a type or 24 levels deep, or lines past the first few that
+        /// differ in large types. Main's own record names the types only:
+        /// it has not seen the renderer's.
         differences: Vec<String>,
     },
     /// The renderer was built with an API that reaches channels main's
@@ -447,8 +452,10 @@ pub(crate) enum WireError {
         differences: Vec<String>,
         /// Main's shapes of the types that differ (since protocol 6), for
         /// the renderer to say what inside them does
-        /// ([`crate::contract::refine`]).
-        shapes: Vec<crate::contract::ShapeNote>,
+        /// ([`crate::contract::refine`]): a `Vec<ShapeNote>`, encoded
+        /// apart, so that a renderer that cannot read it still reads the
+        /// rest of the refusal.
+        shapes: crate::Blob,
     },
     ProtocolMismatch {
         renderer: u16,
@@ -574,7 +581,7 @@ impl From<&IpcError> for WireError {
                 renderer,
                 main,
                 differences,
-                shapes: Vec::new(),
+                shapes: crate::Blob::new(),
             },
             IpcError::ProtocolMismatch { renderer, main } => {
                 WireError::ProtocolMismatch { renderer, main }

@@ -93,8 +93,12 @@ pub(crate) fn describe<T: DeserializeOwned>() -> Option<Desc> {
     stacker::grow(TRACE_STACK, || {
         std::panic::catch_unwind(|| {
             let (state, top) = traced::<T>()?;
-            let mut budget = desc::MAX_NODES;
-            Some(state.describe(&top, &mut budget, &mut Vec::new()))
+            let mut at = Describing {
+                budget: desc::MAX_NODES,
+                depth: 0,
+                defined: Vec::new(),
+            };
+            Some(state.describe(&top, &mut at))
         })
         .ok()
         .flatten()
@@ -119,8 +123,16 @@ fn traced<T: DeserializeOwned>() -> Option<(State, Node)> {
     None
 }
 
+/// Where [`State::describe`] is: the nodes it may still describe, how
+/// deep it is, and the enum occurrences it is inside.
+struct Describing<'s> {
+    budget: usize,
+    depth: usize,
+    defined: Vec<&'s Site>,
+}
+
 /// What was recorded of one value.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Node {
     /// A primitive, by serde's name for it (`u8`, `str`, `bytes`, …).
     Prim(&'static str),
@@ -160,6 +172,15 @@ struct EnumSeen {
     variants: BTreeMap<u32, Variant>,
     /// Variants chosen in this or an earlier pass (seen, or being seen).
     claimed: Vec<u32>,
+}
+
+impl Node {
+    /// Whether `self` and `other` were recorded alike. Two enums are alike
+    /// only as the same occurrence: elements of an array of enums are not
+    /// (each is a place of its own, see [`Site`]).
+    fn same(&self, other: &Node) -> bool {
+        self == other
+    }
 }
 
 impl EnumSeen {
@@ -481,49 +502,50 @@ impl State {
         }
     }
 
-    /// `node` as a [`Desc`], spending one of `budget` per node; an enum
+    /// `node` as a [`Desc`], spending one of `at.budget` per node, and
+    /// [`Desc::Skipped`] past [`desc::MAX_DEPTH`] levels; an enum
     /// occurrence met again inside itself is a reference to its type, as
     /// in [`State::hash`].
-    fn describe<'s>(
-        &'s self,
-        node: &'s Node,
-        budget: &mut usize,
-        defined: &mut Vec<&'s Site>,
-    ) -> Desc {
-        if *budget == 0 {
+    fn describe<'s>(&'s self, node: &'s Node, at: &mut Describing<'s>) -> Desc {
+        if at.budget == 0 || at.depth >= desc::MAX_DEPTH {
             return Desc::Skipped;
         }
-        *budget -= 1;
-        let all =
-            |parts: &'s [Node], budget: &mut usize, defined: &mut Vec<&'s Site>| -> Vec<Desc> {
-                parts
-                    .iter()
-                    .map(|p| self.describe(p, budget, defined))
-                    .collect()
-            };
+        at.budget -= 1;
+        at.depth += 1;
+        let described = self.describe_here(node, at);
+        at.depth -= 1;
+        described
+    }
+
+    fn describe_here<'s>(&'s self, node: &'s Node, at: &mut Describing<'s>) -> Desc {
+        let all = |parts: &'s [Node], at: &mut Describing<'s>| -> Vec<Desc> {
+            parts.iter().map(|p| self.describe(p, at)).collect()
+        };
         match node {
             // Bincode writes a `Vec<u8>` and a byte buffer alike.
             Node::Prim("bytes") => Desc::Seq(Box::new(Desc::Prim("u8".into()))),
             Node::Prim(name) => Desc::Prim(name.to_string()),
             Node::Unit => Desc::Unit,
-            Node::Option(inner) => Desc::Option(Box::new(self.describe(inner, budget, defined))),
-            Node::Seq(inner) => Desc::Seq(Box::new(self.describe(inner, budget, defined))),
+            Node::Option(inner) => Desc::Option(Box::new(self.describe(inner, at))),
+            Node::Seq(inner) => Desc::Seq(Box::new(self.describe(inner, at))),
             Node::Map(key, value) => Desc::Map(
-                Box::new(self.describe(key, budget, defined)),
-                Box::new(self.describe(value, budget, defined)),
+                Box::new(self.describe(key, at)),
+                Box::new(self.describe(value, at)),
             ),
-            Node::Tuple(parts) => Desc::Tuple(all(parts, budget, defined)),
-            Node::Struct(fields, parts) => {
-                Desc::Struct(self.describe_fields(fields, parts, budget, defined))
+            // Elements all alike (an array): described once.
+            Node::Tuple(parts) if parts.len() > 1 && parts.iter().all(|p| p.same(&parts[0])) => {
+                Desc::Array(Box::new(self.describe(&parts[0], at)), parts.len() as u32)
             }
+            Node::Tuple(parts) => Desc::Tuple(all(parts, at)),
+            Node::Struct(fields, parts) => Desc::Struct(self.describe_fields(fields, parts, at)),
             Node::Recursive(name) => Desc::Recursive(name.to_string()),
             Node::Skipped => Desc::Skipped,
             Node::Enum(site) => {
                 let (name, variants) = site.0;
-                if defined.contains(&site) {
+                if at.defined.contains(&site) {
                     return Desc::Recursive(name.to_string());
                 }
-                defined.push(site);
+                at.defined.push(site);
                 let seen = self.enums.get(site);
                 let described = variants
                     .iter()
@@ -533,19 +555,17 @@ impl State {
                             None => VariantDesc::Unseen,
                             Some(Variant::Unit) => VariantDesc::Unit,
                             Some(Variant::Newtype(inner)) => {
-                                VariantDesc::Newtype(self.describe(inner, budget, defined))
+                                VariantDesc::Newtype(self.describe(inner, at))
                             }
-                            Some(Variant::Tuple(parts)) => {
-                                VariantDesc::Tuple(all(parts, budget, defined))
+                            Some(Variant::Tuple(parts)) => VariantDesc::Tuple(all(parts, at)),
+                            Some(Variant::Struct(fields, parts)) => {
+                                VariantDesc::Struct(self.describe_fields(fields, parts, at))
                             }
-                            Some(Variant::Struct(fields, parts)) => VariantDesc::Struct(
-                                self.describe_fields(fields, parts, budget, defined),
-                            ),
                         };
                         (variant.to_string(), content)
                     })
                     .collect();
-                defined.pop();
+                at.defined.pop();
                 Desc::Enum(name.to_string(), described)
             }
         }
@@ -555,15 +575,14 @@ impl State {
         &'s self,
         fields: &[&str],
         parts: &'s [Node],
-        budget: &mut usize,
-        defined: &mut Vec<&'s Site>,
+        at: &mut Describing<'s>,
     ) -> Vec<(String, Desc)> {
         parts
             .iter()
             .enumerate()
             .map(|(i, part)| {
                 let name = fields.get(i).copied().unwrap_or("?").to_string();
-                (name, self.describe(part, budget, defined))
+                (name, self.describe(part, at))
             })
             .collect()
     }
@@ -983,6 +1002,62 @@ mod tests {
             super::describe::<serde_bytes::ByteBuf>(),
             super::describe::<Vec<u8>>()
         );
+    }
+
+    /// Arrays are described once per element type, so that one does not
+    /// spend the node budget before the fields after it are reached.
+    #[test]
+    fn an_array_does_not_hide_the_fields_after_it() {
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Image<C> {
+            pixels: [[u8; 32]; 20],
+            cents: C,
+        }
+        let main = super::describe::<Image<u64>>().unwrap();
+        assert!(main.nodes() < 10, "{main:?}");
+        assert_eq!(main.render(), "{pixels: [[u8; 32]; 20], cents: u64}");
+        let here = super::describe::<Image<i64>>().unwrap();
+        assert_eq!(
+            super::diff("image", &main, &here).as_deref(),
+            Some("at `image.cents`, main's is `u64` and this renderer's `i64`")
+        );
+    }
+
+    /// However deep a type nests, its description stops at `MAX_DEPTH`, so
+    /// that main's notes always decode on the renderer (whose decoder
+    /// refuses values nested more than 128 levels).
+    #[test]
+    fn a_deep_type_is_described_to_a_depth_the_renderer_can_decode() {
+        // `Option<Vec<` once per `1`.
+        macro_rules! nest {
+            ($t:ty;) => { $t };
+            ($t:ty; 1 $($rest:tt)*) => { nest!(Option<Vec<$t>>; $($rest)*) };
+        }
+        // 60 levels of options and sequences.
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Deep(nest!(u8; 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1));
+        let described = super::describe::<Deep>().unwrap();
+        fn depth(d: &super::Desc) -> usize {
+            match d {
+                super::Desc::Option(inner) | super::Desc::Seq(inner) => 1 + depth(inner),
+                super::Desc::Skipped => 0,
+                _ => 1,
+            }
+        }
+        assert_eq!(depth(&described), super::desc::MAX_DEPTH);
+        let note = crate::contract::ShapeNote {
+            line: 0,
+            channel: "deep:channel".into(),
+            arg_names: vec!["deep".into()],
+            args: vec![Some(described.clone())],
+            output: Some(described.clone()),
+            error: Some(described),
+        };
+        let wire = crate::codec::encode_to_vec(&vec![note.clone()]).unwrap();
+        let back: Vec<crate::contract::ShapeNote> = crate::codec::decode(&wire).unwrap();
+        assert_eq!(back, [note]);
     }
 
     /// Every variant of an enum is described, and a recursive type ends.

@@ -222,6 +222,8 @@ pub enum WireError {
         renderer: u64,
         main: u64,
         differences: Vec<String>,
+        /// Main's shapes of the types that differ, encoded apart.
+        shapes: ipc_runtime::Blob,
     },
     ProtocolMismatch {
         renderer: u16,

@@ -504,7 +504,11 @@ async fn reject(
 ) {
     let mut wire = WireError::from(error);
     if let WireError::HandshakeMismatch { shapes: sent, .. } = &mut wire {
-        *sent = shapes;
+        // Bounded by `NOTED_NODES`; should it fail to encode, the refusal
+        // goes without it.
+        *sent = crate::codec::encode_to_vec(&shapes)
+            .map(crate::Blob::from)
+            .unwrap_or_default();
     }
     let rejected = Frame::Rejected(wire);
     let _ = tokio::time::timeout(capped(timeout), write_now(writer, rejected)).await;

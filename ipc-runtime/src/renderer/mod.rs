@@ -257,11 +257,21 @@ impl ConnectionBuilder {
                 main,
                 differences,
                 shapes,
-            } => IpcError::HandshakeMismatch {
-                renderer,
-                main,
-                differences: crate::contract::refine(differences, &shapes, &self.services),
-            },
+            } => {
+                // Main's notes, if this renderer can read them (a size it
+                // accepts, a layout it knows): without them, the lines
+                // stay as main wrote them.
+                let notes: Vec<crate::contract::ShapeNote> = (shapes.len()
+                    <= crate::contract::NOTES_BYTES)
+                    .then(|| codec::decode(&shapes).ok())
+                    .flatten()
+                    .unwrap_or_default();
+                IpcError::HandshakeMismatch {
+                    renderer,
+                    main,
+                    differences: crate::contract::refine(differences, &notes, &self.services),
+                }
+            }
             other => other.into_ipc(),
         }
     }

@@ -7,9 +7,15 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-/// How many nodes a description holds at most; what lies beyond is
+/// How many nodes of a value are described at most; what lies beyond is
 /// [`Desc::Skipped`]. Keeps a handshake rejection small whatever the types.
 pub(crate) const MAX_NODES: usize = 512;
+
+/// How deeply nested a description goes at most; what lies deeper is
+/// [`Desc::Skipped`]. The renderer decodes main's descriptions through the
+/// codec's guard, which refuses values nested more than 128 levels (each
+/// level of a description takes two or three).
+pub(crate) const MAX_DEPTH: usize = 24;
 
 /// What [`Desc::render`] writes at most, in characters.
 const RENDERED_CHARS: usize = 120;
@@ -28,6 +34,9 @@ pub(crate) enum Desc {
     Map(Box<Desc>, Box<Desc>),
     /// A tuple, tuple struct or array; a newtype struct is its content.
     Tuple(Vec<Desc>),
+    /// A tuple of this many elements of one shape (an array, say), so that
+    /// `[[u8; 32]; 32]` takes two nodes, not a thousand.
+    Array(Box<Desc>, u32),
     Struct(Vec<(String, Desc)>),
     /// An enum: its type's name (shown, not compared) and its variants.
     Enum(String, Vec<(String, VariantDesc)>),
@@ -49,14 +58,14 @@ pub(crate) enum VariantDesc {
 }
 
 impl Desc {
-    /// How many nodes it holds.
+    /// How many nodes it holds, [`Desc::Skipped`] ones included.
     pub(crate) fn nodes(&self) -> usize {
         let all = |parts: &[Desc]| parts.iter().map(Desc::nodes).sum::<usize>();
         let fields =
             |fields: &[(String, Desc)]| fields.iter().map(|(_, d)| d.nodes()).sum::<usize>();
         1 + match self {
             Desc::Prim(_) | Desc::Unit | Desc::Recursive(_) | Desc::Skipped => 0,
-            Desc::Option(inner) | Desc::Seq(inner) => inner.nodes(),
+            Desc::Option(inner) | Desc::Seq(inner) | Desc::Array(inner, _) => inner.nodes(),
             Desc::Map(key, value) => key.nodes() + value.nodes(),
             Desc::Tuple(parts) => all(parts),
             Desc::Struct(list) => fields(list),
@@ -117,6 +126,11 @@ impl Desc {
                 write_list(out, parts.iter().map(|p| (None, p)));
                 out.push(')');
             }
+            Desc::Array(item, len) => {
+                out.push('[');
+                item.write(out);
+                let _ = write!(out, "; {len}]");
+            }
             Desc::Struct(fields) => write_fields(out, fields),
             Desc::Enum(name, _) => {
                 let _ = write!(out, "enum {name}");
@@ -174,8 +188,12 @@ fn diff_at(at: &Path, main: &Desc, here: &Desc) -> Option<String> {
         (Desc::Option(a), Desc::Option(b)) => diff_at(at, a, b),
         (Desc::Seq(a), Desc::Seq(b)) => diff_at(&at.with("[_]"), a, b),
         (Desc::Map(ka, va), Desc::Map(kb, vb)) => {
-            diff_at(&at.with(".key"), ka, kb).or_else(|| diff_at(&at.with(".value"), va, vb))
+            diff_at(&at.with("[key]"), ka, kb).or_else(|| diff_at(&at.with("[_]"), va, vb))
         }
+        (Desc::Array(_, n), Desc::Array(_, m)) if n != m => Some(format!(
+            "at `{path}`, main's has {n} elements and this renderer's {m}"
+        )),
+        (Desc::Array(a, _), Desc::Array(b, _)) => diff_at(&at.with("[_]"), a, b),
         (Desc::Tuple(a), Desc::Tuple(b)) if a.len() != b.len() => Some(format!(
             "at `{path}`, main's has {} elements and this renderer's {}",
             a.len(),
@@ -368,7 +386,7 @@ mod tests {
         let map = |v| Desc::Map(Box::new(prim("str")), Box::new(v));
         assert_eq!(
             diff("by_name", &map(prim("u8")), &map(prim("u16"))).as_deref(),
-            Some("at `by_name.value`, main's is `u8` and this renderer's `u16`")
+            Some("at `by_name[_]`, main's is `u8` and this renderer's `u16`")
         );
         let pair = |b| Desc::Tuple(vec![prim("u8"), b]);
         assert_eq!(
