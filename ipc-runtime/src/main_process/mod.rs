@@ -1072,6 +1072,7 @@ impl Main {
                     .unzip::<_, _, Vec<_>, Vec<_>>()
             })
         };
+        let mut thread = None;
         if let Some((conns, ended)) = first {
             // Nothing here runs user code (a `tracing` layer) until the
             // waiting part is under way, so that a panic cannot leave main
@@ -1086,7 +1087,7 @@ impl Main {
             // it is aborted with its renderer's other calls) and whatever
             // runtime polled it, and every call waits for it.
             let finishing = Finished(Arc::clone(inner));
-            let _ = std::thread::Builder::new()
+            thread = std::thread::Builder::new()
                 .name("ipc-main-close".into())
                 .spawn(move || {
                     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1095,8 +1096,10 @@ impl Main {
                     if let Ok(runtime) = runtime {
                         runtime.block_on(finishing.0.finish_closing(ended));
                     }
+                    // Last: once it is done, the thread only ends.
                     drop(finishing);
-                });
+                })
+                .ok();
             if !conns.is_empty() {
                 tracing::info!(
                     renderers = conns.len(),
@@ -1105,10 +1108,17 @@ impl Main {
             }
         }
         // A `send` handler calling this is not waited for.
-        let _ = inner
+        let done = inner
             .send_tasks
             .closing(finished.wait_for(|finished| *finished))
-            .await;
+            .await
+            .is_ok();
+        // The work is done and its runtime dropped: the thread is ending,
+        // and is joined (a few microseconds at most), so that nothing of it
+        // outlives the first `close` call.
+        if let (true, Some(thread)) = (done, thread) {
+            let _ = thread.join();
+        }
     }
 
     /// Whether [`Main::close`] was called.
