@@ -978,7 +978,8 @@ impl Connection {
         if let Err(e) = pushed {
             guard.armed = false;
             self.shared.forget(id, false);
-            return Err(self.shared.push_error(channel, e).await);
+            // Boxed: a rare wait that would otherwise enlarge every call.
+            return Err(Box::pin(self.shared.push_error(channel, e)).await);
         }
         // A reply, or the timeout from the sweeper (which has told main
         // to cancel the call).
@@ -1073,7 +1074,8 @@ impl Connection {
         };
         match pushed {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.shared.push_error(channel, e).await),
+            // Boxed: a rare wait that would otherwise enlarge every send.
+            Err(e) => Err(Box::pin(self.shared.push_error(channel, e)).await),
         }
     }
 
