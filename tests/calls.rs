@@ -1176,3 +1176,113 @@ mod sends_held_at_close {
         );
     }
 }
+
+/// A write half that starts failing on demand, and then never shuts (nor
+/// closes when dropped: it is leaked), so that a renderer's writer dies
+/// while main's reading, and so the renderer's, go on.
+struct Breakable<W> {
+    inner: std::mem::ManuallyDrop<W>,
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Breakable<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.broken.load(Ordering::SeqCst) {
+            return std::task::Poll::Ready(Err(std::io::Error::other("broken on purpose")));
+        }
+        std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Once a renderer's writing has failed, but its reading goes on (a
+/// transport of two pipes, main's still open), a call or send that finds
+/// the queue closed waits for the connection's end only as long as its own
+/// timeout: not the second the reader gives a dead writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_writing_failed_calls_fail_within_their_timeout() {
+    let (main, _) = probe_main();
+    let (main_out, renderer_in) = tokio::io::duplex(256 * 1024);
+    let (renderer_out, main_in) = tokio::io::duplex(256 * 1024);
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renderer = Transport::new(
+        renderer_in,
+        Breakable {
+            inner: std::mem::ManuallyDrop::new(renderer_out),
+            broken: Arc::clone(&broken),
+        },
+    );
+    let (accepted, api) = tokio::join!(
+        main.accept::<ProbeApi>(Transport::new(main_in, main_out), "r"),
+        Connection::builder()
+            .call_timeout(Duration::from_millis(50))
+            .connect_as::<ProbeApi>(renderer)
+    );
+    accepted.unwrap();
+    let api = api.unwrap();
+    broken.store(true, Ordering::SeqCst);
+    // Written by the writer, which fails on it.
+    let _ = api.probe.record(1).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let started = std::time::Instant::now();
+    let call = api.probe.add(1, 2).await;
+    assert!(call.is_err(), "{call:?}");
+    let sent = api.probe.record(2).await;
+    assert!(sent.is_err(), "{sent:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A frame from main over the renderer's limit ends the connection as a
+/// disconnection, saying so (it was reported as `FrameTooLarge`, the error
+/// of one call, with no cause to match on).
+#[tokio::test]
+async fn a_frame_from_main_over_the_renderers_limit_ends_the_connection() {
+    let (renderer_end, main_end) = tokio::net::UnixStream::pair().unwrap();
+    let fake_main = tokio::spawn(async move {
+        let mut main = RawPeer { stream: main_end };
+        assert_eq!(main.read().await.unwrap().kind, kind::HELLO);
+        main.frame(&welcome_body(1, "fake", 1 << 20, 8)).await;
+        // 8 KiB announced; the renderer accepts 4 KiB.
+        main.bytes(&[0, 0, 0x20, 0, kind::EVENT]).await;
+        main
+    });
+    let api = Connection::builder()
+        .max_frame_size(4096)
+        .connect_as::<ProbeApi>(Transport::from_unix(renderer_end))
+        .await
+        .unwrap();
+    let _main = fake_main.await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), api.closed())
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.disconnect_cause(),
+        Some(DisconnectCause::Lost),
+        "{ended}"
+    );
+    assert!(
+        ended
+            .to_string()
+            .contains("main sent a frame of 8192 bytes, over the 4096 bytes this renderer accepts"),
+        "{ended}"
+    );
+}

@@ -57,7 +57,7 @@ async fn a_renderer_from_another_contract_gets_a_mismatch_naming_the_channels() 
     assert_ne!(renderer, main_fp);
     assert!(
         differences.contains(
-            &"trait `Probe`: channel `probe:echo` has a different signature: not the same result type (main's: `String`); at `result`, main's is `String` and this renderer's `u32`".to_string()
+            &"trait `Probe`: channel `probe:echo` has a different signature: not the same result type (main's: `String`); `result` is `u32` in this renderer's".to_string()
         ),
         "{differences:?}"
     );
@@ -165,7 +165,7 @@ async fn a_narrow_renderer_learns_nothing_of_channels_beyond_its_grant() {
     };
     assert_eq!(
         differences,
-        &["trait `Probe`: channel `probe:echo` has a different signature: not the same result type (main's: `String`); at `result`, main's is `String` and this renderer's `u32`"]
+        &["trait `Probe`: channel `probe:echo` has a different signature: not the same result type (main's: `String`); `result` is `u32` in this renderer's"]
     );
 }
 

@@ -437,6 +437,9 @@ pub(crate) struct Inner {
     pub(crate) send_tasks: Arc<send_tasks::SendTasks>,
     /// Set once [`Main::close`]'s work is done, which every call waits for.
     close_finished: tokio::sync::watch::Sender<bool>,
+    /// The thread `Main::close` does its waiting on, for the first call
+    /// that sees the work done to join.
+    close_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// Logs handshake refusals: the first in any second at `WARN` (with how
@@ -785,6 +788,7 @@ impl Main {
             warned_abandoned: AtomicBool::new(false),
             send_tasks: Arc::default(),
             close_finished: tokio::sync::watch::channel(false).0,
+            close_thread: Mutex::default(),
         });
         MainBuilder {
             inner: AbandonUnbuilt(inner),
@@ -1072,7 +1076,6 @@ impl Main {
                     .unzip::<_, _, Vec<_>, Vec<_>>()
             })
         };
-        let mut thread = None;
         if let Some((conns, ended)) = first {
             // Nothing here runs user code (a `tracing` layer) until the
             // waiting part is under way, so that a panic cannot leave main
@@ -1087,7 +1090,7 @@ impl Main {
             // it is aborted with its renderer's other calls) and whatever
             // runtime polled it, and every call waits for it.
             let finishing = Finished(Arc::clone(inner));
-            thread = std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name("ipc-main-close".into())
                 .spawn(move || {
                     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1100,6 +1103,7 @@ impl Main {
                     drop(finishing);
                 })
                 .ok();
+            *inner.close_thread.lock().unwrap_or_else(|e| e.into_inner()) = thread;
             if !conns.is_empty() {
                 tracing::info!(
                     renderers = conns.len(),
@@ -1114,9 +1118,19 @@ impl Main {
             .await
             .is_ok();
         // The work is done and its runtime dropped: the thread is ending,
-        // and is joined (a few microseconds at most), so that nothing of it
-        // outlives the first `close` call.
-        if let (true, Some(thread)) = (done, thread) {
+        // and is joined (a few microseconds at most) by the first call that
+        // gets here (the first `close`, unless it was dropped), so that
+        // nothing of it outlives that call or any later one.
+        let thread = done
+            .then(|| {
+                inner
+                    .close_thread
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+            })
+            .flatten();
+        if let Some(thread) = thread {
             let _ = thread.join();
         }
     }

@@ -704,10 +704,19 @@ impl Shared {
     /// closed queue means the connection is ending (its writer failed, or
     /// it was closed): the reason it ends with, once it has, so that every
     /// call and send agree with `Connection::closed` (the reader may still
-    /// have main's farewell to read).
-    async fn push_error(&self, channel: &str, e: PushError) -> IpcError {
+    /// have main's farewell to read); waited for until `deadline` at most
+    /// (the call's, or the send's timeout), then what is known by then.
+    async fn push_error(
+        &self,
+        channel: &str,
+        e: PushError,
+        deadline: tokio::time::Instant,
+    ) -> IpcError {
         match e {
-            PushError::Closed => self.ended().await,
+            PushError::Closed => {
+                let ended = self.timer(|| tokio::time::timeout_at(deadline, self.ended()));
+                ended.await.unwrap_or_else(|_| self.closed_reason())
+            }
             e => e.into_ipc(channel, || self.closed_reason()),
         }
     }
@@ -979,7 +988,7 @@ impl Connection {
             guard.armed = false;
             self.shared.forget(id, false);
             // Boxed: a rare wait that would otherwise enlarge every call.
-            return Err(Box::pin(self.shared.push_error(channel, e)).await);
+            return Err(Box::pin(self.shared.push_error(channel, e, deadline)).await);
         }
         // A reply, or the timeout from the sweeper (which has told main
         // to cancel the call).
@@ -1075,7 +1084,10 @@ impl Connection {
         match pushed {
             Ok(()) => Ok(()),
             // Boxed: a rare wait that would otherwise enlarge every send.
-            Err(e) => Err(Box::pin(self.shared.push_error(channel, e)).await),
+            Err(e) => {
+                let deadline = tokio::time::Instant::now() + capped(timeout);
+                Err(Box::pin(self.shared.push_error(channel, e, deadline)).await)
+            }
         }
     }
 
@@ -1258,7 +1270,7 @@ async fn read_replies(
                     }
                 },
                 Ok(None) => break None,
-                Err(e) => break Some(e.into_ipc()),
+                Err(e) => break Some(unreadable(e)),
             }
         };
         complete(&shared, &mut replies, &mut wake);
@@ -1336,6 +1348,22 @@ impl Drop for EndOnDrop {
             DisconnectCause::ClosedHere,
             "the tokio runtime this connection was made on shut down",
         ));
+    }
+}
+
+/// Why a frame from main could not be read, as the connection's end: a
+/// frame over this renderer's limit ends it (nothing after it can be
+/// found), a disconnection like the others.
+fn unreadable(e: StreamError) -> IpcError {
+    match e {
+        StreamError::TooLarge { size, limit } => IpcError::disconnected(
+            DisconnectCause::Lost,
+            format!(
+                "main sent a frame of {size} bytes, over the {limit} bytes this renderer accepts \
+                 (`ConnectionBuilder::max_frame_size`); nothing after it could be read"
+            ),
+        ),
+        other => other.into_ipc(),
     }
 }
 

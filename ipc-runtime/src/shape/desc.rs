@@ -161,11 +161,12 @@ fn write_list<'a>(out: &mut String, items: impl Iterator<Item = (Option<&'a str>
 
 /// Where in a value a difference is, as a path from its root: `transfer`,
 /// `transfer.cents`, `items[_].price`, `notice::Refund.0`.
-struct Path(String);
+/// `root` while no step has been taken.
+struct Path(String, bool);
 
 impl Path {
     fn with(&self, step: impl std::fmt::Display) -> Path {
-        Path(format!("{}{step}", self.0))
+        Path(format!("{}{step}", self.0), false)
     }
 }
 
@@ -178,7 +179,7 @@ impl Path {
 /// at `transfer.cents`, main's is `u64` and this renderer's `i64`
 /// ```
 pub(crate) fn diff(root: &str, main: &Desc, here: &Desc) -> Option<String> {
-    diff_at(&Path(root.to_string()), main, here)
+    diff_at(&Path(root.to_string(), true), main, here)
 }
 
 fn diff_at(at: &Path, main: &Desc, here: &Desc) -> Option<String> {
@@ -207,6 +208,11 @@ fn diff_at(at: &Path, main: &Desc, here: &Desc) -> Option<String> {
         (Desc::Struct(a), Desc::Struct(b)) => diff_fields(at, "field", a, b),
         (Desc::Enum(_, a), Desc::Enum(_, b)) => diff_variants(at, a, b),
         _ if main == here => None,
+        // The line already quotes main's type for the whole value.
+        _ if at.1 => Some(format!(
+            "`{path}` is `{}` in this renderer's",
+            here.render()
+        )),
         _ => Some(format!(
             "at `{path}`, main's is `{}` and this renderer's `{}`",
             main.render(),
