@@ -25,13 +25,28 @@ fn close_threads() -> usize {
 /// to the `handshake` fuzz target's leak checker once in its 10^6 runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_close_thread_outlives_close() {
-    for round in 0..200 {
+    for round in 0..600 {
         let (main, _) = probe_main();
         let api = connect_memory(&main, "r").await.unwrap();
-        if round % 2 == 1 {
+        match round % 3 {
             // A first call dropped once its thread is started: the next
             // call to finish joins it.
-            let _ = tokio::time::timeout(Duration::ZERO, main.close()).await;
+            1 => {
+                let _ = tokio::time::timeout(Duration::ZERO, main.close()).await;
+            }
+            // A second call at the same time: whichever does not join waits
+            // for the other's join.
+            2 => {
+                let other = main.clone();
+                let second = tokio::spawn(async move {
+                    other.close().await;
+                    close_threads()
+                });
+                main.close().await;
+                assert_eq!(close_threads(), 0, "round {round}: the first call");
+                assert_eq!(second.await.unwrap(), 0, "round {round}: the second call");
+            }
+            _ => {}
         }
         main.close().await;
         assert_eq!(close_threads(), 0, "round {round}");

@@ -1119,19 +1119,14 @@ impl Main {
             .is_ok();
         // The work is done and its runtime dropped: the thread is ending,
         // and is joined (a few microseconds at most) by the first call that
-        // gets here (the first `close`, unless it was dropped), so that
-        // nothing of it outlives that call or any later one.
-        let thread = done
-            .then(|| {
-                inner
-                    .close_thread
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take()
-            })
-            .flatten();
-        if let Some(thread) = thread {
-            let _ = thread.join();
+        // gets here, under the lock, so that a call at the same time waits
+        // for the join too: nothing of the thread outlives any `close`
+        // call. (The thread never takes this lock.)
+        if done {
+            let mut thread = inner.close_thread.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(thread) = thread.take() {
+                let _ = thread.join();
+            }
         }
     }
 
