@@ -826,17 +826,13 @@ pub(crate) fn compare_visible(
                         "trait `{name}`: channel `{channel}` has a different signature: not the same {listed}"
                     )
                     });
-                    // Noted while room is left: past `NOTED_NODES`, no
-                    // more descriptions are even copied.
-                    let signature = m.signatures.get(i);
-                    if let (true, true, Some(signature)) = (
-                        differences.listed() > listed,
-                        noted_nodes < NOTED_NODES,
-                        signature,
-                    ) {
+                    // Noted for a listed line while room is left: past
+                    // `NOTED_NODES`, no more descriptions are even copied.
+                    let room = differences.listed() > listed && noted_nodes < NOTED_NODES;
+                    if let (true, Some(signature)) = (room, m.signatures.get(i)) {
                         let note = note_shapes(listed, channel, signature, parts, &m.methods[i].1);
                         let nodes = note.nodes();
-                        if noted_nodes + nodes <= NOTED_NODES {
+                        if !note.is_empty() && noted_nodes + nodes <= NOTED_NODES {
                             noted_nodes += nodes;
                             shapes.push(note);
                         }
@@ -863,7 +859,7 @@ pub(crate) fn compare_visible(
             renderer: combine(renderer_fps),
             main: combine(main_fps),
             differences: differences.into_lines(),
-            shapes: shapes.into_iter().filter(|n| !n.is_empty()).collect(),
+            shapes,
         })
     }
 }

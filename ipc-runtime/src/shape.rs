@@ -65,8 +65,10 @@ const STACK_RESERVE: usize = 1024 * 1024;
 /// traced (see the module docs). Runs `T`'s `Deserialize` impl on made-up
 /// values; a panic in it counts as "cannot be traced".
 pub(crate) fn trace<T: DeserializeOwned>() -> Option<u64> {
-    let shape = stacker::grow(TRACE_STACK, || {
-        std::panic::catch_unwind(trace_here::<T>).ok().flatten()
+    let shape = traced::<T>().map(|(state, top)| {
+        let mut h = Hash::default();
+        state.hash(&top, &mut h, &mut Vec::new());
+        h.0
     });
     if shape.is_none() {
         tracing::debug!(
@@ -78,36 +80,32 @@ pub(crate) fn trace<T: DeserializeOwned>() -> Option<u64> {
     shape
 }
 
-fn trace_here<T: DeserializeOwned>() -> Option<u64> {
-    let (state, top) = traced::<T>()?;
-    let mut h = Hash::default();
-    state.hash(&top, &mut h, &mut Vec::new());
-    Some(h.0)
-}
-
 /// The wire shape of `T` as a tree ([`Desc`]), for a handshake mismatch to
 /// name what differs; `None` where [`trace`] gives `None`. At most
 /// [`desc::MAX_NODES`] nodes are described, the rest is
 /// [`Desc::Skipped`].
 pub(crate) fn describe<T: DeserializeOwned>() -> Option<Desc> {
-    stacker::grow(TRACE_STACK, || {
-        std::panic::catch_unwind(|| {
-            let (state, top) = traced::<T>()?;
-            let mut at = Describing {
-                budget: desc::MAX_NODES,
-                depth: 0,
-                defined: Vec::new(),
-            };
-            Some(state.describe(&top, &mut at))
-        })
-        .ok()
-        .flatten()
-    })
+    let (state, top) = traced::<T>()?;
+    let mut at = Describing {
+        budget: desc::MAX_NODES,
+        depth: 0,
+        defined: Vec::new(),
+    };
+    Some(state.describe(&top, &mut at))
 }
 
 /// `T` traced until every variant of every enum met has been seen: what
-/// was recorded, and the top value.
+/// was recorded, and the top value. Runs on a stack of its own (see the
+/// module docs); a panic in `T`'s `Deserialize` counts as "cannot be
+/// traced". Hashing or describing the result runs no user code and
+/// recurses no deeper than tracing did.
 fn traced<T: DeserializeOwned>() -> Option<(State, Node)> {
+    stacker::grow(TRACE_STACK, || {
+        std::panic::catch_unwind(traced_here::<T>).ok().flatten()
+    })
+}
+
+fn traced_here<T: DeserializeOwned>() -> Option<(State, Node)> {
     let mut state = State::default();
     for _ in 0..MAX_PASSES {
         state.open.clear();
@@ -172,15 +170,6 @@ struct EnumSeen {
     variants: BTreeMap<u32, Variant>,
     /// Variants chosen in this or an earlier pass (seen, or being seen).
     claimed: Vec<u32>,
-}
-
-impl Node {
-    /// Whether `self` and `other` were recorded alike. Two enums are alike
-    /// only as the same occurrence: elements of an array of enums are not
-    /// (each is a place of its own, see [`Site`]).
-    fn same(&self, other: &Node) -> bool {
-        self == other
-    }
 }
 
 impl EnumSeen {
@@ -532,8 +521,10 @@ impl State {
                 Box::new(self.describe(key, at)),
                 Box::new(self.describe(value, at)),
             ),
-            // Elements all alike (an array): described once.
-            Node::Tuple(parts) if parts.len() > 1 && parts.iter().all(|p| p.same(&parts[0])) => {
+            // Elements all alike (an array): described once. Two enums are
+            // alike only as the same occurrence, so elements of an array of
+            // enums are not (each is a place of its own, see `Site`).
+            Node::Tuple(parts) if parts.len() > 1 && parts.iter().all(|p| *p == parts[0]) => {
                 Desc::Array(Box::new(self.describe(&parts[0], at)), parts.len() as u32)
             }
             Node::Tuple(parts) => Desc::Tuple(all(parts, at)),
