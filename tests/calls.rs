@@ -620,21 +620,10 @@ async fn a_reply_that_arrives_just_before_main_closes_is_not_lost() {
 /// by hand, so that the frames are exactly these.
 #[tokio::test]
 async fn a_farewell_gives_its_cause_and_an_unreadable_one_is_ignored() {
-    let farewell = |cause| {
-        let mut body = vec![kind::NOTICE];
-        body.extend(
-            codec::encode_to_vec(&WireError::Disconnected {
-                reason: "main's words".into(),
-                cause,
-            })
-            .unwrap(),
-        );
-        body
-    };
-    let readable = farewell(DisconnectCause::Misbehaved);
+    let readable = farewell_body(DisconnectCause::Misbehaved, "main's words".into());
     // The cause is the body's last byte (a variant index under 251 is one
     // byte): far past every cause this renderer knows.
-    let mut unknown = farewell(DisconnectCause::Misbehaved);
+    let mut unknown = farewell_body(DisconnectCause::Misbehaved, "main's words".into());
     *unknown.last_mut().unwrap() = 200;
     for (body, cause, reason) in [
         (readable, DisconnectCause::Misbehaved, "main's words"),
@@ -644,18 +633,7 @@ async fn a_farewell_gives_its_cause_and_an_unreadable_one_is_ignored() {
             "main closed the connection without saying why (its process ended, or it failed)",
         ),
     ] {
-        let (renderer_end, main_end) = tokio::net::UnixStream::pair().unwrap();
-        let fake_main = tokio::spawn(async move {
-            let mut main = RawPeer { stream: main_end };
-            assert_eq!(main.read().await.unwrap().kind, kind::HELLO);
-            main.frame(&welcome_body(1, "fake", 1 << 20, 8)).await;
-            main.frame(&body).await;
-        });
-        let api = Connection::builder()
-            .connect_as::<ProbeApi>(Transport::from_unix(renderer_end))
-            .await
-            .unwrap();
-        fake_main.await.unwrap();
+        let (api, _) = fake_main(vec![body], true).await;
         let ended = tokio::time::timeout(Duration::from_secs(5), api.closed())
             .await
             .unwrap();
@@ -673,17 +651,26 @@ async fn a_farewell_gives_its_cause_and_an_unreadable_one_is_ignored() {
 /// A main played by hand: it welcomes the renderer, sends `frames`, and
 /// then hangs up, or (`hang_up` false) stays connected, returned.
 async fn fake_main(frames: Vec<Vec<u8>>, hang_up: bool) -> (ProbeApi, Option<RawPeer>) {
+    let wire = frames.iter().flat_map(|body| framed(body)).collect();
+    fake_main_writing(Connection::builder(), wire, hang_up).await
+}
+
+/// [`fake_main`] with the renderer built by `builder`, main writing the
+/// bytes `wire` after its welcome.
+async fn fake_main_writing(
+    builder: ipc_runtime::ConnectionBuilder,
+    wire: Vec<u8>,
+    hang_up: bool,
+) -> (ProbeApi, Option<RawPeer>) {
     let (renderer_end, main_end) = tokio::net::UnixStream::pair().unwrap();
     let fake_main = tokio::spawn(async move {
         let mut main = RawPeer { stream: main_end };
         assert_eq!(main.read().await.unwrap().kind, kind::HELLO);
         main.frame(&welcome_body(1, "fake", 1 << 26, 8)).await;
-        for frame in frames {
-            main.frame(&frame).await;
-        }
+        main.bytes(&wire).await;
         (!hang_up).then_some(main)
     });
-    let api = Connection::builder()
+    let api = builder
         .connect_as::<ProbeApi>(Transport::from_unix(renderer_end))
         .await
         .unwrap();
@@ -1256,21 +1243,13 @@ async fn after_writing_failed_calls_fail_within_their_timeout() {
 /// of one call, with no cause to match on).
 #[tokio::test]
 async fn a_frame_from_main_over_the_renderers_limit_ends_the_connection() {
-    let (renderer_end, main_end) = tokio::net::UnixStream::pair().unwrap();
-    let fake_main = tokio::spawn(async move {
-        let mut main = RawPeer { stream: main_end };
-        assert_eq!(main.read().await.unwrap().kind, kind::HELLO);
-        main.frame(&welcome_body(1, "fake", 1 << 20, 8)).await;
-        // 8 KiB announced; the renderer accepts 4 KiB.
-        main.bytes(&[0, 0, 0x20, 0, kind::EVENT]).await;
-        main
-    });
-    let api = Connection::builder()
-        .max_frame_size(4096)
-        .connect_as::<ProbeApi>(Transport::from_unix(renderer_end))
-        .await
-        .unwrap();
-    let _main = fake_main.await.unwrap();
+    // 8 KiB announced; the renderer accepts 4 KiB.
+    let (api, _main) = fake_main_writing(
+        Connection::builder().max_frame_size(4096),
+        vec![0, 0, 0x20, 0, kind::EVENT],
+        false,
+    )
+    .await;
     let ended = tokio::time::timeout(Duration::from_secs(5), api.closed())
         .await
         .unwrap();

@@ -587,49 +587,37 @@ async fn bank_connect<A: ipc_runtime::Api>(main: &Main) -> Result<A, IpcError> {
     conn
 }
 
+/// The differences a renderer built as `A` is refused with by `main`.
+async fn bank_mismatch<A: ipc_runtime::Api>(main: &Main) -> Vec<String> {
+    match bank_connect::<A>(main).await.err() {
+        Some(IpcError::HandshakeMismatch { differences, .. }) => differences,
+        other => panic!("expected a handshake mismatch, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_type_changed_under_the_same_name_is_a_mismatch() {
     let main = v1::main();
-    let differences = |err: IpcError| match err {
-        IpcError::HandshakeMismatch { differences, .. } => differences,
-        other => panic!("expected a handshake mismatch, got {other:?}"),
-    };
-    let err = bank_connect::<v2_fields::BankApi>(&main)
-        .await
-        .err()
-        .unwrap();
     // `pay_with_memo` too: its memo cannot be traced, but that does not
     // hide the change to the other argument. Each says where the types
     // differ, as this renderer sees it (the first difference found).
     assert_eq!(
-        differences(err)[..2],
+        bank_mismatch::<v2_fields::BankApi>(&main).await[..2],
         [
             "trait `Bank`: channel `bank:pay` has a different signature: not the same arguments (main's: `(transfer: Transfer)`); at `transfer`, the fields are in another order: main's `from, to, cents`, this renderer's `to, from, cents`",
             "trait `Bank`: channel `bank:pay-with-memo` has a different signature: not the same arguments (main's: `(memo: Memo, transfer: Transfer)`); at `transfer`, the fields are in another order: main's `from, to, cents`, this renderer's `to, from, cents`"
         ]
     );
-    let err = bank_connect::<v2_variant::BankApi>(&main)
-        .await
-        .err()
-        .unwrap();
     assert_eq!(
-        differences(err)[0],
+        bank_mismatch::<v2_variant::BankApi>(&main).await[0],
         "trait `BankEvents`: channel `bank:notice` has a different signature: not the same arguments (main's: `(notice: Notice)`); at `notice`, variant `Frozen` only in this renderer's"
     );
-    let err = bank_connect::<v2_cents::BankApi>(&main)
-        .await
-        .err()
-        .unwrap();
     assert_eq!(
-        differences(err)[0],
+        bank_mismatch::<v2_cents::BankApi>(&main).await[0],
         "trait `Bank`: channel `bank:pay` has a different signature: not the same arguments (main's: `(transfer: Transfer)`); at `transfer.cents`, main's is `u64` and this renderer's `i64`"
     );
-    let err = bank_connect::<v2_refusal::BankApi>(&main)
-        .await
-        .err()
-        .unwrap();
     assert_eq!(
-        differences(err)[0],
+        bank_mismatch::<v2_refusal::BankApi>(&main).await[0],
         "trait `BankEvents`: channel `bank:notice` has a different signature: not the same arguments (main's: `(notice: Notice)`); at `notice::Refused`, main's variant is a newtype variant and this renderer's a struct variant"
     );
     assert_eq!(main.renderer_count(), 0);
