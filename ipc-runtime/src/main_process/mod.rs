@@ -1090,7 +1090,11 @@ impl Main {
             // it is aborted with its renderer's other calls) and whatever
             // runtime polled it, and every call waits for it.
             let finishing = Finished(Arc::clone(inner));
-            let thread = std::thread::Builder::new()
+            // Held until the handle is stored: a call that sees the work
+            // done before then (it can be quick) waits here for the handle
+            // to join, rather than finding none.
+            let mut handle = inner.close_thread.lock().unwrap_or_else(|e| e.into_inner());
+            *handle = std::thread::Builder::new()
                 .name("ipc-main-close".into())
                 .spawn(move || {
                     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1103,7 +1107,7 @@ impl Main {
                     drop(finishing);
                 })
                 .ok();
-            *inner.close_thread.lock().unwrap_or_else(|e| e.into_inner()) = thread;
+            drop(handle);
             if !conns.is_empty() {
                 tracing::info!(
                     renderers = conns.len(),
